@@ -1,0 +1,12 @@
+package dev.lazypull.cache;
+
+import java.util.concurrent.atomic.LongAdder;
+
+/** Counters of the fetch core, shared by every blob of one daemon or export. */
+public final class FetchStats {
+  public final LongAdder fetches = new LongAdder();
+  public final LongAdder fetchFailures = new LongAdder();
+  public final LongAdder bytesFetched = new LongAdder();
+  public final LongAdder bytesWritten = new LongAdder();
+  public final LongAdder chunksDeduplicated = new LongAdder();
+}

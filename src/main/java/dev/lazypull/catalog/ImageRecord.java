@@ -1,0 +1,91 @@
+package dev.lazypull.catalog;
+
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * One registered image, as the catalog persists it: how the kernel will name it (fsid, domain, device cookies)
+ * and which blobs back those names.
+ *
+ * @param fsid the mount's {@code fsid=}; also the bootstrap's cookie key
+ * @param domainId the mount's {@code domain_id=}, or null; images in one domain share blob cache files
+ * @param reference the image reference as registered (to re-open its source after a restart)
+ * @param bootstrap layer 0
+ * @param blobs layers 1..n; blob k-1 is EROFS device id k
+ * @param deviceNames the cookie key of each data blob: its device tag, or the {@code device=} name we mount with
+ * @param deviceOptions whether mounts must pass {@code device=<name>} options (untagged device slots)
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public record ImageRecord(
+    @JsonProperty("fsid") String fsid,
+    @JsonProperty("domainId") String domainId,
+    @JsonProperty("reference") String reference,
+    @JsonProperty("manifestDigest") Digest manifestDigest,
+    @JsonProperty("bootstrap") Descriptor bootstrap,
+    @JsonProperty("blobs") List<Descriptor> blobs,
+    @JsonProperty("deviceNames") List<String> deviceNames,
+    @JsonProperty("deviceOptions") boolean deviceOptions) {
+
+  /** fsid and domain_id become mount options and cache file names: keep them to a safe alphabet. */
+  private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+
+  public ImageRecord {
+    checkName("fsid", fsid);
+    if (domainId != null) {
+      checkName("domain_id", domainId);
+    }
+    blobs = List.copyOf(blobs);
+    deviceNames = List.copyOf(deviceNames);
+    if (blobs.size() != deviceNames.size()) {
+      throw new IllegalArgumentException("fsid " + fsid + ": " + blobs.size() + " blobs but " + deviceNames.size()
+          + " device names");
+    }
+  }
+
+  public static void checkName(String what, String name) {
+    if (name == null || !NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException(what + " must match " + NAME.pattern() + ": '" + name + "'");
+    }
+  }
+
+  /** The fscache volume this image's cookies live in: {@code erofs,<domain_id or fsid>} without the prefix. */
+  @JsonIgnore
+  public String volumeName() {
+    return domainId != null ? domainId : fsid;
+  }
+
+  /** The option string for {@code mount -t erofs none MNT -o …}. */
+  @JsonIgnore
+  public String mountOptions() {
+    StringBuilder b = new StringBuilder("fsid=").append(fsid);
+    if (domainId != null) {
+      b.append(",domain_id=").append(domainId);
+    }
+    if (deviceOptions) {
+      for (String name : deviceNames) {
+        b.append(",device=").append(name);
+      }
+    }
+    return b.toString();
+  }
+
+  /** Total bytes of the bootstrap and all data blobs. */
+  @JsonIgnore
+  public long totalBytes() {
+    long n = bootstrap.size();
+    for (Descriptor d : blobs) {
+      n += d.size();
+    }
+    return n;
+  }
+
+  /** The default fsid of an image: derived from its manifest digest, so one image always reuses its cache. */
+  public static String defaultFsid(Digest manifestDigest) {
+    return "lp-" + manifestDigest.hex().substring(0, 32);
+  }
+}

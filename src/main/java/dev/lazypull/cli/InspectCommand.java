@@ -1,0 +1,77 @@
+package dev.lazypull.cli;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lazypull.blob.ImageSource;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageRegistrar;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.erofs.BootstrapHeader;
+import dev.lazypull.erofs.DeviceSlot;
+import dev.lazypull.erofs.Superblock;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Json;
+import dev.lazypull.image.LazyImage;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code lazypull inspect IMAGE}: manifest, bootstrap superblock and device table, blobs. */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+    description = "Show an image's manifest, bootstrap summary, device table and blobs.")
+final class InspectCommand implements Callable<Integer> {
+  @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
+  String image;
+
+  @Option(names = "--json", description = "Machine-readable output.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    ImageSource source = ImageSources.localOnly().open(image);
+    LazyImage img = source.resolve();
+    BootstrapHeader header = ImageRegistrar.readHeader(source, img);
+    ImageRecord record = ImageRegistrar.describe(img, header, null, null);
+    Superblock sb = header.superblock();
+    if (json) {
+      ObjectNode out = Json.MAPPER.createObjectNode();
+      out.put("reference", img.reference());
+      out.put("manifestDigest", img.manifestDigest().toString());
+      out.put("defaultFsid", record.fsid());
+      out.put("mountOptions", record.mountOptions());
+      out.set("bootstrap", Json.MAPPER.valueToTree(img.bootstrap()));
+      out.set("blobs", Json.MAPPER.valueToTree(img.blobs()));
+      ObjectNode s = out.putObject("superblock");
+      s.put("blockSize", sb.blockSize());
+      s.put("inodes", sb.inodes());
+      s.put("blocks", sb.blocks());
+      s.put("rootNid", sb.rootNid());
+      s.put("featureCompat", sb.featureCompat());
+      s.put("featureIncompat", sb.featureIncompat());
+      ArrayNode devices = out.putArray("devices");
+      for (DeviceSlot d : header.devices()) {
+        devices.addObject().put("tag", d.tag()).put("blocks", d.blocks()).put("mappedBlkaddr", d.mappedBlkaddr());
+      }
+      System.out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(out));
+      return 0;
+    }
+    System.out.println("image:        " + img.reference());
+    System.out.println("manifest:     " + img.manifestDigest());
+    System.out.println("default fsid: " + record.fsid());
+    System.out.println("mount with:   -o " + record.mountOptions());
+    System.out.printf("bootstrap:    %s  %s%n", img.bootstrap().digest(), Units.human(img.bootstrap().size()));
+    System.out.printf("superblock:   block size %d, %d inodes, %d blocks, root nid %d, compat 0x%x, incompat 0x%x%n",
+        sb.blockSize(), sb.inodes(), sb.blocks(), sb.rootNid(), sb.featureCompat(), sb.featureIncompat());
+    System.out.println("devices:      " + header.devices().size());
+    for (int i = 0; i < header.devices().size(); i++) {
+      DeviceSlot d = header.devices().get(i);
+      Descriptor blob = img.blobs().get(i);
+      System.out.printf("  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n", i + 1, blob.digest(),
+          Units.human(blob.size()), d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(),
+          d.mappedBlkaddr());
+    }
+    System.out.println("total:        " + Units.human(record.totalBytes()));
+    return 0;
+  }
+}

@@ -1,0 +1,42 @@
+package dev.lazypull.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.control.ControlClient;
+import dev.lazypull.image.Json;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code lazypull status}: what the running daemon is doing. */
+@Command(name = "status", mixinStandardHelpOptions = true, description = "Show the running daemon's counters, "
+    + "open objects and registered images.")
+final class StatusCommand implements Callable<Integer> {
+  @Mixin SocketOption socket;
+
+  @Option(names = "--json", description = "Print the raw JSON reply.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    JsonNode status = new ControlClient(socket.socket).call(ControlClient.request("status"));
+    if (json) {
+      System.out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(status));
+      return 0;
+    }
+    System.out.println("images registered: " + status.path("images").asLong());
+    System.out.println("objects open:      " + status.path("objects").size());
+    for (JsonNode o : status.path("objects")) {
+      System.out.printf("  object %-5d fsid %-36s device %-3d %s  %s / %s%n", o.path("objectId").asInt(),
+          o.path("fsid").asText(), o.path("deviceId").asInt(), o.path("blob").asText().substring(7, 19),
+          Units.human(o.path("readyBytes").asLong()), Units.human(o.path("size").asLong()));
+    }
+    for (Iterator<Map.Entry<String, JsonNode>> it = status.path("stats").fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      System.out.printf("%-20s %d%n", e.getKey(), e.getValue().asLong());
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,31 @@
+package dev.lazypull.cli;
+
+import dev.lazypull.sys.ErrnoException;
+import dev.lazypull.sys.Posix;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code lazypull umount MOUNTPOINT}. The image stays registered, so a later mount reuses its cache. */
+@Command(name = "umount", mixinStandardHelpOptions = true,
+    description = "Unmount a lazypull mount. The image stays registered; its cached data stays on disk.")
+final class UmountCommand implements Callable<Integer> {
+  @Option(names = {"-l", "--lazy"}, description = "Detach now, clean up when no longer busy (MNT_DETACH).")
+  boolean lazy;
+
+  @Parameters(index = "0", paramLabel = "MOUNTPOINT")
+  Path mountpoint;
+
+  @Override
+  public Integer call() {
+    try {
+      Posix.umount2(mountpoint.toAbsolutePath().toString(), lazy ? Posix.MNT_DETACH : 0);
+    } catch (ErrnoException e) {
+      System.err.println("lazypull umount: " + e.getMessage());
+      return 1;
+    }
+    return 0;
+  }
+}

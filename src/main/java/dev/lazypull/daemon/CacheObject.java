@@ -1,0 +1,176 @@
+package dev.lazypull.daemon;
+
+import dev.lazypull.cache.ChunkFetcher;
+import dev.lazypull.cache.ChunkMap;
+import dev.lazypull.cache.ChunkWriter;
+import dev.lazypull.cachefiles.Devnode;
+import dev.lazypull.catalog.BlobBinding;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.function.Function;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One kernel cachefiles object (a cookie's backing file) that the daemon has opened: its anon fd(s), the blob
+ * it serves and the fetch state of its cache file.
+ *
+ * <p>Anon fds are reference-counted: CLOSE drops the table's reference, and the fds are closed only when the
+ * last READ or fetch using them is done. A descriptor number is never closed while another thread may still
+ * write through it — after close(2) the number can be reused for an unrelated file.
+ */
+final class CacheObject implements ChunkWriter {
+  private static final Logger LOG = Logger.getLogger(CacheObject.class.getName());
+
+  final int objectId;
+  final String volumeKey;
+  final String cookieKey;
+  final BlobBinding binding;
+  final ChunkFetcher fetcher;
+  private final Devnode devnode;
+  private final List<Integer> fds = new ArrayList<>();
+  private int refs = 1;
+  private boolean closed;
+  private CompletableFuture<Void> rebuilt;
+
+  CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode,
+      Function<CacheObject, ChunkFetcher> fetcherFactory) {
+    this.objectId = objectId;
+    this.volumeKey = volumeKey;
+    this.cookieKey = cookieKey;
+    this.binding = binding;
+    this.devnode = devnode;
+    this.fds.add(fd);
+    this.fetcher = fetcherFactory.apply(this);
+  }
+
+  /** Takes a reference for a READ or fetch; false once the object is closed. */
+  synchronized boolean acquire() {
+    if (closed) {
+      return false;
+    }
+    refs++;
+    return true;
+  }
+
+  void release() {
+    List<Integer> toClose = null;
+    synchronized (this) {
+      if (--refs == 0) {
+        toClose = new ArrayList<>(fds);
+        fds.clear();
+      }
+    }
+    if (toClose != null) {
+      for (int fd : toClose) {
+        devnode.closeAnonFd(fd);
+      }
+    }
+  }
+
+  /** CLOSE from the kernel (or daemon shutdown): no new users; fds go when the last user releases. */
+  void markClosed() {
+    synchronized (this) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    release();
+  }
+
+  synchronized boolean isClosed() {
+    return closed;
+  }
+
+  /** Another fd for the same object (an OPEN re-delivered after {@code restore}). */
+  synchronized boolean addFd(int fd) {
+    if (closed) {
+      return false;
+    }
+    fds.add(fd);
+    return true;
+  }
+
+  /** The fd used for writes and replies. Callers hold a reference. */
+  synchronized int fd() {
+    if (fds.isEmpty()) {
+      throw new IllegalStateException("object " + objectId + " has no open fd");
+    }
+    return fds.get(0);
+  }
+
+  /**
+   * Makes {@code [offset, offset+length)} present. The first call learns what the cache file already holds
+   * (SEEK_DATA/SEEK_HOLE on the anon fd) on the fetch pool: the backing file is attached only after copen, so
+   * this cannot happen at OPEN.
+   */
+  CompletableFuture<Void> ensure(long offset, long length, Executor pool) {
+    CompletableFuture<Void> init;
+    synchronized (this) {
+      if (rebuilt == null) {
+        rebuilt = CompletableFuture.runAsync(this::rebuildChunkMap, pool);
+      }
+      init = rebuilt;
+    }
+    if (init.isDone()) {
+      return fetcher.ensure(offset, length);
+    }
+    return init.thenCompose(v -> fetcher.ensure(offset, length));
+  }
+
+  private void rebuildChunkMap() {
+    if (!acquire()) {
+      return;
+    }
+    try {
+      int fd = fd();
+      ChunkMap map = fetcher.map();
+      map.rebuild(new ChunkMap.ExtentProbe() {
+        @Override
+        public long seekData(long offset) throws IOException {
+          return devnode.seekData(fd, offset);
+        }
+
+        @Override
+        public long seekHole(long offset) throws IOException {
+          return devnode.seekHole(fd, offset);
+        }
+      });
+      if (map.readyCount() > 0) {
+        LOG.fine(() -> "object " + objectId + " (" + binding.blob().digest().shortHex() + "): " + map.readyCount()
+            + " of " + map.chunkCount() + " chunks already cached");
+      }
+    } catch (IOException | RuntimeException e) {
+      // Not fatal: unknown readiness only costs refetching chunks the file already holds.
+      LOG.log(Level.WARNING, "object " + objectId + ": cannot probe cached extents: " + e.getMessage());
+    } finally {
+      release();
+    }
+  }
+
+  @Override
+  public void write(ByteBuffer buf, long offset) throws IOException {
+    if (!acquire()) {
+      throw new IOException("object " + objectId + " was closed by the kernel");
+    }
+    try {
+      int want = buf.remaining();
+      long n = devnode.pwrite(fd(), buf, offset);
+      if (n < want) { // the anon fd reports >= the request on every kernel; less means trouble
+        throw new IOException("short write to object " + objectId + " at " + offset + ": " + n + " of " + want);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "object " + objectId + " [" + volumeKey + " / " + binding.blob().digest().shortHex() + "]";
+  }
+}

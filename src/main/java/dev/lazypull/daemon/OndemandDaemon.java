@@ -1,0 +1,214 @@
+package dev.lazypull.daemon;
+
+import dev.lazypull.cachefiles.CachefilesDecoder;
+import dev.lazypull.cachefiles.CachefilesMsg;
+import dev.lazypull.cachefiles.Devnode;
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.sys.Errno;
+import dev.lazypull.sys.ErrnoException;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The cachefiles on-demand daemon: one poll thread takes requests from the devnode and dispatches them —
+ * READs to the fetch pool through {@link RequestHandler#onRead}, OPEN and CLOSE to a single object thread.
+ * The poll thread never does blocking I/O; it waits only for the kernel (poll) or for a free slot when
+ * {@code maxOutstandingReads} READs are already in progress, leaving further requests queued in the kernel.
+ */
+public final class OndemandDaemon implements Closeable {
+  private static final Logger LOG = Logger.getLogger(OndemandDaemon.class.getName());
+  private static final int POLL_TIMEOUT_MS = 250;
+
+  private final Devnode devnode;
+  private final DaemonStats stats;
+  private final Semaphore readSlots;
+  private final ExecutorService fetchPool;
+  private final ExecutorService objectThread;
+  private final RequestHandler handler;
+  private final Thread pollThread;
+  private volatile boolean running;
+  private volatile Throwable failure;
+
+  public OndemandDaemon(Devnode devnode, Catalog catalog, ImageSources sources, DaemonConfig config,
+      DaemonStats stats) {
+    this.devnode = devnode;
+    this.stats = stats;
+    this.readSlots = new Semaphore(config.maxOutstandingReads());
+    this.fetchPool = new ThreadPoolExecutor(config.fetchThreads(), config.fetchThreads(), 60, TimeUnit.SECONDS,
+        new LinkedBlockingQueue<>(), threads("lazypull-fetch"));
+    this.objectThread = Executors.newSingleThreadExecutor(threads("lazypull-objects"));
+    this.handler = new RequestHandler(devnode, catalog, sources, config, stats, fetchPool, readSlots::release);
+    this.pollThread = new Thread(this::pollLoop, "lazypull-devnode-poll");
+  }
+
+  private static ThreadFactory threads(String name) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  public void start() {
+    running = true;
+    pollThread.start();
+  }
+
+  public DaemonStats stats() {
+    return stats;
+  }
+
+  /** Number of kernel objects currently open. */
+  public int openObjects() {
+    return handler.objects().size();
+  }
+
+  /** Snapshot of open objects for status: (object id, fsid, device id, blob digest, ready bytes, size). */
+  public List<ObjectStatus> objectStatus() {
+    return handler.objects().stream()
+        .map(o -> new ObjectStatus(o.objectId, o.binding.image().fsid(), o.binding.deviceId(),
+            o.binding.blob().digest().toString(), o.fetcher.map().readyBytes(), o.binding.blob().size()))
+        .toList();
+  }
+
+  public record ObjectStatus(int objectId, String fsid, int deviceId, String blob, long readyBytes, long size) {}
+
+  /** The error that stopped the poll loop, if it stopped on its own. */
+  public Throwable failure() {
+    return failure;
+  }
+
+  public boolean isRunning() {
+    return running && pollThread.isAlive();
+  }
+
+  private void pollLoop() {
+    ByteBuffer buf = ByteBuffer.allocateDirect(CachefilesDecoder.MSG_MAX_SIZE);
+    int consecutiveErrors = 0;
+    while (running) {
+      try {
+        if (!devnode.awaitRequest(POLL_TIMEOUT_MS)) {
+          continue;
+        }
+        while (running) {
+          readSlots.acquire();
+          int n;
+          try {
+            n = devnode.read(buf);
+          } catch (IOException | RuntimeException e) {
+            readSlots.release();
+            throw e;
+          }
+          if (n == 0) {
+            readSlots.release();
+            break;
+          }
+          dispatch(CachefilesDecoder.decode(buf, n));
+        }
+        consecutiveErrors = 0;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      } catch (ErrnoException e) {
+        if (e.errno() == Errno.EIO) { // the cache is dead (devnode unbound or withdrawn): nothing more will come
+          fail(e);
+          return;
+        }
+        if (++consecutiveErrors > 100) {
+          fail(e);
+          return;
+        }
+        LOG.warning("devnode: " + e.getMessage());
+        sleepQuietly(10);
+      } catch (IOException | RuntimeException e) {
+        if (++consecutiveErrors > 100) {
+          fail(e);
+          return;
+        }
+        LOG.log(Level.WARNING, "devnode poll loop: " + e, e);
+        sleepQuietly(10);
+      }
+    }
+  }
+
+  private void dispatch(CachefilesMsg msg) {
+    if (msg instanceof CachefilesMsg.Read read) {
+      handler.onRead(read); // releases its slot when answered
+      return;
+    }
+    if (msg instanceof CachefilesMsg.Malformed bad && bad.opcode() == CachefilesMsg.OPCODE_READ) {
+      objectThread.execute(() -> handler.onMalformed(bad)); // answered there, slot released there
+      return;
+    }
+    readSlots.release();
+    if (msg instanceof CachefilesMsg.Open open) {
+      objectThread.execute(() -> handler.onOpen(open));
+    } else if (msg instanceof CachefilesMsg.Close close) {
+      objectThread.execute(() -> handler.onClose(close));
+    } else if (msg instanceof CachefilesMsg.Malformed bad) {
+      objectThread.execute(() -> handler.onMalformed(bad));
+    }
+  }
+
+  private void fail(Throwable e) {
+    failure = e;
+    running = false;
+    LOG.severe("devnode failed, daemon stopping: " + e.getMessage());
+  }
+
+  private static void sleepQuietly(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Waits until the poll loop ends (stop() or a fatal devnode error). */
+  public void awaitTermination() throws InterruptedException {
+    pollThread.join();
+  }
+
+  /**
+   * Stops taking requests, fails what is queued, closes every object and the devnode. The kernel then fails
+   * outstanding requests with EIO; mounts must be remounted against a new daemon.
+   */
+  @Override
+  public void close() {
+    running = false;
+    try {
+      pollThread.join(2000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    objectThread.shutdown();
+    fetchPool.shutdown();
+    try {
+      objectThread.awaitTermination(2, TimeUnit.SECONDS);
+      fetchPool.awaitTermination(2, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    fetchPool.shutdownNow();
+    handler.closeAll();
+    try {
+      devnode.close();
+    } catch (IOException e) {
+      LOG.warning("closing devnode: " + e.getMessage());
+    }
+  }
+}

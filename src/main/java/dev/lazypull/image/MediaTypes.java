@@ -1,0 +1,35 @@
+package dev.lazypull.image;
+
+/** Media types lazypull reads and writes (see docs/format.md). */
+public final class MediaTypes {
+  public static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+  public static final String OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+  public static final String OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
+  public static final String OCI_EMPTY = "application/vnd.oci.empty.v1+json";
+  public static final String OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
+  public static final String OCI_LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+  public static final String OCI_LAYER_TAR_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd";
+  public static final String DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+  public static final String DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+  public static final String DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
+  public static final String DOCKER_LAYER_TAR_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+  /** Layer 0 of a lazypull image: the raw EROFS bootstrap (metadata), stored uncompressed. */
+  public static final String EROFS_BOOTSTRAP = "application/vnd.lazypull.erofs.bootstrap.v1";
+  /** Layers 1..n: raw, 4 KiB-aligned chunk data; layer k is EROFS device id k. */
+  public static final String EROFS_BLOB = "application/vnd.lazypull.erofs.blob.v1";
+
+  /** The Accept header for manifest requests: distribution returns 404 for OCI types it was not offered. */
+  public static final String MANIFEST_ACCEPT =
+      String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST);
+
+  private MediaTypes() {}
+
+  public static boolean isIndex(String mediaType) {
+    return OCI_INDEX.equals(mediaType) || DOCKER_MANIFEST_LIST.equals(mediaType);
+  }
+
+  public static boolean isManifest(String mediaType) {
+    return OCI_MANIFEST.equals(mediaType) || DOCKER_MANIFEST.equals(mediaType);
+  }
+}

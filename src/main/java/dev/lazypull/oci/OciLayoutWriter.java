@@ -1,0 +1,98 @@
+package dev.lazypull.oci;
+
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.ImageIndex;
+import dev.lazypull.image.Json;
+import dev.lazypull.image.MediaTypes;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.DigestOutputStream;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+
+/** Writes blobs and tags into an OCI image layout, creating it if needed. Blobs are content-addressed. */
+public final class OciLayoutWriter {
+  private final Path dir;
+  private final Path blobDir;
+
+  public OciLayoutWriter(Path dir) throws IOException {
+    this.dir = dir.toAbsolutePath().normalize();
+    this.blobDir = this.dir.resolve("blobs").resolve("sha256");
+    Files.createDirectories(blobDir);
+    Path layout = this.dir.resolve("oci-layout");
+    if (!Files.exists(layout)) {
+      Files.write(layout, "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(StandardCharsets.UTF_8));
+    }
+    Path index = this.dir.resolve("index.json");
+    if (!Files.exists(index)) {
+      writeAtomically(index, Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, List.of(), Map.of())));
+    }
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  /** Stores bytes as a blob; returns its descriptor. */
+  public Descriptor putBlob(byte[] bytes, String mediaType) throws IOException {
+    Digest digest = Digest.of(bytes);
+    Path target = blobDir.resolve(digest.hex());
+    if (!Files.exists(target)) {
+      writeAtomically(target, bytes);
+    }
+    return new Descriptor(mediaType, digest, bytes.length);
+  }
+
+  /** Copies a file in as a blob, hashing while copying; returns its descriptor. */
+  public Descriptor putBlob(Path file, String mediaType) throws IOException {
+    Path tmp = Files.createTempFile(blobDir, ".incoming-", ".tmp");
+    try {
+      MessageDigest sha = Digest.sha256();
+      long size;
+      try (InputStream in = Files.newInputStream(file);
+          OutputStream out = new DigestOutputStream(Files.newOutputStream(tmp), sha)) {
+        size = in.transferTo(out);
+      }
+      Digest digest = new Digest(HexFormat.of().formatHex(sha.digest()));
+      Files.move(tmp, blobDir.resolve(digest.hex()), StandardCopyOption.REPLACE_EXISTING,
+          StandardCopyOption.ATOMIC_MOVE);
+      return new Descriptor(mediaType, digest, size);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  /** Points {@code tag} at a manifest in index.json, replacing any earlier entry with that tag. */
+  public void tag(Descriptor manifest, String tag) throws IOException {
+    Path indexPath = dir.resolve("index.json");
+    ImageIndex index = Json.parse(Files.readAllBytes(indexPath), ImageIndex.class, indexPath.toString());
+    List<Descriptor> entries = new ArrayList<>();
+    for (Descriptor d : index.manifests()) {
+      if (tag == null || !tag.equals(d.annotation(OciLayout.REF_NAME))) {
+        entries.add(d);
+      }
+    }
+    Map<String, String> annotations = tag == null ? Map.of() : Map.of(OciLayout.REF_NAME, tag);
+    entries.add(new Descriptor(manifest.mediaType(), manifest.digest(), manifest.size(), annotations, null));
+    writeAtomically(indexPath, Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, entries, index.annotations())));
+  }
+
+  private static void writeAtomically(Path target, byte[] bytes) throws IOException {
+    Path tmp = Files.createTempFile(target.getParent(), ".tmp-", "");
+    try {
+      Files.write(tmp, bytes);
+      Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+}
