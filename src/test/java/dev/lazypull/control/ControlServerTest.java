@@ -1,0 +1,97 @@
+package dev.lazypull.control;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.image.Json;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ControlServerTest {
+  @TempDir Path tmp;
+
+  private ControlServer echo(Path socket) throws Exception {
+    return ControlServer.start(socket, (op, req) -> {
+      if (op.equals("fail")) {
+        throw new IllegalArgumentException("asked to fail");
+      }
+      return Json.MAPPER.createObjectNode().put("echo", op).put("n", req.path("n").asInt());
+    });
+  }
+
+  @Test
+  void answersRequestsAndReportsErrors() throws Exception {
+    Path socket = tmp.resolve("run/ctl.sock");
+    try (ControlServer server = echo(socket)) {
+      assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+      assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())));
+      ControlClient client = new ControlClient(socket);
+      JsonNode r = client.call(ControlClient.request("hello").put("n", 7));
+      assertEquals("hello", r.get("echo").asText());
+      assertEquals(7, r.get("n").asInt());
+      ControlException e = assertThrows(ControlException.class, () -> client.call(ControlClient.request("fail")));
+      assertEquals("asked to fail", e.getMessage());
+    }
+    assertFalse(Files.exists(socket), "socket removed on close");
+  }
+
+  @Test
+  void malformedLinesGetErrorsAndTheConnectionStaysUsable() throws Exception {
+    Path socket = tmp.resolve("ctl.sock");
+    try (ControlServer server = echo(socket);
+        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+      ch.connect(UnixDomainSocketAddress.of(socket));
+      String replies = exchange(ch, "not json\n[1,2]\n{\"op\":5}\n{\"op\":\"ok\",\"n\":3}\n", 4);
+      String[] lines = replies.split("\n");
+      assertTrue(lines[0].contains("\"ok\":false") && lines[0].contains("malformed"), lines[0]);
+      assertTrue(lines[1].contains("\"ok\":false"), lines[1]);
+      assertTrue(lines[2].contains("\"ok\":false"), lines[2]);
+      assertTrue(lines[3].contains("\"ok\":true") && lines[3].contains("\"n\":3"), lines[3]);
+    }
+  }
+
+  @Test
+  void aSecondDaemonOnTheSameSocketIsRefusedAndAStaleSocketReplaced() throws Exception {
+    Path socket = tmp.resolve("ctl.sock");
+    try (ControlServer server = echo(socket)) {
+      Exception e = assertThrows(Exception.class, () -> echo(socket));
+      assertTrue(e.getMessage().contains("already listening"), e.getMessage());
+    }
+    Files.createFile(socket); // stale leftover
+    try (ControlServer server = echo(socket)) {
+      assertEquals("x", new ControlClient(socket).call(ControlClient.request("x")).get("echo").asText());
+    }
+  }
+
+  @Test
+  void unreachableDaemonIsAClearError() {
+    ControlException e = assertThrows(ControlException.class,
+        () -> new ControlClient(tmp.resolve("none.sock")).call(ControlClient.request("ping")));
+    assertTrue(e.getMessage().contains("is it running"), e.getMessage());
+  }
+
+  private static String exchange(SocketChannel ch, String send, int lines) throws Exception {
+    ch.write(ByteBuffer.wrap(send.getBytes(StandardCharsets.UTF_8)));
+    StringBuilder got = new StringBuilder();
+    ByteBuffer buf = ByteBuffer.allocate(4096);
+    while (got.chars().filter(c -> c == '\n').count() < lines) {
+      buf.clear();
+      if (ch.read(buf) < 0) {
+        break;
+      }
+      got.append(new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8));
+    }
+    return got.toString();
+  }
+}
