@@ -1,0 +1,89 @@
+#!/bin/bash
+# Real-kernel fscache end-to-end suite, run inside the QEMU guest by FscacheKernelIT.
+# Usage: fscache-e2e.sh WORKDIR   (WORKDIR holds layout/ and *.md5 made on the host)
+set -uo pipefail
+W=$1
+. "$(dirname "$0")/lib.sh"
+L="oci:$W/layout"
+mkdir -p /mnt/cache /mnt/state /tmp/mnt
+trap 'echo "--- daemon log (tail)"; tail -n 40 /tmp/daemon.log 2>/dev/null' EXIT
+
+echo "### clear errors before binding"
+out=$(lp daemon --cache-dir /tmp/tmpfs-cache --state-dir /tmp/st --socket /tmp/x.sock 2>&1); rc=$?
+check daemon-refuses-tmpfs-cache test "$rc" -ne 0 -a -n "$(grep -o tmpfs <<<"$out")"
+echo "$out"
+
+echo "### start the daemon"
+t0=$(now_ms)
+lp daemon --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
+DAEMON=$!
+check daemon-ready wait_for_daemon
+result daemon-start-ms $(( $(now_ms) - t0 ))
+out=$(lp daemon --cache-dir /mnt/cache2 --state-dir /tmp/st2 --socket /tmp/y.sock 2>&1); rc=$?
+check second-daemon-devnode-busy test "$rc" -ne 0 -a -n "$(grep -o busy <<<"$out")"
+echo "$out"
+
+# verify NAME TAG MOUNTPOINT MD5FILE [mount args...]: mount, md5 every file, then prove warm re-reads send no READ
+verify() {
+  local name=$1 tag=$2 mnt=$3 md5=$4; shift 4
+  mkdir -p "$mnt"
+  local r0 t0 t1 t2 r1 r2 r3 b0 b1
+  r0=$(stat_field reads); b0=$(stat_field bytesWritten)
+  t0=$(now_ms)
+  check "$name-mount" lp mount --socket "$SOCK" "$@" "$L:$tag" "$mnt"
+  t1=$(now_ms)
+  check "$name-md5-cold" bash -c "cd '$mnt' && md5sum --quiet -c '$md5'"
+  t2=$(now_ms)
+  r1=$(stat_field reads); b1=$(stat_field bytesWritten)
+  result "$name-mount-ms" $((t1 - t0))
+  result "$name-cold-read-ms" $((t2 - t1))
+  result "$name-reads" $((r1 - r0))
+  result "$name-bytes-written" $((b1 - b0))
+  check "$name-cold-sent-reads" test $((r1 - r0)) -gt 0
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  check "$name-md5-after-drop-caches" bash -c "cd '$mnt' && md5sum --quiet -c '$md5'"
+  r2=$(stat_field reads)
+  result "$name-reads-after-drop-caches" $((r2 - r1))
+  check "$name-zero-reads-after-drop-caches" test "$r2" -eq "$r1"
+  check "$name-umount" lp umount "$mnt"
+  check "$name-remount" lp mount --socket "$SOCK" "$@" "$L:$tag" "$mnt"
+  check "$name-md5-after-remount" bash -c "cd '$mnt' && md5sum --quiet -c '$md5'"
+  r3=$(stat_field reads)
+  result "$name-reads-after-remount" $((r3 - r2))
+  check "$name-zero-reads-after-remount" test "$r3" -eq "$r2"
+}
+
+echo "### (a) single-device image from mkfs.erofs"
+verify single single /tmp/mnt/single "$W/tree.md5"
+
+echo "### unknown fsid fails cleanly, the daemon keeps serving"
+mkdir -p /tmp/mnt/unknown
+check unknown-fsid-mount-fails bash -c '! mount -t erofs none /tmp/mnt/unknown -o fsid=no-such-image 2>&1'
+check daemon-alive-after-unknown kill -0 "$DAEMON"
+refused=$(stat_field opensRefused)
+result opens-refused "$refused"
+check unknown-fsid-refused-by-daemon test "$refused" -ge 1
+
+echo "### (b) multi-device image: bootstrap + data blob (untagged slot, mounted with device=)"
+verify multi multi /tmp/mnt/multi "$W/tree.md5"
+
+echo "### (c) one data blob shared by two fsids in one domain"
+verify shared1 shared1 /tmp/mnt/shared1 "$W/tree.md5" --domain shared-dom
+before=$(stat_field opens)
+check shared2-mount lp mount --socket "$SOCK" --domain shared-dom "$L:shared2" /tmp/mnt/shared2
+check shared2-md5 bash -c "cd /tmp/mnt/shared2 && md5sum --quiet -c '$W/tree.md5'"
+after=$(stat_field opens)
+# shared1 is still mounted, so its blob cookie is live: shared2 adds only its own bootstrap OPEN.
+result shared2-opens $((after - before))
+check shared-blob-opened-once test $((after - before)) -eq 1
+
+echo "### summary"
+lp status --socket "$SOCK"
+result reads-total "$(stat_field reads)"
+result reads-failed "$(stat_field readsFailed)"
+result bytes-written "$(stat_field bytesWritten)"
+check no-failed-reads test "$(stat_field readsFailed)" -eq 0
+for m in /tmp/mnt/*; do umount "$m" 2>/dev/null; done
+kill "$DAEMON"; wait "$DAEMON" 2>/dev/null
+echo "FAILS=$FAILS"
+exit $(( FAILS > 0 ))
