@@ -71,11 +71,12 @@ apt_update_once() {
 	run_step "apt-get update" apt-get update -qq
 	APT_UPDATED=1
 }
-is_installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
 # ensure_pkgs PKG...: installs the ones that are missing (nothing, not even apt-get update, if none).
 ensure_pkgs() {
-	local p missing=()
-	for p in "$@"; do is_installed "$p" || missing+=("$p"); done
+	local p missing=() ok
+	# One dpkg-query for all: "<name> <status>" for the known ones; unknown names print nothing.
+	ok=" $(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | awk '$2 == "installed" {printf "%s ", $1}')"
+	for p in "$@"; do [[ $ok == *" $p "* ]] || missing+=("$p"); done
 	((${#missing[@]})) || return 0
 	apt_update_once
 	run_step "apt-get install ${missing[*]}" \
@@ -116,7 +117,9 @@ resolve_abi() {
 			echo "$abi"
 			return
 		fi
-	done < <(apt-cache search --names-only "^linux-image-6\.12\..*-$FLAVOUR-unsigned\$")
+	# ABIs look like 6.12.117+deb12 (or 6.12.0-1 in older schemes); the pattern keeps out the
+	# other flavours (-cloud-amd64, -rt-amd64).
+	done < <(apt-cache search --names-only "^linux-image-6\.12\.[^-]*(-[0-9]+)?-$FLAVOUR-unsigned\$")
 	return 1
 }
 
@@ -149,16 +152,13 @@ emit() {
 		"$PKGVER" "$krel" "$VM/bzImage" "$VM/initramfs.cpio.gz" "$VM"
 }
 
-# --- stages ------------------------------------------------------------------------------------------
-stage_download() {
+# --- stages: each builds into NAME.tmp and renames it when complete (a killed run leaves no
+# half-made result behind); main() runs a stage only when its result is missing or stale. ---------
+do_download() {
 	local d=$VM/debs
-	if [[ -f $d/.done ]]; then
-		info "debs: cached"
-		return
-	fi
 	rm -rf "$d.tmp"
 	mkdir -p "$d.tmp"
-	# APT::Sandbox::User=root: as root apt-get download otherwise warns that _apt cannot write here.
+	# APT::Sandbox::User=root: as root, apt-get download otherwise warns that _apt cannot write here.
 	(cd "$d.tmp" && apt-get download -q -o APT::Sandbox::User=root \
 		"linux-image-$KREL-unsigned=$PKGVER" "linux-headers-$KREL=$PKGVER" \
 		"linux-headers-$ABI-common=$PKGVER" "linux-kbuild-$ABI=$PKGVER" "$SRC_PKG=$PKGVER" >/dev/null)
@@ -168,40 +168,36 @@ stage_download() {
 	say "debs: $(du -sh "$d" | cut -f1) in $d"
 }
 
-stage_extract() {
-	local r=$VM/root s=$VM/src deb
-	if [[ -f $r/.done ]]; then
-		info "kernel image/headers: cached"
-	else
-		rm -rf "$r.tmp"
-		mkdir -p "$r.tmp"
-		# Extract, do not install: the host kernel stays as it is.
-		for deb in "$VM"/debs/linux-{image,headers,kbuild}-*.deb; do dpkg-deb -x "$deb" "$r.tmp"; done
-		[[ -f $r.tmp/usr/src/linux-headers-$KREL/Module.symvers ]] || die "headers for $KREL missing in the .debs"
-		touch "$r.tmp/.done"
-		rm -rf "$r"
-		mv "$r.tmp" "$r"
-	fi
-	if [[ -f $s/.done ]]; then
-		info "kernel source (fs/cachefiles, fs/erofs): cached"
-	else
-		rm -rf "$s.tmp"
-		mkdir -p "$s.tmp"
-		# Stream the tarball out of the .deb and keep only the parts the module build needs (and
-		# the protocol's UAPI header and doc, for reference), instead of storing 150 MB twice.
-		dpkg-deb --fsys-tarfile "$VM"/debs/"$SRC_PKG"_*.deb |
-			tar -xO "./usr/src/$SRC_PKG.tar.xz" |
-			tar -xJ -C "$s.tmp" "$SRC_PKG/fs/cachefiles" "$SRC_PKG/fs/erofs" \
-				"$SRC_PKG/include/uapi/linux/cachefiles.h" "$SRC_PKG/Documentation/filesystems/caching/cachefiles.rst"
-		touch "$s.tmp/.done"
-		rm -rf "$s"
-		mv "$s.tmp" "$s"
-	fi
-	echo "$KREL" >"$VM/krel"
+do_extract_root() {
+	local r=$VM/root deb
+	rm -rf "$r.tmp"
+	mkdir -p "$r.tmp"
+	# Extract, do not install: the host's own kernel and /usr/src stay as they are.
+	for deb in "$VM"/debs/linux-{image,headers,kbuild}-*.deb; do dpkg-deb -x "$deb" "$r.tmp"; done
+	[[ -f $r.tmp/usr/src/linux-headers-$KREL/Module.symvers ]] || die "headers for $KREL missing in the .debs"
+	[[ -f $r.tmp/boot/vmlinuz-$KREL ]] || die "vmlinuz-$KREL missing in the .debs"
+	touch "$r.tmp/.done"
+	rm -rf "$r"
+	mv "$r.tmp" "$r"
+}
+
+do_extract_src() {
+	local s=$VM/src
+	rm -rf "$s.tmp"
+	mkdir -p "$s.tmp"
+	# Stream the tarball out of the .deb and keep only what the module build needs (plus the
+	# protocol's UAPI header and doc, for reference) instead of storing its 150 MB a second time.
+	dpkg-deb --fsys-tarfile "$VM"/debs/"$SRC_PKG"_*.deb |
+		tar -xO "./usr/src/$SRC_PKG.tar.xz" |
+		tar -xJ -C "$s.tmp" "$SRC_PKG/fs/cachefiles" "$SRC_PKG/fs/erofs" \
+			"$SRC_PKG/include/uapi/linux/cachefiles.h" "$SRC_PKG/Documentation/filesystems/caching/cachefiles.rst"
+	touch "$s.tmp/.done"
+	rm -rf "$s"
+	mv "$s.tmp" "$s"
 }
 
 # What the headers and kbuild packages themselves depend on (the kernel's compiler, gcc-12 for
-# bookworm's 6.12, and kbuild's libraries/pahole), so a compiler change follows the kernel.
+# bookworm's 6.12, and kbuild's libraries and pahole), so a compiler change follows the kernel.
 build_deps() {
 	local p
 	for p in "linux-headers-$KREL" "linux-kbuild-$ABI"; do
@@ -209,19 +205,14 @@ build_deps() {
 	done | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/[[:space:]]//g' | grep -v -e '^linux-' -e '^$' | sort -u
 }
 
-stage_kmod() {
-	local k=$VM/kmod h deps
-	h=$(kmod_hash)
-	if stamp_ok "$k/.stamp" "$h"; then
-		info "modules cachefiles.ko/erofs.ko: cached ($h)"
-		return
-	fi
+do_kmod() {
+	local k=$VM/kmod deps
 	mapfile -t deps < <(build_deps)
-	((${#deps[@]})) && ensure_pkgs "${deps[@]}"
+	((${#deps[@]} == 0)) || ensure_pkgs "${deps[@]}"
 	rm -rf "$k.tmp"
 	make -s -C "$KMOD_DIR" -j"$(nproc)" KDIR="$VM/root/usr/src/linux-headers-$KREL" \
 		KSRC="$VM/src/$SRC_PKG" OUT="$k.tmp" >&2
-	echo "$h" >"$k.tmp/.stamp"
+	kmod_hash >"$k.tmp/.stamp"
 	rm -rf "$k"
 	mv "$k.tmp" "$k"
 }
@@ -235,17 +226,13 @@ unpack_ko() {
 	esac
 }
 
-stage_initramfs() {
+do_initramfs() {
 	local h mods=$VM/modtree i=$VM/initramfs.d line path opts name m
 	local -A seen=()
 	h=$(initramfs_hash)
-	if stamp_ok "$VM/.initramfs.stamp" "$h" && [[ -s $VM/initramfs.cpio.gz && -s $VM/bzImage ]]; then
-		info "initramfs: cached ($h)"
-		return
-	fi
 	rm -f "$VM/.initramfs.stamp"
-	# Dependency order from the real modules.dep: a hard-linked copy of the image's module tree
-	# with our two modules in updates/ (which depmod prefers over kernel/), then depmod.
+	# Load order from the real modules.dep: a hard-linked copy of the image's module tree with our
+	# two modules in updates/ (which depmod prefers to kernel/), then depmod on that copy.
 	rm -rf "$mods"
 	mkdir -p "$mods/lib/modules"
 	cp -al "$VM/root/lib/modules/$KREL" "$mods/lib/modules/"
@@ -262,8 +249,8 @@ stage_initramfs() {
 	install -m 0755 "$GUEST_INIT" "$i/init"
 	: >"$i/etc/lp-modules"
 	for m in "${GUEST_MODULES[@]}"; do
-		# -C /dev/null: no options from the host's modprobe.d leak in. Lines: "insmod PATH [OPTS]"
-		# or "builtin NAME" (then there is nothing to load).
+		# -C /dev/null: no options from the host's modprobe.d leak in. Output lines are
+		# "insmod PATH [OPTS]" in load order (soft dependencies included), or "builtin NAME".
 		modprobe -C /dev/null -d "$mods" -S "$KREL" --show-depends "$m" >"$VM/deps.tmp" ||
 			die "module $m not found for $KREL"
 		while read -r line; do
@@ -279,8 +266,8 @@ stage_initramfs() {
 	done
 	rm -f "$VM/deps.tmp"
 	echo "kernel package $PKGVER, initramfs $h" >"$i/etc/lp-build-info"
-	info "initramfs modules: $(cut -d' ' -f1 "$i/etc/lp-modules" | sed 's/\.ko$//' | tr '\n' ' ')"
-	# Reproducible archive: sorted names, root-owned, no timestamps in the gzip header.
+	say "initramfs modules: $(cut -d' ' -f1 "$i/etc/lp-modules" | sed 's/\.ko$//' | tr '\n' ' ')"
+	# Sorted names, root-owned (we run as root anyway), no name/time in the gzip header.
 	(cd "$i" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -6n) \
 		>"$VM/initramfs.cpio.gz.tmp"
 	mv "$VM/initramfs.cpio.gz.tmp" "$VM/initramfs.cpio.gz"
@@ -299,7 +286,7 @@ flock 9
 
 ensure_pkgs "${HOST_PKGS[@]}"
 
-# Warm path: the version apt knows now is already built -> no network at all.
+# Warm path: the version apt's lists name is already built and current -> no network at all.
 PKGVER=$(candidate)
 if [[ -n $PKGVER ]]; then
 	set_version "$PKGVER"
@@ -309,23 +296,38 @@ if [[ -n $PKGVER ]]; then
 		exit 0
 	fi
 fi
-
-# Work to do: downloads follow, so bring the lists up to date first (the security archive may
-# have moved on, and superseded versions disappear from it after a while).
-apt_update_once
-PKGVER=$(candidate)
-[[ -n $PKGVER ]] || die "apt knows no candidate for $SRC_PKG (is bookworm-security in the sources?)"
-set_version "$PKGVER"
+# Downloads ahead: bring the lists up to date first (the security archive moves on, and
+# superseded versions vanish from it after a while). Rebuilding from cached .debs needs no network.
+if [[ -z $PKGVER || ! -f $VM/debs/.done ]]; then
+	apt_update_once
+	PKGVER=$(candidate)
+	[[ -n $PKGVER ]] || die "apt knows no candidate for $SRC_PKG (is bookworm-security in the sources?)"
+	set_version "$PKGVER"
+fi
 ABI=$(resolve_abi "$PKGVER") || die "no linux-image-*-$FLAVOUR-unsigned at version $PKGVER"
 KREL=$ABI-$FLAVOUR
 say "kernel: package $PKGVER, ABI $ABI, release $KREL; cache $VM"
 mkdir -p "$VM"
+echo "$KREL" >"$VM/krel"
 
-run_step "download kernel image/headers/kbuild/source .debs" stage_download
-run_step "extract image, headers and module sources" stage_extract
-run_step "build cachefiles.ko + erofs.ko (ONDEMAND)" stage_kmod
-run_step "assemble initramfs" stage_initramfs
-ready || die "internal error: products not current after building"
+if [[ -f $VM/debs/.done ]]; then info "debs: cached"; else
+	run_step "download kernel image/headers/kbuild/source .debs" do_download
+fi
+if [[ -f $VM/root/.done ]]; then info "kernel image/headers: cached"; else
+	run_step "extract kernel image, headers, kbuild" do_extract_root
+fi
+if [[ -f $VM/src/.done ]]; then info "module sources: cached"; else
+	run_step "extract fs/cachefiles, fs/erofs from linux-source" do_extract_src
+fi
+if stamp_ok "$VM/kmod/.stamp" "$(kmod_hash)"; then info "cachefiles.ko/erofs.ko: cached"; else
+	run_step "build cachefiles.ko + erofs.ko with ONDEMAND" do_kmod
+fi
+if stamp_ok "$VM/.initramfs.stamp" "$(initramfs_hash)" && [[ -s $VM/initramfs.cpio.gz && -s $VM/bzImage ]]; then
+	info "initramfs: cached"
+else
+	run_step "assemble initramfs" do_initramfs
+fi
+ready || die "internal error: results not current after building"
 
 others=$(find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d ! -name "$PKGVER" -printf '%f ')
 [[ -z $others ]] || info "other versions in $CACHE_ROOT (delete them to free space): $others"

@@ -89,15 +89,18 @@ INITRAMFS=$(sed -n 's/^INITRAMFS=//p' <<<"$PREP")
 
 # --- the run directory: scratch disk, command file, console log ---------------------------------
 RUN=$(mktemp -d "$RUNROOT/run.XXXXXX")
-QEMU_PID=
+QEMU_PID='' SUB=''
 # shellcheck disable=SC2317 # cleanup and on_signal run from traps
 cleanup() {
+	# Stop QEMU if still running, and let the console pipeline finish writing into $RUN first.
+	[[ -z $SUB || -n $QEMU_PID ]] || QEMU_PID=$(cat "$RUN/qemu.pid" 2>/dev/null || true)
 	if [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then kill -TERM "$QEMU_PID" 2>/dev/null || true; fi
+	if [[ -n $SUB ]]; then wait "$SUB" 2>/dev/null || true; fi
 	if ((KEEP)); then
 		rm -f "$RUN/scratch.img"
 		say "kept $RUN"
 	else
-		rm -rf "$RUN"
+		rm -rf "$RUN" || true
 	fi
 }
 trap cleanup EXIT
@@ -106,8 +109,7 @@ trap cleanup EXIT
 # shellcheck disable=SC2317
 on_signal() {
 	say "terminated by SIG$1"
-	[[ -n $QEMU_PID ]] && kill -TERM "$QEMU_PID" 2>/dev/null
-	exit $((128 + $2))
+	exit $((128 + $2)) # the EXIT trap stops QEMU and cleans up
 }
 trap 'on_signal INT 2' INT
 trap 'on_signal TERM 15' TERM
@@ -148,7 +150,16 @@ PASS_VARS+=("${lp_vars[@]}")
 # keeps inode numbers unique), throwaway disk with cache=unsafe (guest flushes are no-ops).
 # The console filter drops the \r of the serial line discipline and the terminal escapes SeaBIOS
 # prints, line-buffered (sed -u) so the output streams; tee keeps a copy to find the marker in.
-APPEND="console=ttyS0 rdinit=/init panic=-1 loglevel=4 lp.cmd=$RUN/cmd.sh ${LAZYPULL_VM_APPEND:-}"
+# edd=off: skips the BIOS disk probe, whose "Probing EDD ... ok" has no newline and would glue
+# itself onto the guest's first line.
+# One guest at a time on this machine: TCG guests are CPU-bound, and parallel runs (several test
+# sessions, a CI job next to a developer) would only slow each other past their timeouts.
+exec 9>"${LAZYPULL_VM_LOCK:-/run/lock/lazypull-vm-run.lock}"
+if ! flock -n 9; then
+	say "waiting for another guest run to finish (lock ${LAZYPULL_VM_LOCK:-/run/lock/lazypull-vm-run.lock})"
+	flock 9
+fi
+APPEND="console=ttyS0 rdinit=/init panic=-1 loglevel=4 edd=off lp.cmd=$RUN/cmd.sh ${LAZYPULL_VM_APPEND:-}"
 say "booting (timeout ${TIMEOUT}s, ${SMP} vCPU, ${MEM} RAM, ${DISK_SIZE} disk): $SCRIPT${*:+ $*}"
 T_BOOT=${EPOCHREALTIME/./}
 (
@@ -175,7 +186,7 @@ QEMU_PID=$(cat "$RUN/qemu.pid" 2>/dev/null || true)
 # Waiting for the whole subshell (not just QEMU) means sed and tee have written their last line
 # to console.log before it is parsed: the marker is the last thing the guest prints.
 wait "$SUB" || true
-QEMU_PID=
+QEMU_PID='' SUB=''
 QRC=$(cat "$RUN/qemu.rc" 2>/dev/null || echo 125)
 
 # The last marker wins: the guest prints it once, after everything else (a script that echoes the
