@@ -69,6 +69,7 @@ verify multi multi /tmp/mnt/multi "$W/tree.md5"
 
 echo "### (c) one data blob shared by two fsids in one domain"
 verify shared1 shared1 /tmp/mnt/shared1 "$W/tree.md5" --domain shared-dom
+mkdir -p /tmp/mnt/shared2
 before=$(stat_field opens)
 check shared2-mount lp mount --socket "$SOCK" --domain shared-dom "$L:shared2" /tmp/mnt/shared2
 check shared2-md5 bash -c "cd /tmp/mnt/shared2 && md5sum --quiet -c '$W/tree.md5'"

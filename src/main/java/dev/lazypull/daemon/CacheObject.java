@@ -5,6 +5,8 @@ import dev.lazypull.cache.ChunkMap;
 import dev.lazypull.cache.ChunkWriter;
 import dev.lazypull.cachefiles.Devnode;
 import dev.lazypull.catalog.BlobBinding;
+import dev.lazypull.sys.Errno;
+import dev.lazypull.sys.ErrnoException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -105,22 +107,35 @@ final class CacheObject implements ChunkWriter {
   }
 
   /**
-   * Makes {@code [offset, offset+length)} present. The first call learns what the cache file already holds
-   * (SEEK_DATA/SEEK_HOLE on the anon fd) on the fetch pool: the backing file is attached only after copen, so
-   * this cannot happen at OPEN.
+   * Learns what the cache file already holds (SEEK_DATA/SEEK_HOLE on the anon fd), on the fetch pool. Called
+   * right after copen: the kernel attaches the backing file only once copen returns, and until then the anon
+   * fd answers ENOBUFS, so the probe retries briefly. READs wait for it (see {@link #ensure}).
    */
+  void startRebuild(Executor pool) {
+    synchronized (this) {
+      if (rebuilt != null) {
+        return;
+      }
+      rebuilt = CompletableFuture.runAsync(this::rebuildChunkMap, pool);
+    }
+  }
+
+  /** Makes {@code [offset, offset+length)} present, once the cache file's contents are known. */
   CompletableFuture<Void> ensure(long offset, long length, Executor pool) {
+    startRebuild(pool);
     CompletableFuture<Void> init;
     synchronized (this) {
-      if (rebuilt == null) {
-        rebuilt = CompletableFuture.runAsync(this::rebuildChunkMap, pool);
-      }
       init = rebuilt;
     }
     if (init.isDone()) {
       return fetcher.ensure(offset, length);
     }
     return init.thenCompose(v -> fetcher.ensure(offset, length));
+  }
+
+  /** Completes when the readiness probe is done (for status and prefetch). */
+  synchronized CompletableFuture<Void> rebuilt() {
+    return rebuilt == null ? CompletableFuture.completedFuture(null) : rebuilt;
   }
 
   private void rebuildChunkMap() {
@@ -130,7 +145,7 @@ final class CacheObject implements ChunkWriter {
     try {
       int fd = fd();
       ChunkMap map = fetcher.map();
-      map.rebuild(new ChunkMap.ExtentProbe() {
+      ChunkMap.ExtentProbe probe = new ChunkMap.ExtentProbe() {
         @Override
         public long seekData(long offset) throws IOException {
           return devnode.seekData(fd, offset);
@@ -140,7 +155,18 @@ final class CacheObject implements ChunkWriter {
         public long seekHole(long offset) throws IOException {
           return devnode.seekHole(fd, offset);
         }
-      });
+      };
+      for (int attempt = 0; ; attempt++) {
+        try {
+          map.rebuild(probe);
+          break;
+        } catch (ErrnoException e) {
+          if (e.errno() != Errno.ENOBUFS || attempt >= 100 || isClosed()) {
+            throw e;
+          }
+          Thread.sleep(5); // backing file not attached yet
+        }
+      }
       if (map.readyCount() > 0) {
         LOG.fine(() -> "object " + objectId + " (" + binding.blob().digest().shortHex() + "): " + map.readyCount()
             + " of " + map.chunkCount() + " chunks already cached");
@@ -148,6 +174,8 @@ final class CacheObject implements ChunkWriter {
     } catch (IOException | RuntimeException e) {
       // Not fatal: unknown readiness only costs refetching chunks the file already holds.
       LOG.log(Level.WARNING, "object " + objectId + ": cannot probe cached extents: " + e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     } finally {
       release();
     }

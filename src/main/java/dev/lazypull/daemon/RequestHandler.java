@@ -98,19 +98,23 @@ final class RequestHandler {
             new ChunkMap(binding.blob().size(), config.chunkSize()), fetchPool, config.mergeLimit(), stats.fetch,
             buffers::get));
     objects.put(open.objectId(), object);
-    copen(open, binding.blob().size(), object);
+    if (copen(open, binding.blob().size(), object)) {
+      object.startRebuild(fetchPool);
+    }
     LOG.fine(() -> "OPEN " + object + " fsid " + binding.image().fsid() + " device " + binding.deviceId() + " size "
         + binding.blob().size());
   }
 
-  private void copen(CachefilesMsg.Open open, long size, CacheObject object) {
+  private boolean copen(CachefilesMsg.Open open, long size, CacheObject object) {
     try {
       devnode.command(DevnodeCommand.copen(open.msgId(), size));
+      return true;
     } catch (IOException e) {
       stats.replyErrors.increment();
       LOG.warning("copen " + open.msgId() + " for " + object + " failed: " + e.getMessage());
       objects.remove(open.objectId(), object);
       object.markClosed();
+      return false;
     }
   }
 
