@@ -4,6 +4,8 @@ import dev.lazypull.cachefiles.KernelDevnode;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.config.ConfigException;
+import dev.lazypull.config.ConfigFile;
 import dev.lazypull.control.ControlServer;
 import dev.lazypull.daemon.CacheBinder;
 import dev.lazypull.daemon.DaemonApi;
@@ -16,7 +18,6 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.logging.Logger;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code lazypull daemon}: bind /dev/cachefiles in on-demand mode and serve the kernel's requests. */
@@ -26,62 +27,72 @@ import picocli.CommandLine.Option;
 final class DaemonCommand implements Callable<Integer> {
   private static final Logger LOG = Logger.getLogger(DaemonCommand.class.getName());
 
-  @Option(names = "--cache-dir", paramLabel = "DIR", defaultValue = "/var/cache/lazypull",
-      description = "cachefiles cache directory, on ext4/xfs/btrfs (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--config", paramLabel = "FILE",
+      description = "TOML config file (default: /etc/lazypull/config.toml if it exists); flags override it.")
+  Path config;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR",
+      description = "cachefiles cache directory, on ext4/xfs/btrfs (default: /var/cache/lazypull).")
   Path cacheDir;
 
-  @Option(names = "--state-dir", paramLabel = "DIR", defaultValue = "/var/lib/lazypull",
-      description = "Where the image catalog is kept (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--state-dir", paramLabel = "DIR",
+      description = "Where the image catalog is kept (default: /var/lib/lazypull).")
   Path stateDir;
 
-  @Mixin SocketOption socket;
+  @Option(names = "--socket", paramLabel = "PATH",
+      description = "Control socket (default: " + SocketOption.DEFAULT + ").")
+  Path socket;
 
-  @Option(names = "--threads", paramLabel = "N", defaultValue = "16",
-      description = "Fetch threads (default: ${DEFAULT-VALUE}).")
-  int threads;
+  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads (default: 16).")
+  Integer threads;
 
-  @Option(names = "--chunk-size", paramLabel = "SIZE", defaultValue = "1M", converter = Units.SizeConverter.class,
-      description = "Fetch unit, a power of two >= 4K (default: ${DEFAULT-VALUE}).")
-  long chunkSize;
+  @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Fetch unit, a power of two >= 4K (default: 1M).")
+  Long chunkSize;
 
-  @Option(names = "--merge-limit", paramLabel = "SIZE", defaultValue = "4M", converter = Units.SizeConverter.class,
-      description = "Largest single ranged read when adjacent chunks are merged (default: ${DEFAULT-VALUE}).")
-  long mergeLimit;
+  @Option(names = "--merge-limit", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
+  Long mergeLimit;
 
-  @Option(names = "--read-timeout", paramLabel = "DURATION", defaultValue = "30s",
-      converter = Units.DurationConverter.class,
-      description = "A kernel READ not served within this is failed with EIO (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
+      description = "A kernel READ not served within this is failed with EIO (default: 30s).")
   Duration readTimeout;
 
-  @Option(names = "--cache-tag", paramLabel = "TAG", defaultValue = "lazypull",
-      description = "fscache cache tag (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;
 
   @Option(names = "--devnode", paramLabel = "PATH", defaultValue = KernelDevnode.PATH, hidden = true)
   String devnodePath;
 
-  @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info",
-      description = "error, warn, info, debug or trace (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--log-level", paramLabel = "LEVEL",
+      description = "error, warn, info, debug or trace (default: info).")
   String logLevel;
 
   @Override
   public Integer call() throws Exception {
-    Logging.configure(logLevel);
-    DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), cacheTag, threads,
-        Math.toIntExact(chunkSize), Math.toIntExact(mergeLimit), readTimeout, 1024,
-        Math.toIntExact(Math.max(chunkSize, 1 << 20)));
-    Catalog catalog = Catalog.load(config.stateDir());
+    Settings settings;
+    try {
+      settings = Settings.resolve(this, ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH,
+          config != null));
+    } catch (ConfigException e) {
+      System.err.println("lazypull daemon: " + e.getMessage());
+      return 2;
+    }
+    Logging.configure(settings.logLevel());
+    DaemonConfig daemonConfig = settings.daemon();
+    Path socket = settings.socket();
+    Catalog catalog = Catalog.load(daemonConfig.stateDir());
     ImageSources sources = ImageSources.localOnly();
     KernelDevnode devnode;
     try {
-      devnode = CacheBinder.bind(devnodePath, config.cacheDir(), config.cacheTag());
+      devnode = CacheBinder.bind(devnodePath, daemonConfig.cacheDir(), daemonConfig.cacheTag());
     } catch (SetupException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 1;
     }
-    OndemandDaemon daemon = new OndemandDaemon(devnode, catalog, sources, config, new DaemonStats());
+    OndemandDaemon daemon = new OndemandDaemon(devnode, catalog, sources, daemonConfig, new DaemonStats());
     daemon.start();
-    ControlServer control = ControlServer.start(socket.socket,
+    ControlServer control = ControlServer.start(socket,
         new DaemonApi(new ImageRegistrar(catalog, sources), catalog, daemon));
     Thread shutdown = new Thread(() -> {
       LOG.info("stopping");
@@ -93,8 +104,8 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.close();
     }, "lazypull-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdown);
-    LOG.info("ready: cache " + config.cacheDir() + ", " + catalog.list().size() + " images registered, control "
-        + socket.socket);
+    LOG.info("ready: cache " + daemonConfig.cacheDir() + ", " + catalog.list().size() + " images registered, control "
+        + socket);
     daemon.awaitTermination();
     if (daemon.failure() != null) {
       System.err.println("lazypull daemon: " + daemon.failure().getMessage());
