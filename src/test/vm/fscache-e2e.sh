@@ -85,6 +85,26 @@ result reads-failed "$(stat_field readsFailed)"
 result bytes-written "$(stat_field bytesWritten)"
 check no-failed-reads test "$(stat_field readsFailed)" -eq 0
 for m in /tmp/mnt/*; do umount "$m" 2>/dev/null; done
+
+echo "### cache GC: shrink to a budget, evict one image; culled data is fetched again on demand"
+usage0=$(stat_field usageBytes)
+result cache-usage-before-gc "$usage0"
+check gc-to-budget lp gc --socket "$SOCK" --budget 12M
+usage1=$(stat_field usageBytes)
+result cache-usage-after-gc "$usage1"
+check gc-within-budget test "$usage1" -le $((12 << 20))
+check gc-freed-something test "$usage1" -lt "$usage0"
+r0=$(stat_field reads)
+check after-gc-remount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
+check after-gc-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
+check after-gc-refetched test "$(stat_field reads)" -gt "$r0"
+check after-gc-umount lp umount /tmp/mnt/multi
+check evict-image lp evict --socket "$SOCK" "$L:multi"
+r1=$(stat_field reads)
+check after-evict-remount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
+check after-evict-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
+check after-evict-refetched test "$(stat_field reads)" -gt "$r1"
+umount /tmp/mnt/multi
 kill "$DAEMON"; wait "$DAEMON" 2>/dev/null
 echo "FAILS=$FAILS"
 exit $(( FAILS > 0 ))

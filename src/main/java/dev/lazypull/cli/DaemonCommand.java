@@ -8,14 +8,20 @@ import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.control.ControlServer;
 import dev.lazypull.daemon.CacheBinder;
+import dev.lazypull.daemon.CacheJanitor;
 import dev.lazypull.daemon.DaemonApi;
 import dev.lazypull.daemon.DaemonConfig;
 import dev.lazypull.daemon.DaemonStats;
 import dev.lazypull.daemon.OndemandDaemon;
+import dev.lazypull.daemon.ServiceNotifier;
 import dev.lazypull.daemon.SetupException;
+import dev.lazypull.sys.ListenFds;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -58,6 +64,10 @@ final class DaemonCommand implements Callable<Integer> {
       description = "A kernel READ not served within this is failed with EIO (default: 30s).")
   Duration readTimeout;
 
+  @Option(names = "--cache-budget", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Cull least-recently-used, unmounted cache files beyond this size (default: 0 = no limit).")
+  Long cacheBudget;
+
   @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;
 
@@ -83,19 +93,52 @@ final class DaemonCommand implements Callable<Integer> {
     Path socket = settings.socket();
     Catalog catalog = Catalog.load(daemonConfig.stateDir());
     ImageSources sources = ImageSources.localOnly();
+    ServiceNotifier notifier = ServiceNotifier.fromEnvironment();
+    Integer storedFd = ListenFds.fromEnvironment().get(ServiceNotifier.DEVNODE_FDNAME);
     KernelDevnode devnode;
     try {
-      devnode = CacheBinder.bind(devnodePath, daemonConfig.cacheDir(), daemonConfig.cacheTag());
+      if (storedFd != null) {
+        // A predecessor bound the cache and its fd survived in the fd store: take over its mounts.
+        devnode = CacheBinder.restore(storedFd);
+        LOG.info("took over the bound devnode (fd " + storedFd + ") from the fd store; restoring requests");
+      } else {
+        devnode = CacheBinder.bind(devnodePath, daemonConfig.cacheDir(), daemonConfig.cacheTag());
+        notifier.storeDevnode(devnode.fd());
+      }
     } catch (SetupException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 1;
     }
     OndemandDaemon daemon = new OndemandDaemon(devnode, catalog, sources, daemonConfig, new DaemonStats());
+    CacheJanitor janitor = new CacheJanitor(devnode, daemonConfig.cacheDir(), daemonConfig.stateDir(),
+        settings.cacheBudget(), daemon::openCookies);
+    daemon.attach(janitor);
     daemon.start();
+    ScheduledExecutorService gc = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "lazypull-gc");
+      t.setDaemon(true);
+      return t;
+    });
+    long every = settings.gcInterval().toMillis();
+    gc.scheduleWithFixedDelay(() -> {
+      try {
+        CacheJanitor.Report r = janitor.collect();
+        if (r.culled() > 0) {
+          LOG.info("cache gc: culled " + r.culled() + " files, " + r.bytesFreed() + " bytes; now " + r.usageAfter()
+              + " of " + r.budget() + " bytes");
+        }
+      } catch (Exception e) {
+        LOG.warning("cache gc: " + e.getMessage());
+      }
+    }, every, every, TimeUnit.MILLISECONDS);
     ControlServer control = ControlServer.start(socket,
-        new DaemonApi(new ImageRegistrar(catalog, sources), catalog, daemon));
+        new DaemonApi(new ImageRegistrar(catalog, sources), catalog, daemon, janitor));
     Thread shutdown = new Thread(() -> {
       LOG.info("stopping");
+      notifier.stopping();
+      notifier.close();
+      gc.shutdownNow();
+      janitor.saveUsage();
       try {
         control.close();
       } catch (Exception e) {
@@ -104,8 +147,10 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.close();
     }, "lazypull-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdown);
-    LOG.info("ready: cache " + daemonConfig.cacheDir() + ", " + catalog.list().size() + " images registered, control "
-        + socket);
+    String status = catalog.list().size() + " images registered, cache " + daemonConfig.cacheDir();
+    LOG.info("ready: " + status + ", control " + socket);
+    notifier.ready(status);
+    notifier.startWatchdog(daemon::isRunning);
     daemon.awaitTermination();
     if (daemon.failure() != null) {
       System.err.println("lazypull daemon: " + daemon.failure().getMessage());

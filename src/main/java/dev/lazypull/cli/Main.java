@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      GcCommand.class,
+      EvictCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -10,10 +10,11 @@ import java.time.Duration;
  * The daemon's effective settings: command-line flags over the config file's {@code [daemon]} table over
  * defaults. Keys are documented in docs/config.md.
  */
-record Settings(DaemonConfig daemon, Path socket, String logLevel, ConfigNode file) {
+record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBudget, Duration gcInterval,
+    ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
-      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level"};
+      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval"};
 
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
@@ -30,12 +31,17 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, ConfigNode fi
         : d.duration("read_timeout", Duration.ofSeconds(30));
     int outstanding = (int) d.integer("max_outstanding_reads", 1024, 1, 1 << 16);
     String logLevel = flags.logLevel != null ? flags.logLevel : d.string("log_level", "info");
+    long budget = flags.cacheBudget != null ? flags.cacheBudget : d.size("cache_budget", 0, 0, Long.MAX_VALUE);
+    Duration gcInterval = d.duration("gc_interval", Duration.ofSeconds(60));
+    if (gcInterval.compareTo(Duration.ofSeconds(1)) < 0) {
+      throw new ConfigException(file + ": daemon.gc_interval must be at least 1s");
+    }
     try {
       Logging.parse(logLevel);
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
           Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
           Math.toIntExact(Math.max(chunk, 1 << 20)));
-      return new Settings(config, socket.toAbsolutePath(), logLevel, file);
+      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
     }

@@ -28,6 +28,9 @@ final class StatusCommand implements Callable<Integer> {
     }
     System.out.println("images registered: " + status.path("images").asLong());
     System.out.println("objects open:      " + status.path("objects").size());
+    long budget = status.path("cache").path("budgetBytes").asLong();
+    System.out.println("cache on disk:     " + Units.human(status.path("cache").path("usageBytes").asLong())
+        + (budget > 0 ? " of " + Units.human(budget) + " budget" : " (no budget)"));
     for (JsonNode o : status.path("objects")) {
       System.out.printf("  object %-5d fsid %-36s device %-3d %s  %s / %s%n", o.path("objectId").asInt(),
           o.path("fsid").asText(), o.path("deviceId").asInt(), o.path("blob").asText().substring(7, 19),

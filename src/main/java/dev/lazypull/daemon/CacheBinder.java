@@ -54,6 +54,31 @@ public final class CacheBinder {
     }
   }
 
+  /**
+   * Takes over a devnode that a previous daemon bound (handed back by the service manager's fd store) and asks
+   * the kernel to re-deliver every request that daemon had taken but not answered ({@code restore}, 6.8+). The
+   * kernel re-sends OPENs for objects whose anon fds died with the old process before their READs.
+   */
+  public static KernelDevnode restore(int fd) throws SetupException {
+    requireRoot();
+    KernelDevnode devnode = KernelDevnode.adopt(fd);
+    try {
+      dev.lazypull.sys.Posix.setCloseOnExec(fd);
+      devnode.command(DevnodeCommand.restore());
+      return devnode;
+    } catch (ErrnoException e) {
+      devnode.close();
+      if (e.errno() == Errno.EOPNOTSUPP || e.errno() == Errno.EINVAL) {
+        throw new SetupException("the kernel cannot restore on-demand requests (`restore` failed: "
+            + Errno.describe(e.errno()) + "); daemon failover needs Linux >= 6.8 or a backported stable kernel", e);
+      }
+      throw new SetupException("`restore` on the stored devnode fd " + fd + " failed: " + e.getMessage(), e);
+    } catch (IOException e) {
+      devnode.close();
+      throw new SetupException("`restore` failed: " + e.getMessage(), e);
+    }
+  }
+
   private static void send(KernelDevnode devnode, String command, String what) throws SetupException {
     try {
       devnode.command(command);

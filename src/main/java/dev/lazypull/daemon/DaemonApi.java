@@ -15,18 +15,21 @@ public final class DaemonApi implements ControlServer.Handler {
   private final ImageRegistrar registrar;
   private final Catalog catalog;
   private final OndemandDaemon daemon;
+  private final CacheJanitor janitor;
 
-  public DaemonApi(ImageRegistrar registrar, Catalog catalog, OndemandDaemon daemon) {
+  public DaemonApi(ImageRegistrar registrar, Catalog catalog, OndemandDaemon daemon, CacheJanitor janitor) {
     this.registrar = registrar;
     this.catalog = catalog;
     this.daemon = daemon;
+    this.janitor = janitor;
   }
 
   @Override
   public ObjectNode handle(String op, JsonNode req) throws Exception {
     switch (op) {
       case "ping":
-        return Json.MAPPER.createObjectNode().put("version", dev.lazypull.Version.VERSION);
+        return Json.MAPPER.createObjectNode().put("version", dev.lazypull.Version.VERSION)
+            .put("pid", ProcessHandle.current().pid());
       case "register": {
         String image = text(req, "image", true);
         ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
@@ -49,13 +52,35 @@ public final class DaemonApi implements ControlServer.Handler {
         return out;
       }
       case "status": {
-        ObjectNode out = Json.MAPPER.createObjectNode();
+        ObjectNode out = Json.MAPPER.createObjectNode().put("pid", ProcessHandle.current().pid());
         ObjectNode stats = out.putObject("stats");
         for (Map.Entry<String, Long> e : daemon.stats().snapshot().entrySet()) {
           stats.put(e.getKey(), e.getValue());
         }
         out.put("images", catalog.list().size());
         out.set("objects", Json.MAPPER.valueToTree(daemon.objectStatus()));
+        out.putObject("cache").put("usageBytes", janitor.usage()).put("budgetBytes", janitor.budget());
+        return out;
+      }
+      case "gc": {
+        ObjectNode out = Json.MAPPER.createObjectNode();
+        long budget = req.has("budget") ? req.get("budget").asLong(-1) : janitor.budget();
+        if (budget < 0) {
+          throw new IllegalArgumentException("\"budget\" must be a byte count >= 0");
+        }
+        out.set("report", Json.MAPPER.valueToTree(janitor.collect(budget)));
+        return out;
+      }
+      case "evict": {
+        String id = text(req, "image", true);
+        ImageRecord r = catalog.get(id).orElseGet(() -> catalog.list().stream()
+            .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst().orElse(null));
+        if (r == null) {
+          throw new IllegalArgumentException("no registered image with fsid or reference '" + id + "'");
+        }
+        ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid());
+        out.set("report", Json.MAPPER.valueToTree(janitor.evict(r, catalog.list(),
+            req.path("includeShared").asBoolean(false))));
         return out;
       }
       default:

@@ -85,6 +85,28 @@ public final class OndemandDaemon implements Closeable {
         .toList();
   }
 
+  /** The cache files the kernel holds open right now, for the cache janitor. */
+  public List<CacheJanitor.OpenCookie> openCookies() {
+    return handler.objects().stream()
+        .map(o -> new CacheJanitor.OpenCookie(o.volumeKey, o.cookieKey, o.fetcher.map().readyBytes()))
+        .toList();
+  }
+
+  /** Keeps {@code janitor}'s LRU order current: every OPEN and CLOSE counts as a use. */
+  public void attach(CacheJanitor janitor) {
+    handler.setListener(new RequestHandler.ObjectListener() {
+      @Override
+      public void opened(CacheObject object) {
+        janitor.touch(object.volumeKey, object.cookieKey);
+      }
+
+      @Override
+      public void closed(CacheObject object) {
+        janitor.touch(object.volumeKey, object.cookieKey);
+      }
+    });
+  }
+
   public record ObjectStatus(int objectId, String fsid, int deviceId, String blob, long readyBytes, long size) {}
 
   /** The error that stopped the poll loop, if it stopped on its own. */

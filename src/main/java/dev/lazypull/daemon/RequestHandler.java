@@ -50,6 +50,16 @@ final class RequestHandler {
   private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
   private final OnceLogger once = new OnceLogger(LOG);
   private final Runnable readDone;
+  private volatile ObjectListener listener = ObjectListener.NONE;
+
+  /** Told when kernel objects open and close (cache LRU bookkeeping, prefetch). Called on the object thread. */
+  interface ObjectListener {
+    ObjectListener NONE = new ObjectListener() {};
+
+    default void opened(CacheObject object) {}
+
+    default void closed(CacheObject object) {}
+  }
 
   /** @param readDone called once per READ when its reply has been sent (releases a poll-loop permit) */
   RequestHandler(Devnode devnode, Catalog catalog, ImageSources sources, DaemonConfig config, DaemonStats stats,
@@ -100,6 +110,7 @@ final class RequestHandler {
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {
       object.startRebuild(fetchPool);
+      listener.opened(object);
     }
     LOG.fine(() -> "OPEN " + object + " fsid " + binding.image().fsid() + " device " + binding.deviceId() + " size "
         + binding.blob().size());
@@ -141,6 +152,7 @@ final class RequestHandler {
       return;
     }
     object.markClosed();
+    listener.closed(object);
     LOG.fine(() -> "CLOSE " + object);
   }
 
@@ -263,6 +275,10 @@ final class RequestHandler {
       answerOrphan(bad.msgId(), bad.objectId(), "malformed READ for unknown object " + bad.objectId());
       return;
     }
+  }
+
+  void setListener(ObjectListener listener) {
+    this.listener = listener;
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ final class LibC {
 
   static native int statfs(byte[] path, long buf);
 
+  static native int lstat(byte[] path, long buf);
+
   static native int geteuid();
 
   static native int getpid();

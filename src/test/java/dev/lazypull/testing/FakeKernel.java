@@ -61,6 +61,8 @@ public final class FakeKernel implements Devnode {
   private final Map<Integer, PendingRead> pendingReads = new ConcurrentHashMap<>();
   private final Set<Integer> answeredReads = ConcurrentHashMap.newKeySet();
   public final List<String> commands = Collections.synchronizedList(new ArrayList<>());
+  /** Cache files the fake considers in use by an object (inuse/cull answer EBUSY). */
+  public final Set<Path> inUseFiles = ConcurrentHashMap.newKeySet();
   public final List<String> violations = Collections.synchronizedList(new ArrayList<>());
   public final AtomicInteger writes = new AtomicInteger();
   public final AtomicInteger readCompletes = new AtomicInteger();
@@ -200,6 +202,21 @@ public final class FakeKernel implements Devnode {
     if (command.indexOf('\0') >= 0) {
       violations.add("NUL in command " + command);
       throw new ErrnoException("write", "devnode", Errno.EINVAL);
+    }
+    if (command.startsWith("inuse ") || command.startsWith("cull ")) {
+      // like the kernel: the name is looked up in the daemon's current working directory
+      String name = command.substring(command.indexOf(' ') + 1);
+      Path file = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/cwd")).resolve(name);
+      if (!java.nio.file.Files.exists(file)) {
+        throw new ErrnoException("write", command, Errno.ESTALE);
+      }
+      if (inUseFiles.contains(file)) {
+        throw new ErrnoException("write", command, Errno.EBUSY);
+      }
+      if (command.startsWith("cull ")) {
+        java.nio.file.Files.delete(file);
+      }
+      return;
     }
     if (command.startsWith("copen ")) {
       String[] parts = command.substring(6).split(",");

@@ -57,7 +57,8 @@ class FscacheKernelIT {
         "unknown-fsid-mount-fails", "unknown-fsid-refused-by-daemon", "daemon-alive-after-unknown",
         "multi-md5-cold", "multi-zero-reads-after-drop-caches", "multi-zero-reads-after-remount",
         "shared1-md5-cold", "shared1-zero-reads-after-remount", "shared2-md5", "shared-blob-opened-once",
-        "no-failed-reads");
+        "no-failed-reads", "gc-within-budget", "gc-freed-something", "after-gc-md5", "after-gc-refetched",
+        "evict-image", "after-evict-md5", "after-evict-refetched");
     System.out.printf("fscache e2e summary: READs served %d, bytes written %d; single: mount %d ms, cold read "
             + "%d ms, %d READs; multi: mount %d ms, cold read %d ms, %d READs%n",
         run.result("reads-total"), run.result("bytes-written"),
