@@ -13,6 +13,7 @@ trap 'echo "--- daemon log (tail)"; tail -n 60 /tmp/daemon.log 2>/dev/null' EXIT
 
 "$SUP" --restarts 3 --notify-socket /run/lp-notify.sock -- "$JAVA" $JAVA_OPTS -jar "$LAZYPULL_JAR" daemon \
   --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" >/tmp/daemon.log 2>&1 &
+SUPERVISOR=$!
 check daemon-ready wait_for_daemon
 check devnode-parked-in-fd-store grep -q "@@SUPERVISOR stored name=cachefiles" /tmp/daemon.log
 check ready-notified grep -q "@@SUPERVISOR ready" /tmp/daemon.log
@@ -49,7 +50,7 @@ check restarted-daemon-no-failed-reads test "$(stat_field readsFailed)" -eq 0
 sync; echo 3 >/proc/sys/vm/drop_caches
 check md5-after-drop-caches bash -c "cd /tmp/mnt/app && md5sum --quiet -c '$W/big.md5'"
 umount /tmp/mnt/app
-kill "$(sed -n 's/^@@SUPERVISOR started pid=\([0-9]*\) run=1.*/\1/p' /tmp/daemon.log)" 2>/dev/null
-wait
+kill "$SUPERVISOR" # like `systemctl stop`: the supervisor forwards SIGTERM and does not restart
+wait "$SUPERVISOR"
 echo "FAILS=$FAILS"
 exit $(( FAILS > 0 ))

@@ -123,6 +123,7 @@ public final class ChunkFetcher {
     long start = map.chunkStart(first);
     long end = map.chunkDataEnd(last);
     int next = first;
+    long t0 = System.nanoTime();
     stats.fetches.increment();
     try (ReadableByteChannel in = source.openRange(blob, start, end - start)) {
       ByteBuffer buf = buffers.get();
@@ -149,6 +150,7 @@ public final class ChunkFetcher {
           complete(next++);
         }
       }
+      stats.fetchLatency.observeNanos(System.nanoTime() - t0);
     } catch (Throwable e) {
       stats.fetchFailures.increment();
       failRun(next, last, e);

@@ -1,5 +1,6 @@
 package dev.lazypull.cache;
 
+import dev.lazypull.metrics.Histogram;
 import java.util.concurrent.atomic.LongAdder;
 
 /** Counters of the fetch core, shared by every blob of one daemon or export. */
@@ -9,4 +10,6 @@ public final class FetchStats {
   public final LongAdder bytesFetched = new LongAdder();
   public final LongAdder bytesWritten = new LongAdder();
   public final LongAdder chunksDeduplicated = new LongAdder();
+  /** Time of one ranged fetch: open, stream, write. */
+  public final Histogram fetchLatency = Histogram.latency();
 }

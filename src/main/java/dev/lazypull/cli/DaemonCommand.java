@@ -11,6 +11,9 @@ import dev.lazypull.daemon.CacheBinder;
 import dev.lazypull.daemon.CacheJanitor;
 import dev.lazypull.daemon.DaemonApi;
 import dev.lazypull.daemon.DaemonConfig;
+import dev.lazypull.daemon.DaemonMetrics;
+import dev.lazypull.metrics.MetricsServer;
+import java.io.IOException;
 import dev.lazypull.daemon.DaemonStats;
 import dev.lazypull.daemon.OndemandDaemon;
 import dev.lazypull.daemon.ServiceNotifier;
@@ -67,6 +70,10 @@ final class DaemonCommand implements Callable<Integer> {
   @Option(names = "--cache-budget", paramLabel = "SIZE", converter = Units.SizeConverter.class,
       description = "Cull least-recently-used, unmounted cache files beyond this size (default: 0 = no limit).")
   Long cacheBudget;
+
+  @Option(names = "--metrics", paramLabel = "HOST:PORT",
+      description = "Serve Prometheus metrics on http://HOST:PORT/metrics (loopback only; default: off).")
+  String metrics;
 
   @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;
@@ -131,6 +138,18 @@ final class DaemonCommand implements Callable<Integer> {
         LOG.warning("cache gc: " + e.getMessage());
       }
     }, every, every, TimeUnit.MILLISECONDS);
+    MetricsServer metricsServer = null;
+    if (settings.metricsListen() != null) {
+      try {
+        metricsServer = MetricsServer.start(settings.metricsListen(), settings.metricsAllowRemote());
+      } catch (IllegalArgumentException | IOException e) {
+        System.err.println("lazypull daemon: metrics: " + e.getMessage());
+        daemon.close();
+        return 2;
+      }
+      metricsServer.add(new DaemonMetrics(daemon, catalog, janitor, settings.hungThreshold()));
+    }
+    MetricsServer metricsToClose = metricsServer;
     ControlServer control = ControlServer.start(socket,
         new DaemonApi(new ImageRegistrar(catalog, sources), catalog, daemon, janitor));
     Thread shutdown = new Thread(() -> {
@@ -139,6 +158,9 @@ final class DaemonCommand implements Callable<Integer> {
       notifier.close();
       gc.shutdownNow();
       janitor.saveUsage();
+      if (metricsToClose != null) {
+        metricsToClose.close();
+      }
       try {
         control.close();
       } catch (Exception e) {

@@ -1,6 +1,7 @@
 package dev.lazypull.daemon;
 
 import dev.lazypull.cache.FetchStats;
+import dev.lazypull.metrics.Histogram;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
@@ -20,6 +21,8 @@ public final class DaemonStats {
   public final LongAdder malformed = new LongAdder();
   public final LongAdder replyErrors = new LongAdder();
   public final FetchStats fetch = new FetchStats();
+  /** From a READ's arrival to its reply. */
+  public final Histogram readLatency = Histogram.latency();
 
   public Map<String, Long> snapshot() {
     Map<String, Long> m = new LinkedHashMap<>();

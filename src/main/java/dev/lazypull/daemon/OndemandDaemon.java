@@ -85,6 +85,20 @@ public final class OndemandDaemon implements Closeable {
         .toList();
   }
 
+  /** READs received and not yet answered, and how many of those are older than {@code hungAfter}. */
+  public long[] inflightReads(java.time.Duration hungAfter) {
+    long now = System.nanoTime();
+    long total = 0;
+    long hung = 0;
+    for (long t0 : handler.inflightReadStarts()) {
+      total++;
+      if (now - t0 > hungAfter.toNanos()) {
+        hung++;
+      }
+    }
+    return new long[] {total, hung};
+  }
+
   /** The cache files the kernel holds open right now, for the cache janitor. */
   public List<CacheJanitor.OpenCookie> openCookies() {
     return handler.objects().stream()

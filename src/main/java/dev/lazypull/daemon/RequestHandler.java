@@ -48,6 +48,8 @@ final class RequestHandler {
   private final ExecutorService fetchPool;
   private final ThreadLocal<ByteBuffer> buffers;
   private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
+  /** msg_id → arrival (nanoTime) of every READ not yet answered: in-flight and hung READs for metrics. */
+  private final Map<Integer, Long> inflightReads = new ConcurrentHashMap<>();
   private final OnceLogger once = new OnceLogger(LOG);
   private final Runnable readDone;
   private volatile ObjectListener listener = ObjectListener.NONE;
@@ -166,6 +168,7 @@ final class RequestHandler {
       answerOrphan(read.msgId(), read.objectId(), "READ for unknown object " + read.objectId());
       return;
     }
+    inflightReads.put(read.msgId(), System.nanoTime());
     long offset = read.offset();
     long length = read.length();
     if (length == 0) {
@@ -215,9 +218,18 @@ final class RequestHandler {
       stats.replyErrors.increment();
       LOG.log(Level.WARNING, object + ": READ_COMPLETE " + read.msgId() + " failed: " + e.getMessage());
     } finally {
+      Long t0 = inflightReads.remove(read.msgId());
+      if (t0 != null) {
+        stats.readLatency.observeNanos(System.nanoTime() - t0);
+      }
       object.release();
       readDone.run();
     }
+  }
+
+  /** Arrival times (nanoTime) of READs not yet answered. */
+  java.util.Collection<Long> inflightReadStarts() {
+    return inflightReads.values();
   }
 
   /**

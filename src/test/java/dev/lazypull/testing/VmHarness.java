@@ -101,6 +101,9 @@ public final class VmHarness {
         .redirectErrorStream(true)
         .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
         .start();
+    // If this JVM is stopped (Ctrl-C, a killed build), stop the guest too instead of leaving it to its timeout.
+    Thread stopGuest = new Thread(p::destroy, "stop-vm");
+    Runtime.getRuntime().addShutdownHook(stopGuest);
     List<String> lines = new ArrayList<>();
     Map<String, Boolean> checks = new LinkedHashMap<>();
     Map<String, String> results = new LinkedHashMap<>();
@@ -129,6 +132,7 @@ public final class VmHarness {
       p.destroyForcibly();
       throw new AssertionError("vm-run.sh did not exit");
     }
+    Runtime.getRuntime().removeShutdownHook(stopGuest);
     return new Run(p.exitValue(), lines, checks, results);
   }
 }

@@ -1,0 +1,85 @@
+package dev.lazypull.daemon;
+
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.metrics.PrometheusText;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/** The daemon's Prometheus metrics (names documented in docs/operations.md). */
+public final class DaemonMetrics implements Consumer<PrometheusText> {
+  private static final long USAGE_CACHE_NANOS = 10_000_000_000L;
+  private final OndemandDaemon daemon;
+  private final Catalog catalog;
+  private final CacheJanitor janitor;
+  private final Duration hungAfter;
+  private long usageAt;
+  private long usage = -1;
+
+  public DaemonMetrics(OndemandDaemon daemon, Catalog catalog, CacheJanitor janitor, Duration hungAfter) {
+    this.daemon = daemon;
+    this.catalog = catalog;
+    this.janitor = janitor;
+    this.hungAfter = hungAfter;
+  }
+
+  @Override
+  public void accept(PrometheusText out) {
+    DaemonStats s = daemon.stats();
+    String reads = "lazypull_reads_total";
+    out.header(reads, "Kernel READ requests answered, by outcome.", "counter");
+    out.sample(reads, "{outcome=\"ok\"}", s.readsOk.sum());
+    out.sample(reads, "{outcome=\"failed\"}", s.readsFailed.sum());
+    out.sample(reads, "{outcome=\"timeout\"}", s.readsTimedOut.sum());
+    out.sample(reads, "{outcome=\"invalid\"}", s.readsInvalid.sum());
+    out.sample(reads, "{outcome=\"orphaned\"}", s.readsOrphaned.sum());
+    out.counter("lazypull_read_requested_bytes_total", "Bytes the kernel asked for in READs.",
+        s.readBytesRequested.sum());
+    out.counter("lazypull_fetched_bytes_total", "Bytes fetched from blob sources.", s.fetch.bytesFetched.sum());
+    out.counter("lazypull_written_bytes_total", "Bytes written into cache files (block padded).",
+        s.fetch.bytesWritten.sum());
+    out.counter("lazypull_fetches_total", "Ranged fetches started.", s.fetch.fetches.sum());
+    out.counter("lazypull_fetch_failures_total", "Ranged fetches that failed.", s.fetch.fetchFailures.sum());
+    out.counter("lazypull_chunks_deduplicated_total", "Chunk misses that joined a fetch already in flight.",
+        s.fetch.chunksDeduplicated.sum());
+    s.fetch.fetchLatency.write(out, "lazypull_fetch_duration_seconds", "Duration of one ranged fetch.", "");
+    s.readLatency.write(out, "lazypull_read_duration_seconds", "From a READ's arrival to its reply.", "");
+    long[] inflight = daemon.inflightReads(hungAfter);
+    out.gauge("lazypull_reads_inflight", "READs received and not yet answered.", inflight[0]);
+    out.gauge("lazypull_reads_hung", "In-flight READs older than " + hungAfter.toSeconds() + "s.", inflight[1]);
+    out.counter("lazypull_opens_total", "OPEN requests.", s.opens.sum());
+    out.counter("lazypull_opens_refused_total", "OPEN requests refused (unknown image or source error).",
+        s.opensRefused.sum());
+    out.counter("lazypull_malformed_messages_total", "Malformed devnode messages.", s.malformed.sum());
+    out.gauge("lazypull_objects_open", "Kernel cache objects open.", daemon.openObjects());
+    out.gauge("lazypull_cache_disk_bytes", "Bytes the cache occupies on disk.", cacheUsage());
+    out.gauge("lazypull_cache_budget_bytes", "Configured cache budget (0 = none).", janitor.budget());
+    Map<String, Long> ready = new HashMap<>();
+    for (OndemandDaemon.ObjectStatus o : daemon.objectStatus()) {
+      ready.merge(o.fsid(), o.readyBytes(), Long::sum);
+    }
+    out.header("lazypull_image_ready_bytes", "Bytes of a mounted image already cached (open objects).", "gauge");
+    out.header("lazypull_image_size_bytes", "Bytes of an image (bootstrap and data blobs).", "gauge");
+    for (ImageRecord r : catalog.list()) {
+      String l = "{" + PrometheusText.label("fsid", r.fsid()) + "}";
+      out.sample("lazypull_image_ready_bytes", l, ready.getOrDefault(r.fsid(), 0L));
+      out.sample("lazypull_image_size_bytes", l, r.totalBytes());
+    }
+  }
+
+  private synchronized long cacheUsage() {
+    long now = System.nanoTime();
+    if (usage < 0 || now - usageAt > USAGE_CACHE_NANOS) {
+      try {
+        usage = janitor.usage();
+        usageAt = now;
+      } catch (IOException e) {
+        return usage;
+      }
+    }
+    return usage;
+  }
+}

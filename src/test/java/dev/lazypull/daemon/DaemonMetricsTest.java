@@ -1,0 +1,98 @@
+package dev.lazypull.daemon;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.metrics.MetricsServer;
+import dev.lazypull.oci.OciLayoutWriter;
+import dev.lazypull.testing.FakeKernel;
+import dev.lazypull.testing.FakeKernel.FakeObject;
+import dev.lazypull.testing.FakeKernel.Outcome;
+import dev.lazypull.testing.MemoryBlobSource;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Metrics scraped over HTTP and checked against counts the test knows. */
+class DaemonMetricsTest {
+  @TempDir Path tmp;
+
+  static double value(String text, String series) {
+    Matcher m = Pattern.compile("(?m)^" + Pattern.quote(series) + " (\\S+)$").matcher(text);
+    if (!m.find()) {
+      throw new AssertionError("no series " + series + " in\n" + text);
+    }
+    return Double.parseDouble(m.group(1));
+  }
+
+  @Test
+  void scrapeReportsWhatTheDaemonDid() throws Exception {
+    FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
+    Catalog catalog = Catalog.load(tmp.resolve("state"));
+    OciLayoutWriter w = new OciLayoutWriter(tmp.resolve("layout"));
+    byte[] boot = MemoryBlobSource.randomBytes(256 << 10, 1);
+    Descriptor bootDesc = w.putBlob(boot, MediaTypes.EROFS_BOOTSTRAP);
+    catalog.register(new ImageRecord("img", null, "oci:" + tmp.resolve("layout"), Digest.of(new byte[] {1}),
+        bootDesc, List.of(), List.of(), false), false);
+    DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 64 << 10, 64 << 10,
+        Duration.ofSeconds(5), 16, 64 << 10);
+    DaemonStats stats = new DaemonStats();
+    try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config, stats);
+        MetricsServer server = MetricsServer.start("127.0.0.1:0", false)) {
+      CacheJanitor janitor = new CacheJanitor(kernel, tmp.resolve("cache"), null, 1 << 30, daemon::openCookies);
+      server.add(new DaemonMetrics(daemon, catalog, janitor, Duration.ofSeconds(5)));
+      daemon.start();
+      FakeObject o = kernel.open("erofs,img", "img");
+      o.copen.get(5, TimeUnit.SECONDS);
+      for (int i = 0; i < 3; i++) {
+        assertEquals(Outcome.DATA, kernel.read(o, i * 65536L, 4096).get(5, TimeUnit.SECONDS));
+      }
+      assertEquals(Outcome.EIO, kernel.read(o, 3 * 65536L, 1L << 40).get(5, TimeUnit.SECONDS)); // invalid: no data
+      kernel.open("erofs,nope", "nope").copen.get(5, TimeUnit.SECONDS);
+
+      HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+          URI.create("http://127.0.0.1:" + server.port() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, r.statusCode());
+      assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/plain; version=0.0.4"));
+      String text = r.body();
+      assertEquals(3, value(text, "lazypull_reads_total{outcome=\"ok\"}"));
+      assertEquals(1, value(text, "lazypull_reads_total{outcome=\"invalid\"}"));
+      assertEquals(3 * 4096, value(text, "lazypull_read_requested_bytes_total"), "invalid READs are not counted");
+      assertEquals(3 * 65536, value(text, "lazypull_fetched_bytes_total"));
+      assertEquals(3, value(text, "lazypull_fetch_duration_seconds_count"));
+      assertEquals(4, value(text, "lazypull_read_duration_seconds_count"));
+      assertEquals(0, value(text, "lazypull_reads_inflight"));
+      assertEquals(1, value(text, "lazypull_opens_refused_total"));
+      assertEquals(3 * 65536, value(text, "lazypull_image_ready_bytes{fsid=\"img\"}"));
+      assertEquals(256 << 10, value(text, "lazypull_image_size_bytes{fsid=\"img\"}"));
+      assertEquals(1 << 30, value(text, "lazypull_cache_budget_bytes"));
+      assertTrue(text.contains("# TYPE lazypull_fetch_duration_seconds histogram"));
+    } finally {
+      kernel.close();
+    }
+  }
+
+  @Test
+  void nonLoopbackAddressesNeedExplicitPermission() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> MetricsServer.start("0.0.0.0:0", false));
+    assertTrue(e.getMessage().contains("allow_remote"));
+  }
+}
