@@ -12,6 +12,7 @@ import dev.lazypull.daemon.CacheJanitor;
 import dev.lazypull.daemon.DaemonApi;
 import dev.lazypull.daemon.DaemonConfig;
 import dev.lazypull.daemon.DaemonMetrics;
+import dev.lazypull.daemon.DeclaredImages;
 import dev.lazypull.metrics.MetricsServer;
 import java.io.IOException;
 import dev.lazypull.daemon.DaemonStats;
@@ -169,7 +170,11 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.close();
     }, "lazypull-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdown);
-    String status = catalog.list().size() + " images registered, cache " + daemonConfig.cacheDir();
+    DeclaredImages.Result declared = DeclaredImages.registerAll(settings.imagesDir(),
+        new ImageRegistrar(catalog, sources), catalog);
+    String status = catalog.list().size() + " images registered (" + declared.registered() + " from images.d"
+        + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed") + "), cache "
+        + daemonConfig.cacheDir();
     LOG.info("ready: " + status + ", control " + socket);
     notifier.ready(status);
     notifier.startWatchdog(daemon::isRunning);

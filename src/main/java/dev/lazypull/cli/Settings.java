@@ -11,10 +11,11 @@ import java.time.Duration;
  * defaults. Keys are documented in docs/config.md.
  */
 record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBudget, Duration gcInterval,
-    String metricsListen, boolean metricsAllowRemote, Duration hungThreshold, ConfigNode file) {
+    Path imagesDir, String metricsListen, boolean metricsAllowRemote, Duration hungThreshold, ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
-      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval"};
+      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval",
+      "images_dir"};
 
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
@@ -33,6 +34,7 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
     String logLevel = flags.logLevel != null ? flags.logLevel : d.string("log_level", "info");
     long budget = flags.cacheBudget != null ? flags.cacheBudget : d.size("cache_budget", 0, 0, Long.MAX_VALUE);
     Duration gcInterval = d.duration("gc_interval", Duration.ofSeconds(60));
+    Path imagesDir = Path.of(d.string("images_dir", "/etc/lazypull/images.d"));
     ConfigNode m = file.section("metrics").allowOnly("listen", "allow_remote", "hung_threshold");
     String metricsListen = flags.metrics != null ? flags.metrics : m.string("listen", null);
     boolean allowRemote = m.bool("allow_remote", false);
@@ -45,7 +47,8 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
           Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
           Math.toIntExact(Math.max(chunk, 1 << 20)));
-      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, metricsListen, allowRemote,
+      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, imagesDir, metricsListen,
+          allowRemote,
           hung, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
