@@ -65,6 +65,14 @@ public final class ChunkFetcher {
    * complete at once (there is nothing to fetch; the kernel then finds a hole and reports EIO).
    */
   public CompletableFuture<Void> ensure(long offset, long length) {
+    return ensure(offset, length, executor);
+  }
+
+  /**
+   * {@link #ensure(long, long)} with the fetches that are not already in flight run on {@code runOn}: prefetch
+   * uses its own small pool so it never queues ahead of on-demand READs in the shared fetch pool.
+   */
+  public CompletableFuture<Void> ensure(long offset, long length, Executor runOn) {
     long end = Math.min(offset + length, map.paddedSize());
     if (offset < 0 || length <= 0 || offset >= end) {
       return CompletableFuture.completedFuture(null);
@@ -104,7 +112,7 @@ public final class ChunkFetcher {
     }
     for (int[] run : runs) {
       try {
-        executor.execute(() -> fetchRun(run[0], run[1]));
+        runOn.execute(() -> fetchRun(run[0], run[1]));
       } catch (RejectedExecutionException e) {
         failRun(run[0], run[1], new IOException("fetch pool is shut down", e));
       }

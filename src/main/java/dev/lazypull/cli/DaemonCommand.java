@@ -121,6 +121,7 @@ final class DaemonCommand implements Callable<Integer> {
     CacheJanitor janitor = new CacheJanitor(devnode, daemonConfig.cacheDir(), daemonConfig.stateDir(),
         settings.cacheBudget(), daemon::openCookies);
     daemon.attach(janitor);
+    daemon.enablePrefetch(settings.prefetch(), daemonConfig.stateDir());
     daemon.start();
     ScheduledExecutorService gc = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "lazypull-gc");
@@ -171,7 +172,7 @@ final class DaemonCommand implements Callable<Integer> {
     }, "lazypull-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdown);
     DeclaredImages.Result declared = DeclaredImages.registerAll(settings.imagesDir(),
-        new ImageRegistrar(catalog, sources), catalog);
+        new ImageRegistrar(catalog, sources), catalog, daemon::setPrefetchPolicy);
     String status = catalog.list().size() + " images registered (" + declared.registered() + " from images.d"
         + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed") + "), cache "
         + daemonConfig.cacheDir();

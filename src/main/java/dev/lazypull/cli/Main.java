@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      PrefetchCommand.class,
       GcCommand.class,
       EvictCommand.class,
       CommandLine.HelpCommand.class

@@ -30,6 +30,10 @@ final class MountCommand implements Callable<Integer> {
       + "share one cache file per common blob.")
   String domain;
 
+  @Option(names = "--prefetch", paramLabel = "none|all|profile",
+      description = "What to prefetch whenever this image is mounted (default: the daemon's policy).")
+  String prefetch;
+
   @Option(names = "--replace", description = "Rebind an fsid already registered for another image.")
   boolean replace;
 
@@ -51,6 +55,9 @@ final class MountCommand implements Callable<Integer> {
     }
     if (domain != null) {
       req.put("domain", domain);
+    }
+    if (prefetch != null) {
+      req.put("prefetch", prefetch);
     }
     JsonNode reply = new ControlClient(socket.socket).call(req);
     String options = reply.path("image").path("mountOptions").asText();

@@ -3,6 +3,8 @@ package dev.lazypull.cli;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigNode;
 import dev.lazypull.daemon.DaemonConfig;
+import dev.lazypull.daemon.PrefetchConfig;
+import dev.lazypull.daemon.PrefetchPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -11,7 +13,7 @@ import java.time.Duration;
  * defaults. Keys are documented in docs/config.md.
  */
 record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBudget, Duration gcInterval,
-    Path imagesDir, String metricsListen, boolean metricsAllowRemote, Duration hungThreshold, ConfigNode file) {
+    Path imagesDir, PrefetchConfig prefetch, String metricsListen, boolean metricsAllowRemote, Duration hungThreshold, ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
       "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval",
@@ -35,6 +37,15 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
     long budget = flags.cacheBudget != null ? flags.cacheBudget : d.size("cache_budget", 0, 0, Long.MAX_VALUE);
     Duration gcInterval = d.duration("gc_interval", Duration.ofSeconds(60));
     Path imagesDir = Path.of(d.string("images_dir", "/etc/lazypull/images.d"));
+    ConfigNode p = file.section("prefetch").allowOnly("policy", "threads", "bandwidth", "profile_window");
+    PrefetchConfig prefetch;
+    try {
+      prefetch = new PrefetchConfig(PrefetchPolicy.parse(p.string("policy", "profile")),
+          (int) p.integer("threads", 2, 1, 256), p.size("bandwidth", 0, 0, Long.MAX_VALUE),
+          p.duration("profile_window", Duration.ofSeconds(30)));
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(file + ": prefetch: " + e.getMessage(), e);
+    }
     ConfigNode m = file.section("metrics").allowOnly("listen", "allow_remote", "hung_threshold");
     String metricsListen = flags.metrics != null ? flags.metrics : m.string("listen", null);
     boolean allowRemote = m.bool("allow_remote", false);
@@ -47,7 +58,8 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
           Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
           Math.toIntExact(Math.max(chunk, 1 << 20)));
-      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, imagesDir, metricsListen,
+      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, imagesDir, prefetch,
+          metricsListen,
           allowRemote,
           hung, file);
     } catch (IllegalArgumentException | ArithmeticException e) {

@@ -133,6 +133,16 @@ final class CacheObject implements ChunkWriter {
     return init.thenCompose(v -> fetcher.ensure(offset, length));
   }
 
+  /** Prefetch: like {@link #ensure}, with new fetches run on {@code prefetchPool}. */
+  CompletableFuture<Void> prefetch(long offset, long length, Executor fetchPool, Executor prefetchPool) {
+    startRebuild(fetchPool);
+    CompletableFuture<Void> init;
+    synchronized (this) {
+      init = rebuilt;
+    }
+    return init.thenCompose(v -> fetcher.ensure(offset, length, prefetchPool));
+  }
+
   /** Completes when the readiness probe is done (for status and prefetch). */
   synchronized CompletableFuture<Void> rebuilt() {
     return rebuilt == null ? CompletableFuture.completedFuture(null) : rebuilt;

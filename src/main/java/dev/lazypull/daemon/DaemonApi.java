@@ -8,6 +8,8 @@ import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.control.ControlServer;
 import dev.lazypull.image.Json;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /** The daemon's control API operations (docs/control-api.md). */
@@ -34,6 +36,10 @@ public final class DaemonApi implements ControlServer.Handler {
         String image = text(req, "image", true);
         ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
             req.path("replace").asBoolean(false));
+        String policy = text(req, "prefetch", false);
+        if (policy != null) {
+          prefetchManager().setPolicy(r.fsid(), PrefetchPolicy.parse(policy));
+        }
         ObjectNode out = Json.MAPPER.createObjectNode();
         out.set("image", describe(r));
         return out;
@@ -72,20 +78,79 @@ public final class DaemonApi implements ControlServer.Handler {
         return out;
       }
       case "evict": {
-        String id = text(req, "image", true);
-        ImageRecord r = catalog.get(id).orElseGet(() -> catalog.list().stream()
-            .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst().orElse(null));
-        if (r == null) {
-          throw new IllegalArgumentException("no registered image with fsid or reference '" + id + "'");
-        }
+        ImageRecord r = findImage(text(req, "image", true));
         ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid());
         out.set("report", Json.MAPPER.valueToTree(janitor.evict(r, catalog.list(),
             req.path("includeShared").asBoolean(false))));
         return out;
       }
+      case "prefetch": {
+        PrefetchManager pm = prefetchManager();
+        ImageRecord r = findImage(text(req, "image", true));
+        List<CacheObject> objects = daemon.objectsOf(r.fsid());
+        if (objects.isEmpty()) {
+          throw new IllegalArgumentException(r.fsid() + " is not mounted: prefetch writes through the kernel's "
+              + "cache objects, which exist only while the image is mounted (mount it first, or use the "
+              + "standalone NBD-cache prefetch)");
+        }
+        List<Prefetcher.Target> targets = new ArrayList<>();
+        for (CacheObject o : objects) {
+          targets.add(new Prefetcher.Target(o, null));
+        }
+        pm.prefetcher().start("manual:" + r.fsid(), r.fsid(), targets);
+        return prefetchStatus(pm, r);
+      }
+      case "prefetch-status":
+        return prefetchStatus(prefetchManager(), findImage(text(req, "image", true)));
+      case "prefetch-stop": {
+        ImageRecord r = findImage(text(req, "image", true));
+        return Json.MAPPER.createObjectNode().put("cancelled", prefetchManager().prefetcher().cancel(r.fsid()));
+      }
+      case "prefetch-policy": {
+        ImageRecord r = findImage(text(req, "image", true));
+        String policy = text(req, "policy", false);
+        prefetchManager().setPolicy(r.fsid(), policy == null ? null : PrefetchPolicy.parse(policy));
+        return Json.MAPPER.createObjectNode().put("fsid", r.fsid())
+            .put("policy", prefetchManager().policyOf(r.fsid()).text());
+      }
       default:
         throw new IllegalArgumentException("unknown op '" + op + "'");
     }
+  }
+
+  private ImageRecord findImage(String id) {
+    return catalog.get(id).orElseGet(() -> catalog.list().stream()
+        .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
+  }
+
+  private PrefetchManager prefetchManager() {
+    PrefetchManager pm = daemon.prefetch();
+    if (pm == null) {
+      throw new IllegalArgumentException("prefetch is not enabled in this daemon");
+    }
+    return pm;
+  }
+
+  private ObjectNode prefetchStatus(PrefetchManager pm, ImageRecord r) {
+    ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid()).put("policy", pm.policyOf(r.fsid()).text());
+    long ready = 0;
+    for (CacheObject o : daemon.objectsOf(r.fsid())) {
+      ready += o.fetcher.map().readyBytes();
+    }
+    out.put("readyBytes", ready).put("totalBytes", r.totalBytes()).put("mounted", !daemon.objectsOf(r.fsid()).isEmpty());
+    ArrayNode jobs = out.putArray("jobs");
+    boolean running = false;
+    for (Prefetcher.Job j : pm.prefetcher().jobsOf(r.fsid())) {
+      running |= !j.done.isDone();
+      ObjectNode n = jobs.addObject().put("id", j.id).put("state", j.state()).put("plannedBytes", j.plannedBytes.get())
+          .put("doneBytes", j.doneBytes.get()).put("failedBytes", j.failedBytes.get());
+      if (j.error != null) {
+        n.put("error", j.error);
+      }
+    }
+    out.put("running", running);
+    return out;
   }
 
   static ObjectNode describe(ImageRecord r) {

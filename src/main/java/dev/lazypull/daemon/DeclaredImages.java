@@ -28,7 +28,11 @@ public final class DeclaredImages {
 
   private DeclaredImages() {}
 
-  public static Result registerAll(Path dir, ImageRegistrar registrar, Catalog catalog) {
+  /**
+   * @param setPolicy applies a declaration's {@code prefetch} policy (fsid, policy); may be null
+   */
+  public static Result registerAll(Path dir, ImageRegistrar registrar, Catalog catalog,
+      java.util.function.BiConsumer<String, String> setPolicy) {
     int registered = 0;
     int kept = 0;
     List<String> errors = new ArrayList<>();
@@ -47,20 +51,25 @@ public final class DeclaredImages {
       String image;
       String fsid;
       String domain;
+      String prefetch;
       try {
-        ConfigNode n = ConfigFile.load(f, true).allowOnly("image", "fsid", "domain");
+        ConfigNode n = ConfigFile.load(f, true).allowOnly("image", "fsid", "domain", "prefetch");
         image = n.string("image", null);
         if (image == null) {
           throw new ConfigException(f + ": missing key image");
         }
         fsid = n.string("fsid", null);
         domain = n.string("domain", null);
+        prefetch = n.string("prefetch", null);
       } catch (ConfigException e) {
         errors.add(e.getMessage());
         continue;
       }
       try {
         ImageRecord r = registrar.register(image, fsid, domain, true);
+        if (prefetch != null && setPolicy != null) {
+          setPolicy.accept(r.fsid(), prefetch);
+        }
         registered++;
         LOG.info("registered " + image + " from " + f.getFileName() + " as fsid " + r.fsid());
       } catch (IOException | RuntimeException e) {

@@ -10,6 +10,7 @@ import dev.lazypull.sys.ErrnoException;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -41,6 +42,9 @@ public final class OndemandDaemon implements Closeable {
   private final Thread pollThread;
   private volatile boolean running;
   private volatile Throwable failure;
+  private final int mergeLimit;
+  private final int chunkSize;
+  private volatile PrefetchManager prefetch;
 
   public OndemandDaemon(Devnode devnode, Catalog catalog, ImageSources sources, DaemonConfig config,
       DaemonStats stats) {
@@ -52,6 +56,8 @@ public final class OndemandDaemon implements Closeable {
     this.objectThread = Executors.newSingleThreadExecutor(threads("lazypull-objects"));
     this.handler = new RequestHandler(devnode, catalog, sources, config, stats, fetchPool, readSlots::release);
     this.pollThread = new Thread(this::pollLoop, "lazypull-devnode-poll");
+    this.mergeLimit = config.mergeLimit();
+    this.chunkSize = config.chunkSize();
   }
 
   private static ThreadFactory threads(String name) {
@@ -99,6 +105,34 @@ public final class OndemandDaemon implements Closeable {
     return new long[] {total, hung};
   }
 
+  /**
+   * Turns on background prefetch (policies, access profiles, explicit prefetch through the control API).
+   * Call before {@link #start}.
+   */
+  public void enablePrefetch(PrefetchConfig config, Path stateDir) {
+    Prefetcher prefetcher = new Prefetcher(fetchPool, config.threads(), config.bytesPerSecond(), mergeLimit,
+        () -> handler.inflightReadCount());
+    prefetch = new PrefetchManager(prefetcher, config, stateDir, chunkSize);
+    handler.addListener(prefetch);
+  }
+
+  /** Sets an image's prefetch policy (none, all, profile); no-op when prefetch is off. */
+  public void setPrefetchPolicy(String fsid, String policy) {
+    if (prefetch != null) {
+      prefetch.setPolicy(fsid, PrefetchPolicy.parse(policy));
+    }
+  }
+
+  /** The prefetch manager, or null when prefetch is off. */
+  PrefetchManager prefetch() {
+    return prefetch;
+  }
+
+  /** Open objects of one image (all its blobs that are mounted now). */
+  List<CacheObject> objectsOf(String fsid) {
+    return handler.objects().stream().filter(o -> o.binding.image().fsid().equals(fsid)).toList();
+  }
+
   /** The cache files the kernel holds open right now, for the cache janitor. */
   public List<CacheJanitor.OpenCookie> openCookies() {
     return handler.objects().stream()
@@ -108,7 +142,7 @@ public final class OndemandDaemon implements Closeable {
 
   /** Keeps {@code janitor}'s LRU order current: every OPEN and CLOSE counts as a use. */
   public void attach(CacheJanitor janitor) {
-    handler.setListener(new RequestHandler.ObjectListener() {
+    handler.addListener(new RequestHandler.ObjectListener() {
       @Override
       public void opened(CacheObject object) {
         janitor.touch(object.volumeKey, object.cookieKey);
@@ -230,6 +264,9 @@ public final class OndemandDaemon implements Closeable {
       pollThread.join(2000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (prefetch != null) {
+      prefetch.close();
     }
     objectThread.shutdown();
     fetchPool.shutdown();

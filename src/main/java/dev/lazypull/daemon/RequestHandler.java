@@ -52,13 +52,16 @@ final class RequestHandler {
   private final Map<Integer, Long> inflightReads = new ConcurrentHashMap<>();
   private final OnceLogger once = new OnceLogger(LOG);
   private final Runnable readDone;
-  private volatile ObjectListener listener = ObjectListener.NONE;
+  private final java.util.List<ObjectListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
-  /** Told when kernel objects open and close (cache LRU bookkeeping, prefetch). Called on the object thread. */
+  /**
+   * Told when kernel objects open and close (on the object thread) and when READs arrive (on the poll thread:
+   * must not block). Used for cache LRU bookkeeping, prefetch policies and access profiles.
+   */
   interface ObjectListener {
-    ObjectListener NONE = new ObjectListener() {};
-
     default void opened(CacheObject object) {}
+
+    default void read(CacheObject object, long offset, long length) {}
 
     default void closed(CacheObject object) {}
   }
@@ -112,7 +115,9 @@ final class RequestHandler {
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {
       object.startRebuild(fetchPool);
-      listener.opened(object);
+      for (ObjectListener l : listeners) {
+        l.opened(object);
+      }
     }
     LOG.fine(() -> "OPEN " + object + " fsid " + binding.image().fsid() + " device " + binding.deviceId() + " size "
         + binding.blob().size());
@@ -154,7 +159,9 @@ final class RequestHandler {
       return;
     }
     object.markClosed();
-    listener.closed(object);
+    for (ObjectListener l : listeners) {
+      l.closed(object);
+    }
     LOG.fine(() -> "CLOSE " + object);
   }
 
@@ -183,6 +190,9 @@ final class RequestHandler {
       return;
     }
     stats.readBytesRequested.add(length);
+    for (ObjectListener l : listeners) {
+      l.read(object, offset, length);
+    }
     if (offset + length > object.fetcher.map().paddedSize()) {
       once.warn("pastend:" + object.objectId, object + ": READ " + offset + "+" + length + " goes past the blob's "
           + object.fetcher.map().blobSize() + " bytes; serving what exists");
@@ -225,6 +235,10 @@ final class RequestHandler {
       object.release();
       readDone.run();
     }
+  }
+
+  int inflightReadCount() {
+    return inflightReads.size();
   }
 
   /** Arrival times (nanoTime) of READs not yet answered. */
@@ -289,8 +303,8 @@ final class RequestHandler {
     }
   }
 
-  void setListener(ObjectListener listener) {
-    this.listener = listener;
+  void addListener(ObjectListener listener) {
+    listeners.add(listener);
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+package dev.lazypull.daemon;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.Json;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * What an image read during its first seconds after mount, in first-access order: replayed as a prefetch on
+ * the next mount so the data is there before the reader asks. Ranges name blobs by digest, so a profile stays
+ * valid for any image sharing those blobs. Stored as {@code <state>/profiles/<manifest hex>.json}.
+ */
+public record AccessProfile(
+    @JsonProperty("version") int version,
+    @JsonProperty("manifestDigest") String manifestDigest,
+    @JsonProperty("windowMillis") long windowMillis,
+    @JsonProperty("ranges") List<Range> ranges) {
+
+  public record Range(@JsonProperty("blob") String blob, @JsonProperty("offset") long offset,
+      @JsonProperty("length") long length) {}
+
+  /** Profiles larger than this are truncated when recorded (and refused when loaded). */
+  public static final int MAX_RANGES = 100_000;
+
+  public AccessProfile {
+    ranges = ranges == null ? List.of() : List.copyOf(ranges);
+  }
+
+  public long totalBytes() {
+    return ranges.stream().mapToLong(Range::length).sum();
+  }
+
+  public static Path path(Path stateDir, Digest manifest) {
+    return stateDir.resolve("profiles").resolve(manifest.hex() + ".json");
+  }
+
+  public static Optional<AccessProfile> load(Path stateDir, Digest manifest) throws IOException {
+    Path p = path(stateDir, manifest);
+    if (!Files.exists(p)) {
+      return Optional.empty();
+    }
+    AccessProfile profile = Json.parse(Files.readAllBytes(p), AccessProfile.class, p.toString());
+    if (profile.version() != 1 || profile.ranges().size() > MAX_RANGES) {
+      throw new IOException(p + ": unsupported profile (version " + profile.version() + ", "
+          + profile.ranges().size() + " ranges)");
+    }
+    for (Range r : profile.ranges()) {
+      Digest.parse(r.blob());
+      if (r.offset() < 0 || r.length() <= 0) {
+        throw new IOException(p + ": bad range " + r);
+      }
+    }
+    return Optional.of(profile);
+  }
+
+  public void save(Path stateDir) throws IOException {
+    Path p = path(stateDir, Digest.parse(manifestDigest));
+    Files.createDirectories(p.getParent());
+    Path tmp = Files.createTempFile(p.getParent(), ".profile-", ".tmp");
+    try {
+      Files.write(tmp, Json.write(this));
+      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+}

@@ -1,0 +1,231 @@
+package dev.lazypull.daemon;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.image.Json;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Logger;
+
+/**
+ * Applies prefetch policies as kernel objects open, and records access profiles: on the first mount of an image
+ * with no profile, READs during the first {@code profileWindow} are recorded (chunk-aligned, in first-access
+ * order) and saved; on later mounts with policy {@code profile} those ranges are prefetched as each blob's object
+ * opens, ahead of the reader.
+ */
+final class PrefetchManager implements RequestHandler.ObjectListener, AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(PrefetchManager.class.getName());
+  private static final String POLICY_FILE = "prefetch-policy.json";
+
+  private final Prefetcher prefetcher;
+  private final PrefetchConfig config;
+  private final Path stateDir;
+  /** Profiles are aligned to the daemon's fetch unit. */
+  private final int chunk;
+  private final Map<String, PrefetchPolicy> policies = new ConcurrentHashMap<>();
+  private final Map<String, Recording> recordings = new ConcurrentHashMap<>();
+  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+    Thread t = new Thread(r, "lazypull-profile");
+    t.setDaemon(true);
+    return t;
+  });
+
+  /** READs of one image during its recording window. Appended from the poll thread: lock-free. */
+  private static final class Recording {
+    final ImageRecord image;
+    final long startNanos = System.nanoTime();
+    final ConcurrentLinkedQueue<AccessProfile.Range> reads = new ConcurrentLinkedQueue<>();
+    volatile boolean closed;
+
+    Recording(ImageRecord image) {
+      this.image = image;
+    }
+  }
+
+  PrefetchManager(Prefetcher prefetcher, PrefetchConfig config, Path stateDir, int chunkSize) {
+    this.prefetcher = prefetcher;
+    this.chunk = chunkSize;
+    this.config = config;
+    this.stateDir = stateDir;
+    loadPolicies();
+  }
+
+  Prefetcher prefetcher() {
+    return prefetcher;
+  }
+
+  PrefetchPolicy policyOf(String fsid) {
+    return policies.getOrDefault(fsid, config.policy());
+  }
+
+  void setPolicy(String fsid, PrefetchPolicy policy) {
+    if (policy == null) {
+      policies.remove(fsid);
+    } else {
+      policies.put(fsid, policy);
+    }
+    savePolicies();
+  }
+
+  @Override
+  public void opened(CacheObject object) {
+    ImageRecord image = object.binding.image();
+    if (object.binding.isBootstrap() && !Files.exists(AccessProfile.path(stateDir, image.manifestDigest()))
+        && config.profileWindow().toMillis() > 0) {
+      Recording rec = new Recording(image);
+      if (recordings.putIfAbsent(image.fsid(), rec) == null) {
+        timer.schedule(() -> finish(image.fsid(), rec), config.profileWindow().toMillis(), TimeUnit.MILLISECONDS);
+        LOG.fine(() -> "recording the access profile of " + image.fsid());
+      }
+    }
+    switch (policyOf(image.fsid())) {
+      case ALL -> prefetcher.start("all:" + image.fsid() + ":" + object.binding.blob().digest().shortHex(),
+          image.fsid(), List.of(new Prefetcher.Target(object, null)));
+      case PROFILE -> replay(object);
+      case NONE -> { }
+    }
+  }
+
+  private void replay(CacheObject object) {
+    ImageRecord image = object.binding.image();
+    Optional<AccessProfile> profile;
+    try {
+      profile = AccessProfile.load(stateDir, image.manifestDigest());
+    } catch (IOException e) {
+      LOG.warning("access profile of " + image.fsid() + ": " + e.getMessage());
+      return;
+    }
+    if (profile.isEmpty()) {
+      return;
+    }
+    String blob = object.binding.blob().digest().toString();
+    List<long[]> ranges = new ArrayList<>();
+    for (AccessProfile.Range r : profile.get().ranges()) {
+      if (r.blob().equals(blob)) {
+        ranges.add(new long[] {r.offset(), r.length()});
+      }
+    }
+    if (!ranges.isEmpty()) {
+      prefetcher.start("profile:" + image.fsid() + ":" + object.binding.blob().digest().shortHex(), image.fsid(),
+          List.of(new Prefetcher.Target(object, ranges)));
+    }
+  }
+
+  @Override
+  public void read(CacheObject object, long offset, long length) {
+    Recording rec = recordings.get(object.binding.image().fsid());
+    if (rec != null && !rec.closed && rec.reads.size() < AccessProfile.MAX_RANGES) {
+      rec.reads.add(new AccessProfile.Range(object.binding.blob().digest().toString(), offset, length));
+    }
+  }
+
+  @Override
+  public void closed(CacheObject object) {
+    if (object.binding.isBootstrap()) {
+      Recording rec = recordings.get(object.binding.image().fsid());
+      if (rec != null) {
+        timer.execute(() -> finish(object.binding.image().fsid(), rec)); // umount ends the window early
+      }
+    }
+  }
+
+  /** Saves a recording as a profile: chunk-aligned, each chunk once, in first-access order. */
+  private void finish(String fsid, Recording rec) {
+    if (rec.closed || !recordings.remove(fsid, rec)) {
+      return;
+    }
+    rec.closed = true;
+    Map<String, Long> sizes = new HashMap<>();
+    sizes.put(rec.image.bootstrap().digest().toString(), rec.image.bootstrap().size());
+    rec.image.blobs().forEach(b -> sizes.put(b.digest().toString(), b.size()));
+    Map<String, Set<Long>> order = new LinkedHashMap<>();
+    List<String> blobOrder = new ArrayList<>();
+    List<long[]> firstAccess = new ArrayList<>(); // (blob index, chunk) in order
+    for (AccessProfile.Range r : rec.reads) {
+      Long size = sizes.get(r.blob());
+      if (size == null) {
+        continue;
+      }
+      Set<Long> seen = order.computeIfAbsent(r.blob(), k -> {
+        blobOrder.add(k);
+        return new LinkedHashSet<>();
+      });
+      long end = Math.min(r.offset() + r.length(), size);
+      for (long c = r.offset() / chunk; c * chunk < end; c++) {
+        if (seen.add(c)) {
+          firstAccess.add(new long[] {blobOrder.indexOf(r.blob()), c});
+        }
+      }
+    }
+    List<AccessProfile.Range> ranges = new ArrayList<>();
+    for (long[] a : firstAccess) {
+      String blob = blobOrder.get((int) a[0]);
+      long off = a[1] * chunk;
+      long len = Math.min(chunk, sizes.get(blob) - off);
+      AccessProfile.Range last = ranges.isEmpty() ? null : ranges.get(ranges.size() - 1);
+      if (last != null && last.blob().equals(blob) && last.offset() + last.length() == off) {
+        ranges.set(ranges.size() - 1, new AccessProfile.Range(blob, last.offset(), last.length() + len));
+      } else {
+        ranges.add(new AccessProfile.Range(blob, off, len));
+      }
+    }
+    AccessProfile profile = new AccessProfile(1, rec.image.manifestDigest().toString(),
+        (System.nanoTime() - rec.startNanos) / 1_000_000, ranges);
+    try {
+      profile.save(stateDir);
+      LOG.info("saved the access profile of " + fsid + ": " + ranges.size() + " ranges, " + profile.totalBytes()
+          + " bytes");
+    } catch (IOException e) {
+      LOG.warning("saving the access profile of " + fsid + ": " + e.getMessage());
+    }
+  }
+
+  private void loadPolicies() {
+    Path p = stateDir.resolve(POLICY_FILE);
+    if (!Files.exists(p)) {
+      return;
+    }
+    try {
+      Map<String, String> saved = Json.MAPPER.readValue(Files.readAllBytes(p),
+          new TypeReference<HashMap<String, String>>() {});
+      saved.forEach((k, v) -> policies.put(k, PrefetchPolicy.parse(v)));
+    } catch (IOException | RuntimeException e) {
+      LOG.warning(p + ": " + e.getMessage() + "; using the default prefetch policy for every image");
+    }
+  }
+
+  private void savePolicies() {
+    try {
+      Files.createDirectories(stateDir);
+      Map<String, String> out = new HashMap<>();
+      policies.forEach((k, v) -> out.put(k, v.text()));
+      Path tmp = Files.createTempFile(stateDir, ".policy-", ".tmp");
+      Files.write(tmp, Json.write(out));
+      Files.move(tmp, stateDir.resolve(POLICY_FILE), StandardCopyOption.REPLACE_EXISTING,
+          StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException e) {
+      LOG.warning("saving prefetch policies: " + e.getMessage());
+    }
+  }
+
+  @Override
+  public void close() {
+    timer.shutdownNow();
+    prefetcher.close();
+  }
+}

@@ -1,0 +1,191 @@
+package dev.lazypull.daemon;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.blob.BlobSource;
+import dev.lazypull.blob.ImageSource;
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.Json;
+import dev.lazypull.image.LazyImage;
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.FakeKernel;
+import dev.lazypull.testing.FakeKernel.FakeObject;
+import dev.lazypull.testing.FakeKernel.Outcome;
+import dev.lazypull.testing.MemoryBlobSource;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PrefetchTest {
+  @TempDir Path tmp;
+  private final MemoryBlobSource source = new MemoryBlobSource();
+  private FakeKernel kernel;
+  private OndemandDaemon daemon;
+  private DaemonApi api;
+  private Catalog catalog;
+  private byte[] boot;
+  private byte[] blob;
+  private Descriptor blobDesc;
+
+  private void start(PrefetchConfig prefetch) throws Exception {
+    boot = MemoryBlobSource.randomBytes(64 << 10, 1);
+    blob = MemoryBlobSource.randomBytes((32 << 16) + 100, 2); // 33 chunks of 64 KiB
+    Descriptor bootDesc = source.add(boot, MediaTypes.EROFS_BOOTSTRAP);
+    blobDesc = source.add(blob, MediaTypes.EROFS_BLOB);
+    ImageSource image = new ImageSource() {
+      @Override
+      public LazyImage resolve() {
+        throw new UnsupportedOperationException();
+      }
+
+      @Override
+      public BlobSource blobs() {
+        return source;
+      }
+    };
+    kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
+    catalog = Catalog.load(tmp.resolve("state"));
+    catalog.register(new ImageRecord("img", null, "mem/img:1", Digest.of("m".getBytes()), bootDesc, List.of(blobDesc),
+        List.of(blobDesc.digest().hex()), false), false);
+    DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 4, 64 << 10, 64 << 10,
+        Duration.ofSeconds(10), 64, 64 << 10);
+    daemon = new OndemandDaemon(kernel, catalog, new ImageSources(ref -> image), config, new DaemonStats());
+    daemon.enablePrefetch(prefetch, tmp.resolve("state"));
+    api = new DaemonApi(null, catalog, daemon, new CacheJanitor(kernel, tmp.resolve("cache"), null, 0, List::of));
+    daemon.start();
+  }
+
+  @AfterEach
+  void stop() {
+    if (daemon != null) {
+      daemon.close();
+    }
+    if (kernel != null) {
+      kernel.close();
+      assertEquals(List.of(), kernel.violations);
+    }
+  }
+
+  private static void await(BooleanSupplier c, String what) throws InterruptedException {
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (!c.getAsBoolean()) {
+      if (System.nanoTime() > end) {
+        throw new AssertionError("timed out: " + what);
+      }
+      Thread.sleep(10);
+    }
+  }
+
+  private JsonNode call(String op) throws Exception {
+    return api.handle(op, Json.MAPPER.createObjectNode().put("image", "img"));
+  }
+
+  @Test
+  void explicitPrefetchFillsEveryBlobThroughTheObjects() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO));
+    assertThrows(IllegalArgumentException.class, () -> call("prefetch"), "not mounted yet");
+    FakeObject b = kernel.open("erofs,img", "img");
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    b.copen.get(5, TimeUnit.SECONDS);
+    d.copen.get(5, TimeUnit.SECONDS);
+    call("prefetch");
+    await(() -> {
+      try {
+        return !call("prefetch-status").path("running").asBoolean();
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    }, "prefetch done");
+    JsonNode s = call("prefetch-status");
+    assertEquals(boot.length + blob.length, s.path("readyBytes").asLong());
+    assertEquals("done", s.path("jobs").get(0).path("state").asText());
+    assertArrayEquals(blob, Arrays.copyOf(Files.readAllBytes(d.file), blob.length));
+    assertArrayEquals(boot, Arrays.copyOf(Files.readAllBytes(b.file), boot.length));
+    int fetched = source.requests.size();
+    assertEquals(Outcome.DATA, kernel.read(d, 0, blob.length).get(5, TimeUnit.SECONDS));
+    assertEquals(fetched, source.requests.size(), "nothing left to fetch after prefetch");
+  }
+
+  @Test
+  void onDemandReadsDoNotQueueBehindPrefetch() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 1, 0, Duration.ZERO));
+    source.delayMillis = 40; // every fetch is slow: a 33-chunk prefetch takes over a second
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    d.copen.get(5, TimeUnit.SECONDS);
+    call("prefetch");
+    Thread.sleep(100);
+    long t0 = System.nanoTime();
+    assertEquals(Outcome.DATA, kernel.read(d, 30L << 16, 4096).get(5, TimeUnit.SECONDS));
+    long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+    assertTrue(call("prefetch-status").path("running").asBoolean(), "prefetch still running");
+    assertTrue(ms < 500, "the READ took " + ms + " ms: it waited behind prefetch");
+    assertEquals(1, call("prefetch-stop").path("cancelled").asInt());
+  }
+
+  @Test
+  void bandwidthCapSlowsPrefetch() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 2, 2 << 20, Duration.ZERO)); // 2 MiB/s for ~2.1 MiB
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    d.copen.get(5, TimeUnit.SECONDS);
+    long t0 = System.nanoTime();
+    call("prefetch");
+    await(() -> {
+      try {
+        return !call("prefetch-status").path("running").asBoolean();
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    }, "prefetch done");
+    long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+    assertTrue(ms >= 700, "2.1 MiB at 2 MiB/s (250 ms burst) finished in " + ms + " ms");
+  }
+
+  @Test
+  void aRecordedProfileIsReplayedOnTheNextMount() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.PROFILE, 2, 0, Duration.ofSeconds(30)));
+    FakeObject b = kernel.open("erofs,img", "img");
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    b.copen.get(5, TimeUnit.SECONDS);
+    d.copen.get(5, TimeUnit.SECONDS);
+    assertEquals(Outcome.DATA, kernel.read(b, 0, 4096).get(5, TimeUnit.SECONDS));
+    assertEquals(Outcome.DATA, kernel.read(d, 5L << 16, 8192).get(5, TimeUnit.SECONDS));
+    assertEquals(Outcome.DATA, kernel.read(d, 20L << 16, 4096).get(5, TimeUnit.SECONDS));
+    kernel.close(d);
+    kernel.close(b); // umount: the recording window ends early and the profile is saved
+    Path profile = AccessProfile.path(tmp.resolve("state"), Digest.of("m".getBytes()));
+    await(() -> Files.exists(profile), "profile saved");
+    AccessProfile p = AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
+    assertEquals(3, p.ranges().size());
+    assertEquals(3L << 16, p.totalBytes());
+
+    // A cold mount (fresh cache files): the recorded chunks arrive before anyone reads them.
+    int before = source.requests.size();
+    FakeObject b2 = kernel.open("erofs,img", "img");
+    FakeObject d2 = kernel.open("erofs,img", blobDesc.digest().hex());
+    b2.copen.get(5, TimeUnit.SECONDS);
+    d2.copen.get(5, TimeUnit.SECONDS);
+    await(() -> source.requests.size() - before == 3, "replayed 3 ranges");
+    await(() -> daemon.objectsOf("img").stream().mapToLong(o -> o.fetcher.map().readyBytes()).sum() == 3L << 16,
+        "replayed ranges ready");
+    CacheObject blobObject = daemon.objectsOf("img").stream().filter(o -> !o.binding.isBootstrap()).findFirst()
+        .orElseThrow();
+    assertTrue(blobObject.fetcher.map().isReady(5) && blobObject.fetcher.map().isReady(20));
+    assertFalse(blobObject.fetcher.map().isReady(6));
+  }
+}
