@@ -94,16 +94,49 @@ usage1=$(stat_field usageBytes)
 result cache-usage-after-gc "$usage1"
 check gc-within-budget test "$usage1" -le $((12 << 20))
 check gc-freed-something test "$usage1" -lt "$usage0"
-r0=$(stat_field reads)
+# (the image's access profile may prefetch in the background: count bytes fetched, not READs)
+f0=$(stat_field bytesFetched)
 check after-gc-remount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
 check after-gc-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
-check after-gc-refetched test "$(stat_field reads)" -gt "$r0"
+check after-gc-refetched test "$(stat_field bytesFetched)" -gt "$f0"
 check after-gc-umount lp umount /tmp/mnt/multi
+check evict-image lp evict --socket "$SOCK" "$L:multi"
+f1=$(stat_field bytesFetched)
+check after-evict-remount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
+check after-evict-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
+check after-evict-refetched test "$(stat_field bytesFetched)" -gt "$f1"
+umount /tmp/mnt/multi
 check evict-image lp evict --socket "$SOCK" "$L:multi"
 r1=$(stat_field reads)
 check after-evict-remount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
 check after-evict-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
 check after-evict-refetched test "$(stat_field reads)" -gt "$r1"
+umount /tmp/mnt/multi
+
+echo "### prefetch: the access profile recorded on the first mount is replayed on a cold remount"
+check profile-recorded bash -c "ls /mnt/state/profiles/*.json >/dev/null"
+check profile-evict lp evict --socket "$SOCK" "$L:multi"
+check profile-mount lp mount --socket "$SOCK" "$L:multi" /tmp/mnt/multi
+check profile-prefetch-finished lp prefetch --socket "$SOCK" --status --wait "$L:multi"
+r0=$(stat_field reads)
+check profile-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
+r1=$(stat_field reads)
+result reads-after-profile-replay $((r1 - r0))
+check profile-replay-left-no-reads test "$r1" -eq "$r0"
+umount /tmp/mnt/multi
+
+echo "### prefetch --all --wait through the daemon, then a cold read sends zero READs"
+check prefetch-evict lp evict --socket "$SOCK" "$L:multi"
+check prefetch-mount lp mount --socket "$SOCK" --prefetch none "$L:multi" /tmp/mnt/multi
+check prefetch-all-wait lp prefetch --socket "$SOCK" --all --wait "$L:multi"
+r0=$(stat_field reads)
+check prefetch-md5 bash -c "cd /tmp/mnt/multi && md5sum --quiet -c '$W/tree.md5'"
+r1=$(stat_field reads)
+result reads-after-prefetch $((r1 - r0))
+check prefetch-left-no-reads test "$r1" -eq "$r0"
+out=$(lp prefetch --socket "$SOCK" no-such-image 2>&1); rc=$?
+check prefetch-unknown-image-fails test "$rc" -ne 0
+echo "$out"
 umount /tmp/mnt/multi
 kill "$DAEMON"; wait "$DAEMON" 2>/dev/null
 echo "FAILS=$FAILS"

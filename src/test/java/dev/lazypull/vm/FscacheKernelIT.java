@@ -58,7 +58,9 @@ class FscacheKernelIT {
         "multi-md5-cold", "multi-zero-reads-after-drop-caches", "multi-zero-reads-after-remount",
         "shared1-md5-cold", "shared1-zero-reads-after-remount", "shared2-md5", "shared-blob-opened-once",
         "no-failed-reads", "gc-within-budget", "gc-freed-something", "after-gc-md5", "after-gc-refetched",
-        "evict-image", "after-evict-md5", "after-evict-refetched");
+        "evict-image", "after-evict-md5", "after-evict-refetched", "profile-recorded", "profile-prefetch-finished",
+        "profile-md5", "profile-replay-left-no-reads", "prefetch-all-wait", "prefetch-md5", "prefetch-left-no-reads",
+        "prefetch-unknown-image-fails");
     System.out.printf("fscache e2e summary: READs served %d, bytes written %d; single: mount %d ms, cold read "
             + "%d ms, %d READs; multi: mount %d ms, cold read %d ms, %d READs%n",
         run.result("reads-total"), run.result("bytes-written"),
