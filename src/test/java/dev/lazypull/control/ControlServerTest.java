@@ -75,6 +75,33 @@ class ControlServerTest {
   }
 
   @Test
+  void nonRootPeersAreRefusedEvenWhenTheSocketIsReachable() throws Exception {
+    dev.lazypull.testing.Requirements.requireRoot();
+    dev.lazypull.testing.Requirements.requireTool("setpriv");
+    Path dir = Files.createDirectories(tmp.resolve("open"));
+    Path socket = dir.resolve("ctl.sock");
+    String client = "import socket,sys\n"
+        + "s=socket.socket(socket.AF_UNIX)\n"
+        + "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('CONNECT', e.strerror); sys.exit(0)\n"
+        + "s.sendall(b'{\"op\":\"ping\"}\\n')\nprint(s.recv(4096).decode())\n";
+    try (ControlServer server = echo(socket)) {
+      // Default permissions: an unprivileged user cannot even reach the socket (0700 dir, 0600 socket).
+      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
+      String denied = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
+          "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
+      assertTrue(denied.contains("CONNECT Permission denied"), denied);
+      // Opened up by mistake: SO_PEERCRED still refuses the peer.
+      Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
+      String refused = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
+          "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
+      assertTrue(refused.contains("\"ok\":false") && refused.contains("permission denied"), refused);
+      assertEquals("ok", new ControlClient(socket).call(ControlClient.request("ok")).get("echo").asText(),
+          "root is still served");
+    }
+  }
+
+  @Test
   void unreachableDaemonIsAClearError() {
     ControlException e = assertThrows(ControlException.class,
         () -> new ControlClient(tmp.resolve("none.sock")).call(ControlClient.request("ping")));
