@@ -5,6 +5,8 @@
 JAVA=${JAVA:-/usr/lib/jvm/java-17-openjdk-amd64/bin/java}
 # C1 only: the guest runs under TCG, where C2 compilation costs more than it saves for short runs.
 JAVA_OPTS=${JAVA_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k}
+# The host-made AppCDS archive (VmHarness): JVM start dominates the guest's many short CLI runs under TCG.
+[ -n "${LAZYPULL_CDS:-}" ] && [ -r "$LAZYPULL_CDS" ] && JAVA_OPTS="$JAVA_OPTS -XX:SharedArchiveFile=$LAZYPULL_CDS -Xlog:cds=off"
 : "${LAZYPULL_JAR:?LAZYPULL_JAR must point at lazypull.jar}"
 SOCK=/run/lazypull/lazypull.sock
 FAILS=0
