@@ -1,28 +1,30 @@
 #!/bin/sh
 # Installs lazypull from this unpacked release: the launcher, the jar, systemd units, docs and example config.
-# Usage (as root): ./install.sh [--prefix /usr/local] [--no-systemd]
+# Usage (as root): ./install.sh [--prefix /usr/local] [--sysconfdir /etc] [--no-systemd]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=/usr/local
+etc=/etc
 systemd=1
 while [ $# -gt 0 ]; do
   case $1 in
     --prefix) prefix=$2; shift 2 ;;
+    --sysconfdir) etc=$2; shift 2 ;;
     --no-systemd) systemd=0; shift ;;
-    *) echo "usage: install.sh [--prefix DIR] [--no-systemd]" >&2; exit 2 ;;
+    *) echo "usage: install.sh [--prefix DIR] [--sysconfdir DIR] [--no-systemd]" >&2; exit 2 ;;
   esac
 done
 install -d "$prefix/bin" "$prefix/lib/lazypull" "$prefix/share/doc/lazypull"
 install -m 0644 "$here/lib/lazypull.jar" "$prefix/lib/lazypull/lazypull.jar"
 install -m 0755 "$here/bin/lazypull" "$prefix/bin/lazypull"
 cp -R "$here/docs/." "$prefix/share/doc/lazypull/"
-install -d -m 0755 /etc/lazypull /etc/lazypull/images.d /etc/lazypull/nbd
-[ -e /etc/lazypull/config.toml ] || install -m 0644 "$here/systemd/examples/config.toml" /etc/lazypull/config.toml
+install -d -m 0755 "$etc/lazypull" "$etc/lazypull/images.d" "$etc/lazypull/nbd"
+[ -e "$etc/lazypull/config.toml" ] || install -m 0644 "$here/systemd/examples/config.toml" "$etc/lazypull/config.toml"
 if [ "$systemd" = 1 ]; then
   for unit in lazypull.service lazypull-nbd@.service; do
     sed "s#/usr/local/bin/lazypull#$prefix/bin/lazypull#g; s#/usr/local/share/doc#$prefix/share/doc#g" \
-      "$here/systemd/$unit" >"/etc/systemd/system/$unit"
-    chmod 0644 "/etc/systemd/system/$unit"
+      "$here/systemd/$unit" >"$etc/systemd/system/$unit"
+    chmod 0644 "$etc/systemd/system/$unit"
   done
   if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 fi

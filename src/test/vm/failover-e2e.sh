@@ -12,7 +12,7 @@ mkdir -p /mnt/cache /mnt/state /tmp/mnt/app
 trap 'echo "--- daemon log (tail)"; tail -n 60 /tmp/daemon.log 2>/dev/null' EXIT
 
 "$SUP" --restarts 3 --notify-socket /run/lp-notify.sock -- "$JAVA" $JAVA_OPTS -jar "$LAZYPULL_JAR" daemon \
-  --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" >/tmp/daemon.log 2>&1 &
+  --config "$TEST_CONFIG" --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" >/tmp/daemon.log 2>&1 &
 SUPERVISOR=$!
 check daemon-ready wait_for_daemon
 check devnode-parked-in-fd-store grep -q "@@SUPERVISOR stored name=cachefiles" /tmp/daemon.log

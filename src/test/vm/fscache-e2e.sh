@@ -9,17 +9,17 @@ mkdir -p /mnt/cache /mnt/state /tmp/mnt
 trap 'echo "--- daemon log (tail)"; tail -n 40 /tmp/daemon.log 2>/dev/null' EXIT
 
 echo "### clear errors before binding"
-out=$(lp daemon --cache-dir /tmp/tmpfs-cache --state-dir /tmp/st --socket /tmp/x.sock 2>&1); rc=$?
+out=$(lp daemon --config "$TEST_CONFIG" --cache-dir /tmp/tmpfs-cache --state-dir /tmp/st --socket /tmp/x.sock 2>&1); rc=$?
 check daemon-refuses-tmpfs-cache test "$rc" -ne 0 -a -n "$(grep -o tmpfs <<<"$out")"
 echo "$out"
 
 echo "### start the daemon"
 t0=$(now_ms)
-lp daemon --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
+lp daemon --config "$TEST_CONFIG" --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
 DAEMON=$!
 check daemon-ready wait_for_daemon
 result daemon-start-ms $(( $(now_ms) - t0 ))
-out=$(lp daemon --cache-dir /mnt/cache2 --state-dir /tmp/st2 --socket /tmp/y.sock 2>&1); rc=$?
+out=$(lp daemon --config "$TEST_CONFIG" --cache-dir /mnt/cache2 --state-dir /tmp/st2 --socket /tmp/y.sock 2>&1); rc=$?
 check second-daemon-devnode-busy test "$rc" -ne 0 -a -n "$(grep -o busy <<<"$out")"
 echo "$out"
 

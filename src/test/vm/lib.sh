@@ -9,6 +9,9 @@ JAVA_OPTS=${JAVA_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k}
 [ -n "${LAZYPULL_CDS:-}" ] && [ -r "$LAZYPULL_CDS" ] && JAVA_OPTS="$JAVA_OPTS -XX:SharedArchiveFile=$LAZYPULL_CDS -Xlog:cds=off"
 : "${LAZYPULL_JAR:?LAZYPULL_JAR must point at lazypull.jar}"
 SOCK=/run/lazypull/lazypull.sock
+# Guest daemons must not read the host's /etc/lazypull (the host root is the guest's root over 9p).
+TEST_CONFIG=/tmp/lazypull-test.toml
+printf '[daemon]\nimages_dir = "/nonexistent/images.d"\n' >"$TEST_CONFIG"
 FAILS=0
 
 lp() { "$JAVA" $JAVA_OPTS -jar "$LAZYPULL_JAR" "$@"; }

@@ -32,8 +32,12 @@ class ReleaseTarballIT {
 
     // Install under a private prefix without touching the host's systemd configuration.
     Path prefix = tmp.resolve("prefix");
-    Requirements.run(dist.resolve("install.sh").toString(), "--prefix", prefix.toString(), "--no-systemd");
+    Path etc = tmp.resolve("etc");
+    Requirements.run(dist.resolve("install.sh").toString(), "--prefix", prefix.toString(), "--sysconfdir",
+        etc.toString(), "--no-systemd");
     assertTrue(Files.isExecutable(prefix.resolve("bin/lazypull")));
+    assertTrue(Files.isRegularFile(etc.resolve("lazypull/config.toml")));
+    assertTrue(Files.isDirectory(etc.resolve("lazypull/images.d")));
     String help = Requirements.run(prefix.resolve("bin/lazypull").toString(), "daemon", "--help");
     assertTrue(help.contains("--cache-dir"), help);
 
