@@ -8,6 +8,9 @@ import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.DeviceSlot;
+import dev.lazypull.erofs.ErofsReader;
+import dev.lazypull.erofs.ImageSummary;
+import dev.lazypull.blob.BlobByteSource;
 import dev.lazypull.erofs.Superblock;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Json;
@@ -34,6 +37,7 @@ final class InspectCommand implements Callable<Integer> {
     BootstrapHeader header = ImageRegistrar.readHeader(source, img);
     ImageRecord record = ImageRegistrar.describe(img, header, null, null);
     Superblock sb = header.superblock();
+    ImageSummary summary = ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
     if (json) {
       ObjectNode out = Json.MAPPER.createObjectNode();
       out.put("reference", img.reference());
@@ -49,6 +53,20 @@ final class InspectCommand implements Callable<Integer> {
       s.put("rootNid", sb.rootNid());
       s.put("featureCompat", sb.featureCompat());
       s.put("featureIncompat", sb.featureIncompat());
+      ObjectNode fs = out.putObject("filesystem");
+      fs.put("inodes", summary.inodes());
+      fs.put("paths", summary.paths());
+      fs.put("directories", summary.directories());
+      fs.put("regularFiles", summary.regularFiles());
+      fs.put("symlinks", summary.symlinks());
+      fs.put("otherFiles", summary.otherFiles());
+      fs.put("fileBytes", summary.fileBytes());
+      fs.put("chunkSize", summary.chunkSize());
+      fs.put("chunks", summary.chunks());
+      fs.put("uniqueChunks", summary.uniqueChunks());
+      fs.put("holeChunks", summary.holes());
+      fs.put("dedupRatio", summary.dedupRatio());
+      out.set("chunkDigestTables", Json.MAPPER.valueToTree(img.chunkTables()));
       ArrayNode devices = out.putArray("devices");
       for (DeviceSlot d : header.devices()) {
         devices.addObject().put("tag", d.tag()).put("blocks", d.blocks()).put("mappedBlkaddr", d.mappedBlkaddr());
@@ -63,6 +81,12 @@ final class InspectCommand implements Callable<Integer> {
     System.out.printf("bootstrap:    %s  %s%n", img.bootstrap().digest(), Units.human(img.bootstrap().size()));
     System.out.printf("superblock:   block size %d, %d inodes, %d blocks, root nid %d, compat 0x%x, incompat 0x%x%n",
         sb.blockSize(), sb.inodes(), sb.blocks(), sb.rootNid(), sb.featureCompat(), sb.featureIncompat());
+    System.out.printf("files:        %d inodes (%d directories, %d regular files, %d symlinks, %d other), %d paths, "
+        + "%s of file data%n", summary.inodes(), summary.directories(), summary.regularFiles(), summary.symlinks(),
+        summary.otherFiles(), summary.paths(), Units.human(summary.fileBytes()));
+    System.out.printf(java.util.Locale.ROOT, "chunks:       %d referenced, %d stored, %d holes, chunk size %s, "
+        + "dedup ratio %.2f%n", summary.chunks(), summary.uniqueChunks(), summary.holes(),
+        summary.chunkSize() == 0 ? "-" : Units.human(summary.chunkSize()), summary.dedupRatio());
     System.out.println("devices:      " + header.devices().size());
     for (int i = 0; i < header.devices().size(); i++) {
       DeviceSlot d = header.devices().get(i);
@@ -70,6 +94,10 @@ final class InspectCommand implements Callable<Integer> {
       System.out.printf("  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n", i + 1, blob.digest(),
           Units.human(blob.size()), d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(),
           d.mappedBlkaddr());
+      Descriptor table = img.chunkTable(i);
+      if (table != null) {
+        System.out.printf("            chunk digests %s  %s%n", table.digest(), Units.human(table.size()));
+      }
     }
     System.out.println("total:        " + Units.human(record.totalBytes()));
     return 0;
