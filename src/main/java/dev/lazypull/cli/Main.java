@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
       InspectCommand.class,
       ImportCommand.class,
       PackCommand.class,
+      ConvertCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
