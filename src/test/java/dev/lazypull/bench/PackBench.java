@@ -32,15 +32,17 @@ class PackBench {
           + "' -type f -exec cat {} + > /dev/null");
       long[] mkfs = new long[5];
       long[] pack = new long[5];
+      long blob = 0;
       for (int i = 0; i < 5; i++) {
         mkfs[i] = time(work, "mkfs.erofs", "--quiet", "--chunksize=1048576", "--blobdev=" + work.resolve("blob"),
             work.resolve("boot").toString(), tree.toString());
+        blob = Files.size(work.resolve("blob"));
         pack[i] = time(work, "java", "-jar", jar.toString(), "pack", tree.toString(), "--output",
             "oci:" + work.resolve("layout-" + i));
+        System.out.printf(Locale.ROOT, "run %d: mkfs.erofs %d ms, lazypull pack %d ms%n", i + 1, mkfs[i], pack[i]);
       }
       Arrays.sort(mkfs);
       Arrays.sort(pack);
-      long blob = Files.size(work.resolve("blob"));
       System.out.printf(Locale.ROOT, "%ntree %s, mkfs blob %d MiB, %d cores%n", tree, blob >> 20,
           Runtime.getRuntime().availableProcessors());
       System.out.printf(Locale.ROOT, "mkfs.erofs --chunksize=1048576 --blobdev: median %d ms (min %d, max %d)%n",
