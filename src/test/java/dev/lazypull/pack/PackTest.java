@@ -93,8 +93,25 @@ class PackTest {
     for (int i = 0; i < table.size(); i++) {
       assertTrue(table.verify(i, data, (int) table.offset(i), table.length(i)), "chunk " + i);
     }
+    String json = capture(() -> Main.run("inspect", "--json", "oci:" + tmp.resolve("layout") + ":v"));
+    com.fasterxml.jackson.databind.JsonNode fs = dev.lazypull.image.Json.MAPPER.readTree(json).path("filesystem");
+    assertEquals(sum.regularFiles(), fs.path("regularFiles").asLong());
+    assertEquals(sum.uniqueChunks(), fs.path("uniqueChunks").asLong());
+    assertTrue(fs.path("dedupRatio").asDouble() > 1.0, json);
     data[(int) table.offset(1) + 5] ^= 1;
     assertFalse(table.verify(1, data, (int) table.offset(1), table.length(1)), "a flipped byte is caught");
+  }
+
+  private static String capture(java.util.concurrent.Callable<Integer> run) throws Exception {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    PrintStream old = System.out;
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    try {
+      assertEquals(0, run.call());
+    } finally {
+      System.setOut(old);
+    }
+    return out.toString(StandardCharsets.UTF_8);
   }
 
   @Test
