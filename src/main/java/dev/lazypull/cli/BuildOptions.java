@@ -50,16 +50,20 @@ final class BuildOptions {
    * this build yet: they are refused up front, before any work, rather than pretended.
    */
   static ImageOutput openOutput(String target) throws IOException {
-    ImageReference ref;
-    try {
-      ref = ImageReference.parse(target);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("bad output '" + target + "': " + e.getMessage());
-    }
+    ImageReference ref = parseReference(target);
     if (ref instanceof ImageReference.OciLayout oci) {
       return new OciLayoutOutput(oci.dir(), oci.tag());
     }
     throw new UnsupportedOperationException(pushPending(target));
+  }
+
+  /** Parses an image reference; a malformed one is an error naming it. */
+  static ImageReference parseReference(String text) {
+    try {
+      return ImageReference.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("bad image reference '" + text + "': " + e.getMessage());
+    }
   }
 
   static String pushPending(String target) {

@@ -48,12 +48,7 @@ final class ConvertCommand implements Callable<Integer> {
 
   /** Opens a source image; only this changes when registry sources arrive. */
   static SourceImage openSource(String reference, String platform) throws IOException {
-    ImageReference ref;
-    try {
-      ref = ImageReference.parse(reference);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("bad image reference '" + reference + "': " + e.getMessage());
-    }
+    ImageReference ref = BuildOptions.parseReference(reference);
     if (ref instanceof ImageReference.OciLayout oci) {
       return OciLayoutSourceImage.open(oci.dir(), oci.tag(), platform);
     }
