@@ -22,6 +22,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -129,9 +130,14 @@ public final class ChunkStore implements AutoCloseable {
 
   /** A cleared chunk buffer from the pool; blocks while every buffer is in flight (that is the memory bound). */
   public ByteBuffer acquire() throws IOException {
-    checkFailure();
     try {
-      return pool.take().clear();
+      while (true) {
+        checkFailure(); // re-checked while waiting: a failed pipeline may never return its buffers
+        ByteBuffer b = pool.poll(100, TimeUnit.MILLISECONDS);
+        if (b != null) {
+          return b.clear();
+        }
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted", e);
@@ -161,7 +167,12 @@ public final class ChunkStore implements AutoCloseable {
 
   private void enqueue(Object item) throws IOException {
     try {
-      ordered.put(item);
+      while (!ordered.offer(item, 100, TimeUnit.MILLISECONDS)) {
+        if (!committer.isAlive()) {
+          checkFailure();
+          throw new IOException("the blob writer stopped");
+        }
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted", e);
@@ -321,7 +332,7 @@ public final class ChunkStore implements AutoCloseable {
       finished = true;
       failure = failure != null ? failure : new IOException("aborted");
       try {
-        ordered.offer(END, 10, java.util.concurrent.TimeUnit.SECONDS);
+        ordered.offer(END, 10, TimeUnit.SECONDS);
         committer.join(10_000);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();

@@ -32,6 +32,7 @@ import java.util.Map;
 public final class DirectorySource {
   /** Linux PATH_MAX: longer paths cannot be opened by name. */
   private static final int PATH_MAX = 4095;
+  private static final ThreadLocal<ByteBuffer> PROBE = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1));
 
   private record SourceFile(ErofsNode node, byte[] path) {}
 
@@ -163,7 +164,8 @@ public final class DirectorySource {
     f.node.chunks = new long[(int) count];
     int fd;
     try {
-      fd = PosixFs.openRead(f.path, 0);
+      // O_NONBLOCK: should the file have been swapped for a fifo since the scan, fail instead of blocking.
+      fd = PosixFs.openRead(f.path, Posix.O_NONBLOCK);
     } catch (ErrnoException e) {
       throw new IOException("cannot read " + PosixFs.show(f.path) + ": " + Errno.describe(e.errno()), e);
     }
@@ -185,8 +187,7 @@ public final class DirectorySource {
         }
         store.submit(f.node, c, buf);
       }
-      ByteBuffer probe = ByteBuffer.allocateDirect(1);
-      if (Posix.pread(fd, probe, size) != 0) {
+      if (Posix.pread(fd, PROBE.get().clear(), size) != 0) {
         throw new IOException(PosixFs.show(f.path) + " grew while it was being packed");
       }
     } finally {

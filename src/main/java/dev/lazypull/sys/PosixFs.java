@@ -134,7 +134,7 @@ public final class PosixFs {
           byte[] name = new byte[i - start + 1];
           System.arraycopy(list, start, name, 0, i - start);
           long len = FsCalls.lgetxattr(p, name, Posix.address(buf.clear()), XATTR_SIZE_MAX);
-          String key = new String(name, 0, name.length - 1, StandardCharsets.UTF_8);
+          String key = utf8(name, name.length - 1, path);
           if (len < 0) {
             int errno = Native.getLastError();
             if (errno == Errno.ENODATA) {
@@ -150,6 +150,15 @@ public final class PosixFs {
       }
     }
     return out;
+  }
+
+  /** Xattr names are kept as Strings: refuse the (rare) ones that are not UTF-8 rather than alter them. */
+  private static String utf8(byte[] b, int len, byte[] path) throws ErrnoException {
+    try {
+      return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(b, 0, len)).toString();
+    } catch (java.nio.charset.CharacterCodingException e) {
+      throw new ErrnoException("llistxattr", show(path) + ": an xattr name that is not UTF-8", Errno.EINVAL);
+    }
   }
 
   /** Sets an extended attribute (tests build trees with it). */
