@@ -8,7 +8,9 @@ L="oci:$W/layout"
 mkdir -p /mnt/cache /mnt/state /tmp/mnt
 trap 'echo "--- daemon log (tail)"; tail -n 40 /tmp/daemon.log 2>/dev/null' EXIT
 
-lp daemon --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
+# An explicit empty config: the test must not depend on whatever /etc/lazypull/config.toml the host has.
+: > /tmp/empty-config.toml
+lp daemon --config /tmp/empty-config.toml --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
 DAEMON=$!
 check daemon-ready wait_for_daemon
 
