@@ -2,22 +2,30 @@ package dev.lazypull.cli;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lazypull.blob.BlobByteSource;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.DeviceSlot;
+import dev.lazypull.erofs.ErofsFormatException;
+import dev.lazypull.erofs.ErofsReader;
+import dev.lazypull.erofs.ImageSummary;
 import dev.lazypull.erofs.Superblock;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code lazypull inspect IMAGE}: manifest, bootstrap superblock and device table, blobs. */
+/**
+ * {@code lazypull inspect IMAGE}: manifest, bootstrap superblock, file system summary (inodes, files, chunks,
+ * dedup ratio; from a walk of the bootstrap read by range), device table, blobs and chunk digest tables.
+ */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
     description = "Show an image's manifest, bootstrap summary, device table and blobs.")
 final class InspectCommand implements Callable<Integer> {
@@ -34,6 +42,12 @@ final class InspectCommand implements Callable<Integer> {
     BootstrapHeader header = ImageRegistrar.readHeader(source, img);
     ImageRecord record = ImageRegistrar.describe(img, header, null, null);
     Superblock sb = header.superblock();
+    ImageSummary summary = null;
+    try {
+      summary = ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
+    } catch (ErofsFormatException e) { // e.g. a compressed mkfs.erofs image: the rest is still worth showing
+      System.err.println("lazypull inspect: cannot summarize the bootstrap: " + e.getMessage());
+    }
     if (json) {
       ObjectNode out = Json.MAPPER.createObjectNode();
       out.put("reference", img.reference());
@@ -42,6 +56,7 @@ final class InspectCommand implements Callable<Integer> {
       out.put("mountOptions", record.mountOptions());
       out.set("bootstrap", Json.MAPPER.valueToTree(img.bootstrap()));
       out.set("blobs", Json.MAPPER.valueToTree(img.blobs()));
+      out.set("chunkDigestTables", Json.MAPPER.valueToTree(img.chunkTables()));
       ObjectNode s = out.putObject("superblock");
       s.put("blockSize", sb.blockSize());
       s.put("inodes", sb.inodes());
@@ -49,6 +64,9 @@ final class InspectCommand implements Callable<Integer> {
       s.put("rootNid", sb.rootNid());
       s.put("featureCompat", sb.featureCompat());
       s.put("featureIncompat", sb.featureIncompat());
+      if (summary != null) {
+        putSummary(out.putObject("filesystem"), summary);
+      }
       ArrayNode devices = out.putArray("devices");
       for (DeviceSlot d : header.devices()) {
         devices.addObject().put("tag", d.tag()).put("blocks", d.blocks()).put("mappedBlkaddr", d.mappedBlkaddr());
@@ -63,6 +81,9 @@ final class InspectCommand implements Callable<Integer> {
     System.out.printf("bootstrap:    %s  %s%n", img.bootstrap().digest(), Units.human(img.bootstrap().size()));
     System.out.printf("superblock:   block size %d, %d inodes, %d blocks, root nid %d, compat 0x%x, incompat 0x%x%n",
         sb.blockSize(), sb.inodes(), sb.blocks(), sb.rootNid(), sb.featureCompat(), sb.featureIncompat());
+    if (summary != null) {
+      printSummary(summary);
+    }
     System.out.println("devices:      " + header.devices().size());
     for (int i = 0; i < header.devices().size(); i++) {
       DeviceSlot d = header.devices().get(i);
@@ -70,8 +91,36 @@ final class InspectCommand implements Callable<Integer> {
       System.out.printf("  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n", i + 1, blob.digest(),
           Units.human(blob.size()), d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(),
           d.mappedBlkaddr());
+      Descriptor table = img.chunkTable(i);
+      if (table != null) {
+        System.out.printf("            chunk digests %s  %s%n", table.digest(), Units.human(table.size()));
+      }
     }
     System.out.println("total:        " + Units.human(record.totalBytes()));
     return 0;
+  }
+
+  private static void putSummary(ObjectNode fs, ImageSummary s) {
+    fs.put("inodes", s.inodes());
+    fs.put("paths", s.paths());
+    fs.put("directories", s.directories());
+    fs.put("regularFiles", s.regularFiles());
+    fs.put("symlinks", s.symlinks());
+    fs.put("otherFiles", s.otherFiles());
+    fs.put("fileBytes", s.fileBytes());
+    fs.put("chunkSize", s.chunkSize());
+    fs.put("chunks", s.chunks());
+    fs.put("uniqueChunks", s.uniqueChunks());
+    fs.put("holeChunks", s.holes());
+    fs.put("dedupRatio", s.dedupRatio());
+  }
+
+  private static void printSummary(ImageSummary s) {
+    System.out.printf("files:        %d inodes (%d directories, %d regular files, %d symlinks, %d other), %d paths, "
+        + "%s of file data%n", s.inodes(), s.directories(), s.regularFiles(), s.symlinks(), s.otherFiles(),
+        s.paths(), Units.human(s.fileBytes()));
+    System.out.printf(Locale.ROOT, "chunks:       %d referenced, %d stored, %d holes, chunk size %s, dedup ratio "
+        + "%.2f%n", s.chunks(), s.uniqueChunks(), s.holes(), s.chunkSize() == 0 ? "-" : Units.human(s.chunkSize()),
+        s.dedupRatio());
   }
 }

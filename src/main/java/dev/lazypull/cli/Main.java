@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      PackCommand.class,
+      ConvertCommand.class,
       PrefetchCommand.class,
       GcCommand.class,
       EvictCommand.class,

@@ -28,6 +28,21 @@ public record DeviceSlot(String tag, long blocks, long mappedBlkaddr) {
         Integer.toUnsignedLong(b.getInt(offset + 64)), Integer.toUnsignedLong(b.getInt(offset + 68)));
   }
 
+  /** Writes the 128-byte slot at {@code offset}: tag NUL-padded (a 64-char tag has no NUL), reserved zero. */
+  public void encode(ByteBuffer buf, int offset) {
+    byte[] t = tag.getBytes(StandardCharsets.ISO_8859_1);
+    if (t.length > TAG_SIZE) {
+      throw new IllegalArgumentException("device tag longer than " + TAG_SIZE + " bytes: " + tag);
+    }
+    ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    for (int i = 0; i < SIZE; i++) {
+      b.put(offset + i, (byte) 0);
+    }
+    b.put(offset, t);
+    b.putInt(offset + 64, (int) blocks);
+    b.putInt(offset + 68, (int) mappedBlkaddr);
+  }
+
   public boolean isTagged() {
     return !tag.isEmpty();
   }

@@ -63,6 +63,40 @@ public record Superblock(
     return sb;
   }
 
+  /** A superblock for a new image (feature bits, counts and addresses as given; checksum filled in later). */
+  public static Superblock forImage(int featureCompat, int blkszbits, int rootNid, long inodes, long buildTime,
+      int buildTimeNsec, long blocks, int featureIncompat, int extraDevices, int devtSlotoff) {
+    return new Superblock(0, featureCompat, blkszbits, rootNid, inodes, buildTime, buildTimeNsec, blocks, 0, 0,
+        featureIncompat, extraDevices, devtSlotoff);
+  }
+
+  /**
+   * Writes these fields at byte 1024 of {@code block0} (the 128 superblock bytes are rewritten whole: every
+   * reserved byte zero, uuid and volume name zero). The checksum field is written as is: compute it last with
+   * {@link #computeChecksum} once block 0 is final.
+   */
+  public void encode(ByteBuffer block0) {
+    ByteBuffer b = block0.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    int base = b.position() + OFFSET;
+    for (int i = 0; i < SIZE; i++) {
+      b.put(base + i, (byte) 0);
+    }
+    b.putInt(base, MAGIC);
+    b.putInt(base + 4, checksum);
+    b.putInt(base + 8, featureCompat);
+    b.put(base + 12, (byte) blkszbits);
+    b.putShort(base + 14, (short) rootNid);
+    b.putLong(base + 16, inodes);
+    b.putLong(base + 24, buildTime);
+    b.putInt(base + 32, buildTimeNsec);
+    b.putInt(base + 36, (int) blocks);
+    b.putInt(base + 40, (int) metaBlkaddr);
+    b.putInt(base + 44, (int) xattrBlkaddr);
+    b.putInt(base + 80, featureIncompat);
+    b.putShort(base + 86, (short) extraDevices);
+    b.putShort(base + 88, (short) devtSlotoff);
+  }
+
   public int blockSize() {
     return 1 << blkszbits;
   }

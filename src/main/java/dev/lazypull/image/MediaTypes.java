@@ -19,6 +19,12 @@ public final class MediaTypes {
   /** Layers 1..n: raw, 4 KiB-aligned chunk data; layer k is EROFS device id k. */
   public static final String EROFS_BLOB = "application/vnd.lazypull.erofs.blob.v1";
 
+  /**
+   * Trailing layers after the data blobs: one chunk digest table per data blob (sha256 of every stored chunk,
+   * see {@link ChunkDigestTable}), for integrity checks of ranges fetched lazily.
+   */
+  public static final String CHUNK_DIGESTS = "application/vnd.lazypull.chunk-digests.v1";
+
   /** The Accept header for manifest requests: distribution returns 404 for OCI types it was not offered. */
   public static final String MANIFEST_ACCEPT =
       String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST);

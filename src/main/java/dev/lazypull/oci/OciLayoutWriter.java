@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -71,6 +72,24 @@ public final class OciLayoutWriter {
     }
   }
 
+  /** A new empty file inside the layout's blob directory, so a finished blob is renamed into place, not copied. */
+  public Path newScratchFile() throws IOException {
+    // Blobs are world-readable like every other file in a layout (createTempFile would make them 0600).
+    return Files.createTempFile(blobDir, ".incoming-", ".tmp",
+        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
+  }
+
+  /**
+   * Moves a finished scratch file (from {@link #newScratchFile}) into place as the blob with the digest the
+   * caller computed while writing it; returns its descriptor.
+   */
+  public Descriptor putScratch(Path scratch, String mediaType, Digest digest) throws IOException {
+    long size = Files.size(scratch);
+    Files.move(scratch, blobDir.resolve(digest.hex()), StandardCopyOption.REPLACE_EXISTING,
+        StandardCopyOption.ATOMIC_MOVE);
+    return new Descriptor(mediaType, digest, size);
+  }
+
   /** Points {@code tag} at a manifest in index.json, replacing any earlier entry with that tag. */
   public void tag(Descriptor manifest, String tag) throws IOException {
     Path indexPath = dir.resolve("index.json");
@@ -87,7 +106,8 @@ public final class OciLayoutWriter {
   }
 
   private static void writeAtomically(Path target, byte[] bytes) throws IOException {
-    Path tmp = Files.createTempFile(target.getParent(), ".tmp-", "");
+    Path tmp = Files.createTempFile(target.getParent(), ".tmp-", "",
+        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
     try {
       Files.write(tmp, bytes);
       Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

@@ -1,0 +1,350 @@
+package dev.lazypull.pack;
+
+import dev.lazypull.erofs.ErofsNode;
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.MediaTypes;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Stores file data as chunks in data blobs: the producer (one thread: a directory reader or a tar stream) fills
+ * pooled buffers with one chunk each and submits them; worker threads check for all-zero chunks (stored as
+ * holes) and compute each chunk's sha256 over its block-padded bytes; one committer thread takes the results
+ * in submission order, deduplicates by digest, appends new chunks 4 KiB-aligned to the current blob while
+ * hashing the blob, and records each blob's chunk digest table.
+ *
+ * <p>Submission order alone decides the blob bytes, so the same input gives the same blobs at any thread
+ * count. Memory is bounded by the buffer pool (a few chunks per thread), whatever the tree size; the dedup map
+ * and digest tables grow with the number of distinct chunks (about 80 bytes each).
+ *
+ * <p>Dedup scope: a {@link #startGroup group} (an image conversion starts one per source layer, so a layer's
+ * blob depends on that layer only and is shared by every image built on it). A blob size cap starts a new blob
+ * within a group; chunks stay deduplicated across the group's blobs.
+ *
+ * <p>Failure policy: the first error (I/O, interrupted) stops the pipeline; {@link #submit} and
+ * {@link #finish} rethrow it, and {@link ImageOutput#close} removes the unfinished blob.
+ */
+public final class ChunkStore implements AutoCloseable {
+  /** One data blob as stored: its EROFS device id (1-based), descriptor and digest table. */
+  public record StoredBlob(int device, Descriptor blob, ChunkDigestTable table) {}
+
+  private record ShaKey(long a, long b, long c, long d) {
+    static ShaKey of(byte[] s) {
+      ByteBuffer b = ByteBuffer.wrap(s);
+      return new ShaKey(b.getLong(0), b.getLong(8), b.getLong(16), b.getLong(24));
+    }
+  }
+
+  private record Hashed(ErofsNode file, int chunkNo, ByteBuffer buf, boolean zero, byte[] sha) {}
+
+  private static final Object GROUP = new Object();
+  private static final Object END = new Object();
+  private static final int BLOCK = 4096;
+
+  private final ImageOutput output;
+  private final int chunkSize;
+  private final long blobCap;
+  private final Progress progress;
+  private final BlockingQueue<ByteBuffer> pool;
+  private final BlockingQueue<Object> ordered;
+  private final ExecutorService hashers;
+  private final Thread committer;
+  private final ByteBuffer zeros;
+  private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(Digest::sha256);
+  private final List<StoredBlob> blobs = new ArrayList<>();
+  private final Map<ShaKey, Long> stored = new HashMap<>();
+  private volatile Throwable failure;
+  private OpenBlob current;
+  private boolean finished;
+
+  private final class OpenBlob {
+    final Path path;
+    final FileChannel channel;
+    final MessageDigest digest = Digest.sha256();
+    final ChunkDigestTable.Builder table = new ChunkDigestTable.Builder();
+    final int device;
+
+    OpenBlob(int device) throws IOException {
+      this.device = device;
+      this.path = output.newScratchFile();
+      this.channel = FileChannel.open(path, StandardOpenOption.WRITE);
+    }
+  }
+
+  /**
+   * @param chunkSize power of two, 4 KiB to 16 MiB
+   * @param blobCap start a new blob before one would exceed this many bytes (0 = no cap; else ≥ chunkSize)
+   */
+  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Progress progress) {
+    if (Integer.bitCount(chunkSize) != 1 || chunkSize < BLOCK || chunkSize > (16 << 20)) {
+      throw new IllegalArgumentException("chunk size must be a power of two from 4 KiB to 16 MiB: " + chunkSize);
+    }
+    if (blobCap != 0 && blobCap < chunkSize) {
+      throw new IllegalArgumentException("blob size cap " + blobCap + " is smaller than the chunk size");
+    }
+    this.output = output;
+    this.chunkSize = chunkSize;
+    this.blobCap = blobCap;
+    this.progress = progress;
+    int n = Math.max(1, threads);
+    int buffers = Math.max(n + 2, Math.min(4 * n + 4, (64 << 20) / chunkSize));
+    this.pool = new ArrayBlockingQueue<>(buffers);
+    for (int i = 0; i < buffers; i++) {
+      pool.add(ByteBuffer.allocateDirect(chunkSize));
+    }
+    this.ordered = new ArrayBlockingQueue<>(buffers + 2);
+    AtomicInteger ids = new AtomicInteger();
+    this.hashers = Executors.newFixedThreadPool(n, r -> {
+      Thread t = new Thread(r, "lazypull-hash-" + ids.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    this.zeros = ByteBuffer.allocateDirect(chunkSize);
+    this.committer = new Thread(this::commitLoop, "lazypull-blob-writer");
+    committer.setDaemon(true);
+    committer.start();
+  }
+
+  public int chunkSize() {
+    return chunkSize;
+  }
+
+  /** A cleared chunk buffer from the pool; blocks while every buffer is in flight (that is the memory bound). */
+  public ByteBuffer acquire() throws IOException {
+    try {
+      while (true) {
+        checkFailure(); // re-checked while waiting: a failed pipeline may never return its buffers
+        ByteBuffer b = pool.poll(100, TimeUnit.MILLISECONDS);
+        if (b != null) {
+          return b.clear();
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted", e);
+    }
+  }
+
+  /** Returns a buffer that will not be submitted. */
+  public void release(ByteBuffer buf) {
+    pool.add(buf);
+  }
+
+  /**
+   * Submits chunk {@code chunkNo} of {@code file}: {@code buf} (from {@link #acquire}) holds its bytes in
+   * [0, limit). The location lands in {@code file.chunks[chunkNo]} once committed.
+   */
+  public void submit(ErofsNode file, int chunkNo, ByteBuffer buf) throws IOException {
+    checkFailure();
+    buf.flip();
+    Future<Hashed> f = hashers.submit(() -> hash(file, chunkNo, buf));
+    enqueue(f);
+  }
+
+  /** Starts a new dedup group (and so a new blob for the next stored chunk). */
+  public void startGroup() throws IOException {
+    enqueue(GROUP);
+  }
+
+  private void enqueue(Object item) throws IOException {
+    try {
+      while (!ordered.offer(item, 100, TimeUnit.MILLISECONDS)) {
+        if (!committer.isAlive()) {
+          checkFailure();
+          throw new IOException("the blob writer stopped");
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted", e);
+    }
+  }
+
+  private Hashed hash(ErofsNode file, int chunkNo, ByteBuffer buf) {
+    int len = buf.limit();
+    int padded = (len + BLOCK - 1) / BLOCK * BLOCK;
+    buf.limit(padded);
+    for (int i = len; i < padded; i++) {
+      buf.put(i, (byte) 0);
+    }
+    boolean zero = buf.mismatch(zeros.duplicate().limit(padded)) < 0;
+    byte[] digest = null;
+    if (!zero) {
+      MessageDigest md = sha.get();
+      md.update(buf.duplicate());
+      digest = md.digest();
+    }
+    progress.bytesHashed(len);
+    return new Hashed(file, chunkNo, buf, zero, digest);
+  }
+
+  private void commitLoop() {
+    try {
+      while (true) {
+        Object item = ordered.take();
+        if (item == END) {
+          return;
+        }
+        if (failure != null) {
+          drop(item);
+          continue;
+        }
+        if (item == GROUP) {
+          closeBlob();
+          stored.clear();
+          continue;
+        }
+        @SuppressWarnings("unchecked")
+        Hashed h = ((Future<Hashed>) item).get();
+        try {
+          commit(h);
+        } finally {
+          pool.add(h.buf);
+        }
+      }
+    } catch (Throwable t) {
+      if (failure == null) {
+        failure = t instanceof ExecutionException && t.getCause() != null ? t.getCause() : t;
+      }
+      drainAfterFailure();
+    }
+  }
+
+  private void drop(Object item) {
+    if (item instanceof Future<?> f) {
+      try {
+        pool.add(((Hashed) f.get()).buf);
+      } catch (Exception e) {
+        // the buffer of a failed hash is lost; the pipeline is failing anyway
+      }
+    }
+  }
+
+  private void drainAfterFailure() {
+    while (true) {
+      try {
+        Object item = ordered.take();
+        if (item == END) {
+          return;
+        }
+        drop(item);
+      } catch (InterruptedException e) {
+        return;
+      }
+    }
+  }
+
+  private void commit(Hashed h) throws IOException {
+    if (h.zero) {
+      h.file.chunks[h.chunkNo] = ErofsNode.HOLE;
+      return;
+    }
+    ShaKey key = ShaKey.of(h.sha);
+    Long loc = stored.get(key);
+    if (loc == null) {
+      int len = h.buf.remaining();
+      if (current != null && blobCap > 0 && current.table.blobSize() + len > blobCap) {
+        closeBlob();
+      }
+      if (current == null) {
+        current = new OpenBlob(blobs.size() + 1);
+      }
+      long block = current.table.blobSize() / BLOCK;
+      ByteBuffer data = h.buf.duplicate();
+      current.digest.update(data.duplicate());
+      long pos = current.table.blobSize();
+      while (data.hasRemaining()) {
+        pos += current.channel.write(data, pos);
+      }
+      current.table.add(len, h.sha);
+      loc = ErofsNode.chunkLocation(current.device, block);
+      stored.put(key, loc);
+      progress.chunkStored(len);
+    } else {
+      progress.chunkDeduplicated();
+    }
+    h.file.chunks[h.chunkNo] = loc;
+  }
+
+  private void closeBlob() throws IOException {
+    if (current == null) {
+      return;
+    }
+    OpenBlob b = current;
+    current = null;
+    b.channel.close();
+    Digest digest = new Digest(HexFormat.of().formatHex(b.digest.digest()));
+    ChunkDigestTable table = b.table.build();
+    Descriptor d = output.putFile(b.path, MediaTypes.EROFS_BLOB, digest);
+    blobs.add(new StoredBlob(b.device, d, table));
+    progress.blobDone(d);
+  }
+
+  private void checkFailure() throws IOException {
+    Throwable t = failure;
+    if (t != null) {
+      throw t instanceof IOException io ? new IOException(io.getMessage(), io)
+          : new IOException("storing file data failed: " + t, t);
+    }
+  }
+
+  /** Waits for every submitted chunk, closes the last blob and returns all blobs in device order. */
+  public List<StoredBlob> finish() throws IOException {
+    if (!finished) {
+      finished = true;
+      enqueue(END);
+      try {
+        committer.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted", e);
+      }
+      hashers.shutdown();
+      checkFailure();
+      closeBlob();
+    }
+    checkFailure();
+    return List.copyOf(blobs);
+  }
+
+  @Override
+  public void close() {
+    if (!finished) {
+      finished = true;
+      failure = failure != null ? failure : new IOException("aborted");
+      try {
+        ordered.offer(END, 10, TimeUnit.SECONDS);
+        committer.join(10_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    hashers.shutdownNow();
+    if (current != null) {
+      try {
+        current.channel.close();
+      } catch (IOException e) {
+        // the output removes the scratch file
+      }
+    }
+  }
+}

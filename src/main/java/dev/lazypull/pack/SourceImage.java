@@ -1,0 +1,28 @@
+package dev.lazypull.pack;
+
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.Manifest;
+import java.io.IOException;
+import java.io.InputStream;
+
+/**
+ * An ordinary container image to convert: its manifest, config and layer blobs. Implementations verify what
+ * they hand out: the config against its digest, each layer stream against its descriptor (a mismatch fails
+ * the stream at its end, so a conversion that read a tampered layer fails before anything is published).
+ * Local OCI layouts now; a registry implementation needs only this interface.
+ */
+public interface SourceImage {
+  /** The reference as given, for messages. */
+  String reference();
+
+  Digest manifestDigest();
+
+  Manifest manifest();
+
+  /** The config blob's bytes (verified). */
+  byte[] config() throws IOException;
+
+  /** The raw (possibly compressed) bytes of a layer, verified against its digest and size as they are read. */
+  InputStream openLayer(Descriptor layer) throws IOException;
+}
