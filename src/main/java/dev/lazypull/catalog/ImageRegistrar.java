@@ -31,6 +31,10 @@ public final class ImageRegistrar {
     this.sources = sources;
   }
 
+  public ImageSources sources() {
+    return sources;
+  }
+
   /**
    * Registers {@code reference} under {@code fsid} (default: derived from the manifest digest) and optional
    * {@code domainId}. Idempotent for the same image and names.

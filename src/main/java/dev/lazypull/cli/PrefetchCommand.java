@@ -26,6 +26,10 @@ final class PrefetchCommand implements Callable<Integer> {
   @Option(names = "--all", description = "Prefetch every blob of the image (the default action).")
   boolean all;
 
+  @Option(names = "--path", paramLabel = "GLOB",
+      description = "Only files matching this glob (repeatable), e.g. '/usr/bin/*' or '/etc/**'.")
+  java.util.List<String> paths = new java.util.ArrayList<>();
+
   @Option(names = "--wait", description = "Wait until done, showing progress; exit non-zero if anything failed.")
   boolean await;
 
@@ -54,7 +58,16 @@ final class PrefetchCommand implements Callable<Integer> {
         return 0;
       }
     }
-    JsonNode s = client.call(ControlClient.request(status ? "prefetch-status" : "prefetch").put("image", image));
+    var req = ControlClient.request(status ? "prefetch-status" : "prefetch").put("image", image);
+    if (!paths.isEmpty()) {
+      var arr = req.putArray("paths");
+      paths.forEach(arr::add);
+    }
+    JsonNode s = client.call(req);
+    if (s.has("matched")) {
+      System.out.println("matched " + s.path("matched").path("files").asInt() + " files, "
+          + Units.human(s.path("matched").path("bytes").asLong()));
+    }
     if (!await) {
       print(s, false);
       return 0;

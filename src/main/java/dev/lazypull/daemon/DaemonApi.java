@@ -94,11 +94,32 @@ public final class DaemonApi implements ControlServer.Handler {
               + "standalone NBD-cache prefetch)");
         }
         List<Prefetcher.Target> targets = new ArrayList<>();
-        for (CacheObject o : objects) {
-          targets.add(new Prefetcher.Target(o, null));
+        List<String> globs = new ArrayList<>();
+        req.path("paths").forEach(p -> globs.add(p.asText()));
+        ObjectNode matched = null;
+        if (globs.isEmpty()) {
+          for (CacheObject o : objects) {
+            targets.add(new Prefetcher.Target(o, null));
+          }
+        } else {
+          PathRanges.Result ranges = PathRanges.of(bootstrapBytes(r), globs);
+          if (ranges.files() == 0) {
+            throw new IllegalArgumentException("no file of " + r.fsid() + " matches " + globs);
+          }
+          for (CacheObject o : objects) {
+            List<long[]> rs = ranges.byDevice().get(o.binding.deviceId());
+            if (rs != null) {
+              targets.add(new Prefetcher.Target(o, rs));
+            }
+          }
+          matched = Json.MAPPER.createObjectNode().put("files", ranges.files()).put("bytes", ranges.bytes());
         }
         pm.prefetcher().start("manual:" + r.fsid(), r.fsid(), targets);
-        return prefetchStatus(pm, r);
+        ObjectNode out = prefetchStatus(pm, r);
+        if (matched != null) {
+          out.set("matched", matched);
+        }
+        return out;
       }
       case "prefetch-status":
         return prefetchStatus(prefetchManager(), findImage(text(req, "image", true)));
@@ -122,6 +143,18 @@ public final class DaemonApi implements ControlServer.Handler {
     return catalog.get(id).orElseGet(() -> catalog.list().stream()
         .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst()
         .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
+  }
+
+  /** Largest bootstrap read whole to resolve paths (metadata only: ~20 MiB for 70,000 files). */
+  private static final long MAX_BOOTSTRAP_FOR_PATHS = 256L << 20;
+
+  private dev.lazypull.erofs.ByteSource bootstrapBytes(ImageRecord r) throws java.io.IOException {
+    if (r.bootstrap().size() > MAX_BOOTSTRAP_FOR_PATHS) {
+      throw new IllegalArgumentException("bootstrap of " + r.fsid() + " is " + r.bootstrap().size()
+          + " bytes, too large to resolve paths (limit " + MAX_BOOTSTRAP_FOR_PATHS + ")");
+    }
+    byte[] bytes = registrar.sources().open(r.reference()).readRange(r.bootstrap(), 0, (int) r.bootstrap().size());
+    return dev.lazypull.erofs.ByteSource.of(bytes);
   }
 
   private PrefetchManager prefetchManager() {
