@@ -18,4 +18,20 @@ public interface BlobSource {
 
   /** Where the bytes come from, for errors and logs (never includes credentials). */
   String describe();
+
+  /**
+   * Like {@link #openRange} but never from a mirror: after bytes from a mirror failed verification, the fetch
+   * core asks the origin once. Sources without mirrors read as usual.
+   */
+  default ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length) throws IOException {
+    return openRange(blob, offset, length);
+  }
+
+  /** Implemented by range streams that can say whether a mirror (not the origin) served them. */
+  interface Served {
+    boolean fromMirror();
+
+    /** The endpoint that served the bytes, for logs (no credentials). */
+    String servedBy();
+  }
 }

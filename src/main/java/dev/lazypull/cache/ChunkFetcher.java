@@ -1,6 +1,7 @@
 package dev.lazypull.cache;
 
 import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.sys.AlignedBuffers;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.function.Supplier;
+import java.util.logging.Logger;
 
 /**
  * The fetch core for one blob's cache file: makes byte ranges present by fetching the missing chunks from a
@@ -26,6 +28,7 @@ import java.util.function.Supplier;
  * the blob's end, so a chunk is marked ready only when all its bytes are on disk.
  */
 public final class ChunkFetcher {
+  private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
   private final Descriptor blob;
   private final BlobSource source;
   private final ChunkWriter writer;
@@ -35,6 +38,10 @@ public final class ChunkFetcher {
   private final FetchStats stats;
   private final Supplier<ByteBuffer> buffers;
   private final Map<Integer, CompletableFuture<Void>> inflight = new HashMap<>();
+  /** The blob's chunk digest table when the image has one: then every fetched chunk is verified first. */
+  private volatile ChunkDigestTable table;
+  /** Larger digest-table entries are refused rather than buffered. */
+  static final int MAX_VERIFIED_ENTRY = 64 << 20;
 
   /**
    * @param buffers gives the calling fetch thread its aligned scratch buffer (capacity a multiple of 4096)
@@ -53,6 +60,18 @@ public final class ChunkFetcher {
 
   public ChunkMap map() {
     return map;
+  }
+
+  /**
+   * Turns on verification: from now on fetched bytes are checked against {@code table} (whole entries, before
+   * they are written). Set before the first fetch; the table was decoded against this blob's size.
+   */
+  public void verifyWith(ChunkDigestTable table) {
+    this.table = table;
+  }
+
+  public boolean verifying() {
+    return table != null;
   }
 
   public Descriptor blob() {
@@ -128,40 +147,128 @@ public final class ChunkFetcher {
 
   /** Fetches chunks [first, last] with one ranged read and writes them in aligned pieces. */
   private void fetchRun(int first, int last) {
-    long start = map.chunkStart(first);
-    long end = map.chunkDataEnd(last);
-    int next = first;
     long t0 = System.nanoTime();
     stats.fetches.increment();
-    try (ReadableByteChannel in = source.openRange(blob, start, end - start)) {
-      ByteBuffer buf = buffers.get();
-      long pos = start;
-      while (pos < end) {
-        int n = (int) Math.min(buf.capacity(), end - pos);
-        buf.clear().limit(n);
-        while (buf.hasRemaining()) {
-          if (in.read(buf) < 0) {
-            throw new IOException(source.describe() + ": blob " + blob.digest() + " ended at " + (pos + buf.position()));
-          }
+    int[] next = {first};
+    try {
+      ChunkDigestTable t = table;
+      if (t == null) {
+        try (ReadableByteChannel in = source.openRange(blob, map.chunkStart(first), map.chunkDataEnd(last)
+            - map.chunkStart(first))) {
+          stream(in, map.chunkStart(first), map.chunkDataEnd(last), last, next);
         }
-        stats.bytesFetched.add(n);
-        int padded = (int) AlignedBuffers.roundUp(n, AlignedBuffers.ALIGNMENT);
-        buf.limit(padded);
-        while (buf.hasRemaining()) {
-          buf.put((byte) 0);
-        }
-        buf.flip();
-        writer.write(buf, pos);
-        stats.bytesWritten.add(padded);
-        pos += n;
-        while (next <= last && map.chunkDataEnd(next) <= pos) {
-          complete(next++);
-        }
+      } else {
+        fetchVerified(t, last, next);
       }
       stats.fetchLatency.observeNanos(System.nanoTime() - t0);
     } catch (Throwable e) {
       stats.fetchFailures.increment();
-      failRun(next, last, e);
+      failRun(next[0], last, e);
+    }
+  }
+
+  /** Streams [start, end) from {@code in} through the thread's buffer, completing chunks as they land. */
+  private void stream(ReadableByteChannel in, long start, long end, int last, int[] next) throws IOException {
+    ByteBuffer buf = buffers.get();
+    long pos = start;
+    while (pos < end) {
+      int n = (int) Math.min(buf.capacity(), end - pos);
+      buf.clear().limit(n);
+      readFully(in, buf, pos);
+      stats.bytesFetched.add(n);
+      writePadded(buf, n, pos);
+      pos += n;
+      completeUpTo(pos, last, next);
+    }
+  }
+
+  /**
+   * The verified path: widens the run to whole digest-table entries, reads each entry, checks its sha256, and
+   * only then writes it. A mismatch in bytes from a mirror is fetched once more from the origin; from the
+   * origin it fails the run (the READ gets EIO) with an error naming the blob and the range.
+   */
+  private void fetchVerified(ChunkDigestTable t, int last, int[] next) throws IOException {
+    long start = map.chunkStart(next[0]);
+    long end = map.chunkDataEnd(last);
+    int e0 = t.entryAt(start);
+    int e1 = t.entryAt(end - 1);
+    if (e0 < 0 || e1 < 0) {
+      throw new IOException("blob " + blob.digest() + ": range " + start + ".." + end + " outside its digest table");
+    }
+    long ws = t.offset(e0);
+    long we = t.offset(e1) + t.length(e1);
+    try (ReadableByteChannel in = source.openRange(blob, ws, we - ws)) {
+      streamVerified(t, in, e0, e1, last, next);
+    } catch (ChunkIntegrityException x) {
+      if (!x.fromMirror()) {
+        stats.integrityMismatchesOrigin.increment();
+        throw x;
+      }
+      stats.integrityMismatchesMirror.increment();
+      LOG.warning(x.getMessage() + "; fetching it again from the origin");
+      try (ReadableByteChannel in = source.openRangeFromOrigin(blob, ws, we - ws)) {
+        streamVerified(t, in, e0, e1, last, next);
+      } catch (ChunkIntegrityException again) {
+        stats.integrityMismatchesOrigin.increment();
+        throw again;
+      }
+    }
+  }
+
+  private void streamVerified(ChunkDigestTable t, ReadableByteChannel in, int e0, int e1, int last, int[] next)
+      throws IOException {
+    boolean mirror = in instanceof BlobSource.Served s && s.fromMirror();
+    String servedBy = in instanceof BlobSource.Served s ? s.servedBy() : source.describe();
+    for (int e = e0; e <= e1; e++) {
+      int len = t.length(e);
+      if (len > MAX_VERIFIED_ENTRY) {
+        throw new IOException("blob " + blob.digest() + ": digest-table entry " + e + " of " + len + " bytes exceeds "
+            + MAX_VERIFIED_ENTRY);
+      }
+      ByteBuffer buf = buffers.get();
+      if (buf.capacity() < len) {
+        buf = AlignedBuffers.allocate(len);
+      }
+      buf.clear().limit(len);
+      readFully(in, buf, t.offset(e));
+      stats.bytesFetched.add(len);
+      buf.flip();
+      if (!t.verify(e, buf)) {
+        LOG.severe("integrity: blob " + blob.digest() + " bytes " + t.offset(e) + "+" + len + " from " + servedBy
+            + " do not match their sha256 " + java.util.HexFormat.of().formatHex(t.sha256(e)));
+        throw new ChunkIntegrityException("blob " + blob.digest() + ": bytes " + t.offset(e) + "+" + len + " from "
+            + servedBy + " fail their chunk digest", mirror);
+      }
+      stats.chunksVerified.increment();
+      writePadded(buf, len, t.offset(e));
+      completeUpTo(t.offset(e) + len, last, next);
+    }
+  }
+
+  private void readFully(ReadableByteChannel in, ByteBuffer buf, long pos) throws IOException {
+    while (buf.hasRemaining()) {
+      if (in.read(buf) < 0) {
+        throw new IOException(source.describe() + ": blob " + blob.digest() + " ended at " + (pos + buf.position()));
+      }
+    }
+  }
+
+  /** Writes the first {@code n} bytes of {@code buf} at {@code pos}, zero-padded to a whole block. */
+  private void writePadded(ByteBuffer buf, int n, long pos) throws IOException {
+    int padded = (int) AlignedBuffers.roundUp(n, AlignedBuffers.ALIGNMENT);
+    buf.limit(padded).position(n);
+    while (buf.hasRemaining()) {
+      buf.put((byte) 0);
+    }
+    buf.flip();
+    writer.write(buf, pos);
+    stats.bytesWritten.add(padded);
+  }
+
+  /** Completes every requested chunk whose bytes all lie below {@code pos}. */
+  private void completeUpTo(long pos, int last, int[] next) {
+    while (next[0] <= last && map.chunkDataEnd(next[0]) <= pos) {
+      complete(next[0]++);
     }
   }
 

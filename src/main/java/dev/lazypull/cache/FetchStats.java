@@ -10,6 +10,12 @@ public final class FetchStats {
   public final LongAdder bytesFetched = new LongAdder();
   public final LongAdder bytesWritten = new LongAdder();
   public final LongAdder chunksDeduplicated = new LongAdder();
+  /** Chunks verified against the image's digest table before being written. */
+  public final LongAdder chunksVerified = new LongAdder();
+  /** Digest mismatches in bytes from a mirror (then fetched again from the origin). */
+  public final LongAdder integrityMismatchesMirror = new LongAdder();
+  /** Digest mismatches in bytes from the origin (the READ fails with EIO). */
+  public final LongAdder integrityMismatchesOrigin = new LongAdder();
   /** Time of one ranged fetch: open, stream, write. */
   public final Histogram fetchLatency = Histogram.latency();
 }

@@ -19,8 +19,9 @@ import java.util.regex.Pattern;
  * @param blobs layers 1..n; blob k-1 is EROFS device id k
  * @param deviceNames the cookie key of each data blob: its device tag, or the {@code device=} name we mount with
  * @param deviceOptions whether mounts must pass {@code device=<name>} options (untagged device slots)
+ * @param chunkTables the chunk digest table of each data blob (same order), or empty when the image has none
  */
-@JsonInclude(JsonInclude.Include.NON_NULL)
+@JsonInclude(JsonInclude.Include.NON_EMPTY)
 public record ImageRecord(
     @JsonProperty("fsid") String fsid,
     @JsonProperty("domainId") String domainId,
@@ -29,7 +30,8 @@ public record ImageRecord(
     @JsonProperty("bootstrap") Descriptor bootstrap,
     @JsonProperty("blobs") List<Descriptor> blobs,
     @JsonProperty("deviceNames") List<String> deviceNames,
-    @JsonProperty("deviceOptions") boolean deviceOptions) {
+    @JsonProperty("deviceOptions") boolean deviceOptions,
+    @JsonProperty("chunkTables") List<Descriptor> chunkTables) {
 
   /** fsid and domain_id become mount options and cache file names: keep them to a safe alphabet. */
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
@@ -41,10 +43,26 @@ public record ImageRecord(
     }
     blobs = List.copyOf(blobs);
     deviceNames = List.copyOf(deviceNames);
+    chunkTables = chunkTables == null ? List.of() : List.copyOf(chunkTables);
+    if (!chunkTables.isEmpty() && chunkTables.size() != blobs.size()) {
+      throw new IllegalArgumentException("fsid " + fsid + ": " + chunkTables.size() + " chunk tables for "
+          + blobs.size() + " blobs");
+    }
     if (blobs.size() != deviceNames.size()) {
       throw new IllegalArgumentException("fsid " + fsid + ": " + blobs.size() + " blobs but " + deviceNames.size()
           + " device names");
     }
+  }
+
+  /** An image without chunk digest tables. */
+  public ImageRecord(String fsid, String domainId, String reference, Digest manifestDigest, Descriptor bootstrap,
+      List<Descriptor> blobs, List<String> deviceNames, boolean deviceOptions) {
+    this(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions, List.of());
+  }
+
+  /** The digest table of data blob {@code deviceId} (1-based), or null. */
+  public Descriptor chunkTable(int deviceId) {
+    return chunkTables.isEmpty() || deviceId < 1 ? null : chunkTables.get(deviceId - 1);
   }
 
   public static void checkName(String what, String name) {

@@ -38,6 +38,8 @@ final class CacheObject implements ChunkWriter {
   private int refs = 1;
   private boolean closed;
   private CompletableFuture<Void> rebuilt;
+  /** Loads the blob's chunk digest table and turns verification on; null when the image has no tables. */
+  private volatile java.util.function.Supplier<CompletableFuture<Void>> verification;
 
   CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode,
       Function<CacheObject, ChunkFetcher> fetcherFactory) {
@@ -120,14 +122,32 @@ final class CacheObject implements ChunkWriter {
     }
   }
 
-  /** Makes {@code [offset, offset+length)} present, once the cache file's contents are known. */
-  CompletableFuture<Void> ensure(long offset, long length, Executor pool) {
+  /** Requires every fetch of this object to be verified against a chunk digest table loaded by {@code loader}. */
+  void verifyWith(java.util.function.Supplier<CompletableFuture<Void>> loader) {
+    this.verification = loader;
+  }
+
+  /**
+   * What must be done before fetching: the readiness probe, and — for images with chunk digest tables — the
+   * table (a failed load fails the READ; the next one tries again: bytes are never written unverified).
+   */
+  private CompletableFuture<Void> ready(Executor pool) {
     startRebuild(pool);
     CompletableFuture<Void> init;
     synchronized (this) {
       init = rebuilt;
     }
-    if (init.isDone()) {
+    java.util.function.Supplier<CompletableFuture<Void>> v = verification;
+    if (v == null || fetcher.verifying()) {
+      return init;
+    }
+    return CompletableFuture.allOf(init, v.get());
+  }
+
+  /** Makes {@code [offset, offset+length)} present, once the cache file's contents are known. */
+  CompletableFuture<Void> ensure(long offset, long length, Executor pool) {
+    CompletableFuture<Void> init = ready(pool);
+    if (init.isDone() && !init.isCompletedExceptionally()) {
       return fetcher.ensure(offset, length);
     }
     return init.thenCompose(v -> fetcher.ensure(offset, length));
@@ -135,12 +155,7 @@ final class CacheObject implements ChunkWriter {
 
   /** Prefetch: like {@link #ensure}, with new fetches run on {@code prefetchPool}. */
   CompletableFuture<Void> prefetch(long offset, long length, Executor fetchPool, Executor prefetchPool) {
-    startRebuild(fetchPool);
-    CompletableFuture<Void> init;
-    synchronized (this) {
-      init = rebuilt;
-    }
-    return init.thenCompose(v -> fetcher.ensure(offset, length, prefetchPool));
+    return ready(fetchPool).thenCompose(v -> fetcher.ensure(offset, length, prefetchPool));
   }
 
   /** Completes when the readiness probe is done (for status and prefetch). */

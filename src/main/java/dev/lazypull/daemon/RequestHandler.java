@@ -48,6 +48,7 @@ final class RequestHandler {
   private final ExecutorService fetchPool;
   private final ThreadLocal<ByteBuffer> buffers;
   private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
+  private final ChunkTables chunkTables = new ChunkTables();
   /** msg_id → arrival (nanoTime) of every READ not yet answered: in-flight and hung READs for metrics. */
   private final Map<Integer, Long> inflightReads = new ConcurrentHashMap<>();
   private final OnceLogger once = new OnceLogger(LOG);
@@ -112,6 +113,11 @@ final class RequestHandler {
         devnode, self -> new ChunkFetcher(binding.blob(), source, self,
             new ChunkMap(binding.blob().size(), config.chunkSize()), fetchPool, config.mergeLimit(), stats.fetch,
             buffers::get));
+    dev.lazypull.image.Descriptor table = binding.image().chunkTable(binding.deviceId());
+    if (table != null) {
+      object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, fetchPool)
+          .thenAccept(object.fetcher::verifyWith));
+    }
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {
       object.startRebuild(fetchPool);

@@ -81,6 +81,22 @@ public final class ChunkDigestTable {
     return MessageDigest.isEqual(md.digest(), sha256(i));
   }
 
+  /** True when {@code data}'s remaining bytes (the stored bytes of entry {@code i}) have its digest. */
+  public boolean verify(int i, java.nio.ByteBuffer data) {
+    if (data.remaining() != lengths[i]) {
+      return false;
+    }
+    MessageDigest md = Digest.sha256();
+    md.update(data.duplicate());
+    byte[] got = md.digest();
+    for (int k = 0; k < 32; k++) {
+      if (got[k] != digests[i * 32 + k]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Builds a table as chunks are appended to a blob. */
   public static final class Builder {
     private long[] offsets = new long[64];

@@ -1,0 +1,61 @@
+package dev.lazypull.daemon;
+
+import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+
+/**
+ * Chunk digest tables, loaded once per table digest for the daemon's life: downloaded whole, checked against
+ * their own sha256 (the manifest names them), decoded against the blob's size. A load that fails is forgotten,
+ * so the next READ tries again once the source is back.
+ */
+final class ChunkTables {
+  /** Tables are 48 bytes per chunk: 64 MiB covers a 1.4 TiB blob of 1 MiB chunks. */
+  static final long MAX_TABLE_BYTES = 64L << 20;
+
+  private final Map<Digest, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
+
+  CompletableFuture<ChunkDigestTable> get(Descriptor table, Descriptor blob, BlobSource source, Executor pool) {
+    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(table.digest(),
+        d -> CompletableFuture.supplyAsync(() -> load(table, blob, source), pool));
+    f.whenComplete((t, e) -> {
+      if (e != null) {
+        tables.remove(table.digest(), f);
+      }
+    });
+    return f;
+  }
+
+  private static ChunkDigestTable load(Descriptor table, Descriptor blob, BlobSource source) {
+    try {
+      if (table.size() > MAX_TABLE_BYTES) {
+        throw new IOException("chunk digest table " + table.digest() + " is " + table.size() + " bytes (limit "
+            + MAX_TABLE_BYTES + ")");
+      }
+      ByteBuffer buf = ByteBuffer.allocate((int) table.size());
+      try (ReadableByteChannel in = source.openRange(table, 0, table.size())) {
+        while (buf.hasRemaining()) {
+          if (in.read(buf) < 0) {
+            throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " ended early");
+          }
+        }
+      }
+      Digest actual = Digest.of(buf.array());
+      if (!actual.equals(table.digest())) {
+        throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " has digest " + actual);
+      }
+      return ChunkDigestTable.decode(buf.array(), blob.size());
+    } catch (IOException e) {
+      throw new CompletionException(e);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+package dev.lazypull.daemon;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageRegistrar;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.cli.Main;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.testing.FakeKernel;
+import dev.lazypull.testing.FakeKernel.FakeObject;
+import dev.lazypull.testing.FakeKernel.Outcome;
+import dev.lazypull.testing.TestTrees;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Images packed with chunk digest tables: a tampered chunk is detected and never reaches the cache file. */
+class ChunkIntegrityTest {
+  @TempDir Path tmp;
+
+  @Test
+  void aTamperedChunkFailsItsReadAndTheRestIsServedVerified() throws Exception {
+    Path tree = Files.createDirectories(tmp.resolve("tree"));
+    TestTrees.write(tree.resolve("big.bin"), 5L << 20, new Random(9));
+    String ref = "oci:" + tmp.resolve("layout") + ":v1";
+    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref));
+    Catalog catalog = Catalog.load(tmp.resolve("state"));
+    ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "img", null, false);
+    assertEquals(1, image.chunkTables().size(), "pack writes a chunk digest table per data blob");
+    Descriptor blob = image.blobs().get(0);
+    Path blobFile = tmp.resolve("layout/blobs/sha256/" + blob.digest().hex());
+    byte[] original = Files.readAllBytes(blobFile);
+    long tamperAt = 2L << 20; // inside the third 1 MiB chunk
+    try (RandomAccessFile f = new RandomAccessFile(blobFile.toFile(), "rw")) {
+      f.seek(tamperAt + 12345);
+      f.write(original[(int) tamperAt + 12345] ^ 0x40);
+    }
+
+    FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
+    DaemonStats stats = new DaemonStats();
+    DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 1 << 20, 4 << 20,
+        Duration.ofSeconds(10), 64, 1 << 20);
+    try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config, stats)) {
+      daemon.start();
+      FakeObject o = kernel.open("erofs,img", blob.digest().hex());
+      assertEquals(blob.size(), o.copen.get(5, TimeUnit.SECONDS));
+      assertEquals(Outcome.EIO, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS), "tampered chunk");
+      assertEquals(1, stats.fetch.integrityMismatchesOrigin.sum());
+      long data = dev.lazypull.sys.Posix.lseek(o.anonFd, tamperAt, dev.lazypull.sys.Posix.SEEK_DATA);
+      assertTrue(data == -1 || data >= tamperAt + (1 << 20), "no unverified byte was written (data at " + data + ")");
+      assertEquals(Outcome.DATA, kernel.read(o, 0, 2L << 20).get(10, TimeUnit.SECONDS), "intact chunks serve");
+      assertArrayEquals(Arrays.copyOf(original, 2 << 20), Arrays.copyOf(Files.readAllBytes(o.file), 2 << 20));
+      assertTrue(stats.fetch.chunksVerified.sum() >= 2);
+      // the origin repaired (e.g. re-pushed): the same chunk now verifies and is served
+      Files.write(blobFile, original);
+      assertEquals(Outcome.DATA, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS));
+      assertArrayEquals(Arrays.copyOfRange(original, (int) tamperAt, (int) tamperAt + (1 << 20)),
+          Arrays.copyOfRange(Files.readAllBytes(o.file), (int) tamperAt, (int) tamperAt + (1 << 20)));
+    } finally {
+      kernel.close();
+      assertEquals(List.of(), kernel.violations);
+    }
+  }
+}
