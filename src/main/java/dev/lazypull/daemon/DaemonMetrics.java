@@ -45,6 +45,11 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
     out.counter("lazypull_fetch_failures_total", "Ranged fetches that failed.", s.fetch.fetchFailures.sum());
     out.counter("lazypull_chunks_deduplicated_total", "Chunk misses that joined a fetch already in flight.",
         s.fetch.chunksDeduplicated.sum());
+    out.counter("lazypull_chunks_verified_total", "Chunks checked against the image's digest table.",
+        s.fetch.chunksVerified.sum());
+    out.header("lazypull_integrity_mismatches_total", "Fetched chunks that failed their digest, by source.", "counter");
+    out.sample("lazypull_integrity_mismatches_total", "{source=\"mirror\"}", s.fetch.integrityMismatchesMirror.sum());
+    out.sample("lazypull_integrity_mismatches_total", "{source=\"origin\"}", s.fetch.integrityMismatchesOrigin.sum());
     s.fetch.fetchLatency.write(out, "lazypull_fetch_duration_seconds", "Duration of one ranged fetch.", "");
     s.readLatency.write(out, "lazypull_read_duration_seconds", "From a READ's arrival to its reply.", "");
     long[] inflight = daemon.inflightReads(hungAfter);

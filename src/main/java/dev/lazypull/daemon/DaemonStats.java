@@ -43,6 +43,9 @@ public final class DaemonStats {
     m.put("bytesFetched", fetch.bytesFetched.sum());
     m.put("bytesWritten", fetch.bytesWritten.sum());
     m.put("chunksDeduplicated", fetch.chunksDeduplicated.sum());
+    m.put("chunksVerified", fetch.chunksVerified.sum());
+    m.put("integrityMismatchesMirror", fetch.integrityMismatchesMirror.sum());
+    m.put("integrityMismatchesOrigin", fetch.integrityMismatchesOrigin.sum());
     return m;
   }
 }
