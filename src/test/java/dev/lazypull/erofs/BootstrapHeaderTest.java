@@ -9,9 +9,9 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
-class BootstrapHeaderTest {
+public class BootstrapHeaderTest {
   /** A first block with a superblock and {@code devices} slots at byte 1152 (devt_slotoff 9). */
-  static ByteBuffer block0(int devices, boolean checksum, String tag) throws Exception {
+  public static ByteBuffer block0(int devices, boolean checksum, String tag) throws Exception {
     ByteBuffer b = ByteBuffer.allocate(4096).order(ByteOrder.LITTLE_ENDIAN);
     int sb = Superblock.OFFSET;
     b.putInt(sb, Superblock.MAGIC);
