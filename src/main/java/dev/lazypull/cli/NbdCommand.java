@@ -115,6 +115,9 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
       System.err.println("lazypull nbd: " + e.getMessage());
       return 2;
     }
+    if (device != null) {
+      KernelNbdDevice.checkAvailable(device); // before fetching anything
+    }
     // Registry references resolve once ImageSources is given a registry client; the export code is the same.
     ImageSources sources = ImageSources.localOnly();
     ImageSource source = sources.open(image);

@@ -51,6 +51,7 @@ public final class KernelNbdDevice implements Closeable {
    */
   public static KernelNbdDevice attach(String devicePath, NbdServer server, int connections, Duration kernelTimeout)
       throws IOException {
+    checkAvailable(devicePath);
     long size = server.export().size();
     int blockSize = size % 4096 == 0 ? 4096 : 512;
     if (size % blockSize != 0) {
@@ -137,9 +138,28 @@ public final class KernelNbdDevice implements Closeable {
     }
   }
 
+  /**
+   * Fails if {@code devicePath} is not an nbd device or is running already: configuring a device someone else
+   * runs would resize it under them, so this is checked before any ioctl.
+   */
+  public static void checkAvailable(String devicePath) throws IOException {
+    if (!Files.exists(Path.of(devicePath))) {
+      throw new IOException(devicePath + " does not exist (load the nbd module: modprobe nbd)");
+    }
+    Path pid = sysfs(devicePath, "pid");
+    if (Files.exists(pid)) {
+      throw new IOException(devicePath + " is in use: another nbd client (pid " + Files.readString(pid).strip()
+          + ") is attached");
+    }
+  }
+
+  private static Path sysfs(String devicePath, String attribute) {
+    return Path.of("/sys/block", Path.of(devicePath).getFileName().toString(), attribute);
+  }
+
   /** The device is live once sysfs shows the serving pid (set by NBD_DO_IT before it blocks). */
   private void waitUntilRunning() throws IOException {
-    Path pid = Path.of("/sys/block", Path.of(path).getFileName().toString(), "pid");
+    Path pid = sysfs(path, "pid");
     long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (System.nanoTime() < until) {
       if (running.isDone()) {
