@@ -3,6 +3,7 @@ package dev.lazypull.cache;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.sys.ErrnoException;
+import dev.lazypull.sys.GuardedFd;
 import dev.lazypull.sys.Posix;
 import java.io.Closeable;
 import java.io.IOException;
@@ -10,7 +11,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A local, daemon-owned cache file of one blob: a sparse file of the blob's size rounded up to 4096, filled
@@ -27,16 +27,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 public final class BlobCacheFile implements Closeable, ChunkWriter {
   private final Path path;
   private final Descriptor blob;
-  private final int fd;
+  private final GuardedFd fd;
   private final ChunkFetcher fetcher;
-  /** I/O holds the read lock; close takes the write lock, so the fd number is never closed under a user. */
-  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-  private boolean closed;
 
   private BlobCacheFile(Path path, Descriptor blob, int fd, BlobSource source, ChunkMap map, FetchContext ctx) {
     this.path = path;
     this.blob = blob;
-    this.fd = fd;
+    this.fd = new GuardedFd(fd, "cache file " + path);
     this.fetcher = new ChunkFetcher(blob, source, this, map, ctx.pool(), ctx.mergeLimit(), ctx.stats(),
         ctx.buffers());
   }
@@ -134,63 +131,45 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
     if (!isCached(offset, want)) {
       throw new IOException("cache file " + path + ": range " + offset + "+" + want + " is not cached");
     }
-    lock.readLock().lock();
-    try {
-      checkOpen();
+    fd.use(f -> {
       long pos = offset;
       while (dst.hasRemaining()) {
-        long n = Posix.pread(fd, dst, pos);
+        long n = Posix.pread(f, dst, pos);
         if (n <= 0) {
           throw new IOException("cache file " + path + " ended at " + pos + " (expected " + size() + " bytes)");
         }
         dst.position(dst.position() + (int) n);
         pos += n;
       }
-    } finally {
-      lock.readLock().unlock();
-    }
+      return null;
+    });
   }
 
   /** {@link ChunkWriter}: the fetch core's aligned, whole-block writes go straight into the file. */
   @Override
   public void write(ByteBuffer buf, long offset) throws IOException {
-    lock.readLock().lock();
     try {
-      checkOpen();
-      ByteBuffer b = buf.duplicate();
-      long pos = offset;
-      while (b.hasRemaining()) {
-        long n = Posix.pwrite(fd, b, pos);
-        if (n <= 0) {
-          throw new IOException("cache file " + path + ": pwrite at " + pos + " wrote nothing");
+      fd.use(f -> {
+        ByteBuffer b = buf.duplicate();
+        long pos = offset;
+        while (b.hasRemaining()) {
+          long n = Posix.pwrite(f, b, pos);
+          if (n <= 0) {
+            throw new IOException("cache file " + path + ": pwrite at " + pos + " wrote nothing");
+          }
+          b.position(b.position() + (int) n);
+          pos += n;
         }
-        b.position(b.position() + (int) n);
-        pos += n;
-      }
+        return null;
+      });
     } catch (ErrnoException e) {
       throw new IOException("cache file " + path + ": " + e.getMessage(), e);
-    } finally {
-      lock.readLock().unlock();
-    }
-  }
-
-  private void checkOpen() throws IOException {
-    if (closed) {
-      throw new IOException("cache file " + path + " is closed");
     }
   }
 
   @Override
   public void close() {
-    lock.writeLock().lock();
-    try {
-      if (!closed) {
-        closed = true;
-        Posix.closeQuietly(fd);
-      }
-    } finally {
-      lock.writeLock().unlock();
-    }
+    fd.close();
   }
 
   @Override

@@ -1,56 +1,48 @@
 package dev.lazypull.nbd;
 
+import dev.lazypull.sys.GuardedFd;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * A raw socket descriptor (our end of a socketpair handed to the kernel's nbd driver), through JNA. Buffers
- * must be direct. Closing shuts the socket down first, which wakes a blocked reader, then closes the descriptor
- * once no call is using it, so the number is never reused under a reader or writer.
+ * A raw socket descriptor (our end of a socketpair handed to the kernel's nbd driver), through JNA. Closing
+ * shuts the socket down first, which wakes a blocked reader, then closes the descriptor once no call is using
+ * it ({@link GuardedFd}).
  */
 final class FdTransport implements NbdTransport {
-  private final int fd;
+  private final GuardedFd fd;
   private final String peer;
-  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-  private boolean closed;
 
   FdTransport(int fd, String peer) {
-    this.fd = fd;
+    this.fd = new GuardedFd(fd, peer);
     this.peer = peer;
   }
 
   @Override
   public int read(ByteBuffer dst) throws IOException {
-    lock.readLock().lock();
     try {
-      if (closed) {
-        return -1;
-      }
-      int n = Posix.read(fd, dst);
-      if (n == 0 && dst.hasRemaining()) {
-        return -1; // blocking socket: 0 is the end of the stream
-      }
-      dst.position(dst.position() + n);
-      return n;
-    } finally {
-      lock.readLock().unlock();
+      return fd.use(f -> {
+        int n = Posix.read(f, dst);
+        if (n == 0 && dst.hasRemaining()) {
+          return -1; // blocking socket: 0 is the end of the stream
+        }
+        dst.position(dst.position() + n);
+        return n;
+      });
+    } catch (GuardedFd.ClosedException e) {
+      return -1;
     }
   }
 
   @Override
   public void write(ByteBuffer... srcs) throws IOException {
-    lock.readLock().lock();
-    try {
-      if (closed) {
-        throw new IOException(peer + " is closed");
-      }
+    fd.use(f -> {
       for (ByteBuffer src : srcs) {
         // JNA needs native memory; heap buffers here are small headers and error replies.
         ByteBuffer b = src.isDirect() ? src : ByteBuffer.allocateDirect(src.remaining()).put(src.duplicate()).flip();
         while (b.hasRemaining()) {
-          long n = Posix.write(fd, b);
+          long n = Posix.write(f, b);
           if (n <= 0) {
             throw new IOException("write to " + peer + " made no progress");
           }
@@ -58,23 +50,21 @@ final class FdTransport implements NbdTransport {
         }
         src.position(src.limit());
       }
-    } finally {
-      lock.readLock().unlock();
-    }
+      return null;
+    });
   }
 
   @Override
   public void close() {
-    Posix.shutdownQuietly(fd);
-    lock.writeLock().lock();
     try {
-      if (!closed) {
-        closed = true;
-        Posix.closeQuietly(fd);
-      }
-    } finally {
-      lock.writeLock().unlock();
+      fd.use(f -> { // wakes a reader blocked in read(2), which holds the descriptor open
+        Posix.shutdownQuietly(f);
+        return null;
+      });
+    } catch (IOException e) {
+      return; // closed already
     }
+    fd.close();
   }
 
   @Override

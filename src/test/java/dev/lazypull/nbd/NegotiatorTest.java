@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lazypull.testing.NbdTestClient;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -33,24 +34,11 @@ class NegotiatorTest {
   }
 
   static ByteBuffer info(String name, int... types) {
-    byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    ByteBuffer b = ByteBuffer.allocate(4 + n.length + 2 + 2 * types.length).putInt(n.length).put(n)
-        .putShort((short) types.length);
-    for (int t : types) {
-      b.putShort((short) t);
-    }
-    return b.flip();
+    return ByteBuffer.wrap(NbdTestClient.infoPayload(name, types));
   }
 
   static ByteBuffer meta(String name, String... queries) {
-    ByteBuffer b = ByteBuffer.allocate(1024);
-    byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    b.putInt(n.length).put(n).putInt(queries.length);
-    for (String q : queries) {
-      byte[] qb = q.getBytes(StandardCharsets.UTF_8);
-      b.putInt(qb.length).put(qb);
-    }
-    return b.flip();
+    return ByteBuffer.wrap(NbdTestClient.metaPayload(name, queries));
   }
 
   static String text(ByteBuffer b) {

@@ -145,9 +145,15 @@ public final class NbdTestClient implements Closeable {
     }
   }
 
-  public static byte[] infoPayload(String name) {
+  /** An INFO/GO payload asking for {@code infoTypes}. */
+  public static byte[] infoPayload(String name, int... infoTypes) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    return ByteBuffer.allocate(4 + n.length + 2).putInt(n.length).put(n).putShort((short) 0).array();
+    ByteBuffer b = ByteBuffer.allocate(4 + n.length + 2 + 2 * infoTypes.length).putInt(n.length).put(n)
+        .putShort((short) infoTypes.length);
+    for (int t : infoTypes) {
+      b.putShort((short) t);
+    }
+    return b.array();
   }
 
   public static byte[] metaPayload(String name, String... queries) {
