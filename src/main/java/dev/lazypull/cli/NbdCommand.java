@@ -20,6 +20,7 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 import picocli.CommandLine.Command;
@@ -145,8 +146,10 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     NbdServer server = new NbdServer(built.device(), info, NbdServer.Options.defaults()
         .withMaxConnections(s.maxConnections()).withReadDeadline(s.readTimeout()));
     CompletableFuture<Void> stopped = new CompletableFuture<>();
+    AtomicBoolean stopping = new AtomicBoolean();
     KernelNbdDevice[] attached = {null};
     Runnable stop = () -> {
+      stopping.set(true);
       if (attached[0] != null) {
         attached[0].close();
       }
@@ -177,8 +180,10 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
         System.out.println("attached " + device + " (" + info.size() + " bytes, read-only): "
             + (built.layout() != null ? "mount -t erofs -o ro " + device + " DIR" : "raw blob"));
         attached[0].disconnected().whenComplete((v, e) -> {
-          LOG.info(device + " was disconnected" + (e != null ? ": " + e.getMessage() : ""));
-          new Thread(() -> System.exit(e == null ? 0 : 1), "lazypull-nbd-exit").start();
+          if (!stopping.get()) { // disconnected from outside (nbd-client -d) or failed: nothing left to serve
+            LOG.info(device + " was disconnected" + (e != null ? ": " + e.getMessage() : ""));
+            new Thread(() -> System.exit(e == null ? 0 : 1), "lazypull-nbd-exit").start();
+          }
         });
       }
     } catch (IllegalArgumentException e) {

@@ -73,6 +73,9 @@ public final class Negotiator {
     if (++options > MAX_OPTIONS) {
       return tooMany();
     }
+    if (option == Nbd.OPT_EXPORT_NAME) { // no error reply exists for it
+      return new Step(List.of(), Next.CLOSE, "EXPORT_NAME of " + length + " bytes");
+    }
     return new Step(List.of(OptionCodec.error(option, Nbd.REP_ERR_TOO_BIG, Nbd.optionName(option) + " payload of "
         + length + " bytes exceeds " + Nbd.MAX_OPTION_PAYLOAD)), Next.CONTINUE, "oversized option payload");
   }

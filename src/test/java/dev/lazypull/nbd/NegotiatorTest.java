@@ -122,6 +122,8 @@ class NegotiatorTest {
     assertEquals(Nbd.REP_ERR_INVALID, decode(n.option(Nbd.OPT_STRUCTURED_REPLY, ByteBuffer.allocate(1)))
         .get(0).type());
     assertEquals(Nbd.REP_ERR_TOO_BIG, decode(n.oversized(Nbd.OPT_GO, 1 << 30)).get(0).type());
+    assertEquals(Negotiator.Next.CLOSE, new Negotiator(export).oversized(Nbd.OPT_EXPORT_NAME, 1 << 20).next(),
+        "EXPORT_NAME has no error reply");
     List<Reply> list = decode(n.option(Nbd.OPT_LIST, ByteBuffer.allocate(0)));
     assertEquals(List.of(Nbd.REP_SERVER, Nbd.REP_ACK), list.stream().map(Reply::type).toList());
     assertEquals(4, list.get(0).data().getInt(0));
