@@ -80,9 +80,14 @@ final class NbdConnection implements Runnable {
     shuttingDown = true;
   }
 
-  /** Ends the connection now (server stop after the grace period). */
+  /** Ends the connection now (server stop after the grace period, a stalled client). */
   void abort() {
     sink.breakConnection();
+  }
+
+  /** How long a reply to this client has been blocked in a write (it stopped reading), 0 if none is. */
+  long writeBlockedNanos(long now) {
+    return sink.writeBlockedNanos(now);
   }
 
   // ---- handshake -----------------------------------------------------------------------------------------

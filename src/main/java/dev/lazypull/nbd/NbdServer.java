@@ -41,9 +41,14 @@ import jdk.net.UnixDomainPrincipal;
 public final class NbdServer implements Closeable, ServerContext {
   private static final Logger LOG = Logger.getLogger(NbdServer.class.getName());
 
-  /** Server limits and timings. */
-  public record Options(Duration readDeadline, Duration handshakeTimeout, int maxConnections, int maxInflight,
-      int replyThreads) {
+  /**
+   * Server limits and timings.
+   *
+   * @param writeTimeout a client whose reply cannot be written for this long (it stopped reading) is
+   *     disconnected, so it cannot hold the shared reply threads from other clients
+   */
+  public record Options(Duration readDeadline, Duration handshakeTimeout, Duration writeTimeout,
+      int maxConnections, int maxInflight, int replyThreads) {
     public Options {
       if (maxConnections < 1 || maxInflight < 1 || replyThreads < 1) {
         throw new IllegalArgumentException("connection, in-flight and thread limits must be >= 1");
@@ -51,19 +56,23 @@ public final class NbdServer implements Closeable, ServerContext {
     }
 
     public static Options defaults() {
-      return new Options(Duration.ofSeconds(30), Duration.ofSeconds(30), 64, 128, 8);
+      return new Options(Duration.ofSeconds(30), Duration.ofSeconds(30), Duration.ofSeconds(60), 64, 128, 8);
     }
 
     public Options withReadDeadline(Duration d) {
-      return new Options(d, handshakeTimeout, maxConnections, maxInflight, replyThreads);
+      return new Options(d, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads);
     }
 
     public Options withMaxConnections(int n) {
-      return new Options(readDeadline, handshakeTimeout, n, maxInflight, replyThreads);
+      return new Options(readDeadline, handshakeTimeout, writeTimeout, n, maxInflight, replyThreads);
     }
 
     public Options withHandshakeTimeout(Duration d) {
-      return new Options(readDeadline, d, maxConnections, maxInflight, replyThreads);
+      return new Options(readDeadline, d, writeTimeout, maxConnections, maxInflight, replyThreads);
+    }
+
+    public Options withWriteTimeout(Duration d) {
+      return new Options(readDeadline, handshakeTimeout, d, maxConnections, maxInflight, replyThreads);
     }
   }
 
@@ -92,6 +101,20 @@ public final class NbdServer implements Closeable, ServerContext {
     this.replies = Executors.newFixedThreadPool(options.replyThreads(), r -> daemon(r, "lazypull-nbd-reply-"
         + n.incrementAndGet()));
     this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
+    long period = Math.max(10, Math.min(5000, options.writeTimeout().toMillis() / 4));
+    timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
+  }
+
+  private void dropStalledClients() {
+    long now = System.nanoTime();
+    long limit = options.writeTimeout().toNanos();
+    for (NbdConnection c : connections) {
+      if (c.writeBlockedNanos(now) > limit) {
+        once.warn("stalled:" + c.peer(), c.peer() + ": a reply could not be written for "
+            + options.writeTimeout() + " (the client stopped reading); disconnecting it");
+        c.abort();
+      }
+    }
   }
 
   private static Thread daemon(Runnable r, String name) {

@@ -18,6 +18,8 @@ final class ReplySink {
   private final NbdTransport transport;
   private final Object lock = new Object();
   private volatile boolean broken;
+  /** System.nanoTime() when the write in progress began, 0 when idle: a client that stops reading shows here. */
+  private volatile long writingSince;
 
   ReplySink(NbdTransport transport) {
     this.transport = transport;
@@ -32,11 +34,14 @@ final class ReplySink {
       if (broken) {
         throw new IOException("connection to " + transport.peer() + " is closed");
       }
+      writingSince = System.nanoTime() | 1; // never 0 while writing
       try {
         work.run(transport);
       } catch (IOException | RuntimeException e) {
         breakConnection();
         throw e;
+      } finally {
+        writingSince = 0;
       }
     }
   }
@@ -49,5 +54,11 @@ final class ReplySink {
 
   boolean isBroken() {
     return broken;
+  }
+
+  /** Nanoseconds the current write has been blocked, 0 when not writing. */
+  long writeBlockedNanos(long now) {
+    long since = writingSince;
+    return since == 0 ? 0 : now - since;
   }
 }

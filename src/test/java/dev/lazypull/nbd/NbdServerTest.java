@@ -353,6 +353,24 @@ class NbdServerTest {
   }
 
   @Test
+  void aClientThatStopsReadingIsDisconnected() throws Exception {
+    server = newServer(server.device(), NbdServer.Options.defaults().withWriteTimeout(Duration.ofMillis(400)));
+    try (NbdTestClient stuck = simple(); NbdTestClient other = structured()) {
+      for (int i = 0; i < 64; i++) { // 64 MiB of replies it never reads: the socket buffers fill up
+        stuck.request(Nbd.CMD_READ, 0, i, 2 << 20, 1 << 20);
+      }
+      long until = System.nanoTime() + 10_000_000_000L;
+      while (server.connectionCount() > 1 && System.nanoTime() < until) {
+        Thread.sleep(20);
+      }
+      assertEquals(1, server.connectionCount(), "the stalled client was dropped");
+      other.request(Nbd.CMD_READ, 0, 1, BLOB_AT, 100_000);
+      assertArrayEquals(expected(BLOB_AT, 100_000), NbdTestClient.assemble(other.structuredReply(1), BLOB_AT,
+          100_000));
+    }
+  }
+
+  @Test
   void tcpListensOnLoopbackOnly() throws Exception {
     var bound = (InetSocketAddress) server.listen(ListenAddress.parse("tcp:127.0.0.1:0"), false);
     try (NbdTestClient c = NbdTestClient.connect(bound)) {
