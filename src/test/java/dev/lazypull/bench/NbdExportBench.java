@@ -32,7 +32,7 @@ import org.junit.jupiter.api.Test;
  */
 @Tag("bench")
 class NbdExportBench {
-  private static final int RUNS = 5;
+  private static final int RUNS = 7;
 
   @Test
   void warmAndColdNbdcopyVersusNbdkitFile() throws Exception {
@@ -76,13 +76,19 @@ class NbdExportBench {
     List<Double> cold = new ArrayList<>();
     List<Double> warm = new ArrayList<>();
     List<Double> peer = new ArrayList<>();
+    List<Double> coldCpu = new ArrayList<>();
+    List<Double> warmCpu = new ArrayList<>();
+    List<Double> peerCpu = new ArrayList<>();
     try {
       waitFor(nbdkitSock);
       for (int run = 0; run < 3; run++) {
         Path cache = work.resolve("cache-cold");
         Requirements.run("rm", "-rf", cache.toString());
+        Requirements.run("sync"); // the previous run's cache writes must not be flushed during this one
         try (LazypullProcess p = serve(jar, work, layout, cache)) {
+          double c0 = cpuSeconds(p.pid());
           cold.add(copySeconds(work.resolve("ours.sock")));
+          coldCpu.add(round(cpuSeconds(p.pid()) - c0));
           p.stop();
         }
       }
@@ -90,9 +96,14 @@ class NbdExportBench {
       try (LazypullProcess p = serve(jar, work, layout, cache)) {
         copySeconds(work.resolve("ours.sock")); // JIT warm-up
         copySeconds(nbdkitSock);
+        Requirements.run("sync");
         for (int i = 0; i < RUNS; i++) { // interleaved, so drift affects both sides alike
+          double c0 = cpuSeconds(p.pid());
           warm.add(copySeconds(work.resolve("ours.sock")));
+          warmCpu.add(round(cpuSeconds(p.pid()) - c0));
+          c0 = cpuSeconds(nbdkit.pid());
           peer.add(copySeconds(nbdkitSock));
+          peerCpu.add(round(cpuSeconds(nbdkit.pid()) - c0));
         }
         if (p.stop().get("bytesFetched") != 0) {
           throw new AssertionError("the warm runs fetched data");
@@ -111,8 +122,12 @@ class NbdExportBench {
         mb / median(peer), peer);
     System.out.printf(Locale.ROOT, "  warm ratio (lazypull / nbdkit throughput): %.2fx  (goal >= 0.9x)%n",
         median(peer) / median(warm));
+    System.out.printf(Locale.ROOT, "  server CPU per copy: lazypull median %.2f s %s, nbdkit median %.2f s %s; "
+        + "nbdkit/lazypull %.2fx%n", median(warmCpu), warmCpu, median(peerCpu), peerCpu,
+        median(peerCpu) / median(warmCpu));
     System.out.printf(Locale.ROOT, "  cold  lazypull nbd from the OCI layout: median %.3f s = %6.0f MiB/s (runs %s);"
-        + " %.2fx of nbdkit file%n", median(cold), mb / median(cold), cold, median(peer) / median(cold));
+        + " %.2fx of nbdkit file; server CPU median %.2f s %s%n", median(cold), mb / median(cold), cold,
+        median(peer) / median(cold), median(coldCpu), coldCpu);
   }
 
   private static LazypullProcess serve(Path jar, Path work, String layout, Path cache) throws Exception {
@@ -130,6 +145,17 @@ class NbdExportBench {
     long t0 = System.nanoTime();
     Requirements.run("nbdcopy", uri(socket), "null:");
     return Math.round((System.nanoTime() - t0) / 1e6) / 1e3;
+  }
+
+  /** utime + stime of a process, from /proc/PID/stat (clock ticks of 1/100 s on Linux). */
+  private static double cpuSeconds(long pid) throws IOException {
+    String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
+  }
+
+  private static double round(double x) {
+    return Math.round(x * 100) / 100.0;
   }
 
   private static double median(List<Double> xs) {

@@ -87,6 +87,10 @@ public final class LazypullProcess implements Closeable {
     return stats;
   }
 
+  public long pid() {
+    return process.pid();
+  }
+
   public String output() {
     return "stdout: " + read(out) + "\nstderr: " + read(err);
   }
