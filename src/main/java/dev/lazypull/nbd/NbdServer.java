@@ -167,14 +167,16 @@ public final class NbdServer implements Closeable, ServerContext {
     if (!Files.exists(path)) {
       return;
     }
+    boolean live;
     try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
-      throw new IOException(path + " is in use by a running server");
+      live = probe.isConnected();
     } catch (IOException e) {
-      if (e.getMessage() != null && e.getMessage().endsWith("in use by a running server")) {
-        throw e;
-      }
-      Files.delete(path); // left behind by a server that died
+      live = false; // nobody accepts on it: left behind by a server that died
     }
+    if (live) {
+      throw new IOException(path + " is in use by a running server");
+    }
+    Files.delete(path);
   }
 
   private void acceptLoop(ServerSocketChannel server, boolean unix) {
