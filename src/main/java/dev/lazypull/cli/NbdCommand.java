@@ -13,6 +13,7 @@ import dev.lazypull.nbd.ImageDevices;
 import dev.lazypull.nbd.KernelNbdDevice;
 import dev.lazypull.nbd.ListenAddress;
 import dev.lazypull.nbd.NbdServer;
+import dev.lazypull.nbd.NbdStats;
 import dev.lazypull.sys.AlignedBuffers;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -128,12 +129,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
           + ".sock"));
     }
 
-    AtomicInteger ids = new AtomicInteger();
-    ExecutorService fetchPool = Executors.newFixedThreadPool(s.fetchThreads(), r -> {
-      Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService fetchPool = fetchPool(s.fetchThreads());
     int bufferSize = Math.max(s.chunkSize(), 1 << 20);
     ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> AlignedBuffers.allocate(bufferSize));
     FetchStats fetchStats = new FetchStats();
@@ -149,25 +145,20 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     AtomicBoolean stopping = new AtomicBoolean();
     KernelNbdDevice[] attached = {null};
     Runnable stop = () -> {
-      stopping.set(true);
+      if (!stopping.compareAndSet(false, true)) {
+        stopped.join(); // another thread is stopping: wait for it
+        return;
+      }
       if (attached[0] != null) {
-        attached[0].close();
+        attached[0].close(); // the kernel sends DISC on its sockets
       }
       server.close(Duration.ofSeconds(5));
       fetchPool.shutdownNow();
       cache.close();
-      StringBuilder line = new StringBuilder("lazypull nbd: stats fetches=").append(fetchStats.fetches.sum())
-          .append(" bytesFetched=").append(fetchStats.bytesFetched.sum())
-          .append(" fetchFailures=").append(fetchStats.fetchFailures.sum());
-      server.stats().snapshot().forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
-      System.err.println(line);
+      System.err.println(statsLine(fetchStats, server.stats()));
       stopped.complete(null);
     };
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      if (!stopped.isDone()) {
-        stop.run();
-      }
-    }, "lazypull-nbd-shutdown"));
+    Runtime.getRuntime().addShutdownHook(new Thread(stop, "lazypull-nbd-shutdown"));
     try {
       if (address != null) {
         Object bound = server.listen(address, s.allowRemote());
@@ -194,6 +185,24 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     System.out.flush();
     stopped.join();
     return 0;
+  }
+
+  private static ExecutorService fetchPool(int threads) {
+    AtomicInteger ids = new AtomicInteger();
+    return Executors.newFixedThreadPool(threads, r -> {
+      Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /** One {@code key=value} line of counters, printed at exit (scripts and tests read it). */
+  static String statsLine(FetchStats fetch, NbdStats server) {
+    StringBuilder line = new StringBuilder("lazypull nbd: stats fetches=").append(fetch.fetches.sum())
+        .append(" bytesFetched=").append(fetch.bytesFetched.sum())
+        .append(" fetchFailures=").append(fetch.fetchFailures.sum());
+    server.snapshot().forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
+    return line.toString();
   }
 
   private static String uri(ListenAddress address, Object bound) {

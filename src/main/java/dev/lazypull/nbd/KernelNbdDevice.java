@@ -35,6 +35,7 @@ public final class KernelNbdDevice implements Closeable {
   private final int fd;
   private final CompletableFuture<Void> running = new CompletableFuture<>();
   private volatile boolean closing;
+  private boolean closed;
 
   private KernelNbdDevice(String path, int fd) {
     this.path = path;
@@ -190,7 +191,11 @@ public final class KernelNbdDevice implements Closeable {
 
   /** Disconnects the device (the kernel sends DISC on its sockets) and waits up to 10 s for it to stop. */
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     closing = true;
     if (!running.isDone()) {
       try {
