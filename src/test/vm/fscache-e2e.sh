@@ -15,7 +15,9 @@ echo "$out"
 
 echo "### start the daemon"
 t0=$(now_ms)
-lp daemon --config "$TEST_CONFIG" --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
+# Started directly (not through the lp function) so that $! is the JVM itself and `kill` stops it.
+"$JAVA" $JAVA_OPTS -jar "$LAZYPULL_JAR" daemon --config "$TEST_CONFIG" --cache-dir /mnt/cache --state-dir /mnt/state \
+  --socket "$SOCK" --log-level info >/tmp/daemon.log 2>&1 &
 DAEMON=$!
 check daemon-ready wait_for_daemon
 result daemon-start-ms $(( $(now_ms) - t0 ))
@@ -139,5 +141,6 @@ check prefetch-unknown-image-fails test "$rc" -ne 0
 echo "$out"
 umount /tmp/mnt/multi
 kill "$DAEMON"; wait "$DAEMON" 2>/dev/null
+check daemon-stopped-on-sigterm bash -c "! kill -0 $DAEMON 2>/dev/null"
 echo "FAILS=$FAILS"
 exit $(( FAILS > 0 ))

@@ -68,6 +68,12 @@ final class LibC {
 
   static native int dup(int fd);
 
+  static native int socketpair(int domain, int type, int protocol, int[] fds);
+
+  static native int shutdown(int fd, int how);
+
+  static native int flock(int fd, int operation);
+
   static native int prctl(int option, long arg2, long arg3, long arg4, long arg5);
 
   static native String strerror(int errnum);

@@ -24,6 +24,7 @@ public final class Posix {
   public static final int O_CLOEXEC = 02000000;
 
   public static final int SEEK_SET = 0;
+  public static final int SEEK_END = 2;
   public static final int SEEK_DATA = 3;
   public static final int SEEK_HOLE = 4;
 
@@ -39,6 +40,14 @@ public final class Posix {
 
   public static final long MS_RDONLY = 1;
   public static final int MNT_DETACH = 2;
+
+  public static final int AF_UNIX = 1;
+  public static final int SOCK_STREAM = 1;
+  public static final int SOCK_CLOEXEC = O_CLOEXEC;
+  public static final int SHUT_RDWR = 2;
+
+  public static final int LOCK_EX = 2;
+  public static final int LOCK_NB = 4;
 
   public static final int FALLOC_FL_KEEP_SIZE = 1;
   public static final int FALLOC_FL_PUNCH_HOLE = 2;
@@ -280,6 +289,44 @@ public final class Posix {
   public static final long RAMFS_MAGIC = 0x858458f6L;
   public static final long OVERLAYFS_MAGIC = 0x794c7630L;
   public static final long NFS_MAGIC = 0x6969L;
+
+  /** A connected pair of unix stream sockets, close-on-exec: {fd0, fd1}. */
+  public static int[] socketpair() throws ErrnoException {
+    int[] fds = new int[2];
+    if (LibC.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      throw fail("socketpair", "AF_UNIX");
+    }
+    return fds;
+  }
+
+  /**
+   * shutdown(2) both directions: wakes a thread blocked reading the socket (close(2) alone does not on Linux).
+   * Errors are ignored: the socket may already be disconnected.
+   */
+  public static void shutdownQuietly(int fd) {
+    if (fd >= 0) {
+      LibC.shutdown(fd, SHUT_RDWR);
+    }
+  }
+
+  /**
+   * Takes an exclusive, non-blocking flock(2) on {@code fd}; false if another open file description holds it.
+   * The lock goes with the descriptor's last close.
+   */
+  public static boolean tryLockExclusive(int fd, String subject) throws ErrnoException {
+    while (true) {
+      if (LibC.flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        return true;
+      }
+      int errno = Native.getLastError();
+      if (errno == Errno.EAGAIN) {
+        return false;
+      }
+      if (errno != Errno.EINTR) {
+        throw new ErrnoException("flock", subject, errno);
+      }
+    }
+  }
 
   public static int geteuid() {
     return LibC.geteuid();

@@ -1,0 +1,63 @@
+package dev.lazypull.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.config.ConfigException;
+import dev.lazypull.config.ConfigFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class NbdSettingsTest {
+  @TempDir Path tmp;
+
+  private NbdSettings resolve(String toml, String... args) throws Exception {
+    Path f = tmp.resolve("config.toml");
+    Files.writeString(f, toml);
+    NbdCommand cmd = new NbdCommand();
+    new CommandLine(cmd).parseArgs(args);
+    return NbdSettings.resolve(cmd, ConfigFile.load(f, true));
+  }
+
+  @Test
+  void nbdTableAppliesAndFlagsOverrideIt() throws Exception {
+    NbdSettings s = resolve("""
+        [nbd]
+        cache_dir = "/srv/nbd"
+        listen = "tcp:127.0.0.1:10809"
+        threads = 8
+        chunk_size = "256K"
+        read_timeout = "5s"
+        connections = 2
+        """, "oci:/x", "--threads", "4", "--listen", "unix:/run/x.sock");
+    assertEquals(Path.of("/srv/nbd"), s.cacheDir());
+    assertEquals("unix:/run/x.sock", s.listen());
+    assertEquals(4, s.fetchThreads());
+    assertEquals(256 << 10, s.chunkSize());
+    assertEquals(Duration.ofSeconds(5), s.readTimeout());
+    assertEquals(2, s.connections());
+  }
+
+  @Test
+  void defaultsAreSafe() throws Exception {
+    NbdSettings s = resolve("", "oci:/x");
+    assertNull(s.listen(), "the command picks a unix socket");
+    assertEquals(false, s.allowRemote());
+    assertEquals(NbdSettings.DEFAULT_CACHE_DIR, s.cacheDir());
+    assertEquals(1 << 20, s.chunkSize());
+  }
+
+  @Test
+  void unknownKeysAndBadValuesAreErrors() {
+    ConfigException e = assertThrows(ConfigException.class, () -> resolve("[nbd]\nlisen = \"x\"\n", "oci:/x"));
+    assertTrue(e.getMessage().contains("lisen"), e.getMessage());
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--chunk-size", "3000"));
+    assertThrows(ConfigException.class, () -> resolve("[nbd]\nthreads = 0\n", "oci:/x"));
+  }
+}
