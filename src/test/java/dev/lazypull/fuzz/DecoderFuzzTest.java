@@ -76,6 +76,71 @@ class DecoderFuzzTest {
   }
 
   @Test
+  void nbdRequestsAndNegotiationFailOnlyWithProtocolErrors() {
+    java.util.function.Function<int[], byte[]> options = ints -> {
+      ByteBuffer b = ByteBuffer.allocate(ints.length * 4);
+      for (int v : ints) {
+        b.putInt(v);
+      }
+      return b.array();
+    };
+    // option streams: u32 option, u32 length, payload
+    byte[] go = ByteBuffer.allocate(64).putInt(dev.lazypull.nbd.Nbd.OPT_GO).putInt(10).putInt(4)
+        .put("flat".getBytes(StandardCharsets.US_ASCII)).putShort((short) 0).array();
+    byte[] meta = ByteBuffer.allocate(64).putInt(dev.lazypull.nbd.Nbd.OPT_SET_META_CONTEXT).putInt(27).putInt(4)
+        .put("flat".getBytes(StandardCharsets.US_ASCII)).putInt(1).putInt(15)
+        .put("base:allocation".getBytes(StandardCharsets.US_ASCII)).array();
+    byte[] request = new dev.lazypull.nbd.NbdRequest(0, dev.lazypull.nbd.Nbd.CMD_READ, 7, 4096, 4096).encode().array();
+    dev.lazypull.nbd.ExportInfo export = new dev.lazypull.nbd.ExportInfo("flat", "fuzz", 1 << 20);
+    long runs = Fuzzer.fuzz("nbd", List.of(go, meta, request, options.apply(new int[] {8, 0, 3, 0})),
+        Set.of(dev.lazypull.nbd.NbdProtocolException.class), 4096, input -> {
+          if (input.length >= dev.lazypull.nbd.Nbd.REQUEST_SIZE) {
+            dev.lazypull.nbd.NbdRequest r = dev.lazypull.nbd.NbdRequest.decode(ByteBuffer.wrap(input));
+            r.within(1 << 20);
+          }
+          dev.lazypull.nbd.Negotiator n = new dev.lazypull.nbd.Negotiator(export);
+          ByteBuffer b = ByteBuffer.wrap(input);
+          while (b.remaining() >= 8) {
+            int option = b.getInt();
+            long len = Integer.toUnsignedLong(b.getInt());
+            if (len > b.remaining()) {
+              n.oversized(option, len);
+              break;
+            }
+            ByteBuffer payload = b.slice().limit((int) len);
+            b.position(b.position() + (int) len);
+            n.option(option, payload);
+          }
+        });
+    assertTrue(runs > 1000);
+  }
+
+  @Test
+  void erofsImagesFailOnlyWithFormatErrors() throws Exception {
+    Path tree = Files.createDirectories(tmp.resolve("tree/d"));
+    Files.writeString(tree.resolve("f.txt"), "x".repeat(5000));
+    Files.createSymbolicLink(tree.resolve("link"), Path.of("d/f.txt"));
+    Files.write(tree.resolve("big"), new byte[3 << 16]);
+    String ref = "oci:" + tmp.resolve("layout") + ":t";
+    assertTrue(dev.lazypull.cli.Main.run("pack", tmp.resolve("tree").toString(), "--chunk-size", "65536",
+        "--output", ref) == 0);
+    var source = dev.lazypull.catalog.ImageSources.localOnly().open(ref);
+    var image = source.resolve();
+    byte[] boot = source.readRange(image.bootstrap(), 0, (int) image.bootstrap().size());
+    long runs = Fuzzer.fuzz("erofs-reader", List.of(boot), Set.of(IOException.class), 1 << 20, input -> {
+      var reader = dev.lazypull.erofs.ErofsReader.open(dev.lazypull.erofs.ByteSource.of(input));
+      reader.walk((path, inode) -> {
+        if (inode.type() == dev.lazypull.erofs.FileType.REGULAR
+            && inode.record().layout() == dev.lazypull.erofs.InodeRecord.CHUNK_BASED) {
+          reader.chunks(inode, c -> { });
+        }
+        reader.xattrs(inode);
+      });
+    });
+    assertTrue(runs > 100);
+  }
+
+  @Test
   void catalogFilesFailOnlyWithCatalogErrors() throws Exception {
     Path state = Files.createDirectories(tmp.resolve("state"));
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of("x".getBytes()), 4096);
