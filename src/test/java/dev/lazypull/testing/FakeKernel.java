@@ -77,14 +77,8 @@ public final class FakeKernel implements Devnode {
 
   /** Looks up a cookie: creates the backing file and anon fd, and queues an OPEN. */
   public FakeObject open(String volumeKey, String cookieKey) throws IOException {
-    int objectId = nextObjectId.getAndIncrement();
-    int msgId = nextMsgId.getAndIncrement();
-    Path file = dir.resolve("obj-" + objectId);
-    int fd = Posix.open(file.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_DIRECT | Posix.O_CLOEXEC, 0600);
-    FakeObject o = new FakeObject(objectId, volumeKey, cookieKey, file, fd, msgId);
-    objectsByFd.put(fd, o);
-    openRequests.put(msgId, o);
-    queue.add(Msgs.open(msgId, objectId, volumeKey, cookieKey, fd));
+    FakeObject o = pendingOpen(volumeKey, cookieKey);
+    queue.add(Msgs.open(o.msgId, o.objectId, volumeKey, cookieKey, o.anonFd));
     return o;
   }
 
