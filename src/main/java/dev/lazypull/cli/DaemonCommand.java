@@ -13,6 +13,8 @@ import dev.lazypull.daemon.DaemonConfig;
 import dev.lazypull.daemon.DaemonStats;
 import dev.lazypull.daemon.OndemandDaemon;
 import dev.lazypull.daemon.SetupException;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -61,6 +63,10 @@ final class DaemonCommand implements Callable<Integer> {
   @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;
 
+  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
+      + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
+  boolean plainHttp;
+
   @Option(names = "--devnode", paramLabel = "PATH", defaultValue = KernelDevnode.PATH, hidden = true)
   String devnodePath;
 
@@ -71,9 +77,12 @@ final class DaemonCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Settings settings;
+    RegistryConfig registryConfig;
     try {
       settings = Settings.resolve(this, ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH,
           config != null));
+      registryConfig = RegistryConfig.from(settings.file().section("registry")).withPlainHttp(plainHttp)
+          .withMaxConnections(settings.daemon().fetchThreads());
     } catch (ConfigException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 2;
@@ -82,7 +91,9 @@ final class DaemonCommand implements Callable<Integer> {
     DaemonConfig daemonConfig = settings.daemon();
     Path socket = settings.socket();
     Catalog catalog = Catalog.load(daemonConfig.stateDir());
-    ImageSources sources = ImageSources.localOnly();
+    // One client for every image: one connection pool (sized to the fetch threads), one token cache.
+    RegistryClient registry = RegistryClient.create(registryConfig);
+    ImageSources sources = RegistryOptions.sources(registry);
     KernelDevnode devnode;
     try {
       devnode = CacheBinder.bind(devnodePath, daemonConfig.cacheDir(), daemonConfig.cacheTag());

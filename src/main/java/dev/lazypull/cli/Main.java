@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      CopyCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

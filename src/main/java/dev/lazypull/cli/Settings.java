@@ -13,7 +13,7 @@ import java.time.Duration;
 record Settings(DaemonConfig daemon, Path socket, String logLevel, ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
-      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level"};
+      "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "readahead"};
 
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
@@ -30,11 +30,12 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, ConfigNode fi
         : d.duration("read_timeout", Duration.ofSeconds(30));
     int outstanding = (int) d.integer("max_outstanding_reads", 1024, 1, 1 << 16);
     String logLevel = flags.logLevel != null ? flags.logLevel : d.string("log_level", "info");
+    long readAhead = d.size("readahead", DaemonConfig.DEFAULT_READ_AHEAD, 0, 1L << 30);
     try {
       Logging.parse(logLevel);
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
           Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
-          Math.toIntExact(Math.max(chunk, 1 << 20)));
+          Math.toIntExact(Math.max(chunk, 1 << 20)), readAhead);
       return new Settings(config, socket.toAbsolutePath(), logLevel, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
