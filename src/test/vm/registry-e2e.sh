@@ -41,8 +41,9 @@ done
 check registry-requires-auth test "$code" = 401
 
 echo "### daemon (credentials from its docker config.json, plain HTTP for this host from lazypull.toml)"
-lp daemon --config "$W/lazypull.toml" --cache-dir /mnt/cache --state-dir /mnt/state --socket "$SOCK" \
-  >/tmp/daemon.log 2>&1 &
+# the JVM itself in the background (not the lp function), so $! is the daemon and kill stops it
+"$JAVA" $JAVA_OPTS -jar "$LAZYPULL_JAR" daemon --config "$W/lazypull.toml" --cache-dir /mnt/cache \
+  --state-dir /mnt/state --socket "$SOCK" >/tmp/daemon.log 2>&1 &
 DAEMON=$!
 check daemon-ready wait_for_daemon
 

@@ -56,6 +56,10 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
   Long mergeLimit;
 
+  @Option(names = "--readahead", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Largest sequential read-ahead window per blob; 0 disables (default: 16M).")
+  Long readAhead;
+
   @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
       description = "A kernel READ not served within this is failed with EIO (default: 30s).")
   Duration readTimeout;

@@ -30,7 +30,8 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, ConfigNode fi
         : d.duration("read_timeout", Duration.ofSeconds(30));
     int outstanding = (int) d.integer("max_outstanding_reads", 1024, 1, 1 << 16);
     String logLevel = flags.logLevel != null ? flags.logLevel : d.string("log_level", "info");
-    long readAhead = d.size("readahead", DaemonConfig.DEFAULT_READ_AHEAD, 0, 1L << 30);
+    long readAhead = flags.readAhead != null ? flags.readAhead
+        : d.size("readahead", DaemonConfig.DEFAULT_READ_AHEAD, 0, 1L << 30);
     try {
       Logging.parse(logLevel);
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,

@@ -299,7 +299,9 @@ public final class RegistryClient implements Closeable {
       return e;
     }
     String hint = "";
-    if (e instanceof SSLException && ep.base().isHttps()) {
+    if (RegistryTransport.untrusted(e)) {
+      hint = " (the server's certificate is not trusted: add its CA to registry.ca_files)";
+    } else if (e instanceof SSLException && ep.base().isHttps()) {
       hint = " (if " + ep.authority() + " speaks plain HTTP, use --plain-http or plain_http = true in its "
           + "[[registry.host]] entry)";
     }

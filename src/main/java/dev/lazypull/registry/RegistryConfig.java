@@ -224,6 +224,12 @@ public record RegistryConfig(
         hosts);
   }
 
+  public RegistryConfig withCaFiles(List<Path> files) {
+    return new RegistryConfig(plainHttp, files, platform, connectTimeout, readTimeout, requestTimeout, retry,
+        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections,
+        hosts);
+  }
+
   public RegistryConfig withDockerConfig(Path p) {
     return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
         mirrorCooldown, p, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections, hosts);

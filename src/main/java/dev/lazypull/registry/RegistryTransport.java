@@ -87,7 +87,7 @@ final class RegistryTransport {
       } catch (RegistryException e) {
         throw e; // a protocol refusal (bad redirect, token refused): repeating it changes nothing
       } catch (IOException e) {
-        if (Thread.currentThread().isInterrupted() || !idempotent || n >= policy.retries()) {
+        if (Thread.currentThread().isInterrupted() || !idempotent || n >= policy.retries() || untrusted(e)) {
           throw e;
         }
         Duration d = policy.backoff(n);
@@ -108,6 +108,16 @@ final class RegistryTransport {
       LOG.fine(() -> what.get() + " got HTTP " + code + "; retrying in " + d.toMillis() + " ms");
       pause(d);
     }
+  }
+
+  /** A certificate the trust store rejects: asking again gets the same certificate. */
+  static boolean untrusted(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof java.security.cert.CertificateException || t instanceof javax.net.ssl.SSLPeerUnverifiedException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private void pause(Duration d) throws InterruptedIOException {
