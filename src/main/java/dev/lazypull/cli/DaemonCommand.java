@@ -20,6 +20,8 @@ import dev.lazypull.daemon.OndemandDaemon;
 import dev.lazypull.daemon.ServiceNotifier;
 import dev.lazypull.daemon.SetupException;
 import dev.lazypull.sys.ListenFds;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -64,6 +66,10 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
   Long mergeLimit;
 
+  @Option(names = "--readahead", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Largest sequential read-ahead window per blob; 0 disables (default: 16M).")
+  Long readAhead;
+
   @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
       description = "A kernel READ not served within this is failed with EIO (default: 30s).")
   Duration readTimeout;
@@ -79,6 +85,10 @@ final class DaemonCommand implements Callable<Integer> {
   @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;
 
+  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
+      + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
+  boolean plainHttp;
+
   @Option(names = "--devnode", paramLabel = "PATH", defaultValue = KernelDevnode.PATH, hidden = true)
   String devnodePath;
 
@@ -89,9 +99,12 @@ final class DaemonCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     Settings settings;
+    RegistryConfig registryConfig;
     try {
       settings = Settings.resolve(this, ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH,
           config != null));
+      registryConfig = RegistryConfig.from(settings.file().section("registry")).withPlainHttp(plainHttp)
+          .withMaxConnections(settings.daemon().fetchThreads());
     } catch (ConfigException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 2;
@@ -100,7 +113,9 @@ final class DaemonCommand implements Callable<Integer> {
     DaemonConfig daemonConfig = settings.daemon();
     Path socket = settings.socket();
     Catalog catalog = Catalog.load(daemonConfig.stateDir());
-    ImageSources sources = ImageSources.localOnly();
+    // One client for every image: one connection pool (sized to the fetch threads), one token cache.
+    RegistryClient registry = RegistryClient.create(registryConfig);
+    ImageSources sources = RegistryOptions.sources(registry);
     ServiceNotifier notifier = ServiceNotifier.fromEnvironment();
     Integer storedFd = ListenFds.fromEnvironment().get(ServiceNotifier.DEVNODE_FDNAME);
     KernelDevnode devnode;

@@ -6,7 +6,7 @@ import dev.lazypull.blob.BlobByteSource;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
-import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.config.ConfigException;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.DeviceSlot;
 import dev.lazypull.erofs.ErofsFormatException;
@@ -17,8 +17,10 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
 import java.util.Locale;
+import dev.lazypull.registry.RegistryClient;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -35,9 +37,18 @@ final class InspectCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Machine-readable output.")
   boolean json;
 
+  @Mixin RegistryOptions registry;
+
   @Override
   public Integer call() throws Exception {
-    ImageSource source = ImageSources.localOnly().open(image);
+    RegistryClient client;
+    try {
+      client = registry.client();
+    } catch (ConfigException e) {
+      System.err.println("lazypull inspect: " + e.getMessage());
+      return 2;
+    }
+    ImageSource source = RegistryOptions.sources(client).open(image);
     LazyImage img = source.resolve();
     BootstrapHeader header = ImageRegistrar.readHeader(source, img);
     ImageRecord record = ImageRegistrar.describe(img, header, null, null);

@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
       PrefetchCommand.class,
       GcCommand.class,
       EvictCommand.class,
+      CopyCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

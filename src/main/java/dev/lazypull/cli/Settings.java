@@ -17,7 +17,7 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
       "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval",
-      "images_dir"};
+      "images_dir", "readahead"};
 
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
@@ -53,15 +53,15 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
     if (gcInterval.compareTo(Duration.ofSeconds(1)) < 0) {
       throw new ConfigException(file + ": daemon.gc_interval must be at least 1s");
     }
+    long readAhead = flags.readAhead != null ? flags.readAhead
+        : d.size("readahead", DaemonConfig.DEFAULT_READ_AHEAD, 0, 1L << 30);
     try {
       Logging.parse(logLevel);
       DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
           Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
-          Math.toIntExact(Math.max(chunk, 1 << 20)));
+          Math.toIntExact(Math.max(chunk, 1 << 20)), readAhead);
       return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, imagesDir, prefetch,
-          metricsListen,
-          allowRemote,
-          hung, file);
+          metricsListen, allowRemote, hung, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
     }

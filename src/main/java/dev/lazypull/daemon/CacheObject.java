@@ -3,6 +3,7 @@ package dev.lazypull.daemon;
 import dev.lazypull.cache.ChunkFetcher;
 import dev.lazypull.cache.ChunkMap;
 import dev.lazypull.cache.ChunkWriter;
+import dev.lazypull.cache.ReadAhead;
 import dev.lazypull.cachefiles.Devnode;
 import dev.lazypull.catalog.BlobBinding;
 import dev.lazypull.sys.Errno;
@@ -40,6 +41,7 @@ final class CacheObject implements ChunkWriter {
   private CompletableFuture<Void> rebuilt;
   /** Loads the blob's chunk digest table and turns verification on; null when the image has no tables. */
   private volatile java.util.function.Supplier<CompletableFuture<Void>> verification;
+  private ReadAhead readAhead;
 
   CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode,
       Function<CacheObject, ChunkFetcher> fetcherFactory) {
@@ -156,6 +158,28 @@ final class CacheObject implements ChunkWriter {
   /** Prefetch: like {@link #ensure}, with new fetches run on {@code prefetchPool}. */
   CompletableFuture<Void> prefetch(long offset, long length, Executor fetchPool, Executor prefetchPool) {
     return ready(fetchPool).thenCompose(v -> fetcher.ensure(offset, length, prefetchPool));
+  }
+
+  /**
+   * Fetches ahead of a sequential reader (see {@link ReadAhead}); never waits. Failures are dropped: the
+   * reader's own READ, when it comes, fetches the range again and reports the error.
+   */
+  void readAhead(long offset, long length, long windowBytes, Executor pool) {
+    ReadAhead policy;
+    synchronized (this) {
+      if (readAhead == null) {
+        readAhead = new ReadAhead(fetcher.map(), windowBytes);
+      }
+      policy = readAhead;
+    }
+    ReadAhead.Range ahead = policy.onRead(offset, length);
+    if (ahead != null) {
+      try {
+        ensure(ahead.offset(), ahead.length(), pool).exceptionally(e -> null);
+      } catch (RuntimeException e) {
+        LOG.fine(() -> this + ": read-ahead not queued: " + e);
+      }
+    }
   }
 
   /** Completes when the readiness probe is done (for status and prefetch). */

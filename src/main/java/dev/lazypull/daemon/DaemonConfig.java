@@ -13,6 +13,7 @@ import java.time.Duration;
  * @param readDeadline after this long a READ is answered without data (the reader gets EIO)
  * @param maxOutstandingReads READs in progress before the poll thread stops taking more from the kernel
  * @param bufferSize per-fetch-thread aligned buffer
+ * @param readAhead largest sequential read-ahead window per blob, 0 to disable
  */
 public record DaemonConfig(
     Path cacheDir,
@@ -23,9 +24,11 @@ public record DaemonConfig(
     int mergeLimit,
     Duration readDeadline,
     int maxOutstandingReads,
-    int bufferSize) {
+    int bufferSize,
+    long readAhead) {
 
   public static final int DEFAULT_CHUNK_SIZE = 1 << 20;
+  public static final long DEFAULT_READ_AHEAD = 16L << 20;
 
   public DaemonConfig {
     if (fetchThreads < 1 || fetchThreads > 1024) {
@@ -46,6 +49,16 @@ public record DaemonConfig(
     if (bufferSize < 4096 || bufferSize % 4096 != 0 || bufferSize > (64 << 20)) {
       throw new IllegalArgumentException("buffer size must be a multiple of 4096 up to 64 MiB: " + bufferSize);
     }
+    if (readAhead < 0 || readAhead > (1L << 30)) {
+      throw new IllegalArgumentException("read-ahead must be in [0, 1 GiB]: " + readAhead);
+    }
+  }
+
+  /** Without a read-ahead setting: the default window. */
+  public DaemonConfig(Path cacheDir, Path stateDir, String cacheTag, int fetchThreads, int chunkSize, int mergeLimit,
+      Duration readDeadline, int maxOutstandingReads, int bufferSize) {
+    this(cacheDir, stateDir, cacheTag, fetchThreads, chunkSize, mergeLimit, readDeadline, maxOutstandingReads,
+        bufferSize, DEFAULT_READ_AHEAD);
   }
 
   public static DaemonConfig defaults(Path cacheDir, Path stateDir) {
@@ -55,6 +68,11 @@ public record DaemonConfig(
 
   public DaemonConfig withReadDeadline(Duration d) {
     return new DaemonConfig(cacheDir, stateDir, cacheTag, fetchThreads, chunkSize, mergeLimit, d,
-        maxOutstandingReads, bufferSize);
+        maxOutstandingReads, bufferSize, readAhead);
+  }
+
+  public DaemonConfig withReadAhead(long bytes) {
+    return new DaemonConfig(cacheDir, stateDir, cacheTag, fetchThreads, chunkSize, mergeLimit, readDeadline,
+        maxOutstandingReads, bufferSize, bytes);
   }
 }

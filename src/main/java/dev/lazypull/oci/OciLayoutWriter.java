@@ -8,11 +8,15 @@ import dev.lazypull.image.MediaTypes;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.StandardOpenOption;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -88,6 +92,50 @@ public final class OciLayoutWriter {
     Files.move(scratch, blobDir.resolve(digest.hex()), StandardCopyOption.REPLACE_EXISTING,
         StandardCopyOption.ATOMIC_MOVE);
     return new Descriptor(mediaType, digest, size);
+  }
+
+  /** Whether the layout already holds {@code blob} (by digest, with the right size). */
+  public boolean hasBlob(Descriptor blob) throws IOException {
+    Path p = blobDir.resolve(blob.digest().hex());
+    return Files.isRegularFile(p) && Files.size(p) == blob.size();
+  }
+
+  /**
+   * Stores exactly {@code expected.size()} bytes read from {@code in} as blob {@code expected}, hashing while
+   * writing. The file appears under its digest only if the size and sha256 match; otherwise nothing is kept
+   * and the error names the blob.
+   */
+  public Descriptor putBlob(Descriptor expected, ReadableByteChannel in) throws IOException {
+    Path tmp = newScratchFile();
+    try {
+      MessageDigest sha = Digest.sha256();
+      long size = 0;
+      ByteBuffer buf = ByteBuffer.allocate(1 << 20);
+      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+        while (in.read(buf.clear()) >= 0) {
+          buf.flip();
+          sha.update(buf.duplicate());
+          size += buf.remaining();
+          if (size > expected.size()) {
+            throw new IOException("blob " + expected.digest() + ": more than the " + expected.size() + " bytes expected");
+          }
+          while (buf.hasRemaining()) {
+            out.write(buf);
+          }
+        }
+        out.force(false);
+      }
+      Digest actual = new Digest(HexFormat.of().formatHex(sha.digest()));
+      if (size != expected.size() || !actual.equals(expected.digest())) {
+        throw new IOException("blob " + expected.digest() + ": got " + size + " bytes hashing to " + actual
+            + ", expected " + expected.size() + " bytes");
+      }
+      Files.move(tmp, blobDir.resolve(actual.hex()), StandardCopyOption.REPLACE_EXISTING,
+          StandardCopyOption.ATOMIC_MOVE);
+      return expected;
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
   }
 
   /** Points {@code tag} at a manifest in index.json, replacing any earlier entry with that tag. */

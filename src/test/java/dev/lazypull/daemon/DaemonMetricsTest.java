@@ -52,7 +52,7 @@ class DaemonMetricsTest {
     catalog.register(new ImageRecord("img", null, "oci:" + tmp.resolve("layout"), Digest.of(new byte[] {1}),
         bootDesc, List.of(), List.of(), false), false);
     DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 64 << 10, 64 << 10,
-        Duration.ofSeconds(5), 16, 64 << 10);
+        Duration.ofSeconds(5), 16, 64 << 10, 0); // no read-ahead: the test counts fetches exactly
     DaemonStats stats = new DaemonStats();
     try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config, stats);
         MetricsServer server = MetricsServer.start("127.0.0.1:0", false)) {

@@ -1,0 +1,55 @@
+package dev.lazypull.cli;
+
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.config.ConfigException;
+import dev.lazypull.config.ConfigFile;
+import dev.lazypull.config.ConfigNode;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
+import dev.lazypull.registry.RegistryImageSource;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/**
+ * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}): the config
+ * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}.
+ */
+final class RegistryOptions {
+  @Option(names = "--config", paramLabel = "FILE",
+      description = "TOML config file for the [registry] settings (default: /etc/lazypull/config.toml if it "
+          + "exists).")
+  Path config;
+
+  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
+      + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
+  boolean plainHttp;
+
+  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+      description = "Which image of a multi-platform index to use (default: registry.platform, linux/amd64).")
+  String platform;
+
+  /** The effective registry settings. */
+  RegistryConfig registryConfig() throws ConfigException {
+    ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
+    file.allowOnly(Settings.TOP_LEVEL);
+    RegistryConfig c = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp);
+    if (platform != null) {
+      try {
+        c = c.withPlatform(platform);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException("--platform: " + e.getMessage());
+      }
+    }
+    return c;
+  }
+
+  RegistryClient client() throws ConfigException, IOException {
+    return RegistryClient.create(registryConfig());
+  }
+
+  /** Local layouts and, through {@code client}, registry references. */
+  static ImageSources sources(RegistryClient client) {
+    return new ImageSources(ref -> new RegistryImageSource(client, ref));
+  }
+}

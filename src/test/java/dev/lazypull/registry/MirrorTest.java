@@ -1,0 +1,118 @@
+package dev.lazypull.registry;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.FakeRegistry;
+import dev.lazypull.testing.MemoryBlobSource;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.channels.Channels;
+import java.nio.channels.ReadableByteChannel;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import mockwebserver3.SocketEffect;
+import mockwebserver3.junit5.StartStop;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** Mirrors are tried in order before the origin; failing ones cool down, empty ones do not. */
+class MirrorTest {
+  @StartStop public final MockWebServer origin = new MockWebServer();
+  @StartStop public final MockWebServer mirror1 = new MockWebServer();
+  @StartStop public final MockWebServer mirror2 = new MockWebServer();
+
+  private final FakeRegistry o = new FakeRegistry();
+  private final FakeRegistry m1 = new FakeRegistry();
+  private final FakeRegistry m2 = new FakeRegistry();
+  private final AtomicLong now = new AtomicLong();
+  private RegistryClient client;
+  private Repository repo;
+  private Descriptor blob;
+  private byte[] data;
+
+  @BeforeEach
+  void setUp() throws IOException {
+    origin.setDispatcher(o);
+    mirror1.setDispatcher(m1);
+    mirror2.setDispatcher(m2);
+    String host = origin.getHostName() + ":" + origin.getPort();
+    repo = new Repository(host, "team/app");
+    data = MemoryBlobSource.randomBytes(10_000, 3);
+    blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
+    o.putBlob(repo.name(), data);
+    RegistryConfig cfg = RegistryClientTest.testConfig().withHost(new RegistryConfig.Host(host, true, List.of(
+        RegistryConfig.parseMirror(mirror1.url("/").toString()), RegistryConfig.parseMirror(mirror2.url("/").toString()))));
+    client = new RegistryClient(cfg, CredentialStore.anonymous(), d -> { }, now::get);
+  }
+
+  private byte[] read() throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (ReadableByteChannel ch = client.openBlob(repo, blob, 10, 100)) {
+      Channels.newInputStream(ch).transferTo(out);
+    }
+    return out.toByteArray();
+  }
+
+  @Test
+  void theFirstMirrorHoldingTheBlobServesItAndTheOriginIsNotAsked() throws Exception {
+    m1.putBlob(repo.name(), data);
+    assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
+    assertEquals(1, m1.requests.size());
+    assertEquals(0, m2.requests.size());
+    assertEquals(0, o.requests.size());
+  }
+
+  @Test
+  void aMissingBlobFallsThroughWithoutCoolingTheMirror() throws Exception {
+    m2.putBlob(repo.name(), data);
+    assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
+    assertEquals(1, m1.requests.size());
+    assertEquals(1, m2.requests.size());
+    read();
+    assertEquals(2, m1.requests.size(), "a 404 does not cool a mirror down");
+  }
+
+  @Test
+  void failingMirrorsFallBackToTheOriginAndCoolDown() throws Exception {
+    m1.intercept = r -> FakeRegistry.error(503, "UNAVAILABLE", "down");
+    m2.intercept = r -> new MockResponse.Builder().onResponseStart(SocketEffect.ShutdownConnection.INSTANCE).build();
+    assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
+    assertEquals(1, m1.requests.size(), "mirrors are not retried: the next endpoint is the retry");
+    assertTrue(m2.requests.size() <= 1);
+    assertEquals(1, o.requests.size());
+
+    int m2Before = m2.requests.size();
+    read();
+    read();
+    assertEquals(1, m1.requests.size(), "cooling down");
+    assertEquals(m2Before, m2.requests.size(), "cooling down");
+    assertEquals(3, o.requests.size());
+
+    now.addAndGet(Duration.ofSeconds(31).toNanos());
+    m1.intercept = null;
+    m1.putBlob(repo.name(), data);
+    read();
+    assertEquals(2, m1.requests.size(), "tried again after the cool-down");
+    assertEquals(3, o.requests.size());
+  }
+
+  @Test
+  void whenEverythingFailsTheOriginsErrorIsReported() {
+    m1.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
+    m2.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
+    o.intercept = r -> FakeRegistry.error(403, "DENIED", "origin says no");
+    RegistryException e = org.junit.jupiter.api.Assertions.assertThrows(RegistryException.class, this::read);
+    assertEquals(403, e.status());
+    assertTrue(e.getMessage().contains("origin says no") && e.getMessage().contains(origin.getHostName()),
+        e.getMessage());
+  }
+}
