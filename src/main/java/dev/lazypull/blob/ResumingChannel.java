@@ -11,7 +11,7 @@ import java.util.logging.Logger;
  * the bytes stopped, at most {@code maxResumes} times. Errors that are not transient — a subclass of
  * {@code permanent} — propagate at once. Bytes already handed out are never repeated or skipped.
  */
-public final class ResumingChannel implements ReadableByteChannel {
+public final class ResumingChannel implements ReadableByteChannel, BlobSource.Served {
   private static final Logger LOG = Logger.getLogger(ResumingChannel.class.getName());
 
   /** Opens exactly {@code length} bytes at {@code offset}. */
@@ -28,6 +28,9 @@ public final class ResumingChannel implements ReadableByteChannel {
   private long remaining;
   private int resumes;
   private boolean open = true;
+  /** Whether any part of the bytes came from a mirror, and the last endpoint that served some. */
+  private boolean fromMirror;
+  private String servedBy;
 
   public ResumingChannel(ReadableByteChannel first, Opener opener, long offset, long length, int maxResumes,
       Class<? extends IOException> permanent, String what) {
@@ -38,6 +41,24 @@ public final class ResumingChannel implements ReadableByteChannel {
     this.maxResumes = maxResumes;
     this.permanent = permanent;
     this.what = what;
+    noteServer(first);
+  }
+
+  private void noteServer(ReadableByteChannel ch) {
+    if (ch instanceof BlobSource.Served s) {
+      fromMirror |= s.fromMirror();
+      servedBy = s.servedBy();
+    }
+  }
+
+  @Override
+  public boolean fromMirror() {
+    return fromMirror;
+  }
+
+  @Override
+  public String servedBy() {
+    return servedBy != null ? servedBy : what;
   }
 
   @Override
@@ -51,6 +72,7 @@ public final class ResumingChannel implements ReadableByteChannel {
     while (true) {
       if (current == null) {
         current = opener.open(position, remaining);
+        noteServer(current);
       }
       int n;
       try {

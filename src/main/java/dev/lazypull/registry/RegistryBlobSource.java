@@ -23,6 +23,11 @@ public final class RegistryBlobSource implements BlobSource {
     return client.openBlob(repository, blob, offset, length);
   }
 
+  @Override
+  public ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length) throws IOException {
+    return client.openBlobFromOrigin(repository, blob, offset, length);
+  }
+
   public Repository repository() {
     return repository;
   }

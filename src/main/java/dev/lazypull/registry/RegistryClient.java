@@ -168,11 +168,20 @@ public final class RegistryClient implements Closeable {
    */
   public ReadableByteChannel openBlob(Repository repo, Descriptor blob, long offset, long length)
       throws IOException {
-    return openBlob(repo, blob, offset, length, length <= TIMED_RANGE_LIMIT);
+    return openBlob(repo, blob, offset, length, length <= TIMED_RANGE_LIMIT, false);
   }
 
-  private ReadableByteChannel openBlob(Repository repo, Descriptor blob, long offset, long length, boolean timed)
+  /**
+   * {@link #openBlob} from the registry itself, never a mirror: for bytes a mirror served that failed
+   * verification (a mirror may hold a corrupt copy; the origin is the authority).
+   */
+  public ReadableByteChannel openBlobFromOrigin(Repository repo, Descriptor blob, long offset, long length)
       throws IOException {
+    return openBlob(repo, blob, offset, length, length <= TIMED_RANGE_LIMIT, true);
+  }
+
+  private ReadableByteChannel openBlob(Repository repo, Descriptor blob, long offset, long length, boolean timed,
+      boolean originOnly) throws IOException {
     if (offset < 0 || length < 0 || offset > blob.size() - length) {
       throw new IOException("registry " + repo.registry() + ", repository " + repo.name() + ", blob " + blob.digest()
           + ": range " + offset + "+" + length + " is outside the blob's " + blob.size() + " bytes");
@@ -181,8 +190,9 @@ public final class RegistryClient implements Closeable {
       return new BoundedEmpty();
     }
     String what = "blob " + blob.digest();
-    ResumingChannel.Opener opener = (off, len) ->
-        onPullEndpoints(repo, what, ep -> openRangeAt(ep, repo, blob, off, len, timed));
+    ResumingChannel.Opener opener = originOnly
+        ? (off, len) -> openRangeAt(endpoints.origin(repo.registry()), repo, blob, off, len, timed)
+        : (off, len) -> onPullEndpoints(repo, what, ep -> openRangeAt(ep, repo, blob, off, len, timed));
     return new ResumingChannel(opener.open(offset, length), opener, offset, length, config.retry().retries(),
         RegistryException.class, "registry " + repo + " " + what);
   }
@@ -209,7 +219,7 @@ public final class RegistryClient implements Closeable {
           throw new RegistryException(where + ": 206 for " + length + " bytes has Content-Length " + declared, 206,
               null);
         }
-        return new ResponseChannel(r, length, true, where);
+        return new ResponseChannel(r, length, true, where, ep.mirror());
       }
       if (r.code() == 200) {
         if (declared >= 0 && declared != blob.size()) {
@@ -225,7 +235,7 @@ public final class RegistryClient implements Closeable {
               + "offset, at most " + config.maxSkip() + " bytes. Use a registry that supports ranges.");
         }
         r.body().source().skip(offset);
-        return new ResponseChannel(r, length, false, where);
+        return new ResponseChannel(r, length, false, where, ep.mirror());
       }
       throw httpError(ep, repo, what, r);
     } catch (IOException | RuntimeException e) {
@@ -241,7 +251,7 @@ public final class RegistryClient implements Closeable {
   public void downloadBlob(Repository repo, Descriptor blob, WritableByteChannel out) throws IOException {
     MessageDigest sha = Digest.sha256();
     ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-    try (ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false)) {
+    try (ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false, false)) {
       while (in.read(buf.clear()) >= 0) {
         buf.flip();
         sha.update(buf.duplicate());

@@ -13,20 +13,37 @@ import okio.BufferedSource;
  * {@link BoundedChannel}); with {@code mustEnd}, so is one that goes on past {@code length}. Closing it
  * closes the response, returning the connection to the pool when the body was consumed.
  */
-final class ResponseChannel implements ReadableByteChannel {
+final class ResponseChannel implements ReadableByteChannel, dev.lazypull.blob.BlobSource.Served {
   private final Response response;
   private final BufferedSource source;
   private final BoundedChannel bounded;
   private final boolean mustEnd;
   private final String what;
   private boolean endChecked;
+  private final boolean fromMirror;
 
   ResponseChannel(Response response, long length, boolean mustEnd, String what) {
+    this(response, length, mustEnd, what, false);
+  }
+
+  /** @param fromMirror whether a mirror (not the registry itself) is sending these bytes */
+  ResponseChannel(Response response, long length, boolean mustEnd, String what, boolean fromMirror) {
     this.response = response;
     this.source = response.body().source();
     this.bounded = new BoundedChannel(source, length, what);
     this.mustEnd = mustEnd;
     this.what = what;
+    this.fromMirror = fromMirror;
+  }
+
+  @Override
+  public boolean fromMirror() {
+    return fromMirror;
+  }
+
+  @Override
+  public String servedBy() {
+    return what;
   }
 
   @Override

@@ -115,4 +115,38 @@ class MirrorTest {
     assertTrue(e.getMessage().contains("origin says no") && e.getMessage().contains(origin.getHostName()),
         e.getMessage());
   }
+
+  @Test
+  void aMirrorServingCorruptChunksIsOverruledByTheOrigin() throws Exception {
+    // 3 chunks of 64 KiB with a digest table; mirror 1 holds a copy with one byte flipped in chunk 1.
+    byte[] good = MemoryBlobSource.randomBytes(3 * 65536, 11);
+    byte[] bad = good.clone();
+    bad[65536 + 77] ^= 1;
+    Descriptor b = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(good), good.length);
+    o.putBlob(repo.name(), good);
+    m1.blobs.computeIfAbsent(repo.name(), k -> new java.util.concurrent.ConcurrentHashMap<>())
+        .put(b.digest().toString(), bad);
+    dev.lazypull.image.ChunkDigestTable.Builder tb = new dev.lazypull.image.ChunkDigestTable.Builder();
+    for (int i = 0; i < 3; i++) {
+      tb.add(65536, java.security.MessageDigest.getInstance("SHA-256").digest(Arrays.copyOfRange(good, i * 65536,
+          (i + 1) * 65536)));
+    }
+    dev.lazypull.cache.FetchStats stats = new dev.lazypull.cache.FetchStats();
+    byte[] file = new byte[good.length];
+    dev.lazypull.cache.ChunkWriter writer = (buf, off) -> buf.duplicate().get(file, (int) off, buf.remaining());
+    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+    try {
+      dev.lazypull.cache.ChunkFetcher f = new dev.lazypull.cache.ChunkFetcher(b, new RegistryBlobSource(client, repo),
+          writer, new dev.lazypull.cache.ChunkMap(good.length, 65536), pool, 3 * 65536, stats,
+          () -> dev.lazypull.sys.AlignedBuffers.allocate(65536));
+      f.verifyWith(tb.build());
+      f.ensure(0, good.length).get(10, java.util.concurrent.TimeUnit.SECONDS);
+    } finally {
+      pool.shutdownNow();
+    }
+    assertArrayEquals(good, file, "only verified bytes, from the origin, were written");
+    assertEquals(1, stats.integrityMismatchesMirror.sum());
+    assertEquals(0, stats.integrityMismatchesOrigin.sum());
+    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")), "the origin served the retry");
+  }
 }
