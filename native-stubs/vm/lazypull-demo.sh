@@ -1,53 +1,78 @@
 #!/usr/bin/env bash
-# The main job, for real: boot Debian's 6.12 kernel (fscache on-demand modules) under QEMU, run the lazypull
-# daemon in it, lazily mount an EROFS image of this machine's JDK and start `java -version` from the mount —
-# only the ranges the JVM touches are fetched — then check every file against the source.
-# Usage: native-stubs/vm/lazypull-demo.sh [SOURCE_DIR]   (default: the JDK 17 directory)
+# The main job, for real. On the host: pack a real directory tree (default: this machine's JDK 17) into a lazypull
+# image with `lazypull pack` and push it with `lazypull copy` into a Debian docker-registry's storage. Then boot
+# Debian's 6.12 kernel (fscache on-demand modules) under QEMU; inside it run that registry on loopback, the
+# lazypull daemon, `lazypull mount REGISTRY/REPO:TAG`, and start `java -version` from the lazily mounted JDK —
+# only the ranges the JVM touches are fetched — then read every file, compare with the source, and show that
+# warm re-reads never reach the daemon.
+# Usage: native-stubs/vm/lazypull-demo.sh [SOURCE_DIR]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-SRC=${1:-/usr/lib/jvm/java-17-openjdk-amd64}
-SRC=$(realpath -e "$SRC")
+SRC=$(realpath -e "${1:-/usr/lib/jvm/java-17-openjdk-amd64}")
 
 [[ $(id -u) == 0 ]] || { echo "run as root (the guest needs the host root readable over 9p)" >&2; exit 1; }
 "$REPO/.ci/install-deps"
 cd "$REPO"
 [[ -s target/lazypull.jar ]] || mvn -B -q -ntp package -DskipTests
 JAR=$REPO/target/lazypull.jar
+lp() { java -jar "$JAR" "$@"; }
 
 W=$REPO/target/demo
-rm -rf "$W"; mkdir -p "$W"
-echo "demo: building a 2-layer image of $SRC (bootstrap + one data blob, 1 MiB chunks)"
-mkfs.erofs --quiet -T0 --chunksize=1048576 --blobdev="$W/data.blob" "$W/boot.erofs" "$SRC"
-java -jar "$JAR" import "$W/boot.erofs" "$W/data.blob" --output "oci:$W/layout:demo" >/dev/null
-java -jar "$JAR" inspect "oci:$W/layout:demo"
+rm -rf "$W"; mkdir -p "$W/registry-storage"
+echo "demo: packing $SRC into a lazypull image (EROFS bootstrap + data blobs + chunk digest tables)"
+lp pack "$SRC" --output "oci:$W/layout:demo" >/dev/null
+lp inspect "oci:$W/layout:demo" | head -n 12
 (cd "$SRC" && find . -type f -print0 | sort -z | xargs -0 md5sum) >"$W/tree.md5"
+
+cat >"$W/registry.yml" <<YML
+version: 0.1
+log: { level: warn }
+storage:
+  filesystem: { rootdirectory: /mnt/registry-storage }
+http: { addr: 127.0.0.1:5000 }
+YML
+echo "demo: pushing it into a registry's storage (docker-registry on the host, briefly)"
+sed "s#/mnt/registry-storage#$W/registry-storage#; s#127.0.0.1:5000#127.0.0.1:5077#" "$W/registry.yml" >"$W/host-registry.yml"
+docker-registry serve "$W/host-registry.yml" >"$W/host-registry.log" 2>&1 &
+REG=$!
+trap 'kill $REG 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:5077/v2/ 2>/dev/null && break; sleep 0.2; done
+lp copy --plain-http "oci:$W/layout:demo" 127.0.0.1:5077/demo/app:v1
+kill $REG; wait $REG 2>/dev/null || true; trap - EXIT
+printf '[[registry.host]]\nname = "127.0.0.1:5000"\nplain_http = true\n' >"$W/lazypull.toml"
 
 cat >"$W/guest.sh" <<GUEST
 #!/bin/bash
 set -uo pipefail
 JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
 lp() { "\$JAVA" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$JAR" "\$@"; }
+served() { awk '\$6 == "\"GET" && \$7 ~ /\/blobs\// && (\$9 == 200 || \$9 == 206) { s += \$10 } END { print s + 0 }' /tmp/registry.log; }
+reads() { lp status --json | awk '\$1=="\"reads\"" {gsub(/,/,"",\$3); print \$3; exit}'; }
 mkdir -p /mnt/cache /mnt/state /tmp/app
-lp daemon --cache-dir /mnt/cache --state-dir /mnt/state >/tmp/daemon.log 2>&1 &
+cp -a "$W/registry-storage" /mnt/registry-storage
+sed 's/level: warn/level: info/' "$W/registry.yml" >/tmp/registry.yml
+docker-registry serve /tmp/registry.yml >/tmp/registry.log 2>&1 &
+"\$JAVA" -jar "$JAR" daemon --config "$W/lazypull.toml" --cache-dir /mnt/cache --state-dir /mnt/state >/tmp/daemon.log 2>&1 &
 for i in \$(seq 60); do lp status >/dev/null 2>&1 && break; sleep 1; done
-echo "== lazy mount"; t0=\$(date +%s%3N)
-lp mount "oci:$W/layout:demo" /tmp/app || { cat /tmp/daemon.log; exit 1; }
-echo "mounted in \$(( \$(date +%s%3N) - t0 )) ms (including the CLI's JVM start)"
-echo "== run java -version from the lazily mounted JDK"
+image_bytes=\$(du -sb /mnt/registry-storage/docker/registry/v2/blobs | cut -f1)
+echo "== lazy mount of 127.0.0.1:5000/demo/app:v1 (registry holds \$image_bytes bytes)"
+t0=\$(date +%s%3N)
+lp mount 127.0.0.1:5000/demo/app:v1 /tmp/app || { cat /tmp/daemon.log; exit 1; }
+echo "mounted in \$(( \$(date +%s%3N) - t0 )) ms (including the CLI's JVM start); registry served \$(served) bytes"
+echo "== java -version from the lazily mounted JDK"
 t0=\$(date +%s%3N); /tmp/app/bin/java -version; echo "took \$(( \$(date +%s%3N) - t0 )) ms"
-lp status | grep -E 'reads |bytesFetched|bytesWritten|objects'
+echo "registry served \$(served) of \$image_bytes bytes so far"
 echo "== read every file and compare with the source"
 t0=\$(date +%s%3N)
 (cd /tmp/app && md5sum --quiet -c "$W/tree.md5") && echo "all files match the source" || exit 1
-echo "read in \$(( \$(date +%s%3N) - t0 )) ms"
-lp status | grep -E 'reads |bytesFetched'
+echo "read in \$(( \$(date +%s%3N) - t0 )) ms; registry served \$(served) bytes in all"
 echo "== drop the page cache and read again: no READ reaches the daemon"
-before=\$(lp status --json | awk '\$1=="\"reads\"" {gsub(/,/,"",\$3); print \$3; exit}')
+before=\$(reads)
 sync; echo 3 >/proc/sys/vm/drop_caches
 (cd /tmp/app && md5sum --quiet -c "$W/tree.md5") && echo "all files match again"
-after=\$(lp status --json | awk '\$1=="\"reads\"" {gsub(/,/,"",\$3); print \$3; exit}')
-echo "READs during the warm re-read: \$((after - before))"
+echo "READs during the warm re-read: \$(( \$(reads) - before ))"
+lp status | head -n 4
 lp umount /tmp/app
 GUEST
 chmod +x "$W/guest.sh"
