@@ -1,13 +1,18 @@
 package dev.lazypull.cache;
 
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.sys.AlignedBuffers;
 import java.io.IOException;
+import java.util.Arrays;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * Which chunks of one blob's cache file hold data. A chunk is the fetch unit: {@code chunkSize} bytes
+ * Which chunks of one blob's cache file hold data. A chunk is the fetch unit: usually {@code chunkSize} bytes
  * (power of two, ≥ 4096) at a chunk-aligned offset; the last chunk ends at the blob's size rounded up to
  * 4096, its tail zero-padded, because cachefiles backing files are written in whole 4 KiB blocks.
+ *
+ * <p>A blob with a chunk digest table is cut along the table's entries instead ({@link #forTable}): each
+ * chunk is then exactly one verifiable unit, so every fetch covers whole entries and none is fetched twice.
  * Thread-safe.
  */
 public final class ChunkMap {
@@ -15,6 +20,8 @@ public final class ChunkMap {
   private final long paddedSize;
   private final int chunkShift;
   private final int chunkCount;
+  /** Chunk start offsets when chunks follow a digest table (ascending, from 0), else null. */
+  private final long[] starts;
   private final RoaringBitmap ready = new RoaringBitmap();
 
   public ChunkMap(long blobSize, int chunkSize) {
@@ -32,6 +39,39 @@ public final class ChunkMap {
       throw new IllegalArgumentException("blob of " + blobSize + " bytes has too many " + chunkSize + "-byte chunks");
     }
     this.chunkCount = (int) count;
+    this.starts = null;
+  }
+
+  private ChunkMap(long blobSize, long[] starts, int maxUnit) {
+    this.blobSize = blobSize;
+    this.paddedSize = AlignedBuffers.roundUp(blobSize, AlignedBuffers.ALIGNMENT);
+    this.chunkShift = 31 - Integer.numberOfLeadingZeros(Math.max(AlignedBuffers.ALIGNMENT, maxUnit));
+    this.chunkCount = starts.length;
+    this.starts = starts;
+  }
+
+  /** Chunks along a digest table's entries: entry i is chunk i. */
+  public static ChunkMap forTable(ChunkDigestTable table) {
+    long[] starts = new long[table.size()];
+    int max = AlignedBuffers.ALIGNMENT;
+    for (int i = 0; i < starts.length; i++) {
+      starts[i] = table.offset(i);
+      max = Math.max(max, table.length(i));
+    }
+    return new ChunkMap(table.blobSize(), starts, max);
+  }
+
+  /** Whether chunks follow {@code table}'s entries exactly (then each chunk can be verified on its own). */
+  public boolean alignedTo(ChunkDigestTable table) {
+    if (starts == null || starts.length != table.size() || blobSize != table.blobSize()) {
+      return false;
+    }
+    for (int i = 0; i < starts.length; i++) {
+      if (starts[i] != table.offset(i)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   public long blobSize() {
@@ -43,6 +83,7 @@ public final class ChunkMap {
     return paddedSize;
   }
 
+  /** The fetch unit; for table-cut maps, the largest power of two not above the largest entry. */
   public int chunkSize() {
     return 1 << chunkShift;
   }
@@ -52,21 +93,33 @@ public final class ChunkMap {
   }
 
   public int chunkOf(long offset) {
-    return (int) (offset >>> chunkShift);
+    if (starts == null) {
+      return (int) (offset >>> chunkShift);
+    }
+    int i = Arrays.binarySearch(starts, offset);
+    return i >= 0 ? i : Math.max(0, -i - 2);
   }
 
   public long chunkStart(int chunk) {
-    return (long) chunk << chunkShift;
+    if (starts == null) {
+      return (long) chunk << chunkShift;
+    }
+    return chunk >= starts.length ? paddedSize : starts[chunk];
+  }
+
+  /** Start of the next chunk (or the padded end). */
+  private long chunkLimit(int chunk) {
+    return starts == null ? chunkStart(chunk) + chunkSize() : chunkStart(chunk + 1);
   }
 
   /** End of the chunk's blob bytes (exclusive), clamped to the blob size. */
   public long chunkDataEnd(int chunk) {
-    return Math.min(chunkStart(chunk) + chunkSize(), blobSize);
+    return Math.min(chunkLimit(chunk), blobSize);
   }
 
   /** End of the chunk in the cache file (exclusive), clamped to the padded size. */
   public long chunkFileEnd(int chunk) {
-    return Math.min(chunkStart(chunk) + chunkSize(), paddedSize);
+    return Math.min(chunkLimit(chunk), paddedSize);
   }
 
   public synchronized boolean isReady(int chunk) {
@@ -87,6 +140,14 @@ public final class ChunkMap {
 
   /** Bytes of the blob held in ready chunks. */
   public synchronized long readyBytes() {
+    if (starts != null) {
+      long n = 0;
+      for (org.roaringbitmap.IntIterator it = ready.getIntIterator(); it.hasNext(); ) {
+        int c = it.next();
+        n += chunkDataEnd(c) - chunkStart(c);
+      }
+      return n;
+    }
     long n = (long) ready.getCardinality() << chunkShift;
     if (chunkCount > 0 && ready.contains(chunkCount - 1)) {
       n -= ((long) chunkCount << chunkShift) - blobSize;
@@ -129,7 +190,11 @@ public final class ChunkMap {
       if (hole <= data) { // a probe that does not advance would loop forever
         throw new IOException("SEEK_HOLE(" + data + ") returned " + hole);
       }
-      for (int c = (int) ((data + chunkSize() - 1) >>> chunkShift); c < chunkCount && chunkFileEnd(c) <= hole; c++) {
+      int c = chunkOf(data);
+      if (chunkStart(c) < data) {
+        c++; // only chunks that start inside the data extent can be fully covered by it
+      }
+      for (; c < chunkCount && chunkFileEnd(c) <= hole; c++) {
         found.add(c);
       }
       pos = hole;

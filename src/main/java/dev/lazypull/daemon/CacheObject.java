@@ -6,6 +6,7 @@ import dev.lazypull.cache.ChunkWriter;
 import dev.lazypull.cache.ReadAhead;
 import dev.lazypull.cachefiles.Devnode;
 import dev.lazypull.catalog.BlobBinding;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import java.io.IOException;
@@ -33,25 +34,30 @@ final class CacheObject implements ChunkWriter {
   final String volumeKey;
   final String cookieKey;
   final BlobBinding binding;
-  final ChunkFetcher fetcher;
+  /** Builds this object's fetcher for a chunk map (the fixed-size one at OPEN, a table-cut one once known). */
+  private final Function<ChunkMap, ChunkFetcher> fetcherFactory;
+  private volatile ChunkFetcher fetcher;
   private final Devnode devnode;
   private final List<Integer> fds = new ArrayList<>();
   private int refs = 1;
   private boolean closed;
+  /** The probe of what the cache file holds (after the digest table, if any): fetches wait for it. */
   private CompletableFuture<Void> rebuilt;
-  /** Loads the blob's chunk digest table and turns verification on; null when the image has no tables. */
-  private volatile java.util.function.Supplier<CompletableFuture<Void>> verification;
+  /** Loads the blob's chunk digest table; null when the image has none. */
+  private volatile java.util.function.Supplier<CompletableFuture<ChunkDigestTable>> tableLoader;
   private ReadAhead readAhead;
+  private ChunkMap readAheadMap;
 
   CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode,
-      Function<CacheObject, ChunkFetcher> fetcherFactory) {
+      ChunkMap map, java.util.function.BiFunction<CacheObject, ChunkMap, ChunkFetcher> fetcherFactory) {
     this.objectId = objectId;
     this.volumeKey = volumeKey;
     this.cookieKey = cookieKey;
     this.binding = binding;
     this.devnode = devnode;
     this.fds.add(fd);
-    this.fetcher = fetcherFactory.apply(this);
+    this.fetcherFactory = m -> fetcherFactory.apply(this, m);
+    this.fetcher = this.fetcherFactory.apply(map);
   }
 
   /** Takes a reference for a READ or fetch; false once the object is closed. */
@@ -110,40 +116,40 @@ final class CacheObject implements ChunkWriter {
     return fds.get(0);
   }
 
-  /**
-   * Learns what the cache file already holds (SEEK_DATA/SEEK_HOLE on the anon fd), on the fetch pool. Called
-   * right after copen: the kernel attaches the backing file only once copen returns, and until then the anon
-   * fd answers ENOBUFS, so the probe retries briefly. READs wait for it (see {@link #ensure}).
-   */
-  void startRebuild(Executor pool) {
-    synchronized (this) {
-      if (rebuilt != null) {
-        return;
-      }
-      rebuilt = CompletableFuture.runAsync(this::rebuildChunkMap, pool);
-    }
-  }
-
-  /** Requires every fetch of this object to be verified against a chunk digest table loaded by {@code loader}. */
-  void verifyWith(java.util.function.Supplier<CompletableFuture<Void>> loader) {
-    this.verification = loader;
+  /** The fetch state of this object's cache file. */
+  ChunkFetcher fetcher() {
+    return fetcher;
   }
 
   /**
-   * What must be done before fetching: the readiness probe, and — for images with chunk digest tables — the
-   * table (a failed load fails the READ; the next one tries again: bytes are never written unverified).
+   * Requires every fetch of this object to be verified against the chunk digest table {@code loader} gives.
+   * Call before the first fetch.
    */
-  private CompletableFuture<Void> ready(Executor pool) {
-    startRebuild(pool);
-    CompletableFuture<Void> init;
-    synchronized (this) {
-      init = rebuilt;
+  void verifyWith(java.util.function.Supplier<CompletableFuture<ChunkDigestTable>> loader) {
+    this.tableLoader = loader;
+  }
+
+  /**
+   * Gets the object ready to fetch, on the fetch pool: for an image with chunk digest tables, loads the table and
+   * re-cuts the chunk map along its entries (each chunk then one verifiable unit: nothing fetched twice,
+   * nothing written unverified); then learns what the cache file already holds (SEEK_DATA/SEEK_HOLE on the
+   * anon fd). Called right after copen — the kernel attaches the backing file only once copen returns and the
+   * anon fd answers ENOBUFS until then, so the probe retries briefly. A failed table load fails the waiting
+   * READs (EIO) and is tried again by the next one.
+   */
+  synchronized CompletableFuture<Void> ready(Executor pool) {
+    if (rebuilt == null || rebuilt.isCompletedExceptionally()) {
+      java.util.function.Supplier<CompletableFuture<ChunkDigestTable>> loader = tableLoader;
+      CompletableFuture<Void> table = loader == null || fetcher.verifying()
+          ? CompletableFuture.completedFuture(null)
+          : loader.get().thenAccept(t -> {
+            ChunkFetcher verified = fetcherFactory.apply(ChunkMap.forTable(t));
+            verified.verifyWith(t);
+            fetcher = verified;
+          });
+      rebuilt = table.thenRunAsync(this::rebuildChunkMap, pool);
     }
-    java.util.function.Supplier<CompletableFuture<Void>> v = verification;
-    if (v == null || fetcher.verifying()) {
-      return init;
-    }
-    return CompletableFuture.allOf(init, v.get());
+    return rebuilt;
   }
 
   /** Makes {@code [offset, offset+length)} present, once the cache file's contents are known. */
@@ -167,8 +173,10 @@ final class CacheObject implements ChunkWriter {
   void readAhead(long offset, long length, long windowBytes, Executor pool) {
     ReadAhead policy;
     synchronized (this) {
-      if (readAhead == null) {
-        readAhead = new ReadAhead(fetcher.map(), windowBytes);
+      ChunkMap map = fetcher.map();
+      if (readAhead == null || readAheadMap != map) { // the map is re-cut once a digest table is known
+        readAhead = new ReadAhead(map, windowBytes);
+        readAheadMap = map;
       }
       policy = readAhead;
     }
@@ -180,11 +188,6 @@ final class CacheObject implements ChunkWriter {
         LOG.fine(() -> this + ": read-ahead not queued: " + e);
       }
     }
-  }
-
-  /** Completes when the readiness probe is done (for status and prefetch). */
-  synchronized CompletableFuture<Void> rebuilt() {
-    return rebuilt == null ? CompletableFuture.completedFuture(null) : rebuilt;
   }
 
   private void rebuildChunkMap() {

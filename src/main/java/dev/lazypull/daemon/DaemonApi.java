@@ -169,7 +169,7 @@ public final class DaemonApi implements ControlServer.Handler {
     ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid()).put("policy", pm.policyOf(r.fsid()).text());
     long ready = 0;
     for (CacheObject o : daemon.objectsOf(r.fsid())) {
-      ready += o.fetcher.map().readyBytes();
+      ready += o.fetcher().map().readyBytes();
     }
     out.put("readyBytes", ready).put("totalBytes", r.totalBytes()).put("mounted", !daemon.objectsOf(r.fsid()).isEmpty());
     ArrayNode jobs = out.putArray("jobs");

@@ -87,7 +87,7 @@ public final class OndemandDaemon implements Closeable {
   public List<ObjectStatus> objectStatus() {
     return handler.objects().stream()
         .map(o -> new ObjectStatus(o.objectId, o.binding.image().fsid(), o.binding.deviceId(),
-            o.binding.blob().digest().toString(), o.fetcher.map().readyBytes(), o.binding.blob().size()))
+            o.binding.blob().digest().toString(), o.fetcher().map().readyBytes(), o.binding.blob().size()))
         .toList();
   }
 
@@ -136,7 +136,7 @@ public final class OndemandDaemon implements Closeable {
   /** The cache files the kernel holds open right now, for the cache janitor. */
   public List<CacheJanitor.OpenCookie> openCookies() {
     return handler.objects().stream()
-        .map(o -> new CacheJanitor.OpenCookie(o.volumeKey, o.cookieKey, o.fetcher.map().readyBytes()))
+        .map(o -> new CacheJanitor.OpenCookie(o.volumeKey, o.cookieKey, o.fetcher().map().readyBytes()))
         .toList();
   }
 

@@ -126,7 +126,7 @@ final class Prefetcher implements AutoCloseable {
   }
 
   private static long missingBytes(Target t) {
-    ChunkMap map = t.object().fetcher.map();
+    ChunkMap map = t.object().fetcher().map();
     long n = 0;
     for (long[] r : ranges(t)) {
       long end = Math.min(r[0] + r[1], map.paddedSize());
@@ -143,7 +143,7 @@ final class Prefetcher implements AutoCloseable {
   }
 
   private static List<long[]> ranges(Target t) {
-    return t.ranges() != null ? t.ranges() : List.of(new long[] {0, t.object().fetcher.map().paddedSize()});
+    return t.ranges() != null ? t.ranges() : List.of(new long[] {0, t.object().fetcher().map().paddedSize()});
   }
 
   private void run(Job job, List<Target> targets) {
@@ -151,7 +151,7 @@ final class Prefetcher implements AutoCloseable {
     try {
       for (Target t : targets) {
         CacheObject o = t.object();
-        ChunkMap map = o.fetcher.map();
+        ChunkMap map = o.fetcher().map();
         for (long[] r : ranges(t)) {
           long end = Math.min(r[0] + r[1], map.paddedSize());
           int c = r[0] >= end ? Integer.MAX_VALUE : map.chunkOf(r[0]);

@@ -110,17 +110,16 @@ final class RequestHandler {
       return;
     }
     CacheObject object = new CacheObject(open.objectId(), open.volumeKey(), open.cookieKey(), binding, open.fd(),
-        devnode, self -> new ChunkFetcher(binding.blob(), source, self,
-            new ChunkMap(binding.blob().size(), config.chunkSize()), fetchPool, config.mergeLimit(), stats.fetch,
+        devnode, new ChunkMap(binding.blob().size(), config.chunkSize()),
+        (self, map) -> new ChunkFetcher(binding.blob(), source, self, map, fetchPool, config.mergeLimit(), stats.fetch,
             buffers::get));
     dev.lazypull.image.Descriptor table = binding.image().chunkTable(binding.deviceId());
     if (table != null) {
-      object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, fetchPool)
-          .thenAccept(object.fetcher::verifyWith));
+      object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, fetchPool));
     }
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {
-      object.startRebuild(fetchPool);
+      object.ready(fetchPool);
       for (ObjectListener l : listeners) {
         l.opened(object);
       }
@@ -199,9 +198,9 @@ final class RequestHandler {
     for (ObjectListener l : listeners) {
       l.read(object, offset, length);
     }
-    if (offset + length > object.fetcher.map().paddedSize()) {
+    if (offset + length > object.fetcher().map().paddedSize()) {
       once.warn("pastend:" + object.objectId, object + ": READ " + offset + "+" + length + " goes past the blob's "
-          + object.fetcher.map().blobSize() + " bytes; serving what exists");
+          + object.fetcher().map().blobSize() + " bytes; serving what exists");
     }
     CompletableFuture<Void> present;
     try {

@@ -30,6 +30,41 @@ class ChunkIntegrityTest {
   @TempDir Path tmp;
 
   @Test
+  void chunksFollowTheTableSoSequentialReadsFetchEachByteOnce() throws Exception {
+    // Files of odd sizes: their tails make digest-table entries straddle every fixed 1 MiB boundary.
+    Path tree = Files.createDirectories(tmp.resolve("tree"));
+    Random rnd = new Random(4);
+    for (int i = 0; i < 6; i++) {
+      TestTrees.write(tree.resolve("f" + i), (1L << 20) + 4096 * (i + 1) + 17, rnd);
+    }
+    String ref = "oci:" + tmp.resolve("layout") + ":odd";
+    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref));
+    Catalog catalog = Catalog.load(tmp.resolve("state"));
+    ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "odd", null, false);
+    Descriptor blob = image.blobs().get(0);
+    FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
+    DaemonStats stats = new DaemonStats();
+    DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 1 << 20, 4 << 20,
+        Duration.ofSeconds(10), 64, 1 << 20, 0);
+    try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config, stats)) {
+      daemon.start();
+      FakeObject o = kernel.open("erofs,odd", blob.digest().hex());
+      o.copen.get(5, TimeUnit.SECONDS);
+      for (long off = 0; off < blob.size(); off += 128 << 10) { // the kernel's sequential 128 KiB READs
+        assertEquals(Outcome.DATA, kernel.read(o, off, Math.min(128 << 10, blob.size() - off))
+            .get(10, TimeUnit.SECONDS));
+      }
+      assertEquals(blob.size(), stats.fetch.bytesFetched.sum(), "every byte fetched exactly once");
+      assertEquals(12, stats.fetch.chunksVerified.sum(), "each of the 12 table entries (6 files: a 1 MiB chunk and a tail) verified once");
+      assertArrayEquals(Files.readAllBytes(tmp.resolve("layout/blobs/sha256/" + blob.digest().hex())),
+          Arrays.copyOf(Files.readAllBytes(o.file), (int) blob.size()));
+    } finally {
+      kernel.close();
+      assertEquals(List.of(), kernel.violations);
+    }
+  }
+
+  @Test
   void aTamperedChunkFailsItsReadAndTheRestIsServedVerified() throws Exception {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("big.bin"), 5L << 20, new Random(9));
@@ -50,7 +85,7 @@ class ChunkIntegrityTest {
     FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
     DaemonStats stats = new DaemonStats();
     DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 1 << 20, 4 << 20,
-        Duration.ofSeconds(10), 64, 1 << 20);
+        Duration.ofSeconds(10), 64, 1 << 20, 0);
     try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config, stats)) {
       daemon.start();
       FakeObject o = kernel.open("erofs,img", blob.digest().hex());

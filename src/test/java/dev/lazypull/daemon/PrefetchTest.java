@@ -181,11 +181,11 @@ class PrefetchTest {
     b2.copen.get(5, TimeUnit.SECONDS);
     d2.copen.get(5, TimeUnit.SECONDS);
     await(() -> source.requests.size() - before == 3, "replayed 3 ranges");
-    await(() -> daemon.objectsOf("img").stream().mapToLong(o -> o.fetcher.map().readyBytes()).sum() == 3L << 16,
+    await(() -> daemon.objectsOf("img").stream().mapToLong(o -> o.fetcher().map().readyBytes()).sum() == 3L << 16,
         "replayed ranges ready");
     CacheObject blobObject = daemon.objectsOf("img").stream().filter(o -> !o.binding.isBootstrap()).findFirst()
         .orElseThrow();
-    assertTrue(blobObject.fetcher.map().isReady(5) && blobObject.fetcher.map().isReady(20));
-    assertFalse(blobObject.fetcher.map().isReady(6));
+    assertTrue(blobObject.fetcher().map().isReady(5) && blobObject.fetcher().map().isReady(20));
+    assertFalse(blobObject.fetcher().map().isReady(6));
   }
 }
