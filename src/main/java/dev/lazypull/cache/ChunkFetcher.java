@@ -84,7 +84,7 @@ public final class ChunkFetcher {
    * complete at once (there is nothing to fetch; the kernel then finds a hole and reports EIO).
    */
   public CompletableFuture<Void> ensure(long offset, long length) {
-    return ensure(offset, length, executor);
+    return ensure(offset, length, mergeLimit, executor);
   }
 
   /**
@@ -92,10 +92,23 @@ public final class ChunkFetcher {
    * uses its own small pool so it never queues ahead of on-demand READs in the shared fetch pool.
    */
   public CompletableFuture<Void> ensure(long offset, long length, Executor runOn) {
+    return ensure(offset, length, mergeLimit, runOn);
+  }
+
+  /**
+   * {@link #ensure(long, long)} with adjacent missing chunks merged into ranged reads of up to {@code merge}
+   * bytes (read-ahead asks for larger, fewer reads than a blocked reader's READ).
+   */
+  public CompletableFuture<Void> ensure(long offset, long length, long merge) {
+    return ensure(offset, length, merge, executor);
+  }
+
+  private CompletableFuture<Void> ensure(long offset, long length, long merge, Executor runOn) {
     long end = Math.min(offset + length, map.paddedSize());
     if (offset < 0 || length <= 0 || offset >= end) {
       return CompletableFuture.completedFuture(null);
     }
+    long limit = Math.max(merge, map.chunkSize());
     int first = map.chunkOf(offset);
     int last = map.chunkOf(end - 1);
     List<CompletableFuture<Void>> waits = new ArrayList<>();
@@ -116,7 +129,7 @@ public final class ChunkFetcher {
         f = new CompletableFuture<>();
         inflight.put(c, f);
         waits.add(f);
-        if (runStart >= 0 && c == runEnd + 1 && map.chunkStart(c + 1) - map.chunkStart(runStart) <= mergeLimit) {
+        if (runStart >= 0 && c == runEnd + 1 && map.chunkStart(c + 1) - map.chunkStart(runStart) <= limit) {
           runEnd = c;
         } else {
           if (runStart >= 0) {

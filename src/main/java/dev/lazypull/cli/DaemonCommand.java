@@ -67,7 +67,7 @@ final class DaemonCommand implements Callable<Integer> {
   Long mergeLimit;
 
   @Option(names = "--readahead", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Largest sequential read-ahead window per blob; 0 disables (default: 16M).")
+      description = "Largest sequential read-ahead window per blob; 0 disables (default: 64M).")
   Long readAhead;
 
   @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,

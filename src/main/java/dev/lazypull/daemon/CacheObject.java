@@ -47,6 +47,8 @@ final class CacheObject implements ChunkWriter {
   private volatile java.util.function.Supplier<CompletableFuture<ChunkDigestTable>> tableLoader;
   private ReadAhead readAhead;
   private ChunkMap readAheadMap;
+  /** Largest single ranged read issued for read-ahead. */
+  static final long MAX_READ_AHEAD_MERGE = 32L << 20;
 
   CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode,
       ChunkMap map, java.util.function.BiFunction<CacheObject, ChunkMap, ChunkFetcher> fetcherFactory) {
@@ -154,11 +156,16 @@ final class CacheObject implements ChunkWriter {
 
   /** Makes {@code [offset, offset+length)} present, once the cache file's contents are known. */
   CompletableFuture<Void> ensure(long offset, long length, Executor pool) {
+    return ensure(offset, length, 0, pool);
+  }
+
+  /** {@link #ensure(long, long, Executor)} merging into ranged reads of up to {@code merge} bytes (0: default). */
+  CompletableFuture<Void> ensure(long offset, long length, long merge, Executor pool) {
     CompletableFuture<Void> init = ready(pool);
     if (init.isDone() && !init.isCompletedExceptionally()) {
-      return fetcher.ensure(offset, length);
+      return merge > 0 ? fetcher.ensure(offset, length, merge) : fetcher.ensure(offset, length);
     }
-    return init.thenCompose(v -> fetcher.ensure(offset, length));
+    return init.thenCompose(v -> merge > 0 ? fetcher.ensure(offset, length, merge) : fetcher.ensure(offset, length));
   }
 
   /** Prefetch: like {@link #ensure}, with new fetches run on {@code prefetchPool}. */
@@ -170,7 +177,7 @@ final class CacheObject implements ChunkWriter {
    * Fetches ahead of a sequential reader (see {@link ReadAhead}); never waits. Failures are dropped: the
    * reader's own READ, when it comes, fetches the range again and reports the error.
    */
-  void readAhead(long offset, long length, long windowBytes, Executor pool) {
+  void readAhead(long offset, long length, long windowBytes, long mergeLimit, Executor pool) {
     ReadAhead policy;
     synchronized (this) {
       ChunkMap map = fetcher.map();
@@ -183,7 +190,10 @@ final class CacheObject implements ChunkWriter {
     ReadAhead.Range ahead = policy.onRead(offset, length);
     if (ahead != null) {
       try {
-        ensure(ahead.offset(), ahead.length(), pool).exceptionally(e -> null);
+        // Fewer, larger ranged reads than for a blocked READ: per-request cost (TTFB, registry overhead) is what
+        // limits a sequential stream; two streams per extension keep some parallelism.
+        long merge = Math.max(mergeLimit, Math.min(MAX_READ_AHEAD_MERGE, ahead.length() / 2));
+        ensure(ahead.offset(), ahead.length(), merge, pool).exceptionally(e -> null);
       } catch (RuntimeException e) {
         LOG.fine(() -> this + ": read-ahead not queued: " + e);
       }

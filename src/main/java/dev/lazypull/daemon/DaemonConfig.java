@@ -28,7 +28,7 @@ public record DaemonConfig(
     long readAhead) {
 
   public static final int DEFAULT_CHUNK_SIZE = 1 << 20;
-  public static final long DEFAULT_READ_AHEAD = 16L << 20;
+  public static final long DEFAULT_READ_AHEAD = 64L << 20;
 
   public DaemonConfig {
     if (fetchThreads < 1 || fetchThreads > 1024) {

@@ -209,7 +209,7 @@ final class RequestHandler {
       present = CompletableFuture.failedFuture(e);
     }
     if (config.readAhead() > 0) { // after the READ's own fetch is queued, before its reply can release the object
-      object.readAhead(offset, length, config.readAhead(), fetchPool);
+      object.readAhead(offset, length, config.readAhead(), config.mergeLimit(), fetchPool);
     }
     present.orTimeout(config.readDeadline().toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete((v, error) -> finish(object, read, error));

@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Base64;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -147,13 +146,11 @@ public final class DockerConfigCredentials implements CredentialStore {
       throw new IOException(what + ": not a JSON object");
     }
     Map<String, JsonNode> auths = new HashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.path("auths").fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : root.path("auths").properties()) {
       auths.putIfAbsent(normalize(e.getKey()), e.getValue());
     }
     Map<String, String> credHelpers = new HashMap<>();
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.path("credHelpers").fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : root.path("credHelpers").properties()) {
       if (e.getValue().isTextual()) {
         credHelpers.put(normalize(e.getKey()), e.getValue().asText());
       }

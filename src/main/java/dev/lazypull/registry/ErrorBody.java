@@ -44,7 +44,7 @@ record ErrorBody(String code, String message) {
   }
 
   /** Control characters out, length capped: a hostile body cannot forge log lines or flood them. */
-  private static String printable(String s) {
+  static String printable(String s) {
     if (s == null) {
       return null;
     }

@@ -208,36 +208,17 @@ public final class RegistryClient implements Closeable {
         .cachingRedirectsAs(ep.base() + " " + repo.name() + " " + blob.digest());
     Response r = transport.execute(ep, timed ? req : req.untimed(), policyFor(ep));
     try {
-      long declared = r.body().contentLength();
-      if (r.code() == 206) {
-        ContentRange cr = ContentRange.parse(r.header("Content-Range"));
-        if (cr == null || cr.first() != offset || cr.last() != last || (cr.total() >= 0 && cr.total() != blob.size())) {
-          throw new RegistryException(where + ": asked for bytes " + offset + "-" + last + "/" + blob.size()
-              + ", got Content-Range '" + printable(r.header("Content-Range")) + "'", 206, null);
-        }
-        if (declared >= 0 && declared != length) {
-          throw new RegistryException(where + ": 206 for " + length + " bytes has Content-Length " + declared, 206,
-              null);
-        }
-        return new ResponseChannel(r, length, true, where, ep.mirror());
-      }
-      if (r.code() == 200) {
-        if (declared >= 0 && declared != blob.size()) {
-          throw new RegistryException(where + ": full response of " + declared + " bytes for a blob of "
-              + blob.size(), 200, null);
-        }
-        if (offset > config.maxSkip()) {
-          throw new RegistryException(where + ": the registry ignored the Range header; reaching offset " + offset
-              + " would discard more than max_skip (" + config.maxSkip() + " bytes)", 200, null);
-        }
+      ReadableByteChannel ch = BlobRangeResponse.open(r, blob.size(), offset, length, config.maxSkip(), where,
+          ep.mirror(), () -> {
         if (warnedRangeIgnored.add(ep.base().toString())) {
           LOG.warning(ep + " ignores Range requests and sends whole blobs (HTTP 200); reading forward to each "
               + "offset, at most " + config.maxSkip() + " bytes. Use a registry that supports ranges.");
         }
-        r.body().source().skip(offset);
-        return new ResponseChannel(r, length, false, where, ep.mirror());
+      });
+      if (ch == null) {
+        throw httpError(ep, repo, what, r);
       }
-      throw httpError(ep, repo, what, r);
+      return ch;
     } catch (IOException | RuntimeException e) {
       r.close();
       throw e;
@@ -345,19 +326,12 @@ public final class RegistryClient implements Closeable {
     } else if (r.code() == 429 || r.code() == 503) {
       String after = r.header("Retry-After");
       if (after != null) {
-        msg.append(" (Retry-After: ").append(printable(after)).append(')');
+        msg.append(" (Retry-After: ").append(ErrorBody.printable(after)).append(')');
       }
     } else if (r.code() == 416) {
       msg.append(" (range not satisfiable)");
     }
     return new RegistryException(msg.toString(), r.code(), body.code());
-  }
-
-  private static String printable(String s) {
-    if (s == null) {
-      return "";
-    }
-    return s.replaceAll("[\\p{Cntrl}]", " ").substring(0, Math.min(s.length(), 100));
   }
 
   private static String firstLine(String s) {

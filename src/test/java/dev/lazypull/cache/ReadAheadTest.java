@@ -2,6 +2,7 @@ package dev.lazypull.cache;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
@@ -9,30 +10,62 @@ class ReadAheadTest {
   private static final int C = 1 << 20;
 
   @Test
-  void sequentialReadsOpenAGrowingWindowThatIsNeverReissued() {
-    ChunkMap map = new ChunkMap(100L * C, C);
+  void sequentialReadsOpenAWindowThatGrowsWithTheRunAndNeverReissues() {
+    ChunkMap map = new ChunkMap(1000L * C, C);
     ReadAhead ra = new ReadAhead(map, 16L * C);
     assertNull(ra.onRead(0, 128 << 10), "one READ is not a pattern yet");
-    assertEquals(new ReadAhead.Range(2L * C, 4L * C), ra.onRead(C, 128 << 10));
-    // the reader reaches chunk 2 (already being fetched): the window doubles past what was issued
-    assertEquals(new ReadAhead.Range(6L * C, 5L * C), ra.onRead(2L * C, 128 << 10));
-    assertEquals(new ReadAhead.Range(11L * C, 9L * C), ra.onRead(3L * C, 128 << 10));
-    // READs inside the issued window keep it going without asking again for the same chunks
-    assertEquals(new ReadAhead.Range(20L * C, 2L * C), ra.onRead(5L * C, 4096));
-    assertNull(ra.onRead(5L * C + 4096, 4096), "nothing new to ask for");
+    assertEquals(new ReadAhead.Range(2L * C, C), ra.onRead(C, 128 << 10));
+    long issuedEnd = 3L * C;
+    long maxWindow = 0;
+    // a reader going through the blob one chunk after another (READs arrive only for chunks not yet present)
+    for (int c = 2; c < 400; c++) {
+      ReadAhead.Range r = ra.onRead((long) c * C, 4096);
+      if (r != null) {
+        assertEquals(issuedEnd, r.offset(), "contiguous with what was issued before: nothing asked twice");
+        issuedEnd = r.offset() + r.length();
+      }
+      long read = (long) (c + 1) * C;
+      assertTrue(issuedEnd <= read + Math.max(C, read / 10) + C, "overshoot at chunk " + c + ": " + issuedEnd);
+      maxWindow = Math.max(maxWindow, ra.windowBytes());
+    }
+    assertEquals(16L * C, maxWindow, "the window reaches its maximum on a long run");
   }
 
   @Test
-  void aJumpResetsTheWindowAndTheBlobEndBoundsIt() {
-    ChunkMap map = new ChunkMap(10L * C + 5, C);
+  void aReaderSkippingChunksReadAheadAlreadyFetchedIsStillSequential() {
+    ChunkMap map = new ChunkMap(1000L * C, C);
+    ReadAhead ra = new ReadAhead(map, 64L * C);
+    ReadAhead.Range r = null;
+    int c = 0;
+    long issuedEnd = 0;
+    for (int i = 0; i < 200; i++) {
+      r = ra.onRead((long) c * C, 4096);
+      if (r != null) {
+        issuedEnd = r.offset() + r.length();
+      }
+      // the kernel sends the next READ at the first chunk read-ahead has not covered (it finds the rest present)
+      c = Math.max(c + 1, (int) (issuedEnd / C));
+    }
+    assertTrue(ra.windowBytes() > 8L * C, "the run was never reset: window " + ra.windowBytes());
+  }
+
+  @Test
+  void aJumpResetsTheRunAndTheBlobEndBoundsTheWindow() {
+    ChunkMap map = new ChunkMap(60L * C + 5, C);
     ReadAhead ra = new ReadAhead(map, 8L * C);
-    ra.onRead(0, 4096);
-    ra.onRead(C, 4096);
-    assertNull(ra.onRead(7L * C, 4096), "random access: no read-ahead");
-    ReadAhead.Range r = ra.onRead(8L * C, 4096);
-    assertEquals(9L * C, r.offset());
-    assertEquals(map.paddedSize() - 9L * C, r.length(), "clamped to the last chunk");
-    assertNull(ra.onRead(10L * C, 4096));
+    for (int c = 0; c < 40; c++) {
+      ra.onRead((long) c * C, 4096);
+    }
+    assertEquals(4L * C, ra.windowBytes());
+    assertNull(ra.onRead(5L * C, 4096), "random access: no read-ahead");
+    assertEquals(0, ra.windowBytes());
+    assertEquals(new ReadAhead.Range(7L * C, C), ra.onRead(6L * C, 4096), "a new run starts small");
+    for (int c = 7; c < 59; c++) {
+      ra.onRead((long) c * C, 4096);
+    }
+    ReadAhead.Range last = ra.onRead(59L * C, 4096);
+    assertTrue(last == null || last.offset() + last.length() <= map.paddedSize());
+    assertNull(ra.onRead(60L * C, 4096), "nothing past the end");
   }
 
   @Test

@@ -42,6 +42,13 @@ class SettingsTest {
   }
 
   @Test
+  void readAheadFromTheFileOrTheFlag() throws Exception {
+    assertEquals(64L << 20, resolve("").daemon().readAhead());
+    assertEquals(8L << 20, resolve("[daemon]\nreadahead = \"8M\"\n").daemon().readAhead());
+    assertEquals(0, resolve("[daemon]\nreadahead = \"8M\"\n", "--readahead", "0").daemon().readAhead());
+  }
+
+  @Test
   void badKeysAndValuesAreRefusedWithTheKeyNamed() {
     ConfigException e = assertThrows(ConfigException.class, () -> resolve("[daemon]\ncache_dri = \"/x\"\n"));
     assertTrue(e.getMessage().contains("daemon.cache_dri"), e.getMessage());
