@@ -164,7 +164,8 @@ final class DaemonCommand implements Callable<Integer> {
         daemon.close();
         return 2;
       }
-      metricsServer.add(new DaemonMetrics(daemon, catalog, janitor, settings.hungThreshold()));
+      metricsServer.add(new DaemonMetrics(daemon, catalog, janitor, settings.hungThreshold())
+          .withRegistry(registry.stats()));
     }
     MetricsServer metricsToClose = metricsServer;
     ControlServer control = ControlServer.start(socket,

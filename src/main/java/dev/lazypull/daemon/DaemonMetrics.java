@@ -16,6 +16,7 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
   private final Catalog catalog;
   private final CacheJanitor janitor;
   private final Duration hungAfter;
+  private volatile dev.lazypull.registry.RegistryStats registry;
   private long usageAt;
   private long usage = -1;
 
@@ -24,6 +25,12 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
     this.catalog = catalog;
     this.janitor = janitor;
     this.hungAfter = hungAfter;
+  }
+
+  /** Also reports the registry client's counters. */
+  public DaemonMetrics withRegistry(dev.lazypull.registry.RegistryStats stats) {
+    this.registry = stats;
+    return this;
   }
 
   @Override
@@ -59,6 +66,17 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
     out.counter("lazypull_opens_refused_total", "OPEN requests refused (unknown image or source error).",
         s.opensRefused.sum());
     out.counter("lazypull_malformed_messages_total", "Malformed devnode messages.", s.malformed.sum());
+    dev.lazypull.registry.RegistryStats reg = registry;
+    if (reg != null) {
+      out.counter("lazypull_registry_requests_total", "HTTP requests sent to registries (each retry counts).",
+          reg.requests.sum());
+      out.counter("lazypull_registry_retries_total", "Registry requests retried (connection errors, 5xx, 429).",
+          reg.retries.sum());
+      out.counter("lazypull_registry_token_fetches_total", "Bearer tokens fetched (first use, expiry, refusal).",
+          reg.tokenFetches.sum());
+      out.counter("lazypull_registry_mirror_fallbacks_total", "Pulls that moved on from a mirror.",
+          reg.mirrorFallbacks.sum());
+    }
     out.gauge("lazypull_objects_open", "Kernel cache objects open.", daemon.openObjects());
     out.gauge("lazypull_cache_disk_bytes", "Bytes the cache occupies on disk.", cacheUsage());
     out.gauge("lazypull_cache_budget_bytes", "Configured cache budget (0 = none).", janitor.budget());

@@ -117,6 +117,9 @@ final class RegistryAuth {
   }
 
   /** Whether the endpoint's credentials exist, for error messages ("no credentials" vs "refused"). */
+  /** Where token fetches are counted (set by the transport that uses this). */
+  volatile RegistryStats stats;
+
   boolean hasCredentials(Endpoint ep) {
     try {
       return store.lookup(ep.credentialKey()) != null;
@@ -143,6 +146,9 @@ final class RegistryAuth {
         return t;
       }
       tokens.remove(key);
+      if (stats != null) {
+        stats.tokenFetches.increment();
+      }
       Token fresh = fetch(ep, key);
       tokens.put(key, fresh);
       return fresh;

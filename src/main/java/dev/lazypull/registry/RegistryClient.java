@@ -69,7 +69,13 @@ public final class RegistryClient implements Closeable {
     this.transport = new RegistryTransport(http, auth,
         new RedirectCache(config.redirectTtl().toNanos(), nanoClock), sleeper, config.requestTimeout());
     auth.setHttp((req, idempotent) -> transport.executePlain(req, idempotent, config.retry()));
+    auth.stats = transport.stats;
     this.endpoints = new Endpoints(config, nanoClock);
+  }
+
+  /** Request, retry, token and mirror counters (for metrics). */
+  public RegistryStats stats() {
+    return transport.stats;
   }
 
   public RegistryConfig config() {
@@ -271,6 +277,7 @@ public final class RegistryClient implements Closeable {
         if (!ep.mirror()) {
           throw described;
         }
+        transport.stats.mirrorFallbacks.increment();
         boolean missing = e instanceof RegistryException re && re.isNotFound();
         if (!missing) {
           endpoints.failed(ep);

@@ -55,6 +55,9 @@ final class RegistryTransport {
     return client;
   }
 
+  /** Counters shared with the client that owns this transport. */
+  final RegistryStats stats = new RegistryStats();
+
   RegistryAuth auth() {
     return auth;
   }
@@ -82,6 +85,10 @@ final class RegistryTransport {
       throws IOException {
     for (int n = 0; ; n++) {
       Response r;
+      stats.requests.increment();
+      if (n > 0) {
+        stats.retries.increment();
+      }
       try {
         r = attempt.run();
       } catch (RegistryException e) {

@@ -143,6 +143,7 @@ class RegistryAuthTest {
     read(c, 0, 10);
     assertEquals(2, tokenRequests.size(), "refreshed early");
     assertEquals(before + 1, reg.requestsTo("/blobs/").size(), "no 401 round trip");
+    assertEquals(2, c.stats().tokenFetches.sum(), "token fetches are counted (auth refresh metric)");
   }
 
   @Test

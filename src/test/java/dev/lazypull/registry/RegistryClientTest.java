@@ -314,9 +314,11 @@ class RegistryClientTest {
       case 1 -> new MockResponse.Builder().code(503).build();
       default -> null;
     };
+    long retriesBefore = client.stats().retries.sum();
     assertArrayEquals(Arrays.copyOfRange(data, 10, 20), range(d, 10, 10));
     assertEquals(Duration.ofSeconds(2), sleeps.get(0));
     assertEquals(2, sleeps.size());
+    assertEquals(2, client.stats().retries.sum() - retriesBefore, "both retries counted for metrics");
     assertTrue(sleeps.get(1).toMillis() <= 20, "exponential backoff from 10 ms: " + sleeps.get(1));
 
     // a Retry-After longer than we would block a reader for is reported, not waited out
