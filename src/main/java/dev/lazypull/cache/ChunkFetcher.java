@@ -74,6 +74,14 @@ public final class ChunkFetcher {
     return table != null;
   }
 
+  public BlobSource source() {
+    return source;
+  }
+
+  public FetchStats stats() {
+    return stats;
+  }
+
   public Descriptor blob() {
     return blob;
   }
@@ -283,6 +291,49 @@ public final class ChunkFetcher {
     while (next[0] <= last && map.chunkDataEnd(next[0]) <= pos) {
       complete(next[0]++);
     }
+  }
+
+  /**
+   * Writes every chunk that is neither present nor being fetched from {@code verified}, a local copy of the whole
+   * blob whose sha256 the caller has checked (full prefetch of a blob without a digest table). Returns the bytes
+   * written.
+   */
+  public long fillFrom(java.nio.channels.FileChannel verified) throws IOException {
+    if (verified.size() != blob.size()) {
+      throw new IOException("verified copy of " + blob.digest() + " has " + verified.size() + " bytes, expected "
+          + blob.size());
+    }
+    long written = 0;
+    ByteBuffer buf = buffers.get();
+    for (int c = 0; c < map.chunkCount(); c++) {
+      synchronized (inflight) {
+        if (map.isReady(c) || inflight.containsKey(c)) {
+          continue;
+        }
+        inflight.put(c, new CompletableFuture<>());
+      }
+      try {
+        long pos = map.chunkStart(c);
+        long end = map.chunkDataEnd(c);
+        while (pos < end) {
+          int n = (int) Math.min(buf.capacity(), end - pos);
+          buf.clear().limit(n);
+          while (buf.hasRemaining()) {
+            if (verified.read(buf, pos + buf.position()) < 0) {
+              throw new IOException("verified copy of " + blob.digest() + " ended at " + (pos + buf.position()));
+            }
+          }
+          writePadded(buf, n, pos);
+          written += n;
+          pos += n;
+        }
+        complete(c);
+      } catch (IOException | RuntimeException e) {
+        failRun(c, c, e);
+        throw e;
+      }
+    }
+    return written;
   }
 
   private void complete(int chunk) {

@@ -111,7 +111,7 @@ public final class OndemandDaemon implements Closeable {
    */
   public void enablePrefetch(PrefetchConfig config, Path stateDir) {
     Prefetcher prefetcher = new Prefetcher(fetchPool, config.threads(), config.bytesPerSecond(), mergeLimit,
-        () -> handler.inflightReadCount());
+        () -> handler.inflightReadCount(), stateDir.resolve("tmp"));
     prefetch = new PrefetchManager(prefetcher, config, stateDir, chunkSize);
     handler.addListener(prefetch);
   }

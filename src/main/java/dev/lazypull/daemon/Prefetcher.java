@@ -68,8 +68,12 @@ final class Prefetcher implements AutoCloseable {
   private final int runBytes;
   private final Map<String, Job> jobs = new ConcurrentHashMap<>();
 
+  /** Where whole blobs without digest tables are staged and checked during a full prefetch. */
+  private final java.nio.file.Path scratchDir;
+
   Prefetcher(ExecutorService fetchPool, int concurrency, long bytesPerSecond, int runBytes,
-      LongSupplier inflightReads) {
+      LongSupplier inflightReads, java.nio.file.Path scratchDir) {
+    this.scratchDir = scratchDir;
     this.fetchPool = fetchPool;
     this.concurrency = Math.max(1, concurrency);
     this.limiter = new BandwidthLimiter(bytesPerSecond);
@@ -151,6 +155,10 @@ final class Prefetcher implements AutoCloseable {
     try {
       for (Target t : targets) {
         CacheObject o = t.object();
+        if (t.ranges() == null && scratchDir != null && !job.cancelled && needsWholeBlobCheck(o)) {
+          prefetchVerifiedWhole(job, o);
+          continue;
+        }
         ChunkMap map = o.fetcher().map();
         for (long[] r : ranges(t)) {
           long end = Math.min(r[0] + r[1], map.paddedSize());
@@ -199,6 +207,81 @@ final class Prefetcher implements AutoCloseable {
       job.error = e.toString();
     } finally {
       job.done.complete(null);
+    }
+  }
+
+  /** A full prefetch of a blob without a digest table, with something left to fetch: check the whole blob. */
+  private boolean needsWholeBlobCheck(CacheObject o) {
+    try {
+      o.ready(fetchPool).get(); // the table (if the image has one) decides the chunking and whether it verifies
+    } catch (Exception e) {
+      return false; // the chunk path reports the error
+    }
+    return !o.fetcher().verifying() && !o.fetcher().map().allReady();
+  }
+
+  /**
+   * Images without chunk digest tables can only be verified whole: stream the blob to a scratch file while
+   * hashing it, and only when its sha256 is the blob's digest write the missing chunks from that copy. (The
+   * cache file itself cannot be read back: the kernel's anon fd is write-only.) A mismatch writes nothing and
+   * fails the job with an error naming the digest.
+   */
+  private void prefetchVerifiedWhole(Job job, CacheObject o) throws InterruptedException {
+    dev.lazypull.image.Descriptor blob = o.binding.blob();
+    if (!o.acquire()) {
+      return;
+    }
+    java.nio.file.Path scratch = null;
+    try {
+      java.nio.file.Files.createDirectories(scratchDir);
+      scratch = java.nio.file.Files.createTempFile(scratchDir, "blob-" + blob.digest().shortHex() + "-", ".tmp");
+      java.security.MessageDigest sha = dev.lazypull.image.Digest.sha256();
+      java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 20);
+      try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(scratch,
+              java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.READ);
+          java.nio.channels.ReadableByteChannel in = o.fetcher().source().openRange(blob, 0, blob.size())) {
+        long total = 0;
+        while (!job.cancelled) {
+          yieldToReads();
+          buf.clear();
+          int n = in.read(buf);
+          if (n < 0) {
+            break;
+          }
+          limiter.acquire(n);
+          buf.flip();
+          sha.update(buf.duplicate());
+          while (buf.hasRemaining()) {
+            out.write(buf);
+          }
+          total += n;
+        }
+        if (job.cancelled) {
+          return;
+        }
+        dev.lazypull.image.Digest actual = new dev.lazypull.image.Digest(java.util.HexFormat.of().formatHex(sha.digest()));
+        if (total != blob.size() || !actual.equals(blob.digest())) {
+          o.fetcher().stats().integrityMismatchesOrigin.increment();
+          throw new java.io.IOException("blob " + blob.digest() + " from " + o.fetcher().source().describe() + " hashes to "
+              + actual + " (" + total + " bytes): nothing written");
+        }
+        o.fetcher().stats().bytesFetched.add(total);
+        job.doneBytes.addAndGet(o.fetcher().fillFrom(out));
+        LOG.fine(() -> "prefetch " + job.id + ": blob " + blob.digest().shortHex() + " verified whole");
+      }
+    } catch (java.io.IOException | RuntimeException e) {
+      job.failedBytes.addAndGet(blob.size());
+      job.error = e.getMessage();
+      LOG.warning("prefetch " + job.id + ": " + e.getMessage());
+    } finally {
+      o.release();
+      if (scratch != null) {
+        try {
+          java.nio.file.Files.deleteIfExists(scratch);
+        } catch (java.io.IOException e) {
+          LOG.fine("scratch " + scratch + ": " + e.getMessage());
+        }
+      }
     }
   }
 

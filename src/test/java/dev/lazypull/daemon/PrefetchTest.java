@@ -44,10 +44,24 @@ class PrefetchTest {
   private Descriptor blobDesc;
 
   private void start(PrefetchConfig prefetch) throws Exception {
+    start(prefetch, true);
+  }
+
+  /** @param withTable give the data blob a chunk digest table (64 KiB entries), as images from pack have */
+  private void start(PrefetchConfig prefetch, boolean withTable) throws Exception {
     boot = MemoryBlobSource.randomBytes(64 << 10, 1);
-    blob = MemoryBlobSource.randomBytes((32 << 16) + 100, 2); // 33 chunks of 64 KiB
+    blob = MemoryBlobSource.randomBytes(33 << 16, 2); // 33 chunks of 64 KiB
     Descriptor bootDesc = source.add(boot, MediaTypes.EROFS_BOOTSTRAP);
     blobDesc = source.add(blob, MediaTypes.EROFS_BLOB);
+    List<Descriptor> tables = List.of();
+    if (withTable) {
+      dev.lazypull.image.ChunkDigestTable.Builder tb = new dev.lazypull.image.ChunkDigestTable.Builder();
+      for (int i = 0; i < 33; i++) {
+        tb.add(64 << 10, java.security.MessageDigest.getInstance("SHA-256")
+            .digest(Arrays.copyOfRange(blob, i << 16, (i + 1) << 16)));
+      }
+      tables = List.of(source.add(tb.build().encode(), MediaTypes.CHUNK_DIGESTS));
+    }
     ImageSource image = new ImageSource() {
       @Override
       public LazyImage resolve() {
@@ -62,7 +76,7 @@ class PrefetchTest {
     kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
     catalog = Catalog.load(tmp.resolve("state"));
     catalog.register(new ImageRecord("img", null, "mem/img:1", Digest.of("m".getBytes()), bootDesc, List.of(blobDesc),
-        List.of(blobDesc.digest().hex()), false), false);
+        List.of(blobDesc.digest().hex()), false, tables), false);
     DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 4, 64 << 10, 64 << 10,
         Duration.ofSeconds(10), 64, 64 << 10);
     daemon = new OndemandDaemon(kernel, catalog, new ImageSources(ref -> image), config, new DaemonStats());
@@ -136,6 +150,40 @@ class PrefetchTest {
     assertTrue(call("prefetch-status").path("running").asBoolean(), "prefetch still running");
     assertTrue(ms < 500, "the READ took " + ms + " ms: it waited behind prefetch");
     assertEquals(1, call("prefetch-stop").path("cancelled").asInt());
+  }
+
+  @Test
+  void aFullPrefetchOfABlobWithoutATableChecksTheWholeBlobDigestFirst() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO), false);
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    d.copen.get(5, TimeUnit.SECONDS);
+    byte[] good = blob.clone();
+    blob[12345] ^= 1;
+    source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
+    call("prefetch");
+    await(() -> {
+      try {
+        return !call("prefetch-status").path("running").asBoolean();
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    }, "prefetch finished");
+    JsonNode s = call("prefetch-status");
+    assertEquals("failed", s.path("jobs").get(0).path("state").asText());
+    assertTrue(s.path("jobs").get(0).path("error").asText().contains(blobDesc.digest().toString()));
+    assertEquals(-1, dev.lazypull.sys.Posix.lseek(d.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing written");
+
+    source.serveAs(blobDesc.digest(), good); // the source is fixed: the same prefetch now verifies and fills the file
+    call("prefetch");
+    await(() -> {
+      try {
+        return !call("prefetch-status").path("running").asBoolean();
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    }, "prefetch finished");
+    assertEquals("done", call("prefetch-status").path("jobs").get(0).path("state").asText());
+    assertArrayEquals(good, Arrays.copyOf(Files.readAllBytes(d.file), good.length));
   }
 
   @Test

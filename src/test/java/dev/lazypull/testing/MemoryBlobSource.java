@@ -35,6 +35,11 @@ public final class MemoryBlobSource implements BlobSource {
     return new Descriptor(mediaType, d, bytes.length);
   }
 
+  /** Serves {@code bytes} under {@code digest} from now on (a source whose content went bad, or was repaired). */
+  public void serveAs(Digest digest, byte[] bytes) {
+    blobs.put(digest, bytes);
+  }
+
   @Override
   public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
     requests.add(new Range(blob.digest(), offset, length));
