@@ -1,6 +1,7 @@
 package dev.lazypull.cache;
 
 import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.sys.AlignedBuffers;
@@ -79,7 +80,29 @@ public final class BlobCacheDir implements Closeable {
   }
 
   /** The cache file of {@code blob}, opened on first use; later calls return the same instance. */
-  public synchronized BlobCacheFile file(Descriptor blob, BlobSource source) throws IOException {
+  public BlobCacheFile file(Descriptor blob, BlobSource source) throws IOException {
+    return file(blob, source, null);
+  }
+
+  /**
+   * {@link #file(Descriptor, BlobSource)}, verifying every fetch against the chunk digest table {@code table}
+   * (when not null): the table is loaded and checked first (blocking; a few hundred KiB at most for
+   * realistic blobs), and the file is handed out only with verification on.
+   *
+   * @throws IOException if the table cannot be loaded or checked, naming it
+   */
+  public BlobCacheFile file(Descriptor blob, BlobSource source, Descriptor table) throws IOException {
+    ChunkDigestTable t = table == null ? null : ChunkTables.load(table, blob, source);
+    synchronized (this) {
+      BlobCacheFile f = open(blob, source);
+      if (t != null && !f.verifying()) {
+        f.verifyWith(t);
+      }
+      return f;
+    }
+  }
+
+  private BlobCacheFile open(Descriptor blob, BlobSource source) throws IOException {
     if (closed) {
       throw new IOException("cache dir " + dir + " is closed");
     }
