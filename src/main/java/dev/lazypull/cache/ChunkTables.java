@@ -51,6 +51,11 @@ public final class ChunkTables {
    *     against {@code blob}
    */
   public static ChunkDigestTable load(Descriptor table, Descriptor blob, BlobSource source) throws IOException {
+    return ChunkDigestTable.decode(fetch(table, source), blob.size());
+  }
+
+  /** The table's bytes from {@code source}, size-limited and checked against the table's digest. */
+  public static byte[] fetch(Descriptor table, BlobSource source) throws IOException {
     if (table.size() > MAX_TABLE_BYTES) {
       throw new IOException("chunk digest table " + table.digest() + " is " + table.size() + " bytes (limit "
           + MAX_TABLE_BYTES + ")");
@@ -67,6 +72,6 @@ public final class ChunkTables {
     if (!actual.equals(table.digest())) {
       throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " has digest " + actual);
     }
-    return ChunkDigestTable.decode(buf.array(), blob.size());
+    return buf.array();
   }
 }

@@ -194,6 +194,24 @@ class BlobCacheFileTest {
     for (int i = 2 * CHUNK; i < 3 * CHUNK; i++) {
       assertEquals(0, onDisk[i], "nothing written for the bad chunk");
     }
+
+    // The table was kept beside the cache: a restart reads it locally; a damaged copy is fetched again.
+    java.util.function.LongSupplier tableReads = () -> source.requests.stream()
+        .filter(r -> r.blob().equals(table.digest())).count();
+    long reads = tableReads.getAsLong();
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      assertTrue(cache.file(blob, source, table).verifying());
+    }
+    assertEquals(reads, tableReads.getAsLong(), "table from the local copy");
+    Path copy = dir.resolve("cache/tables/" + table.digest().hex());
+    byte[] t = Files.readAllBytes(copy);
+    t[40] ^= 1;
+    Files.write(copy, t);
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      assertTrue(cache.file(blob, source, table).verifying());
+    }
+    assertEquals(reads + 1, tableReads.getAsLong(), "a damaged copy is not trusted");
+    assertEquals(table.digest(), dev.lazypull.image.Digest.of(Files.readAllBytes(copy)), "and is replaced");
   }
 
   @Test
