@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 
 /**
  * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}, {@code pack},
- * {@code convert}, {@code nbd}, {@code prefetch --standalone}): the config
+ * {@code convert}, {@code profile}, {@code prefetch --standalone}): the config
  * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}.
  */
 final class RegistryOptions {
