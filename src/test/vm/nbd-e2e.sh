@@ -2,7 +2,7 @@
 # Real-kernel NBD end-to-end suite, run inside the QEMU guest by NbdKernelIT: `lazypull nbd --device /dev/nbdN`
 # attaches the export to the kernel's nbd driver, and `mount -t erofs /dev/nbdN` reads the flattened device.
 # Usage: nbd-e2e.sh WORKDIR   (WORKDIR holds layout/, tree.md5, blob.size and single.digest made on the host, and
-#   registry-storage/, registry.yml, guest.toml, image.bytes for the registry-backed export)
+#   registry-storage/, registry.yml, guest-config/, image.bytes for the registry-backed export)
 set -uo pipefail
 W=$1
 . "$(dirname "$0")/lib.sh"
@@ -108,7 +108,7 @@ served() {
 IMAGE_BYTES=$(cat "$W/image.bytes")
 # A cache of its own: pack writes the same data blob as mkfs.erofs for this tree, which the runs above cached.
 CACHE=/mnt/nbd-cache-reg check reg-attach attach reg 127.0.0.1:5000/nbd/app:v1 /dev/nbd3 --plain-http \
-  --config "$W/guest.toml"
+  --config "$W/guest-config/lazypull.toml"
 check reg-mount mount -t erofs -o ro /dev/nbd3 /tmp/mnt/reg
 check reg-small-file grep -q 'hello from lazypull' /tmp/mnt/reg/hello.txt
 b_partial=$(served)

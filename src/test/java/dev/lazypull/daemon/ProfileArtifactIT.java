@@ -23,6 +23,7 @@ import dev.lazypull.registry.Repository;
 import dev.lazypull.testing.CliRun;
 import dev.lazypull.testing.DockerRegistryFixture;
 import dev.lazypull.testing.FakeKernel;
+import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.TestTrees;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -59,16 +60,11 @@ class ProfileArtifactIT {
   @BeforeAll
   static void start() throws Exception {
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
-    Files.writeString(work.resolve("docker.json"), "{}");
-    toml = work.resolve("lazypull.toml");
-    Files.writeString(toml, "[registry]\ndocker_config = \"" + work.resolve("docker.json") + "\"\n");
+    toml = RegistryImages.config(work, null);
     client = RegistryClient.create(RegistryConfig.defaults().withPlainHttp(true)
         .withDockerConfig(work.resolve("docker.json")));
-    Path tree = TestTrees.mixed(work.resolve("tree"), 41);
     ref = reg.host() + "/prof/app:v1";
-    assertEquals(0, CliRun.run("pack", tree.toString(), "--push", ref, "--plain-http", "--config", toml.toString(),
-        "--mtime", "0", "--scratch-dir", work.resolve("scratch").toString()).code());
-    img = new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).resolve();
+    img = RegistryImages.packAndPush(TestTrees.mixed(work.resolve("tree"), 41), ref, toml, work.resolve("scratch"));
   }
 
   @AfterAll

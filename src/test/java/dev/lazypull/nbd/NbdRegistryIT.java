@@ -4,16 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
-import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.LazyImage;
-import dev.lazypull.registry.RegistryClient;
-import dev.lazypull.registry.RegistryConfig;
-import dev.lazypull.registry.RegistryImageSource;
-import dev.lazypull.testing.CliRun;
 import dev.lazypull.testing.DockerRegistryFixture;
 import dev.lazypull.testing.LazypullProcess;
 import dev.lazypull.testing.NbdFuseMount;
-import dev.lazypull.testing.Requirements;
+import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.TestTrees;
 import dev.lazypull.testing.VmHarness;
 import java.nio.file.Files;
@@ -42,9 +37,7 @@ class NbdRegistryIT {
     jar = VmHarness.jar();
     work = VmHarness.workDir("nbd-registry");
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
-    Files.writeString(work.resolve("docker.json"), "{}");
-    toml = work.resolve("lazypull.toml");
-    Files.writeString(toml, "[registry]\ndocker_config = \"" + work.resolve("docker.json") + "\"\n");
+    toml = RegistryImages.config(work, null);
   }
 
   @AfterAll
@@ -56,13 +49,7 @@ class NbdRegistryIT {
 
   /** Packs a tree and pushes it; returns the image as the registry serves it. */
   private static LazyImage push(Path tree, String ref) throws Exception {
-    CliRun.Result r = CliRun.run("pack", tree.toString(), "--push", ref, "--plain-http", "--config", toml.toString(),
-        "--mtime", "0", "--scratch-dir", work.resolve("scratch").toString());
-    assertEquals(0, r.code(), r.err());
-    try (RegistryClient client = RegistryClient.create(RegistryConfig.defaults().withPlainHttp(true)
-        .withDockerConfig(work.resolve("docker.json")))) {
-      return new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).resolve();
-    }
+    return RegistryImages.packAndPush(tree, ref, toml, work.resolve("scratch"));
   }
 
   private static LazypullProcess serve(String ref, Path socket, Path cache) throws Exception {
@@ -78,7 +65,7 @@ class NbdRegistryIT {
     Path md5 = TestTrees.md5List(tree, work.resolve("tree.md5"));
     String ref = reg.host() + "/nbd/app:v1";
     LazyImage img = push(tree, ref);
-    long total = img.allBlobs().stream().mapToLong(Descriptor::size).sum();
+    long total = RegistryImages.imageBytes(img);
     long tables = img.chunkTables().stream().mapToLong(Descriptor::size).sum();
     Path socket = work.resolve("app.sock");
     Path cache = work.resolve("cache-app");
@@ -115,9 +102,7 @@ class NbdRegistryIT {
     Path md5 = TestTrees.md5List(tree, work.resolve("tree-bad.md5"));
     String ref = reg.host() + "/nbd/bad:v1";
     LazyImage img = push(tree, ref);
-    String hex = img.blobs().get(0).digest().hex();
-    Path data = reg.dir().resolve("storage/docker/registry/v2/blobs/sha256/" + hex.substring(0, 2) + "/" + hex
-        + "/data");
+    Path data = RegistryImages.blobData(reg, img.blobs().get(0).digest());
     byte[] bytes = Files.readAllBytes(data);
     bytes[bytes.length / 4] ^= 0x55; // inside big.bin, the first file stored
     Files.write(data, bytes);

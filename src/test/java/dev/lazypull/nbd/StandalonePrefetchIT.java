@@ -4,14 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
-import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.LazyImage;
-import dev.lazypull.registry.RegistryClient;
-import dev.lazypull.registry.RegistryConfig;
-import dev.lazypull.registry.RegistryImageSource;
 import dev.lazypull.testing.CliRun;
 import dev.lazypull.testing.DockerRegistryFixture;
 import dev.lazypull.testing.LazypullProcess;
+import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.TestTrees;
 import dev.lazypull.testing.VmHarness;
@@ -42,19 +39,10 @@ class StandalonePrefetchIT {
     Requirements.requireTool("nbdcopy");
     work = VmHarness.workDir("standalone-prefetch");
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
-    Files.writeString(work.resolve("docker.json"), "{}");
-    toml = work.resolve("lazypull.toml");
-    Files.writeString(toml, "[registry]\ndocker_config = \"" + work.resolve("docker.json") + "\"\n"
-        + "[nbd]\nlog_level = \"warn\"\n");
+    toml = RegistryImages.config(work, "[nbd]\nlog_level = \"warn\"\n");
     tree = TestTrees.mixed(work.resolve("tree"), 31);
     ref = reg.host() + "/prefetch/app:v1";
-    CliRun.Result r = CliRun.run("pack", tree.toString(), "--push", ref, "--plain-http", "--config", toml.toString(),
-        "--mtime", "0", "--scratch-dir", work.resolve("scratch").toString());
-    assertEquals(0, r.code(), r.err());
-    try (RegistryClient client = RegistryClient.create(RegistryConfig.defaults().withPlainHttp(true)
-        .withDockerConfig(work.resolve("docker.json")))) {
-      img = new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).resolve();
-    }
+    img = RegistryImages.packAndPush(tree, ref, toml, work.resolve("scratch"));
   }
 
   @AfterAll
@@ -75,7 +63,7 @@ class StandalonePrefetchIT {
   @Test
   void pathsThenAllFillTheNbdCacheAndTheExportFetchesNothing() throws Exception {
     Path cache = work.resolve("cache");
-    long total = img.allBlobs().stream().mapToLong(Descriptor::size).sum();
+    long total = RegistryImages.imageBytes(img);
     long tables = img.chunkTables().stream().mapToLong(Descriptor::size).sum();
 
     long before = reg.blobBytesServed();
@@ -131,9 +119,7 @@ class StandalonePrefetchIT {
 
     assertEquals(2, prefetch(ref, cache, "--all", "--path", "/x").code());
 
-    String hex = img.blobs().get(0).digest().hex();
-    Path data = reg.dir().resolve("storage/docker/registry/v2/blobs/sha256/" + hex.substring(0, 2) + "/" + hex
-        + "/data");
+    Path data = RegistryImages.blobData(reg, img.blobs().get(0).digest());
     byte[] good = Files.readAllBytes(data);
     byte[] bad = good.clone();
     bad[bad.length / 2] ^= 1;

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.testing.CliRun;
 import dev.lazypull.testing.DockerRegistryFixture;
+import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.TestImages;
 import dev.lazypull.testing.TestTrees;
@@ -36,12 +37,9 @@ class RegistryPushConvertIT {
   static void start() throws Exception {
     Requirements.requireTool("tar");
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
-    Files.writeString(work.resolve("docker.json"), "{}");
-    config = work.resolve("lazypull.toml");
-    Files.writeString(config, "[registry]\ndocker_config = \"" + work.resolve("docker.json") + "\"\n");
-    chunkedConfig = work.resolve("chunked.toml");
-    Files.writeString(chunkedConfig, "[registry]\ndocker_config = \"" + work.resolve("docker.json") + "\"\n"
-        + "chunked_upload_threshold = \"1M\"\nupload_chunk_size = \"1M\"\n");
+    config = RegistryImages.config(work, null);
+    chunkedConfig = RegistryImages.config(work.resolve("chunked"),
+        "chunked_upload_threshold = \"1M\"\nupload_chunk_size = \"1M\"\n");
     tree = TestTrees.mixed(work.resolve("tree"), 3);
   }
 
@@ -148,8 +146,7 @@ class RegistryPushConvertIT {
     // A layer whose stored bytes were altered in the registry: the download's sha256 check fails the
     // conversion, nothing is tagged, no scratch is left.
     String hex = layerHex(src);
-    Path data = reg.dir().resolve("storage/docker/registry/v2/blobs/sha256/" + hex.substring(0, 2) + "/" + hex
-        + "/data");
+    Path data = RegistryImages.blobData(reg, dev.lazypull.image.Digest.parse("sha256:" + hex));
     byte[] bytes = Files.readAllBytes(data);
     bytes[bytes.length / 2] ^= 1;
     Files.write(data, bytes);

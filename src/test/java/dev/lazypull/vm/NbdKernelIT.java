@@ -3,14 +3,10 @@ package dev.lazypull.vm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.lazypull.cli.Main;
-import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
-import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.LazyImage;
-import dev.lazypull.registry.RegistryClient;
-import dev.lazypull.registry.RegistryConfig;
-import dev.lazypull.registry.RegistryImageSource;
 import dev.lazypull.testing.DockerRegistryFixture;
+import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.TestTrees;
 import dev.lazypull.testing.VmHarness;
@@ -73,20 +69,11 @@ class NbdKernelIT {
    * serves a copy of it on 127.0.0.1:5000.
    */
   private static void seedRegistry(Path work, Path tree) throws Exception {
-    Path storage = work.resolve("registry-storage");
-    Files.writeString(work.resolve("docker.json"), "{}");
-    Files.writeString(work.resolve("guest.toml"), "[registry]\ndocker_config = \"" + work.resolve("docker.json")
-        + "\"\n");
-    try (DockerRegistryFixture seed = DockerRegistryFixture.builder(work.resolve("seed")).storage(storage).start()) {
-      String ref = seed.host() + "/nbd/app:v1";
-      assertEquals(0, Main.run("pack", tree.toString(), "--push", ref, "--plain-http", "--config",
-          work.resolve("guest.toml").toString(), "--mtime", "0", "--scratch-dir", work.resolve("scratch").toString()));
-      try (RegistryClient client = RegistryClient.create(RegistryConfig.defaults().withPlainHttp(true)
-          .withDockerConfig(work.resolve("docker.json")))) {
-        LazyImage img = new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).resolve();
-        Files.writeString(work.resolve("image.bytes"),
-            Long.toString(img.allBlobs().stream().mapToLong(Descriptor::size).sum()));
-      }
+    Path toml = RegistryImages.config(work.resolve("guest-config"), null);
+    try (DockerRegistryFixture seed = DockerRegistryFixture.builder(work.resolve("seed"))
+        .storage(work.resolve("registry-storage")).start()) {
+      LazyImage img = RegistryImages.packAndPush(tree, seed.host() + "/nbd/app:v1", toml, work.resolve("scratch"));
+      Files.writeString(work.resolve("image.bytes"), Long.toString(RegistryImages.imageBytes(img)));
     }
     Files.writeString(work.resolve("registry.yml"), """
         version: 0.1
