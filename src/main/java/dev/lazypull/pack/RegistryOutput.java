@@ -20,10 +20,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Pushes a built image to a registry repository ({@code lazypull pack --push}, {@code convert … HOST/REPO:TAG}).
@@ -45,11 +42,9 @@ public final class RegistryOutput implements ImageOutput {
   private final Repository repository;
   private final String mountFrom;
   private final Progress progress;
-  private final Path scratchDir;
-  private final ExecutorService uploads;
+  private final ScratchDir scratch;
   private final List<Future<?>> pending = new ArrayList<>();
   private final Map<Digest, byte[]> manifests = new HashMap<>();
-  private final AtomicInteger scratchCount = new AtomicInteger();
 
   /**
    * @param scratchRoot where the private scratch directory is created (must hold the image's blobs)
@@ -62,29 +57,22 @@ public final class RegistryOutput implements ImageOutput {
     this.repository = Repository.of(reference);
     this.mountFrom = mountFrom;
     this.progress = progress;
-    Files.createDirectories(scratchRoot);
-    this.scratchDir = Files.createTempDirectory(scratchRoot, "lazypull-push-");
-    AtomicInteger n = new AtomicInteger();
-    this.uploads = Executors.newFixedThreadPool(UPLOAD_THREADS, r -> {
-      Thread t = new Thread(r, "lazypull-upload-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.scratch = new ScratchDir(scratchRoot, "lazypull-push-", ScratchDir.pool(UPLOAD_THREADS, "lazypull-upload"));
   }
 
   @Override
   public Path newScratchFile() throws IOException {
-    return Files.createFile(scratchDir.resolve("scratch-" + scratchCount.incrementAndGet()));
+    return Files.createFile(scratch.newPath("blob"));
   }
 
   @Override
-  public Descriptor putFile(Path scratch, String mediaType, Digest digest) throws IOException {
-    Descriptor d = new Descriptor(mediaType, digest, Files.size(scratch));
+  public Descriptor putFile(Path file, String mediaType, Digest digest) throws IOException {
+    Descriptor d = new Descriptor(mediaType, digest, Files.size(file));
     submit(() -> {
       try {
-        push(d, fileContent(scratch, d.size()));
+        push(d, fileContent(file, d.size()));
       } finally {
-        Files.deleteIfExists(scratch);
+        Files.deleteIfExists(file);
       }
       return null;
     });
@@ -110,7 +98,7 @@ public final class RegistryOutput implements ImageOutput {
 
   private void submit(Upload u) {
     synchronized (pending) {
-      pending.add(uploads.submit(u::run));
+      pending.add(scratch.workers().submit(u::run));
     }
   }
 
@@ -177,18 +165,7 @@ public final class RegistryOutput implements ImageOutput {
   /** Stops uploads that have not finished (a failed build) and deletes every scratch file. */
   @Override
   public void close() throws IOException {
-    uploads.shutdownNow();
-    try {
-      uploads.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    try (var files = Files.list(scratchDir)) {
-      for (Path p : files.toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
-    Files.deleteIfExists(scratchDir);
+    scratch.close();
   }
 
   /** A staged file as upload content, re-readable from any offset (a retried or chunked upload). */

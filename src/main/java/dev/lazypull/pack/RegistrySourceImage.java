@@ -26,8 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 
 /**
  * An ordinary image in a registry, to convert: the manifest (an index resolved by the client's platform), the
@@ -42,26 +40,19 @@ public final class RegistrySourceImage implements SourceImage {
   private final Repository repository;
   private final Digest manifestDigest;
   private final Manifest manifest;
-  private final Path scratchDir;
-  private final ExecutorService downloads;
+  private final ScratchDir scratch;
   private final Map<Digest, CompletableFuture<Path>> files = new HashMap<>();
   /** Where the next layer is expected in the manifest's order (for the look-ahead download). */
   private int cursor;
-  private final java.util.concurrent.atomic.AtomicInteger fileCount = new java.util.concurrent.atomic.AtomicInteger();
 
   private RegistrySourceImage(String reference, RegistryClient client, Repository repository, Digest digest,
-      Manifest manifest, Path scratchDir) {
+      Manifest manifest, ScratchDir scratch) {
     this.reference = reference;
     this.client = client;
     this.repository = repository;
     this.manifestDigest = digest;
     this.manifest = manifest;
-    this.scratchDir = scratchDir;
-    this.downloads = Executors.newFixedThreadPool(2, r -> {
-      Thread t = new Thread(r, "lazypull-layer-download");
-      t.setDaemon(true);
-      return t;
-    });
+    this.scratch = scratch;
   }
 
   /** Resolves the reference's manifest; layers are downloaded into a private directory under {@code scratchRoot}. */
@@ -77,8 +68,7 @@ public final class RegistrySourceImage implements SourceImage {
     if (m.config() == null) {
       throw new InvalidImageException(what + " has no config");
     }
-    Files.createDirectories(scratchRoot);
-    Path dir = Files.createTempDirectory(scratchRoot, "lazypull-layers-");
+    ScratchDir dir = new ScratchDir(scratchRoot, "lazypull-layers-", ScratchDir.pool(2, "lazypull-layer-download"));
     return new RegistrySourceImage(ref.canonical(), client, source.repository(), raw.digest(), m, dir);
   }
 
@@ -165,8 +155,8 @@ public final class RegistrySourceImage implements SourceImage {
   private synchronized CompletableFuture<Path> download(Descriptor layer) {
     return files.computeIfAbsent(layer.digest(), d -> {
       CompletableFuture<Path> f = new CompletableFuture<>();
-      downloads.execute(() -> {
-        Path file = scratchDir.resolve(d.hex() + "-" + fileCount.incrementAndGet());
+      scratch.workers().execute(() -> {
+        Path file = scratch.newPath(d.hex());
         try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
             StandardOpenOption.TRUNCATE_EXISTING)) {
           client.downloadBlob(repository, layer, out);
@@ -187,17 +177,6 @@ public final class RegistrySourceImage implements SourceImage {
   /** Stops downloads and deletes every scratch file. */
   @Override
   public void close() throws IOException {
-    downloads.shutdownNow();
-    try {
-      downloads.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-    try (var list = Files.list(scratchDir)) {
-      for (Path p : list.toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
-    Files.deleteIfExists(scratchDir);
+    scratch.close();
   }
 }
