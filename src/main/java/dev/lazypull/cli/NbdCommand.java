@@ -206,7 +206,8 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     return 0;
   }
 
-  private static ExecutorService fetchPool(int threads) {
+  /** The fetch pool: daemon threads lazypull-fetch-N (also used by the standalone prefetch). */
+  static ExecutorService fetchPool(int threads) {
     AtomicInteger ids = new AtomicInteger();
     return Executors.newFixedThreadPool(threads, r -> {
       Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());

@@ -26,10 +26,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * {@code lazypull prefetch IMAGE --standalone}: fills the NBD blob cache ({@code lazypull nbd}'s cache dir) with
@@ -57,12 +55,7 @@ final class StandalonePrefetch {
       return 2;
     }
     Logging.configure(s.logLevel());
-    AtomicInteger ids = new AtomicInteger();
-    ExecutorService pool = Executors.newFixedThreadPool(s.fetchThreads(), r -> {
-      Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService pool = NbdCommand.fetchPool(s.fetchThreads());
     int bufferSize = Math.max(s.chunkSize(), 1 << 20);
     ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> AlignedBuffers.allocate(bufferSize));
     FetchStats stats = new FetchStats();
