@@ -105,31 +105,37 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
     if (f == null || Files.exists(local)) {
       return;
     }
-    timer.execute(() -> {
-      try {
-        Optional<AccessProfile> p = f.fetch(image);
-        if (p.isEmpty()) {
-          LOG.fine(() -> "no access profile published for " + image.fsid());
-          return;
-        }
-        if (!p.get().manifestDigest().equals(image.manifestDigest().toString()) || Files.exists(local)) {
-          return;
-        }
-        p.get().save(stateDir);
-        Recording rec = recordings.remove(image.fsid());
-        if (rec != null) {
-          rec.closed = true;
-        }
-        LOG.info("fetched the access profile of " + image.fsid() + " from its registry: " + p.get().ranges().size()
-            + " ranges, " + p.get().totalBytes() + " bytes");
-        if (policyOf(image.fsid()) == PrefetchPolicy.PROFILE) {
-          openObjects.apply(image.fsid()).forEach(this::replay);
-        }
-      } catch (IOException | RuntimeException e) {
-        LOG.warning("fetching the access profile of " + image.fsid() + " (" + image.reference() + "): "
-            + e.getMessage() + "; continuing without it");
+    try {
+      timer.execute(() -> fetchProfile(f, image, local));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      LOG.fine(() -> "not fetching the profile of " + image.fsid() + ": shutting down");
+    }
+  }
+
+  private void fetchProfile(ProfileFetcher f, ImageRecord image, Path local) {
+    try {
+      Optional<AccessProfile> p = f.fetch(image);
+      if (p.isEmpty()) {
+        LOG.fine(() -> "no access profile published for " + image.fsid());
+        return;
       }
-    });
+      if (!p.get().manifestDigest().equals(image.manifestDigest().toString()) || Files.exists(local)) {
+        return;
+      }
+      p.get().save(stateDir);
+      Recording rec = recordings.remove(image.fsid());
+      if (rec != null) {
+        rec.closed = true;
+      }
+      LOG.info("fetched the access profile of " + image.fsid() + " from its registry: " + p.get().ranges().size()
+          + " ranges, " + p.get().totalBytes() + " bytes");
+      if (policyOf(image.fsid()) == PrefetchPolicy.PROFILE) {
+        openObjects.apply(image.fsid()).forEach(this::replay);
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warning("fetching the access profile of " + image.fsid() + " (" + image.reference() + "): "
+          + e.getMessage() + "; continuing without it");
+    }
   }
 
   @Override
