@@ -1,15 +1,18 @@
 #!/bin/bash
 # Real-kernel NBD end-to-end suite, run inside the QEMU guest by NbdKernelIT: `lazypull nbd --device /dev/nbdN`
 # attaches the export to the kernel's nbd driver, and `mount -t erofs /dev/nbdN` reads the flattened device.
-# Usage: nbd-e2e.sh WORKDIR   (WORKDIR holds layout/, tree.md5, blob.size and single.digest made on the host)
+# Usage: nbd-e2e.sh WORKDIR   (WORKDIR holds layout/, tree.md5, blob.size and single.digest made on the host, and
+#   registry-storage/, registry.yml, guest-config/, image.bytes for the registry-backed export)
 set -uo pipefail
 W=$1
 . "$(dirname "$0")/lib.sh"
 L="oci:$W/layout"
 CACHE=/mnt/nbd-cache
 BLOB_SIZE=$(cat "$W/blob.size")
-mkdir -p /tmp/mnt/multi /tmp/mnt/single /tmp/mnt/raw
-trap 'for f in /tmp/*.err; do echo "--- $f (tail)"; tail -n 20 "$f"; done 2>/dev/null' EXIT
+mkdir -p /tmp/mnt/multi /tmp/mnt/single /tmp/mnt/raw /tmp/mnt/reg
+REG_PID=
+trap 'for f in /tmp/*.err; do echo "--- $f (tail)"; tail -n 20 "$f"; done 2>/dev/null
+  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null' EXIT
 
 PID=
 # The JVM itself in the background (lp is a function: `lp … &` would leave $! naming a subshell, not java).
@@ -88,6 +91,36 @@ check raw-mount mount -t erofs -o ro /dev/nbd2 /tmp/mnt/raw
 check raw-md5 bash -c "cd /tmp/mnt/raw && md5sum --quiet -c '$W/tree.md5'"
 umount /tmp/mnt/raw
 check raw-detach detach
+
+echo "### an image in docker-registry on the guest's loopback (pack --push, digest tables): lazy and verified"
+cp -a "$W/registry-storage" /mnt/registry-storage
+docker-registry serve "$W/registry.yml" >/tmp/registry.log 2>&1 &
+REG_PID=$!
+for i in $(seq 1 100); do
+  curl -s -o /dev/null http://127.0.0.1:5000/v2/ && break
+  sleep 0.2
+done
+# Body bytes the registry sent for successful blob GETs, from its access log (combined format).
+served() {
+  awk '$6 == "\"GET" && $7 ~ /\/blobs\/sha256:/ && ($9 == 200 || $9 == 206) { s += $10 } END { print s + 0 }' \
+    /tmp/registry.log
+}
+IMAGE_BYTES=$(cat "$W/image.bytes")
+# A cache of its own: pack writes the same data blob as mkfs.erofs for this tree, which the runs above cached.
+CACHE=/mnt/nbd-cache-reg check reg-attach attach reg 127.0.0.1:5000/nbd/app:v1 /dev/nbd3 --plain-http \
+  --config "$W/guest-config/lazypull.toml"
+check reg-mount mount -t erofs -o ro /dev/nbd3 /tmp/mnt/reg
+check reg-small-file grep -q 'hello from lazypull' /tmp/mnt/reg/hello.txt
+b_partial=$(served)
+result reg-bytes-partial "$b_partial"
+result reg-image-bytes "$IMAGE_BYTES"
+check reg-partial-is-partial test "$b_partial" -gt 0 -a "$b_partial" -lt $((IMAGE_BYTES / 2))
+check reg-md5 bash -c "cd /tmp/mnt/reg && md5sum --quiet -c '$W/tree.md5'"
+umount /tmp/mnt/reg
+check reg-detach detach
+check reg-chunks-verified test "$(stat reg chunksVerified)" -gt 0
+check reg-no-failed-reads test "$(stat reg readsFailed)" -eq 0 -a "$(stat reg integrityFailures)" -eq 0
+kill "$REG_PID"; wait "$REG_PID" 2>/dev/null; REG_PID=
 
 [ -n "$PID" ] && kill "$PID"
 echo "FAILS=$FAILS"

@@ -1,6 +1,7 @@
 package dev.lazypull.cache;
 
 import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.sys.AlignedBuffers;
@@ -17,7 +18,7 @@ import java.util.Map;
 
 /**
  * A directory of {@link BlobCacheFile}s, one per blob digest ({@code DIR/sha256/<hex>}), opened once each and
- * shared by every user in this process.
+ * shared by every user in this process, plus verified copies of chunk digest tables ({@code DIR/tables/<hex>}).
  *
  * <p>Opening checks that the directory's file system reports holes: readiness is rebuilt from SEEK_HOLE, and
  * a file system that reports a whole sparse file as data would make never-fetched ranges look cached.
@@ -79,7 +80,56 @@ public final class BlobCacheDir implements Closeable {
   }
 
   /** The cache file of {@code blob}, opened on first use; later calls return the same instance. */
-  public synchronized BlobCacheFile file(Descriptor blob, BlobSource source) throws IOException {
+  public BlobCacheFile file(Descriptor blob, BlobSource source) throws IOException {
+    return file(blob, source, null);
+  }
+
+  /**
+   * {@link #file(Descriptor, BlobSource)}, verifying every fetch against the chunk digest table {@code table}
+   * (when not null): the table is loaded and checked first (blocking; a few hundred KiB at most for
+   * realistic blobs), and the file is handed out only with verification on.
+   *
+   * @throws IOException if the table cannot be loaded or checked, naming it
+   */
+  public BlobCacheFile file(Descriptor blob, BlobSource source, Descriptor table) throws IOException {
+    ChunkDigestTable t = table == null ? null : loadTable(table, blob, source);
+    synchronized (this) {
+      BlobCacheFile f = open(blob, source);
+      if (t != null && !f.verifying()) {
+        f.verifyWith(t);
+      }
+      return f;
+    }
+  }
+
+  /**
+   * A chunk digest table from {@code DIR/tables/<hex>} when a copy is there and still hashes to its digest, else
+   * from {@code source} (then kept there), so an export or prefetch of a fully cached image reads nothing but
+   * its manifest from the registry.
+   */
+  private ChunkDigestTable loadTable(Descriptor table, Descriptor blob, BlobSource source) throws IOException {
+    Path p = dir.resolve("tables").resolve(table.digest().hex());
+    if (Files.isRegularFile(p) && Files.size(p) == table.size() && table.size() <= ChunkTables.MAX_TABLE_BYTES) {
+      byte[] local = Files.readAllBytes(p);
+      if (Digest.of(local).equals(table.digest())) {
+        return ChunkDigestTable.decode(local, blob.size());
+      }
+    }
+    byte[] bytes = ChunkTables.fetch(table, source);
+    ChunkDigestTable decoded = ChunkDigestTable.decode(bytes, blob.size());
+    Files.createDirectories(p.getParent());
+    Path tmp = Files.createTempFile(p.getParent(), ".table-", ".tmp");
+    try {
+      Files.write(tmp, bytes);
+      Files.move(tmp, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    return decoded;
+  }
+
+  private BlobCacheFile open(Descriptor blob, BlobSource source) throws IOException {
     if (closed) {
       throw new IOException("cache dir " + dir + " is closed");
     }

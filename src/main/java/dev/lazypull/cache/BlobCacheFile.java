@@ -86,6 +86,20 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
     return blob;
   }
 
+  /**
+   * Verifies every later fetch against the blob's chunk digest table (whole table entries, before they are
+   * written). {@link BlobCacheDir#file(Descriptor, BlobSource, Descriptor)} calls it before handing the file
+   * out, so no byte is fetched unverified.
+   */
+  void verifyWith(dev.lazypull.image.ChunkDigestTable table) {
+    fetcher.verifyWith(table);
+  }
+
+  /** Whether fetched bytes are verified against a chunk digest table. */
+  public boolean verifying() {
+    return fetcher.verifying();
+  }
+
   /** Chunk readiness (for status and tests). */
   public ChunkMap map() {
     return fetcher.map();

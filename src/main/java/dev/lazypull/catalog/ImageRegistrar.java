@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
@@ -25,10 +26,17 @@ public final class ImageRegistrar {
 
   private final Catalog catalog;
   private final ImageSources sources;
+  private final Consumer<ImageRecord> onRegistered;
 
   public ImageRegistrar(Catalog catalog, ImageSources sources) {
+    this(catalog, sources, r -> { });
+  }
+
+  /** @param onRegistered told of every successful registration (must not block: it runs on the caller's thread) */
+  public ImageRegistrar(Catalog catalog, ImageSources sources, Consumer<ImageRecord> onRegistered) {
     this.catalog = catalog;
     this.sources = sources;
+    this.onRegistered = onRegistered;
   }
 
   public ImageSources sources() {
@@ -43,8 +51,9 @@ public final class ImageRegistrar {
     ImageSource source = sources.open(reference);
     LazyImage image = source.resolve();
     BootstrapHeader header = readHeader(source, image);
-    ImageRecord record = describe(image, header, fsid, domainId);
-    return catalog.register(record, replace);
+    ImageRecord record = catalog.register(describe(image, header, fsid, domainId), replace);
+    onRegistered.accept(record);
+    return record;
   }
 
   /** Reads the bootstrap's leading bytes: one block, or up to the end of the device table. */

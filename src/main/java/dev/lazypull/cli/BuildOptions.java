@@ -4,12 +4,16 @@ import dev.lazypull.image.ImageReference;
 import dev.lazypull.pack.ImageOutput;
 import dev.lazypull.pack.OciLayoutOutput;
 import dev.lazypull.pack.Packer;
+import dev.lazypull.pack.Progress;
+import dev.lazypull.pack.RegistryOutput;
+import dev.lazypull.registry.RegistryClient;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
 import picocli.CommandLine.Option;
 
-/** Options shared by {@code pack} and {@code convert}: chunking, threads, and where the image goes. */
+/** Options shared by {@code pack} and {@code convert}: chunking, threads, scratch space, and where the image goes. */
 final class BuildOptions {
   @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
       description = "Chunk size of regular files: a power of two from 4K to 16M (default: 1M).")
@@ -22,6 +26,26 @@ final class BuildOptions {
       description = "Give every file this mtime: seconds since the epoch or an ISO-8601 instant "
           + "(e.g. 2024-01-01T00:00:00Z). Default: keep the sources' mtimes.")
   String mtime;
+
+  @Option(names = "--scratch-dir", paramLabel = "DIR",
+      description = "Where a registry push stages the image's blobs and a registry source's layers are downloaded "
+          + "(default: $TMPDIR, else /var/tmp).")
+  Path scratchDir;
+
+  @Option(names = "--mount-from", paramLabel = "REPO",
+      description = "When pushing: mount blobs the destination lacks from this repository of the same registry "
+          + "(e.g. another image built on the same base layers) instead of uploading them, where the registry "
+          + "allows it.")
+  String mountFrom;
+
+  /** Scratch space for registry pushes and downloads: large (whole blobs), so not /tmp by default. */
+  Path scratchRoot() {
+    if (scratchDir != null) {
+      return scratchDir;
+    }
+    String env = System.getenv("TMPDIR");
+    return Path.of(env != null && !env.isBlank() ? env : "/var/tmp");
+  }
 
   Long mtimeSeconds() {
     if (mtime == null) {
@@ -45,16 +69,13 @@ final class BuildOptions {
     return (int) chunkSize;
   }
 
-  /**
-   * Opens the output named by {@code target}. Registry pushes need the registry client, which is not part of
-   * this build yet: they are refused up front, before any work, rather than pretended.
-   */
-  static ImageOutput openOutput(String target) throws IOException {
-    ImageReference ref = parseReference(target);
-    if (ref instanceof ImageReference.OciLayout oci) {
+  /** Opens the output named by {@code target}: a local OCI layout, or a push through {@code client}. */
+  ImageOutput openOutput(ImageReference target, RegistryClient client, Progress progress) throws IOException {
+    if (target instanceof ImageReference.OciLayout oci) {
       return new OciLayoutOutput(oci.dir(), oci.tag());
     }
-    throw new UnsupportedOperationException(pushPending(target));
+    return new RegistryOutput(client.pusher(), (ImageReference.Registry) target, scratchRoot(), mountFrom,
+        progress);
   }
 
   /** Parses an image reference; a malformed one is an error naming it. */
@@ -64,10 +85,5 @@ final class BuildOptions {
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("bad image reference '" + text + "': " + e.getMessage());
     }
-  }
-
-  static String pushPending(String target) {
-    return "pushing to a registry (" + target + ") is not available yet: it needs the registry client, which "
-        + "is pending; write to --output oci:DIR[:TAG] and copy the layout with an OCI tool (skopeo, crane, oras)";
   }
 }

@@ -1,17 +1,21 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.config.ConfigException;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.pack.Converter;
 import dev.lazypull.pack.ImageBuilder;
 import dev.lazypull.pack.ImageOutput;
 import dev.lazypull.pack.OciLayoutSourceImage;
 import dev.lazypull.pack.Packer;
+import dev.lazypull.pack.RegistrySourceImage;
 import dev.lazypull.pack.SourceImage;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
@@ -22,39 +26,45 @@ import picocli.CommandLine.Parameters;
     description = "Convert an ordinary OCI/Docker image (tar, tar+gzip, tar+zstd layers) into a lazypull image: "
         + "layers applied with whiteouts into one EROFS bootstrap, one data blob per source layer.")
 final class ConvertCommand implements Callable<Integer> {
-  @Parameters(index = "0", paramLabel = "SRC_IMAGE", description = "oci:DIR[:TAG] (registry sources: pending).")
+  @Parameters(index = "0", paramLabel = "SRC_IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String source;
 
-  @Parameters(index = "1", paramLabel = "DST_IMAGE", description = "oci:DIR[:TAG] (registry push: pending).")
+  @Parameters(index = "1", paramLabel = "DST_IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG] (a push).")
   String destination;
 
-  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
-      description = "Platform to pick when SRC_IMAGE is a multi-platform index (default: linux/<this machine>).")
-  String platform = "linux/" + hostArch();
-
   @Mixin BuildOptions build;
+
+  /** Also {@code --platform}: which image of a multi-platform SRC_IMAGE (default: linux/<this machine>). */
+  @Mixin RegistryOptions registry;
 
   @Override
   public Integer call() throws Exception {
     Packer.Options o = new Packer.Options(build.checkedChunkSize(), 0, build.threads, build.mtimeSeconds());
-    SourceImage src = openSource(source, platform);
-    try (ImageOutput out = BuildOptions.openOutput(destination);
-        ProgressDisplay display = new ProgressDisplay()) {
-      ImageBuilder.Built built = Converter.convert(src, out, o, display.progress());
+    ImageReference src = BuildOptions.parseReference(source);
+    ImageReference dst = BuildOptions.parseReference(destination);
+    RegistryClient client;
+    try {
+      client = RegistryClient.create(registry.registryConfig("linux/" + hostArch()));
+    } catch (ConfigException e) {
+      System.err.println("lazypull convert: " + e.getMessage());
+      return 2;
+    }
+    try (client; SourceImage in = openSource(src, client, build.scratchRoot());
+        ProgressDisplay display = new ProgressDisplay();
+        ImageOutput out = build.openOutput(dst, client, display.progress())) {
+      ImageBuilder.Built built = Converter.convert(in, out, o, display.progress());
       System.out.println(built.manifest().digest());
     }
     return 0;
   }
 
-  /** Opens a source image; only this changes when registry sources arrive. */
-  static SourceImage openSource(String reference, String platform) throws IOException {
-    ImageReference ref = BuildOptions.parseReference(reference);
+  /** Opens a source image: a local layout, or a registry image whose layers are downloaded as needed. */
+  static SourceImage openSource(ImageReference ref, RegistryClient client, Path scratchRoot) throws IOException {
+    RegistryConfig c = client.config();
     if (ref instanceof ImageReference.OciLayout oci) {
-      return OciLayoutSourceImage.open(oci.dir(), oci.tag(), platform);
+      return OciLayoutSourceImage.open(oci.dir(), oci.tag(), c.platform());
     }
-    throw new UnsupportedOperationException("converting from a registry (" + reference + ") is not available yet: "
-        + "it needs the registry client, which is pending; copy the image to an OCI layout first (skopeo copy "
-        + "docker://… oci:DIR:TAG) and convert oci:DIR:TAG");
+    return RegistrySourceImage.open(client, (ImageReference.Registry) ref, scratchRoot);
   }
 
   private static String hostArch() {

@@ -17,6 +17,7 @@ import dev.lazypull.metrics.MetricsServer;
 import java.io.IOException;
 import dev.lazypull.daemon.DaemonStats;
 import dev.lazypull.daemon.OndemandDaemon;
+import dev.lazypull.daemon.ProfileArtifacts;
 import dev.lazypull.daemon.ServiceNotifier;
 import dev.lazypull.daemon.SetupException;
 import dev.lazypull.sys.ListenFds;
@@ -137,6 +138,8 @@ final class DaemonCommand implements Callable<Integer> {
         settings.cacheBudget(), daemon::openCookies);
     daemon.attach(janitor);
     daemon.enablePrefetch(settings.prefetch(), daemonConfig.stateDir());
+    daemon.setProfileFetcher(ProfileArtifacts.fetcher(registry)); // profiles pushed next to their images
+    ImageRegistrar registrar = new ImageRegistrar(catalog, sources, daemon::imageRegistered);
     daemon.start();
     ScheduledExecutorService gc = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "lazypull-gc");
@@ -169,7 +172,7 @@ final class DaemonCommand implements Callable<Integer> {
     }
     MetricsServer metricsToClose = metricsServer;
     ControlServer control = ControlServer.start(socket,
-        new DaemonApi(new ImageRegistrar(catalog, sources), catalog, daemon, janitor));
+        new DaemonApi(registrar, catalog, daemon, janitor));
     Thread shutdown = new Thread(() -> {
       LOG.info("stopping");
       notifier.stopping();
@@ -187,8 +190,8 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.close();
     }, "lazypull-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdown);
-    DeclaredImages.Result declared = DeclaredImages.registerAll(settings.imagesDir(),
-        new ImageRegistrar(catalog, sources), catalog, daemon::setPrefetchPolicy);
+    DeclaredImages.Result declared = DeclaredImages.registerAll(settings.imagesDir(), registrar, catalog,
+        daemon::setPrefetchPolicy);
     String status = catalog.list().size() + " images registered (" + declared.registered() + " from images.d"
         + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed") + "), cache "
         + daemonConfig.cacheDir();

@@ -25,6 +25,7 @@ import picocli.CommandLine.Command;
       GcCommand.class,
       EvictCommand.class,
       CopyCommand.class,
+      ProfileCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

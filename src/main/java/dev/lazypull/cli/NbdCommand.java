@@ -4,9 +4,9 @@ import dev.lazypull.blob.ImageSource;
 import dev.lazypull.cache.BlobCacheDir;
 import dev.lazypull.cache.FetchContext;
 import dev.lazypull.cache.FetchStats;
-import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
+import dev.lazypull.config.ConfigNode;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.nbd.ExportInfo;
 import dev.lazypull.nbd.ImageDevices;
@@ -14,7 +14,10 @@ import dev.lazypull.nbd.KernelNbdDevice;
 import dev.lazypull.nbd.ListenAddress;
 import dev.lazypull.nbd.NbdServer;
 import dev.lazypull.nbd.NbdStats;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
 import dev.lazypull.sys.AlignedBuffers;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -38,7 +41,8 @@ import picocli.CommandLine.Parameters;
         + "(bootstrap at block 0, each data blob at its mapped block; mount with `mount -t erofs /dev/nbdX DIR`, "
         + "Linux >= 6.4), or one raw blob with --blob.",
         "Config file table [nbd]: cache_dir, listen, allow_remote, threads, chunk_size, merge_limit, read_timeout, "
-            + "max_connections, connections, log_level."})
+            + "max_connections, connections, log_level; registry access: the [registry] table.",
+        "Data blobs of images with chunk digest tables are verified chunk by chunk before they are cached."})
 final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   private static final Logger LOG = Logger.getLogger(NbdCommand.class.getName());
 
@@ -99,12 +103,19 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   @Option(names = "--log-level", paramLabel = "LEVEL", description = "error, warn, info, debug or trace.")
   String logLevel;
 
+  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
+      + "test registries. Per-host: plain_http in a [[registry.host]] entry of the config file.")
+  boolean plainHttp;
+
   @Override
   public Integer call() throws Exception {
     NbdSettings s;
+    RegistryConfig registryConfig;
     try {
-      s = NbdSettings.resolve(this, ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH,
-          config != null));
+      ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
+      s = NbdSettings.resolve(this, file);
+      registryConfig = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp)
+          .withMaxConnections(s.fetchThreads());
     } catch (ConfigException e) {
       System.err.println("lazypull nbd: " + e.getMessage());
       return 2;
@@ -120,10 +131,17 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     if (device != null) {
       KernelNbdDevice.checkAvailable(device); // before fetching anything
     }
-    // Registry references resolve once ImageSources is given a registry client; the export code is the same.
-    ImageSources sources = ImageSources.localOnly();
-    ImageSource source = sources.open(image);
-    LazyImage img = source.resolve();
+    // One registry client (connection pool sized to the fetch threads, one token cache) for every blob.
+    RegistryClient registry = RegistryClient.create(registryConfig);
+    ImageSource source;
+    LazyImage img;
+    try {
+      source = RegistryOptions.sources(registry).open(image);
+      img = source.resolve();
+    } catch (IOException | RuntimeException e) {
+      registry.close();
+      throw e;
+    }
     if (address == null && device == null) {
       address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-" + img.manifestDigest().hex().substring(0, 12)
           + ".sock"));
@@ -155,6 +173,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
       server.close(Duration.ofSeconds(5));
       fetchPool.shutdownNow();
       cache.close();
+      registry.close();
       System.err.println(statsLine(fetchStats, server.stats()));
       stopped.complete(null);
     };
@@ -187,7 +206,8 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     return 0;
   }
 
-  private static ExecutorService fetchPool(int threads) {
+  /** The fetch pool: daemon threads lazypull-fetch-N (also used by the standalone prefetch). */
+  static ExecutorService fetchPool(int threads) {
     AtomicInteger ids = new AtomicInteger();
     return Executors.newFixedThreadPool(threads, r -> {
       Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());
@@ -200,7 +220,10 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   static String statsLine(FetchStats fetch, NbdStats server) {
     StringBuilder line = new StringBuilder("lazypull nbd: stats fetches=").append(fetch.fetches.sum())
         .append(" bytesFetched=").append(fetch.bytesFetched.sum())
-        .append(" fetchFailures=").append(fetch.fetchFailures.sum());
+        .append(" fetchFailures=").append(fetch.fetchFailures.sum())
+        .append(" chunksVerified=").append(fetch.chunksVerified.sum())
+        .append(" integrityFailures=").append(fetch.integrityMismatchesOrigin.sum()
+            + fetch.integrityMismatchesMirror.sum());
     server.snapshot().forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
     return line.toString();
   }

@@ -1,8 +1,11 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.config.ConfigException;
+import dev.lazypull.image.ImageReference;
 import dev.lazypull.pack.ImageBuilder;
 import dev.lazypull.pack.ImageOutput;
 import dev.lazypull.pack.Packer;
+import dev.lazypull.registry.RegistryClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -13,8 +16,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code lazypull pack SRC --output oci:DIR[:TAG]}: builds a lazypull image (EROFS bootstrap, data blobs,
- * chunk digest tables) from a directory or a tar archive. Prints the manifest digest on stdout.
+ * {@code lazypull pack SRC --output oci:DIR[:TAG] | --push HOST/REPO[:TAG]}: builds a lazypull image (EROFS
+ * bootstrap, data blobs, chunk digest tables) from a directory or a tar archive, into a local OCI layout or
+ * straight to a registry. Prints the manifest digest on stdout.
  */
 @Command(name = "pack", mixinStandardHelpOptions = true,
     description = "Build a lazypull image from a directory or a tar (.tar, .tar.gz, .tar.zst): an EROFS "
@@ -28,7 +32,8 @@ final class PackCommand implements Callable<Integer> {
     String output;
 
     @Option(names = "--push", required = true, paramLabel = "REF",
-        description = "Registry reference (pending: needs the registry client).")
+        description = "Push to this registry reference, HOST/REPO[:TAG] (blobs the repository has are skipped; "
+            + "the manifest is tagged last).")
     String push;
   }
 
@@ -37,14 +42,18 @@ final class PackCommand implements Callable<Integer> {
 
   @Mixin BuildOptions build;
 
+  @Mixin RegistryOptions registry;
+
   @Option(names = "--blob-size-cap", paramLabel = "SIZE", converter = Units.SizeConverter.class,
       description = "Start a new data blob before one would exceed SIZE (default: no cap).")
   long blobCap;
 
   @Override
   public Integer call() throws Exception {
-    if (target.push != null) {
-      System.err.println("lazypull pack: " + BuildOptions.pushPending(target.push));
+    ImageReference dst = BuildOptions.parseReference(target.push != null ? target.push : target.output);
+    if (target.push != null && !(dst instanceof ImageReference.Registry)) {
+      System.err.println("lazypull pack: --push wants a registry reference (HOST/REPO[:TAG]); use --output for "
+          + target.push);
       return 2;
     }
     if (!Files.exists(source)) {
@@ -57,8 +66,15 @@ final class PackCommand implements Callable<Integer> {
       return 2;
     }
     Packer.Options o = new Packer.Options(chunk, blobCap, build.threads, build.mtimeSeconds());
-    try (ImageOutput out = BuildOptions.openOutput(target.output);
-        ProgressDisplay display = new ProgressDisplay()) {
+    RegistryClient client;
+    try {
+      client = registry.client();
+    } catch (ConfigException e) {
+      System.err.println("lazypull pack: " + e.getMessage());
+      return 2;
+    }
+    try (client; ProgressDisplay display = new ProgressDisplay();
+        ImageOutput out = build.openOutput(dst, client, display.progress())) {
       ImageBuilder.Built built = Packer.pack(source, out, o, display.progress());
       System.out.println(built.manifest().digest());
     }

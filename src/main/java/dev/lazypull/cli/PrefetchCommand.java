@@ -12,16 +12,30 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code lazypull prefetch IMAGE}: fetch a mounted image's data ahead of its readers, through the daemon —
- * afterwards cold reads send no READ at all.
+ * afterwards cold reads send no READ at all — or, with {@code --standalone} (or when no daemon runs), into the
+ * NBD blob cache, so a later {@code lazypull nbd} of the image fetches nothing.
  */
 @Command(name = "prefetch", mixinStandardHelpOptions = true,
-    description = "Fetch a mounted image's data in the background through the running daemon (behind on-demand "
-        + "reads, within the configured concurrency and bandwidth caps). Exit code 0 when --wait sees it complete.")
+    description = {"Fetch a mounted image's data in the background through the running daemon (behind on-demand "
+        + "reads, within the configured concurrency and bandwidth caps). Exit code 0 when --wait sees it complete.",
+        "With --standalone, or when no daemon socket exists: fetch the image into the NBD blob cache "
+            + "(--cache-dir, default [nbd] cache_dir) now and wait; exit code 0 when everything asked for is "
+            + "cached (and verified, for images with chunk digest tables)."})
 final class PrefetchCommand implements Callable<Integer> {
   @Mixin SocketOption socket;
 
-  @Parameters(index = "0", paramLabel = "IMAGE", description = "fsid or image reference as registered.")
+  @Parameters(index = "0", paramLabel = "IMAGE",
+      description = "fsid or image reference as registered; standalone: oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
+
+  @Option(names = "--standalone", description = "Prefetch into the NBD blob cache without the daemon.")
+  boolean standalone;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR",
+      description = "Standalone: the NBD blob cache to fill (default: [nbd] cache_dir, /var/cache/lazypull-nbd).")
+  java.nio.file.Path cacheDir;
+
+  @Mixin RegistryOptions registry;
 
   @Option(names = "--all", description = "Prefetch every blob of the image (the default action).")
   boolean all;
@@ -45,6 +59,23 @@ final class PrefetchCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    boolean daemonOnly = status || stop || policy != null;
+    if (standalone && daemonOnly) {
+      System.err.println("lazypull prefetch: --status, --stop and --policy talk to the daemon; not with --standalone");
+      return 2;
+    }
+    if (all && !paths.isEmpty()) {
+      System.err.println("lazypull prefetch: --all and --path exclude each other");
+      return 2;
+    }
+    if (!standalone && !daemonOnly && !java.nio.file.Files.exists(socket.socket)) {
+      System.err.println("lazypull prefetch: no daemon socket at " + socket.socket + "; prefetching into the NBD "
+          + "cache instead (--standalone)");
+      standalone = true;
+    }
+    if (standalone) {
+      return StandalonePrefetch.run(this);
+    }
     ControlClient client = new ControlClient(socket.socket);
     if (stop) {
       JsonNode r = client.call(ControlClient.request("prefetch-stop").put("image", image));
@@ -93,11 +124,16 @@ final class PrefetchCommand implements Callable<Integer> {
   }
 
   private static void print(JsonNode s, boolean terminal) {
-    long ready = s.path("readyBytes").asLong();
-    long total = Math.max(1, s.path("totalBytes").asLong());
+    print(s.path("fsid").asText(), s.path("readyBytes").asLong(), s.path("totalBytes").asLong(),
+        s.path("running").asBoolean(), terminal);
+  }
+
+  /** One progress report: a redrawn bar on a terminal, a plain line otherwise. */
+  static void print(String name, long ready, long totalBytes, boolean running, boolean terminal) {
+    long total = Math.max(1, totalBytes);
     int pct = (int) Math.min(100, ready * 100 / total);
-    String line = String.format(Locale.ROOT, "%s: %s of %s cached (%d%%)%s", s.path("fsid").asText(),
-        Units.human(ready), Units.human(total), pct, s.path("running").asBoolean() ? ", prefetching" : "");
+    String line = String.format(Locale.ROOT, "%s: %s of %s cached (%d%%)%s", name,
+        Units.human(ready), Units.human(totalBytes), pct, running ? ", prefetching" : "");
     if (terminal) {
       int width = 30;
       int filled = pct * width / 100;

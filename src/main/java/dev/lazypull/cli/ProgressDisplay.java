@@ -55,9 +55,11 @@ final class ProgressDisplay implements AutoCloseable {
   }
 
   private String line() {
-    return String.format(Locale.ROOT, "%d entries, %s hashed, %s stored in %d chunks (%d deduplicated)",
+    long pushed = progress.bytesPushed.get();
+    return String.format(Locale.ROOT, "%d entries, %s hashed, %s stored in %d chunks (%d deduplicated)%s",
         progress.files.get(), Units.human(progress.bytesHashed.get()), Units.human(progress.bytesStored.get()),
-        progress.chunksStored.get(), progress.chunksDeduplicated.get());
+        progress.chunksStored.get(), progress.chunksDeduplicated.get(),
+        pushed > 0 ? ", " + Units.human(pushed) + " pushed" : "");
   }
 
   @Override

@@ -12,7 +12,8 @@ import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /**
- * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}): the config
+ * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}, {@code pack},
+ * {@code convert}, {@code profile}, {@code prefetch --standalone}): the config
  * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}.
  */
 final class RegistryOptions {
@@ -31,14 +32,25 @@ final class RegistryOptions {
 
   /** The effective registry settings. */
   RegistryConfig registryConfig() throws ConfigException {
+    return registryConfig(null);
+  }
+
+  /**
+   * The effective registry settings, with {@code fallbackPlatform} (when not null) used if neither
+   * {@code --platform} nor the config file's {@code registry.platform} chooses one.
+   */
+  RegistryConfig registryConfig(String fallbackPlatform) throws ConfigException {
     ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
     file.allowOnly(Settings.TOP_LEVEL);
-    RegistryConfig c = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp);
-    if (platform != null) {
+    ConfigNode table = file.section("registry");
+    RegistryConfig c = RegistryConfig.from(table).withPlainHttp(plainHttp);
+    String chosen = platform != null ? platform
+        : table.string("platform", null) == null ? fallbackPlatform : null;
+    if (chosen != null) {
       try {
-        c = c.withPlatform(platform);
+        c = c.withPlatform(chosen);
       } catch (IllegalArgumentException e) {
-        throw new ConfigException("--platform: " + e.getMessage());
+        throw new ConfigException("--platform: " + e.getMessage(), e);
       }
     }
     return c;

@@ -44,22 +44,42 @@ public record AccessProfile(
     if (!Files.exists(p)) {
       return Optional.empty();
     }
-    AccessProfile profile = Json.parse(Files.readAllBytes(p), AccessProfile.class, p.toString());
+    return Optional.of(parse(Files.readAllBytes(p), p.toString()));
+  }
+
+  /**
+   * Decodes and checks a profile: version 1, at most {@link #MAX_RANGES} ranges, each naming a blob by digest
+   * with a non-negative offset and a positive length.
+   *
+   * @param what names the source in errors (a file, a registry artifact)
+   */
+  public static AccessProfile parse(byte[] bytes, String what) throws IOException {
+    AccessProfile profile = Json.parse(bytes, AccessProfile.class, what);
     if (profile.version() != 1 || profile.ranges().size() > MAX_RANGES) {
-      throw new IOException(p + ": unsupported profile (version " + profile.version() + ", "
+      throw new IOException(what + ": unsupported profile (version " + profile.version() + ", "
           + profile.ranges().size() + " ranges)");
     }
-    for (Range r : profile.ranges()) {
-      Digest.parse(r.blob());
-      if (r.offset() < 0 || r.length() <= 0) {
-        throw new IOException(p + ": bad range " + r);
+    try {
+      Digest.parse(profile.manifestDigest());
+      for (Range r : profile.ranges()) {
+        Digest.parse(r.blob());
+        if (r.offset() < 0 || r.length() <= 0) {
+          throw new IOException(what + ": bad range " + r);
+        }
       }
+    } catch (IllegalArgumentException | NullPointerException e) {
+      throw new IOException(what + ": " + e.getMessage(), e);
     }
-    return Optional.of(profile);
+    return profile;
   }
 
   public void save(Path stateDir) throws IOException {
-    Path p = path(stateDir, Digest.parse(manifestDigest));
+    saveTo(path(stateDir, Digest.parse(manifestDigest)));
+  }
+
+  /** Writes the profile to {@code p} atomically (a reader sees the old file or the whole new one). */
+  public void saveTo(Path p) throws IOException {
+    p = p.toAbsolutePath();
     Files.createDirectories(p.getParent());
     Path tmp = Files.createTempFile(p.getParent(), ".profile-", ".tmp");
     try {

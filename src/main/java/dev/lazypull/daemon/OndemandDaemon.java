@@ -112,8 +112,25 @@ public final class OndemandDaemon implements Closeable {
   public void enablePrefetch(PrefetchConfig config, Path stateDir) {
     Prefetcher prefetcher = new Prefetcher(fetchPool, config.threads(), config.bytesPerSecond(), mergeLimit,
         () -> handler.inflightReadCount(), stateDir.resolve("tmp"));
-    prefetch = new PrefetchManager(prefetcher, config, stateDir, chunkSize);
+    prefetch = new PrefetchManager(prefetcher, config, stateDir, chunkSize, this::objectsOf);
     handler.addListener(prefetch);
+  }
+
+  /**
+   * Where to look for access profiles of newly registered images that have none locally (their registry).
+   * No-op when prefetch is off.
+   */
+  public void setProfileFetcher(ProfileFetcher fetcher) {
+    if (prefetch != null) {
+      prefetch.setProfileFetcher(fetcher);
+    }
+  }
+
+  /** Called after an image is registered (control API, images.d): fetches its profile if it has none. */
+  public void imageRegistered(dev.lazypull.catalog.ImageRecord image) {
+    if (prefetch != null) {
+      prefetch.imageRegistered(image);
+    }
   }
 
   /** Sets an image's prefetch policy (none, all, profile); no-op when prefetch is off. */

@@ -17,18 +17,19 @@ import java.util.Map;
 /**
  * Which byte ranges of which device hold the files matching some globs: walks the bootstrap (EROFS reader) and
  * maps each matching regular file to its chunks (device k, {@code blkaddr × block size}) or, for flat files, to
- * its blocks in the bootstrap itself. Used by {@code lazypull prefetch --path}.
+ * its blocks in the bootstrap itself. Used by {@code lazypull prefetch --path} (through the daemon, and standalone
+ * into the NBD cache).
  */
-final class PathRanges {
+public final class PathRanges {
   /** Ranges per device id (0 = bootstrap), as [offset, length] pairs, plus how many files matched. */
-  record Result(Map<Integer, List<long[]>> byDevice, int files, long bytes) {}
+  public record Result(Map<Integer, List<long[]>> byDevice, int files, long bytes) {}
 
   private PathRanges() {}
 
   /**
    * @param globs {@code java.nio} glob patterns matched against absolute image paths ("/usr/bin/*", "/etc/**")
    */
-  static Result of(ByteSource bootstrap, List<String> globs) throws IOException {
+  public static Result of(ByteSource bootstrap, List<String> globs) throws IOException {
     List<PathMatcher> matchers = new ArrayList<>();
     for (String g : globs) {
       matchers.add(FileSystems.getDefault().getPathMatcher("glob:" + (g.startsWith("/") ? g : "/" + g)));

@@ -20,6 +20,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import java.util.logging.Logger;
 
 /**
@@ -57,7 +58,13 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
     }
   }
 
-  PrefetchManager(Prefetcher prefetcher, PrefetchConfig config, Path stateDir, int chunkSize) {
+  /** Open objects of an image (by fsid), to replay a profile that arrives after its mount. */
+  private final Function<String, List<CacheObject>> openObjects;
+  private volatile ProfileFetcher profileFetcher;
+
+  PrefetchManager(Prefetcher prefetcher, PrefetchConfig config, Path stateDir, int chunkSize,
+      Function<String, List<CacheObject>> openObjects) {
+    this.openObjects = openObjects;
     this.prefetcher = prefetcher;
     this.chunk = chunkSize;
     this.config = config;
@@ -80,6 +87,55 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
       policies.put(fsid, policy);
     }
     savePolicies();
+  }
+
+  void setProfileFetcher(ProfileFetcher fetcher) {
+    this.profileFetcher = fetcher;
+  }
+
+  /**
+   * A newly registered image without a local profile: looks for one next to the image (best effort, on the
+   * profile thread — registration never waits for it or fails because of it). A profile found is saved and
+   * replaces a recording in progress; if the image is already mounted with policy {@code profile}, it is
+   * replayed for the open objects at once. A local profile recorded meanwhile wins.
+   */
+  void imageRegistered(ImageRecord image) {
+    ProfileFetcher f = profileFetcher;
+    Path local = AccessProfile.path(stateDir, image.manifestDigest());
+    if (f == null || Files.exists(local)) {
+      return;
+    }
+    try {
+      timer.execute(() -> fetchProfile(f, image, local));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      LOG.fine(() -> "not fetching the profile of " + image.fsid() + ": shutting down");
+    }
+  }
+
+  private void fetchProfile(ProfileFetcher f, ImageRecord image, Path local) {
+    try {
+      Optional<AccessProfile> p = f.fetch(image);
+      if (p.isEmpty()) {
+        LOG.fine(() -> "no access profile published for " + image.fsid());
+        return;
+      }
+      if (!p.get().manifestDigest().equals(image.manifestDigest().toString()) || Files.exists(local)) {
+        return;
+      }
+      p.get().save(stateDir);
+      Recording rec = recordings.remove(image.fsid());
+      if (rec != null) {
+        rec.closed = true;
+      }
+      LOG.info("fetched the access profile of " + image.fsid() + " from its registry: " + p.get().ranges().size()
+          + " ranges, " + p.get().totalBytes() + " bytes");
+      if (policyOf(image.fsid()) == PrefetchPolicy.PROFILE) {
+        openObjects.apply(image.fsid()).forEach(this::replay);
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warning("fetching the access profile of " + image.fsid() + " (" + image.reference() + "): "
+          + e.getMessage() + "; continuing without it");
+    }
   }
 
   @Override

@@ -3,6 +3,7 @@ package dev.lazypull.daemon;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.cache.ChunkFetcher;
 import dev.lazypull.cache.ChunkMap;
+import dev.lazypull.cache.ChunkTables;
 import dev.lazypull.cachefiles.CachefilesMsg;
 import dev.lazypull.cachefiles.Devnode;
 import dev.lazypull.cachefiles.DevnodeCommand;

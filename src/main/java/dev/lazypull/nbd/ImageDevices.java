@@ -22,7 +22,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Builds the devices an image is exported as, over blob cache files:
+ * Builds the devices an image is exported as, over blob cache files (data blobs verified against their chunk
+ * digest tables when the image has them):
  *
  * <ul>
  *   <li><b>flattened</b>: the bootstrap at block 0, data blob k at its {@code mapped_blkaddr}, zeros elsewhere
@@ -67,8 +68,9 @@ public final class ImageDevices {
     }
     List<BlobCacheFile> blobs = new ArrayList<>();
     List<Long> sizes = new ArrayList<>();
-    for (Descriptor d : image.blobs()) {
-      blobs.add(cache.file(d, source));
+    for (int i = 0; i < image.blobs().size(); i++) {
+      Descriptor d = image.blobs().get(i);
+      blobs.add(cache.file(d, source, image.chunkTable(i))); // verified fetches when the image has tables
       sizes.add(d.size());
     }
     FlatLayout layout;
@@ -108,10 +110,16 @@ public final class ImageDevices {
   public static Built raw(LazyImage image, String blobSelector, BlobSource source, BlobCacheDir cache)
       throws IOException {
     Descriptor blob = selectBlob(image, blobSelector);
-    BlobCacheFile f = cache.file(blob, source);
+    BlobCacheFile f = cache.file(blob, source, tableOf(image, blob));
     SegmentDevice device = new SegmentDevice(blob.size(),
         List.of(new SegmentDevice.Segment(0, blob.size(), SegmentDevice.file(f), 0)));
     return new Built(device, null, "lazypull raw blob " + blob.digest() + " of " + image.reference());
+  }
+
+  /** The chunk digest table of {@code blob} when it is one of the image's data blobs and the image has tables. */
+  public static Descriptor tableOf(LazyImage image, Descriptor blob) {
+    int i = image.blobs().indexOf(blob);
+    return i < 0 ? null : image.chunkTable(i);
   }
 
   /**

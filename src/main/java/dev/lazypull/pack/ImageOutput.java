@@ -7,8 +7,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 
 /**
- * Where a built image goes: a local OCI layout now, a registry push later (the registry client is another
- * issue). Content is staged in scratch files, committed as blobs under the digest the builder computed while
+ * Where a built image goes: a local OCI layout ({@link OciLayoutOutput}) or a registry push
+ * ({@link RegistryOutput}). Content is staged in scratch files, committed as blobs under the digest the builder computed while
  * writing, and published by one final {@link #publish} so a failed build never leaves a tagged half-image.
  */
 public interface ImageOutput extends Closeable {

@@ -19,6 +19,8 @@ public final class Progress {
   public final AtomicLong chunksDeduplicated = new AtomicLong();
   public final AtomicLong bytesStored = new AtomicLong();
   public final AtomicLong blobs = new AtomicLong();
+  /** Bytes uploaded to a registry (blobs the registry already had or mounted are not counted). */
+  public final AtomicLong bytesPushed = new AtomicLong();
   private final Listener listener;
 
   public Progress(Listener listener) {

@@ -159,4 +159,74 @@ class BlobCacheFileTest {
       assertThrows(IOException.class, () -> cache.file(lying, source));
     }
   }
+
+  /** A table over {@code data} in CHUNK entries; entry {@code wrong} (or none if -1) gets a digest of other bytes. */
+  private Descriptor table(byte[] data, int wrong) {
+    dev.lazypull.image.ChunkDigestTable.Builder b = new dev.lazypull.image.ChunkDigestTable.Builder();
+    for (int off = 0, i = 0; off < data.length; off += CHUNK, i++) {
+      byte[] chunk = Arrays.copyOfRange(data, off, Math.min(off + CHUNK, data.length));
+      byte[] padded = Arrays.copyOf(chunk, (int) AlignedBuffers.roundUp(chunk.length, 4096));
+      if (i == wrong) {
+        padded[0] ^= 1;
+      }
+      b.add(padded.length, dev.lazypull.image.Digest.sha256().digest(padded));
+    }
+    return source.add(b.build().encode(), dev.lazypull.image.MediaTypes.CHUNK_DIGESTS);
+  }
+
+  @Test
+  void aCacheDirWithATableVerifiesEveryFetchBeforeItIsWritten() throws Exception {
+    byte[] data = MemoryBlobSource.randomBytes(4 * CHUNK, 14);
+    Descriptor blob = source.add(data, "x");
+    Descriptor table = table(data, 2);
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      BlobCacheFile f = cache.file(blob, source, table);
+      assertTrue(f.verifying());
+      f.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
+      assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(f, 0, 2 * CHUNK));
+      Exception e = assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
+      assertTrue(String.valueOf(e.getCause()).contains("fail their chunk digest"), String.valueOf(e.getCause()));
+      assertFalse(f.isCached(2 * CHUNK, 1), "bytes that fail their digest are never cached");
+      assertEquals(2, stats.chunksVerified.sum());
+    }
+    Path p = dir.resolve("cache").resolve("sha256").resolve(blob.digest().hex());
+    byte[] onDisk = Files.readAllBytes(p);
+    for (int i = 2 * CHUNK; i < 3 * CHUNK; i++) {
+      assertEquals(0, onDisk[i], "nothing written for the bad chunk");
+    }
+
+    // The table was kept beside the cache: a restart reads it locally; a damaged copy is fetched again.
+    java.util.function.LongSupplier tableReads = () -> source.requests.stream()
+        .filter(r -> r.blob().equals(table.digest())).count();
+    long reads = tableReads.getAsLong();
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      assertTrue(cache.file(blob, source, table).verifying());
+    }
+    assertEquals(reads, tableReads.getAsLong(), "table from the local copy");
+    Path copy = dir.resolve("cache/tables/" + table.digest().hex());
+    byte[] t = Files.readAllBytes(copy);
+    t[40] ^= 1;
+    Files.write(copy, t);
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      assertTrue(cache.file(blob, source, table).verifying());
+    }
+    assertEquals(reads + 1, tableReads.getAsLong(), "a damaged copy is not trusted");
+    assertEquals(table.digest(), dev.lazypull.image.Digest.of(Files.readAllBytes(copy)), "and is replaced");
+  }
+
+  @Test
+  void aMalformedTableOrOneForAnotherBlobIsRefusedUpFront() throws Exception {
+    byte[] data = MemoryBlobSource.randomBytes(2 * CHUNK, 15);
+    Descriptor blob = source.add(data, "x");
+    Descriptor good = table(data, -1);
+    Descriptor garbage = source.add("not a table".getBytes(), dev.lazypull.image.MediaTypes.CHUNK_DIGESTS);
+    Descriptor otherBlob = source.add(MemoryBlobSource.randomBytes(3 * CHUNK, 16), "x");
+    try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), ctx)) {
+      IOException e = assertThrows(IOException.class, () -> cache.file(blob, source, garbage));
+      assertTrue(e.getMessage().contains("table"), e.getMessage());
+      IOException sized = assertThrows(IOException.class, () -> cache.file(otherBlob, source, good));
+      assertTrue(sized.getMessage().contains("blob"), sized.getMessage());
+      assertTrue(cache.file(blob, source, good).verifying());
+    }
+  }
 }

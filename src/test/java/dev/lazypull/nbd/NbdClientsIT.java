@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.cli.Main;
 import dev.lazypull.image.Digest;
 import dev.lazypull.testing.LazypullProcess;
+import dev.lazypull.testing.NbdFuseMount;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.TestTrees;
 import dev.lazypull.testing.VmHarness;
@@ -144,32 +145,13 @@ class NbdClientsIT {
     }
   }
 
-  /**
-   * Mounts through nbdfuse + loop in one shell command (a mount made by one process may be invisible to
-   * others on this host), checks, and unmounts, whatever happens.
-   */
   private static String mountAndRun(Path socket, String name, String body) throws Exception {
-    Path fm = Files.createDirectories(work.resolve("fuse-" + name));
-    Path mnt = Files.createDirectories(work.resolve("mnt-" + name));
-    String script = String.join("\n",
-        "set -u",
-        "nbdfuse -r '" + fm + "/disk' --unix '" + socket + "' & F=$!",
-        // Leave the mount before unmounting; never wait forever for nbdfuse.
-        "cleanup() { cd /; umount '" + mnt + "' 2>/dev/null; fusermount3 -u '" + fm + "' 2>/dev/null;",
-        "  for i in $(seq 100); do kill -0 $F 2>/dev/null || return 0; sleep 0.05; done; kill $F; }",
-        "trap cleanup EXIT",
-        "for i in $(seq 200); do [ -f '" + fm + "/disk' ] && break; sleep 0.05; done",
-        "mount -t erofs -o ro '" + fm + "/disk' '" + mnt + "' || exit 1",
-        "cd '" + mnt + "'",
-        body);
-    return Requirements.run("bash", "-c", script);
+    return NbdFuseMount.run(work, socket, name, body);
   }
 
   @Test
   void theKernelMountsTheExportLazilyAndEveryFileMatches() throws Exception {
-    Requirements.requireRoot();
-    Requirements.requireTool("nbdfuse");
-    Requirements.requireTool("fusermount3");
+    NbdFuseMount.require();
     // The independent flat image itself mounts: the builder above is right.
     Path direct = Files.createDirectories(work.resolve("mnt-direct"));
     Requirements.run("bash", "-c", "mount -t erofs -o ro '" + flat + "' '" + direct + "' && cd '" + direct

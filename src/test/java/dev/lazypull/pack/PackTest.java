@@ -137,27 +137,29 @@ class PackTest {
   }
 
   @Test
-  void refusesPushAndBadTarsWithClearErrorsAndPublishesNothing() throws Exception {
+  void refusesBadTargetsSourcesAndTarsWithClearErrorsAndPublishesNothing() throws Exception {
     ByteArrayOutputStream err = new ByteArrayOutputStream();
     PrintStream old = System.err;
     System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
     try {
-      assertEquals(2, Main.run("pack", tmp.toString(), "--push", "registry.example/app:1"));
+      assertEquals(2, Main.run("pack", tmp.toString(), "--push", "oci:" + tmp.resolve("bad") + ":p"));
       Path escape = tmp.resolve("escape.tar");
       Files.write(escape, new TarBytes().entry("ok", '0', "x").entry("../../etc/passwd", '0', "x").end());
       assertEquals(1, Main.run("pack", escape.toString(), "--output", "oci:" + tmp.resolve("bad") + ":x"));
       Path loop = tmp.resolve("loop.tar");
       Files.write(loop, new TarBytes().symlink("a", "b").symlink("b", "a").entry("a/x", '0', "x").end());
       assertEquals(1, Main.run("pack", loop.toString(), "--output", "oci:" + tmp.resolve("bad") + ":y"));
-      assertEquals(1, Main.run("convert", "registry.example/app:1", "oci:" + tmp.resolve("bad") + ":z"));
+      // Nothing listens on port 1: a clear error naming the registry, and nothing written.
+      assertEquals(1, Main.run("convert", "127.0.0.1:1/app:1", "oci:" + tmp.resolve("bad") + ":z", "--scratch-dir",
+          tmp.resolve("scratch").toString()));
     } finally {
       System.setErr(old);
     }
     String msg = err.toString(StandardCharsets.UTF_8);
-    assertTrue(msg.contains("pending"), msg);
+    assertTrue(msg.contains("--push wants a registry reference"), msg);
     assertTrue(msg.contains("contains '..'"), msg);
     assertTrue(msg.contains("symlink loop"), msg);
-    assertTrue(msg.contains("registry client"), msg);
+    assertTrue(msg.contains("registry 127.0.0.1:1") || msg.contains("127.0.0.1:1"), msg);
     String index = Files.readString(tmp.resolve("bad/index.json"));
     assertFalse(index.contains("\"x\"") || index.contains("\"y\""), "nothing tagged: " + index);
     try (var files = Files.list(tmp.resolve("bad/blobs/sha256"))) {

@@ -1,0 +1,77 @@
+package dev.lazypull.cache;
+
+import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+
+/**
+ * Chunk digest tables, loaded once per table digest for the owner's life (the daemon, an NBD export, a
+ * standalone prefetch): downloaded whole, checked against their own sha256 (the manifest names them), decoded
+ * against the blob's size. A load that fails is forgotten, so the next user tries again once the source is
+ * back.
+ */
+public final class ChunkTables {
+  /** Tables are 48 bytes per chunk: 64 MiB covers a 1.4 TiB blob of 1 MiB chunks. */
+  public static final long MAX_TABLE_BYTES = 64L << 20;
+
+  private final Map<Digest, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
+
+  /** The table, loaded on {@code pool} the first time it is asked for. */
+  public CompletableFuture<ChunkDigestTable> get(Descriptor table, Descriptor blob, BlobSource source,
+      Executor pool) {
+    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(table.digest(),
+        d -> CompletableFuture.supplyAsync(() -> {
+          try {
+            return load(table, blob, source);
+          } catch (IOException e) {
+            throw new CompletionException(e);
+          }
+        }, pool));
+    f.whenComplete((t, e) -> {
+      if (e != null) {
+        tables.remove(table.digest(), f);
+      }
+    });
+    return f;
+  }
+
+  /**
+   * Reads and checks one table now, on the caller's thread.
+   *
+   * @throws IOException if it cannot be read, is too large, does not hash to its digest or does not decode
+   *     against {@code blob}
+   */
+  public static ChunkDigestTable load(Descriptor table, Descriptor blob, BlobSource source) throws IOException {
+    return ChunkDigestTable.decode(fetch(table, source), blob.size());
+  }
+
+  /** The table's bytes from {@code source}, size-limited and checked against the table's digest. */
+  public static byte[] fetch(Descriptor table, BlobSource source) throws IOException {
+    if (table.size() > MAX_TABLE_BYTES) {
+      throw new IOException("chunk digest table " + table.digest() + " is " + table.size() + " bytes (limit "
+          + MAX_TABLE_BYTES + ")");
+    }
+    ByteBuffer buf = ByteBuffer.allocate((int) table.size());
+    try (ReadableByteChannel in = source.openRange(table, 0, table.size())) {
+      while (buf.hasRemaining()) {
+        if (in.read(buf) < 0) {
+          throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " ended early");
+        }
+      }
+    }
+    Digest actual = Digest.of(buf.array());
+    if (!actual.equals(table.digest())) {
+      throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " has digest " + actual);
+    }
+    return buf.array();
+  }
+}

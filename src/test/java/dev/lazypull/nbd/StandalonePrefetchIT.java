@@ -1,0 +1,136 @@
+package dev.lazypull.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.LazyImage;
+import dev.lazypull.testing.CliRun;
+import dev.lazypull.testing.DockerRegistryFixture;
+import dev.lazypull.testing.LazypullProcess;
+import dev.lazypull.testing.RegistryImages;
+import dev.lazypull.testing.Requirements;
+import dev.lazypull.testing.TestTrees;
+import dev.lazypull.testing.VmHarness;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code lazypull prefetch --standalone} against Debian's real {@code docker-registry}: {@code --path} fetches
+ * the bootstrap and the matching files only, {@code --all} (also chosen when no daemon socket exists) the
+ * rest, after which {@code lazypull nbd} of the image serves every byte from the cache without the registry
+ * serving a single blob byte; a running export's locked cache, unknown paths and images, and a blob altered in
+ * the registry give clear errors and a non-zero exit.
+ */
+class StandalonePrefetchIT {
+  private static Path work;
+  private static DockerRegistryFixture reg;
+  private static Path toml;
+  private static String ref;
+  private static LazyImage img;
+  private static Path tree;
+
+  @BeforeAll
+  static void start() throws Exception {
+    Requirements.requireTool("nbdcopy");
+    work = VmHarness.workDir("standalone-prefetch");
+    reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
+    toml = RegistryImages.config(work, "[nbd]\nlog_level = \"warn\"\n");
+    tree = TestTrees.mixed(work.resolve("tree"), 31);
+    ref = reg.host() + "/prefetch/app:v1";
+    img = RegistryImages.packAndPush(tree, ref, toml, work.resolve("scratch"));
+  }
+
+  @AfterAll
+  static void stop() {
+    if (reg != null) {
+      reg.close();
+    }
+  }
+
+  private static CliRun.Result prefetch(String image, Path cache, String... extra) {
+    String[] args = new String[8 + extra.length];
+    System.arraycopy(new String[] {"prefetch", image, "--plain-http", "--config", toml.toString(), "--cache-dir",
+        cache.toString(), "--standalone"}, 0, args, 0, 8);
+    System.arraycopy(extra, 0, args, 8, extra.length);
+    return CliRun.run(args);
+  }
+
+  @Test
+  void pathsThenAllFillTheNbdCacheAndTheExportFetchesNothing() throws Exception {
+    Path cache = work.resolve("cache");
+    long total = RegistryImages.imageBytes(img);
+    long tables = img.chunkTables().stream().mapToLong(Descriptor::size).sum();
+
+    long before = reg.blobBytesServed();
+    CliRun.Result paths = prefetch(ref, cache, "--path", "/one-chunk.bin", "--path", "/many/f1*.txt");
+    assertEquals(0, paths.code(), paths.err());
+    assertTrue(paths.out().contains("matched 12 files"), paths.out()); // one-chunk.bin, f1 and f10..f19
+    long served = reg.blobBytesServed() - before;
+    System.out.printf("prefetch --path: registry served %d of %d image bytes%n", served, total);
+    assertTrue(served >= (1 << 20) && served < total / 2, "the matched files (and their chunks) only: " + served);
+
+    // No daemon socket: the standalone mode is chosen, with a note.
+    before = reg.blobBytesServed();
+    CliRun.Result all = CliRun.run("prefetch", ref, "--all", "--plain-http", "--config", toml.toString(),
+        "--cache-dir", cache.toString(), "--socket", work.resolve("no-daemon.sock").toString());
+    assertEquals(0, all.code(), all.err());
+    assertTrue(all.err().contains("no daemon socket"), all.err());
+    assertTrue(all.out().contains("(100%)") && all.out().contains("chunks verified"), all.out());
+    long rest = reg.blobBytesServed() - before;
+    assertTrue(rest > 0 && rest <= total - served + tables + (1 << 20), "what --path cached is not fetched again: "
+        + rest);
+
+    // The export of the prefetched image: every byte from the cache, nothing from the registry's blobs.
+    Path socket = work.resolve("export.sock");
+    before = reg.blobBytesServed();
+    Map<String, Long> stats;
+    try (LazypullProcess p = LazypullProcess.start(VmHarness.jar(), work.resolve("nbd"), "nbd", ref, "--plain-http",
+        "--config", toml.toString(), "--listen", "unix:" + socket, "--cache-dir", cache.toString())) {
+      p.awaitLine("serving", 60);
+      Requirements.run("nbdcopy", "nbd+unix:///?socket=" + socket, work.resolve("export.img").toString());
+
+      // While the export runs its cache files are locked: a clear error, exit 1.
+      CliRun.Result locked = prefetch(ref, cache);
+      assertEquals(1, locked.code());
+      assertTrue(locked.err().contains("is `lazypull nbd` serving this image"), locked.err());
+      stats = p.stop();
+    }
+    assertEquals(0, stats.get("bytesFetched"), "the export fetched nothing: " + stats);
+    assertEquals(0, stats.get("readsFailed"));
+    assertEquals(0, reg.blobBytesServed() - before, "no blob (not even a digest table) read from the registry");
+    assertTrue(Files.size(work.resolve("export.img")) > total, "the whole flattened device was read");
+  }
+
+  @Test
+  void badPathsImagesAndAlteredBlobsFailClearly() throws Exception {
+    Path cache = work.resolve("cache-bad");
+    CliRun.Result noMatch = prefetch(ref, cache, "--path", "/no/such/*");
+    assertEquals(1, noMatch.code());
+    assertTrue(noMatch.err().contains("no file of") && noMatch.err().contains("/no/such/*"), noMatch.err());
+
+    CliRun.Result noImage = prefetch(reg.host() + "/prefetch/nope:v1", cache);
+    assertEquals(1, noImage.code());
+    assertTrue(noImage.err().contains("prefetch/nope") && noImage.err().contains("404"), noImage.err());
+
+    assertEquals(2, prefetch(ref, cache, "--all", "--path", "/x").code());
+
+    Path data = RegistryImages.blobData(reg, img.blobs().get(0).digest());
+    byte[] good = Files.readAllBytes(data);
+    byte[] bad = good.clone();
+    bad[bad.length / 2] ^= 1;
+    Files.write(data, bad);
+    try {
+      CliRun.Result altered = prefetch(ref, cache, "--all");
+      assertEquals(1, altered.code());
+      assertTrue(altered.err().contains("fail their chunk digest"), altered.err());
+      assertTrue(!altered.out().contains("(100%)"), altered.out());
+    } finally {
+      Files.write(data, good);
+    }
+  }
+}
