@@ -14,22 +14,26 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 
 /**
- * Chunk digest tables, loaded once per table digest for the daemon's life: downloaded whole, checked against
- * their own sha256 (the manifest names them), decoded against the blob's size. A load that fails is forgotten,
- * so the next READ tries again once the source is back.
+ * Chunk digest tables, loaded once per table digest and source for the daemon's life: downloaded whole, checked
+ * against their own sha256 (the manifest names them), decoded against the blob's size. A load that fails is
+ * forgotten, so the next READ tries again once the source is back. Loads are per source: two images sharing a
+ * blob through different registries do not share a failing download.
  */
 final class ChunkTables {
   /** Tables are 48 bytes per chunk: 64 MiB covers a 1.4 TiB blob of 1 MiB chunks. */
   static final long MAX_TABLE_BYTES = 64L << 20;
 
-  private final Map<Digest, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
+  private record Key(Digest table, BlobSource source) {}
+
+  private final Map<Key, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
 
   CompletableFuture<ChunkDigestTable> get(Descriptor table, Descriptor blob, BlobSource source, Executor pool) {
-    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(table.digest(),
-        d -> CompletableFuture.supplyAsync(() -> load(table, blob, source), pool));
+    Key key = new Key(table.digest(), source);
+    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(key,
+        k -> CompletableFuture.supplyAsync(() -> load(table, blob, source), pool));
     f.whenComplete((t, e) -> {
       if (e != null) {
-        tables.remove(table.digest(), f);
+        tables.remove(key, f);
       }
     });
     return f;
