@@ -14,22 +14,26 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 
 /**
- * Chunk digest tables, loaded once per table digest for the owner's life (the daemon, an NBD export, a
- * standalone prefetch): downloaded whole, checked against their own sha256 (the manifest names them), decoded
- * against the blob's size. A load that fails is forgotten, so the next user tries again once the source is
- * back.
+ * Chunk digest tables, loaded once per table digest and source for the owner's life (the daemon, an NBD
+ * export, a standalone prefetch): downloaded whole, checked against their own sha256 (the manifest names them),
+ * decoded against the blob's size. A load that fails is forgotten, so the next user tries again once the source
+ * is back. Loads are per source: two images sharing a blob through different registries do not share a failing
+ * download.
  */
 public final class ChunkTables {
   /** Tables are 48 bytes per chunk: 64 MiB covers a 1.4 TiB blob of 1 MiB chunks. */
   public static final long MAX_TABLE_BYTES = 64L << 20;
 
-  private final Map<Digest, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
+  private record Key(Digest table, BlobSource source) {}
+
+  private final Map<Key, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
 
   /** The table, loaded on {@code pool} the first time it is asked for. */
   public CompletableFuture<ChunkDigestTable> get(Descriptor table, Descriptor blob, BlobSource source,
       Executor pool) {
-    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(table.digest(),
-        d -> CompletableFuture.supplyAsync(() -> {
+    Key key = new Key(table.digest(), source);
+    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(key,
+        k -> CompletableFuture.supplyAsync(() -> {
           try {
             return load(table, blob, source);
           } catch (IOException e) {
@@ -38,7 +42,7 @@ public final class ChunkTables {
         }, pool));
     f.whenComplete((t, e) -> {
       if (e != null) {
-        tables.remove(table.digest(), f);
+        tables.remove(key, f);
       }
     });
     return f;

@@ -56,7 +56,8 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Control socket (default: " + SocketOption.DEFAULT + ").")
   Path socket;
 
-  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads (default: 16).")
+  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads per registry (and for local layouts; "
+      + "default: 16).")
   Integer threads;
 
   @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,

@@ -7,7 +7,7 @@ import java.time.Duration;
  * Settings of the on-demand daemon.
  *
  * @param cacheTag fscache cache tag written with {@code tag}
- * @param fetchThreads size of the fetch pool (and of the registry connection pool)
+ * @param fetchThreads fetch threads per origin — each registry, and local layouts (and the registry connection pool)
  * @param chunkSize fetch unit, a power of two ≥ 4096
  * @param mergeLimit most bytes one ranged read may cover when adjacent missing chunks are merged
  * @param readDeadline after this long a READ is answered without data (the reader gets EIO)

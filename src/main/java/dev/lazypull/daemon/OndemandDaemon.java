@@ -14,10 +14,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Level;
@@ -36,6 +34,7 @@ public final class OndemandDaemon implements Closeable {
   private final Devnode devnode;
   private final DaemonStats stats;
   private final Semaphore readSlots;
+  private final FetchPools fetchPools;
   private final ExecutorService fetchPool;
   private final ExecutorService objectThread;
   private final RequestHandler handler;
@@ -51,10 +50,10 @@ public final class OndemandDaemon implements Closeable {
     this.devnode = devnode;
     this.stats = stats;
     this.readSlots = new Semaphore(config.maxOutstandingReads());
-    this.fetchPool = new ThreadPoolExecutor(config.fetchThreads(), config.fetchThreads(), 60, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), threads("lazypull-fetch"));
+    this.fetchPools = new FetchPools(config.fetchThreads());
+    this.fetchPool = fetchPools.forOrigin(FetchPools.LOCAL); // local layouts, readiness probes
     this.objectThread = Executors.newSingleThreadExecutor(threads("lazypull-objects"));
-    this.handler = new RequestHandler(devnode, catalog, sources, config, stats, fetchPool, readSlots::release);
+    this.handler = new RequestHandler(devnode, catalog, sources, config, stats, fetchPools, readSlots::release);
     this.pollThread = new Thread(this::pollLoop, "lazypull-devnode-poll");
     this.mergeLimit = config.mergeLimit();
     this.chunkSize = config.chunkSize();
@@ -286,14 +285,12 @@ public final class OndemandDaemon implements Closeable {
       prefetch.close();
     }
     objectThread.shutdown();
-    fetchPool.shutdown();
     try {
       objectThread.awaitTermination(2, TimeUnit.SECONDS);
-      fetchPool.awaitTermination(2, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    fetchPool.shutdownNow();
+    fetchPools.close();
     handler.closeAll();
     try {
       devnode.close();

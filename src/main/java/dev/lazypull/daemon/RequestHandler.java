@@ -46,6 +46,8 @@ final class RequestHandler {
   private final ImageSources sources;
   private final DaemonConfig config;
   private final DaemonStats stats;
+  private final FetchPools fetchPools;
+  /** Local work: readiness probes (and fetches from local layouts). */
   private final ExecutorService fetchPool;
   private final ThreadLocal<ByteBuffer> buffers;
   private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
@@ -70,13 +72,14 @@ final class RequestHandler {
 
   /** @param readDone called once per READ when its reply has been sent (releases a poll-loop permit) */
   RequestHandler(Devnode devnode, Catalog catalog, ImageSources sources, DaemonConfig config, DaemonStats stats,
-      ExecutorService fetchPool, Runnable readDone) {
+      FetchPools fetchPools, Runnable readDone) {
     this.devnode = devnode;
     this.catalog = catalog;
     this.sources = sources;
     this.config = config;
     this.stats = stats;
-    this.fetchPool = fetchPool;
+    this.fetchPools = fetchPools;
+    this.fetchPool = fetchPools.forOrigin(FetchPools.LOCAL);
     this.readDone = readDone;
     this.buffers = ThreadLocal.withInitial(() -> AlignedBuffers.allocate(config.bufferSize()));
   }
@@ -110,13 +113,15 @@ final class RequestHandler {
       refuse(open, Errno.EIO, "cannot open the source of " + binding.image().reference() + ": " + e.getMessage());
       return;
     }
+    // fetches block on their source: each origin has its own threads, so a stalled registry cannot delay others
+    ExecutorService originPool = fetchPools.forReference(binding.image().reference());
     CacheObject object = new CacheObject(open.objectId(), open.volumeKey(), open.cookieKey(), binding, open.fd(),
         devnode, new ChunkMap(binding.blob().size(), config.chunkSize()),
-        (self, map) -> new ChunkFetcher(binding.blob(), source, self, map, fetchPool, config.mergeLimit(), stats.fetch,
-            buffers::get));
+        (self, map) -> new ChunkFetcher(binding.blob(), source, self, map, originPool, config.mergeLimit(),
+            stats.fetch, buffers::get));
     dev.lazypull.image.Descriptor table = binding.image().chunkTable(binding.deviceId());
     if (table != null) {
-      object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, fetchPool));
+      object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, originPool));
     }
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {

@@ -18,12 +18,14 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * An in-process stand-in for /dev/cachefiles that behaves like the 6.10+ kernel where it matters and checks
  * every reply: backing files are real sparse files opened O_DIRECT (so misaligned writes fail as they would),
  * each OPEN gets a real anon fd, READ_COMPLETE must come through an fd of the READ's own object and exactly once,
- * and after it the kernel's re-check (SEEK_DATA at the READ's offset) decides between data and EIO.
+ * and after it the kernel's re-check (SEEK_DATA at the READ's offset) decides between data and EIO; a range
+ * present only up to a hole gets a follow-up READ for the rest, as cachefiles sends.
  */
 public final class FakeKernel implements Devnode {
   /** What a reader gets for one READ. */
@@ -50,7 +52,12 @@ public final class FakeKernel implements Devnode {
     }
   }
 
-  private record PendingRead(FakeObject object, long offset, long length, CompletableFuture<Outcome> result) {}
+  private record PendingRead(FakeObject object, long offset, long length, CompletableFuture<Outcome> result,
+      long queuedAt) {
+    PendingRead(FakeObject object, long offset, long length, CompletableFuture<Outcome> result) {
+      this(object, offset, length, result, System.nanoTime());
+    }
+  }
 
   private final Path dir;
   private final LinkedBlockingDeque<byte[]> queue = new LinkedBlockingDeque<>();
@@ -66,6 +73,10 @@ public final class FakeKernel implements Devnode {
   public final List<String> violations = Collections.synchronizedList(new ArrayList<>());
   public final AtomicInteger writes = new AtomicInteger();
   public final AtomicInteger readCompletes = new AtomicInteger();
+  /** Longest time from queueing a READ message to its READ_COMPLETE. */
+  public final AtomicLong maxReadNanos = new AtomicLong();
+  /** READs the fake sent itself for the rest of a range answered with only its start present. */
+  public final AtomicInteger followUps = new AtomicInteger();
   /** When true, READ_COMPLETE through any anon fd is accepted (kernels before 6.10). */
   public volatile boolean lenientReadComplete;
 
@@ -256,6 +267,7 @@ public final class FakeKernel implements Devnode {
     }
     pendingReads.remove(msgId);
     answeredReads.add(msgId);
+    maxReadNanos.accumulateAndGet(System.nanoTime() - r.queuedAt, Math::max);
     Outcome outcome;
     if (r.length == 0) {
       outcome = Outcome.DATA;
@@ -263,7 +275,29 @@ public final class FakeKernel implements Devnode {
       long data = Posix.lseek(r.object.anonFd, r.offset, Posix.SEEK_DATA);
       outcome = data == r.offset ? Outcome.DATA : Outcome.EIO;
     }
+    if (outcome == Outcome.DATA && followUp(r)) {
+      return;
+    }
     r.result.complete(outcome);
+  }
+
+  /**
+   * Data at the READ's start but a hole before its end (within the cache file): like cachefiles, the reader
+   * gets the bytes up to the hole and a new READ goes out for the rest — the reader's outcome is that READ's.
+   * (cachefiles_prepare_ondemand_read truncates the cached part at SEEK_HOLE; erofs asks again from there.)
+   */
+  private boolean followUp(PendingRead r) throws ErrnoException {
+    long fileEnd = r.object.copenSize >= 0 ? AlignedBuffers.roundUp(r.object.copenSize, 4096) : Long.MAX_VALUE;
+    long end = Math.min(r.offset + r.length, fileEnd);
+    long hole = Posix.lseek(r.object.anonFd, r.offset, Posix.SEEK_HOLE);
+    if (hole < 0 || hole >= end) {
+      return false;
+    }
+    followUps.incrementAndGet();
+    int next = nextMsgId.getAndIncrement();
+    pendingReads.put(next, new PendingRead(r.object, hole, end - hole, r.result));
+    queue.add(Msgs.read(next, r.object.objectId, hole, end - hole));
+    return true;
   }
 
   @Override
