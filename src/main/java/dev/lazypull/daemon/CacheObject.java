@@ -176,8 +176,10 @@ final class CacheObject implements ChunkWriter {
   /**
    * Fetches ahead of a sequential reader (see {@link ReadAhead}); never waits. Failures are dropped: the
    * reader's own READ, when it comes, fetches the range again and reports the error.
+   *
+   * @return the range queued ahead of the reader, or null
    */
-  void readAhead(long offset, long length, long windowBytes, long mergeLimit, Executor pool) {
+  ReadAhead.Range readAhead(long offset, long length, long windowBytes, long mergeLimit, Executor pool) {
     ReadAhead policy;
     synchronized (this) {
       ChunkMap map = fetcher.map();
@@ -196,8 +198,10 @@ final class CacheObject implements ChunkWriter {
         ensure(ahead.offset(), ahead.length(), merge, pool).exceptionally(e -> null);
       } catch (RuntimeException e) {
         LOG.fine(() -> this + ": read-ahead not queued: " + e);
+        return null;
       }
     }
+    return ahead;
   }
 
   private void rebuildChunkMap() {

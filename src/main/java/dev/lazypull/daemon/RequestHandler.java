@@ -4,6 +4,7 @@ import dev.lazypull.blob.BlobSource;
 import dev.lazypull.cache.ChunkFetcher;
 import dev.lazypull.cache.ChunkMap;
 import dev.lazypull.cache.ChunkTables;
+import dev.lazypull.cache.ReadAhead;
 import dev.lazypull.cachefiles.CachefilesMsg;
 import dev.lazypull.cachefiles.Devnode;
 import dev.lazypull.cachefiles.DevnodeCommand;
@@ -60,7 +61,8 @@ final class RequestHandler {
 
   /**
    * Told when kernel objects open and close (on the object thread) and when READs arrive (on the poll thread:
-   * must not block). Used for cache LRU bookkeeping, prefetch policies and access profiles.
+   * must not block; also for the range read-ahead queues behind a READ). Used for cache LRU bookkeeping,
+   * prefetch policies and access profiles.
    */
   interface ObjectListener {
     default void opened(CacheObject object) {}
@@ -215,7 +217,14 @@ final class RequestHandler {
       present = CompletableFuture.failedFuture(e);
     }
     if (config.readAhead() > 0) { // after the READ's own fetch is queued, before its reply can release the object
-      object.readAhead(offset, length, config.readAhead(), config.mergeLimit(), fetchPool);
+      ReadAhead.Range ahead = object.readAhead(offset, length, config.readAhead(), config.mergeLimit(), fetchPool);
+      if (ahead != null) {
+        // listeners see what this mount made present, not only what it asked for: a profile recorded from READs
+        // alone misses the ranges read-ahead filled, and replaying it would leave those for READs again
+        for (ObjectListener l : listeners) {
+          l.read(object, ahead.offset(), ahead.length());
+        }
+      }
     }
     present.orTimeout(config.readDeadline().toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete((v, error) -> finish(object, read, error));

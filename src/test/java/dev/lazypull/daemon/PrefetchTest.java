@@ -236,4 +236,26 @@ class PrefetchTest {
     assertTrue(blobObject.fetcher().map().isReady(5) && blobObject.fetcher().map().isReady(20));
     assertFalse(blobObject.fetcher().map().isReady(6));
   }
+
+  @Test
+  void aProfileCoversWhatReadAheadFetchedNotOnlyWhatWasAskedFor() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.PROFILE, 2, 0, Duration.ofSeconds(30)));
+    FakeObject b = kernel.open("erofs,img", "img");
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    b.copen.get(5, TimeUnit.SECONDS);
+    d.copen.get(5, TimeUnit.SECONDS);
+    for (int c = 0; c < 3; c++) { // a sequential reader: read-ahead fetches chunk 3 before it is asked for
+      assertEquals(Outcome.DATA, kernel.read(d, (long) c << 16, 64 << 10).get(5, TimeUnit.SECONDS));
+    }
+    CacheObject blobObject = daemon.objectsOf("img").stream().filter(o -> !o.binding.isBootstrap()).findFirst()
+        .orElseThrow();
+    await(() -> blobObject.fetcher().map().isReady(3), "read-ahead fetched chunk 3");
+    kernel.close(d);
+    kernel.close(b);
+    Path profile = AccessProfile.path(tmp.resolve("state"), Digest.of("m".getBytes()));
+    await(() -> Files.exists(profile), "profile saved");
+    AccessProfile p = AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
+    // without chunk 3 a replay would leave it for a READ: the mount that recorded never sent one for it
+    assertEquals(List.of(new AccessProfile.Range(blobDesc.digest().toString(), 0, 4L << 16)), p.ranges());
+  }
 }
