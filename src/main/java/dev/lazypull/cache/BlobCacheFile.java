@@ -20,7 +20,8 @@ import java.util.concurrent.CompletableFuture;
  * all its bytes were written; a partly written chunk reads as holes and is fetched again).
  *
  * <p>One process owns a file at a time (an exclusive flock, taken at open): two owners could each believe a
- * chunk the other is half-way through writing is present. {@link #read} refuses ranges that are not fully
+ * chunk the other is half-way through writing is present. The lock also marks the file in use for
+ * {@link BlobCacheGc}. {@link #read} refuses ranges that are not fully
  * cached, so a hole is never served as zeros by mistake. Thread-safe; I/O after {@link #close} fails with an
  * IOException and never touches a reused descriptor.
  */
@@ -49,11 +50,9 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
       throws IOException {
     Files.createDirectories(path.toAbsolutePath().getParent());
     ChunkMap map = new ChunkMap(blob.size(), ctx.chunkSize());
-    int fd = Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC, 0600);
+    int fd = openLocked(path);
     try {
-      if (!Posix.tryLockExclusive(fd, path.toString())) {
-        throw new IOException("cache file " + path + " is in use by another lazypull process");
-      }
+      touch(path);
       long size = Posix.lseek(fd, 0, Posix.SEEK_END);
       if (size != map.paddedSize()) {
         // Content-addressed: any bytes already there are this blob's. Cut or extend to the padded size so
@@ -75,6 +74,61 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(fd);
       throw e;
+    }
+  }
+
+  /**
+   * Opens and locks the file. A collector ({@link BlobCacheGc}) holds the lock for a moment while it deletes an
+   * unused file, and may delete the path between our open and our lock: wait a little for the lock, and open
+   * again if the locked file is no longer the one at {@code path}.
+   */
+  private static int openLocked(Path path) throws IOException {
+    for (int attempt = 0; ; attempt++) {
+      int fd = Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC, 0600);
+      boolean keep = false;
+      try {
+        if (!Posix.tryLockExclusive(fd, path.toString())) {
+          if (attempt >= LOCK_ATTEMPTS) {
+            throw new IOException("cache file " + path + " is in use by another lazypull process");
+          }
+        } else if (isFileAt(fd, path)) {
+          keep = true;
+          return fd;
+        }
+      } finally {
+        if (!keep) {
+          Posix.closeQuietly(fd);
+        }
+      }
+      try {
+        Thread.sleep(LOCK_RETRY_MILLIS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("waiting for " + path);
+      }
+    }
+  }
+
+  private static final int LOCK_ATTEMPTS = 25;
+  private static final long LOCK_RETRY_MILLIS = 20;
+
+  /** Whether {@code fd} is the file {@code path} names now (not one unlinked since it was opened). */
+  private static boolean isFileAt(int fd, Path path) throws IOException {
+    try {
+      Object open = Files.getAttribute(Path.of("/proc/self/fd/" + fd), "unix:ino");
+      Object named = Files.getAttribute(path, "unix:ino", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      return open.equals(named);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return false;
+    }
+  }
+
+  /** Marks the file used now: the cache's collector removes the least recently used files first. */
+  private static void touch(Path path) {
+    try {
+      Files.setLastModifiedTime(path, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis()));
+    } catch (IOException e) {
+      // only LRU order suffers
     }
   }
 
@@ -183,6 +237,14 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
 
   @Override
   public void close() {
+    try {
+      fd.use(f -> { // still locked: the path is ours to mark
+        touch(path);
+        return null;
+      });
+    } catch (IOException e) {
+      // already closed
+    }
     fd.close();
   }
 

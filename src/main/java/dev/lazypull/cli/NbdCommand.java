@@ -2,6 +2,7 @@ package dev.lazypull.cli;
 
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.cache.BlobCacheDir;
+import dev.lazypull.cache.BlobCacheGc;
 import dev.lazypull.cache.FetchContext;
 import dev.lazypull.cache.FetchStats;
 import dev.lazypull.config.ConfigException;
@@ -45,6 +46,8 @@ import picocli.CommandLine.Parameters;
         "Data blobs of images with chunk digest tables are verified chunk by chunk before they are cached."})
 final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   private static final Logger LOG = Logger.getLogger(NbdCommand.class.getName());
+  /** How often a running export brings the shared cache dir back within its budget. */
+  private static final Duration GC_PERIOD = Duration.ofMinutes(1);
 
   @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
@@ -81,6 +84,11 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   @Option(names = "--cache-dir", paramLabel = "DIR",
       description = "Local blob cache, kept across restarts (default: " + "/var/cache/lazypull-nbd).")
   Path cacheDir;
+
+  @Option(names = "--cache-budget", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "Keep the cache dir within SIZE: at start and every minute, unused blob files are removed, "
+          + "least recently used first (default: 0, no budget).")
+  Long cacheBudget;
 
   @Option(names = "--threads", paramLabel = "N", description = "Fetch threads (default: 16).")
   Integer threads;
@@ -153,6 +161,11 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     FetchStats fetchStats = new FetchStats();
     FetchContext ctx = new FetchContext(fetchPool, s.chunkSize(), s.mergeLimit(), fetchStats, buffers::get);
     BlobCacheDir cache = BlobCacheDir.open(s.cacheDir(), ctx);
+    if (s.cacheBudget() > 0) { // before this export opens its own files: they are in use from then on
+      BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+    }
+    AutoCloseable gc = s.cacheBudget() > 0
+        ? BlobCacheGc.keepWithin(s.cacheDir(), s.cacheBudget(), GC_PERIOD) : () -> { };
     ImageDevices.Built built = blob != null
         ? ImageDevices.raw(img, blob, source.blobs(), cache)
         : ImageDevices.flattened(img, source.blobs(), cache, s.readTimeout());
@@ -172,6 +185,11 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
       }
       server.close(Duration.ofSeconds(5));
       fetchPool.shutdownNow();
+      try {
+        gc.close();
+      } catch (Exception e) {
+        LOG.fine(() -> "stopping the cache collector: " + e);
+      }
       cache.close();
       registry.close();
       System.err.println(statsLine(fetchStats, server.stats()));

@@ -12,9 +12,9 @@ import java.time.Duration;
  * @param connections sockets given to a kernel device
  */
 record NbdSettings(Path cacheDir, String listen, boolean allowRemote, int fetchThreads, int chunkSize,
-    int mergeLimit, Duration readTimeout, int maxConnections, int connections, String logLevel) {
+    int mergeLimit, Duration readTimeout, int maxConnections, int connections, String logLevel, long cacheBudget) {
   static final String[] NBD_KEYS = {"cache_dir", "listen", "allow_remote", "threads", "chunk_size", "merge_limit",
-      "read_timeout", "max_connections", "connections", "log_level"};
+      "read_timeout", "max_connections", "connections", "log_level", "cache_budget"};
   static final Path DEFAULT_CACHE_DIR = Path.of("/var/cache/lazypull-nbd");
 
   static NbdSettings resolve(NbdCommand flags, ConfigNode file) throws ConfigException {
@@ -34,16 +34,20 @@ record NbdSettings(Path cacheDir, String listen, boolean allowRemote, int fetchT
     int connections = flags.connections != null ? flags.connections
         : (int) n.integer("connections", Math.min(4, Runtime.getRuntime().availableProcessors()), 1, 64);
     String logLevel = flags.logLevel != null ? flags.logLevel : n.string("log_level", "info");
+    long budget = flags.cacheBudget != null ? flags.cacheBudget : n.size("cache_budget", 0, 0, Long.MAX_VALUE);
     try {
       Logging.parse(logLevel);
       if (Long.bitCount(chunk) != 1 || merge < chunk) {
         throw new IllegalArgumentException("chunk size must be a power of two and merge limit >= chunk size");
       }
+      if (budget < 0) {
+        throw new IllegalArgumentException("cache budget must not be negative");
+      }
       if (timeout.isNegative() || timeout.isZero()) {
         throw new IllegalArgumentException("read timeout must be positive");
       }
       return new NbdSettings(cacheDir.toAbsolutePath(), listen, allowRemote, threads, Math.toIntExact(chunk),
-          Math.toIntExact(merge), timeout, maxConnections, connections, logLevel);
+          Math.toIntExact(merge), timeout, maxConnections, connections, logLevel, budget);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
     }

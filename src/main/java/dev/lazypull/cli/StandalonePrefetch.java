@@ -64,6 +64,9 @@ final class StandalonePrefetch {
       ImageSource source = RegistryOptions.sources(client).open(c.image);
       LazyImage img = source.resolve();
       try (BlobCacheDir cache = BlobCacheDir.open(s.cacheDir(), ctx)) {
+        if (s.cacheBudget() > 0) { // room for what we are about to fetch; files in use by exports stay
+          dev.lazypull.cache.BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+        }
         List<CachePrefetch.Target> targets = plan(c, img, source.blobs(), cache, s);
         if (targets == null) {
           return 1;

@@ -133,4 +133,61 @@ class StandalonePrefetchIT {
       Files.write(data, good);
     }
   }
+
+  private static Map<String, Long> copyExport(String image, Path cache, Path out, String... extra) throws Exception {
+    Path socket = work.resolve("budget-export.sock");
+    String[] args = {"nbd", image, "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket,
+        "--cache-dir", cache.toString()};
+    String[] all = java.util.Arrays.copyOf(args, args.length + extra.length);
+    System.arraycopy(extra, 0, all, args.length, extra.length);
+    try (LazypullProcess p = LazypullProcess.start(VmHarness.jar(), work.resolve("nbd-budget"), all)) {
+      p.awaitLine("serving", 60);
+      Requirements.run("nbdcopy", "nbd+unix:///?socket=" + socket, out.toString());
+      return p.stop();
+    }
+  }
+
+  private static boolean cachedAny(Path cache, LazyImage image) {
+    return image.blobs().stream().anyMatch(b -> Files.exists(cache.resolve("sha256").resolve(b.digest().hex())));
+  }
+
+  @Test
+  void aCacheBudgetRemovesUnusedImagesLeastRecentlyUsedFirstAndExportsKeepServing() throws Exception {
+    Path cache = work.resolve("cache-budget");
+    String ref2 = reg.host() + "/prefetch/other:v1";
+    LazyImage img2 = RegistryImages.packAndPush(TestTrees.mixed(work.resolve("tree2"), 32), ref2, toml,
+        work.resolve("scratch2"));
+    assertEquals(0, prefetch(ref, cache, "--all").code());
+    Path first = work.resolve("budget-1a.img");
+    assertEquals(0, copyExport(ref, cache, first).get("bytesFetched"), "image 1 fully cached");
+    assertEquals(0, prefetch(ref2, cache, "--all").code());
+    assertTrue(cachedAny(cache, img) && cachedAny(cache, img2));
+
+    // While image 2 is exported, collect to a budget nothing fits: image 1 goes, image 2 (in use) stays.
+    Path socket = work.resolve("budget-2.sock");
+    try (LazypullProcess p = LazypullProcess.start(VmHarness.jar(), work.resolve("nbd-budget2"), "nbd", ref2,
+        "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket, "--cache-dir", cache.toString())) {
+      p.awaitLine("serving", 60);
+      CliRun.Result gc = CliRun.run("gc", "--nbd", "--cache-dir", cache.toString(), "--budget", "1",
+          "--config", toml.toString());
+      assertEquals(1, gc.code(), "still over budget: the rest is in use\n" + gc.out() + gc.err());
+      assertTrue(gc.out().contains("in use"), gc.out());
+      assertTrue(!cachedAny(cache, img), "image 1's blobs were removed: " + gc.out());
+      assertTrue(img2.blobs().stream().allMatch(b -> Files.exists(cache.resolve("sha256").resolve(b.digest().hex()))),
+          "image 2's blobs are in use and stay");
+      Requirements.run("nbdcopy", "nbd+unix:///?socket=" + socket, work.resolve("budget-2.img").toString());
+      Map<String, Long> stats = p.stop();
+      assertEquals(0, stats.get("bytesFetched"), "the running export still serves from its cache: " + stats);
+      assertEquals(0, stats.get("readsFailed"));
+    }
+
+    // An export with a budget collects at start: image 2 (unused now) goes; image 1 is fetched again, same bytes.
+    long before = reg.blobBytesServed();
+    Path again = work.resolve("budget-1b.img");
+    Map<String, Long> stats = copyExport(ref, cache, again, "--cache-budget", "1");
+    assertTrue(stats.get("bytesFetched") > 0 && reg.blobBytesServed() > before, "refetched: " + stats);
+    assertEquals(0, stats.get("readsFailed"));
+    assertTrue(!cachedAny(cache, img2), "image 2 was collected when the export started");
+    assertEquals(-1L, Files.mismatch(first, again), "the refetched export has the same bytes");
+  }
 }
