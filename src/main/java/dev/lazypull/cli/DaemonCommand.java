@@ -56,17 +56,7 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Control socket (default: " + SocketOption.DEFAULT + ").")
   Path socket;
 
-  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads per registry (and for local layouts; "
-      + "default: 16).")
-  Integer threads;
-
-  @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Fetch unit, a power of two >= 4K (default: 1M).")
-  Long chunkSize;
-
-  @Option(names = "--merge-limit", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
-  Long mergeLimit;
+  @picocli.CommandLine.Mixin FetchOptions fetch = new FetchOptions();
 
   @Option(names = "--readahead", paramLabel = "SIZE", converter = Units.SizeConverter.class,
       description = "Largest sequential read-ahead window per blob; 0 disables (default: 64M).")

@@ -42,7 +42,7 @@ import picocli.CommandLine.Parameters;
         + "(bootstrap at block 0, each data blob at its mapped block; mount with `mount -t erofs /dev/nbdX DIR`, "
         + "Linux >= 6.4), or one raw blob with --blob.",
         "Config file table [nbd]: cache_dir, listen, allow_remote, threads, chunk_size, merge_limit, read_timeout, "
-            + "max_connections, connections, log_level; registry access: the [registry] table.",
+            + "max_connections, connections, log_level, cache_budget; registry access: the [registry] table.",
         "Data blobs of images with chunk digest tables are verified chunk by chunk before they are cached."})
 final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   private static final Logger LOG = Logger.getLogger(NbdCommand.class.getName());
@@ -90,16 +90,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
           + "least recently used first (default: 0, no budget).")
   Long cacheBudget;
 
-  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads (default: 16).")
-  Integer threads;
-
-  @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Fetch unit, a power of two >= 4K (default: 1M).")
-  Long chunkSize;
-
-  @Option(names = "--merge-limit", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
-  Long mergeLimit;
+  @picocli.CommandLine.Mixin FetchOptions fetch = new FetchOptions();
 
   @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
       description = "A READ whose data is not fetched within this is answered EIO (default: 30s).")

@@ -24,9 +24,9 @@ record NbdSettings(Path cacheDir, String listen, boolean allowRemote, int fetchT
         : Path.of(n.string("cache_dir", DEFAULT_CACHE_DIR.toString()));
     String listen = flags.listen != null ? flags.listen : n.string("listen", null);
     boolean allowRemote = flags.allowRemote || n.bool("allow_remote", false);
-    int threads = flags.threads != null ? flags.threads : (int) n.integer("threads", 16, 1, 1024);
-    long chunk = flags.chunkSize != null ? flags.chunkSize : n.size("chunk_size", 1 << 20, 4096, 64 << 20);
-    long merge = flags.mergeLimit != null ? flags.mergeLimit : n.size("merge_limit", 4 << 20, 4096, 256 << 20);
+    int threads = flags.fetch.threads(n);
+    long chunk = flags.fetch.chunkSize(n);
+    long merge = flags.fetch.mergeLimit(n);
     Duration timeout = flags.readTimeout != null ? flags.readTimeout
         : n.duration("read_timeout", Duration.ofSeconds(30));
     int maxConnections = flags.maxConnections != null ? flags.maxConnections

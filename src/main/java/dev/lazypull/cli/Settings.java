@@ -26,10 +26,9 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
     Path stateDir = flags.stateDir != null ? flags.stateDir : Path.of(d.string("state_dir", "/var/lib/lazypull"));
     Path socket = flags.socket != null ? flags.socket : Path.of(d.string("socket", SocketOption.DEFAULT));
     String tag = flags.cacheTag != null ? flags.cacheTag : d.string("cache_tag", "lazypull");
-    int threads = flags.threads != null ? flags.threads : (int) d.integer("threads", 16, 1, 1024);
-    long chunk = flags.chunkSize != null ? flags.chunkSize
-        : d.size("chunk_size", DaemonConfig.DEFAULT_CHUNK_SIZE, 4096, 64 << 20);
-    long merge = flags.mergeLimit != null ? flags.mergeLimit : d.size("merge_limit", 4 << 20, 4096, 256 << 20);
+    int threads = flags.fetch.threads(d);
+    long chunk = flags.fetch.chunkSize(d);
+    long merge = flags.fetch.mergeLimit(d);
     Duration deadline = flags.readTimeout != null ? flags.readTimeout
         : d.duration("read_timeout", Duration.ofSeconds(30));
     int outstanding = (int) d.integer("max_outstanding_reads", 1024, 1, 1 << 16);
