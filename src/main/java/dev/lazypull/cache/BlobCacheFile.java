@@ -113,7 +113,7 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
   private static final long LOCK_RETRY_MILLIS = 20;
 
   /** Whether {@code fd} is the file {@code path} names now (not one unlinked since it was opened). */
-  private static boolean isFileAt(int fd, Path path) throws IOException {
+  static boolean isFileAt(int fd, Path path) throws IOException {
     try {
       Object open = Files.getAttribute(Path.of("/proc/self/fd/" + fd), "unix:ino");
       Object named = Files.getAttribute(path, "unix:ino", java.nio.file.LinkOption.NOFOLLOW_LINKS);

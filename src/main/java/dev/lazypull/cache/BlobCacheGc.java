@@ -60,7 +60,7 @@ public final class BlobCacheGc {
         if (usage <= budget) {
           break;
         }
-        if (removeIfUnused(e.path())) {
+        if (removeIfUnused(e.path(), e.lastUsedMillis())) {
           usage -= e.bytes();
           freed += e.bytes();
           removed++;
@@ -101,6 +101,15 @@ public final class BlobCacheGc {
 
   /** Deletes {@code path} while holding its owner lock; false if a process has it open. */
   static boolean removeIfUnused(Path path) throws IOException {
+    return removeIfUnused(path, Long.MAX_VALUE);
+  }
+
+  /**
+   * Deletes {@code path} while holding its owner lock, if the locked file is still the one at {@code path} (not
+   * one another collector deleted and an owner re-created meanwhile) and was not used after {@code scannedMtime};
+   * false if it is in use (or was, since the scan).
+   */
+  static boolean removeIfUnused(Path path, long scannedMtime) throws IOException {
     int fd;
     try {
       fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
@@ -114,7 +123,15 @@ public final class BlobCacheGc {
       if (!Posix.tryLockExclusive(fd, path.toString())) {
         return false;
       }
+      if (!BlobCacheFile.isFileAt(fd, path)) {
+        return !Files.exists(path); // gone: another collector's; re-created: an owner's now
+      }
+      if (Files.getLastModifiedTime(path).toMillis() > scannedMtime) {
+        return false; // used since the scan: no longer the least recently used
+      }
       Files.deleteIfExists(path); // under the lock: an owner that opened it meanwhile sees its path is gone
+      return true;
+    } catch (NoSuchFileException e) {
       return true;
     } finally {
       Posix.closeQuietly(fd);

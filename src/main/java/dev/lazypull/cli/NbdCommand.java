@@ -152,14 +152,14 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     FetchStats fetchStats = new FetchStats();
     FetchContext ctx = new FetchContext(fetchPool, s.chunkSize(), s.mergeLimit(), fetchStats, buffers::get);
     BlobCacheDir cache = BlobCacheDir.open(s.cacheDir(), ctx);
-    if (s.cacheBudget() > 0) { // before this export opens its own files: they are in use from then on
+    ImageDevices.Built built = blob != null
+        ? ImageDevices.raw(img, blob, source.blobs(), cache)
+        : ImageDevices.flattened(img, source.blobs(), cache, s.readTimeout());
+    if (s.cacheBudget() > 0) { // now that this export's files are open (locked: in use), the others' go first
       BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
     }
     AutoCloseable gc = s.cacheBudget() > 0
         ? BlobCacheGc.keepWithin(s.cacheDir(), s.cacheBudget(), GC_PERIOD) : () -> { };
-    ImageDevices.Built built = blob != null
-        ? ImageDevices.raw(img, blob, source.blobs(), cache)
-        : ImageDevices.flattened(img, source.blobs(), cache, s.readTimeout());
     ExportInfo info = new ExportInfo(name != null ? name : image, built.description(), built.device().size());
     NbdServer server = new NbdServer(built.device(), info, NbdServer.Options.defaults()
         .withMaxConnections(s.maxConnections()).withReadDeadline(s.readTimeout()));
