@@ -103,6 +103,27 @@ public final class BlobCacheDir implements Closeable {
   }
 
   /**
+   * The cache file of an image's bootstrap, every fetch of it verified against the bootstrap's own digest (it
+   * has no chunk table: it is fetched and checked as one unit, see {@link ChunkDigestTable#whole}). A bootstrap
+   * too large for that is served unverified, with a warning.
+   */
+  public BlobCacheFile bootstrap(Descriptor boot, BlobSource source) throws IOException {
+    ChunkDigestTable whole = ChunkDigestTable.whole(boot);
+    if (whole == null) {
+      java.util.logging.Logger.getLogger(BlobCacheDir.class.getName()).warning("bootstrap " + boot.digest() + " is "
+          + boot.size() + " bytes, over the " + ChunkDigestTable.MAX_WHOLE_BYTES + " verified as one unit: "
+          + "its bytes are not checked");
+    }
+    synchronized (this) {
+      BlobCacheFile f = open(boot, source);
+      if (whole != null && !f.verifying()) {
+        f.verifyWith(whole);
+      }
+      return f;
+    }
+  }
+
+  /**
    * A chunk digest table from {@code DIR/tables/<hex>} when a copy is there and still hashes to its digest, else
    * from {@code source} (then kept there), so an export or prefetch of a fully cached image reads nothing but
    * its manifest from the registry.

@@ -64,12 +64,12 @@ final class StandalonePrefetch {
       ImageSource source = RegistryOptions.sources(client).open(c.image);
       LazyImage img = source.resolve();
       try (BlobCacheDir cache = BlobCacheDir.open(s.cacheDir(), ctx)) {
-        if (s.cacheBudget() > 0) { // room for what we are about to fetch; files in use by exports stay
-          dev.lazypull.cache.BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
-        }
         List<CachePrefetch.Target> targets = plan(c, img, source.blobs(), cache, s);
         if (targets == null) {
           return 1;
+        }
+        if (s.cacheBudget() > 0) { // room for what we fetch: our files are open (in use) now, the others' go first
+          dev.lazypull.cache.BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
         }
         return fetch(c.image, new CachePrefetch(targets), stats, s.cacheDir().toString());
       }
@@ -81,10 +81,10 @@ final class StandalonePrefetch {
   /** What to fetch: every blob whole, or the bootstrap and the matching files' chunks; null after an error. */
   private static List<CachePrefetch.Target> plan(PrefetchCommand c, LazyImage img, BlobSource blobs,
       BlobCacheDir cache, NbdSettings s) throws Exception {
-    BlobCacheFile boot = open(cache, img.bootstrap(), blobs, null);
+    BlobCacheFile boot = open(cache, img.bootstrap(), blobs, null, true);
     List<BlobCacheFile> data = new ArrayList<>();
     for (int i = 0; i < img.blobs().size(); i++) {
-      data.add(open(cache, img.blobs().get(i), blobs, img.chunkTable(i)));
+      data.add(open(cache, img.blobs().get(i), blobs, img.chunkTable(i), false));
     }
     List<CachePrefetch.Target> targets = new ArrayList<>();
     targets.add(new CachePrefetch.Target(boot, null)); // metadata: always, whole
@@ -115,10 +115,10 @@ final class StandalonePrefetch {
     return targets;
   }
 
-  private static BlobCacheFile open(BlobCacheDir cache, Descriptor blob, BlobSource source, Descriptor table)
-      throws IOException {
+  private static BlobCacheFile open(BlobCacheDir cache, Descriptor blob, BlobSource source, Descriptor table,
+      boolean bootstrap) throws IOException {
     try {
-      return cache.file(blob, source, table);
+      return bootstrap ? cache.bootstrap(blob, source) : cache.file(blob, source, table);
     } catch (IOException e) {
       if (e.getMessage() != null && e.getMessage().contains("in use by another lazypull process")) {
         throw new IOException(e.getMessage() + ": is `lazypull nbd` serving this image from " + cache.dir()

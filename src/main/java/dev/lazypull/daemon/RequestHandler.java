@@ -11,6 +11,7 @@ import dev.lazypull.cachefiles.DevnodeCommand;
 import dev.lazypull.catalog.BlobBinding;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.sys.Errno;
 import java.io.IOException;
@@ -124,6 +125,15 @@ final class RequestHandler {
     dev.lazypull.image.Descriptor table = binding.image().chunkTable(binding.deviceId());
     if (table != null) {
       object.verifyWith(() -> chunkTables.get(table, binding.blob(), source, originPool));
+    } else if (binding.isBootstrap()) {
+      // metadata has no table: fetched and checked whole against its digest (a bad bootstrap is a bad filesystem)
+      ChunkDigestTable whole = ChunkDigestTable.whole(binding.blob());
+      if (whole != null) {
+        object.verifyWith(() -> CompletableFuture.completedFuture(whole));
+      } else {
+        once.warn("bigboot:" + binding.blob().digest(), object + ": bootstrap over "
+            + ChunkDigestTable.MAX_WHOLE_BYTES + " bytes: served unverified");
+      }
     }
     objects.put(open.objectId(), object);
     if (copen(open, binding.blob().size(), object)) {
@@ -203,9 +213,7 @@ final class RequestHandler {
       return;
     }
     stats.readBytesRequested.add(length);
-    for (ObjectListener l : listeners) {
-      l.read(object, offset, length);
-    }
+    notifyRead(object, offset, length);
     if (offset + length > object.fetcher().map().paddedSize()) {
       once.warn("pastend:" + object.objectId, object + ": READ " + offset + "+" + length + " goes past the blob's "
           + object.fetcher().map().blobSize() + " bytes; serving what exists");
@@ -221,13 +229,22 @@ final class RequestHandler {
       if (ahead != null) {
         // listeners see what this mount made present, not only what it asked for: a profile recorded from READs
         // alone misses the ranges read-ahead filled, and replaying it would leave those for READs again
-        for (ObjectListener l : listeners) {
-          l.read(object, ahead.offset(), ahead.length());
-        }
+        notifyRead(object, ahead.offset(), ahead.length());
       }
     }
     present.orTimeout(config.readDeadline().toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete((v, error) -> finish(object, read, error));
+  }
+
+  /** Tells the listeners; on the READ's path before its reply is arranged, so nothing they throw may escape. */
+  private void notifyRead(CacheObject object, long offset, long length) {
+    for (ObjectListener l : listeners) {
+      try {
+        l.read(object, offset, length);
+      } catch (RuntimeException e) {
+        once.warn("listener:" + l.getClass().getName(), "READ listener " + l + " failed: " + e);
+      }
+    }
   }
 
   private void finish(CacheObject object, CachefilesMsg.Read read, Throwable error) {

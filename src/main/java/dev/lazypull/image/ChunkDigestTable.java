@@ -42,6 +42,22 @@ public final class ChunkDigestTable {
     this.digests = digests;
   }
 
+  /** The largest blob {@link #whole} covers: it is fetched and checked as one unit, in memory. */
+  public static final int MAX_WHOLE_BYTES = 64 << 20;
+
+  /**
+   * A one-entry table covering all of {@code blob}, checked against the blob's own digest: how a bootstrap (the
+   * image's metadata, which has no table of its own) is verified before a byte of it is cached. Null for a
+   * blob over {@link #MAX_WHOLE_BYTES} or an empty one.
+   */
+  public static ChunkDigestTable whole(Descriptor blob) {
+    if (blob.size() <= 0 || blob.size() > MAX_WHOLE_BYTES) {
+      return null;
+    }
+    byte[] sha256 = java.util.HexFormat.of().parseHex(blob.digest().hex());
+    return new ChunkDigestTable(blob.size(), new long[] {0}, new int[] {(int) blob.size()}, sha256);
+  }
+
   public long blobSize() {
     return blobSize;
   }

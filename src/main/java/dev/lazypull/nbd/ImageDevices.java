@@ -45,10 +45,13 @@ public final class ImageDevices {
   public static Built flattened(LazyImage image, BlobSource source, BlobCacheDir cache, Duration timeout)
       throws IOException {
     Descriptor bootDesc = image.bootstrap();
-    BlobCacheFile boot = cache.file(bootDesc, source);
+    BlobCacheFile boot = cache.bootstrap(bootDesc, source);
     byte[] head;
     BootstrapHeader header;
     try {
+      if (boot.verifying()) { // fetched and checked as one unit: all of it now, not once per chunk read later
+        awaitCached(boot, 0, boot.size(), timeout);
+      }
       head = readCached(boot, 0, (int) Math.min(Superblock.OFFSET + Superblock.SIZE, bootDesc.size()), timeout);
       Superblock sb = Superblock.decode(ByteBuffer.wrap(head));
       long needed = BootstrapHeader.bytesNeeded(sb);
@@ -149,6 +152,16 @@ public final class ImageDevices {
 
   /** Fetches (if needed) and reads {@code [offset, offset+length)} of a cache file. */
   static byte[] readCached(BlobCacheFile f, long offset, int length, Duration timeout) throws IOException {
+    awaitCached(f, offset, length, timeout);
+    ByteBuffer buf = ByteBuffer.allocateDirect(length);
+    f.read(buf, offset);
+    byte[] out = new byte[length];
+    buf.flip().get(out);
+    return out;
+  }
+
+  /** Fetches {@code [offset, offset+length)} into the cache file, waiting at most {@code timeout}. */
+  private static void awaitCached(BlobCacheFile f, long offset, long length, Duration timeout) throws IOException {
     try {
       f.ensure(offset, length).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
@@ -161,10 +174,5 @@ public final class ImageDevices {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while fetching " + f.blob().digest());
     }
-    ByteBuffer buf = ByteBuffer.allocateDirect(length);
-    f.read(buf, offset);
-    byte[] out = new byte[length];
-    buf.flip().get(out);
-    return out;
   }
 }

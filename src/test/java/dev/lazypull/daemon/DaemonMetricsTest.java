@@ -47,10 +47,11 @@ class DaemonMetricsTest {
     FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
     Catalog catalog = Catalog.load(tmp.resolve("state"));
     OciLayoutWriter w = new OciLayoutWriter(tmp.resolve("layout"));
-    byte[] boot = MemoryBlobSource.randomBytes(256 << 10, 1);
-    Descriptor bootDesc = w.putBlob(boot, MediaTypes.EROFS_BOOTSTRAP);
+    // a data blob: fetched chunk by chunk (a bootstrap is fetched whole, to check it against its digest)
+    Descriptor bootDesc = w.putBlob(MemoryBlobSource.randomBytes(4096, 2), MediaTypes.EROFS_BOOTSTRAP);
+    Descriptor blobDesc = w.putBlob(MemoryBlobSource.randomBytes(256 << 10, 1), MediaTypes.EROFS_BLOB);
     catalog.register(new ImageRecord("img", null, "oci:" + tmp.resolve("layout"), Digest.of(new byte[] {1}),
-        bootDesc, List.of(), List.of(), false), false);
+        bootDesc, List.of(blobDesc), List.of(blobDesc.digest().hex()), false), false);
     DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 64 << 10, 64 << 10,
         Duration.ofSeconds(5), 16, 64 << 10, 0); // no read-ahead: the test counts fetches exactly
     DaemonStats stats = new DaemonStats();
@@ -59,7 +60,7 @@ class DaemonMetricsTest {
       CacheJanitor janitor = new CacheJanitor(kernel, tmp.resolve("cache"), null, 1 << 30, daemon::openCookies);
       server.add(new DaemonMetrics(daemon, catalog, janitor, Duration.ofSeconds(5)));
       daemon.start();
-      FakeObject o = kernel.open("erofs,img", "img");
+      FakeObject o = kernel.open("erofs,img", blobDesc.digest().hex());
       o.copen.get(5, TimeUnit.SECONDS);
       for (int i = 0; i < 3; i++) {
         assertEquals(Outcome.DATA, kernel.read(o, i * 65536L, 4096).get(5, TimeUnit.SECONDS));
@@ -81,7 +82,7 @@ class DaemonMetricsTest {
       assertEquals(0, value(text, "lazypull_reads_inflight"));
       assertEquals(1, value(text, "lazypull_opens_refused_total"));
       assertEquals(3 * 65536, value(text, "lazypull_image_ready_bytes{fsid=\"img\"}"));
-      assertEquals(256 << 10, value(text, "lazypull_image_size_bytes{fsid=\"img\"}"));
+      assertEquals((256 << 10) + 4096, value(text, "lazypull_image_size_bytes{fsid=\"img\"}"));
       assertEquals(1 << 30, value(text, "lazypull_cache_budget_bytes"));
       assertTrue(text.contains("# TYPE lazypull_fetch_duration_seconds histogram"));
     } finally {

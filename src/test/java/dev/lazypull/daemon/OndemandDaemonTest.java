@@ -202,6 +202,27 @@ class OndemandDaemonTest {
   }
 
   @Test
+  void aBootstrapIsCachedOnlyWholeAndMatchingItsDigest() throws Exception {
+    start();
+    registerImage("img1", null);
+    Path file = layout.resolve("blobs/sha256/" + bootDesc.digest().hex());
+    byte[] tampered = bootstrap.clone();
+    tampered[tampered.length - 100] ^= 1; // far from the block the READ asks for
+    Files.write(file, tampered);
+    FakeObject boot = kernel.open("erofs,img1", "img1");
+    boot.copen.get(5, TimeUnit.SECONDS);
+    assertEquals(Outcome.EIO, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
+    assertEquals(-1, dev.lazypull.sys.Posix.lseek(boot.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA),
+        "not a byte of the tampered bootstrap was cached");
+
+    Files.write(file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
+    assertEquals(Outcome.DATA, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
+    assertEquals(Outcome.DATA, kernel.read(boot, bootstrap.length - 777, 777).get(5, TimeUnit.SECONDS));
+    assertEquals(1, stats.readsFailed.sum());
+    assertEquals(bootstrap.length, stats.fetch.bytesFetched.sum() - tampered.length, "fetched whole, twice");
+  }
+
+  @Test
   void readsPastTheEndZeroLengthAndHugeAreAllAnswered() throws Exception {
     start();
     registerImage("img1", null);
@@ -212,7 +233,8 @@ class OndemandDaemonTest {
         "the in-range part is served");
     assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 4096).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 0).get(5, TimeUnit.SECONDS));
-    assertEquals(Outcome.EIO, kernel.read(boot, 0, 1L << 40).get(5, TimeUnit.SECONDS));
+    // (past the end: the bootstrap is fetched whole, so at offset 0 the kernel would find data regardless)
+    assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 1L << 40).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.EIO, kernel.read(boot, -4096, 4096).get(5, TimeUnit.SECONDS));
     assertTrue(kernel.allAnswered());
     assertEquals(2, stats.readsInvalid.sum());

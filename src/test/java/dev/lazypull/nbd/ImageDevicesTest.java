@@ -116,6 +116,29 @@ class ImageDevicesTest {
   }
 
   @Test
+  void aBootstrapNotMatchingItsDigestIsRefusedAndNeverCached() throws Exception {
+    byte[] boot = bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 2);
+    LazyImage img = image(boot, MemoryBlobSource.randomBytes(100 * 4096, 4), MemoryBlobSource.randomBytes(
+        101 * 4096 - 7, 5));
+    byte[] tampered = boot.clone();
+    tampered[6000] ^= 1; // outside the head the export reads first
+    source.serveAs(img.bootstrap().digest(), tampered);
+    IOException e = assertThrows(IOException.class, () -> ImageDevices.flattened(img, source, cache, T));
+    assertTrue(e.getMessage().contains("fail their chunk digest"), e.getMessage());
+    int fd = dev.lazypull.sys.Posix.open(cache.pathOf(img.bootstrap().digest()).toString(),
+        dev.lazypull.sys.Posix.O_RDONLY, 0);
+    try {
+      assertEquals(-1, dev.lazypull.sys.Posix.lseek(fd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing cached");
+    } finally {
+      dev.lazypull.sys.Posix.close(fd);
+    }
+
+    source.serveAs(img.bootstrap().digest(), boot);
+    ImageDevices.Built built = ImageDevices.flattened(img, source, cache, T);
+    assertArrayEquals(boot, readAll(built.device(), 0, boot.length), "served whole and verified once repaired");
+  }
+
+  @Test
   void slotsWithTheirOwnMappingAreServedUnchanged() throws Exception {
     byte[] boot = bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 2); // slots: 100/101 blocks at 1000/2000
     LazyImage img = image(boot, MemoryBlobSource.randomBytes(100 * 4096, 4), MemoryBlobSource.randomBytes(
