@@ -14,11 +14,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 
 /**
- * Chunk digest tables, loaded once per table digest and source for the owner's life (the daemon, an NBD
- * export, a standalone prefetch): downloaded whole, checked against their own sha256 (the manifest names them),
- * decoded against the blob's size. A load that fails is forgotten, so the next user tries again once the source
- * is back. Loads are per source: two images sharing a blob through different registries do not share a failing
- * download.
+ * Chunk digest tables, loaded once per table digest for the owner's life (the daemon, an NBD export, a
+ * standalone prefetch): downloaded whole, checked against their own sha256 (the manifest names them), decoded
+ * against the blob's size — 48 bytes per chunk, kept. A load that fails is forgotten, so the next user tries
+ * again once the source is back. Loads in progress are per source: two images sharing a blob through different
+ * registries do not wait for, or share, each other's failing download.
  */
 public final class ChunkTables {
   /** Tables are 48 bytes per chunk: 64 MiB covers a 1.4 TiB blob of 1 MiB chunks. */
@@ -26,13 +26,20 @@ public final class ChunkTables {
 
   private record Key(Digest table, BlobSource source) {}
 
-  private final Map<Key, CompletableFuture<ChunkDigestTable>> tables = new ConcurrentHashMap<>();
+  /** Checked tables, by digest: a table that hashes to its digest is the same from any source. */
+  private final Map<Digest, ChunkDigestTable> loaded = new ConcurrentHashMap<>();
+  /** Loads in progress, per source: a stalled or failing source delays no other source's load. */
+  private final Map<Key, CompletableFuture<ChunkDigestTable>> loading = new ConcurrentHashMap<>();
 
   /** The table, loaded on {@code pool} the first time it is asked for. */
   public CompletableFuture<ChunkDigestTable> get(Descriptor table, Descriptor blob, BlobSource source,
       Executor pool) {
+    ChunkDigestTable done = loaded.get(table.digest());
+    if (done != null) {
+      return CompletableFuture.completedFuture(done);
+    }
     Key key = new Key(table.digest(), source);
-    CompletableFuture<ChunkDigestTable> f = tables.computeIfAbsent(key,
+    CompletableFuture<ChunkDigestTable> f = loading.computeIfAbsent(key,
         k -> CompletableFuture.supplyAsync(() -> {
           try {
             return load(table, blob, source);
@@ -41,9 +48,10 @@ public final class ChunkTables {
           }
         }, pool));
     f.whenComplete((t, e) -> {
-      if (e != null) {
-        tables.remove(key, f);
+      if (t != null) {
+        loaded.putIfAbsent(table.digest(), t);
       }
+      loading.remove(key, f); // a failed load is tried again by the next user
     });
     return f;
   }
