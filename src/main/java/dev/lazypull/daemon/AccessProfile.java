@@ -24,8 +24,11 @@ public record AccessProfile(
   public record Range(@JsonProperty("blob") String blob, @JsonProperty("offset") long offset,
       @JsonProperty("length") long length) {}
 
-  /** Profiles larger than this are truncated when recorded (and refused when loaded). */
-  public static final int MAX_RANGES = 100_000;
+  /**
+   * Profiles larger than this are truncated when recorded (and refused when loaded). A range is at most ~120
+   * bytes of JSON, so a full profile stays under {@link Json#MAX_DOCUMENT_BYTES}, the limit it is parsed with.
+   */
+  public static final int MAX_RANGES = 32_000;
 
   public AccessProfile {
     ranges = ranges == null ? List.of() : List.copyOf(ranges);

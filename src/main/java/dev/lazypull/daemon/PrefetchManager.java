@@ -46,11 +46,20 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
     return t;
   });
 
+  /** Registry look-ups of published profiles: network I/O, kept off the timer that ends recording windows. */
+  private final java.util.concurrent.ExecutorService fetcherThread = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "lazypull-profile-fetch");
+    t.setDaemon(true);
+    return t;
+  });
+
   /** READs of one image during its recording window. Appended from the poll thread: lock-free. */
   private static final class Recording {
     final ImageRecord image;
     final long startNanos = System.nanoTime();
     final ConcurrentLinkedQueue<AccessProfile.Range> reads = new ConcurrentLinkedQueue<>();
+    /** reads.size() walks the queue: counted apart, as READs arrive on the poll thread. */
+    final java.util.concurrent.atomic.AtomicInteger count = new java.util.concurrent.atomic.AtomicInteger();
     volatile boolean closed;
 
     Recording(ImageRecord image) {
@@ -106,7 +115,7 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
       return;
     }
     try {
-      timer.execute(() -> fetchProfile(f, image, local));
+      fetcherThread.execute(() -> fetchProfile(f, image, local));
     } catch (java.util.concurrent.RejectedExecutionException e) {
       LOG.fine(() -> "not fetching the profile of " + image.fsid() + ": shutting down");
     }
@@ -185,7 +194,7 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
   @Override
   public void read(CacheObject object, long offset, long length) {
     Recording rec = recordings.get(object.binding.image().fsid());
-    if (rec != null && !rec.closed && rec.reads.size() < AccessProfile.MAX_RANGES) {
+    if (rec != null && !rec.closed && rec.count.getAndIncrement() < AccessProfile.MAX_RANGES) {
       rec.reads.add(new AccessProfile.Range(object.binding.blob().digest().toString(), offset, length));
     }
   }
@@ -206,6 +215,10 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
       return;
     }
     rec.closed = true;
+    if (Files.exists(AccessProfile.path(stateDir, rec.image.manifestDigest()))) {
+      LOG.fine(() -> "a profile of " + fsid + " arrived while recording one: keeping it");
+      return;
+    }
     Map<String, Long> sizes = new HashMap<>();
     sizes.put(rec.image.bootstrap().digest().toString(), rec.image.bootstrap().size());
     rec.image.blobs().forEach(b -> sizes.put(b.digest().toString(), b.size()));
@@ -281,6 +294,7 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
 
   @Override
   public void close() {
+    fetcherThread.shutdownNow();
     timer.shutdownNow();
     prefetcher.close();
   }
