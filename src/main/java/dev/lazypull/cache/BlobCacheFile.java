@@ -53,6 +53,7 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
     int fd = openLocked(path);
     try {
       touch(path);
+      OPEN_HERE.add(path.toAbsolutePath().normalize());
       long size = Posix.lseek(fd, 0, Posix.SEEK_END);
       if (size != map.paddedSize()) {
         // Content-addressed: any bytes already there are this blob's. Cut or extend to the padded size so
@@ -72,9 +73,22 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
       });
       return new BlobCacheFile(path, blob, fd, source, map, ctx);
     } catch (IOException | RuntimeException e) {
+      OPEN_HERE.remove(path.toAbsolutePath().normalize());
       Posix.closeQuietly(fd);
       throw e;
     }
+  }
+
+  /**
+   * Cache files this process has open. The flock marks a file in use for other processes; within one process
+   * the collector checks this too, because where flock is emulated with POSIX locks (NFS) a process's own
+   * locks never conflict with each other.
+   */
+  private static final java.util.Set<Path> OPEN_HERE = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /** Whether this process has {@code path} open as a cache file. */
+  static boolean isOpenHere(Path path) {
+    return OPEN_HERE.contains(path.toAbsolutePath().normalize());
   }
 
   /**
@@ -240,6 +254,7 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
     try {
       fd.use(f -> { // still locked: the path is ours to mark
         touch(path);
+        OPEN_HERE.remove(path.toAbsolutePath().normalize());
         return null;
       });
     } catch (IOException e) {

@@ -110,6 +110,9 @@ public final class BlobCacheGc {
    * false if it is in use (or was, since the scan).
    */
   static boolean removeIfUnused(Path path, long scannedMtime) throws IOException {
+    if (BlobCacheFile.isOpenHere(path)) {
+      return false;
+    }
     int fd;
     try {
       fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);

@@ -24,6 +24,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class FetchPools implements AutoCloseable {
   static final String LOCAL = "local";
+  /**
+   * Getting objects ready (loading tables is the origin's work; this is probing the cache file's extents):
+   * apart from {@link #LOCAL}, so a slow local layout cannot hold up the READs of registry images. Not a name
+   * any reference can have.
+   */
+  static final String CACHE_PROBES = "(cache)";
 
   private final int threads;
   private final Map<String, ThreadPoolExecutor> pools = new ConcurrentHashMap<>();
@@ -81,9 +87,10 @@ final class FetchPools implements AutoCloseable {
     for (ThreadPoolExecutor p : pools.values()) {
       p.shutdown();
     }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2); // one wait for all, not 2 s per stalled origin
     for (ThreadPoolExecutor p : pools.values()) {
       try {
-        p.awaitTermination(2, TimeUnit.SECONDS);
+        p.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }

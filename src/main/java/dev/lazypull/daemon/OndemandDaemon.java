@@ -51,7 +51,7 @@ public final class OndemandDaemon implements Closeable {
     this.stats = stats;
     this.readSlots = new Semaphore(config.maxOutstandingReads());
     this.fetchPools = new FetchPools(config.fetchThreads());
-    this.fetchPool = fetchPools.forOrigin(FetchPools.LOCAL); // local layouts, readiness probes
+    this.fetchPool = fetchPools.forOrigin(FetchPools.CACHE_PROBES); // probes; fetches use their origin's pool
     this.objectThread = Executors.newSingleThreadExecutor(threads("lazypull-objects"));
     this.handler = new RequestHandler(devnode, catalog, sources, config, stats, fetchPools, readSlots::release);
     this.pollThread = new Thread(this::pollLoop, "lazypull-devnode-poll");

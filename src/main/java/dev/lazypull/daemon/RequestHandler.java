@@ -82,7 +82,7 @@ final class RequestHandler {
     this.config = config;
     this.stats = stats;
     this.fetchPools = fetchPools;
-    this.fetchPool = fetchPools.forOrigin(FetchPools.LOCAL);
+    this.fetchPool = fetchPools.forOrigin(FetchPools.CACHE_PROBES);
     this.readDone = readDone;
     this.buffers = ThreadLocal.withInitial(() -> AlignedBuffers.allocate(config.bufferSize()));
   }

@@ -74,6 +74,25 @@ class BlobCacheGcTest {
   }
 
   @Test
+  void aFileLockedByAnotherOwnerIsNotRemoved() throws Exception {
+    try (BlobCacheDir cache = BlobCacheDir.open(dir, ctx)) {
+      Descriptor blob = cached(cache, 1, 2, 30);
+      Path path = cache.pathOf(blob.digest());
+      int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
+      try {
+        assertTrue(Posix.tryLockExclusive(fd, path.toString())); // as another process's export holds it
+        BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
+        assertEquals(0, r.removed());
+        assertEquals(1, r.inUse());
+        assertTrue(Files.exists(path));
+      } finally {
+        Posix.close(fd);
+      }
+      assertEquals(1, BlobCacheGc.collect(dir, 1).removed(), "removed once its owner let go");
+    }
+  }
+
+  @Test
   void withinBudgetOrWithoutOneNothingIsRemoved() throws Exception {
     try (BlobCacheDir cache = BlobCacheDir.open(dir, ctx)) {
       cached(cache, 1, 2, 5);
