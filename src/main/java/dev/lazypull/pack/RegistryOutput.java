@@ -67,6 +67,7 @@ public final class RegistryOutput implements ImageOutput {
 
   @Override
   public Descriptor putFile(Path file, String mediaType, Digest digest) throws IOException {
+    failIfAnUploadFailed();
     Descriptor d = new Descriptor(mediaType, digest, Files.size(file));
     submit(() -> {
       try {
@@ -81,6 +82,7 @@ public final class RegistryOutput implements ImageOutput {
 
   @Override
   public Descriptor putBytes(byte[] bytes, String mediaType) throws IOException {
+    failIfAnUploadFailed();
     Descriptor d = new Descriptor(mediaType, Digest.of(bytes), bytes.length);
     if (MediaTypes.isManifest(mediaType) || MediaTypes.isIndex(mediaType)) {
       synchronized (manifests) {
@@ -133,6 +135,36 @@ public final class RegistryOutput implements ImageOutput {
     pusher.pushManifest(repository, bytes, manifest.mediaType(), tags);
   }
 
+  /**
+   * Stops the build at the first failed background upload (refused credentials, a denied repository) instead
+   * of packing the rest of a large tree for nothing.
+   */
+  private void failIfAnUploadFailed() throws IOException {
+    List<Future<?>> done = new ArrayList<>();
+    synchronized (pending) {
+      for (Future<?> f : pending) {
+        if (f.isDone()) {
+          done.add(f);
+        }
+      }
+    }
+    for (Future<?> f : done) {
+      try {
+        f.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted while checking uploads to " + repository);
+      } catch (ExecutionException e) {
+        throw failure(e);
+      }
+    }
+  }
+
+  private IOException failure(ExecutionException e) {
+    Throwable c = e.getCause();
+    return c instanceof IOException io ? io : new IOException("upload to " + repository + " failed: " + c, c);
+  }
+
   private void awaitUploads() throws IOException {
     List<Future<?>> all;
     synchronized (pending) {
@@ -147,8 +179,7 @@ public final class RegistryOutput implements ImageOutput {
         throw new InterruptedIOException("interrupted while waiting for uploads to " + repository);
       } catch (ExecutionException e) {
         if (first == null) {
-          Throwable c = e.getCause();
-          first = c instanceof IOException io ? io : new IOException("upload to " + repository + " failed: " + c, c);
+          first = failure(e);
         }
       }
     }
@@ -179,7 +210,12 @@ public final class RegistryOutput implements ImageOutput {
       @Override
       public InputStream open(long offset) throws IOException {
         FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
-        ch.position(offset);
+        try {
+          ch.position(offset);
+        } catch (IOException | RuntimeException e) {
+          ch.close();
+          throw e;
+        }
         return Channels.newInputStream(ch);
       }
     };

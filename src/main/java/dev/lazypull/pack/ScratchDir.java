@@ -37,17 +37,28 @@ final class ScratchDir implements Closeable {
   @Override
   public void close() throws IOException {
     workers.shutdownNow();
+    boolean stopped = false;
     try {
-      workers.awaitTermination(30, TimeUnit.SECONDS);
+      stopped = workers.awaitTermination(30, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    try (var files = Files.list(dir)) {
-      for (Path p : files.toList()) {
-        Files.deleteIfExists(p);
+    for (int attempt = 0; ; attempt++) { // a worker that did not stop in time may still create a file
+      try (var files = Files.list(dir)) {
+        for (Path p : files.toList()) {
+          Files.deleteIfExists(p);
+        }
+      }
+      try {
+        Files.deleteIfExists(dir);
+        return;
+      } catch (java.nio.file.DirectoryNotEmptyException e) {
+        if (attempt >= 2) {
+          throw new IOException("scratch dir " + dir + " left behind: " + (stopped ? "" : "a worker did not stop; ")
+              + e.getMessage(), e);
+        }
       }
     }
-    Files.deleteIfExists(dir);
   }
 
   /** A pool of daemon threads named {@code name-N}. */

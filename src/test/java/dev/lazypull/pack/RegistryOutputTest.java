@@ -128,6 +128,32 @@ class RegistryOutputTest {
   }
 
   @Test
+  void aRefusedUploadStopsTheBuildAtTheNextBlobNotAtTheEnd() throws Exception {
+    reg.intercept = r -> r.getMethod().equals("POST")
+        ? FakeRegistry.error(403, "DENIED", "no pushing for the test") : null;
+    IOException e = null;
+    int blobs = 0;
+    try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v1"), tmp.resolve("scratch"), null,
+        Progress.silent())) {
+      long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+      while (e == null && System.nanoTime() < end) {
+        byte[] bytes = ("blob " + blobs++).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        Path f = out.newScratchFile();
+        Files.write(f, bytes);
+        try {
+          out.putFile(f, MediaTypes.EROFS_BLOB, dev.lazypull.image.Digest.of(bytes));
+        } catch (IOException x) {
+          e = x;
+        }
+        Thread.sleep(20);
+      }
+    }
+    assertNotNull(e, "the build went on after its upload was refused");
+    assertTrue(e.getMessage().contains("DENIED"), e.getMessage());
+    assertTrue(blobs < 100, blobs + " blobs handed over before the failure was noticed");
+  }
+
+  @Test
   void aDigestPinnedReferenceMustMatchTheBuiltManifest() throws Exception {
     ImageReference.Registry pinned = ref("team/app@sha256:" + "0".repeat(64));
     IOException e = assertThrows(IOException.class, () -> {
