@@ -233,12 +233,30 @@ public final class RegistryClient implements Closeable {
 
   /**
    * Downloads a whole blob into {@code out} (no request timeout: blobs may be large) and verifies its sha256
-   * and size. On a mismatch the caller must discard what was written; nothing should trust it.
+   * and size. Bytes from a mirror that do not verify are downloaded again from the origin when {@code out} can
+   * be rewound (a file). On a mismatch the caller must discard what was written; nothing should trust it.
    */
   public void downloadBlob(Repository repo, Descriptor blob, WritableByteChannel out) throws IOException {
+    boolean[] mirror = {false};
+    Digest actual = download(repo, blob, out, false, mirror);
+    if (!actual.equals(blob.digest()) && mirror[0] && out instanceof java.nio.channels.SeekableByteChannel file) {
+      LOG.warning("registry " + repo.registry() + ", repository " + repo.name() + ", blob " + blob.digest()
+          + ": a mirror's copy hashes to " + actual + "; downloading it from the registry itself");
+      file.truncate(0);
+      file.position(0);
+      actual = download(repo, blob, out, true, mirror);
+    }
+    if (!actual.equals(blob.digest())) {
+      throw new RegistryException("registry " + repo.registry() + ", repository " + repo.name() + ", blob "
+          + blob.digest() + ": content hashes to " + actual);
+    }
+  }
+
+  private Digest download(Repository repo, Descriptor blob, WritableByteChannel out, boolean originOnly,
+      boolean[] fromMirror) throws IOException {
     MessageDigest sha = Digest.sha256();
     ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-    try (ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false, false)) {
+    try (ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false, originOnly)) {
       while (in.read(buf.clear()) >= 0) {
         buf.flip();
         sha.update(buf.duplicate());
@@ -246,12 +264,9 @@ public final class RegistryClient implements Closeable {
           out.write(buf);
         }
       }
+      fromMirror[0] = in instanceof dev.lazypull.blob.BlobSource.Served s && s.fromMirror();
     }
-    Digest actual = new Digest(HexFormat.of().formatHex(sha.digest()));
-    if (!actual.equals(blob.digest())) {
-      throw new RegistryException("registry " + repo.registry() + ", repository " + repo.name() + ", blob "
-          + blob.digest() + ": content hashes to " + actual);
-    }
+    return new Digest(HexFormat.of().formatHex(sha.digest()));
   }
 
   // ---- endpoints and errors ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ package dev.lazypull.registry;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
@@ -148,5 +149,27 @@ class MirrorTest {
     assertEquals(1, stats.integrityMismatchesMirror.sum());
     assertEquals(0, stats.integrityMismatchesOrigin.sum());
     assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")), "the origin served the retry");
+  }
+
+  @Test
+  void aWholeBlobDownloadFromACorruptMirrorIsRedoneFromTheOrigin(@org.junit.jupiter.api.io.TempDir
+      java.nio.file.Path tmp) throws Exception {
+    byte[] bad = data.clone();
+    bad[5000] ^= 1;
+    m1.blobs.computeIfAbsent(repo.name(), k -> new java.util.concurrent.ConcurrentHashMap<>())
+        .put(blob.digest().toString(), bad);
+    java.nio.file.Path file = tmp.resolve("layer");
+    try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(file,
+        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE)) {
+      client.downloadBlob(repo, blob, out);
+    }
+    assertArrayEquals(data, java.nio.file.Files.readAllBytes(file), "the origin's bytes, nothing of the mirror's");
+    assertEquals(1, m1.requests.size());
+    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")), "the origin served it");
+
+    // Into something that cannot be rewound: a clear error, as before.
+    RegistryException e = assertThrows(RegistryException.class,
+        () -> client.downloadBlob(repo, blob, Channels.newChannel(new ByteArrayOutputStream())));
+    assertTrue(e.getMessage().contains("hashes to"), e.getMessage());
   }
 }
