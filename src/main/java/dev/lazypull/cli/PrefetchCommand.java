@@ -57,6 +57,22 @@ final class PrefetchCommand implements Callable<Integer> {
       description = "Set what is prefetched whenever the image is mounted.")
   String policy;
 
+  /**
+   * Whether {@code image} spells out where an image lives (a registry path or an OCI layout) rather than a name
+   * only the daemon can resolve (an fsid, which would otherwise parse as a Docker Hub short name).
+   */
+  private static boolean isImageReference(String image) {
+    if (!image.startsWith("oci:") && !image.contains("/")) {
+      return false;
+    }
+    try {
+      dev.lazypull.image.ImageReference.parse(image);
+      return true;
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+  }
+
   @Override
   public Integer call() throws Exception {
     boolean daemonOnly = status || stop || policy != null;
@@ -69,6 +85,11 @@ final class PrefetchCommand implements Callable<Integer> {
       return 2;
     }
     if (!standalone && !daemonOnly && !java.nio.file.Files.exists(socket.socket)) {
+      if (!isImageReference(image)) { // an fsid names an image the daemon knows: nothing to fall back to
+        System.err.println("lazypull prefetch: no daemon socket at " + socket.socket + " (is the daemon running?); '"
+            + image + "' is not an image reference to prefetch without it");
+        return 1;
+      }
       System.err.println("lazypull prefetch: no daemon socket at " + socket.socket + "; prefetching into the NBD "
           + "cache instead (--standalone)");
       standalone = true;

@@ -55,6 +55,13 @@ class CliEndToEndTest {
   }
 
   @Test
+  void prefetchWithoutADaemonNeedsAReferenceItCanFetchOnItsOwn() {
+    Out o = cli("prefetch", "lp-0123456789abcdef", "--socket", tmp.resolve("none.sock").toString());
+    assertEquals(1, o.code());
+    assertTrue(o.stderr().contains("no daemon socket") && o.stderr().contains("is the daemon running"), o.stderr());
+  }
+
+  @Test
   void statusPrefetchGcAndEvictThroughTheControlSocket() throws Exception {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("data.bin"), 3L << 20, new Random(1));
