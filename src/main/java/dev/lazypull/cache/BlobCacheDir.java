@@ -92,6 +92,12 @@ public final class BlobCacheDir implements Closeable {
    * @throws IOException if the table cannot be loaded or checked, naming it
    */
   public BlobCacheFile file(Descriptor blob, BlobSource source, Descriptor table) throws IOException {
+    synchronized (this) {
+      BlobCacheFile open = files.get(blob.digest());
+      if (open != null && (table == null || open.verifying())) {
+        return open(blob, source); // already set up: no second table load
+      }
+    }
     ChunkDigestTable t = table == null ? null : loadTable(table, blob, source);
     synchronized (this) {
       BlobCacheFile f = open(blob, source);
