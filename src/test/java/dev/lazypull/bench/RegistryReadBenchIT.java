@@ -104,16 +104,7 @@ class RegistryReadBenchIT {
           work.resolve("lazypull.toml").toString(), layout, seed.host() + "/bench/big:v1"));
     }
     Requirements.run("rm", "-rf", work.resolve("layout").toString());
-    Files.writeString(work.resolve("registry.yml"), """
-        version: 0.1
-        log:
-          level: warn
-        storage:
-          filesystem:
-            rootdirectory: /mnt/registry-storage
-        http:
-          addr: 127.0.0.1:5000
-        """);
+    Files.writeString(work.resolve("registry.yml"), VmHarness.guestRegistryConfig(5000, false, ""));
     Files.writeString(work.resolve("bench.env"), String.format(Locale.ROOT,
         "IMAGE=127.0.0.1:5000/bench/big:v1%nREPO=bench/big%nBLOB=%s%nFILE=big.bin%nFILE_BYTES=%d%n"
             + "ROUNDS=$(cat \"$W/rounds\")%n",

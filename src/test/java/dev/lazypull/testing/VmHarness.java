@@ -64,6 +64,19 @@ public final class VmHarness {
     return jar.toAbsolutePath();
   }
 
+  /**
+   * A docker-registry config for a registry on the guest's loopback at {@code port}, its storage at
+   * /mnt/registry-storage (the guest script copies the seeded storage there), warnings only.
+   *
+   * @param accessLog log every request (guest scripts count the bytes served from it)
+   * @param extra top-level YAML appended as is (e.g. an {@code auth:} section), or ""
+   */
+  public static String guestRegistryConfig(int port, boolean accessLog, String extra) {
+    return "version: 0.1\nlog:\n  level: warn\n" + (accessLog ? "  accesslog:\n    disabled: false\n" : "")
+        + "storage:\n  filesystem:\n    rootdirectory: /mnt/registry-storage\nhttp:\n  addr: 127.0.0.1:" + port
+        + "\n" + extra;
+  }
+
   /** A fresh work dir under target/ (the guest mounts tmpfs over /tmp, so host files must live elsewhere). */
   public static Path workDir(String name) throws IOException, InterruptedException {
     Path dir = baseDir().resolve("target/vm-work").resolve(name);

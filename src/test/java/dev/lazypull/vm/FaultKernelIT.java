@@ -46,16 +46,7 @@ class FaultKernelIT {
     try (DockerRegistryFixture seed = DockerRegistryFixture.builder(work.resolve("seed")).storage(storage).start()) {
       assertEquals(0, Main.run("copy", "--plain-http", layout, seed.host() + "/fault/app:v1"));
     }
-    Files.writeString(work.resolve("registry.yml"), """
-        version: 0.1
-        log:
-          level: warn
-        storage:
-          filesystem:
-            rootdirectory: /mnt/registry-storage
-        http:
-          addr: 127.0.0.1:5001
-        """);
+    Files.writeString(work.resolve("registry.yml"), VmHarness.guestRegistryConfig(5001, false, ""));
     // the defaults' proportions (registry read timeout = READ deadline, request timeout 4x), shortened for TCG
     Files.writeString(work.resolve("lazypull.toml"), """
         [daemon]

@@ -75,17 +75,6 @@ class NbdKernelIT {
       LazyImage img = RegistryImages.packAndPush(tree, seed.host() + "/nbd/app:v1", toml, work.resolve("scratch"));
       Files.writeString(work.resolve("image.bytes"), Long.toString(RegistryImages.imageBytes(img)));
     }
-    Files.writeString(work.resolve("registry.yml"), """
-        version: 0.1
-        log:
-          level: warn
-          accesslog:
-            disabled: false
-        storage:
-          filesystem:
-            rootdirectory: /mnt/registry-storage
-        http:
-          addr: 127.0.0.1:5000
-        """);
+    Files.writeString(work.resolve("registry.yml"), VmHarness.guestRegistryConfig(5000, true, ""));
   }
 }

@@ -63,22 +63,12 @@ class RegistryKernelIT {
           seed.host() + "/team/app:v1"));
     }
     Files.copy(work.resolve("seed/htpasswd"), work.resolve("htpasswd"));
-    Files.writeString(work.resolve("registry.yml"), """
-        version: 0.1
-        log:
-          level: warn
-          accesslog:
-            disabled: false
-        storage:
-          filesystem:
-            rootdirectory: /mnt/registry-storage
-        http:
-          addr: 127.0.0.1:5000
+    Files.writeString(work.resolve("registry.yml"), VmHarness.guestRegistryConfig(5000, true, """
         auth:
           htpasswd:
             realm: lazypull-guest
             path: %s
-        """.formatted(work.resolve("htpasswd")));
+        """.formatted(work.resolve("htpasswd"))));
     Files.writeString(work.resolve("docker-config.json"), "{\"auths\":{\"127.0.0.1:5000\":{\"auth\":\"" + auth
         + "\"}}}");
     Files.writeString(work.resolve("lazypull.toml"), """
