@@ -156,7 +156,11 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
         ? ImageDevices.raw(img, blob, source.blobs(), cache)
         : ImageDevices.flattened(img, source.blobs(), cache, s.readTimeout());
     if (s.cacheBudget() > 0) { // now that this export's files are open (locked: in use), the others' go first
-      BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+      try {
+        BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+      } catch (IOException e) { // the export serves regardless; the next round tries again
+        LOG.warning("cache " + s.cacheDir() + ": collecting to its budget failed: " + e.getMessage());
+      }
     }
     AutoCloseable gc = s.cacheBudget() > 0
         ? BlobCacheGc.keepWithin(s.cacheDir(), s.cacheBudget(), GC_PERIOD) : () -> { };

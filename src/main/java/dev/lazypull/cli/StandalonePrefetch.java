@@ -69,7 +69,12 @@ final class StandalonePrefetch {
           return 1;
         }
         if (s.cacheBudget() > 0) { // room for what we fetch: our files are open (in use) now, the others' go first
-          dev.lazypull.cache.BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+          try {
+            dev.lazypull.cache.BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
+          } catch (IOException e) {
+            System.err.println("lazypull prefetch: collecting " + s.cacheDir() + " to its budget failed: "
+                + e.getMessage() + "; prefetching anyway");
+          }
         }
         return fetch(c.image, new CachePrefetch(targets), stats, s.cacheDir().toString());
       }
