@@ -95,16 +95,12 @@ public final class BlobCacheDir implements Closeable {
     synchronized (this) {
       BlobCacheFile open = files.get(blob.digest());
       if (open != null && (table == null || open.verifying())) {
-        return open(blob, source); // already set up: no second table load
+        return open(blob, source, null); // already set up: no second table load
       }
     }
     ChunkDigestTable t = table == null ? null : loadTable(table, blob, source);
     synchronized (this) {
-      BlobCacheFile f = open(blob, source);
-      if (t != null && !f.verifying()) {
-        f.verifyWith(t);
-      }
-      return f;
+      return open(blob, source, t);
     }
   }
 
@@ -121,11 +117,7 @@ public final class BlobCacheDir implements Closeable {
           + "its bytes are not checked");
     }
     synchronized (this) {
-      BlobCacheFile f = open(boot, source);
-      if (whole != null && !f.verifying()) {
-        f.verifyWith(whole);
-      }
-      return f;
+      return open(boot, source, whole);
     }
   }
 
@@ -156,17 +148,20 @@ public final class BlobCacheDir implements Closeable {
     return decoded;
   }
 
-  private BlobCacheFile open(Descriptor blob, BlobSource source) throws IOException {
+  /** The open file of {@code blob}, opened now if need be; verifying against {@code table} when not null. */
+  private BlobCacheFile open(Descriptor blob, BlobSource source, ChunkDigestTable table) throws IOException {
     if (closed) {
       throw new IOException("cache dir " + dir + " is closed");
     }
     BlobCacheFile f = files.get(blob.digest());
     if (f == null) {
-      f = BlobCacheFile.open(pathOf(blob.digest()), blob, source, ctx);
+      f = BlobCacheFile.open(pathOf(blob.digest()), blob, source, ctx, table);
       files.put(blob.digest(), f);
     } else if (f.blob().size() != blob.size()) {
       throw new IOException("blob " + blob.digest() + " is listed with sizes " + f.blob().size() + " and "
           + blob.size());
+    } else if (table != null && !f.verifying()) {
+      f.verifyWith(table); // opened unverified before: verified from now on, on its fixed chunks
     }
     return f;
   }

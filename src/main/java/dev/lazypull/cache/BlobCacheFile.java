@@ -48,8 +48,18 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
    */
   public static BlobCacheFile open(Path path, Descriptor blob, BlobSource source, FetchContext ctx)
       throws IOException {
+    return open(path, blob, source, ctx, null);
+  }
+
+  /**
+   * {@link #open(Path, Descriptor, BlobSource, FetchContext)}, every fetch verified against {@code table} when
+   * not null: chunks are then the table's entries (as the daemon re-cuts its objects), so each is fetched,
+   * checked and marked ready as one unit — never fetched again because a neighbouring run wrote it unmarked.
+   */
+  static BlobCacheFile open(Path path, Descriptor blob, BlobSource source, FetchContext ctx,
+      dev.lazypull.image.ChunkDigestTable table) throws IOException {
     Files.createDirectories(path.toAbsolutePath().getParent());
-    ChunkMap map = new ChunkMap(blob.size(), ctx.chunkSize());
+    ChunkMap map = table != null ? ChunkMap.forTable(table) : new ChunkMap(blob.size(), ctx.chunkSize());
     int fd = openLocked(path);
     try {
       touch(path);
@@ -71,7 +81,11 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
           return Posix.lseek(fd, offset, Posix.SEEK_HOLE);
         }
       });
-      return new BlobCacheFile(path, blob, fd, source, map, ctx);
+      BlobCacheFile f = new BlobCacheFile(path, blob, fd, source, map, ctx);
+      if (table != null) {
+        f.verifyWith(table);
+      }
+      return f;
     } catch (IOException | RuntimeException e) {
       OPEN_HERE.remove(path.toAbsolutePath().normalize());
       Posix.closeQuietly(fd);
