@@ -61,19 +61,6 @@ public final class ChunkMap {
     return new ChunkMap(table.blobSize(), starts, max);
   }
 
-  /** Whether chunks follow {@code table}'s entries exactly (then each chunk can be verified on its own). */
-  public boolean alignedTo(ChunkDigestTable table) {
-    if (starts == null || starts.length != table.size() || blobSize != table.blobSize()) {
-      return false;
-    }
-    for (int i = 0; i < starts.length; i++) {
-      if (starts[i] != table.offset(i)) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   public long blobSize() {
     return blobSize;
   }

@@ -70,9 +70,4 @@ public record DaemonConfig(
     return new DaemonConfig(cacheDir, stateDir, cacheTag, fetchThreads, chunkSize, mergeLimit, d,
         maxOutstandingReads, bufferSize, readAhead);
   }
-
-  public DaemonConfig withReadAhead(long bytes) {
-    return new DaemonConfig(cacheDir, stateDir, cacheTag, fetchThreads, chunkSize, mergeLimit, readDeadline,
-        maxOutstandingReads, bufferSize, bytes);
-  }
 }

@@ -1,8 +1,6 @@
 package dev.lazypull.daemon;
 
 import dev.lazypull.image.ImageReference;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -73,11 +71,6 @@ final class FetchPools implements AutoCloseable {
         });
     pool.allowCoreThreadTimeOut(true);
     return pool;
-  }
-
-  /** Origins with a pool, for tests and status. */
-  List<String> origins() {
-    return new ArrayList<>(pools.keySet());
   }
 
   /** Stops every pool: queued fetches are not run (their READs are failed by the caller's shutdown). */

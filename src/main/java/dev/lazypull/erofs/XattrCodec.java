@@ -64,16 +64,6 @@ public final class XattrCodec {
         + "trusted., security. and POSIX ACLs)");
   }
 
-  /** Checks that every name and value can be stored. */
-  public static void validate(Map<String, byte[]> xattrs) throws ErofsFormatException {
-    for (Map.Entry<String, byte[]> e : xattrs.entrySet()) {
-      split(e.getKey());
-      if (e.getValue().length > 0xFFFF) {
-        throw new ErofsFormatException("xattr '" + e.getKey() + "' value of " + e.getValue().length + " bytes");
-      }
-    }
-  }
-
   /** Writes the area ({@link #areaSize} bytes) at {@code offset}, entries in map order. */
   public static void encode(Map<String, byte[]> xattrs, ByteBuffer buf, int offset) throws ErofsFormatException {
     if (xattrs.isEmpty()) {

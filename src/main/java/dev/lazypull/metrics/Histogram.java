@@ -51,8 +51,4 @@ public final class Histogram {
     out.sample(name + "_sum", l, sumNanos.sum() / 1e9);
     out.sample(name + "_count", l, count.sum());
   }
-
-  public long count() {
-    return count.sum();
-  }
 }

@@ -52,10 +52,6 @@ final class ReplySink {
     transport.close();
   }
 
-  boolean isBroken() {
-    return broken;
-  }
-
   /** Nanoseconds the current write has been blocked, 0 when not writing. */
   long writeBlockedNanos(long now) {
     long since = writingSince;

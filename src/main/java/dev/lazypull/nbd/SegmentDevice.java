@@ -88,10 +88,6 @@ public final class SegmentDevice implements ExportDevice {
     return size;
   }
 
-  public List<Segment> segments() {
-    return List.of(segments);
-  }
-
   /** Index of the first segment that ends after {@code offset}. */
   private int firstEndingAfter(long offset) {
     int lo = 0;

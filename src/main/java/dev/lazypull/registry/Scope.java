@@ -21,10 +21,6 @@ public record Scope(Set<String> items) {
     return new Scope(Set.of("repository:" + repository + ":pull,push"));
   }
 
-  public static Scope none() {
-    return new Scope(Set.of());
-  }
-
   /** This scope plus every space-separated scope in {@code attribute} (null: unchanged). */
   public Scope plus(String attribute) {
     if (attribute == null || attribute.isBlank()) {

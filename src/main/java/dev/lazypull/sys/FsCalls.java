@@ -24,5 +24,4 @@ final class FsCalls {
 
   static native long lgetxattr(byte[] path, byte[] name, long value, long size);
 
-  static native int lsetxattr(byte[] path, byte[] name, byte[] value, long size, int flags);
 }

@@ -161,13 +161,6 @@ public final class PosixFs {
     }
   }
 
-  /** Sets an extended attribute (tests build trees with it). */
-  public static void setXattr(byte[] path, String name, byte[] value) throws ErrnoException {
-    if (FsCalls.lsetxattr(cPath(path), Posix.cString(name), value, value.length, 0) != 0) {
-      throw fail("lsetxattr", path);
-    }
-  }
-
   /** getdents64 records: {u64 ino, s64 off, u16 reclen, u8 type, char name[]}. */
   static final class Dirents {
     private Dirents() {}

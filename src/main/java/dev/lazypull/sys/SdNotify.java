@@ -31,10 +31,6 @@ public final class SdNotify {
     return path == null || path.isEmpty() ? null : new SdNotify(path);
   }
 
-  public static SdNotify forSocket(String path) {
-    return new SdNotify(path);
-  }
-
   /** Sends {@code state} (newline-separated assignments), attaching {@code fds} if any. */
   public void send(String state, int... fds) throws ErrnoException {
     byte[] text = state.getBytes(StandardCharsets.UTF_8);

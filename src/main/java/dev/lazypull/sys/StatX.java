@@ -18,9 +18,6 @@ public record StatX(int mode, long uid, long gid, long nlink, long ino, long dev
   public static final int S_IFCHR = 0020000;
   public static final int S_IFIFO = 0010000;
 
-  /** sizeof(struct statx). */
-  static final int SIZE = 256;
-
   /** Decodes a struct statx (native byte order). */
   static StatX decode(ByteBuffer raw) {
     ByteBuffer b = raw.duplicate().order(ByteOrder.nativeOrder());
