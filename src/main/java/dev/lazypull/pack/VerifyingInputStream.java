@@ -58,14 +58,6 @@ public final class VerifyingInputStream extends FilterInputStream {
     return done;
   }
 
-  /** Reads whatever is left and verifies the whole blob. */
-  public void drainAndVerify() throws IOException {
-    byte[] buf = new byte[1 << 16];
-    while (read(buf, 0, buf.length) >= 0) {
-      // counting and hashing
-    }
-  }
-
   private void check() throws IOException {
     if (checked) {
       return;
