@@ -33,6 +33,7 @@ public final class DockerConfigCredentials implements CredentialStore {
 
   private final Path file;
   private final String envConfig;
+  private volatile Parsed envParsed;
   private final CredentialHelper helpers;
   private Parsed cached;
   private Object cachedKey;
@@ -69,7 +70,7 @@ public final class DockerConfigCredentials implements CredentialStore {
   public Credentials lookup(String host) throws IOException {
     String key = normalize(host);
     if (envConfig != null && !envConfig.isBlank()) {
-      Credentials c = parse(envConfig.getBytes(StandardCharsets.UTF_8), "DOCKER_AUTH_CONFIG").auth(key);
+      Credentials c = envParsed().auth(key);
       if (c != null) {
         return c;
       }
@@ -86,6 +87,16 @@ public final class DockerConfigCredentials implements CredentialStore {
       }
     }
     return p.auth(key);
+  }
+
+  /** DOCKER_AUTH_CONFIG, parsed on first use (lookups run per request for Basic auth); a bad value fails each. */
+  private Parsed envParsed() throws IOException {
+    Parsed p = envParsed;
+    if (p == null) {
+      p = parse(envConfig.getBytes(StandardCharsets.UTF_8), "DOCKER_AUTH_CONFIG");
+      envParsed = p;
+    }
+    return p;
   }
 
   /** What a credential helper and config keys call a host: Docker Hub is its v1 index URL. */
