@@ -34,13 +34,11 @@ public final class BlobCacheGc {
 
   /** Allocated bytes of everything in the cache directory. */
   public static long usage(Path dir) throws IOException {
-    long total = 0;
-    for (Path sub : List.of(dir.resolve("sha256"), dir.resolve("tables"))) {
-      for (Entry e : scan(sub)) {
-        total += e.bytes();
-      }
-    }
-    return total;
+    return bytes(scan(dir.resolve("sha256"))) + bytes(scan(dir.resolve("tables")));
+  }
+
+  private static long bytes(List<Entry> entries) {
+    return entries.stream().mapToLong(Entry::bytes).sum();
   }
 
   /**
@@ -49,7 +47,7 @@ public final class BlobCacheGc {
    */
   public static Report collect(Path dir, long budget) throws IOException {
     List<Entry> blobs = scan(dir.resolve("sha256"));
-    long before = usage(dir);
+    long before = bytes(blobs) + bytes(scan(dir.resolve("tables"))); // one look at each file
     long usage = before;
     int removed = 0;
     int inUse = 0;
