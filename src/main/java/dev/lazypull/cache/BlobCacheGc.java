@@ -82,11 +82,8 @@ public final class BlobCacheGc {
    */
   public static AutoCloseable keepWithin(Path dir, long budget, java.time.Duration period) {
     java.util.concurrent.ScheduledExecutorService timer =
-        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-          Thread t = new Thread(r, "lazypull-cache-gc");
-          t.setDaemon(true);
-          return t;
-        });
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            dev.lazypull.sys.DaemonThreads.named("lazypull-cache-gc"));
     timer.scheduleWithFixedDelay(() -> {
       try {
         collect(dir, budget);

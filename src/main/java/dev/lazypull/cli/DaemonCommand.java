@@ -132,11 +132,8 @@ final class DaemonCommand implements Callable<Integer> {
     daemon.setProfileFetcher(ProfileArtifacts.fetcher(registry)); // profiles pushed next to their images
     ImageRegistrar registrar = new ImageRegistrar(catalog, sources, daemon::imageRegistered);
     daemon.start();
-    ScheduledExecutorService gc = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "lazypull-gc");
-      t.setDaemon(true);
-      return t;
-    });
+    ScheduledExecutorService gc =
+        Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-gc"));
     long every = settings.gcInterval().toMillis();
     gc.scheduleWithFixedDelay(() -> {
       try {

@@ -26,7 +26,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -221,12 +220,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
 
   /** The fetch pool: daemon threads lazypull-fetch-N (also used by the standalone prefetch). */
   static ExecutorService fetchPool(int threads) {
-    AtomicInteger ids = new AtomicInteger();
-    return Executors.newFixedThreadPool(threads, r -> {
-      Thread t = new Thread(r, "lazypull-fetch-" + ids.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    return Executors.newFixedThreadPool(threads, dev.lazypull.sys.DaemonThreads.numbered("lazypull-fetch-"));
   }
 
   /** One {@code key=value} line of counters, printed at exit (scripts and tests read it). */

@@ -42,11 +42,8 @@ public final class ControlServer implements Closeable {
   private final Path socketPath;
   private final Handler handler;
   private final ServerSocketChannel server;
-  private final ExecutorService connections = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "lazypull-control");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService connections =
+      Executors.newCachedThreadPool(dev.lazypull.sys.DaemonThreads.named("lazypull-control"));
   private final Semaphore slots = new Semaphore(MAX_CONNECTIONS);
   private final String ownUser = System.getProperty("user.name");
   private volatile boolean closed;

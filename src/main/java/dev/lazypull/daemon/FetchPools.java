@@ -8,7 +8,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The fetch threads, one pool per origin of blobs: a registry (by the host users write in references) or local
@@ -61,14 +60,9 @@ final class FetchPools implements AutoCloseable {
   }
 
   private ThreadPoolExecutor create(String origin) {
-    AtomicInteger n = new AtomicInteger();
     String name = "lazypull-fetch-" + origin.replaceAll("[^A-Za-z0-9.:-]", "_") + "-";
     ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 60, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), r -> {
-          Thread t = new Thread(r, name + n.incrementAndGet());
-          t.setDaemon(true);
-          return t;
-        });
+        new LinkedBlockingQueue<>(), dev.lazypull.sys.DaemonThreads.numbered(name));
     pool.allowCoreThreadTimeOut(true);
     return pool;
   }

@@ -40,18 +40,12 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
   private final int chunk;
   private final Map<String, PrefetchPolicy> policies = new ConcurrentHashMap<>();
   private final Map<String, Recording> recordings = new ConcurrentHashMap<>();
-  private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
-    Thread t = new Thread(r, "lazypull-profile");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ScheduledExecutorService timer =
+      Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile"));
 
   /** Registry look-ups of published profiles: network I/O, kept off the timer that ends recording windows. */
-  private final java.util.concurrent.ExecutorService fetcherThread = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, "lazypull-profile-fetch");
-    t.setDaemon(true);
-    return t;
-  });
+  private final java.util.concurrent.ExecutorService fetcherThread =
+      Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile-fetch"));
 
   /** READs of one image during its recording window. Appended from the poll thread: lock-free. */
   private static final class Recording {

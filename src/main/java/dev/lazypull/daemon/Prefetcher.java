@@ -11,7 +11,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 import java.util.logging.Logger;
@@ -79,18 +78,13 @@ final class Prefetcher implements AutoCloseable {
     this.limiter = new BandwidthLimiter(bytesPerSecond);
     this.inflightReads = inflightReads;
     this.runBytes = runBytes;
-    AtomicInteger n = new AtomicInteger();
+    java.util.concurrent.ThreadFactory numbered = dev.lazypull.sys.DaemonThreads.numbered("lazypull-prefetch-");
     this.prefetchPool = (ThreadPoolExecutor) Executors.newFixedThreadPool(this.concurrency, r -> {
-      Thread t = new Thread(r, "lazypull-prefetch-" + n.incrementAndGet());
-      t.setDaemon(true);
+      Thread t = numbered.newThread(r);
       t.setPriority(Thread.MIN_PRIORITY);
       return t;
     });
-    this.drivers = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "lazypull-prefetch-driver");
-      t.setDaemon(true);
-      return t;
-    });
+    this.drivers = Executors.newCachedThreadPool(dev.lazypull.sys.DaemonThreads.named("lazypull-prefetch-driver"));
   }
 
   /** Starts a job (replacing a finished one with the same id; a running one is returned as is). */

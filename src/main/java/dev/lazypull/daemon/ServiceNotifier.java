@@ -72,11 +72,7 @@ public final class ServiceNotifier implements AutoCloseable {
     if (notify == null || interval == null) {
       return;
     }
-    watchdog = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "lazypull-watchdog");
-      t.setDaemon(true);
-      return t;
-    });
+    watchdog = Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-watchdog"));
     watchdog.scheduleAtFixedRate(() -> {
       if (healthy.getAsBoolean()) {
         send("WATCHDOG=1");

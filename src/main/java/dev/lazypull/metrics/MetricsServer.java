@@ -61,11 +61,7 @@ public final class MetricsServer implements AutoCloseable {
         }
       }
     });
-    server.setExecutor(Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "lazypull-metrics");
-      t.setDaemon(true);
-      return t;
-    }));
+    server.setExecutor(Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-metrics")));
     server.start();
     LOG.info("metrics on http://" + listen + "/metrics");
     return m;

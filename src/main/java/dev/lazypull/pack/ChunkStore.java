@@ -23,7 +23,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Stores file data as chunks in data blobs: the producer (one thread: a directory reader or a tar stream) fills
@@ -112,12 +111,7 @@ public final class ChunkStore implements AutoCloseable {
       pool.add(ByteBuffer.allocateDirect(chunkSize));
     }
     this.ordered = new ArrayBlockingQueue<>(buffers + 2);
-    AtomicInteger ids = new AtomicInteger();
-    this.hashers = Executors.newFixedThreadPool(n, r -> {
-      Thread t = new Thread(r, "lazypull-hash-" + ids.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.hashers = Executors.newFixedThreadPool(n, dev.lazypull.sys.DaemonThreads.numbered("lazypull-hash-"));
     this.zeros = ByteBuffer.allocateDirect(chunkSize);
     this.committer = new Thread(this::commitLoop, "lazypull-blob-writer");
     committer.setDaemon(true);

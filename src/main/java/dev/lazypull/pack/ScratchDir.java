@@ -63,11 +63,7 @@ final class ScratchDir implements Closeable {
 
   /** A pool of daemon threads named {@code name-N}. */
   static ExecutorService pool(int threads, String name) {
-    AtomicInteger n = new AtomicInteger();
-    return java.util.concurrent.Executors.newFixedThreadPool(threads, r -> {
-      Thread t = new Thread(r, name + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    return java.util.concurrent.Executors.newFixedThreadPool(threads,
+        dev.lazypull.sys.DaemonThreads.numbered(name + "-"));
   }
 }
