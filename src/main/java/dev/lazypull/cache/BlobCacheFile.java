@@ -117,7 +117,7 @@ public final class BlobCacheFile implements Closeable, ChunkWriter {
       try {
         if (!Posix.tryLockExclusive(fd, path.toString())) {
           if (attempt >= LOCK_ATTEMPTS) {
-            throw new IOException("cache file " + path + " is in use by another lazypull process");
+            throw new CacheFileInUseException("cache file " + path + " is in use by another lazypull process");
           }
         } else if (isFileAt(fd, path)) {
           keep = true;

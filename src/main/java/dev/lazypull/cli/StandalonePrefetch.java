@@ -124,12 +124,9 @@ final class StandalonePrefetch {
       boolean bootstrap) throws IOException {
     try {
       return bootstrap ? cache.bootstrap(blob, source) : cache.file(blob, source, table);
-    } catch (IOException e) {
-      if (e.getMessage() != null && e.getMessage().contains("in use by another lazypull process")) {
-        throw new IOException(e.getMessage() + ": is `lazypull nbd` serving this image from " + cache.dir()
-            + "? Its cache files are locked while it runs; stop it and prefetch, or let it fetch on demand", e);
-      }
-      throw e;
+    } catch (dev.lazypull.cache.CacheFileInUseException e) {
+      throw new IOException(e.getMessage() + ": is `lazypull nbd` serving this image from " + cache.dir()
+          + "? Its cache files are locked while it runs; stop it and prefetch, or let it fetch on demand", e);
     }
   }
 
