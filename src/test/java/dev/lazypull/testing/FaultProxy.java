@@ -157,10 +157,34 @@ public final class FaultProxy implements AutoCloseable {
   }
 
   public static FaultProxy start(InetSocketAddress listen, InetSocketAddress upstream, long seed) throws IOException {
+    if (listen.getPort() != 0) {
+      return new FaultProxy(upstream, bind(listen), seed);
+    }
+    // Not an ephemeral port: while the proxy is down, a client connecting to a free port in the ephemeral range
+    // can be given that same port as its source and connect to itself (TCP self-connect) instead of refused.
+    java.util.Random rnd = new java.util.Random();
+    for (int attempt = 0; ; attempt++) {
+      InetSocketAddress at = new InetSocketAddress(listen.getAddress(), 20000 + rnd.nextInt(12000));
+      try {
+        return new FaultProxy(upstream, bind(at), seed);
+      } catch (java.net.BindException e) {
+        if (attempt >= 100) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  private static ServerSocket bind(InetSocketAddress at) throws IOException {
     ServerSocket s = new ServerSocket();
-    s.setReuseAddress(true);
-    s.bind(listen, 128);
-    return new FaultProxy(upstream, s, seed);
+    try {
+      s.setReuseAddress(true);
+      s.bind(at, 128);
+      return s;
+    } catch (IOException e) {
+      s.close();
+      throw e;
+    }
   }
 
   /** {@code 127.0.0.1:PORT}: the registry part of image references through the proxy. */
