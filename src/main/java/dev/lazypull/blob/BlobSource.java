@@ -27,6 +27,40 @@ public interface BlobSource {
     return openRange(blob, offset, length);
   }
 
+  /** Reads {@code [offset, offset+length)} of a blob into memory; for small metadata reads only. */
+  default byte[] read(Descriptor blob, long offset, int length) throws IOException {
+    java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(length);
+    try (ReadableByteChannel ch = openRange(blob, offset, length)) {
+      while (buf.hasRemaining()) {
+        if (ch.read(buf) < 0) {
+          throw new IOException(describe() + ": blob " + blob.digest() + " ended early");
+        }
+      }
+    }
+    return buf.array();
+  }
+
+  /**
+   * All of a small blob (a config, a digest table, a profile) in memory, at most {@code max} bytes, checked
+   * against its digest before anyone sees it.
+   *
+   * @param what names the blob in errors ("config", "chunk digest table")
+   * @throws IOException naming the source and the blob if it is over {@code max}, short, or hashes to another
+   *     digest
+   */
+  default byte[] readVerified(Descriptor blob, long max, String what) throws IOException {
+    if (blob.size() > max) {
+      throw new IOException(describe() + ": " + what + " " + blob.digest() + " is " + blob.size() + " bytes (limit "
+          + max + ")");
+    }
+    byte[] bytes = read(blob, 0, (int) blob.size());
+    dev.lazypull.image.Digest actual = dev.lazypull.image.Digest.of(bytes);
+    if (!actual.equals(blob.digest())) {
+      throw new IOException(describe() + ": " + what + " " + blob.digest() + " hashes to " + actual);
+    }
+    return bytes;
+  }
+
   /** Implemented by range streams that can say whether a mirror (not the origin) served them. */
   interface Served {
     boolean fromMirror();

@@ -5,8 +5,6 @@ import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.ReadableByteChannel;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -68,22 +66,6 @@ public final class ChunkTables {
 
   /** The table's bytes from {@code source}, size-limited and checked against the table's digest. */
   public static byte[] fetch(Descriptor table, BlobSource source) throws IOException {
-    if (table.size() > MAX_TABLE_BYTES) {
-      throw new IOException("chunk digest table " + table.digest() + " is " + table.size() + " bytes (limit "
-          + MAX_TABLE_BYTES + ")");
-    }
-    ByteBuffer buf = ByteBuffer.allocate((int) table.size());
-    try (ReadableByteChannel in = source.openRange(table, 0, table.size())) {
-      while (buf.hasRemaining()) {
-        if (in.read(buf) < 0) {
-          throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " ended early");
-        }
-      }
-    }
-    Digest actual = Digest.of(buf.array());
-    if (!actual.equals(table.digest())) {
-      throw new IOException(source.describe() + ": chunk digest table " + table.digest() + " has digest " + actual);
-    }
-    return buf.array();
+    return source.readVerified(table, MAX_TABLE_BYTES, "chunk digest table");
   }
 }

@@ -10,12 +10,11 @@ import dev.lazypull.image.MediaTypes;
 import dev.lazypull.registry.BlobContent;
 import dev.lazypull.registry.ImagePusher;
 import dev.lazypull.registry.RawManifest;
+import dev.lazypull.registry.RegistryBlobSource;
 import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryException;
 import dev.lazypull.registry.Repository;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.ReadableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Optional;
@@ -116,19 +115,8 @@ public final class ProfileArtifacts {
       throw new IOException(what + ": not a lazypull access profile (want one layer of type " + ARTIFACT_TYPE + ")");
     }
     Descriptor blob = layers.get(0);
-    if (blob.size() > MAX_PROFILE_BYTES) {
-      throw new IOException(what + ": profile of " + blob.size() + " bytes (limit " + MAX_PROFILE_BYTES + ")");
-    }
-    ByteBuffer buf = ByteBuffer.allocate((int) blob.size());
-    try (ReadableByteChannel in = client.openBlob(repo, blob, 0, blob.size())) {
-      while (buf.hasRemaining() && in.read(buf) >= 0) {
-        // exactly blob.size() bytes or an exception
-      }
-    }
-    if (!Digest.of(buf.array()).equals(blob.digest())) {
-      throw new IOException(what + ": profile blob " + blob.digest() + " does not match its digest");
-    }
-    AccessProfile p = AccessProfile.parse(buf.array(), what);
+    byte[] bytes = new RegistryBlobSource(client, repo).readVerified(blob, MAX_PROFILE_BYTES, "profile blob");
+    AccessProfile p = AccessProfile.parse(bytes, what);
     if (!imageManifest.toString().equals(p.manifestDigest())) {
       throw new IOException(what + ": the profile is for image " + p.manifestDigest() + ", not " + imageManifest);
     }

@@ -8,6 +8,7 @@ import dev.lazypull.image.Json;
 import dev.lazypull.image.Manifest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.registry.RawManifest;
+import dev.lazypull.registry.RegistryBlobSource;
 import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryImageSource;
 import dev.lazypull.registry.Repository;
@@ -15,9 +16,7 @@ import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.channels.ReadableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -95,17 +94,7 @@ public final class RegistrySourceImage implements SourceImage {
       throw new InvalidImageException(reference + ": config " + c.digest() + " claims " + c.size() + " bytes (limit "
           + Json.MAX_DOCUMENT_BYTES + ")");
     }
-    ByteBuffer buf = ByteBuffer.allocate((int) c.size());
-    try (ReadableByteChannel in = client.openBlob(repository, c, 0, c.size())) {
-      while (buf.hasRemaining() && in.read(buf) >= 0) {
-        // the channel yields exactly c.size() bytes or throws
-      }
-    }
-    Digest actual = Digest.of(buf.array());
-    if (!actual.equals(c.digest())) {
-      throw new InvalidImageException(reference + ": config " + c.digest() + " hashes to " + actual);
-    }
-    return buf.array();
+    return new RegistryBlobSource(client, repository).readVerified(c, Json.MAX_DOCUMENT_BYTES, "config");
   }
 
   /**
