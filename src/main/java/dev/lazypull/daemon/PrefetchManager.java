@@ -2,6 +2,7 @@ package dev.lazypull.daemon;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.image.Digest;
 import dev.lazypull.image.Json;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -160,11 +161,35 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
     }
   }
 
+  /** The last profile read, with the file's identity then: a mount's objects open back to back and share it. */
+  private volatile LastProfile lastProfile;
+
+  private record LastProfile(Path path, java.nio.file.attribute.FileTime mtime, long size,
+      Optional<AccessProfile> profile) {}
+
+  /** {@link AccessProfile#load}, reused while the file is unchanged (each blob object of a mount replays it). */
+  private Optional<AccessProfile> loadProfile(Digest manifest) throws IOException {
+    Path p = AccessProfile.path(stateDir, manifest);
+    java.nio.file.attribute.BasicFileAttributes a;
+    try {
+      a = Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return Optional.empty();
+    }
+    LastProfile last = lastProfile;
+    if (last != null && last.path().equals(p) && last.mtime().equals(a.lastModifiedTime()) && last.size() == a.size()) {
+      return last.profile();
+    }
+    Optional<AccessProfile> loaded = AccessProfile.load(stateDir, manifest);
+    lastProfile = new LastProfile(p, a.lastModifiedTime(), a.size(), loaded);
+    return loaded;
+  }
+
   private void replay(CacheObject object) {
     ImageRecord image = object.binding.image();
     Optional<AccessProfile> profile;
     try {
-      profile = AccessProfile.load(stateDir, image.manifestDigest());
+      profile = loadProfile(image.manifestDigest());
     } catch (IOException e) {
       LOG.warning("access profile of " + image.fsid() + ": " + e.getMessage());
       return;
