@@ -136,15 +136,7 @@ public final class BlobCacheDir implements Closeable {
     }
     byte[] bytes = ChunkTables.fetch(table, source);
     ChunkDigestTable decoded = ChunkDigestTable.decode(bytes, blob.size());
-    Files.createDirectories(p.getParent());
-    Path tmp = Files.createTempFile(p.getParent(), ".table-", ".tmp");
-    try {
-      Files.write(tmp, bytes);
-      Files.move(tmp, p, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    dev.lazypull.sys.AtomicFiles.write(p, bytes);
     return decoded;
   }
 

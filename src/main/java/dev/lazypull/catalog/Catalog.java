@@ -3,10 +3,10 @@ package dev.lazypull.catalog;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Json;
+import dev.lazypull.sys.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -140,15 +140,8 @@ public final class Catalog {
     if (file == null) {
       return;
     }
-    Files.createDirectories(file.getParent());
-    Path tmp = Files.createTempFile(file.getParent(), ".catalog-", ".tmp");
-    try {
-      Files.write(tmp, Json.MAPPER.writerWithDefaultPrettyPrinter()
-          .writeValueAsBytes(new State(1, new ArrayList<>(images.values()))));
-      Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    AtomicFiles.write(file, Json.MAPPER.writerWithDefaultPrettyPrinter()
+        .writeValueAsBytes(new State(1, new ArrayList<>(images.values()))));
   }
 
   record State(@JsonProperty("version") int version, @JsonProperty("images") List<ImageRecord> images) {}

@@ -6,7 +6,6 @@ import dev.lazypull.image.Json;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Optional;
 
@@ -82,14 +81,6 @@ public record AccessProfile(
 
   /** Writes the profile to {@code p} atomically (a reader sees the old file or the whole new one). */
   public void saveTo(Path p) throws IOException {
-    p = p.toAbsolutePath();
-    Files.createDirectories(p.getParent());
-    Path tmp = Files.createTempFile(p.getParent(), ".profile-", ".tmp");
-    try {
-      Files.write(tmp, Json.write(this));
-      Files.move(tmp, p, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    dev.lazypull.sys.AtomicFiles.write(p, Json.write(this));
   }
 }

@@ -12,7 +12,6 @@ import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -293,10 +292,7 @@ public final class CacheJanitor {
       return;
     }
     try {
-      Files.createDirectories(usageFile.getParent());
-      Path tmp = Files.createTempFile(usageFile.getParent(), ".usage-", ".tmp");
-      Files.write(tmp, Json.write(new HashMap<>(lastUse)));
-      Files.move(tmp, usageFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      dev.lazypull.sys.AtomicFiles.write(usageFile, Json.write(new HashMap<>(lastUse)));
     } catch (IOException e) {
       LOG.fine("saving cache usage: " + e.getMessage());
     }

@@ -7,7 +7,6 @@ import dev.lazypull.image.Json;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -299,13 +298,9 @@ final class PrefetchManager implements RequestHandler.ObjectListener, AutoClosea
 
   private void savePolicies() {
     try {
-      Files.createDirectories(stateDir);
       Map<String, String> out = new HashMap<>();
       policies.forEach((k, v) -> out.put(k, v.text()));
-      Path tmp = Files.createTempFile(stateDir, ".policy-", ".tmp");
-      Files.write(tmp, Json.write(out));
-      Files.move(tmp, stateDir.resolve(POLICY_FILE), StandardCopyOption.REPLACE_EXISTING,
-          StandardCopyOption.ATOMIC_MOVE);
+      dev.lazypull.sys.AtomicFiles.write(stateDir.resolve(POLICY_FILE), Json.write(out));
     } catch (IOException e) {
       LOG.warning("saving prefetch policies: " + e.getMessage());
     }

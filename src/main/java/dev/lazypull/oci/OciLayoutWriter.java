@@ -154,13 +154,7 @@ public final class OciLayoutWriter {
   }
 
   private static void writeAtomically(Path target, byte[] bytes) throws IOException {
-    Path tmp = Files.createTempFile(target.getParent(), ".tmp-", "",
+    dev.lazypull.sys.AtomicFiles.write(target, bytes,
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
-    try {
-      Files.write(tmp, bytes);
-      Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
   }
 }
