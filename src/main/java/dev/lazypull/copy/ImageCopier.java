@@ -23,11 +23,12 @@ import java.util.function.Consumer;
 public final class ImageCopier {
   /** Where blobs and the manifest go. */
   public interface Target {
-    boolean hasBlob(Descriptor blob) throws IOException;
+    String PRESENT = "present";
 
     /**
-     * Stores the blob, read from {@code from} (or mounted from {@code fromRepository} when the target can);
-     * returns a word for the progress line ("uploaded", "mounted", "copied").
+     * Stores the blob, read from {@code from} (or mounted from {@code fromRepository} when the target can),
+     * unless the target holds it already; returns a word for the progress line: {@value #PRESENT} when it was
+     * there, else what was done ("uploaded", "mounted", "copied").
      */
     String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException;
 
@@ -70,14 +71,13 @@ public final class ImageCopier {
     int present = 0;
     long bytes = 0;
     for (Descriptor blob : blobs) {
-      if (target.hasBlob(blob)) {
+      String how = target.putBlob(blob, source.blobs(), fromRepo); // checks for the blob itself (one HEAD)
+      if (how.equals(Target.PRESENT)) {
         present++;
-        progress.accept("present  " + blob.digest() + "  " + blob.size() + " bytes");
-        continue;
+      } else {
+        copied++;
+        bytes += blob.size();
       }
-      String how = target.putBlob(blob, source.blobs(), fromRepo);
-      copied++;
-      bytes += blob.size();
       progress.accept(String.format("%-8s %s  %d bytes", how, blob.digest(), blob.size()));
     }
     String name = target.putManifest(raw);

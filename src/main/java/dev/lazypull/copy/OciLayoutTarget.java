@@ -20,12 +20,10 @@ public final class OciLayoutTarget implements ImageCopier.Target {
   }
 
   @Override
-  public boolean hasBlob(Descriptor blob) throws IOException {
-    return writer.hasBlob(blob);
-  }
-
-  @Override
   public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException {
+    if (writer.hasBlob(blob)) {
+      return PRESENT;
+    }
     try (ReadableByteChannel in = from.openRange(blob, 0, blob.size())) {
       writer.putBlob(blob, in);
     }

@@ -27,16 +27,11 @@ public final class RegistryTarget implements ImageCopier.Target {
   }
 
   @Override
-  public boolean hasBlob(Descriptor blob) throws IOException {
-    return pusher.hasBlob(repository, blob.digest());
-  }
-
-  @Override
   public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException {
     String mountFrom = fromRepository != null && fromRepository.registry().equals(repository.registry())
         ? fromRepository.name() : null;
     return switch (pusher.pushBlob(repository, blob, BlobContent.of(from, blob), mountFrom)) {
-      case EXISTED -> "present";
+      case EXISTED -> PRESENT;
       case MOUNTED -> "mounted";
       case UPLOADED -> "uploaded";
     };
