@@ -109,12 +109,8 @@ public final class ImageRegistrar {
     boolean deviceOptions = !blobs.isEmpty() && !allTagsMatch;
     String id = fsid != null ? fsid : ImageRecord.defaultFsid(image.manifestDigest());
     try {
-      List<Descriptor> tables = new ArrayList<>();
-      for (int i = 0; i < blobs.size() && image.chunkTable(i) != null; i++) {
-        tables.add(image.chunkTable(i));
-      }
       return new ImageRecord(id, domainId, image.reference(), image.manifestDigest(), image.bootstrap(), blobs,
-          names, deviceOptions, tables);
+          names, deviceOptions, image.chunkTables());
     } catch (IllegalArgumentException e) {
       throw new InvalidImageException(e.getMessage());
     }

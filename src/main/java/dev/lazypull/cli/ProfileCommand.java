@@ -71,7 +71,6 @@ final class ProfileCommand implements Runnable {
       try {
         DaemonCommand flags = new DaemonCommand(); // state_dir as the daemon resolves it
         flags.stateDir = parent.stateDir;
-        flags.config = registry.config;
         stateDir = Settings.resolve(flags, ConfigFile.load(registry.config != null ? registry.config
             : ConfigFile.DEFAULT_PATH, registry.config != null)).daemon().stateDir();
         client = registry.client();

@@ -35,9 +35,6 @@ import java.util.concurrent.TimeoutException;
  * — using the [nbd] fetch settings, verifying chunks against the image's digest tables. Blocks until done.
  */
 final class StandalonePrefetch {
-  /** Bootstraps read whole to resolve paths: metadata only (~20 MiB for 70,000 files). */
-  private static final long MAX_BOOTSTRAP_FOR_PATHS = 256L << 20;
-
   private StandalonePrefetch() {}
 
   static int run(PrefetchCommand c) throws Exception {
@@ -97,9 +94,9 @@ final class StandalonePrefetch {
       data.forEach(f -> targets.add(new CachePrefetch.Target(f, null)));
       return targets;
     }
-    if (img.bootstrap().size() > MAX_BOOTSTRAP_FOR_PATHS) {
+    if (img.bootstrap().size() > PathRanges.MAX_BOOTSTRAP_BYTES) {
       System.err.println("lazypull prefetch: the bootstrap of " + c.image + " is " + img.bootstrap().size()
-          + " bytes, too large to resolve paths (limit " + MAX_BOOTSTRAP_FOR_PATHS + "); use --all");
+          + " bytes, too large to resolve paths (limit " + PathRanges.MAX_BOOTSTRAP_BYTES + "); use --all");
       return null;
     }
     await(boot.ensure(0, boot.size()), s, "the bootstrap of " + c.image);

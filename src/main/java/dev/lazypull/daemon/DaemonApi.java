@@ -145,13 +145,10 @@ public final class DaemonApi implements ControlServer.Handler {
         .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
   }
 
-  /** Largest bootstrap read whole to resolve paths (metadata only: ~20 MiB for 70,000 files). */
-  private static final long MAX_BOOTSTRAP_FOR_PATHS = 256L << 20;
-
   private dev.lazypull.erofs.ByteSource bootstrapBytes(ImageRecord r) throws java.io.IOException {
-    if (r.bootstrap().size() > MAX_BOOTSTRAP_FOR_PATHS) {
+    if (r.bootstrap().size() > PathRanges.MAX_BOOTSTRAP_BYTES) {
       throw new IllegalArgumentException("bootstrap of " + r.fsid() + " is " + r.bootstrap().size()
-          + " bytes, too large to resolve paths (limit " + MAX_BOOTSTRAP_FOR_PATHS + ")");
+          + " bytes, too large to resolve paths (limit " + PathRanges.MAX_BOOTSTRAP_BYTES + ")");
     }
     byte[] bytes = registrar.sources().open(r.reference()).readRange(r.bootstrap(), 0, (int) r.bootstrap().size());
     return dev.lazypull.erofs.ByteSource.of(bytes);
@@ -168,10 +165,11 @@ public final class DaemonApi implements ControlServer.Handler {
   private ObjectNode prefetchStatus(PrefetchManager pm, ImageRecord r) {
     ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid()).put("policy", pm.policyOf(r.fsid()).text());
     long ready = 0;
-    for (CacheObject o : daemon.objectsOf(r.fsid())) {
+    List<CacheObject> objects = daemon.objectsOf(r.fsid());
+    for (CacheObject o : objects) {
       ready += o.fetcher().map().readyBytes();
     }
-    out.put("readyBytes", ready).put("totalBytes", r.totalBytes()).put("mounted", !daemon.objectsOf(r.fsid()).isEmpty());
+    out.put("readyBytes", ready).put("totalBytes", r.totalBytes()).put("mounted", !objects.isEmpty());
     ArrayNode jobs = out.putArray("jobs");
     boolean running = false;
     for (Prefetcher.Job j : pm.prefetcher().jobsOf(r.fsid())) {

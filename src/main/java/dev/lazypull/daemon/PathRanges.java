@@ -21,6 +21,9 @@ import java.util.Map;
  * into the NBD cache).
  */
 public final class PathRanges {
+  /** Largest bootstrap read whole to resolve paths (metadata only: ~20 MiB for 70,000 files). */
+  public static final long MAX_BOOTSTRAP_BYTES = 256L << 20;
+
   /** Ranges per device id (0 = bootstrap), as [offset, length] pairs, plus how many files matched. */
   public record Result(Map<Integer, List<long[]>> byDevice, int files, long bytes) {}
 

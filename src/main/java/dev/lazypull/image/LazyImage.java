@@ -27,11 +27,6 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
     chunkTables = List.copyOf(chunkTables);
   }
 
-  public LazyImage(String reference, Digest manifestDigest, Manifest manifest, Descriptor bootstrap,
-      List<Descriptor> blobs) {
-    this(reference, manifestDigest, manifest, bootstrap, blobs, List.of());
-  }
-
   /** Checks that {@code manifest} has the lazypull layer layout and returns it as an image. */
   public static LazyImage of(String reference, Digest manifestDigest, Manifest manifest)
       throws InvalidImageException {

@@ -12,9 +12,7 @@ import java.nio.charset.StandardCharsets;
  * datagram sockets, hence JNA; struct layouts below are LP64 Linux.
  */
 public final class SdNotify {
-  private static final int AF_UNIX = 1;
   private static final int SOCK_DGRAM = 2;
-  private static final int SOCK_CLOEXEC = 0x80000;
   private static final int SOL_SOCKET = 1;
   private static final int SCM_RIGHTS = 1;
   private static final int MSG_NOSIGNAL = 0x4000;
@@ -40,7 +38,7 @@ public final class SdNotify {
     }
     // sockaddr_un: u16 family, then the path (abstract: leading NUL, length exact, no terminator)
     ByteBuffer addr = ByteBuffer.allocateDirect(110).order(ByteOrder.nativeOrder());
-    addr.putShort(0, (short) AF_UNIX);
+    addr.putShort(0, (short) Posix.AF_UNIX);
     for (int i = 0; i < path.length; i++) {
       addr.put(2 + i, path[i]);
     }
@@ -71,7 +69,7 @@ public final class SdNotify {
     if (control != null) {
       msg.putLong(32, Posix.address(control)).putLong(40, control.capacity());
     }
-    int fd = LibC.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = LibC.socket(Posix.AF_UNIX, SOCK_DGRAM | Posix.SOCK_CLOEXEC, 0);
     if (fd < 0) {
       throw new ErrnoException("socket", "AF_UNIX datagram", Native.getLastError());
     }
