@@ -93,8 +93,7 @@ final class DaemonCommand implements Callable<Integer> {
     Settings settings;
     RegistryConfig registryConfig;
     try {
-      settings = Settings.resolve(this, ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH,
-          config != null));
+      settings = Settings.resolve(this, ConfigFile.load(config));
       registryConfig = RegistryConfig.from(settings.file().section("registry")).withPlainHttp(plainHttp)
           .withMaxConnections(settings.daemon().fetchThreads());
     } catch (ConfigException e) {

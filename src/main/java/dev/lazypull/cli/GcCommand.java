@@ -59,7 +59,7 @@ final class GcCommand implements Callable<Integer> {
   private int collectNbdCache() throws Exception {
     NbdSettings s;
     try {
-      ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
+      ConfigNode file = ConfigFile.load(config);
       NbdCommand flags = new NbdCommand();
       flags.cacheDir = cacheDir;
       flags.cacheBudget = budget;

@@ -110,7 +110,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     NbdSettings s;
     RegistryConfig registryConfig;
     try {
-      ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
+      ConfigNode file = ConfigFile.load(config);
       s = NbdSettings.resolve(this, file);
       registryConfig = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp)
           .withMaxConnections(s.fetchThreads());

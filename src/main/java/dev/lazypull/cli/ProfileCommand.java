@@ -71,8 +71,7 @@ final class ProfileCommand implements Runnable {
       try {
         DaemonCommand flags = new DaemonCommand(); // state_dir as the daemon resolves it
         flags.stateDir = parent.stateDir;
-        stateDir = Settings.resolve(flags, ConfigFile.load(registry.config != null ? registry.config
-            : ConfigFile.DEFAULT_PATH, registry.config != null)).daemon().stateDir();
+        stateDir = Settings.resolve(flags, ConfigFile.load(registry.config)).daemon().stateDir();
         client = registry.client();
       } catch (ConfigException e) {
         System.err.println("lazypull profile: " + e.getMessage());

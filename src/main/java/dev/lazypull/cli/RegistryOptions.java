@@ -40,7 +40,7 @@ final class RegistryOptions {
    * {@code --platform} nor the config file's {@code registry.platform} chooses one.
    */
   RegistryConfig registryConfig(String fallbackPlatform) throws ConfigException {
-    ConfigNode file = ConfigFile.load(config != null ? config : ConfigFile.DEFAULT_PATH, config != null);
+    ConfigNode file = ConfigFile.load(config);
     file.allowOnly(Settings.TOP_LEVEL);
     ConfigNode table = file.section("registry");
     RegistryConfig c = RegistryConfig.from(table).withPlainHttp(plainHttp);

@@ -41,8 +41,7 @@ final class StandalonePrefetch {
     NbdSettings s;
     RegistryConfig rc;
     try {
-      ConfigNode file = ConfigFile.load(c.registry.config != null ? c.registry.config : ConfigFile.DEFAULT_PATH,
-          c.registry.config != null);
+      ConfigNode file = ConfigFile.load(c.registry.config);
       NbdCommand flags = new NbdCommand(); // the [nbd] table decides the cache dir and fetch settings
       flags.cacheDir = c.cacheDir;
       s = NbdSettings.resolve(flags, file);

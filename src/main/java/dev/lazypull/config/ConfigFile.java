@@ -17,6 +17,14 @@ public final class ConfigFile {
 
   private ConfigFile() {}
 
+  /**
+   * The file a {@code --config} flag names ({@code flag}, which must exist), else {@link #DEFAULT_PATH} if it
+   * exists, else an empty config.
+   */
+  public static ConfigNode load(Path flag) throws ConfigException {
+    return flag != null ? load(flag, true) : load(DEFAULT_PATH, false);
+  }
+
   public static ConfigNode load(Path path, boolean explicit) throws ConfigException {
     if (path == null) {
       return ConfigNode.empty("");
