@@ -1,5 +1,6 @@
 package dev.lazypull.daemon;
 
+import dev.lazypull.sys.OnceLogger;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.cache.ChunkFetcher;
 import dev.lazypull.cache.ChunkMap;

@@ -1,6 +1,6 @@
 package dev.lazypull.nbd;
 
-import dev.lazypull.daemon.OnceLogger;
+import dev.lazypull.sys.OnceLogger;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetSocketAddress;

@@ -1,6 +1,6 @@
 package dev.lazypull.nbd;
 
-import dev.lazypull.daemon.OnceLogger;
+import dev.lazypull.sys.OnceLogger;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.concurrent.Executor;

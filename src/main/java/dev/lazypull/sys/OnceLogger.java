@@ -1,4 +1,4 @@
-package dev.lazypull.daemon;
+package dev.lazypull.sys;
 
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
