@@ -2,16 +2,16 @@ package dev.lazypull.cli;
 
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigNode;
-import dev.lazypull.daemon.DaemonConfig;
+import dev.lazypull.fetch.FetchSettings;
 import picocli.CommandLine.Option;
 
 /**
  * The fetch core's flags, shared by the daemon and the NBD export (each resolves them over its own config
- * table: {@link Settings}, {@link NbdSettings}). Null when not given.
+ * table: {@link Settings}, {@link NbdSettings}). Null when not given; defaults are {@link FetchSettings}'s.
  */
 final class FetchOptions {
-  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads (the daemon: per registry, and "
-      + "for local layouts; default: 16).")
+  @Option(names = "--threads", paramLabel = "N", description = "Fetch threads per origin (each registry, and "
+      + "local layouts; default: " + FetchSettings.DEFAULT_THREADS + ").")
   Integer threads;
 
   @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
@@ -22,18 +22,20 @@ final class FetchOptions {
       description = "Largest single ranged read when adjacent chunks are merged (default: 4M).")
   Long mergeLimit;
 
-  /** The flag, else the table's {@code threads}, else 16. */
-  int threads(ConfigNode table) throws ConfigException {
-    return threads != null ? threads : (int) table.integer("threads", 16, 1, 1024);
-  }
-
-  /** The flag, else the table's {@code chunk_size}, else 1 MiB. */
-  long chunkSize(ConfigNode table) throws ConfigException {
-    return chunkSize != null ? chunkSize : table.size("chunk_size", DaemonConfig.DEFAULT_CHUNK_SIZE, 4096, 64 << 20);
-  }
-
-  /** The flag, else the table's {@code merge_limit}, else 4 MiB. */
-  long mergeLimit(ConfigNode table) throws ConfigException {
-    return mergeLimit != null ? mergeLimit : table.size("merge_limit", 4 << 20, 4096, 256 << 20);
+  /**
+   * Flags over the table's {@code threads}, {@code chunk_size} and {@code merge_limit} over the defaults; the
+   * fetch buffer is at least a chunk.
+   *
+   * @throws IllegalArgumentException if the combination is invalid (chunk size not a power of two, …)
+   */
+  FetchSettings resolve(ConfigNode table) throws ConfigException {
+    int t = threads != null ? threads : (int) table.integer("threads", FetchSettings.DEFAULT_THREADS, 1, 1024);
+    long chunk = chunkSize != null ? chunkSize
+        : table.size("chunk_size", FetchSettings.DEFAULT_CHUNK_SIZE, 4096, 64 << 20);
+    long merge = mergeLimit != null ? mergeLimit
+        : table.size("merge_limit", FetchSettings.DEFAULT_MERGE_LIMIT, 4096, 256 << 20);
+    FetchSettings d = FetchSettings.defaults();
+    return new FetchSettings(t, Math.toIntExact(chunk), Math.toIntExact(merge), d.readAhead(), d.readTimeout(),
+        Math.toIntExact(Math.max(chunk, d.bufferSize())));
   }
 }

@@ -1,7 +1,7 @@
 package dev.lazypull.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.lazypull.cache.BlobCacheGc;
+import dev.lazypull.fetch.BlobCacheGc;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.config.ConfigNode;

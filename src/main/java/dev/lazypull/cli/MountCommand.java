@@ -3,7 +3,7 @@ package dev.lazypull.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.control.ControlClient;
-import dev.lazypull.daemon.KernelSupport;
+import dev.lazypull.fscache.CacheBinder;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;
@@ -79,8 +79,8 @@ final class MountCommand implements Callable<Integer> {
         return "; the kernel has no erofs filesystem (modprobe erofs)";
       case Errno.EINVAL:
         return "; the kernel rejected the options: erofs may lack fscache mode ("
-            + KernelSupport.describeMissingFscacheOptions() + "), or the image's device count does not match; "
-            + "see `dmesg`. " + KernelSupport.NBD_HINT;
+            + CacheBinder.describeMissingOptions() + "), or the image's device count does not match; "
+            + "see `dmesg`. " + CacheBinder.NBD_HINT;
       case Errno.EBUSY:
       case Errno.EEXIST:
         return "; this fsid (or volume) is already mounted; mount the image once, or use --domain to share blobs";

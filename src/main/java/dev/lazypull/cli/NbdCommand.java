@@ -1,33 +1,15 @@
 package dev.lazypull.cli;
 
-import dev.lazypull.blob.ImageSource;
-import dev.lazypull.cache.BlobCacheDir;
-import dev.lazypull.cache.BlobCacheGc;
-import dev.lazypull.cache.FetchContext;
-import dev.lazypull.cache.FetchStats;
+import dev.lazypull.app.NbdExport;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.config.ConfigNode;
-import dev.lazypull.image.LazyImage;
-import dev.lazypull.nbd.ExportInfo;
-import dev.lazypull.nbd.ImageDevices;
-import dev.lazypull.nbd.KernelNbdDevice;
-import dev.lazypull.nbd.ListenAddress;
-import dev.lazypull.nbd.NbdServer;
-import dev.lazypull.nbd.NbdStats;
-import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryConfig;
-import dev.lazypull.sys.AlignedBuffers;
-import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.logging.Logger;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -43,11 +25,7 @@ import picocli.CommandLine.Parameters;
         "Config file table [nbd]: cache_dir, listen, allow_remote, threads, chunk_size, merge_limit, read_timeout, "
             + "max_connections, connections, log_level, cache_budget; registry access: the [registry] table.",
         "Data blobs of images with chunk digest tables are verified chunk by chunk before they are cached."})
-final class NbdCommand implements java.util.concurrent.Callable<Integer> {
-  private static final Logger LOG = Logger.getLogger(NbdCommand.class.getName());
-  /** How often a running export brings the shared cache dir back within its budget. */
-  private static final Duration GC_PERIOD = Duration.ofMinutes(1);
-
+final class NbdCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
 
@@ -81,7 +59,8 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
   Path config;
 
   @Option(names = "--cache-dir", paramLabel = "DIR",
-      description = "Local blob cache, kept across restarts (default: " + "/var/cache/lazypull-nbd).")
+      description = "The host cache, kept across restarts and shared with every lazypull process (default: "
+          + "/var/cache/lazypull).")
   Path cacheDir;
 
   @Option(names = "--cache-budget", paramLabel = "SIZE", converter = Units.SizeConverter.class,
@@ -89,7 +68,7 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
           + "least recently used first (default: 0, no budget).")
   Long cacheBudget;
 
-  @picocli.CommandLine.Mixin FetchOptions fetch = new FetchOptions();
+  @Mixin FetchOptions fetch = new FetchOptions();
 
   @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
       description = "A READ whose data is not fetched within this is answered EIO (default: 30s).")
@@ -112,134 +91,32 @@ final class NbdCommand implements java.util.concurrent.Callable<Integer> {
     try {
       ConfigNode file = ConfigFile.load(config);
       s = NbdSettings.resolve(this, file);
-      registryConfig = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp)
-          .withMaxConnections(s.fetchThreads());
+      registryConfig = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp);
     } catch (ConfigException e) {
       System.err.println("lazypull nbd: " + e.getMessage());
       return 2;
     }
     Logging.configure(s.logLevel());
-    ListenAddress address;
+    NbdExport export;
     try {
-      address = s.listen() != null ? ListenAddress.parse(s.listen()) : null;
+      export = NbdExport.start(s.export(this), registryConfig);
     } catch (IllegalArgumentException e) {
       System.err.println("lazypull nbd: " + e.getMessage());
       return 2;
+    }
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      export.close();
+      System.err.println(export.statsLine());
+    }, "lazypull-nbd-shutdown"));
+    if (export.uri() != null) {
+      System.out.println("serving " + export.info().description() + ", " + export.info().size() + " bytes, on "
+          + export.uri());
     }
     if (device != null) {
-      KernelNbdDevice.checkAvailable(device); // before fetching anything
-    }
-    // One registry client (connection pool sized to the fetch threads, one token cache) for every blob.
-    RegistryClient registry = RegistryClient.create(registryConfig);
-    ImageSource source;
-    LazyImage img;
-    try {
-      source = RegistryOptions.sources(registry).open(image);
-      img = source.resolve();
-    } catch (IOException | RuntimeException e) {
-      registry.close();
-      throw e;
-    }
-    if (address == null && device == null) {
-      address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-" + img.manifestDigest().hex().substring(0, 12)
-          + ".sock"));
-    }
-
-    ExecutorService fetchPool = fetchPool(s.fetchThreads());
-    int bufferSize = Math.max(s.chunkSize(), 1 << 20);
-    ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> AlignedBuffers.allocate(bufferSize));
-    FetchStats fetchStats = new FetchStats();
-    FetchContext ctx = new FetchContext(fetchPool, s.chunkSize(), s.mergeLimit(), fetchStats, buffers::get);
-    BlobCacheDir cache = BlobCacheDir.open(s.cacheDir(), ctx);
-    ImageDevices.Built built = blob != null
-        ? ImageDevices.raw(img, blob, source.blobs(), cache)
-        : ImageDevices.flattened(img, source.blobs(), cache, s.readTimeout());
-    if (s.cacheBudget() > 0) { // now that this export's files are open (locked: in use), the others' go first
-      try {
-        BlobCacheGc.collect(s.cacheDir(), s.cacheBudget());
-      } catch (IOException e) { // the export serves regardless; the next round tries again
-        LOG.warning("cache " + s.cacheDir() + ": collecting to its budget failed: " + e.getMessage());
-      }
-    }
-    AutoCloseable gc = s.cacheBudget() > 0
-        ? BlobCacheGc.keepWithin(s.cacheDir(), s.cacheBudget(), GC_PERIOD) : () -> { };
-    ExportInfo info = new ExportInfo(name != null ? name : image, built.description(), built.device().size());
-    NbdServer server = new NbdServer(built.device(), info, NbdServer.Options.defaults()
-        .withMaxConnections(s.maxConnections()).withReadDeadline(s.readTimeout()));
-    CompletableFuture<Void> stopped = new CompletableFuture<>();
-    AtomicBoolean stopping = new AtomicBoolean();
-    KernelNbdDevice[] attached = {null};
-    Runnable stop = () -> {
-      if (!stopping.compareAndSet(false, true)) {
-        stopped.join(); // another thread is stopping: wait for it
-        return;
-      }
-      if (attached[0] != null) {
-        attached[0].close(); // the kernel sends DISC on its sockets
-      }
-      server.close(Duration.ofSeconds(5));
-      fetchPool.shutdownNow();
-      try {
-        gc.close();
-      } catch (Exception e) {
-        LOG.fine(() -> "stopping the cache collector: " + e);
-      }
-      cache.close();
-      registry.close();
-      System.err.println(statsLine(fetchStats, server.stats()));
-      stopped.complete(null);
-    };
-    Runtime.getRuntime().addShutdownHook(new Thread(stop, "lazypull-nbd-shutdown"));
-    try {
-      if (address != null) {
-        Object bound = server.listen(address, s.allowRemote());
-        System.out.println("serving " + info.description() + ", " + info.size() + " bytes, on "
-            + uri(address, bound));
-      }
-      if (device != null) {
-        attached[0] = KernelNbdDevice.attach(device, server, s.connections(),
-            s.readTimeout().plusSeconds(30));
-        System.out.println("attached " + device + " (" + info.size() + " bytes, read-only): "
-            + (built.layout() != null ? "mount -t erofs -o ro " + device + " DIR" : "raw blob"));
-        attached[0].disconnected().whenComplete((v, e) -> {
-          if (!stopping.get()) { // disconnected from outside (nbd-client -d) or failed: nothing left to serve
-            LOG.info(device + " was disconnected" + (e != null ? ": " + e.getMessage() : ""));
-            new Thread(() -> System.exit(e == null ? 0 : 1), "lazypull-nbd-exit").start();
-          }
-        });
-      }
-    } catch (IllegalArgumentException e) {
-      System.err.println("lazypull nbd: " + e.getMessage());
-      stop.run();
-      return 2;
+      System.out.println("attached " + device + " (" + export.info().size() + " bytes, read-only): "
+          + (export.flattened() ? "mount -t erofs -o ro " + device + " DIR" : "raw blob"));
     }
     System.out.flush();
-    stopped.join();
-    return 0;
-  }
-
-  /** The fetch pool: daemon threads lazypull-fetch-N (also used by the standalone prefetch). */
-  static ExecutorService fetchPool(int threads) {
-    return Executors.newFixedThreadPool(threads, dev.lazypull.sys.DaemonThreads.numbered("lazypull-fetch-"));
-  }
-
-  /** One {@code key=value} line of counters, printed at exit (scripts and tests read it). */
-  static String statsLine(FetchStats fetch, NbdStats server) {
-    StringBuilder line = new StringBuilder("lazypull nbd: stats fetches=").append(fetch.fetches.sum())
-        .append(" bytesFetched=").append(fetch.bytesFetched.sum())
-        .append(" fetchFailures=").append(fetch.fetchFailures.sum())
-        .append(" chunksVerified=").append(fetch.chunksVerified.sum())
-        .append(" integrityFailures=").append(fetch.integrityMismatchesOrigin.sum()
-            + fetch.integrityMismatchesMirror.sum());
-    server.snapshot().forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
-    return line.toString();
-  }
-
-  private static String uri(ListenAddress address, Object bound) {
-    if (address instanceof ListenAddress.Unix u) {
-      return "nbd+unix:///?socket=" + u.path();
-    }
-    String b = bound.toString();
-    return "nbd://" + b.substring(b.lastIndexOf('/') + 1) + "/";
+    return export.stopped().join();
   }
 }

@@ -32,7 +32,7 @@ final class PrefetchCommand implements Callable<Integer> {
   boolean standalone;
 
   @Option(names = "--cache-dir", paramLabel = "DIR",
-      description = "Standalone: the NBD blob cache to fill (default: [nbd] cache_dir, /var/cache/lazypull-nbd).")
+      description = "Standalone: the host cache to fill (default: [nbd] cache_dir, /var/cache/lazypull).")
   java.nio.file.Path cacheDir;
 
   @Mixin RegistryOptions registry;
@@ -95,7 +95,7 @@ final class PrefetchCommand implements Callable<Integer> {
       standalone = true;
     }
     if (standalone) {
-      return StandalonePrefetch.run(this);
+      return StandalonePrefetchRun.run(this);
     }
     ControlClient client = new ControlClient(socket.socket);
     if (stop) {

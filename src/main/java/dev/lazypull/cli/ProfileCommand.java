@@ -2,8 +2,8 @@ package dev.lazypull.cli;
 
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
-import dev.lazypull.daemon.AccessProfile;
-import dev.lazypull.daemon.ProfileArtifacts;
+import dev.lazypull.prefetch.AccessProfile;
+import dev.lazypull.prefetch.ProfileArtifacts;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.ImageReference;

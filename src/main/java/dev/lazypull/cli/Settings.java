@@ -1,10 +1,11 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.app.DaemonConfig;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigNode;
-import dev.lazypull.daemon.DaemonConfig;
-import dev.lazypull.daemon.PrefetchConfig;
-import dev.lazypull.daemon.PrefetchPolicy;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.prefetch.PrefetchConfig;
+import dev.lazypull.prefetch.PrefetchPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -12,8 +13,7 @@ import java.time.Duration;
  * The daemon's effective settings: command-line flags over the config file's {@code [daemon]} table over
  * defaults. Keys are documented in docs/config.md.
  */
-record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBudget, Duration gcInterval,
-    Path imagesDir, PrefetchConfig prefetch, String metricsListen, boolean metricsAllowRemote, Duration hungThreshold, ConfigNode file) {
+record Settings(DaemonConfig daemon, String logLevel, ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
       "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval",
@@ -22,20 +22,20 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
     ConfigNode d = file.section("daemon").allowOnly(DAEMON_KEYS);
-    Path cacheDir = flags.cacheDir != null ? flags.cacheDir : Path.of(d.string("cache_dir", "/var/cache/lazypull"));
-    Path stateDir = flags.stateDir != null ? flags.stateDir : Path.of(d.string("state_dir", "/var/lib/lazypull"));
+    Path cacheDir = flags.cacheDir != null ? flags.cacheDir
+        : Path.of(d.string("cache_dir", DaemonConfig.DEFAULT_CACHE_DIR.toString()));
+    Path stateDir = flags.stateDir != null ? flags.stateDir
+        : Path.of(d.string("state_dir", DaemonConfig.DEFAULT_STATE_DIR.toString()));
     Path socket = flags.socket != null ? flags.socket : Path.of(d.string("socket", SocketOption.DEFAULT));
-    String tag = flags.cacheTag != null ? flags.cacheTag : d.string("cache_tag", "lazypull");
-    int threads = flags.fetch.threads(d);
-    long chunk = flags.fetch.chunkSize(d);
-    long merge = flags.fetch.mergeLimit(d);
+    String tag = flags.cacheTag != null ? flags.cacheTag : d.string("cache_tag", DaemonConfig.DEFAULT_CACHE_TAG);
     Duration deadline = flags.readTimeout != null ? flags.readTimeout
-        : d.duration("read_timeout", Duration.ofSeconds(30));
-    int outstanding = (int) d.integer("max_outstanding_reads", 1024, 1, 1 << 16);
+        : d.duration("read_timeout", FetchSettings.DEFAULT_READ_TIMEOUT);
+    int outstanding = (int) d.integer("max_outstanding_reads", DaemonConfig.DEFAULT_MAX_OUTSTANDING_READS, 1,
+        1 << 16);
     String logLevel = flags.logLevel != null ? flags.logLevel : d.string("log_level", "info");
     long budget = flags.cacheBudget != null ? flags.cacheBudget : d.size("cache_budget", 0, 0, Long.MAX_VALUE);
-    Duration gcInterval = d.duration("gc_interval", Duration.ofSeconds(60));
-    Path imagesDir = Path.of(d.string("images_dir", "/etc/lazypull/images.d"));
+    Duration gcInterval = d.duration("gc_interval", DaemonConfig.DEFAULT_GC_INTERVAL);
+    Path imagesDir = Path.of(d.string("images_dir", DaemonConfig.DEFAULT_IMAGES_DIR.toString()));
     ConfigNode p = file.section("prefetch").allowOnly("policy", "threads", "bandwidth", "profile_window");
     PrefetchConfig prefetch;
     try {
@@ -48,19 +48,19 @@ record Settings(DaemonConfig daemon, Path socket, String logLevel, long cacheBud
     ConfigNode m = file.section("metrics").allowOnly("listen", "allow_remote", "hung_threshold");
     String metricsListen = flags.metrics != null ? flags.metrics : m.string("listen", null);
     boolean allowRemote = m.bool("allow_remote", false);
-    Duration hung = m.duration("hung_threshold", Duration.ofSeconds(5));
+    Duration hung = m.duration("hung_threshold", DaemonConfig.DEFAULT_HUNG_THRESHOLD);
     if (gcInterval.compareTo(Duration.ofSeconds(1)) < 0) {
       throw new ConfigException(file + ": daemon.gc_interval must be at least 1s");
     }
     long readAhead = flags.readAhead != null ? flags.readAhead
-        : d.size("readahead", DaemonConfig.DEFAULT_READ_AHEAD, 0, 1L << 30);
+        : d.size("readahead", FetchSettings.DEFAULT_READ_AHEAD, 0, 1L << 30);
     try {
       Logging.parse(logLevel);
-      DaemonConfig config = new DaemonConfig(cacheDir.toAbsolutePath(), stateDir.toAbsolutePath(), tag, threads,
-          Math.toIntExact(chunk), Math.toIntExact(merge), deadline, outstanding,
-          Math.toIntExact(Math.max(chunk, 1 << 20)), readAhead);
-      return new Settings(config, socket.toAbsolutePath(), logLevel, budget, gcInterval, imagesDir, prefetch,
-          metricsListen, allowRemote, hung, file);
+      FetchSettings fetch = flags.fetch.resolve(d).withReadTimeout(deadline).withReadAhead(readAhead);
+      DaemonConfig config = DaemonConfig.builder(cacheDir, stateDir).socket(socket).cacheTag(tag).fetch(fetch)
+          .maxOutstandingReads(outstanding).cacheBudget(budget).gcInterval(gcInterval).imagesDir(imagesDir)
+          .prefetch(prefetch).metrics(metricsListen, allowRemote).hungThreshold(hung).build();
+      return new Settings(config, logLevel, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
     }

@@ -26,13 +26,14 @@ final class StatusCommand implements Callable<Integer> {
       System.out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(status));
       return 0;
     }
+    System.out.println("front end:         " + status.path("frontend").asText());
     System.out.println("images registered: " + status.path("images").asLong());
-    System.out.println("objects open:      " + status.path("objects").size());
+    System.out.println("blobs served:      " + status.path("objects").size());
     long budget = status.path("cache").path("budgetBytes").asLong();
     System.out.println("cache on disk:     " + Units.human(status.path("cache").path("usageBytes").asLong())
         + (budget > 0 ? " of " + Units.human(budget) + " budget" : " (no budget)"));
     for (JsonNode o : status.path("objects")) {
-      System.out.printf("  object %-5d fsid %-36s device %-3d %s  %s / %s%n", o.path("objectId").asInt(),
+      System.out.printf("  %-12s fsid %-36s device %-3d %s  %s / %s%n", o.path("id").asText(),
           o.path("fsid").asText(), o.path("deviceId").asInt(), o.path("blob").asText().substring(7, 19),
           Units.human(o.path("readyBytes").asLong()), Units.human(o.path("size").asLong()));
     }

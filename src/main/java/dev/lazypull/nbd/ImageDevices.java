@@ -1,12 +1,14 @@
 package dev.lazypull.nbd;
 
 import dev.lazypull.blob.BlobSource;
-import dev.lazypull.cache.BlobCacheDir;
-import dev.lazypull.cache.BlobCacheFile;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.BlobCacheFile;
+import dev.lazypull.fetch.BlobRef;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.ErofsFormatException;
 import dev.lazypull.erofs.FlatLayout;
 import dev.lazypull.erofs.Superblock;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.image.LazyImage;
@@ -45,11 +47,11 @@ public final class ImageDevices {
   public static Built flattened(LazyImage image, BlobSource source, BlobCacheDir cache, Duration timeout)
       throws IOException {
     Descriptor bootDesc = image.bootstrap();
-    BlobCacheFile boot = cache.bootstrap(bootDesc, source);
+    BlobCacheFile boot = cache.file(BlobRef.metadata(bootDesc, image.reference()), source);
     byte[] head;
     BootstrapHeader header;
     try {
-      if (boot.verifying()) { // fetched and checked as one unit: all of it now, not once per chunk read later
+      if (ChunkDigestTable.whole(bootDesc) != null) { // fetched and checked as one unit: all of it now
         awaitCached(boot, 0, boot.size(), timeout);
       }
       head = readCached(boot, 0, (int) Math.min(Superblock.OFFSET + Superblock.SIZE, bootDesc.size()), timeout);
@@ -73,7 +75,8 @@ public final class ImageDevices {
     List<Long> sizes = new ArrayList<>();
     for (int i = 0; i < image.blobs().size(); i++) {
       Descriptor d = image.blobs().get(i);
-      blobs.add(cache.file(d, source, image.chunkTable(i))); // verified fetches when the image has tables
+      // verified fetches when the image has tables
+      blobs.add(cache.file(BlobRef.data(d, image.chunkTable(i), image.reference()), source));
       sizes.add(d.size());
     }
     FlatLayout layout;
@@ -113,16 +116,22 @@ public final class ImageDevices {
   public static Built raw(LazyImage image, String blobSelector, BlobSource source, BlobCacheDir cache)
       throws IOException {
     Descriptor blob = selectBlob(image, blobSelector);
-    BlobCacheFile f = cache.file(blob, source, tableOf(image, blob));
+    BlobCacheFile f = cache.file(refOf(image, blob), source);
     SegmentDevice device = new SegmentDevice(blob.size(),
         List.of(new SegmentDevice.Segment(0, blob.size(), SegmentDevice.file(f), 0)));
     return new Built(device, null, "lazypull raw blob " + blob.digest() + " of " + image.reference());
   }
 
-  /** The chunk digest table of {@code blob} when it is one of the image's data blobs and the image has tables. */
-  public static Descriptor tableOf(LazyImage image, Descriptor blob) {
+  /**
+   * How the fetch core serves one layer of {@code image}: its bootstrap as metadata (checked whole), a data blob
+   * with its chunk digest table when the image has tables, anything else unverified.
+   */
+  public static BlobRef refOf(LazyImage image, Descriptor blob) {
+    if (blob.equals(image.bootstrap())) {
+      return BlobRef.metadata(blob, image.reference());
+    }
     int i = image.blobs().indexOf(blob);
-    return i < 0 ? null : image.chunkTable(i);
+    return BlobRef.data(blob, i < 0 ? null : image.chunkTable(i), image.reference());
   }
 
   /**
@@ -168,11 +177,11 @@ public final class ImageDevices {
       Throwable c = e.getCause();
       throw c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
     } catch (TimeoutException e) {
-      throw new IOException("fetching " + f.blob().digest() + " " + offset + "+" + length + " took longer than "
-          + timeout);
+      throw new IOException("fetching " + f.ref().blob().digest() + " " + offset + "+" + length
+          + " took longer than " + timeout);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while fetching " + f.blob().digest());
+      throw new InterruptedIOException("interrupted while fetching " + f.ref().blob().digest());
     }
   }
 }

@@ -1,6 +1,6 @@
 package dev.lazypull.nbd;
 
-import dev.lazypull.cache.BlobCacheFile;
+import dev.lazypull.fetch.BlobCacheFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;

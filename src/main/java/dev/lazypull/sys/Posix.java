@@ -46,6 +46,7 @@ public final class Posix {
   public static final int SOCK_CLOEXEC = O_CLOEXEC;
   public static final int SHUT_RDWR = 2;
 
+  public static final int LOCK_SH = 1;
   public static final int LOCK_EX = 2;
   public static final int LOCK_NB = 4;
 
@@ -326,6 +327,30 @@ public final class Posix {
         throw new ErrnoException("flock", subject, errno);
       }
     }
+  }
+
+  /**
+   * Takes a shared, non-blocking flock(2) on {@code fd}; false if another open file description holds it
+   * exclusively. The lock goes with the descriptor's last close.
+   */
+  public static boolean tryLockShared(int fd, String subject) throws ErrnoException {
+    while (true) {
+      if (LibC.flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        return true;
+      }
+      int errno = Native.getLastError();
+      if (errno == Errno.EAGAIN) {
+        return false;
+      }
+      if (errno != Errno.EINTR) {
+        throw new ErrnoException("flock", subject, errno);
+      }
+    }
+  }
+
+  /** fcntl(2) with a pointer argument (record locks); the raw return value, errno left for the caller. */
+  static int fcntlPointer(int fd, int cmd, long arg) {
+    return LibC.fcntl(fd, cmd, arg);
   }
 
   public static int geteuid() {

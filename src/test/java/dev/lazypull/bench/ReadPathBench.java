@@ -1,13 +1,16 @@
 package dev.lazypull.bench;
 
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.blob.BlobSource;
-import dev.lazypull.cachefiles.Devnode;
+import dev.lazypull.fscache.Devnode;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
-import dev.lazypull.daemon.DaemonConfig;
-import dev.lazypull.daemon.DaemonStats;
-import dev.lazypull.daemon.OndemandDaemon;
+import dev.lazypull.app.DaemonConfig;
+import dev.lazypull.frontend.RequestStats;
+import dev.lazypull.fscache.FscacheFrontend;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
@@ -196,9 +199,10 @@ class ReadPathBench {
     ImageSources sources = new ImageSources(ref -> image); // "bench:image" parses as a registry reference
     BenchDevnode dev = new BenchDevnode();
     dev.waiter = Thread.currentThread();
-    DaemonConfig config = new DaemonConfig(state, state, "b", 4, chunkSize, chunkSize, Duration.ofSeconds(30), 64,
-        Math.max(chunkSize, 4096));
-    try (OndemandDaemon daemon = new OndemandDaemon(dev, catalog, sources, config, new DaemonStats())) {
+    FetchSettings settings = new FetchSettings(4, chunkSize, chunkSize, FetchSettings.DEFAULT_READ_AHEAD,
+        Duration.ofSeconds(30), Math.max(chunkSize, 4096));
+    try (FetchCore core = new FetchCore(settings, new FetchStats(), null);
+        FscacheFrontend daemon = new FscacheFrontend(dev, catalog, sources, core, 64)) {
       daemon.start();
       dev.queue.add(Msgs.open(1, 1, "erofs,bench", "bench", 100));
       Thread.sleep(200);

@@ -7,13 +7,15 @@ import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.control.ControlServer;
-import dev.lazypull.daemon.CacheJanitor;
-import dev.lazypull.daemon.DaemonApi;
-import dev.lazypull.daemon.DaemonConfig;
-import dev.lazypull.daemon.DaemonStats;
-import dev.lazypull.daemon.OndemandDaemon;
-import dev.lazypull.daemon.PrefetchConfig;
-import dev.lazypull.daemon.PrefetchPolicy;
+import dev.lazypull.fscache.CacheJanitor;
+import dev.lazypull.app.DaemonApi;
+import dev.lazypull.app.DaemonConfig;
+import dev.lazypull.frontend.RequestStats;
+import dev.lazypull.fscache.FscacheFrontend;
+import dev.lazypull.prefetch.PrefetchConfig;
+import dev.lazypull.prefetch.PrefetchPolicy;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.testing.DaemonHarness;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.TestTrees;
@@ -68,19 +70,13 @@ class CliEndToEndTest {
     String ref = "oci:" + tmp.resolve("layout") + ":v1";
     assertEquals(0, cli("pack", tree.toString(), "--output", ref).code());
 
-    FakeKernel kernel = new FakeKernel(Files.createDirectories(tmp.resolve("backing")));
-    Catalog catalog = Catalog.load(tmp.resolve("state"));
-    DaemonConfig config = new DaemonConfig(tmp.resolve("cache"), tmp.resolve("state"), "t", 2, 1 << 20, 4 << 20,
-        Duration.ofSeconds(10), 64, 1 << 20, 0);
     Path socket = tmp.resolve("run/lazypull.sock");
-    try (OndemandDaemon daemon = new OndemandDaemon(kernel, catalog, ImageSources.localOnly(), config,
-        new DaemonStats())) {
-      daemon.enablePrefetch(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO), tmp.resolve("state"));
-      CacheJanitor janitor = new CacheJanitor(kernel, tmp.resolve("cache"), tmp.resolve("state"), 0,
-          daemon::openCookies);
-      daemon.start();
-      try (ControlServer control = ControlServer.start(socket,
-          new DaemonApi(new ImageRegistrar(catalog, ImageSources.localOnly()), catalog, daemon, janitor))) {
+    // the daemon as `lazypull daemon` assembles it, with its control socket, over a fake kernel
+    try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.socket(socket)
+        .fetch(new FetchSettings(2, 1 << 20, 4 << 20, 0, Duration.ofSeconds(10), 1 << 20))
+        .prefetch(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO))).start()) {
+      FakeKernel kernel = h.kernel;
+      {
         String s = "--socket=" + socket;
         // register as `lazypull mount` does, then let the fake kernel "mount" it: OPEN both objects
         var image = new dev.lazypull.control.ControlClient(socket)
@@ -101,7 +97,8 @@ class CliEndToEndTest {
         Out status = cli("status", s);
         assertEquals(0, status.code());
         assertTrue(status.stdout().contains("images registered: 1"), status.stdout());
-        assertTrue(status.stdout().contains("objects open:      2"), status.stdout());
+        assertTrue(status.stdout().contains("blobs served:      2"), status.stdout());
+        assertTrue(status.stdout().contains("front end:         fscache"), status.stdout());
         Out json = cli("status", s, "--json");
         long total = image.path("bootstrap").path("size").asLong() + image.path("blobs").get(0).path("size").asLong();
         assertEquals(total, dev.lazypull.image.Json.MAPPER.readTree(json.stdout()).path("stats").path("bytesFetched")
@@ -114,9 +111,6 @@ class CliEndToEndTest {
         assertEquals(1, evict.code());
         assertTrue(evict.stderr().contains("no registered image"), evict.stderr());
       }
-    } finally {
-      kernel.close();
-      assertEquals(List.of(), kernel.violations);
     }
     Out down = cli("status", "--socket=" + socket);
     assertEquals(1, down.code());

@@ -38,9 +38,9 @@ class NbdSettingsTest {
         """, "oci:/x", "--threads", "4", "--listen", "unix:/run/x.sock");
     assertEquals(Path.of("/srv/nbd"), s.cacheDir());
     assertEquals("unix:/run/x.sock", s.listen());
-    assertEquals(4, s.fetchThreads());
-    assertEquals(256 << 10, s.chunkSize());
-    assertEquals(Duration.ofSeconds(5), s.readTimeout());
+    assertEquals(4, s.fetch().threadsPerOrigin());
+    assertEquals(256 << 10, s.fetch().chunkSize());
+    assertEquals(Duration.ofSeconds(5), s.fetch().readTimeout());
     assertEquals(2, s.connections());
   }
 
@@ -50,7 +50,7 @@ class NbdSettingsTest {
     assertNull(s.listen(), "the command picks a unix socket");
     assertEquals(false, s.allowRemote());
     assertEquals(NbdSettings.DEFAULT_CACHE_DIR, s.cacheDir());
-    assertEquals(1 << 20, s.chunkSize());
+    assertEquals(1 << 20, s.fetch().chunkSize());
   }
 
   @Test

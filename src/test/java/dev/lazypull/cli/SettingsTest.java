@@ -35,17 +35,17 @@ class SettingsTest {
         read_timeout = "5s"
         """, "--threads", "4");
     assertEquals(Path.of("/srv/cache"), s.daemon().cacheDir());
-    assertEquals(4, s.daemon().fetchThreads());
-    assertEquals(256 << 10, s.daemon().chunkSize());
-    assertEquals(Duration.ofSeconds(5), s.daemon().readDeadline());
+    assertEquals(4, s.daemon().fetch().threadsPerOrigin());
+    assertEquals(256 << 10, s.daemon().fetch().chunkSize());
+    assertEquals(Duration.ofSeconds(5), s.daemon().fetch().readTimeout());
     assertEquals(Path.of("/var/lib/lazypull"), s.daemon().stateDir());
   }
 
   @Test
   void readAheadFromTheFileOrTheFlag() throws Exception {
-    assertEquals(64L << 20, resolve("").daemon().readAhead());
-    assertEquals(8L << 20, resolve("[daemon]\nreadahead = \"8M\"\n").daemon().readAhead());
-    assertEquals(0, resolve("[daemon]\nreadahead = \"8M\"\n", "--readahead", "0").daemon().readAhead());
+    assertEquals(64L << 20, resolve("").daemon().fetch().readAhead());
+    assertEquals(8L << 20, resolve("[daemon]\nreadahead = \"8M\"\n").daemon().fetch().readAhead());
+    assertEquals(0, resolve("[daemon]\nreadahead = \"8M\"\n", "--readahead", "0").daemon().fetch().readAhead());
   }
 
   @Test

@@ -3,8 +3,8 @@ package dev.lazypull.fuzz;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.lazypull.cachefiles.CachefilesDecoder;
-import dev.lazypull.cachefiles.CachefilesMsg;
+import dev.lazypull.fscache.CachefilesDecoder;
+import dev.lazypull.fscache.CachefilesMsg;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.CatalogException;
 import dev.lazypull.erofs.BootstrapHeader;

@@ -6,9 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.cache.BlobCacheDir;
-import dev.lazypull.cache.FetchContext;
-import dev.lazypull.cache.FetchStats;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.testing.TestFetch;
+import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.BootstrapHeaderTest;
 import dev.lazypull.erofs.Superblock;
@@ -38,20 +39,19 @@ import org.junit.jupiter.api.io.TempDir;
 class ImageDevicesTest {
   static final Duration T = Duration.ofSeconds(5);
   @TempDir Path dir;
-  private final ExecutorService pool = Executors.newFixedThreadPool(4);
+  private final FetchCore core = TestFetch.core(64 << 10, 256 << 10);
   private final MemoryBlobSource source = new MemoryBlobSource();
   private BlobCacheDir cache;
 
   @BeforeEach
   void open() throws IOException {
-    cache = BlobCacheDir.open(dir, new FetchContext(pool, 64 << 10, 256 << 10, new FetchStats(),
-        () -> AlignedBuffers.allocate(64 << 10)));
+    cache = BlobCacheDir.open(dir, core);
   }
 
   @AfterEach
   void stop() {
     cache.close();
-    pool.shutdownNow();
+    core.close();
   }
 
   /** A bootstrap of {@code blocks} blocks whose block 0 is {@code head}, the rest random. */

@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.cache.BlobCacheFile;
-import dev.lazypull.cache.FetchContext;
-import dev.lazypull.cache.FetchStats;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.BlobCacheFile;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.testing.TestFetch;
+import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.testing.MemoryBlobSource;
@@ -46,11 +48,12 @@ class NbdServerTest {
   static final long SIZE = 4L << 20;
   static final long BLOB_AT = 64 << 10;
   @TempDir Path dir;
-  private final ExecutorService pool = Executors.newFixedThreadPool(4);
+  private final FetchCore core = TestFetch.core(CHUNK, 4 * CHUNK);
   private final MemoryBlobSource source = new MemoryBlobSource();
   private final byte[] head = MemoryBlobSource.randomBytes(4096, 1);
   private final byte[] blob = MemoryBlobSource.randomBytes((1 << 20) + 1000, 2);
   private byte[] expected;
+  private BlobCacheDir cache;
   private BlobCacheFile file;
   private NbdServer server;
   private Path socket;
@@ -58,8 +61,8 @@ class NbdServerTest {
   @BeforeEach
   void start() throws IOException {
     Descriptor d = source.add(blob, "x");
-    file = BlobCacheFile.open(dir.resolve("blob"), d, source, new FetchContext(pool, CHUNK, 4 * CHUNK,
-        new FetchStats(), () -> AlignedBuffers.allocate(CHUNK)));
+    cache = BlobCacheDir.open(dir.resolve("cache"), core);
+    file = cache.file(TestFetch.ref(d), source);
     SegmentDevice device = new SegmentDevice(SIZE, List.of(
         new SegmentDevice.Segment(0, head.length, SegmentDevice.bytes(head), 0),
         new SegmentDevice.Segment(BLOB_AT, file.size(), SegmentDevice.file(file), 0)));
@@ -82,8 +85,8 @@ class NbdServerTest {
   @AfterEach
   void stop() {
     server.close();
-    file.close();
-    pool.shutdownNow();
+    cache.close();
+    core.close();
   }
 
   private byte[] expected(long offset, int length) {

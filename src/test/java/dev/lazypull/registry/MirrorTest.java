@@ -8,6 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.fetch.ChunkFetcher;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.testing.TestFetch;
 import dev.lazypull.testing.FakeRegistry;
 import dev.lazypull.testing.MemoryBlobSource;
 import java.io.ByteArrayOutputStream;
@@ -132,23 +136,23 @@ class MirrorTest {
       tb.add(65536, java.security.MessageDigest.getInstance("SHA-256").digest(Arrays.copyOfRange(good, i * 65536,
           (i + 1) * 65536)));
     }
-    dev.lazypull.cache.FetchStats stats = new dev.lazypull.cache.FetchStats();
-    byte[] file = new byte[good.length];
-    dev.lazypull.cache.ChunkWriter writer = (buf, off) -> buf.duplicate().get(file, (int) off, buf.remaining());
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
-    try {
-      dev.lazypull.cache.ChunkFetcher f = new dev.lazypull.cache.ChunkFetcher(b, new RegistryBlobSource(client, repo),
-          writer, new dev.lazypull.cache.ChunkMap(good.length, 65536), pool, 3 * 65536, stats,
-          () -> dev.lazypull.sys.AlignedBuffers.allocate(65536));
-      f.verifyWith(tb.build());
+    RegistryBlobSource source = new RegistryBlobSource(client, repo);
+    Descriptor table = new Descriptor(MediaTypes.CHUNK_DIGESTS, Digest.of(tb.build().encode()),
+        tb.build().encode().length);
+    o.putBlob(repo.name(), tb.build().encode());
+    TestFetch.MemorySink sink = new TestFetch.MemorySink(good.length);
+    FetchStats stats;
+    try (FetchCore core = TestFetch.core(65536, 3 * 65536)) {
+      stats = core.stats();
+      ChunkFetcher f = TestFetch.fetcher(core, TestFetch.ref(b, table), source, sink);
+      assertTrue(f.verifying());
       f.ensure(0, good.length).get(10, java.util.concurrent.TimeUnit.SECONDS);
-    } finally {
-      pool.shutdownNow();
     }
-    assertArrayEquals(good, file, "only verified bytes, from the origin, were written");
+    assertArrayEquals(good, Arrays.copyOf(sink.file, good.length), "only verified bytes, from the origin, were written");
     assertEquals(1, stats.integrityMismatchesMirror.sum());
     assertEquals(0, stats.integrityMismatchesOrigin.sum());
-    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")), "the origin served the retry");
+    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/" + b.digest())),
+        "the origin served the retry");
   }
 
   @Test

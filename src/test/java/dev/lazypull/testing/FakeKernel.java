@@ -1,6 +1,6 @@
 package dev.lazypull.testing;
 
-import dev.lazypull.cachefiles.Devnode;
+import dev.lazypull.fscache.Devnode;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;

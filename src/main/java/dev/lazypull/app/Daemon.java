@@ -1,0 +1,305 @@
+package dev.lazypull.app;
+
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRegistrar;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.control.ControlServer;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.frontend.CacheKeeper;
+import dev.lazypull.frontend.Frontend;
+import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.frontend.SetupException;
+import dev.lazypull.fscache.CacheBinder;
+import dev.lazypull.fscache.CacheJanitor;
+import dev.lazypull.fscache.Devnode;
+import dev.lazypull.fscache.FscacheFrontend;
+import dev.lazypull.fscache.KernelDevnode;
+import dev.lazypull.metrics.MetricsServer;
+import dev.lazypull.prefetch.PrefetchManager;
+import dev.lazypull.prefetch.PrefetchPolicy;
+import dev.lazypull.prefetch.Prefetcher;
+import dev.lazypull.prefetch.ProfileArtifacts;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
+import dev.lazypull.sys.DaemonThreads;
+import dev.lazypull.sys.ListenFds;
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Logger;
+
+/**
+ * The daemon, assembled: the catalog, the registry client, the fetch core, a kernel front end over it, the cache
+ * keeper, prefetch, the control socket, metrics and systemd notification — started in dependency order by
+ * {@link Builder#start} and stopped in reverse by {@link #close}. Commands and tests build it the same way.
+ */
+public final class Daemon implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
+
+  private final DaemonConfig config;
+  private final Catalog catalog;
+  /** The registry client, when images come from registries (null when the caller gave only sources). */
+  private final RegistryClient registry;
+  private final boolean ownsRegistry;
+  private final FetchCore core;
+  private final Frontend frontend;
+  private final CacheKeeper keeper;
+  private final PrefetchManager prefetch;
+  private final ImageRegistrar registrar;
+  private final ServiceNotifier notifier;
+  private final ScheduledExecutorService gc;
+  private MetricsServer metrics;
+  private ControlServer control;
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  public static Builder builder(DaemonConfig config) {
+    return new Builder(config);
+  }
+
+  /** What the daemon is built from besides its config; each has a real default. */
+  public static final class Builder {
+    private final DaemonConfig config;
+    private RegistryConfig registryConfig = RegistryConfig.defaults();
+    private RegistryClient registryClient;
+    private ImageSources sources;
+    private Devnode devnode;
+    private String devnodePath = KernelDevnode.PATH;
+    private ServiceNotifier notifier;
+
+    private Builder(DaemonConfig config) {
+      this.config = config;
+    }
+
+    /** How registries are reached (default: no configuration). */
+    public Builder registry(RegistryConfig c) {
+      registryConfig = c;
+      return this;
+    }
+
+    /** A registry client the caller owns (and closes) instead of one built from the registry config. */
+    public Builder registryClient(RegistryClient c) {
+      registryClient = c;
+      return this;
+    }
+
+    /** Where images come from instead of the registry client (tests: local layouts, in-memory blobs). */
+    public Builder sources(ImageSources s) {
+      sources = s;
+      return this;
+    }
+
+    /** A devnode already bound (tests: a fake kernel) instead of binding {@code /dev/cachefiles}. */
+    public Builder devnode(Devnode d) {
+      devnode = d;
+      return this;
+    }
+
+    /** The cachefiles devnode to bind (default {@code /dev/cachefiles}). */
+    public Builder devnodePath(String path) {
+      devnodePath = path;
+      return this;
+    }
+
+    public Builder notifier(ServiceNotifier n) {
+      notifier = n;
+      return this;
+    }
+
+    /**
+     * Assembles and starts the daemon.
+     *
+     * @throws SetupException if the kernel side cannot be set up (names what is wrong)
+     * @throws IOException if the state, the control socket or the metrics endpoint cannot be set up
+     */
+    public Daemon start() throws SetupException, IOException {
+      ServiceNotifier n = notifier != null ? notifier : ServiceNotifier.fromEnvironment();
+      Catalog catalog = Catalog.load(config.stateDir());
+      // One client for every image: one connection pool (sized to the fetch threads), one token cache.
+      RegistryClient owned = sources == null && registryClient == null
+          ? RegistryClient.create(registryConfig.withMaxConnections(config.fetch().threadsPerOrigin())) : null;
+      RegistryClient registry = registryClient != null ? registryClient : owned;
+      ImageSources s = sources != null ? sources : Sources.over(registry);
+      Devnode d;
+      try {
+        d = devnode != null ? devnode : bindDevnode(n);
+      } catch (SetupException e) {
+        if (owned != null) {
+          owned.close();
+        }
+        throw e;
+      }
+      Daemon daemon = new Daemon(config, catalog, registry, owned != null, s, d, n);
+      try {
+        daemon.startServing();
+      } catch (IOException | RuntimeException e) {
+        daemon.close();
+        throw e;
+      }
+      return daemon;
+    }
+
+    /** The fd store's devnode (a predecessor bound the cache and its mounts live on), else a new binding. */
+    private KernelDevnode bindDevnode(ServiceNotifier n) throws SetupException {
+      Integer storedFd = ListenFds.fromEnvironment().get(ServiceNotifier.DEVNODE_FDNAME);
+      if (storedFd != null) {
+        KernelDevnode devnode = CacheBinder.restore(storedFd);
+        LOG.info("took over the bound devnode (fd " + storedFd + ") from the fd store; restoring requests");
+        return devnode;
+      }
+      KernelDevnode devnode = CacheBinder.bind(devnodePath, config.fscacheDir(), config.cacheTag());
+      n.storeDevnode(devnode.fd());
+      return devnode;
+    }
+  }
+
+  private Daemon(DaemonConfig config, Catalog catalog, RegistryClient registry, boolean ownsRegistry,
+      ImageSources sources, Devnode devnode, ServiceNotifier notifier) {
+    this.config = config;
+    this.catalog = catalog;
+    this.registry = registry;
+    this.ownsRegistry = ownsRegistry;
+    this.notifier = notifier;
+    this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
+    FscacheFrontend fscache =
+        new FscacheFrontend(devnode, catalog, sources, core, config.maxOutstandingReads());
+    CacheJanitor janitor = new CacheJanitor(devnode, config.fscacheDir(), config.stateDir(), config.cacheBudget(),
+        fscache::openCookies);
+    fscache.attach(janitor);
+    this.frontend = fscache;
+    this.keeper = janitor;
+    if (config.prefetch() != null) {
+      Prefetcher prefetcher = new Prefetcher(config.prefetch().threads(), config.prefetch().bytesPerSecond(),
+          config.fetch().mergeLimit(), () -> frontend.inflightRequests(config.hungThreshold())[0],
+          config.stateDir().resolve("tmp"));
+      this.prefetch = new PrefetchManager(prefetcher, config.prefetch(), config.stateDir(),
+          config.fetch().chunkSize(), this::servedOf);
+      frontend.addListener(prefetch);
+      if (registry != null) {
+        prefetch.setProfileFetcher(ProfileArtifacts.fetcher(registry)); // profiles pushed next to their images
+      }
+    } else {
+      this.prefetch = null;
+    }
+    this.registrar = new ImageRegistrar(catalog, sources, prefetch != null ? prefetch::imageRegistered : r -> { });
+    this.gc = Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-gc"));
+  }
+
+  private void startServing() throws IOException {
+    frontend.start();
+    long every = config.gcInterval().toMillis();
+    gc.scheduleWithFixedDelay(this::collectCache, every, every, TimeUnit.MILLISECONDS);
+    if (config.metricsListen() != null) {
+      metrics = MetricsServer.start(config.metricsListen(), config.metricsAllowRemote());
+      DaemonMetrics m = new DaemonMetrics(this, config.hungThreshold());
+      metrics.add(registry != null ? m.withRegistry(registry.stats()) : m);
+    }
+    if (config.socket() != null) {
+      control = ControlServer.start(config.socket(), new DaemonApi(this));
+    }
+    DeclaredImages.Result declared = DeclaredImages.registerAll(config.imagesDir(), registrar, catalog,
+        prefetch == null ? null : (fsid, policy) -> prefetch.setPolicy(fsid, PrefetchPolicy.parse(policy)));
+    String status = catalog.list().size() + " images registered (" + declared.registered() + " from images.d"
+        + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed") + "), "
+        + frontend.name() + " front end, cache " + config.cacheDir();
+    LOG.info("ready: " + status + (control != null ? ", control " + config.socket() : ""));
+    notifier.ready(status);
+    notifier.startWatchdog(frontend::isRunning);
+  }
+
+  private void collectCache() {
+    try {
+      CacheKeeper.Report r = keeper.collect(keeper.budget());
+      if (r.culled() > 0) {
+        LOG.info("cache gc: culled " + r.culled() + " files, " + r.bytesFreed() + " bytes; now " + r.usageAfter()
+            + " of " + r.budget() + " bytes");
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warning("cache gc: " + e.getMessage());
+    }
+  }
+
+  public DaemonConfig config() {
+    return config;
+  }
+
+  public Catalog catalog() {
+    return catalog;
+  }
+
+  public ImageRegistrar registrar() {
+    return registrar;
+  }
+
+  public Frontend frontend() {
+    return frontend;
+  }
+
+  public CacheKeeper cacheKeeper() {
+    return keeper;
+  }
+
+  public FetchStats fetchStats() {
+    return core.stats();
+  }
+
+  /** The Prometheus endpoint, or null when metrics are off. */
+  public MetricsServer metrics() {
+    return metrics;
+  }
+
+  /** Background prefetch, or null when it is off. */
+  public PrefetchManager prefetch() {
+    return prefetch;
+  }
+
+  /** The blobs of one image the front end serves now (those of it that are mounted). */
+  public List<ServedBlob> servedOf(String fsid) {
+    return frontend.served().stream().filter(b -> b.binding().image().fsid().equals(fsid)).toList();
+  }
+
+  /**
+   * Waits until the front end stops serving (a fatal kernel error, or {@link #close}).
+   *
+   * @return the error that stopped it, or null
+   */
+  public Throwable awaitTermination() throws InterruptedException {
+    frontend.awaitTermination();
+    return frontend.failure();
+  }
+
+  /** Stops everything, in reverse order of start; idempotent. */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    LOG.info("stopping");
+    notifier.stopping();
+    notifier.close();
+    gc.shutdownNow();
+    keeper.saveUsage();
+    if (metrics != null) {
+      metrics.close();
+    }
+    if (control != null) {
+      try {
+        control.close();
+      } catch (IOException e) {
+        LOG.fine("closing control socket: " + e.getMessage());
+      }
+    }
+    if (prefetch != null) {
+      prefetch.close();
+    }
+    frontend.close();
+    core.close();
+    if (ownsRegistry) {
+      registry.close();
+    }
+  }
+}

@@ -1,0 +1,224 @@
+package dev.lazypull.app;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lazypull.Version;
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageRegistrar;
+import dev.lazypull.control.ControlServer;
+import dev.lazypull.erofs.ByteSource;
+import dev.lazypull.frontend.CacheKeeper;
+import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.prefetch.PathRanges;
+import dev.lazypull.prefetch.PrefetchManager;
+import dev.lazypull.prefetch.PrefetchPolicy;
+import dev.lazypull.prefetch.Prefetcher;
+import java.io.IOException;
+import dev.lazypull.image.Json;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** The daemon's control API operations (docs/control-api.md). */
+public final class DaemonApi implements ControlServer.Handler {
+  private final Daemon daemon;
+  private final ImageRegistrar registrar;
+  private final Catalog catalog;
+  private final CacheKeeper janitor;
+
+  public DaemonApi(Daemon daemon) {
+    this.daemon = daemon;
+    this.registrar = daemon.registrar();
+    this.catalog = daemon.catalog();
+    this.janitor = daemon.cacheKeeper();
+  }
+
+  @Override
+  public ObjectNode handle(String op, JsonNode req) throws Exception {
+    switch (op) {
+      case "ping":
+        return Json.MAPPER.createObjectNode().put("version", Version.VERSION)
+            .put("pid", ProcessHandle.current().pid());
+      case "register": {
+        String image = text(req, "image", true);
+        ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
+            req.path("replace").asBoolean(false));
+        String policy = text(req, "prefetch", false);
+        if (policy != null) {
+          prefetchManager().setPolicy(r.fsid(), PrefetchPolicy.parse(policy));
+        }
+        ObjectNode out = Json.MAPPER.createObjectNode();
+        out.set("image", describe(r));
+        return out;
+      }
+      case "unregister": {
+        String fsid = text(req, "fsid", true);
+        return Json.MAPPER.createObjectNode().put("removed", catalog.unregister(fsid).isPresent());
+      }
+      case "list": {
+        ArrayNode images = Json.MAPPER.createArrayNode();
+        for (ImageRecord r : catalog.list()) {
+          images.add(describe(r));
+        }
+        ObjectNode out = Json.MAPPER.createObjectNode();
+        out.set("images", images);
+        return out;
+      }
+      case "status": {
+        ObjectNode out = Json.MAPPER.createObjectNode().put("pid", ProcessHandle.current().pid())
+            .put("frontend", daemon.frontend().name());
+        ObjectNode stats = out.putObject("stats");
+        for (Map.Entry<String, Long> e : daemon.frontend().stats().snapshot().entrySet()) {
+          stats.put(e.getKey(), e.getValue());
+        }
+        for (Map.Entry<String, Long> e : daemon.fetchStats().snapshot().entrySet()) {
+          stats.put(e.getKey(), e.getValue());
+        }
+        out.put("images", catalog.list().size());
+        ArrayNode objects = out.putArray("objects");
+        for (ServedBlob b : daemon.frontend().served()) {
+          objects.addObject().put("id", b.id()).put("fsid", b.binding().image().fsid())
+              .put("deviceId", b.binding().deviceId()).put("blob", b.binding().blob().digest().toString())
+              .put("readyBytes", b.readyBytes()).put("size", b.binding().blob().size());
+        }
+        out.putObject("cache").put("usageBytes", janitor.usage()).put("budgetBytes", janitor.budget());
+        return out;
+      }
+      case "gc": {
+        ObjectNode out = Json.MAPPER.createObjectNode();
+        long budget = req.has("budget") ? req.get("budget").asLong(-1) : janitor.budget();
+        if (budget < 0) {
+          throw new IllegalArgumentException("\"budget\" must be a byte count >= 0");
+        }
+        out.set("report", Json.MAPPER.valueToTree(janitor.collect(budget)));
+        return out;
+      }
+      case "evict": {
+        ImageRecord r = findImage(text(req, "image", true));
+        ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid());
+        out.set("report", Json.MAPPER.valueToTree(janitor.evict(r, catalog.list(),
+            req.path("includeShared").asBoolean(false))));
+        return out;
+      }
+      case "prefetch": {
+        PrefetchManager pm = prefetchManager();
+        ImageRecord r = findImage(text(req, "image", true));
+        List<ServedBlob> objects = daemon.servedOf(r.fsid());
+        if (objects.isEmpty()) {
+          throw new IllegalArgumentException(r.fsid() + " is not mounted: prefetch writes through the blobs the "
+              + "front end serves, which exist only while the image is mounted (mount it first, or use "
+              + "`lazypull prefetch --standalone`)");
+        }
+        List<Prefetcher.Target> targets = new ArrayList<>();
+        List<String> globs = new ArrayList<>();
+        req.path("paths").forEach(p -> globs.add(p.asText()));
+        ObjectNode matched = null;
+        if (globs.isEmpty()) {
+          for (ServedBlob o : objects) {
+            targets.add(new Prefetcher.Target(o, null));
+          }
+        } else {
+          PathRanges.Result ranges = PathRanges.of(bootstrapBytes(r), globs);
+          if (ranges.files() == 0) {
+            throw new IllegalArgumentException("no file of " + r.fsid() + " matches " + globs);
+          }
+          for (ServedBlob o : objects) {
+            List<long[]> rs = ranges.byDevice().get(o.binding().deviceId());
+            if (rs != null) {
+              targets.add(new Prefetcher.Target(o, rs));
+            }
+          }
+          matched = Json.MAPPER.createObjectNode().put("files", ranges.files()).put("bytes", ranges.bytes());
+        }
+        pm.prefetcher().start("manual:" + r.fsid(), r.fsid(), targets);
+        ObjectNode out = prefetchStatus(pm, r);
+        if (matched != null) {
+          out.set("matched", matched);
+        }
+        return out;
+      }
+      case "prefetch-status":
+        return prefetchStatus(prefetchManager(), findImage(text(req, "image", true)));
+      case "prefetch-stop": {
+        ImageRecord r = findImage(text(req, "image", true));
+        return Json.MAPPER.createObjectNode().put("cancelled", prefetchManager().prefetcher().cancel(r.fsid()));
+      }
+      case "prefetch-policy": {
+        ImageRecord r = findImage(text(req, "image", true));
+        String policy = text(req, "policy", false);
+        prefetchManager().setPolicy(r.fsid(), policy == null ? null : PrefetchPolicy.parse(policy));
+        return Json.MAPPER.createObjectNode().put("fsid", r.fsid())
+            .put("policy", prefetchManager().policyOf(r.fsid()).text());
+      }
+      default:
+        throw new IllegalArgumentException("unknown op '" + op + "'");
+    }
+  }
+
+  private ImageRecord findImage(String id) {
+    return catalog.get(id).orElseGet(() -> catalog.list().stream()
+        .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
+  }
+
+  private ByteSource bootstrapBytes(ImageRecord r) throws IOException {
+    if (r.bootstrap().size() > PathRanges.MAX_BOOTSTRAP_BYTES) {
+      throw new IllegalArgumentException("bootstrap of " + r.fsid() + " is " + r.bootstrap().size()
+          + " bytes, too large to resolve paths (limit " + PathRanges.MAX_BOOTSTRAP_BYTES + ")");
+    }
+    byte[] bytes = registrar.sources().open(r.reference()).readRange(r.bootstrap(), 0, (int) r.bootstrap().size());
+    return ByteSource.of(bytes);
+  }
+
+  private PrefetchManager prefetchManager() {
+    PrefetchManager pm = daemon.prefetch();
+    if (pm == null) {
+      throw new IllegalArgumentException("prefetch is not enabled in this daemon");
+    }
+    return pm;
+  }
+
+  private ObjectNode prefetchStatus(PrefetchManager pm, ImageRecord r) {
+    ObjectNode out = Json.MAPPER.createObjectNode().put("fsid", r.fsid()).put("policy", pm.policyOf(r.fsid()).text());
+    long ready = 0;
+    List<ServedBlob> objects = daemon.servedOf(r.fsid());
+    for (ServedBlob o : objects) {
+      ready += o.readyBytes();
+    }
+    out.put("readyBytes", ready).put("totalBytes", r.totalBytes()).put("mounted", !objects.isEmpty());
+    ArrayNode jobs = out.putArray("jobs");
+    boolean running = false;
+    for (Prefetcher.Job j : pm.prefetcher().jobsOf(r.fsid())) {
+      running |= !j.done.isDone();
+      ObjectNode n = jobs.addObject().put("id", j.id).put("state", j.state()).put("plannedBytes", j.plannedBytes.get())
+          .put("doneBytes", j.doneBytes.get()).put("failedBytes", j.failedBytes.get());
+      if (j.error != null) {
+        n.put("error", j.error);
+      }
+    }
+    out.put("running", running);
+    return out;
+  }
+
+  static ObjectNode describe(ImageRecord r) {
+    ObjectNode n = Json.MAPPER.valueToTree(r);
+    n.put("mountOptions", r.mountOptions());
+    return n;
+  }
+
+  private static String text(JsonNode req, String field, boolean required) {
+    JsonNode v = req.get(field);
+    if (v == null || v.isNull()) {
+      if (required) {
+        throw new IllegalArgumentException("missing \"" + field + "\"");
+      }
+      return null;
+    }
+    if (!v.isTextual()) {
+      throw new IllegalArgumentException("\"" + field + "\" must be a string");
+    }
+    return v.asText();
+  }
+}

@@ -1,0 +1,207 @@
+package dev.lazypull.app;
+
+import dev.lazypull.blob.ImageSource;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.BlobCacheGc;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.image.LazyImage;
+import dev.lazypull.nbd.ExportInfo;
+import dev.lazypull.nbd.ImageDevices;
+import dev.lazypull.nbd.KernelNbdDevice;
+import dev.lazypull.nbd.ListenAddress;
+import dev.lazypull.nbd.NbdServer;
+import dev.lazypull.nbd.NbdStats;
+import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.RegistryConfig;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Logger;
+
+/**
+ * An image served as an NBD export, assembled: the registry client, the image resolved, the fetch core over the
+ * host cache, the device (flattened EROFS or one raw blob), the server on its socket and/or a kernel
+ * {@code /dev/nbdN}, and the cache collector — started by {@link #start} and stopped in reverse by
+ * {@link #close}. It runs until closed or until the kernel device is disconnected from outside
+ * ({@link #stopped}).
+ */
+public final class NbdExport implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(NbdExport.class.getName());
+  /** How often a running export brings the shared cache back within its budget. */
+  private static final Duration GC_PERIOD = Duration.ofMinutes(1);
+
+  private final RegistryClient registry;
+  private final FetchCore core;
+  private final BlobCacheDir cache;
+  private final ImageDevices.Built built;
+  private final ExportInfo info;
+  private final NbdServer server;
+  private AutoCloseable gc = () -> { };
+  private ListenAddress address;
+  private Object bound;
+  private volatile KernelNbdDevice attached;
+  private final AtomicBoolean closing = new AtomicBoolean();
+  private final CompletableFuture<Integer> stopped = new CompletableFuture<>();
+
+  private NbdExport(RegistryClient registry, FetchCore core, BlobCacheDir cache, ImageDevices.Built built,
+      ExportInfo info, NbdServer server) {
+    this.registry = registry;
+    this.core = core;
+    this.cache = cache;
+    this.built = built;
+    this.info = info;
+    this.server = server;
+  }
+
+  /**
+   * Resolves the image, builds its device over the host cache and starts serving it.
+   *
+   * @throws IOException if the image cannot be resolved, its device built, or the export cannot listen or attach
+   * @throws IllegalArgumentException for a bad listen address (or a remote one without {@code allowRemote})
+   */
+  public static NbdExport start(ExportConfig c, RegistryConfig registryConfig) throws IOException {
+    ListenAddress address = c.listen() != null ? ListenAddress.parse(c.listen()) : null;
+    if (c.device() != null) {
+      KernelNbdDevice.checkAvailable(c.device()); // before fetching anything
+    }
+    // One registry client (connection pool sized to the fetch threads, one token cache) for every blob.
+    RegistryClient registry =
+        RegistryClient.create(registryConfig.withMaxConnections(c.fetch().threadsPerOrigin()));
+    FetchCore core = new FetchCore(c.fetch(), new FetchStats(), BlobCacheDir.tablesDir(c.cacheDir()));
+    BlobCacheDir cache = null;
+    NbdExport export = null;
+    try {
+      ImageSource source = Sources.over(registry).open(c.image());
+      LazyImage img = source.resolve();
+      cache = BlobCacheDir.open(c.cacheDir(), core);
+      ImageDevices.Built built = c.blob() != null
+          ? ImageDevices.raw(img, c.blob(), source.blobs(), cache)
+          : ImageDevices.flattened(img, source.blobs(), cache, c.fetch().readTimeout());
+      ExportInfo info = new ExportInfo(c.name() != null ? c.name() : c.image(), built.description(),
+          built.device().size());
+      NbdServer server = new NbdServer(built.device(), info, NbdServer.Options.defaults()
+          .withMaxConnections(c.maxConnections()).withReadDeadline(c.fetch().readTimeout()));
+      export = new NbdExport(registry, core, cache, built, info, server);
+      export.collectCache(c);
+      if (address == null && c.device() == null) {
+        address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-" + img.manifestDigest().hex().substring(0, 12)
+            + ".sock"));
+      }
+      if (address != null) {
+        export.address = address;
+        export.bound = server.listen(address, c.allowRemote());
+      }
+      if (c.device() != null) {
+        export.attach(c);
+      }
+      return export;
+    } catch (IOException | RuntimeException e) {
+      if (export != null) {
+        export.close();
+      } else {
+        if (cache != null) {
+          cache.close();
+        }
+        core.close();
+        registry.close();
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Brings the shared cache within its budget now that this export's files are open (in use: the others' go
+   * first), and then every {@link #GC_PERIOD}. Best effort: the export serves regardless.
+   */
+  private void collectCache(ExportConfig c) {
+    if (c.cacheBudget() <= 0) {
+      return;
+    }
+    try {
+      BlobCacheGc.collect(c.cacheDir(), c.cacheBudget());
+    } catch (IOException e) { // the next round tries again
+      LOG.warning("cache " + c.cacheDir() + ": collecting to its budget failed: " + e.getMessage());
+    }
+    gc = BlobCacheGc.keepWithin(c.cacheDir(), c.cacheBudget(), GC_PERIOD);
+  }
+
+  private void attach(ExportConfig c) throws IOException {
+    KernelNbdDevice d = KernelNbdDevice.attach(c.device(), server, c.connections(),
+        c.fetch().readTimeout().plusSeconds(30));
+    attached = d;
+    d.disconnected().whenComplete((v, e) -> {
+      if (!closing.get()) { // disconnected from outside (nbd-client -d) or failed: nothing left to serve
+        LOG.info(c.device() + " was disconnected" + (e != null ? ": " + e.getMessage() : ""));
+        stopped.complete(e == null ? 0 : 1);
+      }
+    });
+  }
+
+  public ExportInfo info() {
+    return info;
+  }
+
+  /** Whether the export is the flattened EROFS device (else one raw blob). */
+  public boolean flattened() {
+    return built.layout() != null;
+  }
+
+  /** An NBD URI clients can use, or null when the export only backs a kernel device. */
+  public String uri() {
+    if (address instanceof ListenAddress.Unix u) {
+      return "nbd+unix:///?socket=" + u.path();
+    }
+    if (address == null) {
+      return null;
+    }
+    String b = bound.toString();
+    return "nbd://" + b.substring(b.lastIndexOf('/') + 1) + "/";
+  }
+
+  /** Completes with an exit status once the export stops: 0 after {@link #close} or a clean disconnect. */
+  public CompletableFuture<Integer> stopped() {
+    return stopped;
+  }
+
+  /** One {@code key=value} line of counters (scripts and tests read it at exit). */
+  public String statsLine() {
+    return statsLine(core.stats(), server.stats());
+  }
+
+  static String statsLine(FetchStats fetch, NbdStats server) {
+    StringBuilder line = new StringBuilder("lazypull nbd: stats fetches=").append(fetch.fetches.sum())
+        .append(" bytesFetched=").append(fetch.bytesFetched.sum())
+        .append(" fetchFailures=").append(fetch.fetchFailures.sum())
+        .append(" chunksVerified=").append(fetch.chunksVerified.sum())
+        .append(" integrityFailures=").append(fetch.integrityMismatchesOrigin.sum()
+            + fetch.integrityMismatchesMirror.sum());
+    server.snapshot().forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
+    return line.toString();
+  }
+
+  /** Detaches the kernel device, stops the server, the fetch threads, the collector, the cache; idempotent. */
+  @Override
+  public void close() {
+    if (!closing.compareAndSet(false, true)) {
+      stopped.join(); // another thread is stopping: wait for it
+      return;
+    }
+    KernelNbdDevice d = attached;
+    if (d != null) {
+      d.close(); // the kernel sends DISC on its sockets
+    }
+    server.close(Duration.ofSeconds(5));
+    core.close();
+    try {
+      gc.close();
+    } catch (Exception e) {
+      LOG.fine(() -> "stopping the cache collector: " + e);
+    }
+    cache.close();
+    registry.close();
+    stopped.complete(0);
+  }
+}

@@ -1,0 +1,125 @@
+package dev.lazypull.testing;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.lazypull.app.Daemon;
+import dev.lazypull.app.DaemonConfig;
+import dev.lazypull.catalog.Catalog;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.frontend.Frontend;
+import dev.lazypull.frontend.RequestStats;
+import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.prefetch.PrefetchManager;
+import dev.lazypull.registry.RegistryClient;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/**
+ * A whole daemon ({@link Daemon}, assembled as the command assembles it) over a {@link FakeKernel}, for tests:
+ * test-sized settings (small chunks, few threads, a 10 s read deadline, no control socket, no prefetch) that a
+ * test edits through {@link #config}. Closing it stops the daemon and the kernel and fails the test on any
+ * protocol violation the fake kernel saw.
+ */
+public final class DaemonHarness implements AutoCloseable {
+  /** Test-sized fetch settings: 4 threads, 64 KiB chunks, 256 KiB merges, 128 KiB buffers, 10 s deadline. */
+  public static final FetchSettings TEST_FETCH =
+      new FetchSettings(4, 64 << 10, 256 << 10, FetchSettings.DEFAULT_READ_AHEAD, Duration.ofSeconds(10), 128 << 10);
+
+  public final Path dir;
+  public final FakeKernel kernel;
+  public final Daemon daemon;
+
+  private DaemonHarness(Path dir, FakeKernel kernel, Daemon daemon) {
+    this.dir = dir;
+    this.kernel = kernel;
+    this.daemon = daemon;
+  }
+
+  public static Builder in(Path dir) {
+    return new Builder(dir);
+  }
+
+  /** Assembles the daemon; every setting has a test default. */
+  public static final class Builder {
+    private final Path dir;
+    private DaemonConfig.Builder config;
+    private ImageSources sources = ImageSources.localOnly();
+    private RegistryClient registry;
+
+    private Builder(Path dir) {
+      this.dir = dir;
+      this.config = DaemonConfig.builder(dir.resolve("cache"), dir.resolve("state")).cacheTag("t")
+          .fetch(TEST_FETCH).maxOutstandingReads(64);
+    }
+
+    /** Edits the daemon's config, e.g. {@code c -> c.fetch(f -> f.withReadTimeout(...))}. */
+    public Builder config(UnaryOperator<DaemonConfig.Builder> edit) {
+      config = edit.apply(config);
+      return this;
+    }
+
+    public Builder sources(ImageSources s) {
+      sources = s;
+      return this;
+    }
+
+    /** Images from registries through {@code client} (owned by the caller), instead of local sources. */
+    public Builder registry(RegistryClient client) {
+      registry = client;
+      return this;
+    }
+
+    public DaemonHarness start() {
+      try {
+        FakeKernel kernel = new FakeKernel(Files.createDirectories(dir.resolve("backing")));
+        Daemon.Builder b = Daemon.builder(config.build()).devnode(kernel);
+        Daemon daemon = (registry != null ? b.registryClient(registry) : b.sources(sources)).start();
+        return new DaemonHarness(dir, kernel, daemon);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      } catch (dev.lazypull.frontend.SetupException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+  }
+
+  public Catalog catalog() {
+    return daemon.catalog();
+  }
+
+  public Frontend frontend() {
+    return daemon.frontend();
+  }
+
+  public RequestStats stats() {
+    return daemon.frontend().stats();
+  }
+
+  public FetchStats fetchStats() {
+    return daemon.fetchStats();
+  }
+
+  public PrefetchManager prefetch() {
+    return daemon.prefetch();
+  }
+
+  /** The served blobs of image {@code fsid}. */
+  public List<ServedBlob> served(String fsid) {
+    return daemon.servedOf(fsid);
+  }
+
+  /** Stops the daemon and the fake kernel; fails on protocol violations. */
+  @Override
+  public void close() {
+    daemon.close();
+    kernel.close();
+    assertEquals(List.of(), kernel.violations, "protocol violations");
+  }
+}
