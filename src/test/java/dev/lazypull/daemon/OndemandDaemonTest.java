@@ -88,13 +88,7 @@ class OndemandDaemonTest {
   }
 
   private static void await(BooleanSupplier cond, String what) throws InterruptedException {
-    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-    while (!cond.getAsBoolean()) {
-      if (System.nanoTime() > end) {
-        throw new AssertionError("timed out waiting for " + what);
-      }
-      Thread.sleep(5);
-    }
+    dev.lazypull.testing.Await.until(cond::getAsBoolean, java.time.Duration.ofSeconds(10), what);
   }
 
   private static byte[] fileBytes(FakeObject o, int from, int to) throws IOException {

@@ -97,13 +97,7 @@ class PrefetchTest {
   }
 
   private static void await(BooleanSupplier c, String what) throws InterruptedException {
-    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-    while (!c.getAsBoolean()) {
-      if (System.nanoTime() > end) {
-        throw new AssertionError("timed out: " + what);
-      }
-      Thread.sleep(10);
-    }
+    dev.lazypull.testing.Await.until(c::getAsBoolean, what);
   }
 
   private JsonNode call(String op) throws Exception {
@@ -142,8 +136,10 @@ class PrefetchTest {
     source.delayMillis = 40; // every fetch is slow: a 33-chunk prefetch takes over a second
     FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
     d.copen.get(5, TimeUnit.SECONDS);
+    long before = source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count();
     call("prefetch");
-    Thread.sleep(100);
+    await(() -> source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count() > before,
+        "prefetch's one thread busy fetching the blob");
     long t0 = System.nanoTime();
     assertEquals(Outcome.DATA, kernel.read(d, 30L << 16, 4096).get(5, TimeUnit.SECONDS));
     long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
