@@ -184,6 +184,8 @@ class BlobCacheFileTest {
       assertTrue(f.verifying());
       f.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(f, 0, 2 * CHUNK));
+      dev.lazypull.testing.ExpectedLogs.severe(
+          "integrity: blob " + blob.digest() + " bytes " + 2 * CHUNK + "+" + CHUNK);
       Exception e = assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
       assertTrue(String.valueOf(e.getCause()).contains("fail their chunk digest"), String.valueOf(e.getCause()));
       assertFalse(f.isCached(2 * CHUNK, 1), "bytes that fail their digest are never cached");

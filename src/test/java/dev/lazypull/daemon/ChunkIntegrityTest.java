@@ -90,6 +90,9 @@ class ChunkIntegrityTest {
       daemon.start();
       FakeObject o = kernel.open("erofs,img", blob.digest().hex());
       assertEquals(blob.size(), o.copen.get(5, TimeUnit.SECONDS));
+      dev.lazypull.testing.ExpectedLogs.severe(
+          "integrity: blob " + blob.digest() + " bytes " + tamperAt + "+" + (1 << 20));
+      dev.lazypull.testing.ExpectedLogs.warning("READ " + tamperAt + "+4096 failed: ");
       assertEquals(Outcome.EIO, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS), "tampered chunk");
       assertEquals(1, stats.fetch.integrityMismatchesOrigin.sum());
       long data = dev.lazypull.sys.Posix.lseek(o.anonFd, tamperAt, dev.lazypull.sys.Posix.SEEK_DATA);

@@ -156,6 +156,8 @@ class PrefetchTest {
     byte[] good = blob.clone();
     blob[12345] ^= 1;
     source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
+    dev.lazypull.testing.ExpectedLogs.warning(
+        "blob " + blobDesc.digest() + " from memory hashes to " + dev.lazypull.image.Digest.of(blob));
     call("prefetch");
     await(() -> {
       try {
