@@ -264,6 +264,11 @@ public final class BlobCacheFile implements Closeable, ChunkSink {
   }
 
   @Override
+  public boolean isOpen() {
+    return fd.isOpen();
+  }
+
+  @Override
   public RangeClaims claims() {
     return claims;
   }

@@ -17,7 +17,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.function.Supplier;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -345,8 +344,8 @@ public final class ChunkFetcher {
       stats.bytesFetched.add(len);
       buf.flip();
       if (!table.verify(e, buf)) {
-        LOG.log(Level.SEVERE, "integrity: blob {0} bytes {1}+{2} from {3} do not match their sha256 {4}",
-            new Object[] {blob.digest(), table.offset(e), len, servedBy, HexFormat.of().formatHex(table.sha256(e))});
+        LOG.severe("integrity: blob " + blob.digest() + " bytes " + table.offset(e) + "+" + len + " from "
+            + servedBy + " do not match their sha256 " + HexFormat.of().formatHex(table.sha256(e)));
         throw new ChunkIntegrityException("blob " + blob.digest() + ": bytes " + table.offset(e) + "+" + len
             + " from " + servedBy + " fail their chunk digest", mirror);
       }

@@ -16,6 +16,9 @@ public interface ChunkSink extends ChunkMap.ExtentProbe {
    */
   void write(ByteBuffer buf, long offset) throws IOException;
 
+  /** False once the sink is closed (its user went away): then nothing more is written or probed. */
+  boolean isOpen();
+
   /** Claims on ranges of a sink other processes also fill; null when this process is its only writer. */
   default RangeClaims claims() {
     return null;

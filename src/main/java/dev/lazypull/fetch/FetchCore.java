@@ -73,7 +73,9 @@ public final class FetchCore implements AutoCloseable {
       try {
         map.rebuild(sink);
       } catch (IOException | RuntimeException e) {
-        LOG.warning(sink + ": cannot probe cached extents: " + e.getMessage());
+        if (sink.isOpen()) { // a closed sink's user has gone: nobody fetches through this fetcher
+          LOG.warning(sink + ": cannot probe cached extents: " + e.getMessage());
+        }
       }
       return new ChunkFetcher(ref.blob(), table, source, sink, map, originPool, settings, stats, buffers::get);
     }, probePool());

@@ -125,6 +125,11 @@ final class CacheObject implements ServedBlob, ChunkSink {
     return closed;
   }
 
+  @Override
+  public boolean isOpen() {
+    return !isClosed();
+  }
+
   /** Another fd for the same object (an OPEN re-delivered after {@code restore}). */
   synchronized boolean addFd(int fd) {
     if (closed) {

@@ -47,6 +47,16 @@ public final class GuardedFd {
     }
   }
 
+  /** False once {@link #close} has begun. */
+  public boolean isOpen() {
+    lock.readLock().lock();
+    try {
+      return !closed;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
   /**
    * Closes the descriptor once no call is using it (idempotent). A call blocked in the kernel holds it open:
    * wake it first through {@link #use} (e.g. shutdown(2) a socket; calls may run concurrently).

@@ -88,6 +88,9 @@ class ChunkIntegrityTest {
       FetchStats stats = h.fetchStats();
       FakeObject o = kernel.open("erofs,img", blob.digest().hex());
       assertEquals(blob.size(), o.copen.get(5, TimeUnit.SECONDS));
+      dev.lazypull.testing.ExpectedLogs.severe(
+          "integrity: blob " + blob.digest() + " bytes " + tamperAt + "+" + (1 << 20));
+      dev.lazypull.testing.ExpectedLogs.warning("READ " + tamperAt + "+4096 failed: ");
       assertEquals(Outcome.EIO, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS), "tampered chunk");
       assertEquals(1, stats.integrityMismatchesOrigin.sum());
       long data = Posix.lseek(o.anonFd, tamperAt, Posix.SEEK_DATA);

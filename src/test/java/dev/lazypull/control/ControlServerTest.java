@@ -95,6 +95,7 @@ class ControlServerTest {
       // Opened up by mistake: SO_PEERCRED still refuses the peer.
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
       Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
+      dev.lazypull.testing.ExpectedLogs.warning("control socket: refused a connection from user nobody");
       String refused = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
           "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
       assertTrue(refused.contains("\"ok\":false") && refused.contains("permission denied"), refused);

@@ -12,6 +12,7 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.sys.AlignedBuffers;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.TestFetch;
 import java.io.IOException;
@@ -126,6 +127,7 @@ class BlobCacheFileTest {
       Path p = a.pathOf(blob.digest());
       Files.createDirectories(p.getParent());
       Files.write(p, new byte[5 * CHUNK]);
+      ExpectedLogs.warning("has " + 5 * CHUNK + " bytes, not " + 4 * CHUNK + ": its contents are dropped");
       BlobCacheFile fa = a.file(TestFetch.ref(blob), source);
       assertEquals(4 * CHUNK, Files.size(p));
       BlobCacheFile fb = b.file(TestFetch.ref(blob), source); // another user of the same file: no refusal
@@ -213,6 +215,8 @@ class BlobCacheFileTest {
       assertTrue(f.fetcher().join().verifying());
       f.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(f, 0, 2 * CHUNK));
+      dev.lazypull.testing.ExpectedLogs.severe(
+          "integrity: blob " + blob.digest() + " bytes " + 2 * CHUNK + "+" + CHUNK);
       Exception e = assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
       assertTrue(String.valueOf(e.getCause()).contains("fail their chunk digest"), String.valueOf(e.getCause()));
       assertFalse(f.isCached(2 * CHUNK, 1), "bytes that fail their digest are never cached");

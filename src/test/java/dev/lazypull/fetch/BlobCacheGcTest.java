@@ -15,7 +15,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -86,6 +85,7 @@ class BlobCacheGcTest {
       int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
       try {
         assertTrue(Posix.tryLockShared(fd, path.toString())); // as another process's user holds it
+        dev.lazypull.testing.ExpectedLogs.warning("over its budget of 1: the rest is in use");
         BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
         assertEquals(0, r.removed());
         assertEquals(1, r.inUse());
@@ -142,14 +142,16 @@ class BlobCacheGcTest {
     int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
     try {
       assertTrue(Posix.tryLockExclusive(fd, path.toString())); // what the collector holds while it deletes
-      CompletableFuture<BlobCacheFile> opened = CompletableFuture.supplyAsync(() -> {
-        try {
-          return cache.file(TestFetch.ref(blob), source);
-        } catch (Exception e) {
-          throw new java.util.concurrent.CompletionException(e);
-        }
-      });
-      Thread.sleep(100);
+      java.util.concurrent.FutureTask<BlobCacheFile> opened =
+          new java.util.concurrent.FutureTask<>(() -> cache.file(TestFetch.ref(blob), source));
+      Thread opener = new Thread(opened, "opener");
+      opener.setDaemon(true);
+      opener.start();
+      // open found the file locked and is pausing before it tries again (the pause is the only timed wait in it)
+      dev.lazypull.testing.Await.until(() -> opener.getState() == Thread.State.TIMED_WAITING
+          && java.util.Arrays.stream(opener.getStackTrace())
+              .anyMatch(f -> f.getClassName().equals(BlobCacheFile.class.getName())),
+          "the opener to find the file locked and wait to retry");
       assertFalse(opened.isDone(), "waits for the lock");
       Files.delete(path); // the collector's delete, then its close releases the lock
       Posix.close(fd);
@@ -173,6 +175,7 @@ class BlobCacheGcTest {
     Files.write(dir.resolve("tables").resolve("t"), new byte[8192]);
     long usage = BlobCacheGc.usage(dir);
     assertTrue(usage >= 8192);
+    dev.lazypull.testing.ExpectedLogs.warning("uses " + usage + " bytes, over its budget of 1");
     BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
     assertEquals(0, r.removed());
     assertTrue(Files.exists(dir.resolve("tables").resolve("t")));

@@ -49,6 +49,11 @@ class ChunkFetcherTest {
     }
 
     @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
     public long seekData(long offset) {
       return -1; // nothing was there before this fetcher
     }

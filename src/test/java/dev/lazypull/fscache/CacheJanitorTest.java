@@ -38,12 +38,13 @@ class CacheJanitorTest {
     List<CacheJanitor.OpenCookie> open = new ArrayList<>();
     CacheJanitor j = new CacheJanitor(kernel, tmp.resolve("cache"), tmp.resolve("state"), 4L << 20, () -> open);
     assertTrue(j.usage() >= 8L << 20);
+    // touch stamps the wall clock in milliseconds: a new millisecond between touches makes the order strict
     j.touch("erofs,a", "a");               // oldest
-    Thread.sleep(5);
+    dev.lazypull.testing.Await.nextMillisecond();
     j.touch("erofs,a", "b".repeat(64));
-    Thread.sleep(5);
+    dev.lazypull.testing.Await.nextMillisecond();
     j.touch("erofs,b", "b");
-    Thread.sleep(5);
+    dev.lazypull.testing.Await.nextMillisecond();
     j.touch("erofs,c", "c");               // newest
     open.add(new CacheJanitor.OpenCookie("erofs,a", "a", 2L << 20)); // mounted: must survive
     kernel.inUseFiles.add(a);

@@ -123,6 +123,7 @@ class ImageDevicesTest {
     byte[] tampered = boot.clone();
     tampered[6000] ^= 1; // outside the head the export reads first
     source.serveAs(img.bootstrap().digest(), tampered);
+    dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + img.bootstrap().digest() + " bytes 0+");
     IOException e = assertThrows(IOException.class, () -> ImageDevices.flattened(img, source, cache, T));
     assertTrue(e.getMessage().contains("fail their chunk digest"), e.getMessage());
     int fd = dev.lazypull.sys.Posix.open(cache.pathOf(img.bootstrap().digest()).toString(),

@@ -129,8 +129,10 @@ class PrefetchTest {
     source.delayMillis = 40; // every fetch is slow: a 33-chunk prefetch takes over a second
     FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
     d.copen.get(5, TimeUnit.SECONDS);
+    long before = source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count();
     call("prefetch");
-    Thread.sleep(100);
+    Await.until(() -> source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count() > before,
+        "prefetch's one thread busy fetching the blob");
     long t0 = System.nanoTime();
     assertEquals(Outcome.DATA, kernel.read(d, 30L << 16, 4096).get(5, TimeUnit.SECONDS));
     long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
@@ -147,6 +149,8 @@ class PrefetchTest {
     byte[] good = blob.clone();
     blob[12345] ^= 1;
     source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
+    dev.lazypull.testing.ExpectedLogs.warning(
+        "blob " + blobDesc.digest() + " from memory hashes to " + dev.lazypull.image.Digest.of(blob));
     call("prefetch");
     Await.until(() -> {
       try {

@@ -79,6 +79,8 @@ class MirrorTest {
   @Test
   void aMissingBlobFallsThroughWithoutCoolingTheMirror() throws Exception {
     m2.putBlob(repo.name(), data);
+    dev.lazypull.testing.ExpectedLogs.warning(
+        "HTTP 404 BLOB_UNKNOWN: blob unknown to registry; trying the next endpoint");
     assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
     assertEquals(1, m1.requests.size());
     assertEquals(1, m2.requests.size());
@@ -90,6 +92,8 @@ class MirrorTest {
   void failingMirrorsFallBackToTheOriginAndCoolDown() throws Exception {
     m1.intercept = r -> FakeRegistry.error(503, "UNAVAILABLE", "down");
     m2.intercept = r -> new MockResponse.Builder().onResponseStart(SocketEffect.ShutdownConnection.INSTANCE).build();
+    dev.lazypull.testing.ExpectedLogs.warning("HTTP 503 UNAVAILABLE: down; skipping this mirror for 30 s");
+    dev.lazypull.testing.ExpectedLogs.warning("; skipping this mirror for 30 s"); // the connection mirror 2 drops
     assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
     assertEquals(1, m1.requests.size(), "mirrors are not retried: the next endpoint is the retry");
     assertTrue(m2.requests.size() <= 1);
@@ -115,6 +119,7 @@ class MirrorTest {
     m1.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
     m2.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
     o.intercept = r -> FakeRegistry.error(403, "DENIED", "origin says no");
+    dev.lazypull.testing.ExpectedLogs.warning("HTTP 500 X: mirror broken; skipping this mirror for 30 s");
     RegistryException e = org.junit.jupiter.api.Assertions.assertThrows(RegistryException.class, this::read);
     assertEquals(403, e.status());
     assertTrue(e.getMessage().contains("origin says no") && e.getMessage().contains(origin.getHostName()),
@@ -140,12 +145,15 @@ class MirrorTest {
     Descriptor table = new Descriptor(MediaTypes.CHUNK_DIGESTS, Digest.of(tb.build().encode()),
         tb.build().encode().length);
     o.putBlob(repo.name(), tb.build().encode());
+    m1.putBlob(repo.name(), tb.build().encode()); // the mirror has the table right: only the blob is corrupt
     TestFetch.MemorySink sink = new TestFetch.MemorySink(good.length);
     FetchStats stats;
     try (FetchCore core = TestFetch.core(65536, 3 * 65536)) {
       stats = core.stats();
       ChunkFetcher f = TestFetch.fetcher(core, TestFetch.ref(b, table), source, sink);
       assertTrue(f.verifying());
+      dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + b.digest() + " bytes 65536+65536 from registry ");
+      dev.lazypull.testing.ExpectedLogs.warning("bytes 65536+65536 from registry ");
       f.ensure(0, good.length).get(10, java.util.concurrent.TimeUnit.SECONDS);
     }
     assertArrayEquals(good, Arrays.copyOf(sink.file, good.length), "only verified bytes, from the origin, were written");
@@ -163,6 +171,8 @@ class MirrorTest {
     m1.blobs.computeIfAbsent(repo.name(), k -> new java.util.concurrent.ConcurrentHashMap<>())
         .put(blob.digest().toString(), bad);
     java.nio.file.Path file = tmp.resolve("layer");
+    dev.lazypull.testing.ExpectedLogs.warning("blob " + blob.digest() + ": a mirror's copy hashes to " + Digest.of(bad)
+        + "; downloading it from the registry itself");
     try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(file,
         java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE)) {
       client.downloadBlob(repo, blob, out);

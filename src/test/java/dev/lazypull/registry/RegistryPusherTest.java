@@ -107,6 +107,7 @@ class RegistryPusherTest {
     AtomicInteger posts = new AtomicInteger();
     reg.intercept = r -> r.getMethod().equals("POST") && posts.getAndIncrement() == 0
         ? FakeRegistry.error(502, "UNAVAILABLE", "proxy hiccup") : null;
+    dev.lazypull.testing.ExpectedLogs.warning("HTTP 502 UNAVAILABLE: proxy hiccup); starting the upload again in ");
     pusher.pushBlob(repo, desc(b), BlobContent.of(b), null);
     assertEquals(2, posts.get());
 

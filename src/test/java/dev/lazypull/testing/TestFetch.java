@@ -55,6 +55,11 @@ public final class TestFetch {
     }
 
     @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
     public long seekData(long offset) {
       return -1;
     }
