@@ -55,6 +55,32 @@ public interface FanotifyGroup extends Closeable {
    */
   void respond(int eventFd, int response) throws IOException;
 
+  /**
+   * Like {@link #respond}, but says false instead of failing when no event waits under {@code eventFd}.
+   */
+  boolean respondIfPending(int eventFd, int response) throws IOException;
+
+  /**
+   * Answers every event still waiting under an fd number in [{@code from}, {@code to}) except those
+   * {@code keep} selects — each number as often as events wait under it — and returns how many were answered.
+   * This is how a restarted daemon fails the events its dead predecessor read but never answered (the kernel
+   * matches answers by number, and nothing lists them): it must run before the first new event is read, or a
+   * new event's fd could share a number with an old one and its answer would go to the old event.
+   */
+  default int answerWaiting(int from, int to, int response, java.util.function.IntPredicate keep)
+      throws IOException {
+    int answered = 0;
+    for (int fd = Math.max(0, from); fd < to; fd++) {
+      if (keep.test(fd)) {
+        continue;
+      }
+      while (respondIfPending(fd, response)) {
+        answered++;
+      }
+    }
+    return answered;
+  }
+
   /** Writes {@code buf}'s remaining bytes at {@code offset} of the event's file, through the event's fd. */
   long pwrite(int eventFd, ByteBuffer buf, long offset) throws IOException;
 

@@ -103,20 +103,32 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
 
   @Override
   public void respond(int eventFd, int response) throws IOException {
+    int errno = write(eventFd, response);
+    if (errno != 0) {
+      throw new ErrnoException("fanotify response " + FanotifyResponse.describe(response) + " to", "event fd "
+          + eventFd, errno);
+    }
+  }
+
+  @Override
+  public boolean respondIfPending(int eventFd, int response) throws IOException {
+    int errno = write(eventFd, response);
+    if (errno == 0) {
+      return true;
+    }
+    if (errno == Errno.ENOENT) {
+      return false;
+    }
+    throw new ErrnoException("fanotify response " + FanotifyResponse.describe(response) + " to", "event fd "
+        + eventFd, errno);
+  }
+
+  /** Writes the response; 0 or the errno. */
+  private int write(int eventFd, int response) throws IOException {
     ByteBuffer r = RESPONSE.get();
     r.clear();
     FanotifyResponse.encode(r, eventFd, response).flip();
-    long n = guarded.use(g -> {
-      try {
-        return Posix.write(g, r);
-      } catch (ErrnoException e) {
-        throw new ErrnoException("fanotify response " + FanotifyResponse.describe(response) + " to", "event fd "
-            + eventFd, e.errno());
-      }
-    });
-    if (n != FanotifyResponse.SIZE) {
-      throw new IOException("short fanotify response write: " + n + " of " + FanotifyResponse.SIZE + " bytes");
-    }
+    return guarded.use(g -> Fanotify.writeResponse(g, r));
   }
 
   @Override

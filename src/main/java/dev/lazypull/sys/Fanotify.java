@@ -1,6 +1,7 @@
 package dev.lazypull.sys;
 
 import com.sun.jna.Native;
+import java.nio.ByteBuffer;
 
 /**
  * Checked wrappers over fanotify_init(2) and fanotify_mark(2) ({@link FanotifyCalls}); every failure is an
@@ -80,6 +81,27 @@ public final class Fanotify {
   /** Removes {@code mask} from the inode mark of {@code path} (ENOENT when it has no mark of this group). */
   public static void markRemove(int group, long mask, String path) throws ErrnoException {
     mark(group, FAN_MARK_REMOVE | FAN_MARK_INODE, mask, AT_FDCWD, path);
+  }
+
+  /**
+   * Writes one encoded {@code struct fanotify_response} (the buffer's remaining bytes) to the group. Returns 0
+   * when the kernel took it, else the errno (ENOENT: no event waits under that fd number; EINVAL: a response
+   * this kernel refuses) — without an exception, so that sweeping many fd numbers stays cheap.
+   */
+  public static int writeResponse(int group, ByteBuffer response) {
+    while (true) {
+      long n = FanotifyCalls.write(group, Posix.address(response), response.remaining());
+      if (n == response.remaining()) {
+        return 0;
+      }
+      if (n >= 0) {
+        return Errno.EIO; // the kernel takes a response whole or not at all
+      }
+      int errno = Native.getLastError();
+      if (errno != Errno.EINTR) {
+        return errno;
+      }
+    }
   }
 
   /** Removes every inode mark of the group. */

@@ -18,4 +18,6 @@ final class FanotifyCalls {
   static native int fanotify_init(int flags, int eventFFlags);
 
   static native int fanotify_mark(int fanotifyFd, int flags, long mask, int dirfd, byte[] pathname);
+
+  static native long write(int fd, long buf, long count);
 }

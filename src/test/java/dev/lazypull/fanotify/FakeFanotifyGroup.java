@@ -142,6 +142,15 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
   }
 
   @Override
+  public synchronized boolean respondIfPending(int eventFd, int response) throws IOException {
+    if (!unanswered.containsKey(eventFd)) {
+      return false;
+    }
+    respond(eventFd, response);
+    return true;
+  }
+
+  @Override
   public long pwrite(int eventFd, ByteBuffer buf, long offset) throws IOException {
     Pending p;
     synchronized (this) {
