@@ -44,9 +44,11 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
 
   /**
    * Wraps a group descriptor created earlier with {@link #INIT_FLAGS} (handed back by systemd's fd store or a
-   * keeper process after a restart). Its marks and pending events come with it.
+   * keeper process after a restart). Its marks and pending events come with it; the descriptor is made
+   * close-on-exec (passed descriptors arrive without it, and a child holding the group would keep it alive).
    */
-  public static KernelFanotifyGroup adopt(int fd) {
+  public static KernelFanotifyGroup adopt(int fd) throws ErrnoException {
+    Posix.setCloseOnExec(fd);
     return new KernelFanotifyGroup(fd);
   }
 

@@ -170,6 +170,33 @@ class KernelFanotifyGroupTest {
   }
 
   @Test
+  void anAdoptedGroupIsMadeCloseOnExecAndWorks() throws Exception {
+    int raw = dev.lazypull.sys.Fanotify.init(KernelFanotifyGroup.INIT_FLAGS & ~dev.lazypull.sys.Fanotify.FAN_CLOEXEC,
+        KernelFanotifyGroup.EVENT_F_FLAGS); // as a descriptor passed by systemd arrives: without FD_CLOEXEC
+    assertEquals(0, fdFlags(raw) & 02000000);
+    try (KernelFanotifyGroup adopted = KernelFanotifyGroup.adopt(raw)) {
+      assertEquals(02000000, fdFlags(raw) & 02000000, "close-on-exec after adopt");
+      Path file = java.nio.file.Files.writeString(tmp.resolve("f"), "adopted");
+      adopted.mark(file);
+      Future<byte[]> r = read(file, 0, 7);
+      assertTrue(adopted.awaitEvents(30_000));
+      Event e = assertInstanceOf(Event.class, adopted.readBatch(buf).get(0));
+      adopted.finish(e.fd(), FanotifyResponse.ALLOW);
+      assertArrayEquals("adopted".getBytes(java.nio.charset.StandardCharsets.US_ASCII), r.get(30, TimeUnit.SECONDS));
+    }
+  }
+
+  /** The "flags:" line of /proc/self/fdinfo (octal open flags; O_CLOEXEC shows as 02000000). */
+  private static int fdFlags(int fd) throws IOException {
+    for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
+      if (line.startsWith("flags:")) {
+        return Integer.parseInt(line.substring(6).trim(), 8);
+      }
+    }
+    throw new IOException("no flags in fdinfo of " + fd);
+  }
+
+  @Test
   void markErrorsAndUnknownAnswersAreErrnoExceptions() throws Exception {
     assertEquals(Errno.ENOENT, assertThrows(ErrnoException.class, () -> group.mark(tmp.resolve("none"))).errno());
     assertEquals(Errno.ENOENT, assertThrows(ErrnoException.class,
