@@ -15,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
@@ -92,15 +93,20 @@ public final class ControlServer implements Closeable {
           ch.close();
           continue;
         }
-        connections.execute(() -> {
-          try (ch) {
-            serve(ch);
-          } catch (IOException e) {
-            LOG.fine("control connection: " + e.getMessage());
-          } finally {
-            slots.release();
-          }
-        });
+        try {
+          connections.execute(() -> {
+            try (ch) {
+              serve(ch);
+            } catch (IOException e) {
+              LOG.fine("control connection: " + e.getMessage());
+            } finally {
+              slots.release();
+            }
+          });
+        } catch (RejectedExecutionException e) { // close() stopped the pool after this accept: drop the peer
+          slots.release();
+          ch.close();
+        }
       } catch (IOException e) {
         if (!closed) {
           LOG.warning("control socket accept: " + e.getMessage());
