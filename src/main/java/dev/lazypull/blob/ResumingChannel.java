@@ -63,6 +63,9 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
 
   @Override
   public int read(ByteBuffer dst) throws IOException {
+    if (!open) { // never reopen a closed stream: that would be a new request nobody reads to the end
+      throw new java.nio.channels.ClosedChannelException();
+    }
     if (remaining == 0) {
       return -1;
     }

@@ -219,24 +219,41 @@ public final class ConfigNode {
     }
   }
 
+  /** A decimal number: digits, at most one fraction (no exponents, NaN or Infinity). */
+  private static final java.util.regex.Pattern DECIMAL = java.util.regex.Pattern.compile("[0-9]+(\\.[0-9]+)?");
+
+  /**
+   * {@code 500ms}, {@code 30s}, {@code 1.5s}, {@code 2m}, {@code 1.5m}, {@code 1h}, or a bare number of seconds;
+   * whole milliseconds at most.
+   */
   public static Duration parseDuration(String text) {
     String s = text.trim().toLowerCase(Locale.ROOT);
-    try {
-      if (s.endsWith("ms")) {
-        return Duration.ofMillis(Long.parseLong(s.substring(0, s.length() - 2).trim()));
-      }
-      if (s.endsWith("s")) {
-        return Duration.ofMillis(Math.round(Double.parseDouble(s.substring(0, s.length() - 1).trim()) * 1000));
-      }
-      if (s.endsWith("m")) {
-        return Duration.ofSeconds(Long.parseLong(s.substring(0, s.length() - 1).trim()) * 60);
-      }
-      if (s.endsWith("h")) {
-        return Duration.ofHours(Long.parseLong(s.substring(0, s.length() - 1).trim()));
-      }
-      return Duration.ofSeconds(Long.parseLong(s));
-    } catch (NumberFormatException e) {
+    long unitMillis;
+    String number;
+    if (s.endsWith("ms")) {
+      unitMillis = 1;
+      number = s.substring(0, s.length() - 2).trim();
+    } else if (s.endsWith("s")) {
+      unitMillis = 1000;
+      number = s.substring(0, s.length() - 1).trim();
+    } else if (s.endsWith("m")) {
+      unitMillis = 60_000;
+      number = s.substring(0, s.length() - 1).trim();
+    } else if (s.endsWith("h")) {
+      unitMillis = 3_600_000;
+      number = s.substring(0, s.length() - 1).trim();
+    } else {
+      unitMillis = 1000;
+      number = s;
+    }
+    if (!DECIMAL.matcher(number).matches()) {
       throw new IllegalArgumentException("not a duration (e.g. 30s, 500ms, 2m): " + text);
+    }
+    try {
+      java.math.BigDecimal millis = new java.math.BigDecimal(number).multiply(java.math.BigDecimal.valueOf(unitMillis));
+      return Duration.ofMillis(millis.setScale(0, java.math.RoundingMode.UNNECESSARY).longValueExact());
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException("not a duration in whole milliseconds (or far too long): " + text, e);
     }
   }
 }

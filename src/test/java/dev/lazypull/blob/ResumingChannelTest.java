@@ -292,5 +292,8 @@ class ResumingChannelTest {
     ch.close();
     assertFalse(ch.isOpen());
     assertFalse(second.isOpen(), "close reaches the stream in use");
+    int opened = opener.opened.size();
+    assertThrows(java.nio.channels.ClosedChannelException.class, () -> ch.read(ByteBuffer.allocate(1)));
+    assertEquals(opened, opener.opened.size(), "a read after close opens nothing");
   }
 }

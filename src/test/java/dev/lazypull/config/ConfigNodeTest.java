@@ -58,6 +58,7 @@ class ConfigNodeTest {
     assertEquals(Duration.ofSeconds(30), ConfigNode.parseDuration("30s"));
     assertEquals(Duration.ofMillis(1500), ConfigNode.parseDuration("1.5s"));
     assertEquals(Duration.ofMinutes(2), ConfigNode.parseDuration("2m"), "m is minutes, not milliseconds");
+    assertEquals(Duration.ofSeconds(90), ConfigNode.parseDuration("1.5m"), "fractions in every unit");
     assertEquals(Duration.ofHours(3), ConfigNode.parseDuration("3h"));
     assertEquals(Duration.ofSeconds(45), ConfigNode.parseDuration("45"), "a bare number is seconds");
     assertEquals(Duration.ofSeconds(5), ConfigNode.parseDuration(" 5 S "));
@@ -66,7 +67,7 @@ class ConfigNodeTest {
 
   @Test
   void malformedDurationsAreRefused() {
-    for (String bad : List.of("", "s", "ms", "1d", "1.5m", "1.5ms", "five", "1 h 2", "m5")) {
+    for (String bad : List.of("", "s", "ms", "1d", "1.5ms", "NaNs", "Infinitys", "1e3s", "-1s", "five", "1 h 2", "m5")) {
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
           () -> ConfigNode.parseDuration(bad), "'" + bad + "'");
       assertTrue(e.getMessage().contains("not a duration"), e.getMessage());
