@@ -4,6 +4,10 @@ import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.control.ControlServer;
+import dev.lazypull.fanotify.FanotifyFrontend;
+import dev.lazypull.fanotify.FanotifyGroup;
+import dev.lazypull.fanotify.FanotifySupport;
+import dev.lazypull.fanotify.KernelFanotifyGroup;
 import dev.lazypull.fetch.BlobCacheDir;
 import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.fetch.FetchStats;
@@ -27,6 +31,7 @@ import dev.lazypull.sys.DaemonThreads;
 import dev.lazypull.sys.ListenFds;
 import java.io.IOException;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -48,6 +53,10 @@ public final class Daemon implements AutoCloseable {
   private final boolean ownsRegistry;
   private final FetchCore core;
   private final Frontend frontend;
+  /** The fanotify front end (null in fscache mode), and the host cache it serves mounts from. */
+  private final FanotifyFrontend fanotify;
+  private final BlobCacheDir hostCache;
+  private final boolean adopted;
   private final CacheKeeper keeper;
   private final PrefetchManager prefetch;
   private final ImageRegistrar registrar;
@@ -68,6 +77,7 @@ public final class Daemon implements AutoCloseable {
     private RegistryClient registryClient;
     private ImageSources sources;
     private Devnode devnode;
+    private FanotifyGroup group;
     private String devnodePath = KernelDevnode.PATH;
     private ServiceNotifier notifier;
 
@@ -99,6 +109,12 @@ public final class Daemon implements AutoCloseable {
       return this;
     }
 
+    /** A fanotify group to serve with (tests: a fake) instead of the kernel's: the fanotify front end. */
+    public Builder group(FanotifyGroup g) {
+      group = g;
+      return this;
+    }
+
     /** The cachefiles devnode to bind (default {@code /dev/cachefiles}). */
     public Builder devnodePath(String path) {
       devnodePath = path;
@@ -124,23 +140,83 @@ public final class Daemon implements AutoCloseable {
           ? RegistryClient.create(registryConfig.withMaxConnections(config.fetch().threadsPerOrigin())) : null;
       RegistryClient registry = registryClient != null ? registryClient : owned;
       ImageSources s = sources != null ? sources : Sources.over(registry);
-      Devnode d;
+      Daemon daemon = null;
+      KernelSide kernel = null;
       try {
-        d = devnode != null ? devnode : bindDevnode(n);
-      } catch (SetupException e) {
-        if (owned != null) {
-          owned.close();
+        kernel = kernelSide(n);
+        daemon = new Daemon(config, catalog, registry, owned != null, s, kernel, n);
+        daemon.startServing();
+      } catch (SetupException | IOException | RuntimeException e) {
+        if (daemon != null) {
+          daemon.close();
+        } else {
+          if (kernel != null) {
+            kernel.close();
+          }
+          if (owned != null) {
+            owned.close();
+          }
         }
         throw e;
       }
-      Daemon daemon = new Daemon(config, catalog, registry, owned != null, s, d, n);
-      try {
-        daemon.startServing();
-      } catch (IOException | RuntimeException e) {
-        daemon.close();
-        throw e;
-      }
       return daemon;
+    }
+
+    /** The kernel side of the front end: given (tests), or set up per {@code config.frontend()}. */
+    private KernelSide kernelSide(ServiceNotifier n) throws SetupException {
+      if (devnode != null) {
+        return new KernelSide(devnode, null, false);
+      }
+      if (group != null) {
+        return new KernelSide(null, group, false);
+      }
+      String want = config.frontend();
+      if (want.equals("fscache")) {
+        return new KernelSide(bindDevnode(n), null, false);
+      }
+      if (want.equals("fanotify")) {
+        return fanotifyGroup(n);
+      }
+      try { // auto: the kernel's own cache files where it has them, else pre-content events
+        return new KernelSide(bindDevnode(n), null, false);
+      } catch (SetupException fscache) {
+        try {
+          return fanotifyGroup(n);
+        } catch (SetupException fanotify) {
+          throw new SetupException("no front end works on this kernel (" + System.getProperty("os.version")
+              + "). fscache: " + fscache.getMessage() + " — fanotify: " + fanotify.getMessage());
+        }
+      }
+    }
+
+    /**
+     * The fanotify group: the one a predecessor left (in systemd's fd store, or with the keeper), else a new one —
+     * kept alive outside this process from now on, so a crash never lets accesses through over holes.
+     */
+    private KernelSide fanotifyGroup(ServiceNotifier n) throws SetupException {
+      Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
+      Optional<Integer> kept = stored == null && !n.active()
+          ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME) : Optional.empty();
+      try {
+        if (stored != null || kept.isPresent()) {
+          int fd = stored != null ? stored : kept.get();
+          LOG.info("took over the fanotify group (fd " + fd + ") from " + (stored != null ? "the fd store" : "the keeper"));
+          return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true);
+        }
+        FanotifySupport.Report support = FanotifySupport.probe(config.cacheDir());
+        if (!support.usable()) {
+          throw new SetupException(support.summary());
+        }
+        KernelFanotifyGroup g = KernelFanotifyGroup.open();
+        if (n.active()) {
+          n.storeFd(FANOTIFY_FDNAME, g.fd());
+        } else {
+          FdKeeper.keep(config.runDir(), FANOTIFY_FDNAME, g.fd());
+        }
+        return new KernelSide(null, g, false);
+      } catch (IOException e) {
+        throw new SetupException("fanotify: " + e.getMessage(), e);
+      }
     }
 
     /** The fd store's devnode (a predecessor bound the cache and its mounts live on), else a new binding. */
@@ -157,21 +233,53 @@ public final class Daemon implements AutoCloseable {
     }
   }
 
+  /** fsid of the fd-store entry (and keeper record) of the fanotify group. */
+  public static final String FANOTIFY_FDNAME = "fanotify";
+  /** How long a prepared image may stay unmounted before it is released (a mount follows within moments). */
+  static final java.time.Duration UNMOUNT_GRACE = java.time.Duration.ofSeconds(60);
+
+  /** What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed over). */
+  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted) {
+    void close() {
+      if (group != null) {
+        group.close();
+      }
+      if (devnode != null) {
+        try {
+          devnode.close();
+        } catch (IOException e) {
+          LOG.fine(() -> "closing the devnode: " + e.getMessage());
+        }
+      }
+    }
+  }
+
   private Daemon(DaemonConfig config, Catalog catalog, RegistryClient registry, boolean ownsRegistry,
-      ImageSources sources, Devnode devnode, ServiceNotifier notifier) {
+      ImageSources sources, KernelSide kernel, ServiceNotifier notifier) throws IOException {
     this.config = config;
     this.catalog = catalog;
     this.registry = registry;
     this.ownsRegistry = ownsRegistry;
     this.notifier = notifier;
     this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
-    FscacheFrontend fscache =
-        new FscacheFrontend(devnode, catalog, sources, core, config.maxOutstandingReads());
-    CacheJanitor janitor = new CacheJanitor(devnode, config.fscacheDir(), config.stateDir(), config.cacheBudget(),
-        fscache::openCookies);
-    fscache.attach(janitor);
-    this.frontend = fscache;
-    this.keeper = janitor;
+    this.adopted = kernel.adopted();
+    if (kernel.devnode() != null) {
+      FscacheFrontend fscache =
+          new FscacheFrontend(kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
+      CacheJanitor janitor = new CacheJanitor(kernel.devnode(), config.fscacheDir(), config.stateDir(),
+          config.cacheBudget(), fscache::openCookies);
+      fscache.attach(janitor);
+      this.frontend = fscache;
+      this.fanotify = null;
+      this.hostCache = null;
+      this.keeper = janitor;
+    } else {
+      this.hostCache = BlobCacheDir.open(config.cacheDir(), core);
+      this.fanotify = new FanotifyFrontend(kernel.group(), catalog, sources, core, hostCache, config.stateDir(),
+          FanotifySupport.denyErrnoWorks(kernel.group()));
+      this.frontend = fanotify;
+      this.keeper = new HostCacheKeeper(config.cacheDir(), config.cacheBudget());
+    }
     if (config.prefetch() != null) {
       Prefetcher prefetcher = new Prefetcher(config.prefetch().threads(), config.prefetch().bytesPerSecond(),
           config.fetch().mergeLimit(), () -> frontend.inflightRequests(config.hungThreshold())[0],
@@ -190,9 +298,16 @@ public final class Daemon implements AutoCloseable {
   }
 
   private void startServing() throws IOException {
-    frontend.start();
+    if (fanotify != null) {
+      fanotify.start(adopted);
+    } else {
+      frontend.start();
+    }
     long every = config.gcInterval().toMillis();
     gc.scheduleWithFixedDelay(this::collectCache, every, every, TimeUnit.MILLISECONDS);
+    if (fanotify != null) { // images unmounted by anyone (umount, systemd) stop being served
+      gc.scheduleWithFixedDelay(this::releaseUnmounted, 10, 10, TimeUnit.SECONDS);
+    }
     if (config.metricsListen() != null) {
       metrics = MetricsServer.start(config.metricsListen(), config.metricsAllowRemote());
       DaemonMetrics m = new DaemonMetrics(this, config.hungThreshold());
@@ -223,6 +338,14 @@ public final class Daemon implements AutoCloseable {
     }
   }
 
+  private void releaseUnmounted() {
+    try {
+      fanotify.releaseUnmounted(UNMOUNT_GRACE);
+    } catch (IOException | RuntimeException e) {
+      LOG.warning("checking which images are still mounted: " + e.getMessage());
+    }
+  }
+
   public DaemonConfig config() {
     return config;
   }
@@ -237,6 +360,11 @@ public final class Daemon implements AutoCloseable {
 
   public Frontend frontend() {
     return frontend;
+  }
+
+  /** The fanotify front end, or null when the daemon serves through fscache. */
+  public FanotifyFrontend fanotify() {
+    return fanotify;
   }
 
   public CacheKeeper cacheKeeper() {
@@ -296,8 +424,21 @@ public final class Daemon implements AutoCloseable {
     if (prefetch != null) {
       prefetch.close();
     }
+    if (fanotify != null) {
+      fanotify.unmountAll(); // a clean stop leaves no mount without its daemon (it would read holes)
+    }
     frontend.close();
+    if (fanotify != null) {
+      if (notifier.active()) {
+        notifier.removeFd(FANOTIFY_FDNAME);
+      } else {
+        FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);
+      }
+    }
     core.close();
+    if (hostCache != null) {
+      hostCache.close();
+    }
     if (ownsRegistry) {
       registry.close();
     }

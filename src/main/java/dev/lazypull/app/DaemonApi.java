@@ -9,6 +9,8 @@ import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.control.ControlServer;
 import dev.lazypull.erofs.ByteSource;
+import dev.lazypull.fanotify.FanotifyFrontend;
+import dev.lazypull.sys.Mounts;
 import dev.lazypull.frontend.CacheKeeper;
 import dev.lazypull.frontend.ServedBlob;
 import dev.lazypull.prefetch.PathRanges;
@@ -40,7 +42,7 @@ public final class DaemonApi implements ControlServer.Handler {
     switch (op) {
       case "ping":
         return Json.MAPPER.createObjectNode().put("version", Version.VERSION)
-            .put("pid", ProcessHandle.current().pid());
+            .put("pid", ProcessHandle.current().pid()).put("frontend", daemon.frontend().name());
       case "register": {
         String image = text(req, "image", true);
         ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
@@ -51,6 +53,15 @@ public final class DaemonApi implements ControlServer.Handler {
         }
         ObjectNode out = Json.MAPPER.createObjectNode();
         out.set("image", describe(r));
+        out.set("mount", mountFor(r));
+        return out;
+      }
+      case "unmounted": { // a client unmounted something: stop serving what no mount uses
+        ObjectNode out = Json.MAPPER.createObjectNode();
+        ArrayNode released = out.putArray("released");
+        if (daemon.fanotify() != null) {
+          daemon.fanotify().releaseUnmounted(UNMOUNT_SETTLE).forEach(released::add);
+        }
         return out;
       }
       case "unregister": {
@@ -155,6 +166,23 @@ public final class DaemonApi implements ControlServer.Handler {
       default:
         throw new IllegalArgumentException("unknown op '" + op + "'");
     }
+  }
+
+  /** A release right after an unmount may not take an image prepared this long ago (its mount may follow). */
+  private static final java.time.Duration UNMOUNT_SETTLE = java.time.Duration.ofSeconds(5);
+
+  /**
+   * How a client mounts {@code r} with this daemon's front end: fscache — source {@code none} and {@code fsid=}
+   * options; fanotify — the image prepared (bootstrap fetched whole, data files marked), source the bootstrap
+   * file and {@code device=} its data files.
+   */
+  private ObjectNode mountFor(ImageRecord r) throws IOException {
+    ObjectNode m = Json.MAPPER.createObjectNode().put("type", "erofs").put("frontend", daemon.frontend().name());
+    if (daemon.fanotify() == null) {
+      return m.put("source", "none").put("options", r.mountOptions());
+    }
+    FanotifyFrontend.Prepared p = daemon.fanotify().prepare(r.fsid());
+    return m.put("source", p.bootstrap().toString()).put("options", Mounts.erofsOptions(p.devices(), null));
   }
 
   private ImageRecord findImage(String id) {

@@ -21,6 +21,9 @@ import java.time.Duration;
  * @param prefetch background prefetch settings, or null to turn prefetch off
  * @param metricsListen {@code HOST:PORT} of the Prometheus endpoint, or null for none
  * @param hungThreshold in-flight requests older than this count as hung in metrics
+ * @param frontend {@code auto} (fscache where the kernel has cachefiles on-demand mode, else fanotify where
+ *     pre-content events work), {@code fscache} or {@code fanotify}
+ * @param runDir runtime files that must not outlive a reboot (the fd keeper's record)
  */
 public record DaemonConfig(
     Path cacheDir,
@@ -35,7 +38,9 @@ public record DaemonConfig(
     PrefetchConfig prefetch,
     String metricsListen,
     boolean metricsAllowRemote,
-    Duration hungThreshold) {
+    Duration hungThreshold,
+    String frontend,
+    Path runDir) {
 
   public static final Path DEFAULT_CACHE_DIR = Path.of("/var/cache/lazypull");
   public static final Path DEFAULT_STATE_DIR = Path.of("/var/lib/lazypull");
@@ -44,6 +49,8 @@ public record DaemonConfig(
   public static final int DEFAULT_MAX_OUTSTANDING_READS = 1024;
   public static final Duration DEFAULT_GC_INTERVAL = Duration.ofSeconds(60);
   public static final Duration DEFAULT_HUNG_THRESHOLD = Duration.ofSeconds(5);
+  public static final Path DEFAULT_RUN_DIR = Path.of("/run/lazypull");
+  public static final java.util.List<String> FRONTENDS = java.util.List.of("auto", "fscache", "fanotify");
 
   public DaemonConfig {
     if (maxOutstandingReads < 1) {
@@ -54,6 +61,9 @@ public record DaemonConfig(
     }
     if (gcInterval.compareTo(Duration.ofSeconds(1)) < 0) {
       throw new IllegalArgumentException("gc interval must be at least 1s");
+    }
+    if (!FRONTENDS.contains(frontend)) {
+      throw new IllegalArgumentException("front end must be one of " + FRONTENDS + ": " + frontend);
     }
   }
 
@@ -79,6 +89,8 @@ public record DaemonConfig(
     b.metricsListen = metricsListen;
     b.metricsAllowRemote = metricsAllowRemote;
     b.hungThreshold = hungThreshold;
+    b.frontend = frontend;
+    b.runDir = runDir;
     return b;
   }
 
@@ -97,6 +109,8 @@ public record DaemonConfig(
     private String metricsListen;
     private boolean metricsAllowRemote;
     private Duration hungThreshold = DEFAULT_HUNG_THRESHOLD;
+    private String frontend = "auto";
+    private Path runDir = DEFAULT_RUN_DIR;
 
     private Builder(Path cacheDir, Path stateDir) {
       this.cacheDir = cacheDir.toAbsolutePath().normalize();
@@ -170,9 +184,20 @@ public record DaemonConfig(
       return this;
     }
 
+    /** {@code auto}, {@code fscache} or {@code fanotify}. */
+    public Builder frontend(String f) {
+      frontend = f;
+      return this;
+    }
+
+    public Builder runDir(Path p) {
+      runDir = p.toAbsolutePath().normalize();
+      return this;
+    }
+
     public DaemonConfig build() {
       return new DaemonConfig(cacheDir, stateDir, socket, cacheTag, fetch, maxOutstandingReads, cacheBudget,
-          gcInterval, imagesDir, prefetch, metricsListen, metricsAllowRemote, hungThreshold);
+          gcInterval, imagesDir, prefetch, metricsListen, metricsAllowRemote, hungThreshold, frontend, runDir);
     }
   }
 }

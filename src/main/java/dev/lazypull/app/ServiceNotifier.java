@@ -47,7 +47,17 @@ public final class ServiceNotifier implements AutoCloseable {
 
   /** Parks the bound devnode fd in the service manager's fd store (needs FileDescriptorStoreMax= ≥ 1). */
   public void storeDevnode(int fd) {
-    send("FDSTORE=1\nFDNAME=" + DEVNODE_FDNAME, fd);
+    storeFd(DEVNODE_FDNAME, fd);
+  }
+
+  /** Parks {@code fd} in the service manager's fd store under {@code name} (FileDescriptorStoreMax= ≥ 1). */
+  public void storeFd(String name, int fd) {
+    send("FDSTORE=1\nFDNAME=" + name, fd);
+  }
+
+  /** Drops the fd stored under {@code name} (a clean stop: nothing depends on it any more). */
+  public void removeFd(String name) {
+    send("FDSTOREREMOVE=1\nFDNAME=" + name);
   }
 
   public void ready(String status) {

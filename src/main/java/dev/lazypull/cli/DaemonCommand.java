@@ -14,10 +14,10 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code lazypull daemon}: bind /dev/cachefiles in on-demand mode and serve the kernel's requests. */
+/** {@code lazypull daemon}: serve the kernel's requests for lazily mounted images through the chosen front end. */
 @Command(name = "daemon", mixinStandardHelpOptions = true,
-    description = "Serve cachefiles on-demand requests for EROFS images mounted with "
-        + "`mount -t erofs none DIR -o fsid=…` (see `lazypull mount`).")
+    description = "Serve lazily mounted EROFS images (see `lazypull mount`): cachefiles on-demand requests "
+        + "(fscache front end) or fanotify pre-content events on the host cache's files (fanotify front end).")
 final class DaemonCommand implements Callable<Integer> {
   @Option(names = "--config", paramLabel = "FILE",
       description = "TOML config file (default: /etc/lazypull/config.toml if it exists); flags override it.")
@@ -53,6 +53,12 @@ final class DaemonCommand implements Callable<Integer> {
   @Option(names = "--metrics", paramLabel = "HOST:PORT",
       description = "Serve Prometheus metrics on http://HOST:PORT/metrics (loopback only; default: off).")
   String metrics;
+
+  @Option(names = "--frontend", paramLabel = "auto|fscache|fanotify",
+      description = "How the kernel asks for missing data: fscache (cachefiles on-demand mode, kernels <= 7.1 built "
+          + "with it), fanotify (pre-content events on file-backed EROFS mounts, kernels >= 6.14), or auto: fscache "
+          + "where it works, else fanotify (default: auto).")
+  String frontend;
 
   @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
   String cacheTag;

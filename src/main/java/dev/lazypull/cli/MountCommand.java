@@ -15,10 +15,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code lazypull mount IMAGE MOUNTPOINT}: register with the daemon, then mount erofs in fscache mode. */
+/**
+ * {@code lazypull mount IMAGE MOUNTPOINT}: register with the daemon, which says how to mount the image with its
+ * front end (fscache: {@code none} with {@code fsid=}; fanotify: the bootstrap file with {@code device=} data
+ * files, prepared and marked first), then mount(2) here, in the caller's mount namespace.
+ */
 @Command(name = "mount", mixinStandardHelpOptions = true,
-    description = "Register IMAGE with the running daemon and mount it lazily at MOUNTPOINT "
-        + "(mount -t erofs none MOUNTPOINT -o fsid=…).")
+    description = "Register IMAGE with the running daemon and mount it lazily at MOUNTPOINT (fscache mode: "
+        + "mount -t erofs none MOUNTPOINT -o fsid=…; fanotify mode: an EROFS file-backed mount of the image's "
+        + "cached bootstrap, its data files filled on demand).")
 final class MountCommand implements Callable<Integer> {
   @Mixin SocketOption socket;
 
@@ -59,18 +64,37 @@ final class MountCommand implements Callable<Integer> {
     if (prefetch != null) {
       req.put("prefetch", prefetch);
     }
-    JsonNode reply = new ControlClient(socket.socket).call(req);
-    String options = reply.path("image").path("mountOptions").asText();
-    String id = reply.path("image").path("fsid").asText();
+    ControlClient client = new ControlClient(socket.socket);
+    JsonNode mount = client.call(req).path("mount");
+    String source = mount.path("source").asText();
+    String options = mount.path("options").asText();
+    String frontend = mount.path("frontend").asText("fscache");
     try {
-      Posix.mount("none", mountpoint.toAbsolutePath().toString(), "erofs", Posix.MS_RDONLY, options);
+      Posix.mount(source, mountpoint.toAbsolutePath().toString(), "erofs", Posix.MS_RDONLY, options);
     } catch (ErrnoException e) {
-      System.err.println("lazypull mount: mount -t erofs none " + mountpoint + " -o " + options + " failed: "
-          + Errno.describe(e.errno()) + explain(e.errno()));
+      System.err.println("lazypull mount: mount -t erofs " + source + " " + mountpoint + " -o " + options
+          + " failed: " + Errno.describe(e.errno()) + (frontend.equals("fanotify")
+              ? explainFileBacked(e.errno()) : explain(e.errno())));
+      if (frontend.equals("fanotify")) {
+        client.call(ControlClient.request("unmounted")); // let the daemon stop serving what nobody mounts
+      }
       return 1;
     }
-    System.out.println("mounted " + image + " at " + mountpoint + " (" + options + ")");
+    System.out.println("mounted " + image + " at " + mountpoint + " (" + frontend + ")");
     return 0;
+  }
+
+  static String explainFileBacked(int errno) {
+    switch (errno) {
+      case Errno.ENOTBLK:
+        return "; this kernel cannot mount EROFS from a regular file (CONFIG_EROFS_FS_BACKED_BY_FILE, Linux 6.12+)";
+      case Errno.ENODEV:
+        return "; the kernel has no erofs filesystem (modprobe erofs)";
+      case Errno.EPERM:
+        return "; mounting needs root";
+      default:
+        return "; see `dmesg` for the kernel's reason";
+    }
   }
 
   static String explain(int errno) {

@@ -17,7 +17,7 @@ record Settings(DaemonConfig daemon, String logLevel, ConfigNode file) {
   static final String[] TOP_LEVEL = {"daemon", "registry", "prefetch", "metrics", "nbd"};
   static final String[] DAEMON_KEYS = {"cache_dir", "state_dir", "socket", "cache_tag", "threads", "chunk_size",
       "merge_limit", "read_timeout", "max_outstanding_reads", "log_level", "cache_budget", "gc_interval",
-      "images_dir", "readahead"};
+      "images_dir", "readahead", "frontend"};
 
   static Settings resolve(DaemonCommand flags, ConfigNode file) throws ConfigException {
     file.allowOnly(TOP_LEVEL);
@@ -28,6 +28,7 @@ record Settings(DaemonConfig daemon, String logLevel, ConfigNode file) {
         : Path.of(d.string("state_dir", DaemonConfig.DEFAULT_STATE_DIR.toString()));
     Path socket = flags.socket != null ? flags.socket : Path.of(d.string("socket", SocketOption.DEFAULT));
     String tag = flags.cacheTag != null ? flags.cacheTag : d.string("cache_tag", DaemonConfig.DEFAULT_CACHE_TAG);
+    String frontend = flags.frontend != null ? flags.frontend : d.string("frontend", "auto");
     Duration deadline = flags.readTimeout != null ? flags.readTimeout
         : d.duration("read_timeout", FetchSettings.DEFAULT_READ_TIMEOUT);
     int outstanding = (int) d.integer("max_outstanding_reads", DaemonConfig.DEFAULT_MAX_OUTSTANDING_READS, 1,
@@ -59,7 +60,8 @@ record Settings(DaemonConfig daemon, String logLevel, ConfigNode file) {
       FetchSettings fetch = flags.fetch.resolve(d).withReadTimeout(deadline).withReadAhead(readAhead);
       DaemonConfig config = DaemonConfig.builder(cacheDir, stateDir).socket(socket).cacheTag(tag).fetch(fetch)
           .maxOutstandingReads(outstanding).cacheBudget(budget).gcInterval(gcInterval).imagesDir(imagesDir)
-          .prefetch(prefetch).metrics(metricsListen, allowRemote).hungThreshold(hung).build();
+          .prefetch(prefetch).metrics(metricsListen, allowRemote).hungThreshold(hung).frontend(frontend)
+          .runDir(socket.toAbsolutePath().getParent()).build();
       return new Settings(config, logLevel, file);
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);

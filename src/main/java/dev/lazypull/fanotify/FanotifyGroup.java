@@ -81,6 +81,11 @@ public interface FanotifyGroup extends Closeable {
     return answered;
   }
 
+  /** The identity (device, inode) of the file an event's fd is open on. */
+  default FileKey identify(int eventFd) throws IOException {
+    return FileKey.ofFd(eventFd);
+  }
+
   /** Writes {@code buf}'s remaining bytes at {@code offset} of the event's file, through the event's fd. */
   long pwrite(int eventFd, ByteBuffer buf, long offset) throws IOException;
 

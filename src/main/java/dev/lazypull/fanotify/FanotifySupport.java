@@ -105,6 +105,19 @@ public final class FanotifySupport {
   }
 
   /** Probes this host; {@code cacheDir} is where the cache files will live (its filesystem matters). */
+  /**
+   * Whether {@code group}'s kernel takes {@code FAN_DENY_ERRNO} answers (6.14+): an answer to a number no event
+   * waits under is ENOENT when it does, EINVAL when it does not.
+   */
+  public static boolean denyErrnoWorks(FanotifyGroup group) {
+    try {
+      group.respondIfPending(Integer.MAX_VALUE, FanotifyResponse.denyErrno(Errno.EIO));
+      return true;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   public static Report probe(Path cacheDir) {
     Kernel kernel = Kernel.running();
     Path work = null;

@@ -38,6 +38,8 @@ public final class BlobCacheDir implements Closeable {
   private final Path root;
   private final FetchCore core;
   private final Map<Key, BlobCacheFile> files = new HashMap<>();
+  /** Users of each open file ({@link #file} takes one, {@link #release} gives one back). */
+  private final Map<BlobCacheFile, Integer> users = new HashMap<>();
   private final Map<Digest, ClaimsFile> claims = new HashMap<>();
   private boolean closed;
 
@@ -110,7 +112,8 @@ public final class BlobCacheDir implements Closeable {
 
   /**
    * The cache file of {@code ref}'s blob, opened on first use (later calls with the same ask return the same
-   * instance); its fetcher — verification per {@link FetchCore#open} — becomes ready in the background.
+   * instance, one more user each); its fetcher — verification per {@link FetchCore#open} — becomes ready in the
+   * background. Users that come and go give it back with {@link #release}; others keep it until {@link #close}.
    *
    * @throws IOException if the file cannot be opened
    */
@@ -121,6 +124,7 @@ public final class BlobCacheDir implements Closeable {
     Key key = Key.of(ref);
     BlobCacheFile f = files.get(key);
     if (f != null && f.ref().blob().size() == ref.blob().size()) {
+      users.merge(f, 1, Integer::sum);
       return f;
     }
     Digest digest = ref.blob().digest();
@@ -133,7 +137,28 @@ public final class BlobCacheDir implements Closeable {
     ClaimsFile c = claims.computeIfAbsent(digest, d -> new ClaimsFile(claimsPath(root, d.hex())));
     f = BlobCacheFile.open(pathOf(digest), c, ref, source, core);
     files.put(key, f);
+    users.put(f, 1);
     return f;
+  }
+
+  /**
+   * Gives back one use of {@code f}; the last one closes it (its in-use lock goes: the collector may remove it
+   * once nobody else on the host uses it).
+   */
+  public void release(BlobCacheFile f) {
+    synchronized (this) {
+      Integer n = users.get(f);
+      if (n == null) {
+        return;
+      }
+      if (n > 1) {
+        users.put(f, n - 1);
+        return;
+      }
+      users.remove(f);
+      files.values().remove(f);
+    }
+    f.close();
   }
 
   /** Closes every file (their in-use locks and claims go with them). */
@@ -146,6 +171,7 @@ public final class BlobCacheDir implements Closeable {
       all = new ArrayList<>(files.values());
       allClaims = new ArrayList<>(claims.values());
       files.clear();
+      users.clear();
       claims.clear();
     }
     for (BlobCacheFile f : all) {

@@ -175,6 +175,11 @@ public final class BlobCacheFile implements Closeable, ChunkSink {
     return path;
   }
 
+  /** The blob's claims file: only lazypull processes that fill this blob have it open. */
+  public Path claimsPath() {
+    return claims.path();
+  }
+
   public BlobRef ref() {
     return ref;
   }

@@ -1,5 +1,6 @@
 package dev.lazypull.fetch;
 
+import dev.lazypull.image.Digest;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -94,8 +95,13 @@ public final class BlobCacheGc {
     return timer::shutdownNow;
   }
 
+  /** Where the cache rooted at {@code root} keeps blob {@code digest}. */
+  public static Path blobFile(Path root, Digest digest) {
+    return BlobCacheDir.blobsDir(root.toAbsolutePath().normalize()).resolve(digest.hex());
+  }
+
   /** Deletes {@code path} while holding its owner lock; false if a process has it open. */
-  static boolean removeIfUnused(Path path) throws IOException {
+  public static boolean removeIfUnused(Path path) throws IOException {
     return removeIfUnused(path, Long.MAX_VALUE);
   }
 

@@ -30,6 +30,10 @@ final class ClaimsFile implements RangeClaims, Closeable {
     this.what = "claims file " + path;
   }
 
+  Path path() {
+    return path;
+  }
+
   private synchronized GuardedFd fd() throws IOException {
     if (closed) {
       throw new IOException(what + " is closed");

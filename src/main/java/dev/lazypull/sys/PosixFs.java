@@ -16,6 +16,8 @@ import java.util.Map;
 public final class PosixFs {
   private static final int AT_FDCWD = -100;
   private static final int AT_SYMLINK_NOFOLLOW = 0x100;
+  private static final int AT_EMPTY_PATH = 0x1000;
+  private static final byte[] EMPTY = {0};
   private static final int STATX_BASIC_STATS = 0x7ff;
   /** Linux limits: XATTR_LIST_MAX and XATTR_SIZE_MAX. */
   private static final int XATTR_LIST_MAX = 65536;
@@ -53,6 +55,15 @@ public final class PosixFs {
     ByteBuffer buf = SCRATCH.get().clear();
     if (FsCalls.statx(AT_FDCWD, cPath(path), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Posix.address(buf)) != 0) {
       throw fail("statx", path);
+    }
+    return StatX.decode(buf);
+  }
+
+  /** statx of an open descriptor (the file itself: no path lookup). */
+  public static StatX fstat(int fd) throws ErrnoException {
+    ByteBuffer buf = SCRATCH.get().clear();
+    if (FsCalls.statx(fd, EMPTY, AT_EMPTY_PATH, STATX_BASIC_STATS, Posix.address(buf)) != 0) {
+      throw new ErrnoException("statx", "fd " + fd, Native.getLastError());
     }
     return StatX.decode(buf);
   }

@@ -62,6 +62,11 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
     notifyAll();
   }
 
+  /** Whether {@code file} carries the group's mark. */
+  public synchronized boolean isMarked(Path file) {
+    return marks.contains(file.toAbsolutePath());
+  }
+
   public synchronized List<String> violations() {
     return List.copyOf(violations);
   }
@@ -69,6 +74,16 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
   /** Event fds not closed yet. */
   public synchronized Set<Integer> openFds() {
     return Set.copyOf(open.keySet());
+  }
+
+  @Override
+  public synchronized FileKey identify(int eventFd) throws IOException {
+    Pending p = open.get(eventFd);
+    if (p == null) {
+      violations.add("identify of unknown fd " + eventFd);
+      throw new ErrnoException("statx", "fd " + eventFd, Errno.EBADF);
+    }
+    return FileKey.of(p.file());
   }
 
   @Override

@@ -6,6 +6,7 @@ import dev.lazypull.app.Daemon;
 import dev.lazypull.app.DaemonConfig;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fanotify.FakeFanotifyGroup;
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.frontend.Frontend;
@@ -33,12 +34,16 @@ public final class DaemonHarness implements AutoCloseable {
       new FetchSettings(4, 64 << 10, 256 << 10, FetchSettings.DEFAULT_READ_AHEAD, Duration.ofSeconds(10), 128 << 10);
 
   public final Path dir;
+  /** The fake cachefiles kernel (fscache front end), or null. */
   public final FakeKernel kernel;
+  /** The fake fanotify group (fanotify front end), or null. */
+  public final FakeFanotifyGroup group;
   public final Daemon daemon;
 
-  private DaemonHarness(Path dir, FakeKernel kernel, Daemon daemon) {
+  private DaemonHarness(Path dir, FakeKernel kernel, FakeFanotifyGroup group, Daemon daemon) {
     this.dir = dir;
     this.kernel = kernel;
+    this.group = group;
     this.daemon = daemon;
   }
 
@@ -52,6 +57,7 @@ public final class DaemonHarness implements AutoCloseable {
     private DaemonConfig.Builder config;
     private ImageSources sources = ImageSources.localOnly();
     private RegistryClient registry;
+    private boolean fanotify;
 
     private Builder(Path dir) {
       this.dir = dir;
@@ -70,6 +76,12 @@ public final class DaemonHarness implements AutoCloseable {
       return this;
     }
 
+    /** The fanotify front end over a {@link FakeFanotifyGroup} instead of fscache over a fake kernel. */
+    public Builder fanotify() {
+      fanotify = true;
+      return this;
+    }
+
     /** Images from registries through {@code client} (owned by the caller), instead of local sources. */
     public Builder registry(RegistryClient client) {
       registry = client;
@@ -78,10 +90,12 @@ public final class DaemonHarness implements AutoCloseable {
 
     public DaemonHarness start() {
       try {
-        FakeKernel kernel = new FakeKernel(Files.createDirectories(dir.resolve("backing")));
-        Daemon.Builder b = Daemon.builder(config.build()).devnode(kernel);
+        FakeKernel kernel = fanotify ? null : new FakeKernel(Files.createDirectories(dir.resolve("backing")));
+        FakeFanotifyGroup group = fanotify ? new FakeFanotifyGroup() : null;
+        Daemon.Builder b = Daemon.builder(config.build());
+        b = fanotify ? b.group(group) : b.devnode(kernel);
         Daemon daemon = (registry != null ? b.registryClient(registry) : b.sources(sources)).start();
-        return new DaemonHarness(dir, kernel, daemon);
+        return new DaemonHarness(dir, kernel, group, daemon);
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       } catch (dev.lazypull.frontend.SetupException e) {
@@ -119,7 +133,12 @@ public final class DaemonHarness implements AutoCloseable {
   @Override
   public void close() {
     daemon.close();
-    kernel.close();
-    assertEquals(List.of(), kernel.violations, "protocol violations");
+    if (kernel != null) {
+      kernel.close();
+      assertEquals(List.of(), kernel.violations, "protocol violations");
+    }
+    if (group != null) {
+      assertEquals(List.of(), group.violations(), "fanotify protocol violations");
+    }
   }
 }
