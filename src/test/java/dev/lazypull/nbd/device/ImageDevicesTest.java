@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.device;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

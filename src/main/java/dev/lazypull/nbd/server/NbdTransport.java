@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -8,7 +8,7 @@ import java.nio.ByteBuffer;
  * whose other end the kernel's nbd driver holds. Reads come from one thread; writes are serialised by the
  * caller; {@link #close} may come from any thread and wakes a blocked reader.
  */
-public interface NbdTransport {
+interface NbdTransport {
   /** Reads into dst's remaining space; returns the count, or -1 at end of stream. */
   int read(ByteBuffer dst) throws IOException;
 

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.protocol;
 
 import java.nio.ByteBuffer;
 import java.util.List;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.device;
 
 import dev.lazypull.fetch.BlobCacheFile;
 import java.io.IOException;

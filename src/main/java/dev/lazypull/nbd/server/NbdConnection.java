@@ -1,5 +1,11 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
+import dev.lazypull.nbd.device.ExportDevice;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdProtocolException;
+import dev.lazypull.nbd.protocol.NbdRequest;
+import dev.lazypull.nbd.protocol.OptionCodec;
+import dev.lazypull.nbd.protocol.ReplyCodec;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;

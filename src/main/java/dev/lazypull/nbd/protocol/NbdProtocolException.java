@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.protocol;
 
 /** A peer broke the NBD protocol: a bad magic, a malformed option payload, a string that is not allowed. */
 public final class NbdProtocolException extends Exception {

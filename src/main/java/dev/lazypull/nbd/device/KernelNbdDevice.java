@@ -1,5 +1,7 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.device;
 
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.server.NbdServer;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.device;
 
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.fetch.BlobCacheDir;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.protocol;
 
 /**
  * What the handshake tells clients about the one export a server offers.

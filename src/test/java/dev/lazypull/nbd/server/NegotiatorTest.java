@@ -1,10 +1,13 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdProtocolException;
 import dev.lazypull.testing.NbdTestClient;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

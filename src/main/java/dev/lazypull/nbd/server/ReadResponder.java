@@ -1,5 +1,9 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
+import dev.lazypull.nbd.device.ExportDevice;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdRequest;
+import dev.lazypull.nbd.protocol.ReplyCodec;
 import dev.lazypull.sys.AlignedBuffers;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.protocol;
 
 /**
  * NBD wire constants (NetworkBlockDevice/nbd doc/proto.md). Every integer on the wire is big-endian.

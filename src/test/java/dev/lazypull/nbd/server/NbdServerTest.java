@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -11,6 +11,10 @@ import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.testing.TestFetch;
 import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.Descriptor;
+import dev.lazypull.nbd.device.ExportDevice;
+import dev.lazypull.nbd.device.SegmentDevice;
+import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.NbdTestClient;

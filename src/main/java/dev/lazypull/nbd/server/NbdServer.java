@@ -1,5 +1,8 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
+import dev.lazypull.nbd.device.ExportDevice;
+import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.sys.OnceLogger;
 import java.io.Closeable;
 import java.io.IOException;
@@ -38,7 +41,7 @@ import jdk.net.UnixDomainPrincipal;
  * {@link Nbd#MAX_OPTION_PAYLOAD}, and a handshake must finish within {@link Options#handshakeTimeout}. On a
  * unix socket only root and the server's own user may connect (peer credentials are checked).
  */
-public final class NbdServer implements Closeable, ServerContext {
+public final class NbdServer implements Closeable {
   private static final Logger LOG = Logger.getLogger(NbdServer.class.getName());
 
   /**
@@ -81,6 +84,7 @@ public final class NbdServer implements Closeable, ServerContext {
   private final Options options;
   private final NbdStats stats = new NbdStats();
   private final OnceLogger once = new OnceLogger(LOG);
+  private final ServerContext context = new Context();
   private final ExecutorService replies;
   private final ScheduledExecutorService timer;
   private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
@@ -248,56 +252,70 @@ public final class NbdServer implements Closeable, ServerContext {
       transport.close();
       return;
     }
-    NbdConnection c = new NbdConnection(transport, this, kernel);
+    NbdConnection c = new NbdConnection(transport, context, kernel);
     connections.add(c);
     stats.connections.increment();
     daemon(c, "lazypull-nbd-conn-" + connectionIds.incrementAndGet()).start();
   }
 
-  // ---- ServerContext -------------------------------------------------------------------------------------
-
-  @Override
   public ExportDevice device() {
     return device;
   }
 
-  @Override
   public ExportInfo export() {
     return export;
   }
 
-  @Override
-  public Executor replies() {
-    return replies;
-  }
+  /** What this server's connections see of it. */
+  private final class Context implements ServerContext {
+    @Override
+    public ExportDevice device() {
+      return device;
+    }
 
-  @Override
-  public Duration readDeadline() {
-    return options.readDeadline();
-  }
+    @Override
+    public ExportInfo export() {
+      return export;
+    }
 
-  @Override
-  public int maxInflight() {
-    return options.maxInflight();
-  }
+    @Override
+    public Executor replies() {
+      return replies;
+    }
 
-  @Override
-  public OnceLogger log() {
-    return once;
-  }
+    @Override
+    public Duration readDeadline() {
+      return options.readDeadline();
+    }
 
-  @Override
-  public ScheduledFuture<?> scheduleHandshakeDeadline(NbdConnection c) {
-    return timer.schedule(() -> {
-      once.warn("handshake-timeout", c.peer() + ": no export chosen within " + options.handshakeTimeout()
-          + "; disconnecting");
-      c.abort();
-    }, options.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
-  }
+    @Override
+    public int maxInflight() {
+      return options.maxInflight();
+    }
 
-  @Override
-  public void closed(NbdConnection c) {
-    connections.remove(c);
+    @Override
+    public NbdStats stats() {
+      return stats;
+    }
+
+    @Override
+    public OnceLogger log() {
+      return once;
+    }
+
+    @Override
+    public ScheduledFuture<?> scheduleHandshakeDeadline(NbdConnection c) {
+      return timer.schedule(() -> {
+        once.warn("handshake-timeout", c.peer() + ": no export chosen within " + options.handshakeTimeout()
+            + "; disconnecting");
+        c.abort();
+      }, options.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    @Override
+    public void closed(NbdConnection c) {
+      connections.remove(c);
+    }
   }
 
   /**

@@ -1,7 +1,11 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
-import dev.lazypull.nbd.OptionCodec.InfoRequest;
-import dev.lazypull.nbd.OptionCodec.MetaContextRequest;
+import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdProtocolException;
+import dev.lazypull.nbd.protocol.OptionCodec;
+import dev.lazypull.nbd.protocol.OptionCodec.InfoRequest;
+import dev.lazypull.nbd.protocol.OptionCodec.MetaContextRequest;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;

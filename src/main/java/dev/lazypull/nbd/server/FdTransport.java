@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
 import dev.lazypull.sys.GuardedFd;
 import dev.lazypull.sys.Posix;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd;
+package dev.lazypull.nbd.server;
 
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
