@@ -25,6 +25,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
@@ -87,23 +88,29 @@ public final class NbdServer implements Closeable {
   private final ServerContext context = new Context();
   private final ExecutorService replies;
   private final ScheduledExecutorService timer;
+  /** Added and removed under this server's lock, with {@link #closed}; read anywhere. */
   private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
   private final List<ServerSocketChannel> listeners = new ArrayList<>();
   private final List<Path> socketFiles = new ArrayList<>();
-  private final AtomicInteger connectionIds = new AtomicInteger();
+  private final ThreadFactory connectionThreads;
   private final String ownUser = System.getProperty("user.name");
+  /** Set under this server's lock: once it is, no connection is added. */
   private volatile boolean closed;
 
   public NbdServer(ExportDevice device, ExportInfo export, Options options) {
+    this(device, export, options, numbered("lazypull-nbd-conn-"));
+  }
+
+  /** @param connectionThreads makes each connection's thread (tests hold a connection back with it) */
+  NbdServer(ExportDevice device, ExportInfo export, Options options, ThreadFactory connectionThreads) {
     if (export.size() != device.size()) {
       throw new IllegalArgumentException("export size " + export.size() + " != device size " + device.size());
     }
     this.device = device;
     this.export = export;
     this.options = options;
-    AtomicInteger n = new AtomicInteger();
-    this.replies = Executors.newFixedThreadPool(options.replyThreads(), r -> daemon(r, "lazypull-nbd-reply-"
-        + n.incrementAndGet()));
+    this.connectionThreads = connectionThreads;
+    this.replies = Executors.newFixedThreadPool(options.replyThreads(), numbered("lazypull-nbd-reply-"));
     this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
     long period = Math.max(10, Math.min(5000, options.writeTimeout().toMillis() / 4));
     timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
@@ -127,6 +134,11 @@ public final class NbdServer implements Closeable {
     return t;
   }
 
+  private static ThreadFactory numbered(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> daemon(r, prefix + n.incrementAndGet());
+  }
+
   public NbdStats stats() {
     return stats;
   }
@@ -134,6 +146,19 @@ public final class NbdServer implements Closeable {
   /** Connections currently open. */
   public int connectionCount() {
     return connections.size();
+  }
+
+  /** Waits up to {@code timeout} until at most {@code n} connections are open; false if they still are. */
+  synchronized boolean awaitConnections(int n, Duration timeout) throws InterruptedException {
+    long until = System.nanoTime() + timeout.toNanos();
+    while (connections.size() > n) {
+      long left = until - System.nanoTime();
+      if (left <= 0) {
+        return false;
+      }
+      TimeUnit.NANOSECONDS.timedWait(this, left);
+    }
+    return true;
   }
 
   /**
@@ -240,22 +265,36 @@ public final class NbdServer implements Closeable {
     start(new FdTransport(fd, peer), true);
   }
 
+  /**
+   * Adds a connection and starts its thread. Under the lock, against {@link #close}: a connection is either
+   * refused, or added before the server closes, so close sees it (shuts it down, aborts it) and the pools it
+   * uses stay up until it has ended.
+   */
   private void start(NbdTransport transport, boolean kernel) throws IOException {
-    if (closed) {
-      transport.close();
-      throw new IOException("server is closed");
+    NbdConnection c;
+    synchronized (this) {
+      if (closed) {
+        transport.close();
+        throw new IOException("server is closed");
+      }
+      if (connections.size() >= options.maxConnections()) {
+        stats.connectionsRefused.increment();
+        once.warn("maxconn", "refusing NBD connection from " + transport.peer() + ": "
+            + options.maxConnections() + " connections are open already");
+        transport.close();
+        return;
+      }
+      c = new NbdConnection(transport, context, kernel);
+      connections.add(c);
     }
-    if (connections.size() >= options.maxConnections()) {
-      stats.connectionsRefused.increment();
-      once.warn("maxconn", "refusing NBD connection from " + transport.peer() + ": " + options.maxConnections()
-          + " connections are open already");
-      transport.close();
-      return;
-    }
-    NbdConnection c = new NbdConnection(transport, context, kernel);
-    connections.add(c);
     stats.connections.increment();
-    daemon(c, "lazypull-nbd-conn-" + connectionIds.incrementAndGet()).start();
+    try {
+      connectionThreads.newThread(c).start();
+    } catch (RuntimeException | Error e) { // no thread: the connection never runs, so end it here
+      transport.close();
+      context.closed(c);
+      throw e;
+    }
   }
 
   public ExportDevice device() {
@@ -314,13 +353,21 @@ public final class NbdServer implements Closeable {
 
     @Override
     public void closed(NbdConnection c) {
-      connections.remove(c);
+      synchronized (NbdServer.this) {
+        connections.remove(c);
+        NbdServer.this.notifyAll();
+        if (closed && connections.isEmpty()) {
+          stopPools();
+        }
+      }
     }
   }
 
   /**
    * Stops listening, lets connections finish the requests in progress (new ones get ESHUTDOWN) for up to
-   * {@code grace}, then disconnects what is left.
+   * {@code grace}, then disconnects what is left. The reply pool and the timer stop when the last connection
+   * has ended: a disconnected connection still answers (into its closed socket) what is in flight, and only
+   * then releases its thread.
    */
   public void close(Duration grace) {
     synchronized (this) {
@@ -328,6 +375,9 @@ public final class NbdServer implements Closeable {
         return;
       }
       closed = true;
+      if (connections.isEmpty()) {
+        stopPools();
+      }
     }
     for (ServerSocketChannel s : listeners) {
       try {
@@ -346,18 +396,18 @@ public final class NbdServer implements Closeable {
     for (NbdConnection c : connections) {
       c.shutdown();
     }
-    long until = System.nanoTime() + grace.toNanos();
-    while (!connections.isEmpty() && System.nanoTime() < until) {
-      try {
-        Thread.sleep(20);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
+    try {
+      awaitConnections(0, grace);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     for (NbdConnection c : connections) {
       c.abort();
     }
+  }
+
+  /** Once closed and without connections: nothing can use the pools any more. */
+  private void stopPools() {
     replies.shutdown();
     timer.shutdownNow();
   }
