@@ -117,6 +117,21 @@ class NbdCodecTest {
   }
 
   @Test
+  void theReplyEncoderFollowsTheNegotiatedMode() {
+    ReplyEncoder simple = new ReplyEncoder(false);
+    ReplyEncoder structured = new ReplyEncoder(true);
+    assertEquals("67446698 00000000 0000000000000009".replace(" ", ""), HexFormat.of().formatHex(bytes(simple.ok(9))));
+    assertArrayEquals(bytes(simple.ok(9)), bytes(structured.ok(9)), "a success without data is simple in both");
+    assertEquals("67446698 00000001 0000000000000009".replace(" ", ""),
+        HexFormat.of().formatHex(bytes(simple.error(9, Nbd.EPERM, "read-only"))), "no reason in a simple reply");
+    assertArrayEquals(bytes(ReplyCodec.error(9, Nbd.EPERM, "read-only")),
+        bytes(structured.error(9, Nbd.EPERM, "read-only")), "an ERROR chunk with the reason");
+    List<ReplyCodec.Extent> one = List.of(new ReplyCodec.Extent(4096, 3));
+    assertArrayEquals(bytes(ReplyCodec.blockStatus(9, 1, one, true)), bytes(structured.blockStatus(9, 1, one)));
+    assertThrows(IllegalStateException.class, () -> simple.blockStatus(9, 1, one));
+  }
+
+  @Test
   void replyLayouts() {
     assertEquals("67446698 00000016 0000000000000009".replace(" ", ""),
         HexFormat.of().formatHex(bytes(ReplyCodec.simple(22, 9))));

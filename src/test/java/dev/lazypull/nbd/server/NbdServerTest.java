@@ -15,6 +15,7 @@ import dev.lazypull.nbd.device.ExportDevice;
 import dev.lazypull.nbd.device.SegmentDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdRequest;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.NbdTestClient;
@@ -194,6 +195,33 @@ class NbdServerTest {
       assertArrayEquals(head, ok.data());
     }
     assertEquals(1, server.stats().writesRefused.sum() - 2, "WRITE, TRIM, WRITE_ZEROES all refused");
+  }
+
+  @Test
+  void requestsSharingOneWriteOrSplitOverManyAreAllAnswered() throws Exception {
+    try (NbdTestClient c = simple()) {
+      ByteBuffer three = ByteBuffer.allocate(3 * Nbd.REQUEST_SIZE + 5000)
+          .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
+          .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_WRITE, 2, 0, 5000).encode()).put(new byte[5000])
+          .put(new NbdRequest(0, Nbd.CMD_FLUSH, 3, 0, 0).encode()).flip();
+      c.write(three);
+      SimpleReply read = c.simpleReply(4096);
+      assertEquals(1, read.cookie());
+      assertArrayEquals(head, read.data());
+      SimpleReply write = c.simpleReply(0);
+      assertEquals(2, write.cookie());
+      assertEquals(Nbd.EPERM, write.error(), "the WRITE's payload was skipped, not read as requests");
+      assertEquals(3, c.simpleReply(0).cookie());
+      ByteBuffer dribbled = new NbdRequest(0, Nbd.CMD_READ, 4, BLOB_AT, 1000).encode();
+      while (dribbled.hasRemaining()) { // one byte per write
+        c.write(dribbled.slice().limit(1));
+        dribbled.position(dribbled.position() + 1);
+      }
+      SimpleReply r = c.simpleReply(1000);
+      assertEquals(4, r.cookie());
+      assertArrayEquals(expected(BLOB_AT, 1000), r.data());
+    }
+    assertEquals(4, server.stats().requests.sum());
   }
 
   @Test
