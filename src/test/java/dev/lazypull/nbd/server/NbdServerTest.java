@@ -17,6 +17,7 @@ import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.protocol.NbdRequest;
 import dev.lazypull.sys.AlignedBuffers;
+import dev.lazypull.sys.Posix;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.NbdTestClient;
 import dev.lazypull.testing.NbdTestClient.Chunk;
@@ -222,6 +223,42 @@ class NbdServerTest {
       assertArrayEquals(expected(BLOB_AT, 1000), r.data());
     }
     assertEquals(4, server.stats().requests.sum());
+  }
+
+  /** A socketpair end as the kernel's nbd driver holds it: no handshake, simple replies, several per read. */
+  @Test
+  void kernelSocketsStartInTransmission() throws Exception {
+    int[] pair = Posix.socketpair();
+    int kernel = pair[0];
+    try {
+      server.serveKernelSocket(pair[1], "test kernel socket");
+      ByteBuffer out = ByteBuffer.allocateDirect(3 * Nbd.REQUEST_SIZE)
+          .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
+          .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_FLUSH, 2, 0, 0).encode())
+          .put(new NbdRequest(0, Nbd.CMD_DISC, 3, 0, 0).encode()).flip();
+      while (out.hasRemaining()) {
+        out.position(out.position() + (int) Posix.write(kernel, out));
+      }
+      ByteBuffer in = ByteBuffer.allocateDirect(2 * Nbd.SIMPLE_REPLY_SIZE + 4096);
+      while (in.hasRemaining()) {
+        int n = Posix.read(kernel, in);
+        assertTrue(n > 0, "replies before the server closes");
+        in.position(in.position() + n);
+      }
+      in.flip();
+      assertEquals(Nbd.SIMPLE_REPLY_MAGIC, in.getInt());
+      assertEquals(0, in.getInt());
+      assertEquals(1, in.getLong());
+      byte[] data = new byte[4096];
+      in.get(data);
+      assertArrayEquals(head, data);
+      assertEquals(Nbd.SIMPLE_REPLY_MAGIC, in.getInt());
+      assertEquals(0, in.getInt());
+      assertEquals(2, in.getLong());
+      assertEquals(0, Posix.read(kernel, ByteBuffer.allocateDirect(1)), "DISC: the server closes its end");
+    } finally {
+      Posix.closeQuietly(kernel);
+    }
   }
 
   @Test
