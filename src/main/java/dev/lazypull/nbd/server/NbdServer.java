@@ -144,7 +144,7 @@ public final class NbdServer implements Closeable {
   }
 
   /** Connections currently open. */
-  public int connectionCount() {
+  int connectionCount() {
     return connections.size();
   }
 
@@ -297,7 +297,7 @@ public final class NbdServer implements Closeable {
     }
   }
 
-  public ExportDevice device() {
+  ExportDevice device() {
     return device;
   }
 
