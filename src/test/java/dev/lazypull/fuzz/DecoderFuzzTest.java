@@ -18,6 +18,11 @@ import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.Manifest;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdProtocolException;
+import dev.lazypull.nbd.protocol.NbdRequest;
+import dev.lazypull.nbd.server.Negotiator;
 import dev.lazypull.testing.Msgs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -85,20 +90,20 @@ class DecoderFuzzTest {
       return b.array();
     };
     // option streams: u32 option, u32 length, payload
-    byte[] go = ByteBuffer.allocate(64).putInt(dev.lazypull.nbd.Nbd.OPT_GO).putInt(10).putInt(4)
+    byte[] go = ByteBuffer.allocate(64).putInt(Nbd.OPT_GO).putInt(10).putInt(4)
         .put("flat".getBytes(StandardCharsets.US_ASCII)).putShort((short) 0).array();
-    byte[] meta = ByteBuffer.allocate(64).putInt(dev.lazypull.nbd.Nbd.OPT_SET_META_CONTEXT).putInt(27).putInt(4)
+    byte[] meta = ByteBuffer.allocate(64).putInt(Nbd.OPT_SET_META_CONTEXT).putInt(27).putInt(4)
         .put("flat".getBytes(StandardCharsets.US_ASCII)).putInt(1).putInt(15)
         .put("base:allocation".getBytes(StandardCharsets.US_ASCII)).array();
-    byte[] request = new dev.lazypull.nbd.NbdRequest(0, dev.lazypull.nbd.Nbd.CMD_READ, 7, 4096, 4096).encode().array();
-    dev.lazypull.nbd.ExportInfo export = new dev.lazypull.nbd.ExportInfo("flat", "fuzz", 1 << 20);
+    byte[] request = new NbdRequest(0, Nbd.CMD_READ, 7, 4096, 4096).encode().array();
+    ExportInfo export = new ExportInfo("flat", "fuzz", 1 << 20);
     long runs = Fuzzer.fuzz("nbd", List.of(go, meta, request, options.apply(new int[] {8, 0, 3, 0})),
-        Set.of(dev.lazypull.nbd.NbdProtocolException.class), 4096, input -> {
-          if (input.length >= dev.lazypull.nbd.Nbd.REQUEST_SIZE) {
-            dev.lazypull.nbd.NbdRequest r = dev.lazypull.nbd.NbdRequest.decode(ByteBuffer.wrap(input));
+        Set.of(NbdProtocolException.class), 4096, input -> {
+          if (input.length >= Nbd.REQUEST_SIZE) {
+            NbdRequest r = NbdRequest.decode(ByteBuffer.wrap(input));
             r.within(1 << 20);
           }
-          dev.lazypull.nbd.Negotiator n = new dev.lazypull.nbd.Negotiator(export);
+          Negotiator n = new Negotiator(export);
           ByteBuffer b = ByteBuffer.wrap(input);
           while (b.remaining() >= 8) {
             int option = b.getInt();

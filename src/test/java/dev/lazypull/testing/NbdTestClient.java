@@ -1,7 +1,7 @@
 package dev.lazypull.testing;
 
-import dev.lazypull.nbd.Nbd;
-import dev.lazypull.nbd.NbdRequest;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.NbdRequest;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.IOException;
