@@ -94,10 +94,12 @@ class StandalonePrefetchIT {
       p.awaitLine("serving", 60);
       Requirements.run("nbdcopy", "nbd+unix:///?socket=" + socket, work.resolve("export.img").toString());
 
-      // While the export runs its cache files are locked: a clear error, exit 1.
-      CliRun.Result locked = prefetch(ref, cache);
-      assertEquals(1, locked.code());
-      assertTrue(locked.err().contains("is `lazypull nbd` serving this image"), locked.err());
+      // While the export runs, a prefetch of the same image shares its cache files: nothing left to fetch.
+      long beforeShared = reg.blobBytesServed();
+      CliRun.Result shared = prefetch(ref, cache);
+      assertEquals(0, shared.code(), shared.err());
+      assertTrue(shared.out().contains("(100%)"), shared.out());
+      assertEquals(0, reg.blobBytesServed() - beforeShared, "the shared cache had it all");
       stats = p.stop();
     }
     assertEquals(0, stats.get("bytesFetched"), "the export fetched nothing: " + stats);
@@ -148,7 +150,7 @@ class StandalonePrefetchIT {
   }
 
   private static boolean cachedAny(Path cache, LazyImage image) {
-    return image.blobs().stream().anyMatch(b -> Files.exists(cache.resolve("sha256").resolve(b.digest().hex())));
+    return image.blobs().stream().anyMatch(b -> Files.exists(cache.resolve("blobs/sha256").resolve(b.digest().hex())));
   }
 
   @Test
@@ -173,7 +175,7 @@ class StandalonePrefetchIT {
       assertEquals(1, gc.code(), "still over budget: the rest is in use\n" + gc.out() + gc.err());
       assertTrue(gc.out().contains("in use"), gc.out());
       assertTrue(!cachedAny(cache, img), "image 1's blobs were removed: " + gc.out());
-      assertTrue(img2.blobs().stream().allMatch(b -> Files.exists(cache.resolve("sha256").resolve(b.digest().hex()))),
+      assertTrue(img2.blobs().stream().allMatch(b -> Files.exists(cache.resolve("blobs/sha256").resolve(b.digest().hex()))),
           "image 2's blobs are in use and stay");
       Requirements.run("nbdcopy", "nbd+unix:///?socket=" + socket, work.resolve("budget-2.img").toString());
       Map<String, Long> stats = p.stop();
