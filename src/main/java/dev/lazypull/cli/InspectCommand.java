@@ -56,7 +56,7 @@ final class InspectCommand implements Callable<Integer> {
     ImageSummary summary = null;
     try {
       summary = ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
-    } catch (ErofsFormatException e) { // e.g. a compressed mkfs.erofs image: the rest is still worth showing
+    } catch (ErofsFormatException e) { // a malformed or unsupported bootstrap: the rest is still worth showing
       System.err.println("lazypull inspect: cannot summarize the bootstrap: " + e.getMessage());
     }
     if (json) {
@@ -155,6 +155,8 @@ final class InspectCommand implements Callable<Integer> {
     fs.put("uniqueChunks", s.uniqueChunks());
     fs.put("holeChunks", s.holes());
     fs.put("dedupRatio", s.dedupRatio());
+    fs.put("erofsCompressedFiles", s.compressedFiles());
+    fs.put("erofsCompressedStoredBytes", s.compressedStoredBytes());
   }
 
   private static void printSummary(ImageSummary s) {
@@ -164,5 +166,9 @@ final class InspectCommand implements Callable<Integer> {
     System.out.printf(Locale.ROOT, "chunks:       %d referenced, %d stored, %d holes, chunk size %s, dedup ratio "
         + "%.2f%n", s.chunks(), s.uniqueChunks(), s.holes(), s.chunkSize() == 0 ? "-" : Units.human(s.chunkSize()),
         s.dedupRatio());
+    if (s.compressedFiles() > 0) {
+      System.out.printf("compressed:   %d files compressed by EROFS (mkfs.erofs -z), %s stored%n", s.compressedFiles(),
+          Units.human(s.compressedStoredBytes()));
+    }
   }
 }
