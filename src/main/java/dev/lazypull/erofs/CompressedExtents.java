@@ -3,8 +3,8 @@ package dev.lazypull.erofs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.ArrayList;
-import java.util.List;
+
+
 
 /**
  * Where the data of an EROFS compressed inode (layouts COMPRESSED_FULL and COMPRESSED_COMPACT, as mkfs.erofs
@@ -36,21 +36,24 @@ final class CompressedExtents {
   /** Bit 7 of h_clusterbits: the whole file lives in the packed inode. */
   static final int FRAGMENT_INODE_BIT = 0x80;
 
-  /** A physical byte range in the image's address space (device 0 or a mapped extra device), or inline metadata. */
-  record Range(long offset, long length) {}
-
-  /** What a compressed inode occupies: pclusters, the inline tail, and whether it uses the packed inode. */
-  record Result(List<Range> ranges, boolean usesPackedInode) {}
+  /** Receives each stored range: a pcluster in the image's address space, or the inline tail in the metadata. */
+  interface RangeVisitor {
+    void range(long offset, long length) throws IOException;
+  }
 
   private record Lcluster(int type, int lo, long blkaddr) {}
 
   private CompressedExtents() {}
 
   /**
+   * Visits the stored ranges of a compressed inode in logical order, one per physical cluster; returns true when
+   * the inode also keeps data in the packed inode (fragments), which the caller resolves. Streams the indexes:
+   * memory does not grow with the file.
+   *
    * @param indexStart byte offset of the end of the inode and its inline xattrs
-   * @param sb the superblock (feature bits, block size)
    */
-  static Result of(ByteSource src, Superblock sb, long nid, InodeRecord r, long indexStart) throws IOException {
+  static boolean visit(ByteSource src, Superblock sb, long nid, InodeRecord r, long indexStart, RangeVisitor out)
+      throws IOException {
     int blkbits = sb.blkszbits();
     long size = r.size();
     boolean full = r.layout() == InodeRecord.COMPRESSED_FULL;
@@ -59,57 +62,32 @@ final class CompressedExtents {
     int advise;
     int lclusterbits;
     int idataSize = 0;
-    boolean wholeFragment = false;
     if (full && (incompat & (INCOMPAT_BIG_PCLUSTER | INCOMPAT_ZTAILPACKING | INCOMPAT_FRAGMENTS)) == 0) {
-      advise = 0; // the oldest images: no map header to trust, 4 KiB lclusters, one block per pcluster
+      advise = 0; // the oldest images: no map header to trust, block-sized lclusters, one block per pcluster
       lclusterbits = blkbits;
     } else {
       ByteBuffer h = read(src, headerPos, 8);
       advise = h.getShort(4) & 0xffff;
       int clusterbits = h.get(7) & 0xff;
-      wholeFragment = (clusterbits & FRAGMENT_INODE_BIT) != 0;
+      if ((clusterbits & FRAGMENT_INODE_BIT) != 0) {
+        return true; // the whole file lives in the packed inode
+      }
       lclusterbits = blkbits + (clusterbits & 7);
       idataSize = h.getShort(2) & 0xffff;
-      if (wholeFragment) {
-        return new Result(List.of(), true);
-      }
     }
-    List<Range> out = new ArrayList<>();
     boolean fragment = (advise & ADVISE_FRAGMENT_PCLUSTER) != 0;
     boolean inline = (advise & ADVISE_INLINE_PCLUSTER) != 0;
     if (size == 0) {
-      return new Result(out, false);
-    }
-    if (lclusterbits > 30) {
-      throw new ErofsFormatException("nid " + nid + ": logical cluster size 2^" + lclusterbits);
+      return false;
     }
     long total = (size + (1L << lclusterbits) - 1) >>> lclusterbits;
-    if (total > src.size()) { // every lcluster takes at least 2 bytes of index
-      throw new ErofsFormatException("nid " + nid + ": " + total + " logical clusters for an image of "
-          + src.size() + " bytes");
-    }
-    Lcluster[] lcs;
-    long indexEnd;
+    Indexes idx;
     if (full) {
       long base = headerPos + 16;
-      if (base + total * 8 > src.size()) {
+      if (total > (src.size() - base) / 8) {
         throw new ErofsFormatException("nid " + nid + ": " + total + " full lcluster indexes run past the image");
       }
-      lcs = new Lcluster[(int) total];
-      for (long done = 0; done < total; ) {
-        int n = (int) Math.min(total - done, 8192);
-        ByteBuffer b = read(src, base + done * 8, n * 8);
-        for (int k = 0; k < n; k++) {
-          int adv = b.getShort(k * 8) & 0xffff;
-          int type = adv & 3;
-          int clusterofs = b.getShort(k * 8 + 2) & 0xffff;
-          lcs[(int) (done + k)] = type == TYPE_NONHEAD
-              ? new Lcluster(type, b.getShort(k * 8 + 4) & 0xffff, -1)
-              : new Lcluster(type, clusterofs, Integer.toUnsignedLong(b.getInt(k * 8 + 4)));
-        }
-        done += n;
-      }
-      indexEnd = base + total * 8;
+      idx = new FullIndexes(src, base, (int) total);
     } else {
       if (lclusterbits != blkbits || lclusterbits > 14) {
         throw new ErofsFormatException("nid " + nid + ": compacted indexes with 2^" + lclusterbits
@@ -118,42 +96,40 @@ final class CompressedExtents {
       if (((advise & ADVISE_BIG_PCLUSTER_1) == 0) != ((advise & ADVISE_BIG_PCLUSTER_2) == 0)) {
         throw new ErofsFormatException("nid " + nid + ": compacted indexes with one big-pcluster head type only");
       }
-      long[] end = new long[1];
-      lcs = compacted(src, nid, headerPos + 8, (int) total, lclusterbits, advise, end);
-      indexEnd = end[0];
+      if (total > (src.size() - headerPos) / 2) {
+        throw new ErofsFormatException("nid " + nid + ": " + total + " compacted indexes run past the image");
+      }
+      idx = new CompactIndexes(src, nid, headerPos + 8, (int) total, lclusterbits, advise);
     }
-    // the tail extent's head: the last HEAD/PLAIN lcluster (extents tile the file in logical order)
+    // the tail extent's head: the last HEAD/PLAIN lcluster whose extent starts inside the file
     int tailHead = -1;
-    for (int i = lcs.length - 1; i >= 0; i--) {
-      if (lcs[i].type != TYPE_NONHEAD && ((long) i << lclusterbits) + lcs[i].lo < size) {
+    for (int i = (int) total - 1; i >= 0 && tailHead < 0; i--) {
+      Lcluster l = idx.get(i);
+      if (l.type != TYPE_NONHEAD && ((long) i << lclusterbits) + l.lo < size) {
         tailHead = i;
-        break;
       }
     }
     if (tailHead < 0 && !fragment) {
       throw new ErofsFormatException("nid " + nid + ": no head logical cluster");
     }
-    for (int i = 0; i < lcs.length; i++) {
-      Lcluster l = lcs[i];
-      if (l.type == TYPE_NONHEAD) {
-        continue;
-      }
-      if (((long) i << lclusterbits) + l.lo >= size) {
-        continue; // its extent would start at or past the end of the file: no read ever maps it
+    for (int i = 0; i < total; i++) {
+      Lcluster l = idx.get(i);
+      if (l.type == TYPE_NONHEAD || ((long) i << lclusterbits) + l.lo >= size) {
+        continue; // not a head, or an extent that would start at or past the end: no read ever maps it
       }
       if (inline && i == tailHead) {
-        if (idataSize == 0 || indexEnd % sb.blockSize() + idataSize > sb.blockSize()) {
-          throw new ErofsFormatException("nid " + nid + ": inline pcluster of " + idataSize + " bytes at "
-              + indexEnd);
+        long at = idx.end();
+        if (idataSize == 0 || at % sb.blockSize() + idataSize > sb.blockSize() || at + idataSize > src.size()) {
+          throw new ErofsFormatException("nid " + nid + ": inline pcluster of " + idataSize + " bytes at " + at);
         }
-        out.add(new Range(indexEnd, idataSize)); // in the metadata, right after the indexes
+        out.range(at, idataSize); // in the metadata, right after the indexes
         continue;
       }
       boolean big = (l.type == TYPE_HEAD1 && (advise & ADVISE_BIG_PCLUSTER_1) != 0)
           || ((l.type == TYPE_PLAIN || l.type == TYPE_HEAD2) && (advise & ADVISE_BIG_PCLUSTER_2) != 0);
       long length = 1L << lclusterbits;
-      if (big && ((long) i << lclusterbits) < size && i + 1 < lcs.length) {
-        Lcluster next = lcs[i + 1];
+      if (big && i + 1 < total) {
+        Lcluster next = idx.get(i + 1);
         if (next.type == TYPE_NONHEAD) {
           if ((next.lo & D0_CBLKCNT) == 0 || (next.lo & ~D0_CBLKCNT) == 0) {
             throw new ErofsFormatException("nid " + nid + ": big pcluster at lcluster " + i
@@ -167,62 +143,138 @@ final class CompressedExtents {
       if (l.blkaddr < 0 || (l.blkaddr << blkbits) + length > (1L << 32 << blkbits)) {
         throw new ErofsFormatException("nid " + nid + ": pcluster at block " + l.blkaddr);
       }
-      out.add(new Range(l.blkaddr << blkbits, length));
+      out.range(l.blkaddr << blkbits, length);
     }
-    return new Result(out, fragment);
+    return fragment;
   }
 
-  /** Decodes every lcluster of compacted indexes, with each HEAD's block address as the kernel derives it. */
-  private static Lcluster[] compacted(ByteSource src, long nid, long ebase, int total, int lclusterbits,
-      int advise, long[] end) throws IOException {
-    int c4initial = (int) (((32 - ebase % 32) / 4) & 7);
-    int c2b = 0;
-    if ((advise & ADVISE_COMPACTED_2B) != 0 && c4initial < total) {
-      c2b = (total - c4initial) / 16 * 16;
+  /** Random access to decoded lclusters, reading the indexes a window at a time. */
+  private interface Indexes {
+    Lcluster get(int lcn) throws IOException;
+
+    /** Where the index area ends (an inline tail pcluster starts there). */
+    long end();
+  }
+
+  /** 8-byte z_erofs_lcluster_index entries. */
+  private static final class FullIndexes implements Indexes {
+    private static final int WINDOW = 4096;
+    private final ByteSource src;
+    private final long base;
+    private final int total;
+    private int windowStart = -1;
+    private ByteBuffer window;
+
+    FullIndexes(ByteSource src, long base, int total) {
+      this.src = src;
+      this.base = base;
+      this.total = total;
     }
-    boolean big = (advise & ADVISE_BIG_PCLUSTER_1) != 0;
-    int lobits = Math.max(lclusterbits, 12);
-    Lcluster[] out = new Lcluster[total];
-    long pos = ebase;
-    int lcn = 0;
-    // three regions: initial 4-byte packs, 2-byte packs, final 4-byte packs
-    int[][] regions = {{Math.min(c4initial, total), 4}, {c2b, 2}, {total - Math.min(c4initial, total) - c2b, 4}};
-    for (int[] region : regions) {
-      int count = region[0];
-      int unit = region[1];
+
+    @Override
+    public Lcluster get(int lcn) throws IOException {
+      if (windowStart < 0 || lcn < windowStart || lcn >= windowStart + WINDOW) {
+        windowStart = lcn / WINDOW * WINDOW;
+        window = read(src, base + (long) windowStart * 8, Math.min(WINDOW, total - windowStart) * 8);
+      }
+      int at = (lcn - windowStart) * 8;
+      int type = window.getShort(at) & 3;
+      return type == TYPE_NONHEAD
+          ? new Lcluster(type, window.getShort(at + 4) & 0xffff, -1)
+          : new Lcluster(type, window.getShort(at + 2) & 0xffff, Integer.toUnsignedLong(window.getInt(at + 4)));
+    }
+
+    @Override
+    public long end() {
+      return base + (long) total * 8;
+    }
+  }
+
+  /**
+   * Compacted indexes: an initial run of 4-byte packs (2 lclusters in 8 bytes) up to a 32-byte boundary, then
+   * (with COMPACTED_2B) 2-byte packs (16 lclusters in 32 bytes), then 4-byte packs; each pack ends with the base
+   * block address its HEADs count from. Decoded one pack at a time, as the kernel does.
+   */
+  private static final class CompactIndexes implements Indexes {
+    private final ByteSource src;
+    private final long nid;
+    private final long ebase;
+    private final int total;
+    private final int c4initial;
+    private final int c2b;
+    private final int lobits;
+    private final boolean big;
+    private long packPos = -1;
+    private Lcluster[] pack;
+
+    CompactIndexes(ByteSource src, long nid, long ebase, int total, int lclusterbits, int advise) {
+      this.src = src;
+      this.nid = nid;
+      this.ebase = ebase;
+      this.total = total;
+      this.c4initial = (int) (((32 - ebase % 32) / 4) & 7);
+      this.c2b = (advise & ADVISE_COMPACTED_2B) != 0 && c4initial < total ? (total - c4initial) / 16 * 16 : 0;
+      this.lobits = Math.max(lclusterbits, 12);
+      this.big = (advise & ADVISE_BIG_PCLUSTER_1) != 0;
+    }
+
+    @Override
+    public Lcluster get(int lcn) throws IOException {
+      // the kernel's z_erofs_load_compact_lcluster: which region, then the pack holding lcn
+      long regionStart = ebase;
+      int unit = 4;
+      int rel = lcn;
+      if (rel >= c4initial) {
+        regionStart += c4initial * 4L;
+        rel -= c4initial;
+        if (rel < c2b) {
+          unit = 2;
+        } else {
+          regionStart += c2b * 2L;
+          rel -= c2b;
+        }
+      }
       int vcnt = unit == 4 ? 2 : 16;
       int packBytes = vcnt * unit;
-      int encodebits = (packBytes - 4) * 8 / vcnt;
-      for (int first = 0; first < count; first += vcnt) {
-        if (pos + packBytes > src.size()) {
-          throw new ErofsFormatException("nid " + nid + ": compacted indexes run past the image");
-        }
-        ByteBuffer pack = read(src, pos, packBytes);
-        byte[] in = new byte[packBytes + 4];
-        pack.get(0, in, 0, packBytes);
-        long base = Integer.toUnsignedLong(pack.getInt(packBytes - 4));
-        int n = Math.min(vcnt, count - first);
-        int[] types = new int[vcnt];
-        int[] los = new int[vcnt];
-        for (int i = 0; i < vcnt; i++) {
-          int bit = encodebits * i;
-          int v = (int) (le32(in, bit / 8) >>> (bit & 7));
-          los[i] = v & ((1 << lobits) - 1);
-          types[i] = (v >>> lobits) & 3;
-        }
-        for (int i = 0; i < n; i++) {
-          if (types[i] == TYPE_NONHEAD) {
-            out[lcn + i] = new Lcluster(TYPE_NONHEAD, los[i], -1);
-          } else {
-            out[lcn + i] = new Lcluster(types[i], los[i], base + blocksBefore(nid, types, los, i, big));
-          }
-        }
-        lcn += n;
-        pos += packBytes;
+      long start = regionStart + (long) (rel / vcnt) * packBytes;
+      if (start != packPos) {
+        pack = decodePack(start, vcnt, packBytes);
+        packPos = start;
       }
+      return pack[rel % vcnt];
     }
-    end[0] = pos;
-    return out;
+
+    private Lcluster[] decodePack(long start, int vcnt, int packBytes) throws IOException {
+      if (start < 0 || start + packBytes > src.size()) {
+        throw new ErofsFormatException("nid " + nid + ": compacted indexes run past the image");
+      }
+      ByteBuffer b = read(src, start, packBytes);
+      byte[] in = new byte[packBytes + 4];
+      b.get(0, in, 0, packBytes);
+      long base = Integer.toUnsignedLong(b.getInt(packBytes - 4));
+      int encodebits = (packBytes - 4) * 8 / vcnt;
+      int[] types = new int[vcnt];
+      int[] los = new int[vcnt];
+      for (int i = 0; i < vcnt; i++) {
+        int bit = encodebits * i;
+        int v = (int) (le32(in, bit / 8) >>> (bit & 7));
+        los[i] = v & ((1 << lobits) - 1);
+        types[i] = (v >>> lobits) & 3;
+      }
+      Lcluster[] out = new Lcluster[vcnt];
+      for (int i = 0; i < vcnt; i++) {
+        out[i] = types[i] == TYPE_NONHEAD ? new Lcluster(TYPE_NONHEAD, los[i], -1)
+            : new Lcluster(types[i], los[i], base + blocksBefore(nid, types, los, i, big));
+      }
+      return out;
+    }
+
+    @Override
+    public long end() {
+      int c4 = Math.min(c4initial, total);
+      int rest = total - c4 - c2b;
+      return ebase + (c4 + 1) / 2 * 8L + c2b * 2L + (rest + 1) / 2 * 8L;
+    }
   }
 
   /** The kernel's count of blocks taken by the pclusters before HEAD lcluster {@code i} of its pack. */

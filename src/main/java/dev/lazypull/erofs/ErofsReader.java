@@ -229,56 +229,75 @@ public final class ErofsReader {
    */
   public record Extent(int device, long offset, long length) {}
 
-  /**
-   * Every stored byte range that holds the data of regular file {@code i}, in file order (a deduplicated chunk or
-   * pcluster may repeat): the blocks of a flat file and the block holding its inline tail; each non-hole chunk
-   * of a chunk-based file ({@code min(chunk size, bytes left)} bytes on its device); for a compressed file each
-   * physical cluster its indexes point at, its inline tail pcluster (in the bootstrap, after the indexes) and,
-   * when it keeps fragments in the packed inode, the packed inode's extents. Block addresses of device 0 that
-   * fall inside an extra device's {@code mapped_blkaddr} range are reported on that device, as the kernel
-   * resolves them. Empty for an empty file or a non-regular inode.
-   */
-  public List<Extent> dataExtents(Inode i) throws IOException {
-    return dataExtents(i, 0);
+  /** Receives the extents of {@link #forEachDataExtent}. */
+  public interface ExtentVisitor {
+    void extent(Extent e) throws IOException;
   }
 
-  private List<Extent> dataExtents(Inode i, int depth) throws IOException {
+  /**
+   * Every stored byte range that holds the data of regular file {@code i}, merged where contiguous on one device:
+   * see {@link #forEachDataExtent}. A file of many scattered chunks or pclusters makes a long list: walkers of
+   * untrusted images with huge files should visit instead.
+   */
+  public List<Extent> dataExtents(Inode i) throws IOException {
     List<Extent> out = new ArrayList<>();
+    forEachDataExtent(i, e -> {
+      Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
+      if (last != null && last.device() == e.device() && last.offset() + last.length() == e.offset()) {
+        out.set(out.size() - 1, new Extent(e.device(), last.offset(), last.length() + e.length()));
+      } else {
+        out.add(e);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Visits every stored byte range that holds the data of regular file {@code i}, in file order (a deduplicated
+   * chunk or pcluster may repeat): the blocks of a flat file and the block holding its inline tail; each non-hole
+   * chunk of a chunk-based file ({@code min(chunk size, bytes left)} bytes on its device); for a compressed file
+   * each physical cluster its indexes point at, its inline tail pcluster (in the bootstrap, right after the
+   * indexes) and, when it keeps fragments in the packed inode, the packed inode's extents. Block addresses of
+   * device 0 that fall inside an extra device's {@code mapped_blkaddr} range are reported on that device, as the
+   * kernel resolves them. Nothing for an empty file or a non-regular inode. Memory does not grow with the file.
+   */
+  public void forEachDataExtent(Inode i, ExtentVisitor out) throws IOException {
+    forEachDataExtent(i, out, 0);
+  }
+
+  private void forEachDataExtent(Inode i, ExtentVisitor out, int depth) throws IOException {
     InodeRecord r = i.record;
     long size = r.size();
     if (r.type() != FileType.REGULAR || size == 0) {
-      return out;
+      return;
     }
     if (r.layout() == InodeRecord.CHUNK_BASED) {
       int bits = chunkBits(i);
       chunks(i, c -> {
         if (!c.isHole()) {
           long len = Math.min(1L << bits, size - ((long) c.index() << bits));
-          out.add(c.device() == 0 ? locate(c.blkaddr() * blockSize, len)
+          out.extent(c.device() == 0 ? locate(c.blkaddr() * blockSize, len)
               : new Extent(c.device(), c.blkaddr() * blockSize, len));
         }
       });
     } else if (isCompressed(r)) {
-      CompressedExtents.Result z = CompressedExtents.of(src, sb, i.nid, r, afterXattrs(i));
-      for (CompressedExtents.Range range : z.ranges()) {
-        out.add(locate(range.offset(), range.length()));
-      }
-      if (z.usesPackedInode()) {
+      boolean packed = CompressedExtents.visit(src, sb, i.nid, r, afterXattrs(i),
+          (offset, length) -> out.extent(locate(offset, length)));
+      if (packed) {
         if (depth > 0) {
           throw new ErofsFormatException("nid " + i.nid + ": the packed inode keeps fragments itself");
         }
-        out.addAll(dataExtents(inode(packedNid()), depth + 1));
+        forEachDataExtent(inode(packedNid()), out, depth + 1);
       }
     } else {
       long blocksBytes = r.layout() == InodeRecord.FLAT_INLINE ? size / blockSize * blockSize : size;
       if (blocksBytes > 0 && Integer.toUnsignedLong(r.iu()) != 0xFFFFFFFFL) {
-        out.add(locate(Integer.toUnsignedLong(r.iu()) * blockSize, blocksBytes));
+        out.extent(locate(Integer.toUnsignedLong(r.iu()) * blockSize, blocksBytes));
       }
       if (blocksBytes < size) {
-        out.add(new Extent(0, i.offset / blockSize * blockSize, blockSize)); // the inline tail's block
+        out.extent(new Extent(0, i.offset / blockSize * blockSize, blockSize)); // the inline tail's block
       }
     }
-    return out;
   }
 
   /** The nid of the packed inode (fragments), from the superblock. */

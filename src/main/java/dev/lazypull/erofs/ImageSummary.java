@@ -53,9 +53,7 @@ public record ImageSummary(long inodes, long paths, long directories, long regul
             });
           } else if (ErofsReader.isCompressed(inode.record())) {
             c[9]++;
-            for (ErofsReader.Extent e : reader.dataExtents(inode)) {
-              c[10] += e.length();
-            }
+            reader.forEachDataExtent(inode, e -> c[10] += e.length());
           }
           break;
         case SYMLINK:
