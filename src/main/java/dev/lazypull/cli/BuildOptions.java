@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.compress.Compression;
+import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.pack.ImageOutput;
 import dev.lazypull.pack.OciLayoutOutput;
@@ -18,6 +20,19 @@ final class BuildOptions {
   @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
       description = "Chunk size of regular files: a power of two from 4K to 16M (default: 1M).")
   long chunkSize = Packer.DEFAULT_CHUNK_SIZE;
+
+  @Option(names = "--compression", paramLabel = "ALG",
+      description = "How data blobs store chunks: zstd (each chunk an independent zstd frame; fetched and cached "
+          + "decompressed) or none (raw, as images before compression). Default: ${DEFAULT-VALUE}.")
+  String compression = DEFAULT_COMPRESSION.flag();
+
+  @Option(names = "--compression-level", paramLabel = "N",
+      description = "zstd level, " + ZstdCodec.MIN_LEVEL + ".." + ZstdCodec.MAX_LEVEL + " except 0 (default: "
+          + ZstdCodec.DEFAULT_LEVEL + "; higher: smaller and slower to build, as fast to read).")
+  int compressionLevel = ZstdCodec.DEFAULT_LEVEL;
+
+  /** What {@code pack}, {@code convert} and {@code import} write unless told otherwise. */
+  static final Compression DEFAULT_COMPRESSION = Compression.NONE;
 
   @Option(names = "--threads", paramLabel = "N", description = "Hashing threads (default: the CPU count).")
   int threads = Runtime.getRuntime().availableProcessors();
@@ -60,6 +75,31 @@ final class BuildOptions {
         throw new IllegalArgumentException("--mtime: not seconds since the epoch nor an ISO-8601 instant: " + mtime);
       }
     }
+  }
+
+  /** The {@code --compression} choice; a bad name or level is an IllegalArgumentException naming the option. */
+  Compression checkedCompression() {
+    return checkedCompression(compression, compressionLevel);
+  }
+
+  static Compression checkedCompression(String name, int level) {
+    Compression c;
+    try {
+      c = Compression.parse(name);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--compression: " + e.getMessage());
+    }
+    if (c != Compression.NONE && (level < ZstdCodec.MIN_LEVEL || level > ZstdCodec.MAX_LEVEL || level == 0)) {
+      throw new IllegalArgumentException("--compression-level must be from " + ZstdCodec.MIN_LEVEL + " to "
+          + ZstdCodec.MAX_LEVEL + ", not 0: " + level);
+    }
+    return c;
+  }
+
+  /** The build options as the packer takes them. */
+  dev.lazypull.pack.Packer.Options packerOptions(long blobCap) {
+    return new dev.lazypull.pack.Packer.Options(checkedChunkSize(), blobCap, threads, mtimeSeconds(),
+        checkedCompression(), compressionLevel);
   }
 
   int checkedChunkSize() {

@@ -39,7 +39,7 @@ final class ConvertCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Packer.Options o = new Packer.Options(build.checkedChunkSize(), 0, build.threads, build.mtimeSeconds());
+    Packer.Options o = build.packerOptions(0);
     ImageReference src = BuildOptions.parseReference(source);
     ImageReference dst = BuildOptions.parseReference(destination);
     RegistryClient client;

@@ -3,6 +3,8 @@ package dev.lazypull.cli;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.compress.Compression;
+import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.Json;
@@ -11,6 +13,8 @@ import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.Manifest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.oci.OciLayoutWriter;
+import dev.lazypull.pack.BlobCompressor;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -22,7 +26,9 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code lazypull import BOOTSTRAP [BLOB...] --output oci:DIR[:TAG]}: wraps an existing EROFS image (for example
- * from {@code mkfs.erofs [--blobdev BLOB]}) as a lazypull OCI image, unchanged.
+ * from {@code mkfs.erofs [--blobdev BLOB]}) as a lazypull OCI image. The bootstrap is stored as it is; each data
+ * blob either as it is ({@code --compression none}: no chunk digest tables, as before) or as compressed chunks of
+ * {@code --chunk-size} with a version 2 chunk digest table (the device and its addresses are unchanged).
  */
 @Command(name = "import", mixinStandardHelpOptions = true,
     description = "Wrap an existing EROFS image (bootstrap plus optional data blobs in device order, e.g. from "
@@ -37,6 +43,20 @@ final class ImportCommand implements Callable<Integer> {
   @Option(names = "--output", required = true, paramLabel = "oci:DIR[:TAG]", description = "Where to write it.")
   String output;
 
+  @Option(names = "--compression", paramLabel = "ALG",
+      description = "How data blobs are stored: zstd (in independently compressed chunks, with chunk digest "
+          + "tables) or none (the files as they are). Default: ${DEFAULT-VALUE}.")
+  String compression = BuildOptions.DEFAULT_COMPRESSION.flag();
+
+  @Option(names = "--compression-level", paramLabel = "N",
+      description = "zstd level (default: " + ZstdCodec.DEFAULT_LEVEL + ").")
+  int compressionLevel = ZstdCodec.DEFAULT_LEVEL;
+
+  @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "With compression: uncompressed bytes per compressed chunk, a multiple of 4K up to 16M "
+          + "(default: 1M).")
+  long chunkSize = 1 << 20;
+
   @Override
   public Integer call() throws Exception {
     ImageReference ref = ImageReference.parse(output);
@@ -44,17 +64,40 @@ final class ImportCommand implements Callable<Integer> {
       System.err.println("lazypull import: --output must be oci:DIR[:TAG]");
       return 2;
     }
+    Compression comp = BuildOptions.checkedCompression(compression, compressionLevel);
+    if (chunkSize <= 0 || chunkSize % 4096 != 0 || chunkSize > (16 << 20)) {
+      throw new IllegalArgumentException("--chunk-size must be a multiple of 4K up to 16M: " + chunkSize);
+    }
     OciLayoutWriter writer = new OciLayoutWriter(oci.dir());
     Descriptor boot = writer.putBlob(bootstrap, MediaTypes.EROFS_BOOTSTRAP);
     List<Descriptor> data = new ArrayList<>();
+    List<Descriptor> tables = new ArrayList<>();
+    List<String> diffIds = new ArrayList<>();
+    diffIds.add(boot.digest().toString());
     for (Path b : blobs) {
-      data.add(writer.putBlob(b, MediaTypes.EROFS_BLOB));
+      if (comp == Compression.NONE) {
+        Descriptor d = writer.putBlob(b, MediaTypes.EROFS_BLOB);
+        data.add(d);
+        diffIds.add(d.digest().toString());
+        continue;
+      }
+      Path scratch = writer.newScratchFile();
+      try {
+        BlobCompressor.Compressed c = BlobCompressor.compress(b, scratch, (int) chunkSize, compressionLevel);
+        writer.putScratch(scratch, MediaTypes.EROFS_BLOB_ZSTD, c.digest());
+        data.add(c.descriptor());
+        diffIds.add(c.uncompressedDigest().toString());
+        tables.add(writer.putBlob(c.table().encode(), MediaTypes.CHUNK_DIGESTS));
+      } finally {
+        Files.deleteIfExists(scratch);
+      }
     }
-    List<Descriptor> layers = new ArrayList<>();
-    layers.add(boot);
-    layers.addAll(data);
-    Descriptor config = writer.putBlob(LazyManifests.minimalConfig(layers), MediaTypes.OCI_CONFIG);
-    Manifest manifest = LazyManifests.manifest(config, boot, data, Map.of());
+    for (Descriptor t : tables) {
+      diffIds.add(t.digest().toString());
+    }
+    Descriptor config = writer.putBlob(LazyManifests.minimalConfigWithDiffIds(diffIds), MediaTypes.OCI_CONFIG);
+    Manifest manifest = tables.isEmpty() ? LazyManifests.manifest(config, boot, data, Map.of())
+        : LazyManifests.manifest(config, boot, data, tables, Map.of());
     Descriptor m = writer.putBlob(Json.write(manifest), MediaTypes.OCI_MANIFEST);
     writer.tag(m, oci.tag());
     // Check what we wrote the way the daemon will read it: layout, header, device count.

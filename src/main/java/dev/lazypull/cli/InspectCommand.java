@@ -56,7 +56,7 @@ final class InspectCommand implements Callable<Integer> {
     ImageSummary summary = null;
     try {
       summary = ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
-    } catch (ErofsFormatException e) { // e.g. a compressed mkfs.erofs image: the rest is still worth showing
+    } catch (ErofsFormatException e) { // a malformed or unsupported bootstrap: the rest is still worth showing
       System.err.println("lazypull inspect: cannot summarize the bootstrap: " + e.getMessage());
     }
     if (json) {
@@ -79,9 +79,19 @@ final class InspectCommand implements Callable<Integer> {
         putSummary(out.putObject("filesystem"), summary);
       }
       ArrayNode devices = out.putArray("devices");
-      for (DeviceSlot d : header.devices()) {
-        devices.addObject().put("tag", d.tag()).put("blocks", d.blocks()).put("mappedBlkaddr", d.mappedBlkaddr());
+      for (int i = 0; i < header.devices().size(); i++) {
+        DeviceSlot d = header.devices().get(i);
+        ObjectNode o = devices.addObject().put("tag", d.tag()).put("blocks", d.blocks())
+            .put("mappedBlkaddr", d.mappedBlkaddr());
+        if (i < img.blobs().size()) {
+          Descriptor blob = img.blobs().get(i);
+          o.put("compression", LazyImage.isCompressed(blob) ? "zstd" : "none");
+          o.put("storedBytes", blob.size());
+          o.put("uncompressedBytes", img.deviceSize(i));
+        }
       }
+      out.put("dataStoredBytes", storedBytes(img));
+      out.put("dataUncompressedBytes", uncompressedBytes(img));
       System.out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(out));
       return 0;
     }
@@ -100,15 +110,36 @@ final class InspectCommand implements Callable<Integer> {
       DeviceSlot d = header.devices().get(i);
       Descriptor blob = img.blobs().get(i);
       System.out.printf("  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n", i + 1, blob.digest(),
-          Units.human(blob.size()), d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(),
-          d.mappedBlkaddr());
+          sizes(blob.size(), img.deviceSize(i), LazyImage.isCompressed(blob)),
+          d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(), d.mappedBlkaddr());
       Descriptor table = img.chunkTable(i);
       if (table != null) {
         System.out.printf("            chunk digests %s  %s%n", table.digest(), Units.human(table.size()));
       }
     }
-    System.out.println("total:        " + Units.human(record.totalBytes()));
+    if (!img.blobs().isEmpty()) {
+      System.out.println("file data:    " + sizes(storedBytes(img), uncompressedBytes(img), img.hasCompressedBlobs()));
+    }
+    System.out.println("total:        " + Units.human(record.totalBytes()) + " stored");
     return 0;
+  }
+
+  /** "12.0 MiB stored, zstd of 25.0 MiB (48%)", or just the size of a raw blob. */
+  private static String sizes(long stored, long uncompressed, boolean compressed) {
+    if (!compressed) {
+      return Units.human(stored) + (stored == uncompressed ? "" : " stored, " + Units.human(uncompressed)
+          + " uncompressed");
+    }
+    return String.format(Locale.ROOT, "%s stored, zstd of %s uncompressed (%.0f%%)", Units.human(stored),
+        Units.human(uncompressed), uncompressed == 0 ? 100.0 : 100.0 * stored / uncompressed);
+  }
+
+  private static long storedBytes(LazyImage img) {
+    return img.blobs().stream().mapToLong(Descriptor::size).sum();
+  }
+
+  private static long uncompressedBytes(LazyImage img) {
+    return img.deviceSizes().stream().mapToLong(Long::longValue).sum();
   }
 
   private static void putSummary(ObjectNode fs, ImageSummary s) {
@@ -124,6 +155,8 @@ final class InspectCommand implements Callable<Integer> {
     fs.put("uniqueChunks", s.uniqueChunks());
     fs.put("holeChunks", s.holes());
     fs.put("dedupRatio", s.dedupRatio());
+    fs.put("erofsCompressedFiles", s.compressedFiles());
+    fs.put("erofsCompressedStoredBytes", s.compressedStoredBytes());
   }
 
   private static void printSummary(ImageSummary s) {
@@ -133,5 +166,9 @@ final class InspectCommand implements Callable<Integer> {
     System.out.printf(Locale.ROOT, "chunks:       %d referenced, %d stored, %d holes, chunk size %s, dedup ratio "
         + "%.2f%n", s.chunks(), s.uniqueChunks(), s.holes(), s.chunkSize() == 0 ? "-" : Units.human(s.chunkSize()),
         s.dedupRatio());
+    if (s.compressedFiles() > 0) {
+      System.out.printf("compressed:   %d files compressed by EROFS (mkfs.erofs -z), %s stored%n", s.compressedFiles(),
+          Units.human(s.compressedStoredBytes()));
+    }
   }
 }

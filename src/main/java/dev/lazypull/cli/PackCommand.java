@@ -65,7 +65,7 @@ final class PackCommand implements Callable<Integer> {
       System.err.println("lazypull pack: --blob-size-cap must be at least the chunk size (" + chunk + ")");
       return 2;
     }
-    Packer.Options o = new Packer.Options(chunk, blobCap, build.threads, build.mtimeSeconds());
+    Packer.Options o = build.packerOptions(blobCap);
     RegistryClient client;
     try {
       client = registry.client();

@@ -11,8 +11,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Reads an uncompressed EROFS image: superblock, inodes, directories, symlinks, xattrs, chunk indexes. Used by
- * {@code inspect}, by tests and fuzzers, never by the kernel path.
+ * Reads an EROFS image: superblock, inodes, directories, symlinks, xattrs, chunk indexes, and where any regular
+ * file's data lies ({@link #dataExtents}: flat blocks, inline tails, chunks, and the pclusters of compressed
+ * inodes as mkfs.erofs {@code -z} writes them; the kernel decompresses, lazypull only serves the stored bytes).
+ * Used by {@code inspect}, {@code prefetch --path}, tests and fuzzers, never by the kernel path.
  *
  * <p>Untrusted input: every offset and length is checked against the image size before it is read or
  * allocated, so a malformed image is an {@link ErofsFormatException} (or an I/O error from the source), never
@@ -108,8 +110,8 @@ public final class ErofsReader {
     if (r.size() < 0) {
       throw new ErofsFormatException("nid " + nid + ": size " + Long.toUnsignedString(r.size()));
     }
-    if (r.layout() == InodeRecord.COMPRESSED_FULL || r.layout() == InodeRecord.COMPRESSED_COMPACT) {
-      throw new ErofsFormatException("nid " + nid + ": compressed inodes are not supported");
+    if (isCompressed(r) && r.type() != FileType.REGULAR) {
+      throw new ErofsFormatException("nid " + nid + ": compressed " + r.type() + " inodes are not supported");
     }
     if (off + r.inodeSize() + r.xattrSize() > src.size()) {
       throw new ErofsFormatException("nid " + nid + ": inode and xattrs run past the image");
@@ -214,6 +216,116 @@ public final class ErofsReader {
       throw new ErofsFormatException(String.format("nid %d: unsupported chunk format 0x%x", i.nid, format));
     }
     return sb.blkszbits() + (format & InodeRecord.CHUNK_FORMAT_BLKBITS_MASK);
+  }
+
+  /** True for the compressed layouts (COMPRESSED_FULL, COMPRESSED_COMPACT). */
+  public static boolean isCompressed(InodeRecord r) {
+    return r.layout() == InodeRecord.COMPRESSED_FULL || r.layout() == InodeRecord.COMPRESSED_COMPACT;
+  }
+
+  /**
+   * A range of stored bytes holding (part of) a file's data: {@code length} bytes at {@code offset} of device
+   * {@code device} (0 = the bootstrap / primary device, k = extra device k).
+   */
+  public record Extent(int device, long offset, long length) {}
+
+  /** Receives the extents of {@link #forEachDataExtent}. */
+  public interface ExtentVisitor {
+    void extent(Extent e) throws IOException;
+  }
+
+  /**
+   * Every stored byte range that holds the data of regular file {@code i}, merged where contiguous on one device:
+   * see {@link #forEachDataExtent}. A file of many scattered chunks or pclusters makes a long list: walkers of
+   * untrusted images with huge files should visit instead.
+   */
+  public List<Extent> dataExtents(Inode i) throws IOException {
+    List<Extent> out = new ArrayList<>();
+    forEachDataExtent(i, e -> {
+      Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
+      if (last != null && last.device() == e.device() && last.offset() + last.length() == e.offset()) {
+        out.set(out.size() - 1, new Extent(e.device(), last.offset(), last.length() + e.length()));
+      } else {
+        out.add(e);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Visits every stored byte range that holds the data of regular file {@code i}, in file order (a deduplicated
+   * chunk or pcluster may repeat): the blocks of a flat file and the block holding its inline tail; each non-hole
+   * chunk of a chunk-based file ({@code min(chunk size, bytes left)} bytes on its device); for a compressed file
+   * each physical cluster its indexes point at, its inline tail pcluster (in the bootstrap, right after the
+   * indexes) and, when it keeps fragments in the packed inode, the packed inode's extents. Block addresses of
+   * device 0 that fall inside an extra device's {@code mapped_blkaddr} range are reported on that device, as the
+   * kernel resolves them. Nothing for an empty file or a non-regular inode. Memory does not grow with the file.
+   */
+  public void forEachDataExtent(Inode i, ExtentVisitor out) throws IOException {
+    forEachDataExtent(i, out, 0);
+  }
+
+  private void forEachDataExtent(Inode i, ExtentVisitor out, int depth) throws IOException {
+    InodeRecord r = i.record;
+    long size = r.size();
+    if (r.type() != FileType.REGULAR || size == 0) {
+      return;
+    }
+    if (r.layout() == InodeRecord.CHUNK_BASED) {
+      int bits = chunkBits(i);
+      chunks(i, c -> {
+        if (!c.isHole()) {
+          long len = Math.min(1L << bits, size - ((long) c.index() << bits));
+          out.extent(c.device() == 0 ? locate(c.blkaddr() * blockSize, len)
+              : new Extent(c.device(), c.blkaddr() * blockSize, len));
+        }
+      });
+    } else if (isCompressed(r)) {
+      boolean packed = CompressedExtents.visit(src, sb, i.nid, r, afterXattrs(i),
+          (offset, length) -> out.extent(locate(offset, length)));
+      if (packed) {
+        if (depth > 0) {
+          throw new ErofsFormatException("nid " + i.nid + ": the packed inode keeps fragments itself");
+        }
+        forEachDataExtent(inode(packedNid()), out, depth + 1);
+      }
+    } else {
+      long blocksBytes = r.layout() == InodeRecord.FLAT_INLINE ? size / blockSize * blockSize : size;
+      if (blocksBytes > 0 && Integer.toUnsignedLong(r.iu()) != 0xFFFFFFFFL) {
+        out.extent(locate(Integer.toUnsignedLong(r.iu()) * blockSize, blocksBytes));
+      }
+      if (blocksBytes < size) {
+        out.extent(new Extent(0, i.offset / blockSize * blockSize, blockSize)); // the inline tail's block
+      }
+    }
+  }
+
+  /** The nid of the packed inode (fragments), from the superblock. */
+  private long packedNid() throws IOException {
+    long nid = read(src, Superblock.OFFSET + 96, 8).getLong(0);
+    if (nid <= 0) {
+      throw new ErofsFormatException("fragments without a packed inode");
+    }
+    return nid;
+  }
+
+  /**
+   * Where byte {@code pa} of the primary address space lives: on the extra device whose {@code mapped_blkaddr}
+   * range holds it (as the kernel's erofs_map_dev resolves device-0 addresses), else on device 0.
+   */
+  private Extent locate(long pa, long length) {
+    List<DeviceSlot> devices = header.devices();
+    for (int k = 0; k < devices.size(); k++) {
+      DeviceSlot d = devices.get(k);
+      if (d.mappedBlkaddr() == 0) {
+        continue;
+      }
+      long start = d.mappedBlkaddr() * blockSize;
+      if (pa >= start && pa < start + d.blocks() * blockSize) {
+        return new Extent(k + 1, pa - start, length);
+      }
+    }
+    return new Extent(0, pa, length);
   }
 
   /** Calls {@code each} for every chunk of a chunk-based file, in order. */

@@ -12,9 +12,12 @@ import java.util.Set;
  * @param chunks chunk indexes that point at data (holes excluded), over distinct files
  * @param uniqueChunks distinct (device, block) chunk locations
  * @param holes chunk indexes that are holes
+ * @param compressedFiles regular files compressed by EROFS itself (mkfs.erofs -z), over distinct files
+ * @param compressedStoredBytes the stored bytes of those files' physical clusters
  */
 public record ImageSummary(long inodes, long paths, long directories, long regularFiles, long symlinks,
-    long otherFiles, long fileBytes, long chunks, long uniqueChunks, long holes, int chunkSize) {
+    long otherFiles, long fileBytes, long chunks, long uniqueChunks, long holes, int chunkSize,
+    long compressedFiles, long compressedStoredBytes) {
 
   /** Chunks referenced per chunk stored: 1.0 when nothing was deduplicated. */
   public double dedupRatio() {
@@ -24,7 +27,7 @@ public record ImageSummary(long inodes, long paths, long directories, long regul
   public static ImageSummary of(ErofsReader reader) throws IOException {
     Set<Long> seen = new HashSet<>();
     Set<Long> locations = new HashSet<>();
-    long[] c = new long[9];
+    long[] c = new long[11];
     int[] chunkBits = {0};
     reader.walk((path, inode) -> {
       c[0]++;
@@ -48,6 +51,9 @@ public record ImageSummary(long inodes, long paths, long directories, long regul
                 locations.add(((long) ch.device() << 32) | ch.blkaddr());
               }
             });
+          } else if (ErofsReader.isCompressed(inode.record())) {
+            c[9]++;
+            reader.forEachDataExtent(inode, e -> c[10] += e.length());
           }
           break;
         case SYMLINK:
@@ -58,6 +64,6 @@ public record ImageSummary(long inodes, long paths, long directories, long regul
       }
     });
     return new ImageSummary(seen.size(), c[0], c[1], c[2], c[3], c[7], c[4], c[5], locations.size(), c[6],
-        chunkBits[0] == 0 ? 0 : 1 << chunkBits[0]);
+        chunkBits[0] == 0 ? 0 : 1 << chunkBits[0], c[9], c[10]);
   }
 }

@@ -8,6 +8,12 @@ import java.util.List;
  * the data blobs (layer k serving EROFS device id k), optionally followed by one chunk digest table per data
  * blob (docs/format.md).
  *
+ * <p>A data blob is raw ({@link MediaTypes#EROFS_BLOB}: its bytes are the device) or made of compressed chunks
+ * ({@link MediaTypes#EROFS_BLOB_ZSTD}: its descriptor's size is the stored size, the device size is the
+ * {@link LazyManifests#ANNOTATION_UNCOMPRESSED_SIZE} annotation, and its chunk digest table, required, says
+ * where each chunk's frame lies). {@link #deviceSize} is what cache files, device tables and flattened layouts
+ * are sized by; the descriptor's size is what is fetched.
+ *
  * @param reference what the user asked for, as given (for messages and the catalog)
  * @param manifestDigest sha256 of the exact manifest bytes
  * @param blobs the data blobs in device order
@@ -43,13 +49,14 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
     List<Descriptor> tables = new ArrayList<>();
     for (int i = 1; i < layers.size(); i++) {
       Descriptor d = layers.get(i);
-      if (MediaTypes.EROFS_BLOB.equals(d.mediaType()) && tables.isEmpty()) {
+      if (MediaTypes.isDataBlob(d.mediaType()) && tables.isEmpty()) {
         blobs.add(d);
       } else if (MediaTypes.CHUNK_DIGESTS.equals(d.mediaType())) {
         tables.add(d);
       } else {
         throw new InvalidImageException(reference + ": layer " + i + " (" + d.digest() + ") is " + d.mediaType()
-            + ", expected " + (tables.isEmpty() ? MediaTypes.EROFS_BLOB + " or " : "") + MediaTypes.CHUNK_DIGESTS);
+            + ", expected " + (tables.isEmpty() ? MediaTypes.EROFS_BLOB + ", " + MediaTypes.EROFS_BLOB_ZSTD + " or "
+            : "") + MediaTypes.CHUNK_DIGESTS);
       }
     }
     for (int i = 0; i < layers.size(); i++) {
@@ -60,10 +67,77 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
             + ", outside (0, " + max + "]");
       }
     }
+    boolean compressed = false;
+    for (int i = 0; i < blobs.size(); i++) {
+      Descriptor d = blobs.get(i);
+      if (isCompressed(d)) {
+        compressed = true;
+        checkDeviceSize(reference, i + 1, d);
+      }
+    }
+    if (compressed && tables.isEmpty()) {
+      throw new InvalidImageException(reference + ": compressed data blobs without chunk digest tables");
+    }
     if (!tables.isEmpty()) {
       checkTables(reference, blobs, tables);
     }
     return new LazyImage(reference, manifestDigest, manifest, bootstrap, blobs, tables);
+  }
+
+  /** A compressed blob's device size: a whole number of blocks, at most {@link #MAX_BLOB_SIZE}. */
+  private static void checkDeviceSize(String reference, int layer, Descriptor d) throws InvalidImageException {
+    String v = d.annotation(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE);
+    long size;
+    try {
+      size = v == null ? -1 : Long.parseLong(v);
+    } catch (NumberFormatException e) {
+      size = -1;
+    }
+    if (size <= 0 || size > MAX_BLOB_SIZE || size % ChunkDigestTable.BLOCK_SIZE != 0) {
+      throw new InvalidImageException(reference + ": layer " + layer + " (" + d.digest() + ") is "
+          + d.mediaType() + " with " + LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE + " '" + v
+          + "': expected a positive multiple of " + ChunkDigestTable.BLOCK_SIZE + " up to " + MAX_BLOB_SIZE);
+    }
+  }
+
+  /** True for a data blob of compressed chunks ({@link MediaTypes#EROFS_BLOB_ZSTD}). */
+  public static boolean isCompressed(Descriptor blob) {
+    return MediaTypes.EROFS_BLOB_ZSTD.equals(blob.mediaType());
+  }
+
+  /**
+   * The size of the EROFS device a data blob holds: its descriptor's size for a raw blob, its
+   * {@link LazyManifests#ANNOTATION_UNCOMPRESSED_SIZE} annotation for a compressed one (checked by {@link #of};
+   * -1 for a descriptor that did not come through it and lacks a valid annotation).
+   */
+  public static long deviceSize(Descriptor blob) {
+    if (!isCompressed(blob)) {
+      return blob.size();
+    }
+    try {
+      return Long.parseLong(blob.annotation(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE));
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  /** The device size of data blob {@code index} (0-based: device id index + 1); see {@link #deviceSize(Descriptor)}. */
+  public long deviceSize(int index) {
+    return deviceSize(blobs.get(index));
+  }
+
+  /** The device sizes of all data blobs in device order: what {@code erofs.FlatLayout} and cache files use. */
+  public List<Long> deviceSizes() {
+    List<Long> out = new ArrayList<>();
+    for (Descriptor b : blobs) {
+      out.add(deviceSize(b));
+    }
+    return out;
+  }
+
+  /** True when any data blob is compressed. */
+  public boolean hasCompressedBlobs() {
+    return blobs.stream().anyMatch(LazyImage::isCompressed);
   }
 
   /** One table per blob, in blob order, each naming its blob. */

@@ -13,22 +13,35 @@ public final class LazyManifests {
   public static final String ANNOTATION_CHUNK_DIGESTS = "dev.lazypull.chunk-digests";
   /** Annotation on a chunk digest table layer: the digest of the data blob it describes. */
   public static final String ANNOTATION_CHUNK_DIGESTS_BLOB = "dev.lazypull.chunk-digests.blob";
+  /**
+   * Annotation on a compressed data blob layer ({@link MediaTypes#EROFS_BLOB_ZSTD}): the size in bytes of the
+   * EROFS device it holds (its uncompressed size), decimal.
+   */
+  public static final String ANNOTATION_UNCOMPRESSED_SIZE = "dev.lazypull.uncompressed-size";
   /** Annotation: the manifest digest of the image a converted image was made from. */
   public static final String ANNOTATION_SOURCE = "dev.lazypull.source.manifest";
 
   private LazyManifests() {}
 
   /**
-   * A minimal valid OCI image config for a packed directory: every layer is uncompressed, so diff_ids equal the
-   * layer digests.
+   * A minimal valid OCI image config whose layers are all stored uncompressed, so diff_ids equal the layer
+   * digests.
    */
   public static byte[] minimalConfig(List<Descriptor> layers) {
-    Map<String, Object> rootfs = new LinkedHashMap<>();
-    rootfs.put("type", "layers");
     List<String> diffIds = new ArrayList<>();
     for (Descriptor d : layers) {
       diffIds.add(d.digest().toString());
     }
+    return minimalConfigWithDiffIds(diffIds);
+  }
+
+  /**
+   * A minimal valid OCI image config with these diff_ids (the sha256 of each layer's uncompressed content: for a
+   * compressed data blob, of the device it decompresses to).
+   */
+  public static byte[] minimalConfigWithDiffIds(List<String> diffIds) {
+    Map<String, Object> rootfs = new LinkedHashMap<>();
+    rootfs.put("type", "layers");
     rootfs.put("diff_ids", diffIds);
     Map<String, Object> config = new LinkedHashMap<>();
     config.put("architecture", "amd64");
@@ -39,7 +52,8 @@ public final class LazyManifests {
 
   /**
    * The manifest of an image built with chunk digest tables: bootstrap, data blobs (each annotated with its
-   * table's digest), then the tables (each annotated with its blob's digest), in device order.
+   * table's digest, and a compressed one with its uncompressed size), then the tables (each annotated with its
+   * blob's digest), in device order. {@code blobs} carry their media type and the uncompressed-size annotation.
    */
   public static Manifest manifest(Descriptor config, Descriptor bootstrap, List<Descriptor> blobs,
       List<Descriptor> tables, Map<String, String> annotations) {
@@ -50,8 +64,7 @@ public final class LazyManifests {
     layers.add(new Descriptor(MediaTypes.EROFS_BOOTSTRAP, bootstrap.digest(), bootstrap.size()));
     for (int i = 0; i < blobs.size(); i++) {
       Descriptor b = blobs.get(i);
-      layers.add(new Descriptor(MediaTypes.EROFS_BLOB, b.digest(), b.size(),
-          Map.of(ANNOTATION_CHUNK_DIGESTS, tables.get(i).digest().toString()), null));
+      layers.add(blobLayer(b, tables.get(i).digest().toString()));
     }
     for (int i = 0; i < tables.size(); i++) {
       Descriptor t = tables.get(i);
@@ -66,8 +79,25 @@ public final class LazyManifests {
     List<Descriptor> layers = new ArrayList<>();
     layers.add(new Descriptor(MediaTypes.EROFS_BOOTSTRAP, bootstrap.digest(), bootstrap.size()));
     for (Descriptor b : blobs) {
-      layers.add(new Descriptor(MediaTypes.EROFS_BLOB, b.digest(), b.size()));
+      layers.add(blobLayer(b, null));
     }
     return new Manifest(2, MediaTypes.OCI_MANIFEST, null, config, layers, annotations);
+  }
+
+  /** A data blob's layer: raw unless {@code b} is {@link MediaTypes#EROFS_BLOB_ZSTD} (then with its size). */
+  private static Descriptor blobLayer(Descriptor b, String table) {
+    Map<String, String> ann = new java.util.TreeMap<>();
+    if (table != null) {
+      ann.put(ANNOTATION_CHUNK_DIGESTS, table);
+    }
+    if (MediaTypes.EROFS_BLOB_ZSTD.equals(b.mediaType())) {
+      String size = b.annotation(ANNOTATION_UNCOMPRESSED_SIZE);
+      if (size == null) {
+        throw new IllegalArgumentException("compressed blob " + b.digest() + " without its uncompressed size");
+      }
+      ann.put(ANNOTATION_UNCOMPRESSED_SIZE, size);
+      return new Descriptor(MediaTypes.EROFS_BLOB_ZSTD, b.digest(), b.size(), ann, null);
+    }
+    return new Descriptor(MediaTypes.EROFS_BLOB, b.digest(), b.size(), ann, null);
   }
 }

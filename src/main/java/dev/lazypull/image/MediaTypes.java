@@ -18,6 +18,12 @@ public final class MediaTypes {
   public static final String EROFS_BOOTSTRAP = "application/vnd.lazypull.erofs.bootstrap.v1";
   /** Layers 1..n: raw, 4 KiB-aligned chunk data; layer k is EROFS device id k. */
   public static final String EROFS_BLOB = "application/vnd.lazypull.erofs.blob.v1";
+  /**
+   * Layers 1..n of a compressed image: the chunks of device k as independent zstd frames, in device order (so
+   * the blob as a whole is also one valid zstd stream of the device); its chunk digest table (version 2) says
+   * where each frame lies, and the annotation {@code dev.lazypull.uncompressed-size} gives the device size.
+   */
+  public static final String EROFS_BLOB_ZSTD = "application/vnd.lazypull.erofs.blob.v1+zstd";
 
   /**
    * Trailing layers after the data blobs: one chunk digest table per data blob (sha256 of every stored chunk,
@@ -30,6 +36,11 @@ public final class MediaTypes {
       String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST);
 
   private MediaTypes() {}
+
+  /** A data blob layer: raw ({@link #EROFS_BLOB}) or of compressed chunks ({@link #EROFS_BLOB_ZSTD}). */
+  public static boolean isDataBlob(String mediaType) {
+    return EROFS_BLOB.equals(mediaType) || EROFS_BLOB_ZSTD.equals(mediaType);
+  }
 
   public static boolean isIndex(String mediaType) {
     return OCI_INDEX.equals(mediaType) || DOCKER_MANIFEST_LIST.equals(mediaType);

@@ -1,9 +1,12 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.compress.Compression;
+import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.erofs.ErofsNode;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
+import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.MediaTypes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -14,6 +17,7 @@ import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -27,12 +31,15 @@ import java.util.concurrent.TimeUnit;
 /**
  * Stores file data as chunks in data blobs: the producer (one thread: a directory reader or a tar stream) fills
  * pooled buffers with one chunk each and submits them; worker threads check for all-zero chunks (stored as
- * holes) and compute each chunk's sha256 over its block-padded bytes; one committer thread takes the results
- * in submission order, deduplicates by digest, appends new chunks 4 KiB-aligned to the current blob while
- * hashing the blob, and records each blob's chunk digest table.
+ * holes), compute each chunk's sha256 over its block-padded bytes and, unless the compression is
+ * {@link Compression#NONE}, compress those padded bytes into one zstd frame; one committer thread takes the
+ * results in submission order, deduplicates by digest, appends new chunks to the current blob (raw: 4 KiB-aligned
+ * padded bytes; compressed: the frames back to back) while hashing the blob (and, when compressed, the
+ * uncompressed device it stands for: the layer's diff_id), and records each blob's chunk digest table (version 1
+ * raw, version 2 compressed).
  *
- * <p>Submission order alone decides the blob bytes, so the same input gives the same blobs at any thread
- * count. Memory is bounded by the buffer pool (a few chunks per thread), whatever the tree size; the dedup map
+ * <p>Submission order alone decides the blob bytes, and zstd gives the same frame for the same bytes and level
+ * whichever thread compresses them, so the same input gives the same blobs at any thread count. Memory is bounded by the buffer pool (a few chunks per thread), whatever the tree size; the dedup map
  * and digest tables grow with the number of distinct chunks (about 80 bytes each).
  *
  * <p>Dedup scope: a {@link #startGroup group} (an image conversion starts one per source layer, so a layer's
@@ -43,8 +50,17 @@ import java.util.concurrent.TimeUnit;
  * {@link #finish} rethrow it, and {@link ImageOutput#close} removes the unfinished blob.
  */
 public final class ChunkStore implements AutoCloseable {
-  /** One data blob as stored: its EROFS device id (1-based), descriptor and digest table. */
-  public record StoredBlob(int device, Descriptor blob, ChunkDigestTable table) {}
+  /**
+   * One data blob as stored: its EROFS device id (1-based), descriptor (a compressed blob's carries its media type
+   * and uncompressed-size annotation), digest table, and the sha256 of the device it holds (= the blob's digest
+   * when raw; the OCI diff_id).
+   */
+  public record StoredBlob(int device, Descriptor blob, ChunkDigestTable table, Digest uncompressedDigest) {
+    /** The EROFS device size: what the device table and flattened layout count. */
+    public long deviceSize() {
+      return table.blobSize();
+    }
+  }
 
   private record ShaKey(long a, long b, long c, long d) {
     static ShaKey of(byte[] s) {
@@ -53,7 +69,8 @@ public final class ChunkStore implements AutoCloseable {
     }
   }
 
-  private record Hashed(ErofsNode file, int chunkNo, ByteBuffer buf, boolean zero, byte[] sha) {}
+  /** A hashed chunk; {@code frame} holds its compressed bytes (null when stored raw or a hole). */
+  private record Hashed(ErofsNode file, int chunkNo, ByteBuffer buf, boolean zero, byte[] sha, ByteBuffer frame) {}
 
   private static final Object GROUP = new Object();
   private static final Object END = new Object();
@@ -69,6 +86,12 @@ public final class ChunkStore implements AutoCloseable {
   private final Thread committer;
   private final ByteBuffer zeros;
   private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(Digest::sha256);
+  private final Compression compression;
+  private final int level;
+  /** Each pooled chunk buffer's frame buffer (compressed stores only); filled once, then only read. */
+  private final Map<ByteBuffer, ByteBuffer> frameBuffers = new IdentityHashMap<>();
+  private final List<ZstdCodec.Compressor> compressors = new ArrayList<>();
+  private final ThreadLocal<ZstdCodec.Compressor> compressor;
   private final List<StoredBlob> blobs = new ArrayList<>();
   private final Map<ShaKey, Long> stored = new HashMap<>();
   private volatile Throwable failure;
@@ -79,7 +102,8 @@ public final class ChunkStore implements AutoCloseable {
     final Path path;
     final FileChannel channel;
     final MessageDigest digest = Digest.sha256();
-    final ChunkDigestTable.Builder table = new ChunkDigestTable.Builder();
+    final MessageDigest uncompressed = Digest.sha256();
+    final ChunkDigestTable.Builder table = new ChunkDigestTable.Builder(compression);
     final int device;
 
     OpenBlob(int device) throws IOException {
@@ -89,11 +113,20 @@ public final class ChunkStore implements AutoCloseable {
     }
   }
 
+  /** Raw chunks (chunk digest tables version 1). */
+  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Progress progress) {
+    this(output, chunkSize, blobCap, threads, Compression.NONE, ZstdCodec.DEFAULT_LEVEL, progress);
+  }
+
   /**
    * @param chunkSize power of two, 4 KiB to 16 MiB
-   * @param blobCap start a new blob before one would exceed this many bytes (0 = no cap; else ≥ chunkSize)
+   * @param blobCap start a new blob before its stored size would exceed this many bytes (0 = no cap; else
+   *     ≥ chunkSize)
+   * @param compression how chunks are stored
+   * @param level the zstd level (ignored for {@link Compression#NONE})
    */
-  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Progress progress) {
+  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Compression compression,
+      int level, Progress progress) {
     if (Integer.bitCount(chunkSize) != 1 || chunkSize < BLOCK || chunkSize > (16 << 20)) {
       throw new IllegalArgumentException("chunk size must be a power of two from 4 KiB to 16 MiB: " + chunkSize);
     }
@@ -104,11 +137,28 @@ public final class ChunkStore implements AutoCloseable {
     this.chunkSize = chunkSize;
     this.blobCap = blobCap;
     this.progress = progress;
+    this.compression = compression;
+    this.level = level;
+    if (compression != Compression.NONE) {
+      new ZstdCodec.Compressor(level).close(); // a bad level fails here, not on a worker
+      ZstdCodec.load();
+    }
+    this.compressor = ThreadLocal.withInitial(() -> {
+      ZstdCodec.Compressor c = new ZstdCodec.Compressor(this.level);
+      synchronized (compressors) {
+        compressors.add(c);
+      }
+      return c;
+    });
     int n = Math.max(1, threads);
     int buffers = Math.max(n + 2, Math.min(4 * n + 4, (64 << 20) / chunkSize));
     this.pool = new ArrayBlockingQueue<>(buffers);
     for (int i = 0; i < buffers; i++) {
-      pool.add(ByteBuffer.allocateDirect(chunkSize));
+      ByteBuffer b = ByteBuffer.allocateDirect(chunkSize);
+      pool.add(b);
+      if (compression != Compression.NONE) {
+        frameBuffers.put(b, ByteBuffer.allocateDirect((int) ZstdCodec.maxFrameLength(chunkSize)));
+      }
     }
     this.ordered = new ArrayBlockingQueue<>(buffers + 2);
     this.hashers = Executors.newFixedThreadPool(n, dev.lazypull.sys.DaemonThreads.numbered("lazypull-hash-"));
@@ -120,6 +170,10 @@ public final class ChunkStore implements AutoCloseable {
 
   public int chunkSize() {
     return chunkSize;
+  }
+
+  public Compression compression() {
+    return compression;
   }
 
   /** A cleared chunk buffer from the pool; blocks while every buffer is in flight (that is the memory bound). */
@@ -182,13 +236,19 @@ public final class ChunkStore implements AutoCloseable {
     }
     boolean zero = buf.mismatch(zeros.duplicate().limit(padded)) < 0;
     byte[] digest = null;
+    ByteBuffer frame = null;
     if (!zero) {
       MessageDigest md = sha.get();
       md.update(buf.duplicate());
       digest = md.digest();
+      if (compression != Compression.NONE) {
+        frame = frameBuffers.get(buf).clear();
+        compressor.get().compress(buf.duplicate(), frame);
+        frame.flip();
+      }
     }
     progress.bytesHashed(len);
-    return new Hashed(file, chunkNo, buf, zero, digest);
+    return new Hashed(file, chunkNo, buf, zero, digest, frame);
   }
 
   private void commitLoop() {
@@ -256,23 +316,33 @@ public final class ChunkStore implements AutoCloseable {
     Long loc = stored.get(key);
     if (loc == null) {
       int len = h.buf.remaining();
-      if (current != null && blobCap > 0 && current.table.blobSize() + len > blobCap) {
+      int frameLen = h.frame != null ? h.frame.remaining() : len;
+      if (current != null && blobCap > 0 && current.table.storedSize() > 0
+          && current.table.storedSize() + frameLen > blobCap) {
         closeBlob();
       }
       if (current == null) {
         current = new OpenBlob(blobs.size() + 1);
       }
       long block = current.table.blobSize() / BLOCK;
-      ByteBuffer data = h.buf.duplicate();
+      ByteBuffer data = h.frame != null ? h.frame.duplicate() : h.buf.duplicate();
+      int storedLen = data.remaining();
       current.digest.update(data.duplicate());
-      long pos = current.table.blobSize();
+      if (h.frame != null) {
+        current.uncompressed.update(h.buf.duplicate());
+      }
+      long pos = current.table.storedSize();
       while (data.hasRemaining()) {
         pos += current.channel.write(data, pos);
       }
-      current.table.add(len, h.sha);
+      if (h.frame != null) {
+        current.table.add(len, storedLen, h.sha);
+      } else {
+        current.table.add(len, h.sha);
+      }
       loc = ErofsNode.chunkLocation(current.device, block);
       stored.put(key, loc);
-      progress.chunkStored(len);
+      progress.chunkStored(storedLen);
     } else {
       progress.chunkDeduplicated();
     }
@@ -288,8 +358,17 @@ public final class ChunkStore implements AutoCloseable {
     b.channel.close();
     Digest digest = new Digest(HexFormat.of().formatHex(b.digest.digest()));
     ChunkDigestTable table = b.table.build();
-    Descriptor d = output.putFile(b.path, MediaTypes.EROFS_BLOB, digest);
-    blobs.add(new StoredBlob(b.device, d, table));
+    if (compression == Compression.NONE) {
+      Descriptor d = output.putFile(b.path, MediaTypes.EROFS_BLOB, digest);
+      blobs.add(new StoredBlob(b.device, d, table, digest));
+      progress.blobDone(d);
+      return;
+    }
+    Descriptor put = output.putFile(b.path, MediaTypes.EROFS_BLOB_ZSTD, digest);
+    Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB_ZSTD, put.digest(), put.size(),
+        Map.of(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE, Long.toString(table.blobSize())), null);
+    blobs.add(new StoredBlob(b.device, d, table,
+        new Digest(HexFormat.of().formatHex(b.uncompressed.digest()))));
     progress.blobDone(d);
   }
 
@@ -333,6 +412,17 @@ public final class ChunkStore implements AutoCloseable {
       }
     }
     hashers.shutdownNow();
+    try {
+      hashers.awaitTermination(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    synchronized (compressors) {
+      for (ZstdCodec.Compressor c : compressors) {
+        c.close();
+      }
+      compressors.clear();
+    }
     if (current != null) {
       try {
         current.channel.close();

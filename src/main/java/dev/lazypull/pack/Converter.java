@@ -45,7 +45,8 @@ public final class Converter {
     if (!(config instanceof ObjectNode)) {
       throw new InvalidImageException(src.reference() + ": config is not a JSON object");
     }
-    try (ChunkStore store = new ChunkStore(out, o.chunkSize(), 0, o.threads(), progress)) {
+    try (ChunkStore store = new ChunkStore(out, o.chunkSize(), 0, o.threads(), o.compression(), o.level(),
+        progress)) {
       TarApplier applier = new TarApplier(store, progress);
       for (int i = 0; i < layers.size(); i++) {
         Descriptor l = layers.get(i);
@@ -66,12 +67,12 @@ public final class Converter {
     }
   }
 
-  private static byte[] rewriteConfig(ObjectNode config, List<Descriptor> layers) {
+  private static byte[] rewriteConfig(ObjectNode config, List<String> diffIds) {
     ObjectNode rootfs = config.putObject("rootfs");
     rootfs.put("type", "layers");
     ArrayNode ids = rootfs.putArray("diff_ids");
-    for (Descriptor d : layers) {
-      ids.add(d.digest().toString()); // our layers are uncompressed: diff_id = digest
+    for (String d : diffIds) {
+      ids.add(d); // the sha256 of each layer's uncompressed content
     }
     config.remove("history");
     return Json.write(config);

@@ -22,8 +22,8 @@ import java.util.Map;
  *
  * <p>Names and paths are raw bytes end to end (any byte string Linux allows, valid UTF-8 or not); nothing is
  * followed except SRC itself, so symlink loops are stored as the symlinks they are. Metadata comes from
- * statx: full mode, uid/gid, mtime with nanoseconds, rdev; xattrs from llistxattr. Hard links are files
- * sharing (device, inode). Device nodes, fifos and sockets need no privilege: they are recorded, never opened.
+ * statx: full mode, uid/gid, mtime with nanoseconds, rdev; xattrs from llistxattr. Hard links are entries of
+ * any type but directory sharing (device, inode): one node under several names, so one inode in the image. Device nodes, fifos and sockets need no privilege: they are recorded, never opened.
  *
  * <p>Children are visited in bytewise name order, depth first, so file data lands in the blobs in the same
  * order on every run. File data is read with pread; whole-chunk holes found with SEEK_DATA are not read.
@@ -76,7 +76,7 @@ public final class DirectorySource {
       byte[] path = child(f.path, name);
       StatX cs = PosixFs.lstat(path);
       ErofsNode n;
-      if (cs.isRegular() && cs.nlink() > 1) {
+      if (!cs.isDirectory() && cs.nlink() > 1) { // hard links of every type: files, symlinks, fifos, devices, sockets
         InodeKey key = new InodeKey(cs.devMajor(), cs.devMinor(), cs.ino());
         n = links.get(key);
         if (n == null) {

@@ -42,10 +42,11 @@ public final class ImageBuilder {
 
   /**
    * @param fixedMtime every inode's mtime (seconds) or null to keep the sources'
-   * @param configFor builds the image config from the final layer list (null: a minimal config)
+   * @param configFor builds the image config from the diff_ids of the final layers (the sha256 of each layer's
+   *     uncompressed content, in layer order; null: a minimal config)
    */
   public static Built finish(ErofsNode root, List<ChunkStore.StoredBlob> blobs, int chunkSize, Long fixedMtime,
-      ImageOutput out, Map<String, String> annotations, Function<List<Descriptor>, byte[]> configFor,
+      ImageOutput out, Map<String, String> annotations, Function<List<String>, byte[]> configFor,
       Progress progress) throws IOException {
     if (fixedMtime != null) {
       forEachNode(root, n -> {
@@ -56,7 +57,7 @@ public final class ImageBuilder {
     long[] buildTime = mostCommonMtime(root);
     List<ErofsWriter.Device> devices = new ArrayList<>();
     for (ChunkStore.StoredBlob b : blobs) {
-      devices.add(new ErofsWriter.Device(b.blob().digest().hex(), b.blob().size()));
+      devices.add(new ErofsWriter.Device(b.blob().digest().hex(), b.deviceSize()));
     }
     Path scratch = out.newScratchFile();
     ErofsWriter.Result result;
@@ -75,9 +76,15 @@ public final class ImageBuilder {
       blobDescs.add(b.blob());
       tables.add(out.putBytes(b.table().encode(), MediaTypes.CHUNK_DIGESTS));
     }
-    Manifest draft = LazyManifests.manifest(new Descriptor(MediaTypes.OCI_CONFIG, boot.digest(), 1), boot,
-        blobDescs, tables, Map.of());
-    byte[] config = configFor != null ? configFor.apply(draft.layers()) : LazyManifests.minimalConfig(draft.layers());
+    List<String> diffIds = new ArrayList<>();
+    diffIds.add(boot.digest().toString());
+    for (ChunkStore.StoredBlob b : blobs) {
+      diffIds.add(b.uncompressedDigest().toString());
+    }
+    for (Descriptor t : tables) {
+      diffIds.add(t.digest().toString());
+    }
+    byte[] config = configFor != null ? configFor.apply(diffIds) : LazyManifests.minimalConfigWithDiffIds(diffIds);
     Descriptor configDesc = out.putBytes(config, MediaTypes.OCI_CONFIG);
     Map<String, String> ann = new LinkedHashMap<>(annotations);
     ann.put(LazyManifests.ANNOTATION_CHUNK_SIZE, Integer.toString(chunkSize));

@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.compress.Compression;
+import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.erofs.ErofsNode;
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,16 +20,24 @@ public final class Packer {
 
   /**
    * @param chunkSize power of two, 4 KiB to 16 MiB
-   * @param blobCap start a new data blob before one exceeds this many bytes (0 = one blob)
+   * @param blobCap start a new data blob before its stored size exceeds this many bytes (0 = one blob)
    * @param mtime fixed mtime (seconds) for every inode, or null to keep the sources'
+   * @param compression how data blobs store chunks ({@link Compression#ZSTD}: one zstd frame per chunk)
+   * @param level the zstd level (ignored for {@link Compression#NONE})
    */
-  public record Options(int chunkSize, long blobCap, int threads, Long mtime) {}
+  public record Options(int chunkSize, long blobCap, int threads, Long mtime, Compression compression, int level) {
+    /** Raw chunks (chunk digest tables version 1), as images were before compression existed. */
+    public Options(int chunkSize, long blobCap, int threads, Long mtime) {
+      this(chunkSize, blobCap, threads, mtime, Compression.NONE, ZstdCodec.DEFAULT_LEVEL);
+    }
+  }
 
   private Packer() {}
 
   public static ImageBuilder.Built pack(Path src, ImageOutput out, Options o, Progress progress) throws IOException {
     Path real = src.toRealPath();
-    try (ChunkStore store = new ChunkStore(out, o.chunkSize(), o.blobCap(), o.threads(), progress)) {
+    try (ChunkStore store = new ChunkStore(out, o.chunkSize(), o.blobCap(), o.threads(), o.compression(),
+        o.level(), progress)) {
       ErofsNode root;
       if (Files.isDirectory(real)) {
         progress.stage("scanning " + src);

@@ -56,6 +56,81 @@ class PackMountIT {
     checkMountsAndTools(files, expected, "jdk");
   }
 
+  /**
+   * Hard links of every inode type (regular file, fifo, symlink, char and block device, socket) stay one inode
+   * with its link count, through {@code pack} (compressed and raw) and {@code convert} (a tar with hard-link
+   * members), mounted by the kernel with {@code device=} and flattened: the listings compare nlink and the
+   * hard-link group (the first path sharing the inode number) of every entry.
+   */
+  @Test
+  void hardLinksOfEveryInodeTypeStayOneInode() throws Exception {
+    ErofsMounts.requireKernelMounts();
+    Requirements.requireTool("tar");
+    Path tree = tmp.resolve("links");
+    Files.createDirectories(tree);
+    String sh = "set -euo pipefail\ncd '" + tree + "'\nmkdir -p a/b c\n"
+        + "echo data > file; ln file a/file2; ln file c/file3\n"
+        + "mkfifo fifo; ln fifo a/fifo2; ln fifo a/b/fifo3\n"
+        + "ln -s file sym; ln -P sym a/sym2; ln -P sym c/sym3\n"
+        + "mknod chr c 1 3; ln chr a/chr2\nmknod blk b 7 0; ln blk c/blk2\n"
+        + "find . -mindepth 1 ! -type l -exec touch -h -d @1600000000 {} +\n";
+    Requirements.run("bash", "-c", sh);
+    String expected = ErofsMounts.list(tree);
+    assertTrue(expected.contains("\t3\t./a/b/fifo3\t"), "a fifo with three names: " + expected);
+    assertTrue(expected.contains("\t3\t./a/sym2\tfile"), "a symlink with three names: " + expected);
+    assertTrue(expected.contains("\t2\t./a/chr2\t"), "a char device with two names: " + expected);
+    Path layout = tmp.resolve("layout");
+    for (String compression : List.of("zstd", "none")) {
+      assertEquals(0, Main.run("pack", tree.toString(), "--compression", compression, "--output",
+          "oci:" + layout + ":" + compression));
+      checkMounts(ErofsMounts.files(layout, compression), expected, "pack --compression " + compression);
+    }
+    // convert: GNU tar records hard links of regular files and symlinks only, so the layer is written by hand with
+    // hard-link members to every type, as container tools (Go's archive/tar users) write them
+    byte[] none = new byte[0];
+    java.util.function.Function<String, byte[]> u = x -> x.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] layer = new dev.lazypull.testing.TarBytes().entry(u.apply("./"), '5', none, none)
+        .entry(u.apply("a/"), '5', none, none)
+        .entry("file", '0', "data\n").entry(u.apply("a/file2"), '1', none, u.apply("file"))
+        .entry(u.apply("fifo"), '6', none, none).entry(u.apply("a/fifo2"), '1', none, u.apply("fifo"))
+        .entry(u.apply("a/fifo3"), '1', none, u.apply("a/fifo2"))
+        .symlink("sym", "file").entry(u.apply("a/sym2"), '1', none, u.apply("sym"))
+        .entry(u.apply("chr"), '3', none, none).entry(u.apply("a/chr2"), '1', none, u.apply("chr"))
+        .entry(u.apply("blk"), '4', none, none).entry(u.apply("a/blk2"), '1', none, u.apply("blk"))
+        .end();
+    Path tar = tmp.resolve("links.tar");
+    Files.write(tar, layer);
+    dev.lazypull.testing.TestImages.write(tmp.resolve("src"), "v1", List.of(
+        new dev.lazypull.testing.TestImages.Layer(tar, tar, dev.lazypull.image.MediaTypes.OCI_LAYER_TAR)));
+    assertEquals(0, Main.run("convert", "oci:" + tmp.resolve("src") + ":v1", "oci:" + layout + ":conv"));
+    Path flat = ErofsMounts.flatten(ErofsMounts.files(layout, "conv"), tmp.resolve("conv.img"));
+    Path mnt = Files.createDirectories(tmp.resolve("mnt"));
+    String stat = Requirements.run("bash", "-c", "set -euo pipefail\ntrap \"umount '" + mnt + "' 2>/dev/null || "
+        + "true\" EXIT\nmount -t erofs -o ro '" + flat + "' '" + mnt + "'\n(cd '" + mnt + "' && "
+        + "stat -c '%n %h %i %F' file a/file2 fifo a/fifo2 a/fifo3 sym a/sym2 chr a/chr2 blk a/blk2)\n");
+    java.util.Map<String, String[]> st = new java.util.HashMap<>();
+    for (String line : stat.strip().split("\n")) {
+      String[] f = line.split(" ", 4);
+      st.put(f[0], f);
+    }
+    for (String[] group : new String[][] {{"file", "a/file2"}, {"fifo", "a/fifo2", "a/fifo3"}, {"sym", "a/sym2"},
+        {"chr", "a/chr2"}, {"blk", "a/blk2"}}) {
+      for (String name : group) {
+        assertEquals(String.valueOf(group.length), st.get(name)[1], "nlink of " + name + ":\n" + stat);
+        assertEquals(st.get(group[0])[2], st.get(name)[2], "inode of " + name + ":\n" + stat);
+      }
+    }
+    assertTrue(stat.contains("fifo 3 ") && stat.contains("fifo"), stat);
+  }
+
+  private void checkMounts(List<Path> files, String expected, String what) throws Exception {
+    ErofsMounts.assertSameListing(expected, ErofsMounts.listWithDevices(files.get(0),
+        files.subList(1, files.size()), tmp.resolve("mnt")), what + " mounted with device=");
+    Path flat = ErofsMounts.flatten(files, tmp.resolve("flat.img"));
+    ErofsMounts.assertSameListing(expected, ErofsMounts.listFlat(flat, tmp.resolve("mnt")), what + " flattened");
+    Files.delete(flat);
+  }
+
   private void checkMountsAndTools(List<Path> files, String expected, String what) throws Exception {
     Path boot = files.get(0);
     List<Path> blobs = files.subList(1, files.size());

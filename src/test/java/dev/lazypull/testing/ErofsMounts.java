@@ -5,10 +5,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.erofs.FlatLayout;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.LazyImage;
 import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,13 +65,49 @@ public final class ErofsMounts {
     return Requirements.run("bash", "-c", sh);
   }
 
-  /** The local files of an image in an OCI layout: bootstrap first, then the data blobs. */
+  /**
+   * The local files of an image in an OCI layout: bootstrap first, then its devices. A raw data blob is its
+   * device; a compressed one is decompressed entry by entry through its chunk digest table (each entry verified)
+   * into {@code LAYOUT-devices/HEX}, the bytes the kernel must see.
+   */
   public static List<Path> files(Path layout, String tag) throws IOException {
     ImageSource src = ImageSources.localOnly().open("oci:" + layout + ":" + tag);
     LazyImage img = src.resolve();
     List<Path> out = new ArrayList<>();
-    for (Descriptor d : img.allBlobs()) {
-      out.add(layout.resolve("blobs/sha256").resolve(d.digest().hex()));
+    out.add(layout.resolve("blobs/sha256").resolve(img.bootstrap().digest().hex()));
+    for (int i = 0; i < img.blobs().size(); i++) {
+      Descriptor d = img.blobs().get(i);
+      Path stored = layout.resolve("blobs/sha256").resolve(d.digest().hex());
+      if (!LazyImage.isCompressed(d)) {
+        out.add(stored);
+        continue;
+      }
+      Descriptor t = img.chunkTable(i);
+      ChunkDigestTable table = ChunkDigestTable.decode(src.readRange(t, 0, (int) t.size()), d);
+      Path device = Files.createDirectories(layout.resolveSibling(layout.getFileName() + "-devices"))
+          .resolve(d.digest().hex());
+      ByteBuffer frame = ByteBuffer.allocateDirect(table.size() == 0 ? 1 : (int) dev.lazypull.compress.ZstdCodec
+          .maxFrameLength(table.maxLength()));
+      ByteBuffer data = ByteBuffer.allocateDirect(Math.max(1, table.maxLength()));
+      try (FileChannel in = FileChannel.open(stored);
+          FileChannel o = FileChannel.open(device, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+              StandardOpenOption.WRITE)) {
+        for (int e = 0; e < table.size(); e++) {
+          frame.clear().limit(table.compressedLength(e));
+          while (frame.hasRemaining()) {
+            if (in.read(frame, table.compressedOffset(e) + frame.position()) < 0) {
+              throw new IOException(stored + " ends early");
+            }
+          }
+          table.unpack(e, frame.flip(), data.clear());
+          data.flip();
+          long at = table.offset(e);
+          while (data.hasRemaining()) {
+            at += o.write(data, at);
+          }
+        }
+      }
+      out.add(device);
     }
     return out;
   }

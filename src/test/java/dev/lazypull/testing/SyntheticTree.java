@@ -11,7 +11,8 @@ import java.util.Random;
  * A tree with every inode type and the edge cases of the format (needs root and setcap/setfattr): regular
  * files of 0 bytes, one byte, exactly one chunk, one chunk + 1, identical files (deduplicated), sparse files,
  * one over 4 GiB (sparse), a directory spanning several blocks, names of 255 bytes, a name that is not UTF-8,
- * names that sort around "." ("!bang", "-dash"), 40 levels of nesting, hard links across directories,
+ * names that sort around "." ("!bang", "-dash"), 40 levels of nesting, hard links across directories (of a
+ * regular file, a fifo, a symlink, char and block devices and a socket),
  * symlinks (short, long, dangling, a loop), char/block devices (one with a minor over 255), a fifo, a socket,
  * uid/gid over 65535, suid/sgid/sticky bits, nanosecond mtimes, user./trusted./security. xattrs and a file
  * capability.
@@ -55,6 +56,11 @@ public final class SyntheticTree {
         + "ln -s one-byte sym; ln -s /does/not/exist dangling; ln -s loop-b loop-a; ln -s loop-a loop-b\n"
         + "ln -s " + "x".repeat(3000) + " long-symlink\n"
         + "mknod chr c 1 3; mknod blk b 7 200; mknod bigminor c 10 300; mkfifo fifo\n"
+        // hard links of every inode type, across directories
+        + "mkdir -p hardlinks/in; mkfifo hardlinks/fifo; ln hardlinks/fifo hardlinks/in/fifo2; ln hardlinks/fifo fifo3\n"
+        + "ln -s ../one-byte hardlinks/sym; ln -P hardlinks/sym hardlinks/in/sym2\n"
+        + "mknod hardlinks/chr c 1 5; ln hardlinks/chr hardlinks/in/chr2; mknod hardlinks/blk b 7 201\n"
+        + "ln hardlinks/blk hardlinks/in/blk2; ln socket hardlinks/socket2\n"
         + "echo owned > owned; chown 70000:70001 owned\n"
         + "echo mid > mid-owner; chown 1000:1000 mid-owner\n"
         + "echo suid > suid; chmod 4755 suid; mkdir sticky; chmod 1777 sticky; mkdir sgid; chmod 2750 sgid\n"
