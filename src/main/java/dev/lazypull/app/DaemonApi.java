@@ -19,6 +19,7 @@ import dev.lazypull.prefetch.PrefetchPolicy;
 import dev.lazypull.prefetch.Prefetcher;
 import java.io.IOException;
 import dev.lazypull.image.Json;
+import dev.lazypull.image.LazyImage;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -92,7 +93,7 @@ public final class DaemonApi implements ControlServer.Handler {
         for (ServedBlob b : daemon.frontend().served()) {
           objects.addObject().put("id", b.id()).put("fsid", b.binding().image().fsid())
               .put("deviceId", b.binding().deviceId()).put("blob", b.binding().blob().digest().toString())
-              .put("readyBytes", b.readyBytes()).put("size", b.binding().blob().size());
+              .put("readyBytes", b.readyBytes()).put("size", LazyImage.deviceSize(b.binding().blob()));
         }
         out.putObject("cache").put("usageBytes", janitor.usage()).put("budgetBytes", janitor.budget());
         return out;

@@ -123,15 +123,15 @@ public final class BlobCacheDir implements Closeable {
     }
     Key key = Key.of(ref);
     BlobCacheFile f = files.get(key);
-    if (f != null && f.ref().blob().size() == ref.blob().size()) {
+    if (f != null && f.ref().deviceSize() == ref.deviceSize()) {
       users.merge(f, 1, Integer::sum);
       return f;
     }
     Digest digest = ref.blob().digest();
     for (BlobCacheFile open : files.values()) {
-      if (open.ref().blob().digest().equals(digest) && open.ref().blob().size() != ref.blob().size()) {
-        throw new IOException("blob " + digest + " is listed with sizes " + open.ref().blob().size() + " and "
-            + ref.blob().size());
+      if (open.ref().blob().digest().equals(digest) && open.ref().deviceSize() != ref.deviceSize()) {
+        throw new IOException("blob " + digest + " is listed with sizes " + open.ref().deviceSize() + " and "
+            + ref.deviceSize());
       }
     }
     ClaimsFile c = claims.computeIfAbsent(digest, d -> new ClaimsFile(claimsPath(root, d.hex())));

@@ -71,7 +71,7 @@ public final class BlobCacheFile implements Closeable, ChunkSink {
   static BlobCacheFile open(Path path, ClaimsFile claims, BlobRef ref, BlobSource source, FetchCore core)
       throws IOException {
     Files.createDirectories(path.toAbsolutePath().getParent());
-    long padded = AlignedBuffers.roundUp(ref.blob().size(), AlignedBuffers.ALIGNMENT);
+    long padded = AlignedBuffers.roundUp(ref.deviceSize(), AlignedBuffers.ALIGNMENT);
     int dataFd = openInUse(path);
     try {
       touch(path);

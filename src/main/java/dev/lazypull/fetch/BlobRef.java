@@ -1,6 +1,7 @@
 package dev.lazypull.fetch;
 
 import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.LazyImage;
 
 /**
  * A blob as a front end asks the fetch core for it: the blob, whether it is an image's metadata (its bootstrap)
@@ -15,6 +16,18 @@ public record BlobRef(Descriptor blob, Descriptor table, boolean metadata, Strin
     if (metadata && table != null) {
       throw new IllegalArgumentException("a bootstrap has no chunk digest table");
     }
+    if (LazyImage.isCompressed(blob) && (table == null || LazyImage.deviceSize(blob) < 0)) {
+      throw new IllegalArgumentException("blob " + blob.digest() + " of compressed chunks needs its digest table "
+          + "and its uncompressed size");
+    }
+  }
+
+  /**
+   * The size of the device the blob holds, which its cache file is sized to: the blob's own size, or for a blob of
+   * compressed chunks the uncompressed size its descriptor declares.
+   */
+  public long deviceSize() {
+    return LazyImage.deviceSize(blob);
   }
 
   /** Data blob {@code blob} with its digest table (or null) of an image whose reference is {@code reference}. */

@@ -1,6 +1,7 @@
 package dev.lazypull.fetch;
 
 import dev.lazypull.blob.BlobSource;
+import dev.lazypull.image.ChunkDataException;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.sys.AlignedBuffers;
@@ -299,14 +300,16 @@ public final class ChunkFetcher {
   }
 
   /**
-   * The verified path: reads each digest-table entry (the map is cut along the table, so the run is whole
-   * entries), checks its sha256, and only then writes it. A mismatch in bytes from a mirror is fetched once
-   * more from the origin; from the origin it fails the run with an error naming the blob and the range.
+   * The verified path: reads each digest-table entry's stored bytes (the map is cut along the table, so the run is
+   * whole entries; compressed entries are adjacent frames, so the run is still one ranged read), turns them into
+   * the entry's bytes — decompressed, never past its length — checks their sha256, and only then writes them. A
+   * failure in bytes from a mirror is fetched once more from the origin; from the origin it fails the run with an
+   * error naming the blob and the range.
    */
   private void fetchVerified(int last, int[] next) throws IOException {
     int e0 = next[0];
-    long ws = table.offset(e0);
-    long we = table.offset(last) + table.length(last);
+    long ws = table.compressedOffset(e0);
+    long we = table.compressedEnd(last);
     try (ReadableByteChannel in = source.openRange(blob, ws, we - ws)) {
       streamVerified(in, e0, last, next);
     } catch (ChunkIntegrityException x) {
@@ -316,7 +319,7 @@ public final class ChunkFetcher {
       }
       stats.integrityMismatchesMirror.increment();
       LOG.warning(x.getMessage() + "; fetching it again from the origin");
-      long from = table.offset(next[0]);
+      long from = table.compressedOffset(next[0]);
       try (ReadableByteChannel in = source.openRangeFromOrigin(blob, from, we - from)) {
         streamVerified(in, next[0], last, next);
       } catch (ChunkIntegrityException again) {
@@ -331,7 +334,8 @@ public final class ChunkFetcher {
     String servedBy = in instanceof BlobSource.Served s ? s.servedBy() : source.describe();
     for (int e = e0; e <= e1; e++) {
       int len = table.length(e);
-      if (len > MAX_VERIFIED_ENTRY) {
+      int stored = table.compressedLength(e);
+      if (len > MAX_VERIFIED_ENTRY || stored > MAX_VERIFIED_ENTRY) {
         throw new IOException("blob " + blob.digest() + ": digest-table entry " + e + " of " + len
             + " bytes exceeds " + MAX_VERIFIED_ENTRY);
       }
@@ -340,19 +344,45 @@ public final class ChunkFetcher {
         buf = AlignedBuffers.allocate(len);
       }
       buf.clear().limit(len);
-      readFully(in, buf, table.offset(e));
-      stats.bytesFetched.add(len);
-      buf.flip();
-      if (!table.verify(e, buf)) {
+      try {
+        if (table.isCompressed()) { // the frame into scratch, its bytes into the aligned buffer
+          ByteBuffer frame = frameBuffer(stored);
+          readFully(in, frame, table.compressedOffset(e));
+          stats.bytesFetched.add(stored);
+          table.unpack(e, frame.flip(), buf);
+          stats.bytesDecompressed.add(len);
+        } else {
+          readFully(in, buf, table.offset(e));
+          stats.bytesFetched.add(len);
+          buf.flip();
+          if (!table.verify(e, buf)) {
+            throw new ChunkDataException(e, "sha256 mismatch");
+          }
+        }
+      } catch (ChunkDataException bad) {
         LOG.severe("integrity: blob " + blob.digest() + " bytes " + table.offset(e) + "+" + len + " from "
-            + servedBy + " do not match their sha256 " + HexFormat.of().formatHex(table.sha256(e)));
+            + servedBy + " do not match their sha256 " + HexFormat.of().formatHex(table.sha256(e)) + " ("
+            + bad.getMessage() + ")");
         throw new ChunkIntegrityException("blob " + blob.digest() + ": bytes " + table.offset(e) + "+" + len
             + " from " + servedBy + " fail their chunk digest", mirror);
       }
       stats.chunksVerified.increment();
+      buf.position(0).limit(len);
       writePadded(buf, len, table.offset(e));
       completeUpTo(table.offset(e) + len, e1, next);
     }
+  }
+
+  /** Compressed frames of this thread, read whole before they are decompressed; grows to the largest frame. */
+  private static final ThreadLocal<ByteBuffer> FRAMES = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(0));
+
+  private static ByteBuffer frameBuffer(int size) {
+    ByteBuffer b = FRAMES.get();
+    if (b.capacity() < size) {
+      b = ByteBuffer.allocateDirect(Math.max(size, Math.min(2 * b.capacity(), MAX_VERIFIED_ENTRY)));
+      FRAMES.set(b);
+    }
+    return b.clear().limit(size);
   }
 
   private void readFully(ReadableByteChannel in, ByteBuffer buf, long pos) throws IOException {

@@ -76,11 +76,11 @@ public final class ChunkTables {
     if (p != null && Files.isRegularFile(p) && Files.size(p) == table.size() && table.size() <= MAX_TABLE_BYTES) {
       byte[] local = Files.readAllBytes(p);
       if (Digest.of(local).equals(table.digest())) {
-        return ChunkDigestTable.decode(local, blob.size());
+        return ChunkDigestTable.decode(local, blob);
       }
     }
     byte[] bytes = fetch(table, source);
-    ChunkDigestTable decoded = ChunkDigestTable.decode(bytes, blob.size());
+    ChunkDigestTable decoded = ChunkDigestTable.decode(bytes, blob);
     if (p != null) {
       try {
         AtomicFiles.write(p, bytes);
@@ -98,7 +98,7 @@ public final class ChunkTables {
    *     against {@code blob}
    */
   public static ChunkDigestTable loadNow(Descriptor table, Descriptor blob, BlobSource source) throws IOException {
-    return ChunkDigestTable.decode(fetch(table, source), blob.size());
+    return ChunkDigestTable.decode(fetch(table, source), blob);
   }
 
   /** The table's bytes from {@code source}, size-limited and checked against the table's digest. */

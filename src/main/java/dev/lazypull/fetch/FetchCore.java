@@ -69,7 +69,7 @@ public final class FetchCore implements AutoCloseable {
   public CompletableFuture<ChunkFetcher> open(BlobRef ref, BlobSource source, ChunkSink sink) {
     ExecutorService originPool = pools.forOrigin(ref.origin());
     return verification(ref, source, originPool).thenApplyAsync(table -> {
-      ChunkMap map = table != null ? ChunkMap.forTable(table) : new ChunkMap(ref.blob().size(), settings.chunkSize());
+      ChunkMap map = table != null ? ChunkMap.forTable(table) : new ChunkMap(ref.deviceSize(), settings.chunkSize());
       try {
         map.rebuild(sink);
       } catch (IOException | RuntimeException e) {

@@ -9,7 +9,10 @@ import java.util.concurrent.atomic.LongAdder;
 public final class FetchStats {
   public final LongAdder fetches = new LongAdder();
   public final LongAdder fetchFailures = new LongAdder();
+  /** Bytes read from blob sources: what the wire carried (compressed frames as stored). */
   public final LongAdder bytesFetched = new LongAdder();
+  /** Bytes compressed chunks decompressed to (counted next to their stored size in {@link #bytesFetched}). */
+  public final LongAdder bytesDecompressed = new LongAdder();
   public final LongAdder bytesWritten = new LongAdder();
   public final LongAdder chunksDeduplicated = new LongAdder();
   /** Chunks verified against the image's digest table before being written. */
@@ -26,6 +29,7 @@ public final class FetchStats {
     m.put("fetches", fetches.sum());
     m.put("fetchFailures", fetchFailures.sum());
     m.put("bytesFetched", bytesFetched.sum());
+    m.put("bytesDecompressed", bytesDecompressed.sum());
     m.put("bytesWritten", bytesWritten.sum());
     m.put("chunksDeduplicated", chunksDeduplicated.sum());
     m.put("chunksVerified", chunksVerified.sum());

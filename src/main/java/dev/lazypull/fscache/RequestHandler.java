@@ -11,6 +11,7 @@ import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.fetch.ReadAhead;
 import dev.lazypull.frontend.BlobListener;
 import dev.lazypull.frontend.RequestStats;
+import dev.lazypull.image.LazyImage;
 import dev.lazypull.sys.Errno;
 import java.io.IOException;
 import java.time.Duration;
@@ -86,7 +87,7 @@ final class RequestHandler {
     CacheObject existing = objects.get(open.objectId());
     if (existing != null && existing.addFd(open.fd())) {
       // Re-delivered OPEN (after restore): same object, one more fd. Answer with the same stable size.
-      copen(open, binding.blob().size(), existing);
+      copen(open, LazyImage.deviceSize(binding.blob()), existing);
       return;
     }
     BlobSource source;
@@ -102,14 +103,14 @@ final class RequestHandler {
         ? BlobRef.metadata(binding.blob(), binding.image().reference())
         : BlobRef.data(binding.blob(), binding.image().chunkTable(binding.deviceId()), binding.image().reference());
     objects.put(open.objectId(), object);
-    if (copen(open, binding.blob().size(), object)) {
+    if (copen(open, LazyImage.deviceSize(binding.blob()), object)) {
       object.start(self -> core.open(ref, source, self));
       for (BlobListener l : listeners) {
         l.opened(object);
       }
     }
     LOG.fine(() -> "OPEN " + object + " fsid " + binding.image().fsid() + " device " + binding.deviceId() + " size "
-        + binding.blob().size());
+        + LazyImage.deviceSize(binding.blob()));
   }
 
   private boolean copen(CachefilesMsg.Open open, long size, CacheObject object) {
@@ -180,9 +181,10 @@ final class RequestHandler {
     }
     stats.readBytesRequested.add(length);
     notifyRead(object, offset, length);
-    if (offset + length > object.binding().blob().size() + 4095) {
+    long deviceSize = LazyImage.deviceSize(object.binding().blob());
+    if (offset + length > deviceSize + 4095) {
       once.warn("pastend:" + object.objectId, object + ": READ " + offset + "+" + length + " goes past the blob's "
-          + object.binding().blob().size() + " bytes; serving what exists");
+          + deviceSize + " bytes; serving what exists");
     }
     CompletableFuture<Void> present;
     try {

@@ -51,27 +51,11 @@ public final class PathRanges {
         return;
       }
       files[0]++;
-      InodeRecord r = inode.record();
-      long size = inode.size();
-      if (r.layout() == InodeRecord.CHUNK_BASED) {
-        int bits = reader.chunkBits(inode);
-        reader.chunks(inode, c -> {
-          if (!c.isHole()) {
-            long len = Math.min(1L << bits, size - ((long) c.index() << bits));
-            add(out, c.device(), c.blkaddr() * blockSize, len);
-            bytes[0] += len;
-          }
-        });
-      } else {
-        long blocksBytes = r.layout() == InodeRecord.FLAT_INLINE ? size / blockSize * blockSize : size;
-        if (blocksBytes > 0 && Integer.toUnsignedLong(r.iu()) != 0xFFFFFFFFL) {
-          add(out, 0, Integer.toUnsignedLong(r.iu()) * blockSize, blocksBytes);
-          bytes[0] += blocksBytes;
-        }
-        if (blocksBytes < size) {
-          add(out, 0, inode.offset() / blockSize * blockSize, blockSize); // the inline tail's block
-        }
-      }
+      // every layout, EROFS-compressed inodes included: the device ranges the file's data occupies
+      reader.forEachDataExtent(inode, e -> {
+        add(out, e.device(), e.offset(), e.length());
+        bytes[0] += e.length();
+      });
     });
     return new Result(out, files[0], bytes[0]);
   }

@@ -77,7 +77,7 @@ public final class ImageDevices {
       Descriptor d = image.blobs().get(i);
       // verified fetches when the image has tables
       blobs.add(cache.file(BlobRef.data(d, image.chunkTable(i), image.reference()), source));
-      sizes.add(d.size());
+      sizes.add(LazyImage.deviceSize(d)); // the device a compressed blob holds is larger than the blob
     }
     FlatLayout layout;
     byte[] overlay = null;
@@ -117,8 +117,8 @@ public final class ImageDevices {
       throws IOException {
     Descriptor blob = selectBlob(image, blobSelector);
     BlobCacheFile f = cache.file(refOf(image, blob), source);
-    SegmentDevice device = new SegmentDevice(blob.size(),
-        List.of(new SegmentDevice.Segment(0, blob.size(), SegmentDevice.file(f), 0)));
+    long size = f.ref().deviceSize();
+    SegmentDevice device = new SegmentDevice(size, List.of(new SegmentDevice.Segment(0, size, SegmentDevice.file(f), 0)));
     return new Built(device, null, "lazypull raw blob " + blob.digest() + " of " + image.reference());
   }
 
