@@ -32,7 +32,7 @@ final class BuildOptions {
   int compressionLevel = ZstdCodec.DEFAULT_LEVEL;
 
   /** What {@code pack}, {@code convert} and {@code import} write unless told otherwise. */
-  static final Compression DEFAULT_COMPRESSION = Compression.NONE;
+  static final Compression DEFAULT_COMPRESSION = Compression.ZSTD;
 
   @Option(names = "--threads", paramLabel = "N", description = "Hashing threads (default: the CPU count).")
   int threads = Runtime.getRuntime().availableProcessors();
