@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
+import dev.lazypull.image.LazyImage;
 import java.util.List;
 import java.util.regex.Pattern;
 
@@ -92,12 +93,12 @@ public record ImageRecord(
     return b.toString();
   }
 
-  /** Total bytes of the bootstrap and all data blobs. */
+  /** Total bytes of the bootstrap and all data devices (what the cache holds once the image is complete). */
   @JsonIgnore
   public long totalBytes() {
     long n = bootstrap.size();
     for (Descriptor d : blobs) {
-      n += d.size();
+      n += LazyImage.deviceSize(d);
     }
     return n;
   }

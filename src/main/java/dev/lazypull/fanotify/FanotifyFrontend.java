@@ -245,7 +245,7 @@ public final class FanotifyFrontend implements Frontend {
       await(boot.ensure(0, boot.size()), "the bootstrap of " + fsid); // whole, verified: the kernel reads it
       List<WatchedFile.Served> blobs = new ArrayList<>();
       for (int i = 0; i < r.blobs().size(); i++) {
-        BlobCacheFile f = cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i), r.reference()), source);
+        BlobCacheFile f = cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i + 1), r.reference()), source);
         opened.add(f);
         await(f.fetcher(), "blob " + r.blobs().get(i).digest() + " of " + fsid);
         WatchedFile w = watch(f);

@@ -45,7 +45,7 @@ class ChunkIntegrityTest {
       TestTrees.write(tree.resolve("f" + i), (1L << 20) + 4096 * (i + 1) + 17, rnd);
     }
     String ref = "oci:" + tmp.resolve("layout") + ":odd";
-    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref));
+    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref, "--compression", "none"));
     Catalog catalog = Catalog.load(tmp.resolve("state"));
     ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "odd", null, false);
     Descriptor blob = image.blobs().get(0);
@@ -70,7 +70,7 @@ class ChunkIntegrityTest {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("big.bin"), 5L << 20, new Random(9));
     String ref = "oci:" + tmp.resolve("layout") + ":v1";
-    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref));
+    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref, "--compression", "none"));
     Catalog catalog = Catalog.load(tmp.resolve("state"));
     ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "img", null, false);
     assertEquals(1, image.chunkTables().size(), "pack writes a chunk digest table per data blob");
@@ -103,6 +103,58 @@ class ChunkIntegrityTest {
       assertEquals(Outcome.DATA, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS));
       assertArrayEquals(Arrays.copyOfRange(original, (int) tamperAt, (int) tamperAt + (1 << 20)),
           Arrays.copyOfRange(Files.readAllBytes(o.file), (int) tamperAt, (int) tamperAt + (1 << 20)));
+    }
+  }
+
+  @Test
+  void compressedChunksAreFetchedAsStoredDecompressedVerifiedAndATamperedFrameFails() throws Exception {
+    Path tree = Files.createDirectories(tmp.resolve("tree"));
+    byte[] text = "lazy pull of compressed chunks\n".repeat(200_000).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    Files.write(tree.resolve("text.txt"), text); // compresses well: the stored blob is far smaller
+    String ref = "oci:" + tmp.resolve("layout") + ":z";
+    assertEquals(0, Main.run("pack", tree.toString(), "--output", ref)); // zstd chunks by default
+    Catalog catalog = Catalog.load(tmp.resolve("state"));
+    ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "z", null, false);
+    Descriptor blob = image.blobs().get(0);
+    long device = dev.lazypull.image.LazyImage.deviceSize(blob);
+    assertTrue(dev.lazypull.image.LazyImage.isCompressed(blob) && blob.size() * 10 < device,
+        "stored " + blob.size() + " of a " + device + "-byte device");
+    Path blobFile = tmp.resolve("layout/blobs/sha256/" + blob.digest().hex());
+    try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
+      FakeKernel kernel = h.kernel;
+      FetchStats stats = h.fetchStats();
+      FakeObject o = kernel.open("erofs,z", blob.digest().hex());
+      assertEquals(device, o.copen.get(5, TimeUnit.SECONDS), "the cache file is the device, not the blob");
+      assertEquals(Outcome.DATA, kernel.read(o, 0, device).get(10, TimeUnit.SECONDS));
+      assertEquals(blob.size(), stats.bytesFetched.sum(), "every stored byte fetched once, none more");
+      assertEquals(device, stats.bytesDecompressed.sum());
+      byte[] cached = Files.readAllBytes(o.file);
+      assertTrue(new String(cached, 0, (int) device, java.nio.charset.StandardCharsets.UTF_8)
+          .contains("lazy pull of compressed chunks"), "the device holds the file's bytes");
+    }
+    // a flipped byte inside a frame: the chunk fails (EIO), nothing of it is cached
+    byte[] stored = Files.readAllBytes(blobFile);
+    stored[stored.length / 2] ^= 0x20;
+    Files.write(blobFile, stored);
+    Path fresh = Files.createDirectories(tmp.resolve("fresh"));
+    Files.copy(tmp.resolve("state/catalog.json"), Files.createDirectories(fresh.resolve("state")).resolve("catalog.json"));
+    try (DaemonHarness h = DaemonHarness.in(fresh).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
+      dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + blob.digest());
+      dev.lazypull.testing.ExpectedLogs.warning("fail their chunk digest");
+      FakeObject o = h.kernel.open("erofs,z", blob.digest().hex());
+      o.copen.get(5, TimeUnit.SECONDS);
+      assertEquals(Outcome.EIO, h.kernel.read(o, 0, device).get(10, TimeUnit.SECONDS));
+      assertTrue(h.fetchStats().integrityMismatchesOrigin.sum() >= 1);
+      Descriptor tableDesc = image.chunkTable(1);
+      dev.lazypull.image.ChunkDigestTable table = dev.lazypull.image.ChunkDigestTable.decode(
+          Files.readAllBytes(tmp.resolve("layout/blobs/sha256/" + tableDesc.digest().hex())), blob);
+      int bad = 0;
+      while (table.compressedEnd(bad) <= stored.length / 2) {
+        bad++;
+      }
+      long data = Posix.lseek(o.anonFd, table.offset(bad), Posix.SEEK_DATA);
+      assertTrue(data == -1 || data >= table.offset(bad) + table.length(bad),
+          "nothing of the failed chunk " + bad + " was written (data at " + data + ")");
     }
   }
 }

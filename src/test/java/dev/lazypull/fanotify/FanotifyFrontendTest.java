@@ -11,6 +11,7 @@ import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.image.Json;
+import dev.lazypull.image.LazyImage;
 import dev.lazypull.oci.OciLayoutWriter;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.testing.Await;
@@ -72,8 +73,10 @@ class FanotifyFrontendTest {
     Path data = Path.of(options.substring("device=".length()));
     Descriptor blob = harness.catalog().list().get(0).blobs().get(0);
     assertEquals(harness.catalog().list().get(0).bootstrap().size(), Files.size(bootstrap), "bootstrap whole");
-    assertTrue(Files.size(data) >= blob.size(), "the data file is sized, sparse");
-    byte[] expected = Files.readAllBytes(tmp.resolve("layout/blobs/sha256/" + blob.digest().hex()));
+    long device = LazyImage.deviceSize(blob);
+    assertTrue(LazyImage.isCompressed(blob), "packed with compressed chunks (the default)");
+    assertEquals(device, Files.size(data), "the data file is the device, sparse");
+    byte[] expected = Files.readAllBytes(tmp.resolve("tree/data.bin")); // the device: the one file's chunks
 
     FakeFanotifyGroup g = harness.group;
     assertEquals(FanotifyResponse.ALLOW, g.access(data, 1 << 20, 128 << 10, READER).get(10, TimeUnit.SECONDS));
@@ -85,7 +88,7 @@ class FanotifyFrontendTest {
     assertEquals(2, harness.stats().readsOk.sum());
 
     // read everything: the file becomes complete and loses its mark (later reads raise no event)
-    for (long off = 0; off < blob.size(); off += 1 << 20) {
+    for (long off = 0; off < device; off += 1 << 20) {
       assertEquals(FanotifyResponse.ALLOW, g.access(data, off, 1 << 20, READER).get(10, TimeUnit.SECONDS));
     }
     assertArrayEquals(expected, Arrays.copyOf(Files.readAllBytes(data), expected.length));
