@@ -74,8 +74,10 @@ apt_update_once() {
 # ensure_pkgs PKG...: installs the ones that are missing (nothing, not even apt-get update, if none).
 ensure_pkgs() {
 	local p missing=() ok
-	# One dpkg-query for all: "<name> <status>" for the known ones; unknown names print nothing.
-	ok=" $(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | awk '$2 == "installed" {printf "%s ", $1}')"
+	# One dpkg-query for all: "<name> <status>" for the known ones; unknown names print nothing. It exits 1
+	# when any name is unknown (never installed), which must not end the script under pipefail.
+	ok=" $({ dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true; } |
+		awk '$2 == "installed" {printf "%s ", $1}')"
 	for p in "$@"; do [[ $ok == *" $p "* ]] || missing+=("$p"); done
 	((${#missing[@]})) || return 0
 	apt_update_once
