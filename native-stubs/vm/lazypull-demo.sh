@@ -71,8 +71,15 @@ docker-registry serve /tmp/registry.yml >/tmp/registry.log 2>&1 &
 for i in \$(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && break; sleep 0.2; done
 curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ || { step "the registry did not come up"; cat /tmp/registry.log; exit 1; }
 step "starting the lazypull daemon (JVM start-up under emulation takes a while) ..."
-"\$JAVA" -jar "$JAR" daemon --config "$W/lazypull.toml" --cache-dir /mnt/cache --state-dir /mnt/state >/tmp/daemon.log 2>&1 &
-for i in \$(seq 120); do lp status >/dev/null 2>&1 && break; sleep 1; done
+"\$JAVA" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -jar "$JAR" daemon --config "$W/lazypull.toml" \\
+  --cache-dir /mnt/cache --state-dir /mnt/state >/tmp/daemon.log 2>&1 &
+DAEMON=\$!
+# Its control socket appears once it is set up: cheap to poll, where a CLI JVM per poll would compete with the
+# daemon's own start-up for the emulated CPUs.
+for i in \$(seq 900); do
+  if [ -S /run/lazypull/lazypull.sock ] || ! kill -0 \$DAEMON 2>/dev/null; then break; fi
+  sleep 0.2
+done
 lp status >/dev/null 2>&1 || { step "the daemon did not come up"; cat /tmp/daemon.log; exit 1; }
 step "daemon ready"
 image_bytes=\$(du -sb /mnt/registry-storage/docker/registry/v2/blobs | cut -f1)
