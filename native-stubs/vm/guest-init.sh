@@ -17,7 +17,10 @@ BB=/bin/busybox
 # Kernel command line switches (all dotted, so the kernel does not hand them to init as arguments
 # or environment; they are read from /proc/cmdline):
 #   lp.cmd=/abs/path   command file on the host root, run with bash inside the chroot (required)
+#   lp.share=TAG:PATH  (any number) a host directory the guest's own /tmp, /run, /var/tmp or /mnt hide (a
+#                      checkout in /tmp, say), exported by vm-run.sh as 9p share TAG: mounted back at PATH
 LP_CMD=
+LP_SHARES=
 
 t() {
 	read -r up _ </proc/uptime || up='?'
@@ -70,10 +73,13 @@ $BB --install -s /bin || die "busybox --install"
 t "init started (kernel boot done)"
 echo "@@ guest: $(uname -r), $(nproc) vCPUs, $(sed -n 's/^MemTotal: *//p' /proc/meminfo) RAM; $(cat /etc/lp-build-info 2>/dev/null)"
 
+# No pathname expansion from here on: the words of the command line (and the share paths) are data.
+set -f
 # shellcheck disable=SC2013 # words are wanted: the command line is space separated
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	lp.cmd=*) LP_CMD=${arg#lp.cmd=} ;;
+	lp.share=*) LP_SHARES="$LP_SHARES ${arg#lp.share=}" ;;
 	esac
 done
 
@@ -121,10 +127,18 @@ n=0
 while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 # noinit_itable: no background inode-table zeroing thread eating emulated CPU on a throwaway disk.
 mount -t ext4 -o noinit_itable /dev/vda /host/mnt || die "mount scratch disk /dev/vda on /mnt"
+# Host directories the mounts above hide (vm-run.sh shares each one the run needs), back at their own paths.
+for share in $LP_SHARES; do
+	tag=${share%%:*}
+	path=${share#*:}
+	mkdir -p "/host$path" || die "mkdir $path for share $tag"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose,ro "$tag" "/host$path" ||
+		die "mount host directory $path (9p share $tag)"
+done
 
 # --- the command ---------------------------------------------------------------------------------
 [ -n "$LP_CMD" ] || die "no lp.cmd= on the kernel command line"
-[ -f "/host$LP_CMD" ] || die "command file $LP_CMD not visible in the guest (host paths under /tmp, /run, /var/tmp and /mnt are hidden by guest mounts)"
+[ -f "/host$LP_CMD" ] || die "command file $LP_CMD not visible in the guest (host paths under /tmp, /run, /var/tmp and /mnt are hidden by guest mounts unless shared with lp.share=)"
 t "command start"
 # A clean environment like a fresh login; the command file (written by vm-run.sh) exports the
 # variables the caller passes through (CI and others) and cds to the caller's directory.

@@ -4,9 +4,9 @@
 # cachefiles.ko/erofs.ko rebuilt with the on-demand (fscache mode) options by ../kmod/Makefile.
 #
 # Idempotent: every stage writes a stamp last and is skipped while its stamp matches, so a re-run
-# is a fast no-op and an interrupted run resumes. Stamps of the module build and of the initramfs
-# hash their inputs (kmod glue, guest-init.sh, this script, module list, busybox), so editing any
-# of them rebuilds just what depends on it.
+# is a fast no-op and an interrupted run resumes. The module build's stamp and the initramfs's file
+# name hash their inputs (kmod glue, guest-init.sh, this script, module list, busybox), so editing any
+# of them rebuilds just what depends on it, and checkouts at different versions share one cache.
 #
 # Environment:
 #   LAZYPULL_VM_CACHE        cache root (default /var/cache/lazypull-vm); results in <root>/<pkg-version>/
@@ -74,8 +74,10 @@ apt_update_once() {
 # ensure_pkgs PKG...: installs the ones that are missing (nothing, not even apt-get update, if none).
 ensure_pkgs() {
 	local p missing=() ok
-	# One dpkg-query for all: "<name> <status>" for the known ones; unknown names print nothing.
-	ok=" $(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null | awk '$2 == "installed" {printf "%s ", $1}')"
+	# One dpkg-query for all: "<name> <status>" for the known ones; unknown names print nothing. It exits 1
+	# when any name is unknown (never installed), which must not end the script under pipefail.
+	ok=" $({ dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true; } |
+		awk '$2 == "installed" {printf "%s ", $1}')"
 	for p in "$@"; do [[ $ok == *" $p "* ]] || missing+=("$p"); done
 	((${#missing[@]})) || return 0
 	apt_update_once
@@ -133,11 +135,14 @@ initramfs_hash() {
 	} | sha256sum | cut -c1-16
 }
 stamp_ok() { [[ -f $1 && $(<"$1") == "$2" ]]; }
+# The initramfs is named by the hash of its inputs. Several checkouts of lazypull at different versions
+# (worktrees, a CI job next to a developer) share this cache; with one fixed name each would rebuild it
+# for its own guest-init.sh in turn, and a guest could boot another checkout's /init, replaced between
+# vm-prepare and QEMU's start. A name is complete once it exists (written to .tmp, then renamed).
+initramfs_file() { echo "$VM/initramfs-$(initramfs_hash).cpio.gz"; }
 # ready: the final products exist and match the current inputs (the whole check for a warm run).
 ready() {
-	stamp_ok "$VM/kmod/.stamp" "$(kmod_hash)" &&
-		stamp_ok "$VM/.initramfs.stamp" "$(initramfs_hash)" &&
-		[[ -s $VM/bzImage && -s $VM/initramfs.cpio.gz ]]
+	stamp_ok "$VM/kmod/.stamp" "$(kmod_hash)" && [[ -s $(initramfs_file) && -s $VM/bzImage ]]
 }
 set_version() {
 	PKGVER=$1
@@ -145,11 +150,14 @@ set_version() {
 }
 
 emit() {
-	local krel
+	local krel initramfs
 	krel=$(<"$VM/krel")
+	initramfs=$(initramfs_file)
+	# Its mtime says when it was last used: do_initramfs prunes the ones unused for a month.
+	touch "$initramfs"
 	say "ready: kernel $krel (package $PKGVER) in $(secs "$T0")"
 	printf 'KVER_PKG=%s\nKREL=%s\nBZIMAGE=%s\nINITRAMFS=%s\nVM_DIR=%s\n' \
-		"$PKGVER" "$krel" "$VM/bzImage" "$VM/initramfs.cpio.gz" "$VM"
+		"$PKGVER" "$krel" "$VM/bzImage" "$initramfs" "$VM"
 }
 
 # --- stages: each builds into NAME.tmp and renames it when complete (a killed run leaves no
@@ -227,10 +235,10 @@ unpack_ko() {
 }
 
 do_initramfs() {
-	local h mods=$VM/modtree i=$VM/initramfs.d line path opts name m
+	local h out mods=$VM/modtree i=$VM/initramfs.d line path opts name m
 	local -A seen=()
 	h=$(initramfs_hash)
-	rm -f "$VM/.initramfs.stamp"
+	out=$(initramfs_file)
 	# Load order from the real modules.dep: a hard-linked copy of the image's module tree with our
 	# two modules in updates/ (which depmod prefers to kernel/), then depmod on that copy.
 	rm -rf "$mods"
@@ -269,13 +277,18 @@ do_initramfs() {
 	say "initramfs modules: $(cut -d' ' -f1 "$i/etc/lp-modules" | sed 's/\.ko$//' | tr '\n' ' ')"
 	# Sorted names, root-owned (we run as root anyway), no name/time in the gzip header.
 	(cd "$i" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -6n) \
-		>"$VM/initramfs.cpio.gz.tmp"
-	mv "$VM/initramfs.cpio.gz.tmp" "$VM/initramfs.cpio.gz"
-	cp "$VM/root/boot/vmlinuz-$KREL" "$VM/bzImage.tmp"
-	mv "$VM/bzImage.tmp" "$VM/bzImage"
+		>"$out.tmp"
+	mv "$out.tmp" "$out"
+	# The kernel depends on the package version only (which names $VM), so another initramfs's run
+	# may be booting it: never rewrite it.
+	if [[ ! -s $VM/bzImage ]]; then
+		cp "$VM/root/boot/vmlinuz-$KREL" "$VM/bzImage.tmp"
+		mv "$VM/bzImage.tmp" "$VM/bzImage"
+	fi
 	rm -rf "$mods" "$i"
-	echo "$h" >"$VM/.initramfs.stamp"
-	say "initramfs: $(du -h "$VM/initramfs.cpio.gz" | cut -f1), kernel: $(du -h "$VM/bzImage" | cut -f1)"
+	# Other checkouts' initramfs files (2.3 MB each), unless one was used in the last 30 days.
+	find "$VM" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "${out##*/}" -mtime +30 -delete
+	say "initramfs: $(du -h "$out" | cut -f1) in $out, kernel: $(du -h "$VM/bzImage" | cut -f1)"
 }
 
 # --- main ----------------------------------------------------------------------------------------
@@ -322,7 +335,7 @@ fi
 if stamp_ok "$VM/kmod/.stamp" "$(kmod_hash)"; then info "cachefiles.ko/erofs.ko: cached"; else
 	run_step "build cachefiles.ko + erofs.ko with ONDEMAND" do_kmod
 fi
-if stamp_ok "$VM/.initramfs.stamp" "$(initramfs_hash)" && [[ -s $VM/initramfs.cpio.gz && -s $VM/bzImage ]]; then
+if [[ -s $(initramfs_file) && -s $VM/bzImage ]]; then
 	info "initramfs: cached"
 else
 	run_step "assemble initramfs" do_initramfs

@@ -5,7 +5,9 @@
 # on-demand cachefiles/erofs modules (see vm-prepare.sh, run first and quietly when cached). The
 # guest sees the host root read-only at the same paths (virtio-9p + chroot), so SCRIPT, the JDK
 # and the built jar are used in place; /tmp, /run and /var/tmp are fresh tmpfs and /mnt is an
-# empty ext4 scratch disk (--disk-size, default 2G). No network (-nic none), loopback only.
+# empty ext4 scratch disk (--disk-size, default 2G). Host directories those hide that the run needs
+# (the checkout, the current directory, SCRIPT's, the run directory, LAZYPULL_VM_SHARE) are shared
+# back read-only at their own paths. No network (-nic none), loopback only.
 # SCRIPT runs in the caller's current directory, directly if executable, else with bash.
 #
 # The guest console (SCRIPT's stdout+stderr, after the guest's own "@@ " lines) streams to stdout;
@@ -14,8 +16,9 @@
 # Usable from ProcessBuilder: needs no tty and never reads stdin.
 #
 # Environment:
-#   LAZYPULL_VM_RUNDIR   where per-run directories go (default <repo>/target/vm-run); it must be
-#                        visible in the guest, so not under /tmp, /run, /var/tmp or /mnt
+#   LAZYPULL_VM_RUNDIR   where per-run directories go (default <repo>/target/vm-run)
+#   LAZYPULL_VM_SHARE    more host directories (space separated) the run reads, to share back into
+#                        the guest if they lie under /tmp, /run, /var/tmp or /mnt
 #   LAZYPULL_VM_ENV      names of extra variables to pass into the guest (CI, TZ, JAVA_HOME,
 #                        MAVEN_OPTS and all LAZYPULL_* are passed when set)
 #   LAZYPULL_VM_APPEND   extra kernel command line (e.g. loglevel=7)
@@ -57,26 +60,67 @@ done
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || usage "--timeout wants whole seconds"
 [[ $SMP =~ ^[0-9]+$ ]] || usage "--smp wants a number"
 
-# The guest mounts its own filesystems over these host paths, so files there are invisible to it.
+# The guest mounts its own filesystems over /tmp, /run and /var/tmp (tmpfs) and /mnt (the scratch disk), which
+# hides whatever the host has there: a checkout cloned to /tmp, say, with the jar, the test scripts and the test
+# data under target/. Every directory a run needs that lies there is therefore exported again as a read-only 9p
+# share of its own, which the guest mounts back at the same path on top of its own mounts (lp.share= on the
+# kernel command line, see guest-init.sh). Paths stay the same on both sides, so the absolute paths that the
+# host writes into scripts and configs keep working wherever the checkout is. /proc, /sys and /dev are the
+# guest's own and cannot be shared back.
 hidden_in_guest() {
 	case $1/ in
-	/tmp/* | /run/* | /var/tmp/* | /mnt/* | /proc/* | /sys/* | /dev/*) return 0 ;;
+	/tmp/* | /run/* | /var/tmp/* | /mnt/*) return 0 ;;
 	esac
 	return 1
+}
+SHARES=()
+# need_visible WHAT DIR: the guest must see DIR (an absolute, resolved path) at the same path.
+need_visible() {
+	local what=$1 dir=$2
+	case $dir/ in
+	/proc/* | /sys/* | /dev/*) usage "$what $dir is under /proc, /sys or /dev, which the guest replaces with its own" ;;
+	/tmp/ | /run/ | /var/tmp/ | /mnt/) usage "$what $dir is where the guest mounts its own filesystem: use a subdirectory" ;;
+	esac
+	hidden_in_guest "$dir" || return 0
+	# The share goes on the kernel command line, which is split at whitespace and interprets quotes.
+	[[ $dir != *[[:space:]\"]* ]] || usage "$what $dir contains whitespace or a quote: it cannot be shared into the guest"
+	SHARES+=("$dir")
 }
 SCRIPT=$(realpath -e -- "$1") || usage "SCRIPT $1 does not exist"
 shift
 [[ -f $SCRIPT ]] || usage "SCRIPT $SCRIPT is not a file"
-hidden_in_guest "$SCRIPT" && usage "SCRIPT $SCRIPT is under a path the guest mounts over (/tmp, /run, /var/tmp, /mnt): put it elsewhere, e.g. under target/"
 CWD=$(pwd -P)
-hidden_in_guest "$CWD" && usage "the current directory $CWD is hidden in the guest (/tmp, /run, /var/tmp, /mnt): cd elsewhere"
-
 RUNROOT=${LAZYPULL_VM_RUNDIR:-$REPO/target/vm-run}
 mkdir -p "$RUNROOT"
 RUNROOT=$(realpath -e "$RUNROOT")
-hidden_in_guest "$RUNROOT" && usage "LAZYPULL_VM_RUNDIR=$RUNROOT is hidden in the guest (/tmp, /run, /var/tmp, /mnt)"
 # The command file's path goes on the kernel command line, which is split at spaces.
 [[ $RUNROOT != *[[:space:]]* ]] || usage "the run directory $RUNROOT contains whitespace; set LAZYPULL_VM_RUNDIR"
+
+# The checkout (the jar, the guest scripts, target/), the caller's directory, SCRIPT's directory, the run
+# directory (the command file), and whatever else the caller names.
+need_visible "the checkout" "$REPO"
+need_visible "the current directory" "$CWD"
+need_visible "SCRIPT's directory" "$(dirname "$SCRIPT")"
+need_visible "the run directory" "$RUNROOT"
+read -r -a extra_shares <<<"${LAZYPULL_VM_SHARE:-}"
+for d in "${extra_shares[@]}"; do
+	r=$(realpath -e -- "$d") || usage "LAZYPULL_VM_SHARE: $d does not exist"
+	need_visible "the LAZYPULL_VM_SHARE entry" "$r"
+done
+# One share per outermost directory: C-locale sorting puts every directory before what lies under it.
+KEPT=() VIRTFS_SHARES=() APPEND_SHARES=''
+if ((${#SHARES[@]})); then
+	n=0
+	while IFS= read -r d; do
+		for k in "${KEPT[@]}"; do [[ $d/ == "$k"/* ]] && continue 2; done
+		KEPT+=("$d")
+		# QEMU option values escape a comma by doubling it.
+		VIRTFS_SHARES+=(-virtfs "local,path=${d//,/,,},mount_tag=lpshare$n,security_model=none,readonly=on,multidevs=remap")
+		APPEND_SHARES+=" lp.share=lpshare$n:$d"
+		say "sharing $d into the guest at the same path (the guest's own /tmp, /run, /var/tmp, /mnt would hide it)"
+		n=$((n + 1))
+	done < <(printf '%s\n' "${SHARES[@]}" | LC_ALL=C sort -u)
+fi
 
 T0=${EPOCHREALTIME/./}
 secs() { local d=$((${EPOCHREALTIME/./} - $1)); printf '%d.%01d' $((d / 1000000)) $((d % 1000000 / 100000)); }
@@ -159,7 +203,7 @@ if ! flock -n 9; then
 	say "waiting for another guest run to finish (lock ${LAZYPULL_VM_LOCK:-/run/lock/lazypull-vm-run.lock})"
 	flock 9
 fi
-APPEND="console=ttyS0 rdinit=/init panic=-1 loglevel=4 edd=off lp.cmd=$RUN/cmd.sh ${LAZYPULL_VM_APPEND:-}"
+APPEND="console=ttyS0 rdinit=/init panic=-1 loglevel=4 edd=off lp.cmd=$RUN/cmd.sh$APPEND_SHARES ${LAZYPULL_VM_APPEND:-}"
 say "booting (timeout ${TIMEOUT}s, ${SMP} vCPU, ${MEM} RAM, ${DISK_SIZE} disk): $SCRIPT${*:+ $*}"
 T_BOOT=${EPOCHREALTIME/./}
 (
@@ -170,6 +214,7 @@ T_BOOT=${EPOCHREALTIME/./}
 		-kernel "$BZIMAGE" -initrd "$INITRAMFS" -append "$APPEND" \
 		-drive file="$RUN/scratch.img",if=virtio,format=raw,cache=unsafe \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+		"${VIRTFS_SHARES[@]}" \
 		</dev/null 2>&1 |
 		sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c]//g' |
 		tee "$RUN/console.log"

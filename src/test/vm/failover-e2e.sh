@@ -1,7 +1,7 @@
 #!/bin/bash
 # Daemon failover in the real kernel (6.8+ semantics), run inside the QEMU guest by FailoverKernelIT.
 # A supervisor standing in for systemd's fd store holds the /dev/cachefiles fd; we kill -9 the daemon while
-# readers are blocked on cold reads; the restarted daemon takes the fd back, writes `restore`, re-answers the
+# readers are blocked on cold reads (their READs sent and unanswered); the restarted daemon takes the fd back, writes `restore`, re-answers the
 # re-sent OPENs from its persisted catalog and serves the re-delivered READs: every reader must finish with
 # correct bytes and no EIO.
 # Usage: failover-e2e.sh WORKDIR SUPERVISOR
@@ -21,11 +21,17 @@ check mount lp mount --socket "$SOCK" "oci:$W/layout:big" /tmp/mnt/app
 first=$(sed -n 's/^@@SUPERVISOR started pid=\([0-9]*\) run=0.*/\1/p' /tmp/daemon.log)
 result first-daemon-pid "$first"
 
-# Several readers on cold data, in parallel, so READs are in flight when the daemon dies.
-for f in $(cd /tmp/mnt/app && ls); do
+# Several readers on cold data, in parallel, and the daemon must die while their READs are in flight. So it is
+# frozen first (SIGSTOP: it answers nothing more, whatever it was doing), the readers start, and the kill waits
+# until the kernel shows every reader blocked on a request the daemon has not answered.
+files=$(cd /tmp/mnt/app && ls) # listed before the freeze: a directory READ would block too
+nfiles=$(echo "$files" | wc -w)
+kill -STOP "$first"
+for f in $files; do
   (cd /tmp/mnt/app && md5sum "$f" >"/tmp/out.$f" 2>"/tmp/err.$f"; echo $? >"/tmp/rc.$f") &
 done
-sleep 1
+check reads-in-flight-at-kill wait_ondemand_waiters "$nfiles" '^md5sum '
+result readers-blocked-at-kill "$(ondemand_waiters '^md5sum ')"
 check readers-still-running test -n "$(jobs -r)"
 kill -9 "$first"
 echo "killed daemon $first at $(date +%T.%N)"

@@ -17,6 +17,7 @@ REG_PID= PROXY_PID= DAEMON=
 cleanup() {
   echo "--- daemon log (warnings, tail)"; grep -E 'WARN|SEVERE' /tmp/daemon.log 2>/dev/null | tail -n 25
   umount /tmp/mnt/app /tmp/mnt/local 2>/dev/null
+  [ -z "$PROXY_PID" ] || kill -CONT "$PROXY_PID" 2>/dev/null # a stopped proxy would keep its SIGTERM pending
   for p in $DAEMON $PROXY_PID $REG_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
@@ -32,6 +33,9 @@ start_registry() {
   return 1
 }
 fault_rate() { curl -s "http://127.0.0.1:5000/__fault/rate/$1" >/dev/null; }
+faults_injected() { curl -s http://127.0.0.1:5000/__fault/stats | awk '$1 != "NONE" { s += $2 } END { print s + 0 }'; }
+# requests the proxy could not forward because the registry was down
+upstream_errors() { curl -s http://127.0.0.1:5000/__fault/upstream-errors; }
 
 echo "### registry on 127.0.0.1:5001, fault proxy on 127.0.0.1:5000 in front of it"
 cp -a "$W/registry-storage" /mnt/registry-storage
@@ -69,14 +73,26 @@ reader() {
 # wave N FIRST LAST: readers on files fFIRST..fLAST, each cold (no other wave reads them)
 wave() { for i in $(seq "$2" "$3"); do reader "wave$1-f$i" "/tmp/mnt/app/f$i.bin"; done; }
 wave 1 0 3
-sleep 3
+# wave 2 once the faults have bitten wave 1's fetches, with the registry up (or wave 1 ended unscathed: with
+# half of the responses damaged that is unlikely, but not an error)
+wave_1_under_faults() { [ "$(faults_injected)" -gt 0 ] || [ "$(ls /tmp/readers/wave1-*.rc 2>/dev/null | wc -l)" -ge 4 ]; }
+check wave-1-under-faults wait_until 120 wave_1_under_faults
+# The registry stops under the second wave. Its readers end at their first EIO, which half of the responses
+# cause, so a wave left running could be over before the registry stops. So the proxy is frozen (SIGSTOP) while
+# wave 2 starts: fetches cannot complete, and once one of its readers waits on a READ the registry stops; then
+# the proxy resumes and forwards what it holds to the stopped registry.
+down_before=$(upstream_errors)
+kill -STOP "$PROXY_PID"
 wave 2 4 7
-sleep 1
+check wave-2-reads-in-flight wait_ondemand_waiters 1 '^md5sum f[4-7][.]bin' 120
 kill "$REG_PID"; wait "$REG_PID" 2>/dev/null
+kill -CONT "$PROXY_PID"
 echo "registry stopped at $(( $(now_ms) - t0 )) ms"
 # while it is down the local image is served
 check local-md5-while-registry-down bash -c "cd /tmp/mnt/local && timeout 120 md5sum --quiet -c '$W/local.md5'"
-sleep 2
+# the registry comes back once a fetch has found it down (the proxy counts the requests it could not forward)
+outage_seen() { [ "$(upstream_errors)" -gt "$down_before" ]; }
+check registry-outage-seen wait_until 120 outage_seen
 check registry-restarted start_registry
 echo "registry back at $(( $(now_ms) - t0 )) ms"
 wave 3 8 11
@@ -114,7 +130,7 @@ check no-wrong-bytes test "$wrong" -eq 0
 check every-reader-correct-or-eio test "$other" -eq 0
 check faults-bit test "$eio" -gt 0
 curl -s http://127.0.0.1:5000/__fault/stats | tr '\n' ' ' | sed 's/^/faults injected: /'; echo
-result faults-injected "$(curl -s http://127.0.0.1:5000/__fault/stats | awk '$1 != "NONE" { s += $2 } END { print s + 0 }')"
+result faults-injected "$(faults_injected)"
 
 echo "### faults off: every file reads back correctly"
 fault_rate 0

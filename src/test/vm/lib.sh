@@ -36,3 +36,41 @@ wait_for_daemon() {
   done
   return 1
 }
+
+# ondemand_waiters [REGEX]: how many processes (with REGEX in their command line, if given) the kernel shows
+# blocked on an on-demand request the daemon has not answered yet: cachefiles_ondemand_send_req waits there for
+# the daemon's reply to a READ (or an OPEN). Read from /proc/PID/stack (root only), all in one grep: a process
+# per task would make one scan take seconds under TCG.
+ondemand_waiters() {
+  local stack n=0
+  for stack in $(grep -ls cachefiles_ondemand_send_req /proc/[0-9]*/stack); do
+    [ -z "${1:-}" ] || tr '\0' ' ' <"${stack%/stack}/cmdline" 2>/dev/null | grep -qE "$1" || continue
+    n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# wait_ondemand_waiters N [REGEX] [SECONDS]: until at least N such processes wait at once (default 120 s).
+wait_ondemand_waiters() {
+  local end=$((SECONDS + ${3:-120}))
+  until [ "$(ondemand_waiters "${2:-}")" -ge "$1" ]; do
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "timed out after ${3:-120} s: $(ondemand_waiters "${2:-}") of $1 processes${2:+ matching $2} blocked on an on-demand request"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND (every 0.2 s) until it succeeds; says so and fails on timeout.
+wait_until() {
+  local secs=$1 end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "timed out after $secs s waiting for: $*"
+      return 1
+    fi
+    sleep 0.2
+  done
+}

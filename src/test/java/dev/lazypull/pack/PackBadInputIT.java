@@ -6,26 +6,32 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.testing.ErofsMounts;
 import dev.lazypull.testing.Requirements;
-import dev.lazypull.testing.VmHarness;
+import dev.lazypull.testing.Unprivileged;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Bad input for `lazypull pack` run as an unprivileged user (the jar under setpriv as nobody): an unreadable
  * file is a clear error and publishes nothing; device nodes, fifos and sockets need no privilege to pack and
- * mount back as what they were.
+ * mount back as what they were. Everything nobody touches (the jar included, as a copy) is in a temp dir opened to
+ * others, not in the checkout, which nobody may be unable to reach (a clone in root's 0700 home).
  */
 class PackBadInputIT {
+  @TempDir Path tmp;
+
   private record Result(int exit, String output) {}
 
-  private static Result packAsNobody(Path src, Path layout, String tag) throws Exception {
-    Process p = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-        System.getProperty("java.home") + "/bin/java", "-jar", VmHarness.jar().toString(), "pack", src.toString(),
-        "--output", "oci:" + layout + ":" + tag).redirectErrorStream(true).start();
+  private static Result packAsNobody(Path jar, Path src, Path layout, String tag) throws Exception {
+    List<String> cmd = new ArrayList<>(Unprivileged.asNobody());
+    cmd.addAll(List.of(System.getProperty("java.home") + "/bin/java", "-jar", jar.toString(), "pack", src.toString(),
+        "--output", "oci:" + layout + ":" + tag));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     byte[] out = p.getInputStream().readAllBytes();
     assertTrue(p.waitFor(120, TimeUnit.SECONDS));
     return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
@@ -35,7 +41,8 @@ class PackBadInputIT {
   void unprivilegedPackRefusesUnreadableFilesAndStoresSpecialFiles() throws Exception {
     ErofsMounts.requireKernelMounts();
     Requirements.requireTool("setpriv");
-    Path work = VmHarness.workDir("pack-bad-input");
+    Path work = Files.createDirectories(tmp.resolve("pack-bad-input"));
+    Path jar = Unprivileged.stageJar(tmp);
     Requirements.run("chmod", "0777", work.toString());
     Path layout = work.resolve("layout");
     Files.createDirectories(layout);
@@ -49,13 +56,13 @@ class PackBadInputIT {
       s.bind(java.net.UnixDomainSocketAddress.of(work.resolve("special/sock")));
     }
 
-    Result bad = packAsNobody(work.resolve("secret"), layout, "secret");
+    Result bad = packAsNobody(jar, work.resolve("secret"), layout, "secret");
     assertEquals(1, bad.exit, bad.output);
     assertTrue(bad.output.contains("cannot read") && bad.output.contains("sub/private")
         && bad.output.contains("Permission denied"), bad.output);
     assertFalse(Files.readString(layout.resolve("index.json")).contains("secret"), "nothing tagged");
 
-    Result ok = packAsNobody(work.resolve("special"), layout, "special");
+    Result ok = packAsNobody(jar, work.resolve("special"), layout, "special");
     assertEquals(0, ok.exit, ok.output);
     List<Path> files = ErofsMounts.files(layout, "special");
     ErofsMounts.assertSameListing(ErofsMounts.list(work.resolve("special")),

@@ -40,7 +40,7 @@ import java.util.function.Predicate;
  * <p>Also runs standalone (the QEMU guest uses it): {@code java -cp target/test-classes
  * dev.lazypull.testing.FaultProxy --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001 [--seed N] [--rate R]
  * [--faults A,B]}; {@code GET /__fault/rate/R} changes the fault rate, {@code GET /__fault/stats} prints
- * the counts.
+ * the counts, {@code GET /__fault/upstream-errors} the number of requests that found the upstream down.
  */
 public final class FaultProxy implements AutoCloseable {
   /** What happens to one request. */
@@ -125,6 +125,7 @@ public final class FaultProxy implements AutoCloseable {
   private final Map<Fault, AtomicLong> counts = new EnumMap<>(Fault.class);
   private final Set<Socket> connections = ConcurrentHashMap.newKeySet();
   private final AtomicLong requests = new AtomicLong();
+  private final AtomicLong upstreamErrors = new AtomicLong();
   private volatile ServerSocket listener;
   private volatile Schedule schedule = Schedule.none();
   private volatile Predicate<String> faultable = p -> p.contains("/blobs/");
@@ -215,6 +216,11 @@ public final class FaultProxy implements AutoCloseable {
 
   public long requests() {
     return requests.get();
+  }
+
+  /** Requests the upstream could not answer (refused, reset or closed early): how often an outage was seen. */
+  public long upstreamErrors() {
+    return upstreamErrors.get();
   }
 
   /** The registry goes away: the listener closes (connections are refused) and open connections drop. */
@@ -314,6 +320,7 @@ public final class FaultProxy implements AutoCloseable {
     try {
       r = forward(req);
     } catch (IOException e) {
+      upstreamErrors.incrementAndGet();
       count(Fault.NONE); // the registry itself is down: its clients see the connection drop
       reset(client);
       return false;
@@ -454,6 +461,8 @@ public final class FaultProxy implements AutoCloseable {
       double rate = Double.parseDouble(parts[3]);
       schedule = Schedule.random(System.nanoTime(), rate, controlFaults);
       text = "rate " + rate + "\n";
+    } else if (parts.length == 3 && parts[2].equals("upstream-errors")) {
+      text = upstreamErrors.get() + "\n";
     } else {
       StringBuilder b = new StringBuilder();
       counts().forEach((k, v) -> b.append(k).append(' ').append(v).append('\n'));

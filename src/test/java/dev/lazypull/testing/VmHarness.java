@@ -77,7 +77,11 @@ public final class VmHarness {
         + "\n" + extra;
   }
 
-  /** A fresh work dir under target/ (the guest mounts tmpfs over /tmp, so host files must live elsewhere). */
+  /**
+   * A fresh work dir under target/. The guest sees it at the same path wherever the checkout is: vm-run.sh shares
+   * the checkout back into the guest when the guest's own /tmp, /run, /var/tmp or /mnt would hide it, so paths
+   * written here into configs and scripts hold inside the guest too.
+   */
   public static Path workDir(String name) throws IOException, InterruptedException {
     Path dir = baseDir().resolve("target/vm-work").resolve(name);
     if (Files.exists(dir)) {

@@ -41,7 +41,7 @@ class FailoverKernelIT {
     VmHarness.Run run = VmHarness.run(work, VmHarness.baseDir().resolve("src/test/vm/failover-e2e.sh"), 1200,
         work.toString(), supervisor.toString());
     run.assertPassed("daemon-ready", "devnode-parked-in-fd-store", "ready-notified", "mount",
-        "readers-still-running", "daemon-restarted-and-took-over", "readers-finish", "every-reader-succeeded",
+        "reads-in-flight-at-kill", "readers-still-running", "daemon-restarted-and-took-over", "readers-finish", "every-reader-succeeded",
         "bytes-correct", "no-eio-in-kernel-log", "restarted-daemon-served-reads", "restarted-daemon-no-failed-reads",
         "md5-after-drop-caches");
     System.out.printf("failover: restarted daemon served %d READs, kernel EIO messages %d%n",

@@ -72,8 +72,8 @@ class FaultKernelIT {
 
     VmHarness.Run run = VmHarness.run(work, VmHarness.baseDir().resolve("src/test/vm/fault-e2e.sh"), 600,
         work.toString(), classes.toString());
-    run.assertPassed("registry-up", "proxy-up", "daemon-ready", "mount", "mount-local",
-        "local-md5-while-registry-down", "registry-restarted", "readers-ended", "no-reader-hung", "no-wrong-bytes",
+    run.assertPassed("registry-up", "proxy-up", "daemon-ready", "mount", "mount-local", "wave-1-under-faults",
+        "wave-2-reads-in-flight", "local-md5-while-registry-down", "registry-outage-seen", "registry-restarted", "readers-ended", "no-reader-hung", "no-wrong-bytes",
         "every-reader-correct-or-eio", "faults-bit", "md5-after-recovery", "md5-after-drop-caches", "local-md5");
     System.out.printf("fault e2e (real kernel): %d readers under faults (registry stopped and restarted): %d correct,"
             + " %d EIO, %d hung, %d wrong bytes, in %d ms; %d faults injected; daemon READs %d (ok %d, failed %d, "
