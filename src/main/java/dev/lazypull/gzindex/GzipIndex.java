@@ -26,6 +26,9 @@ public final class GzipIndex {
     if (!MessageDigest.isEqual(zinfo.sha256(), table.zinfoSha256())) {
       throw new IndexFormatException("the span table belongs to another zinfo");
     }
+    if (zinfo.spanSize() != table.spanSize()) {
+      throw new IndexFormatException("zinfo span size " + zinfo.spanSize() + ", span table " + table.spanSize());
+    }
     if (zinfo.checkpoints().size() != table.spanDigests().size()) {
       throw new IndexFormatException("zinfo has " + zinfo.checkpoints().size() + " checkpoints, span table "
           + table.spanDigests().size() + " spans");
