@@ -184,16 +184,6 @@ public final class DeflateDecoder {
     return in[ip++] & 0xff;
   }
 
-  /** Skips {@code n} input bytes; false if the input ended first. */
-  public boolean skipBytes(long n) throws IOException {
-    for (long i = 0; i < n; i++) {
-      if (readByte() < 0) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   /** Whether the input has no more bytes (byte-aligned position). */
   public boolean atEnd() throws IOException {
     alignToByte();
@@ -456,7 +446,6 @@ public final class DeflateDecoder {
       java.util.Arrays.fill(lens, i, i + rep, val);
       i += rep;
     }
-    // Copy the distance lengths out before building: build() reads lens[from..from+n).
     if (lens[256] == 0) {
       throw corrupt("no end-of-block code");
     }

@@ -116,8 +116,8 @@ class GzipIndexTest {
     int want = (int) Math.min(65536, plain.length - cp.out());
     if (skip != 0) {
       long bit = cp.bitPosition();
-      int type = (int) ((((gz[(int) (bit >>> 3)] & 0xff) | (gz[(int) (bit >>> 3) + 1] & 0xff) << 8) >>> (bit & 7))
-          >>> 1) & 3;
+      int pair = (gz[(int) (bit >>> 3)] & 0xff) | (gz[(int) (bit >>> 3) + 1] & 0xff) << 8;
+      int type = (pair >>> (int) (bit & 7) >>> 1) & 3;
       if (type == 0) {
         return;
       }
