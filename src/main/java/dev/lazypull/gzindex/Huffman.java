@@ -24,7 +24,7 @@ final class Huffman {
   static final int DISTANCE = 5 << 4;
   static final int KIND = 0xF0;
 
-  static final int LIT_ROOT = 10;
+  static final int LIT_ROOT = 11;
   static final int DIST_ROOT = 8;
   static final int CODELEN_ROOT = 7;
   /** Upper bounds on table sizes: the primary table plus one subtable of 2^(15-root) per long code at most. */
@@ -46,10 +46,19 @@ final class Huffman {
     LITLEN, DIST, CODELEN
   }
 
+  /** Per alphabet, each symbol's table entry without its code length. */
+  private static final int[][] SYMBOLS = new int[3][];
   static final int[] FIXED_LIT = new int[LIT_TABLE_SIZE];
   static final int[] FIXED_DIST = new int[DIST_TABLE_SIZE];
 
   static {
+    for (Alphabet a : Alphabet.values()) {
+      int n = a == Alphabet.LITLEN ? 288 : a == Alphabet.DIST ? 32 : 19;
+      SYMBOLS[a.ordinal()] = new int[n];
+      for (int s = 0; s < n; s++) {
+        SYMBOLS[a.ordinal()][s] = entry(a, s, 0);
+      }
+    }
     int[] lens = new int[288];
     for (int i = 0; i < 288; i++) {
       lens[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
@@ -97,6 +106,7 @@ final class Huffman {
    */
   static int build(int[] lens, int from, int n, Alphabet alphabet, int[] table, int root)
       throws GzipFormatException {
+    final int[] symbols = SYMBOLS[alphabet.ordinal()];
     int[] count = new int[16];
     for (int i = 0; i < n; i++) {
       count[lens[from + i]]++;
@@ -139,7 +149,7 @@ final class Huffman {
       int rev = Integer.reverse(next[l]++) >>> (32 - l);
       codes[s] = rev;
       if (l <= root) {
-        int e = entry(alphabet, s, l);
+        int e = symbols[s] | l;
         for (int i = rev; i < rootSize; i += 1 << l) {
           table[i] = e;
         }
@@ -172,7 +182,7 @@ final class Huffman {
       int link = table[rev & rootMask];
       int off = link >>> 16;
       int subBits = (link >>> 8) & 15;
-      int e = entry(alphabet, s, l);
+      int e = symbols[s] | l;
       for (int i = rev >>> root; i < 1 << subBits; i += 1 << (l - root)) {
         table[off + i] = e;
       }
