@@ -2,7 +2,7 @@ package dev.lazypull.cli;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.lazypull.blob.BlobByteSource;
+import dev.lazypull.app.BlobByteSource;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.blob.BlobByteSource;
+import dev.lazypull.app.BlobByteSource;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.cli.Main;

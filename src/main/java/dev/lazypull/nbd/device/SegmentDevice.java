@@ -1,5 +1,6 @@
 package dev.lazypull.nbd.device;
 
+import dev.lazypull.nbd.server.ExportDevice;
 import dev.lazypull.fetch.BlobCacheFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -1,6 +1,5 @@
 package dev.lazypull.nbd.server;
 
-import dev.lazypull.nbd.device.ExportDevice;
 import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.protocol.NbdRequest;
 import dev.lazypull.nbd.protocol.ReplyCodec;

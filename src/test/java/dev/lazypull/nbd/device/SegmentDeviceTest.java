@@ -1,5 +1,6 @@
 package dev.lazypull.nbd.device;
 
+import dev.lazypull.nbd.server.ExportDevice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.nbd.device.ExportDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.testing.NbdTestClient;

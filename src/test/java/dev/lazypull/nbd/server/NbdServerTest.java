@@ -11,7 +11,6 @@ import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.testing.TestFetch;
 import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.Descriptor;
-import dev.lazypull.nbd.device.ExportDevice;
 import dev.lazypull.nbd.device.SegmentDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.nbd.device.ExportDevice;
 import dev.lazypull.nbd.device.SegmentDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;

@@ -1,4 +1,4 @@
-package dev.lazypull.nbd.device;
+package dev.lazypull.nbd.server;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;

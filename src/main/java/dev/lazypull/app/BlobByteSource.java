@@ -1,5 +1,6 @@
-package dev.lazypull.blob;
+package dev.lazypull.app;
 
+import dev.lazypull.blob.BlobSource;
 import dev.lazypull.erofs.ByteSource;
 import dev.lazypull.image.Descriptor;
 import java.io.EOFException;
