@@ -1,6 +1,7 @@
 package dev.lazypull.app;
 
 import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.nbd.server.NbdServer;
 import java.nio.file.Path;
 
 /**
@@ -29,7 +30,7 @@ public record ExportConfig(
     int maxConnections,
     FetchSettings fetch,
     long cacheBudget) {
-  public static final int DEFAULT_MAX_CONNECTIONS = 64;
+  public static final int DEFAULT_MAX_CONNECTIONS = NbdServer.Options.DEFAULT_MAX_CONNECTIONS;
 
   /** Sockets given to a kernel device by default: one per CPU, at most four. */
   public static int defaultConnections() {

@@ -40,9 +40,10 @@ record Settings(DaemonConfig daemon, String logLevel, ConfigNode file) {
     ConfigNode p = file.section("prefetch").allowOnly("policy", "threads", "bandwidth", "profile_window");
     PrefetchConfig prefetch;
     try {
-      prefetch = new PrefetchConfig(PrefetchPolicy.parse(p.string("policy", "profile")),
-          (int) p.integer("threads", 2, 1, 256), p.size("bandwidth", 0, 0, Long.MAX_VALUE),
-          p.duration("profile_window", Duration.ofSeconds(30)));
+      PrefetchConfig d0 = PrefetchConfig.defaults();
+      prefetch = new PrefetchConfig(PrefetchPolicy.parse(p.string("policy", d0.policy().text())),
+          (int) p.integer("threads", d0.threads(), 1, 256), p.size("bandwidth", d0.bytesPerSecond(), 0, Long.MAX_VALUE),
+          p.duration("profile_window", d0.profileWindow()));
     } catch (IllegalArgumentException e) {
       throw new ConfigException(file + ": prefetch: " + e.getMessage(), e);
     }

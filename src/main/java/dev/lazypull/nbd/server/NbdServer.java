@@ -1,6 +1,7 @@
 package dev.lazypull.nbd.server;
 
 import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.sys.OnceLogger;
 import java.io.Closeable;
@@ -58,8 +59,13 @@ public final class NbdServer implements Closeable {
       }
     }
 
+    /** Client connections at once unless configured. */
+    public static final int DEFAULT_MAX_CONNECTIONS = 64;
+
+    /** The fetch core's read timeout as the read deadline; 30 s handshakes, 60 s writes, 64 clients. */
     public static Options defaults() {
-      return new Options(Duration.ofSeconds(30), Duration.ofSeconds(30), Duration.ofSeconds(60), 64, 128, 8);
+      return new Options(FetchSettings.DEFAULT_READ_TIMEOUT, Duration.ofSeconds(30), Duration.ofSeconds(60),
+          DEFAULT_MAX_CONNECTIONS, 128, 8);
     }
 
     public Options withReadDeadline(Duration d) {
