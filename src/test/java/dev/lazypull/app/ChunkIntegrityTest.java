@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -155,6 +156,36 @@ class ChunkIntegrityTest {
       long data = Posix.lseek(o.anonFd, table.offset(bad), Posix.SEEK_DATA);
       assertTrue(data == -1 || data >= table.offset(bad) + table.length(bad),
           "nothing of the failed chunk " + bad + " was written (data at " + data + ")");
+    }
+  }
+
+  @Test
+  void compressedAndRawImagesMountedInOneDomainEachServeTheirBytes() throws Exception {
+    Path treeZ = Files.createDirectories(tmp.resolve("treeZ"));
+    Path treeR = Files.createDirectories(tmp.resolve("treeR"));
+    TestTrees.write(treeZ.resolve("z.bin"), (3L << 20) + 777, new Random(21));
+    TestTrees.write(treeR.resolve("r.bin"), (2L << 20) + 333, new Random(22));
+    String refZ = "oci:" + tmp.resolve("layout") + ":z";
+    String refR = "oci:" + tmp.resolve("layout") + ":r";
+    assertEquals(0, Main.run("pack", treeZ.toString(), "--output", refZ));
+    assertEquals(0, Main.run("pack", treeR.toString(), "--output", refR, "--compression", "none"));
+    Catalog catalog = Catalog.load(tmp.resolve("state"));
+    ImageRegistrar registrar = new ImageRegistrar(catalog, ImageSources.localOnly());
+    ImageRecord z = registrar.register(refZ, "z", "dom", false);
+    ImageRecord r = registrar.register(refR, "r", "dom", false);
+    assertTrue(dev.lazypull.image.LazyImage.isCompressed(z.blobs().get(0)));
+    assertTrue(!dev.lazypull.image.LazyImage.isCompressed(r.blobs().get(0)));
+    try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
+      for (ImageRecord image : List.of(z, r)) {
+        Descriptor blob = image.blobs().get(0);
+        long device = dev.lazypull.image.LazyImage.deviceSize(blob);
+        FakeObject o = h.kernel.open("erofs,dom", blob.digest().hex()); // one volume: the domain
+        assertEquals(device, o.copen.get(5, TimeUnit.SECONDS));
+        assertEquals(Outcome.DATA, h.kernel.read(o, 0, device).get(10, TimeUnit.SECONDS));
+        byte[] file = Files.readAllBytes((image == z ? treeZ.resolve("z.bin") : treeR.resolve("r.bin")));
+        assertArrayEquals(file, Arrays.copyOf(Files.readAllBytes(o.file), file.length),
+            image.fsid() + ": the device holds the file's bytes");
+      }
     }
   }
 }
