@@ -48,8 +48,10 @@ step "checking the Debian packages it needs (.ci/install-deps; a fresh machine d
 "$REPO/.ci/install-deps" | sed 's/^/          /'
 JAR=$REPO/target/lazypull.jar
 if [[ ! -s $JAR ]]; then
-	step "building target/lazypull.jar (mvn package, about a minute the first time) ..."
-	(cd "$REPO" && long "building" mvn -B -q -ntp package -DskipTests)
+	step "building target/lazypull.jar (mvn package: a minute or two the first time, when Maven downloads its plugins) ..."
+	# mvn -q prints only errors (and colour resets, dropped here).
+	build() { (cd "$REPO" && mvn -B -q -ntp package -DskipTests 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d'); }
+	long "building" build
 	[[ -s $JAR ]] || die "mvn package did not produce $JAR"
 	step "built $JAR"
 fi
