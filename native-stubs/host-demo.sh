@@ -43,6 +43,11 @@ if [[ $(id -u) != 0 ]]; then
 fi
 [[ -d $SRC ]] || { echo "$SRC is not a directory" >&2; exit 1; }
 step "lazypull host demo: kernel $(uname -r), source tree $SRC"
+read -r kmaj kmin < <(uname -r | awk -F. '{ print $1 + 0, $2 + 0 }')
+if ((kmaj < 6 || (kmaj == 6 && kmin < 14))); then
+	die "the fanotify front end needs Linux >= 6.14 (pre-content events); for the fscache front end under QEMU" \
+		"run native-stubs/vm/lazypull-demo.sh"
+fi
 
 step "checking the Debian packages it needs (.ci/install-deps; a fresh machine downloads them first) ..."
 "$REPO/.ci/install-deps" | sed 's/^/          /'
