@@ -24,6 +24,9 @@ step() { echo "[$(elapsed)] $*"; }
 note() { echo "          $*"; }
 die() { echo "[$(elapsed)] FAILED: $*" >&2; exit 1; }
 ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+# Reads through the mount get a time limit: if the daemon died, the fd keeper still holds its fanotify group and a
+# cold read would wait for a successor; the demo fails instead of waiting for ever.
+READ_LIMIT=${LAZYPULL_DEMO_READ_LIMIT:-120}
 mib() { awk -v n="$1" 'BEGIN { printf "%.1f MiB", n / 1048576 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", b ? 100 * a / b : 0 }'; }
 # Runs a command that takes a while, printing a line every 10 s so the terminal never goes silent.
@@ -79,11 +82,14 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[[ $rc == 0 ]] || echo "[$(elapsed)] cleaning up after a failure (exit $rc)" >&2
-	if [[ $rc != 0 && -n $DAEMON_PID ]]; then
-		kill -0 "$DAEMON_PID" 2>/dev/null && echo "--- the daemon (pid $DAEMON_PID) is running" >&2 ||
-			echo "--- the daemon (pid $DAEMON_PID) has exited" >&2
+	if [[ $rc != 0 ]]; then # what was there when it failed
+		if [[ -n $DAEMON_PID ]]; then
+			kill -0 "$DAEMON_PID" 2>/dev/null && echo "--- the daemon (pid $DAEMON_PID) is running" >&2 ||
+				echo "--- the daemon (pid $DAEMON_PID) has exited" >&2
+		fi
+		[[ -z $MOUNTED ]] || echo "--- the mount: $(findmnt -n -o FSTYPE,SOURCE "$W/mnt" || echo "gone")" >&2
 	fi
-	if [[ -n $MOUNTED ]] && mountpoint -q "$W/mnt"; then
+	if mountpoint -q "$W/mnt"; then # also when stopped while lazypull mount was still running
 		lpq umount --socket "$SOCK" "$W/mnt" 2>/dev/null || umount -l "$W/mnt" || true
 	fi
 	if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -99,10 +105,9 @@ cleanup() {
 	fi
 	[[ -z $REG_PID ]] || { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; }
 	if [[ $rc != 0 ]]; then
-		[[ -z $MOUNTED ]] || { echo "--- the mount: $(findmnt -n -o FSTYPE,SOURCE "$W/mnt" || echo "GONE")";
-			ls "$W/mnt" | head -n 5; } >&2
 		[[ ! -s $W/daemon.log ]] || { echo "--- daemon log (last 20 lines)"; tail -n 20 "$W/daemon.log"; } >&2
-		[[ ! -s $W/registry.log ]] || { echo "--- registry log (last 5 lines)"; tail -n 5 "$W/registry.log"; } >&2
+		[[ ! -s $W/registry.log ]] ||
+			{ echo "--- registry access log (last 5 lines)"; grep -v '^time=' "$W/registry.log" | tail -n 5; } >&2
 	fi
 	if [[ ${LAZYPULL_DEMO_KEEP:-0} == 1 ]]; then
 		echo "[$(elapsed)] kept $W"
@@ -202,7 +207,10 @@ note "so far the registry has sent $(mib "$b") in $n blob GETs (the bootstrap)"
 
 step "running java -version from the lazily mounted JDK ..."
 t=$EPOCHREALTIME
-"$W/mnt/bin/java" -version 2>&1 | sed 's/^/          | /'
+java_rc=0
+timeout "$READ_LIMIT" "$W/mnt/bin/java" -version >"$W/java-version.txt" 2>&1 || java_rc=$?
+sed 's/^/          | /' "$W/java-version.txt"
+((java_rc == 0)) || die "java -version from the lazy mount failed (exit $java_rc; 124: not done in ${READ_LIMIT} s)"
 java_ms=$(ms_since "$t")
 read -r cold_b n < <(served)
 st=$(status)
@@ -213,7 +221,8 @@ note "(daemon: $(stat_of reads "$st") fanotify events, $(stat_of fetches "$st") 
 
 step "reading every file through the mount and comparing with $SRC ..."
 t=$EPOCHREALTIME
-(cd "$W/mnt" && md5sum --quiet -c "$W/tree.md5") || die "a file read through the mount differs from the source"
+(cd "$W/mnt" && timeout "$READ_LIMIT" md5sum --quiet -c "$W/tree.md5") ||
+	die "reading through the mount failed (or took over ${READ_LIMIT} s), or a file differs from the source"
 meta "$W/mnt" | diff -u "$W/tree.meta" - >"$W/meta.diff" || die "metadata differs: $(head -n 20 "$W/meta.diff")"
 read_ms=$(ms_since "$t")
 read -r all_b n < <(served)
@@ -230,7 +239,8 @@ sync
 echo 3 >/proc/sys/vm/drop_caches
 t=$EPOCHREALTIME
 mountpoint -q "$W/mnt" || die "$W/mnt is no longer mounted"
-(cd "$W/mnt" && md5sum --quiet -c "$W/tree.md5") || die "a warm re-read differs from the source"
+(cd "$W/mnt" && timeout "$READ_LIMIT" md5sum --quiet -c "$W/tree.md5") ||
+	die "the warm re-read failed (or took over ${READ_LIMIT} s), or a file differs from the source"
 warm_ms=$(ms_since "$t")
 read -r warm_b warm_n < <(served)
 st=$(status)
