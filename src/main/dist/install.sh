@@ -1,23 +1,30 @@
 #!/bin/sh
-# Installs lazypull from this unpacked release: the launcher, the jar, systemd units, docs and example config.
-# Usage (as root): ./install.sh [--prefix /usr/local] [--sysconfdir /etc] [--no-systemd]
+# Installs lazypull from this unpacked release: the launcher, the jar, the mount helper (mount -t lazypull),
+# systemd units, docs and example config.
+# Usage (as root): ./install.sh [--prefix /usr/local] [--sysconfdir /etc] [--sbindir /sbin] [--no-systemd]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=/usr/local
 etc=/etc
+sbin=/sbin
 systemd=1
 while [ $# -gt 0 ]; do
   case $1 in
     --prefix) prefix=$2; shift 2 ;;
     --sysconfdir) etc=$2; shift 2 ;;
+    --sbindir) sbin=$2; shift 2 ;;
     --no-systemd) systemd=0; shift ;;
-    *) echo "usage: install.sh [--prefix DIR] [--sysconfdir DIR] [--no-systemd]" >&2; exit 2 ;;
+    *) echo "usage: install.sh [--prefix DIR] [--sysconfdir DIR] [--sbindir DIR] [--no-systemd]" >&2; exit 2 ;;
   esac
 done
-install -d "$prefix/bin" "$prefix/lib/lazypull" "$prefix/share/doc/lazypull"
+install -d "$prefix/bin" "$prefix/lib/lazypull" "$prefix/share/doc/lazypull/examples" "$sbin"
 install -m 0644 "$here/lib/lazypull.jar" "$prefix/lib/lazypull/lazypull.jar"
 install -m 0755 "$here/bin/lazypull" "$prefix/bin/lazypull"
+# mount(8) runs /sbin/mount.TYPE for `mount -t TYPE`, fstab lines and systemd .mount units of that type.
+sed "s#/usr/local/bin/lazypull#$prefix/bin/lazypull#g" "$here/sbin/mount.lazypull" >"$sbin/mount.lazypull"
+chmod 0755 "$sbin/mount.lazypull"
 cp -R "$here/docs/." "$prefix/share/doc/lazypull/"
+cp -R "$here/systemd/examples/." "$prefix/share/doc/lazypull/examples/"
 install -d -m 0755 "$etc/lazypull" "$etc/lazypull/images.d" "$etc/lazypull/nbd"
 [ -e "$etc/lazypull/config.toml" ] || install -m 0644 "$here/systemd/examples/config.toml" "$etc/lazypull/config.toml"
 if [ "$systemd" = 1 ]; then
