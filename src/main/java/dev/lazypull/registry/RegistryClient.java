@@ -22,6 +22,7 @@ import java.util.logging.Logger;
 import javax.net.ssl.SSLException;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
+import okhttp3.Request;
 import okhttp3.Response;
 
 /**
@@ -70,7 +71,28 @@ public final class RegistryClient implements Closeable {
         new RedirectCache(config.redirectTtl().toNanos(), nanoClock), sleeper, config.requestTimeout());
     auth.setHttp((req, idempotent) -> transport.executePlain(req, idempotent, config.retry()));
     auth.stats = transport.stats;
-    this.endpoints = new Endpoints(config, nanoClock);
+    this.endpoints = new Endpoints(config, nanoClock, url -> {
+      try (Response r = transport.executePlain(new Request.Builder().url(url).get().build(), true,
+          RetryPolicy.none())) {
+        return r.code();
+      }
+    });
+  }
+
+  /**
+   * Speaks plain HTTP to {@code registry} (as written in references) from now on, as if it had
+   * {@code plain_http = true} in its {@code [[registry.host]]} entry: for an image registered with
+   * {@code --plain-http} through the control socket (which only root can reach).
+   */
+  public void usePlainHttp(String registry) {
+    if (endpoints.usePlainHttp(registry) && !config.isPlainHttp(registry)) {
+      LOG.info("registry " + registry + ": plain HTTP (asked for with an image registered with --plain-http)");
+    }
+  }
+
+  /** Whether {@code registry}'s origin is spoken to in plain HTTP (a loopback registry is probed if unsettled). */
+  public boolean isPlainHttp(String registry) {
+    return endpoints.isPlainHttp(registry);
   }
 
   /** Request, retry, token and mirror counters (for metrics). */
@@ -314,7 +336,7 @@ public final class RegistryClient implements Closeable {
     String hint = "";
     if (RegistryTransport.untrusted(e)) {
       hint = " (the server's certificate is not trusted: add its CA to registry.ca_files)";
-    } else if (e instanceof SSLException && ep.base().isHttps()) {
+    } else if (e instanceof SSLException && ep.base().isHttps() && !Loopback.is(ep.registry())) {
       hint = " (if " + ep.authority() + " speaks plain HTTP, use --plain-http or plain_http = true in its "
           + "[[registry.host]] entry)";
     }
