@@ -61,11 +61,25 @@ public final class RegistryClient implements Closeable {
     this(config, credentials, sleeper, System::nanoTime);
   }
 
+  /**
+   * With its own name resolution: tests reach a local server under a name that is not a loopback name (so neither
+   * the loopback convention nor the system's resolver decides what they test).
+   */
+  public RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, okhttp3.Dns dns)
+      throws IOException {
+    this(config, credentials, sleeper, System::nanoTime, dns);
+  }
+
   /** With a clock for token lifetimes, redirect expiry and mirror cool-downs (tests). */
   RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, LongSupplier nanoClock)
       throws IOException {
+    this(config, credentials, sleeper, nanoClock, null);
+  }
+
+  private RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, LongSupplier nanoClock,
+      okhttp3.Dns dns) throws IOException {
     this.config = config;
-    OkHttpClient http = HttpClients.create(config);
+    OkHttpClient http = HttpClients.create(config, dns);
     RegistryAuth auth = new RegistryAuth(credentials, nanoClock);
     this.transport = new RegistryTransport(http, auth,
         new RedirectCache(config.redirectTtl().toNanos(), nanoClock), sleeper, config.requestTimeout());
