@@ -2,7 +2,6 @@ package dev.lazypull.registry;
 
 import dev.lazypull.image.ImageReference;
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.net.URI;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,7 +22,7 @@ import okhttp3.HttpUrl;
  * run time for that registry ({@link #usePlainHttp}, e.g. an image the daemon registered with
  * {@code --plain-http}); else HTTPS — except that a loopback registry ({@link Loopback}) that does not speak TLS
  * is spoken to in plain HTTP, as docker does: the first use probes {@code GET /v2/} over HTTPS and, only if that
- * gets no TLS answer, over HTTP; the outcome is remembered for the host. A loopback server that answers TLS stays
+ * gets no TLS answer (within the connect timeout), over HTTP; the outcome is remembered for the host. A loopback server that answers TLS stays
  * on TLS, certificate verified (an untrusted certificate is an error, not a reason to fall back).
  */
 final class Endpoints {
@@ -90,10 +89,10 @@ final class Endpoints {
       prober.status(tls);
       LOG.fine(() -> "loopback registry " + registry + " speaks TLS");
       return false;
-    } catch (InterruptedIOException e) {
-      Thread.currentThread().interrupt();
-      return null;
     } catch (IOException e) {
+      if (Thread.currentThread().isInterrupted()) {
+        return null; // the caller is being stopped: decide nothing
+      }
       if (RegistryTransport.untrusted(e)) {
         return false; // it speaks TLS; its certificate is refused, and that is the error to report
       }
@@ -108,9 +107,7 @@ final class Endpoints {
         return true;
       }
       LOG.fine(() -> "loopback registry " + registry + ": no TLS, and /v2/ over plain HTTP answered " + status);
-    } catch (InterruptedIOException e) {
-      Thread.currentThread().interrupt();
-    } catch (IOException e) {
+    } catch (IOException e) { // (a timeout is an InterruptedIOException too: not an interruption)
       LOG.fine(() -> "loopback registry " + registry + " answers neither TLS (" + tlsError + ") nor plain HTTP ("
           + e + ")");
     }

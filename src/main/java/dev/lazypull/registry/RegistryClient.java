@@ -86,8 +86,10 @@ public final class RegistryClient implements Closeable {
     auth.setHttp((req, idempotent) -> transport.executePlain(req, idempotent, config.retry()));
     auth.stats = transport.stats;
     this.endpoints = new Endpoints(config, nanoClock, url -> {
+      // a loopback server answers /v2/ at once; one that says nothing (a plain HTTP server still waiting for the
+      // end of a request line after a TLS ClientHello) must not stall the first request for a whole read timeout
       try (Response r = transport.executePlain(new Request.Builder().url(url).get().build(), true,
-          RetryPolicy.none())) {
+          RetryPolicy.none(), config.connectTimeout())) {
         return r.code();
       }
     });

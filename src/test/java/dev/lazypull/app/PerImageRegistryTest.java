@@ -90,7 +90,8 @@ class PerImageRegistryTest {
   /** A daemon over a fresh client: defaults (TLS everywhere), quick retries, {@link #NAME} → 127.0.0.1. */
   private DaemonApi startDaemon() throws IOException {
     client = new RegistryClient(RegistryConfig.defaults()
-        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1))),
+        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1)))
+        .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(60)),
         CredentialStore.anonymous(), d -> { }, host -> {
           if (host.equals(NAME)) {
             return List.of(InetAddress.getLoopbackAddress());

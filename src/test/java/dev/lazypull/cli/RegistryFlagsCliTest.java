@@ -142,7 +142,8 @@ class RegistryFlagsCliTest {
         .path("digest").asText();
     reg.putManifest("acc/app", "v1", Files.readAllBytes(layout.resolve("blobs/sha256/" + manifest.substring(7))),
         MediaTypes.OCI_MANIFEST);
-    Path toml = RegistryImages.config(tmp.resolve("cfg"), null); // only an empty docker config: no plain_http
+    // an empty docker config and a short connect timeout (which bounds the loopback probe): no plain_http
+    Path toml = RegistryImages.config(tmp.resolve("cfg"), "connect_timeout = \"2s\"\n");
     CliRun.Result r = CliRun.run("inspect", "--config", toml.toString(), "127.0.0.1:" + server.getPort() + "/acc/app:v1");
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains(manifest), r.out());

@@ -36,7 +36,8 @@ class LoopbackFallbackTest {
   /** Defaults (no plain_http anywhere), with quick retries so a wrong fallback would fail fast. */
   private static RegistryClient unconfigured() throws IOException {
     RegistryConfig c = RegistryConfig.defaults()
-        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1)));
+        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1)))
+        .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(60));
     return new RegistryClient(c, CredentialStore.anonymous(), d -> { });
   }
 
@@ -83,5 +84,56 @@ class LoopbackFallbackTest {
       assertArrayEquals(data, read(client, repo, d, 0, data.length));
     }
     assertEquals(1, v2Probes());
+  }
+
+  /**
+   * A plain HTTP server that never answers a TLS ClientHello (it waits for the end of a request line that never
+   * comes) costs the probe at most the connect timeout, then plain HTTP is found.
+   */
+  @Test
+  void aServerSilentToTlsIsProbedWithinTheConnectTimeout() throws Exception {
+    try (java.net.ServerSocket ss = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+      java.util.List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+      Thread t = new Thread(() -> {
+        try {
+          for (int n = 0; n < 4; n++) { // the TLS probe, the plain probe, and a spare
+            java.net.Socket s = ss.accept();
+            held.add(s);
+            java.io.InputStream in = s.getInputStream();
+            int first = in.read();
+            if (first == 0x16) {
+              continue; // a TLS record: say nothing, keep the connection open
+            }
+            byte[] head = new byte[4096];
+            int len = 0;
+            while (len < head.length && !new String(head, 0, len).contains("\r\n\r\n")) {
+              int k = in.read(head, len, head.length - len);
+              if (k < 0) {
+                break;
+              }
+              len += k;
+            }
+            s.getOutputStream().write(("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            s.close();
+          }
+        } catch (IOException e) {
+          // closed at the end of the test
+        }
+      }, "silent-to-tls");
+      t.setDaemon(true);
+      t.start();
+      String registry = "127.0.0.1:" + ss.getLocalPort();
+      try (RegistryClient client = unconfigured()) {
+        long start = System.nanoTime();
+        assertTrue(client.isPlainHttp(registry));
+        long took = System.nanoTime() - start;
+        assertTrue(took < Duration.ofSeconds(15).toNanos(), "probe took " + took / 1_000_000 + " ms");
+      } finally {
+        for (java.net.Socket s : held) {
+          s.close();
+        }
+      }
+    }
   }
 }
