@@ -20,6 +20,8 @@ import dev.lazypull.prefetch.Prefetcher;
 import java.io.IOException;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
+import dev.lazypull.image.PullOptions;
+import dev.lazypull.registry.Platform;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -47,7 +49,7 @@ public final class DaemonApi implements ControlServer.Handler {
       case "register": {
         String image = text(req, "image", true);
         ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
-            req.path("replace").asBoolean(false));
+            req.path("replace").asBoolean(false), pullOptions(req));
         String policy = text(req, "prefetch", false);
         if (policy != null) {
           prefetchManager().setPolicy(r.fsid(), PrefetchPolicy.parse(policy));
@@ -88,7 +90,15 @@ public final class DaemonApi implements ControlServer.Handler {
         for (Map.Entry<String, Long> e : daemon.fetchStats().snapshot().entrySet()) {
           stats.put(e.getKey(), e.getValue());
         }
-        out.put("images", catalog.list().size());
+        List<ImageRecord> registered = catalog.list();
+        out.put("images", registered.size());
+        ArrayNode list = out.putArray("registered");
+        for (ImageRecord r : registered) {
+          ObjectNode n = list.addObject().put("fsid", r.fsid()).put("reference", r.reference());
+          if (r.pull() != null) {
+            n.set("pull", Json.MAPPER.valueToTree(r.pull()));
+          }
+        }
         ArrayNode objects = out.putArray("objects");
         for (ServedBlob b : daemon.frontend().served()) {
           objects.addObject().put("id", b.id()).put("fsid", b.binding().image().fsid())
@@ -116,7 +126,8 @@ public final class DaemonApi implements ControlServer.Handler {
       }
       case "prefetch": {
         PrefetchManager pm = prefetchManager();
-        ImageRecord r = findImage(text(req, "image", true));
+        PullOptions asked = pullOptions(req);
+        ImageRecord r = withPull(findImage(text(req, "image", true), asked == null ? null : asked.platform()), asked);
         List<ServedBlob> objects = daemon.servedOf(r.fsid());
         if (objects.isEmpty()) {
           throw new IllegalArgumentException(r.fsid() + " is not mounted: prefetch writes through the blobs the "
@@ -186,9 +197,58 @@ public final class DaemonApi implements ControlServer.Handler {
     return m.put("source", p.bootstrap().toString()).put("options", Mounts.erofsOptions(p.devices(), null));
   }
 
+  /**
+   * The request's per-image registry settings ({@code "pull": {"plainHttp": bool, "platform": "os/arch"}}), or
+   * null when it has none. Only root reaches the control socket, so honouring plain HTTP for an image is its call.
+   */
+  static PullOptions pullOptions(JsonNode req) {
+    JsonNode p = req.get("pull");
+    if (p == null || p.isNull()) {
+      return null;
+    }
+    if (!p.isObject()) {
+      throw new IllegalArgumentException("\"pull\" must be an object");
+    }
+    JsonNode plain = p.get("plainHttp");
+    if (plain != null && !plain.isNull() && !plain.isBoolean()) {
+      throw new IllegalArgumentException("\"pull.plainHttp\" must be a boolean");
+    }
+    String platform = text(p, "platform", false);
+    if (platform != null) {
+      Platform.parse(platform); // refused here, not after a manifest round trip
+    }
+    return new PullOptions(plain != null && plain.asBoolean(false), platform);
+  }
+
+  /**
+   * An image acted on with registry settings (prefetch through the daemon): plain HTTP is added to the image's
+   * settings (persisted and applied to its registry); a platform must be the one it was registered for.
+   */
+  private ImageRecord withPull(ImageRecord r, PullOptions asked) throws IOException {
+    if (asked == null) {
+      return r;
+    }
+    String registered = r.pullOptions().platform();
+    if (asked.platform() != null && !asked.platform().equals(registered)) {
+      throw new IllegalArgumentException(r.fsid() + " (" + r.reference() + ") is registered for "
+          + (registered == null ? "the daemon's default platform (registry.platform)" : "platform " + registered)
+          + ", not " + asked.platform() + "; mount it with --platform " + asked.platform() + " first");
+    }
+    if (!asked.plainHttp() || r.pullOptions().plainHttp() || r.reference().startsWith("oci:")) {
+      return r;
+    }
+    return registrar.addPlainHttp(r);
+  }
+
   private ImageRecord findImage(String id) {
+    return findImage(id, null);
+  }
+
+  /** By fsid, else by reference (with {@code platform}: preferably one registered for it). */
+  private ImageRecord findImage(String id, String platform) {
     return catalog.get(id).orElseGet(() -> catalog.list().stream()
-        .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id)).findFirst()
+        .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id))
+        .min(java.util.Comparator.comparing(x -> platform == null || !platform.equals(x.pullOptions().platform())))
         .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
   }
 

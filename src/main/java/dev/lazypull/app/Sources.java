@@ -1,14 +1,30 @@
 package dev.lazypull.app;
 
+import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.image.ImageReference;
+import dev.lazypull.image.PullOptions;
 import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryImageSource;
 
-/** Where images are opened from: local OCI layouts and, through one registry client, registry references. */
+/**
+ * Where images are opened from: local OCI layouts and, through one registry client, registry references — with
+ * per-image registry settings ({@code --plain-http}, {@code --platform}) applied to that client.
+ */
 public final class Sources {
   private Sources() {}
 
   public static ImageSources over(RegistryClient client) {
-    return new ImageSources(ref -> new RegistryImageSource(client, ref));
+    return new ImageSources(new ImageSources.RegistryOpener() {
+      @Override
+      public ImageSource open(ImageReference.Registry reference) {
+        return new RegistryImageSource(client, reference);
+      }
+
+      @Override
+      public ImageSource open(ImageReference.Registry reference, PullOptions options) {
+        return RegistryImageSource.open(client, reference, options);
+      }
+    });
   }
 }

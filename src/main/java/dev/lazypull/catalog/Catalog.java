@@ -61,7 +61,8 @@ public final class Catalog {
   }
 
   /**
-   * Registers an image. Re-registering the same fsid for the same manifest is a no-op; an fsid already bound to
+   * Registers an image. Re-registering the same fsid for the same manifest is a no-op, except that registry
+   * settings it asks for ({@link ImageRecord#pull}) are added to the record's; an fsid already bound to
    * another image is refused unless {@code replace}. An fsid must also not collide with a data-blob cookie of
    * its volume.
    */
@@ -71,8 +72,17 @@ public final class Catalog {
       if (existing.equals(record)) {
         return existing;
       }
-      throw new CatalogException("fsid " + record.fsid() + " is already registered for " + existing.reference()
-          + " (" + existing.manifestDigest() + "); unregister it first or choose another --fsid");
+      if (existing.withPull(null).equals(record.withPull(null))) {
+        // the same image again: its registry settings gain what this registration asks for, never lose any
+        ImageRecord merged = existing.withPull(existing.pullOptions().merge(record.pull()));
+        if (merged.equals(existing)) {
+          return existing;
+        }
+        record = merged;
+      } else {
+        throw new CatalogException("fsid " + record.fsid() + " is already registered for " + existing.reference()
+            + " (" + existing.manifestDigest() + "); unregister it first or choose another --fsid");
+      }
     }
     for (ImageRecord other : byFsid.values()) {
       if (!other.fsid().equals(record.fsid()) && other.volumeName().equals(record.volumeName())

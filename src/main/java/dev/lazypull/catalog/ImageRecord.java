@@ -6,6 +6,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.LazyImage;
+import dev.lazypull.image.PullOptions;
 import java.util.List;
 import java.util.regex.Pattern;
 
@@ -21,6 +22,8 @@ import java.util.regex.Pattern;
  * @param deviceNames the cookie key of each data blob: its device tag, or the {@code device=} name we mount with
  * @param deviceOptions whether mounts must pass {@code device=<name>} options (untagged device slots)
  * @param chunkTables the chunk digest table of each data blob (same order), or empty when the image has none
+ * @param pull registry settings the image was registered with ({@code --plain-http}, {@code --platform}), or null
+ *     for none (then absent from catalog.json, as in catalogs written before the field existed)
  */
 @JsonInclude(JsonInclude.Include.NON_EMPTY)
 public record ImageRecord(
@@ -32,7 +35,8 @@ public record ImageRecord(
     @JsonProperty("blobs") List<Descriptor> blobs,
     @JsonProperty("deviceNames") List<String> deviceNames,
     @JsonProperty("deviceOptions") boolean deviceOptions,
-    @JsonProperty("chunkTables") List<Descriptor> chunkTables) {
+    @JsonProperty("chunkTables") List<Descriptor> chunkTables,
+    @JsonProperty("pull") PullOptions pull) {
 
   /** fsid and domain_id become mount options and cache file names: keep them to a safe alphabet. */
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
@@ -45,6 +49,9 @@ public record ImageRecord(
     blobs = List.copyOf(blobs);
     deviceNames = List.copyOf(deviceNames);
     chunkTables = chunkTables == null ? List.of() : List.copyOf(chunkTables);
+    if (pull != null && pull.isDefault()) {
+      pull = null;
+    }
     if (!chunkTables.isEmpty() && chunkTables.size() != blobs.size()) {
       throw new IllegalArgumentException("fsid " + fsid + ": " + chunkTables.size() + " chunk tables for "
           + blobs.size() + " blobs");
@@ -55,10 +62,28 @@ public record ImageRecord(
     }
   }
 
+  /** An image registered without registry settings of its own. */
+  public ImageRecord(String fsid, String domainId, String reference, Digest manifestDigest, Descriptor bootstrap,
+      List<Descriptor> blobs, List<String> deviceNames, boolean deviceOptions, List<Descriptor> chunkTables) {
+    this(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions, chunkTables, null);
+  }
+
   /** An image without chunk digest tables. */
   public ImageRecord(String fsid, String domainId, String reference, Digest manifestDigest, Descriptor bootstrap,
       List<Descriptor> blobs, List<String> deviceNames, boolean deviceOptions) {
     this(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions, List.of());
+  }
+
+  /** The registry settings this image is pulled with ({@link PullOptions#DEFAULT} when it has none). */
+  @JsonIgnore
+  public PullOptions pullOptions() {
+    return pull != null ? pull : PullOptions.DEFAULT;
+  }
+
+  /** This record with other registry settings. */
+  public ImageRecord withPull(PullOptions p) {
+    return new ImageRecord(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions,
+        chunkTables, p);
   }
 
   /** The digest table of data blob {@code deviceId} (1-based), or null. */

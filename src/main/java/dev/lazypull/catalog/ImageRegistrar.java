@@ -8,6 +8,7 @@ import dev.lazypull.erofs.Superblock;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.image.LazyImage;
+import dev.lazypull.image.PullOptions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -37,6 +38,14 @@ public final class ImageRegistrar {
     this.catalog = catalog;
     this.sources = sources;
     this.onRegistered = onRegistered;
+    // Before anything reads a registered image: open each one the way it was registered (e.g. --plain-http).
+    for (ImageRecord r : catalog.list()) {
+      try {
+        sources.remember(r.reference(), r.pull());
+      } catch (IOException e) {
+        LOG.warning("fsid " + r.fsid() + ": " + e.getMessage());
+      }
+    }
   }
 
   public ImageSources sources() {
@@ -48,12 +57,33 @@ public final class ImageRegistrar {
    * {@code domainId}. Idempotent for the same image and names.
    */
   public ImageRecord register(String reference, String fsid, String domainId, boolean replace) throws IOException {
-    ImageSource source = sources.open(reference);
+    return register(reference, fsid, domainId, replace, null);
+  }
+
+  /**
+   * {@link #register(String, String, String, boolean)} with per-image registry settings ({@code --plain-http},
+   * {@code --platform}; null: those already remembered for the reference, else the daemon's): used to resolve
+   * the image, kept in its record, and used for every later read of it (also after a restart).
+   */
+  public ImageRecord register(String reference, String fsid, String domainId, boolean replace, PullOptions pull)
+      throws IOException {
+    ImageSource source = sources.open(reference, pull);
     LazyImage image = source.resolve();
     BootstrapHeader header = readHeader(source, image);
-    ImageRecord record = catalog.register(describe(image, header, fsid, domainId), replace);
+    PullOptions used = reference.startsWith("oci:") ? null : sources.optionsOf(reference);
+    ImageRecord record = catalog.register(describe(image, header, fsid, domainId).withPull(used), replace);
     onRegistered.accept(record);
     return record;
+  }
+
+  /**
+   * Adds plain HTTP to a registered image's registry settings: kept in its record and used for its reads from now
+   * on.
+   */
+  public ImageRecord addPlainHttp(ImageRecord r) throws IOException {
+    PullOptions p = new PullOptions(true, r.pullOptions().platform());
+    sources.open(r.reference(), p);
+    return catalog.register(r.withPull(r.pullOptions().merge(p)), false);
   }
 
   /** Reads the bootstrap's leading bytes: one block, or up to the end of the device table. */

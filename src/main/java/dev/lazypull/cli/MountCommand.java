@@ -42,6 +42,16 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--replace", description = "Rebind an fsid already registered for another image.")
   boolean replace;
 
+  @Option(names = "--plain-http", description = "The daemon talks plain HTTP (no TLS) to this image's registry, for "
+      + "this image and after a daemon restart too (kept with the image). Loopback registries (localhost, "
+      + "127.0.0.0/8, ::1) need no flag: plain HTTP is used when they do not speak TLS.")
+  boolean plainHttp;
+
+  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+      description = "Which image of a multi-platform index the daemon mounts (default: the daemon's "
+          + "registry.platform, linux/amd64).")
+  String platform;
+
   @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
 
@@ -55,6 +65,12 @@ final class MountCommand implements Callable<Integer> {
       return 1;
     }
     ObjectNode req = ControlClient.request("register").put("image", image).put("replace", replace);
+    try {
+      RegistryOptions.putPull(req, plainHttp, platform);
+    } catch (IllegalArgumentException e) {
+      System.err.println("lazypull mount: --platform: " + e.getMessage());
+      return 2;
+    }
     if (fsid != null) {
       req.put("fsid", fsid);
     }

@@ -84,6 +84,10 @@ final class NbdCommand implements Callable<Integer> {
       + "test registries. Per-host: plain_http in a [[registry.host]] entry of the config file.")
   boolean plainHttp;
 
+  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+      description = "Which image of a multi-platform index to serve (default: registry.platform, linux/amd64).")
+  String platform;
+
   @Override
   public Integer call() throws Exception {
     NbdSettings s;
@@ -92,6 +96,13 @@ final class NbdCommand implements Callable<Integer> {
       ConfigNode file = ConfigFile.load(config);
       s = NbdSettings.resolve(this, file);
       registryConfig = RegistryConfig.from(file.section("registry")).withPlainHttp(plainHttp);
+      if (platform != null) {
+        try {
+          registryConfig = registryConfig.withPlatform(platform);
+        } catch (IllegalArgumentException e) {
+          throw new ConfigException("--platform: " + e.getMessage(), e);
+        }
+      }
     } catch (ConfigException e) {
       System.err.println("lazypull nbd: " + e.getMessage());
       return 2;

@@ -97,6 +97,10 @@ final class PrefetchCommand implements Callable<Integer> {
     if (standalone) {
       return StandalonePrefetchRun.run(this);
     }
+    if (registry.config != null) {
+      System.err.println("lazypull prefetch: --config is read only with --standalone; the daemon uses its own "
+          + "[registry] settings (--plain-http and --platform are sent to it)");
+    }
     ControlClient client = new ControlClient(socket.socket);
     if (stop) {
       JsonNode r = client.call(ControlClient.request("prefetch-stop").put("image", image));
@@ -111,6 +115,14 @@ final class PrefetchCommand implements Callable<Integer> {
       }
     }
     var req = ControlClient.request(status ? "prefetch-status" : "prefetch").put("image", image);
+    if (!status) {
+      try {
+        registry.putPull(req); // the daemon applies them to the registered image (plain HTTP kept with it)
+      } catch (IllegalArgumentException e) {
+        System.err.println("lazypull prefetch: --platform: " + e.getMessage());
+        return 2;
+      }
+    }
     if (!paths.isEmpty()) {
       var arr = req.putArray("paths");
       paths.forEach(arr::add);

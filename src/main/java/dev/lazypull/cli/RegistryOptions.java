@@ -5,8 +5,9 @@ import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.config.ConfigNode;
 import dev.lazypull.registry.RegistryClient;
+import dev.lazypull.registry.Platform;
 import dev.lazypull.registry.RegistryConfig;
-import dev.lazypull.registry.RegistryImageSource;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -14,7 +15,9 @@ import picocli.CommandLine.Option;
 /**
  * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}, {@code pack},
  * {@code convert}, {@code profile}, {@code prefetch --standalone}): the config
- * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}.
+ * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}. Commands that hand an
+ * image to the daemon ({@code mount}, {@code prefetch}) send {@code --plain-http} and {@code --platform} along
+ * with it ({@link #putPull}); the daemon reads its own config file.
  */
 final class RegistryOptions {
   @Option(names = "--config", paramLabel = "FILE",
@@ -56,12 +59,35 @@ final class RegistryOptions {
     return c;
   }
 
+  /**
+   * Adds the per-image registry settings to a control request for the daemon ({@code "pull"}, see
+   * docs/control-api.md); nothing when neither is given. A malformed platform is refused here.
+   */
+  static void putPull(ObjectNode req, boolean plainHttp, String platform) {
+    if (!plainHttp && platform == null) {
+      return;
+    }
+    ObjectNode pull = req.putObject("pull");
+    if (plainHttp) {
+      pull.put("plainHttp", true);
+    }
+    if (platform != null) {
+      Platform.parse(platform);
+      pull.put("platform", platform);
+    }
+  }
+
+  /** {@link #putPull} with these options' {@code --plain-http} and {@code --platform}. */
+  void putPull(ObjectNode req) {
+    putPull(req, plainHttp, platform);
+  }
+
   RegistryClient client() throws ConfigException, IOException {
     return RegistryClient.create(registryConfig());
   }
 
   /** Local layouts and, through {@code client}, registry references. */
   static ImageSources sources(RegistryClient client) {
-    return new ImageSources(ref -> new RegistryImageSource(client, ref));
+    return dev.lazypull.app.Sources.over(client);
   }
 }

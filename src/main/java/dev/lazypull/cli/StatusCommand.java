@@ -32,6 +32,18 @@ final class StatusCommand implements Callable<Integer> {
     long budget = status.path("cache").path("budgetBytes").asLong();
     System.out.println("cache on disk:     " + Units.human(status.path("cache").path("usageBytes").asLong())
         + (budget > 0 ? " of " + Units.human(budget) + " budget" : " (no budget)"));
+    for (JsonNode r : status.path("registered")) {
+      JsonNode pull = r.path("pull");
+      StringBuilder how = new StringBuilder();
+      if (pull.path("plainHttp").asBoolean(false)) {
+        how.append("plain-http");
+      }
+      if (pull.hasNonNull("platform")) {
+        how.append(how.length() > 0 ? ", " : "").append("platform ").append(pull.path("platform").asText());
+      }
+      System.out.printf("  %-36s %s%s%n", r.path("fsid").asText(), r.path("reference").asText(),
+          how.length() > 0 ? " (" + how + ")" : "");
+    }
     for (JsonNode o : status.path("objects")) {
       System.out.printf("  %-12s fsid %-36s device %-3d %s  %s / %s%n", o.path("id").asText(),
           o.path("fsid").asText(), o.path("deviceId").asInt(), o.path("blob").asText().substring(7, 19),

@@ -19,6 +19,7 @@ import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509TrustManager;
 import okhttp3.ConnectionPool;
+import okhttp3.Dns;
 import okhttp3.OkHttpClient;
 
 /**
@@ -30,6 +31,11 @@ final class HttpClients {
   private HttpClients() {}
 
   static OkHttpClient create(RegistryConfig config) throws IOException {
+    return create(config, null);
+  }
+
+  /** With {@code dns} (null: the system's) resolving registry names. */
+  static OkHttpClient create(RegistryConfig config, Dns dns) throws IOException {
     OkHttpClient.Builder b = new OkHttpClient.Builder()
         .followRedirects(false)
         .followSslRedirects(false)
@@ -37,6 +43,9 @@ final class HttpClients {
         .readTimeout(config.readTimeout())
         .writeTimeout(config.readTimeout())
         .connectionPool(new ConnectionPool(Math.max(5, config.maxConnections()), 5, TimeUnit.MINUTES));
+    if (dns != null) {
+      b.dns(dns);
+    }
     if (!config.caFiles().isEmpty()) {
       X509TrustManager tm = trustManager(config.caFiles());
       try {

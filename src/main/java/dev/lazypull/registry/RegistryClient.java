@@ -22,6 +22,7 @@ import java.util.logging.Logger;
 import javax.net.ssl.SSLException;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
+import okhttp3.Request;
 import okhttp3.Response;
 
 /**
@@ -60,17 +61,54 @@ public final class RegistryClient implements Closeable {
     this(config, credentials, sleeper, System::nanoTime);
   }
 
+  /**
+   * With its own name resolution: tests reach a local server under a name that is not a loopback name (so neither
+   * the loopback convention nor the system's resolver decides what they test).
+   */
+  public RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, okhttp3.Dns dns)
+      throws IOException {
+    this(config, credentials, sleeper, System::nanoTime, dns);
+  }
+
   /** With a clock for token lifetimes, redirect expiry and mirror cool-downs (tests). */
   RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, LongSupplier nanoClock)
       throws IOException {
+    this(config, credentials, sleeper, nanoClock, null);
+  }
+
+  private RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, LongSupplier nanoClock,
+      okhttp3.Dns dns) throws IOException {
     this.config = config;
-    OkHttpClient http = HttpClients.create(config);
+    OkHttpClient http = HttpClients.create(config, dns);
     RegistryAuth auth = new RegistryAuth(credentials, nanoClock);
     this.transport = new RegistryTransport(http, auth,
         new RedirectCache(config.redirectTtl().toNanos(), nanoClock), sleeper, config.requestTimeout());
     auth.setHttp((req, idempotent) -> transport.executePlain(req, idempotent, config.retry()));
     auth.stats = transport.stats;
-    this.endpoints = new Endpoints(config, nanoClock);
+    this.endpoints = new Endpoints(config, nanoClock, url -> {
+      // a loopback server answers /v2/ at once; one that says nothing (a plain HTTP server still waiting for the
+      // end of a request line after a TLS ClientHello) must not stall the first request for a whole read timeout
+      try (Response r = transport.executePlain(new Request.Builder().url(url).get().build(), true,
+          RetryPolicy.none(), config.connectTimeout())) {
+        return r.code();
+      }
+    });
+  }
+
+  /**
+   * Speaks plain HTTP to {@code registry} (as written in references) from now on, as if it had
+   * {@code plain_http = true} in its {@code [[registry.host]]} entry: for an image registered with
+   * {@code --plain-http} through the control socket (which only root can reach).
+   */
+  public void usePlainHttp(String registry) {
+    if (endpoints.usePlainHttp(registry) && !config.isPlainHttp(registry)) {
+      LOG.info("registry " + registry + ": plain HTTP (asked for with an image registered with --plain-http)");
+    }
+  }
+
+  /** Whether {@code registry}'s origin is spoken to in plain HTTP (a loopback registry is probed if unsettled). */
+  public boolean isPlainHttp(String registry) {
+    return endpoints.isPlainHttp(registry);
   }
 
   /** Request, retry, token and mirror counters (for metrics). */
@@ -314,7 +352,7 @@ public final class RegistryClient implements Closeable {
     String hint = "";
     if (RegistryTransport.untrusted(e)) {
       hint = " (the server's certificate is not trusted: add its CA to registry.ca_files)";
-    } else if (e instanceof SSLException && ep.base().isHttps()) {
+    } else if (e instanceof SSLException && ep.base().isHttps() && !Loopback.is(ep.registry())) {
       hint = " (if " + ep.authority() + " speaks plain HTTP, use --plain-http or plain_http = true in its "
           + "[[registry.host]] entry)";
     }

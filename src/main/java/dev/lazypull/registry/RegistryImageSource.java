@@ -10,6 +10,7 @@ import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.Manifest;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.image.PullOptions;
 import java.io.IOException;
 import java.util.stream.Collectors;
 
@@ -25,11 +26,29 @@ public final class RegistryImageSource implements ImageSource {
   private final RegistryBlobSource blobs;
 
   public RegistryImageSource(RegistryClient client, ImageReference.Registry reference) {
+    this(client, reference, null);
+  }
+
+  /** With {@code platform} ({@code os/arch[/variant]}) picked from an index instead of the client's default. */
+  public RegistryImageSource(RegistryClient client, ImageReference.Registry reference, String platform) {
     this.client = client;
     this.reference = reference;
     this.repository = Repository.of(reference);
-    this.platform = Platform.parse(client.config().platform());
+    this.platform = Platform.parse(platform != null ? platform : client.config().platform());
     this.blobs = new RegistryBlobSource(client, repository);
+  }
+
+  /**
+   * An image with per-image registry settings: its platform, and plain HTTP for its registry (which the client
+   * applies to that registry host from now on).
+   */
+  public static RegistryImageSource open(RegistryClient client, ImageReference.Registry reference,
+      PullOptions options) {
+    RegistryImageSource s = new RegistryImageSource(client, reference, options.platform());
+    if (options.plainHttp()) {
+      client.usePlainHttp(reference.registry());
+    }
+    return s;
   }
 
   public Repository repository() {

@@ -70,9 +70,15 @@ final class RegistryTransport {
 
   /** A plain request with retries, no registry auth and no redirects (token endpoints). */
   Response executePlain(Request request, boolean idempotent, RetryPolicy policy) throws IOException {
+    return executePlain(request, idempotent, policy, requestTimeout);
+  }
+
+  /** {@link #executePlain(Request, boolean, RetryPolicy)} with its own whole-call limit. */
+  Response executePlain(Request request, boolean idempotent, RetryPolicy policy, Duration timeout)
+      throws IOException {
     return retrying(() -> {
       Call call = client.newCall(request);
-      call.timeout().timeout(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      call.timeout().timeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
       return call.execute();
     }, idempotent, policy, () -> request.method() + " " + request.url().host() + request.url().encodedPath());
   }

@@ -149,6 +149,55 @@ class RegistryIT {
     }
   }
 
+  /**
+   * docker's convention: a registry on 127.0.0.1 needs neither --plain-http nor plain_http. copy (a push), inspect
+   * and nbd each find out on their own that it speaks plain HTTP, and read the right bytes.
+   */
+  @Test
+  void aLoopbackRegistryNeedsNoFlagAndNoConfiguration() throws Exception {
+    Path jar = dev.lazypull.testing.VmHarness.jar();
+    try (DockerRegistryFixture reg = DockerRegistryFixture.builder(work.resolve("loopback")).start()) {
+      Path toml = config(work.resolve("loopback-cfg"), null, null); // a docker config and nothing else
+      assertTrue(!Files.readString(toml).contains("plain_http"));
+      String ref = reg.host() + "/acc/app:v1";
+      String[] r = cli("copy", "--config", toml.toString(), "oci:" + layout + ":v1", ref);
+      assertEquals("0", r[0], r[1]);
+      assertTrue(r[1].contains("uploaded"), r[1]);
+      r = cli("inspect", "--config", toml.toString(), ref);
+      assertEquals("0", r[0], r[1]);
+      assertTrue(r[1].contains(local.manifestDigest().toString()), r[1]);
+      r = cli("inspect", ref); // literally no configuration and no flag
+      assertEquals("0", r[0], r[1]);
+      assertTrue(r[1].contains(local.manifestDigest().toString()), r[1]);
+      assertRangesMatch(RegistryClient.create(RegistryConfig.from(dev.lazypull.config.ConfigFile.load(toml, true)
+          .section("registry"))), ref);
+
+      Path socket = work.resolve("loopback-nbd.sock");
+      long served = reg.blobBytesServed();
+      java.util.Map<String, Long> stats;
+      try (dev.lazypull.testing.LazypullProcess p = dev.lazypull.testing.LazypullProcess.start(jar,
+          work.resolve("loopback-nbd"), "nbd", ref, "--config", toml.toString(), "--listen", "unix:" + socket,
+          "--cache-dir", work.resolve("loopback-cache").toString())) {
+        p.awaitLine("serving", 60);
+        try (dev.lazypull.testing.NbdTestClient c = dev.lazypull.testing.NbdTestClient.connect(socket)) {
+          long size = c.exportName("", true).size();
+          assertTrue(size > local.bootstrap().size(), "export of " + size + " bytes");
+          c.request(dev.lazypull.nbd.protocol.Nbd.CMD_READ, 0, 1, 0, 4096);
+          dev.lazypull.testing.NbdTestClient.SimpleReply reply = c.simpleReply(4096);
+          assertEquals(0, reply.error());
+          java.nio.ByteBuffer sb = java.nio.ByteBuffer.wrap(reply.data()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+          assertEquals(dev.lazypull.erofs.Superblock.MAGIC, sb.getInt(dev.lazypull.erofs.Superblock.OFFSET),
+              "the flattened device starts with the image's EROFS superblock");
+          c.request(dev.lazypull.nbd.protocol.Nbd.CMD_READ, 0, 2, size - 4096, 4096);
+          assertEquals(0, c.simpleReply(4096).error(), "a read of the data device: fetched from the registry");
+        }
+        stats = p.stop();
+      }
+      assertEquals(0, stats.get("readsFailed"), stats.toString());
+      assertTrue(reg.blobBytesServed() > served, "the export read blobs from the registry over plain HTTP");
+    }
+  }
+
   @Test
   void htpasswdBasicAuth() throws Exception {
     try (DockerRegistryFixture reg = DockerRegistryFixture.builder(work.resolve("basic"))

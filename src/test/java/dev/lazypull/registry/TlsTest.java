@@ -1,6 +1,9 @@
 package dev.lazypull.registry;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -21,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import mockwebserver3.MockWebServer;
+import mockwebserver3.RecordedRequest;
 import mockwebserver3.junit5.StartStop;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -50,8 +54,8 @@ class TlsTest {
     }
   }
 
-  @Test
-  void anUntrustedCertificateIsRefusedAndAConfiguredCaIsTrusted() throws Exception {
+  /** Serves https with a fresh self-signed certificate (for localhost and 127.0.0.1); returns its PEM. */
+  private Path https(FakeRegistry reg) throws Exception {
     Path ks = tmp.resolve("server.p12");
     Path pem = selfSigned(ks);
     KeyStore store = KeyStore.getInstance("PKCS12");
@@ -63,8 +67,39 @@ class TlsTest {
     SSLContext ctx = SSLContext.getInstance("TLS");
     ctx.init(kmf.getKeyManagers(), null, null);
     server.useHttps(ctx.getSocketFactory());
-    FakeRegistry reg = new FakeRegistry();
     server.setDispatcher(reg);
+    return pem;
+  }
+
+  @Test
+  void aTlsRegistryOnLoopbackKeepsTlsWithItsCertificateVerified() throws Exception {
+    FakeRegistry reg = new FakeRegistry();
+    Path pem = https(reg);
+    byte[] data = "loopback over tls".getBytes();
+    reg.putBlob("t/app", data);
+    Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
+    Repository repo = new Repository("127.0.0.1:" + server.getPort(), "t/app");
+    // no plain_http anywhere: the loopback probe finds TLS and stays on it
+    try (RegistryClient client = new RegistryClient(RegistryConfig.defaults().withCaFiles(List.of(pem)),
+        CredentialStore.anonymous(), x -> { })) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      try (ReadableByteChannel ch = client.openBlob(repo, d, 0, data.length)) {
+        Channels.newInputStream(ch).transferTo(out);
+      }
+      assertArrayEquals(data, out.toByteArray());
+      assertFalse(client.isPlainHttp(repo.registry()));
+    }
+    assertFalse(reg.requests.isEmpty());
+    for (RecordedRequest r : reg.requests) {
+      assertEquals("https", r.getUrl().scheme(), r.toString());
+      assertNotNull(r.getHandshake(), r.toString());
+    }
+  }
+
+  @Test
+  void anUntrustedCertificateIsRefusedAndAConfiguredCaIsTrusted() throws Exception {
+    FakeRegistry reg = new FakeRegistry();
+    Path pem = https(reg);
     byte[] data = "over tls".getBytes();
     reg.putBlob("t/app", data);
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
@@ -74,6 +109,7 @@ class TlsTest {
     IOException e = assertThrows(IOException.class, () -> strict.openBlob(repo, d, 0, data.length));
     assertTrue(e.getMessage().contains("https://localhost:" + server.getPort()) && e.getMessage().contains("ca_files"),
         e.getMessage());
+    assertFalse(strict.isPlainHttp(repo.registry()), "a loopback TLS server with a refused certificate stays TLS");
 
     RegistryConfig withCa = RegistryConfig.defaults().withCaFiles(List.of(pem));
     RegistryClient trusting = new RegistryClient(withCa, CredentialStore.anonymous(), x -> { });
