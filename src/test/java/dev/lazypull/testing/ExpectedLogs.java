@@ -75,6 +75,11 @@ public final class ExpectedLogs implements AfterEachCallback {
     return declare(new Expectation(Level.WARNING, fragment, false));
   }
 
+  /** Like {@link #allowWarning}, at SEVERE (a mock server reporting a client's protocol probe, say). */
+  public static Expectation allowSevere(String fragment) {
+    return declare(new Expectation(Level.SEVERE, fragment, false));
+  }
+
   private static Expectation declare(Expectation e) {
     if (e.level.intValue() < Level.INFO.intValue()) {
       throw new IllegalArgumentException("only records the console prints can be declared: " + e.level);
