@@ -15,7 +15,7 @@ import java.util.Map;
  * contain commas, so a header cannot be split on commas. One header may also carry several challenges
  * ({@code Basic realm="x", Bearer realm="y"}); a challenge starts wherever a token is not followed by '='.
  */
-public record Challenge(String scheme, Map<String, String> params, String token68) {
+record Challenge(String scheme, Map<String, String> params, String token68) {
   public Challenge {
     scheme = scheme.toLowerCase(Locale.ROOT);
     params = Map.copyOf(params);

@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  * {@code <token>} marks the secret as an identity (refresh) token. Answers are cached briefly so a Basic-auth
  * registry does not fork a helper per request; the helper's stdout never appears in an error.
  */
-public final class CredentialHelper {
+final class CredentialHelper {
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
   private static final int MAX_OUTPUT = 64 << 10;
   private static final Duration TIMEOUT = Duration.ofSeconds(10);

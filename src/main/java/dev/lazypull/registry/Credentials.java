@@ -8,7 +8,7 @@ import java.util.Base64;
  * token", used with the token endpoint's POST flow) and/or a registry token sent as-is as a Bearer token.
  * {@link #toString} never prints a secret.
  */
-public record Credentials(String username, String password, String identityToken, String registryToken) {
+record Credentials(String username, String password, String identityToken, String registryToken) {
   public static Credentials basic(String username, String password) {
     return new Credentials(username, password, null, null);
   }

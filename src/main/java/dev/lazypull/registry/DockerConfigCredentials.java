@@ -26,7 +26,7 @@ import java.util.logging.Logger;
  * the daemon runs takes effect at the next token fetch. A missing file means anonymous access. A malformed
  * file is an error naming the file (never its contents).
  */
-public final class DockerConfigCredentials implements CredentialStore {
+final class DockerConfigCredentials implements CredentialStore {
   private static final Logger LOG = Logger.getLogger(DockerConfigCredentials.class.getName());
   static final String DOCKER_HUB_KEY = "https://index.docker.io/v1/";
   private static final long MAX_BYTES = 1 << 20;

@@ -10,7 +10,7 @@ import okhttp3.HttpUrl;
  * @param credentialKey the host credentials are looked up for (the registry for the origin, the mirror's
  *     {@code host[:port]} for a mirror)
  */
-public record Endpoint(HttpUrl base, String registry, String credentialKey, boolean mirror) {
+record Endpoint(HttpUrl base, String registry, String credentialKey, boolean mirror) {
   /** {@code host[:port]} as used for auth state and the redirect cache. */
   public String authority() {
     boolean defaultPort = base.port() == HttpUrl.defaultPort(base.scheme());

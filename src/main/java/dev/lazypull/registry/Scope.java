@@ -8,7 +8,7 @@ import java.util.TreeSet;
  * challenge's {@code scope} attribute may hold several space-separated scopes; each is sent as its own
  * {@code scope=} parameter.
  */
-public record Scope(Set<String> items) {
+record Scope(Set<String> items) {
   public Scope {
     items = java.util.Collections.unmodifiableSortedSet(new TreeSet<>(items));
   }
