@@ -4,6 +4,7 @@ import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.control.ControlServer;
+import dev.lazypull.fanotify.EventFdLimit;
 import dev.lazypull.fanotify.FanotifyFrontend;
 import dev.lazypull.fanotify.FanotifyGroup;
 import dev.lazypull.fanotify.FanotifySupport;
@@ -30,6 +31,9 @@ import dev.lazypull.registry.RegistryConfig;
 import dev.lazypull.sys.DaemonThreads;
 import dev.lazypull.sys.ListenFds;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Executors;
@@ -194,6 +198,7 @@ public final class Daemon implements AutoCloseable {
      * kept alive outside this process from now on, so a crash never lets accesses through over holes.
      */
     private KernelSide fanotifyGroup(ServiceNotifier n) throws SetupException {
+      EventFdLimit.cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a crash
       Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
       Optional<Integer> kept = stored == null && !n.active()
           ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME) : Optional.empty();
@@ -203,7 +208,12 @@ public final class Daemon implements AutoCloseable {
           LOG.info("took over the fanotify group (fd " + fd + ") from " + (stored != null ? "the fd store" : "the keeper"));
           return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true);
         }
-        FanotifySupport.Report support = FanotifySupport.probe(config.cacheDir());
+        Path cacheDir = config.cacheDir().toAbsolutePath().normalize();
+        if (!Files.isDirectory(cacheDir)) { // the probe runs in it (its filesystem must take pre-content marks)
+          Files.createDirectories(cacheDir);
+          Files.setPosixFilePermissions(cacheDir, PosixFilePermissions.fromString("rwx------"));
+        }
+        FanotifySupport.Report support = FanotifySupport.probe(cacheDir);
         if (!support.usable()) {
           throw new SetupException(support.summary());
         }

@@ -143,11 +143,19 @@ public final class FanotifyFrontend implements Frontend {
       }
     }
     if (adopted) {
-      int last = state.highestEventFd();
+      // every number the predecessor could have been handed: below its capped fd limit, and (should a predecessor
+      // have run without the cap) up to the highest it recorded
+      int bound = Math.max(EventFdLimit.MAX, state.highestEventFd() + 1);
+      long t0 = System.nanoTime();
       try {
-        int n = group.answerWaiting(0, last + 1, denyResponse, fd -> false);
+        int n = group.answerWaiting(0, bound, denyResponse, fd -> false);
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         if (n > 0) {
-          LOG.warning("denied (EIO) " + n + " access(es) the previous daemon read and never answered");
+          LOG.warning("denied (EIO) " + n + " access(es) the previous daemon read and never answered (swept fd "
+              + "numbers 0-" + (bound - 1) + " in " + ms + " ms)");
+        } else {
+          LOG.info("no access the previous daemon read was left unanswered (swept fd numbers 0-" + (bound - 1)
+              + " in " + ms + " ms)");
         }
       } catch (IOException e) {
         LOG.severe("sweeping the previous daemon's unanswered events failed: " + e.getMessage());
