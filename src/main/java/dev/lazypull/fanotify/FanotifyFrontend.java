@@ -91,7 +91,22 @@ public final class FanotifyFrontend implements Frontend {
   private volatile Throwable failure;
 
   private record Image(ImageRecord record, BlobCacheFile bootstrap, List<WatchedFile.Served> blobs,
-      long preparedNanos) {}
+      MountsDue due) {}
+
+  /**
+   * Mounts announced and not yet made: each prepare is a client about to call mount(2) with what it got, and until
+   * it says it did ({@link #mountSettled}) — or {@link #releaseUnmounted}'s grace passes, for a client that died or
+   * never says — the image must stay served even when nothing mounts it yet. Guarded by {@code images}.
+   */
+  private static final class MountsDue {
+    int count;
+    long lastPrepareNanos;
+
+    void prepared() {
+      count++;
+      lastPrepareNanos = System.nanoTime();
+    }
+  }
 
   /** One event waiting for its range: answered exactly once, by the fetch or by shutdown. */
   private static final class Inflight {
@@ -241,28 +256,35 @@ public final class FanotifyFrontend implements Frontend {
     synchronized (images) {
       Image known = images.get(fsid);
       if (known != null) {
+        known.due().prepared();
         return prepared(known);
       }
     }
     BlobSource source = sources.open(r.reference()).blobs();
     List<BlobCacheFile> opened = new ArrayList<>();
+    List<WatchedFile.Served> blobs = new ArrayList<>();
     try {
       BlobCacheFile boot = cache.file(BlobRef.metadata(r.bootstrap(), r.reference()), source);
       opened.add(boot);
       await(boot.fetcher(), "the bootstrap of " + fsid);
       await(boot.ensure(0, boot.size()), "the bootstrap of " + fsid); // whole, verified: the kernel reads it
-      List<WatchedFile.Served> blobs = new ArrayList<>();
       for (int i = 0; i < r.blobs().size(); i++) {
         BlobCacheFile f = cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i + 1), r.reference()), source);
         opened.add(f);
         await(f.fetcher(), "blob " + r.blobs().get(i).digest() + " of " + fsid);
-        WatchedFile w = watch(f);
-        WatchedFile.Served s = new WatchedFile.Served(w, new BlobBinding(r, r.blobs().get(i), i + 1));
-        w.served.add(s);
-        blobs.add(s);
+        blobs.add(watch(f, new BlobBinding(r, r.blobs().get(i), i + 1)));
       }
-      Image image = new Image(r, boot, blobs, System.nanoTime());
+      MountsDue due = new MountsDue();
+      due.prepared();
+      Image image = new Image(r, boot, blobs, due);
       synchronized (images) {
+        Image raced = images.get(fsid);
+        if (raced != null) { // prepared meanwhile by another client: serve that one
+          raced.due().prepared();
+          blobs.forEach(this::unwatch);
+          opened.forEach(cache::release);
+          return prepared(raced);
+        }
         images.put(fsid, image);
         state.save(images.keySet());
       }
@@ -274,7 +296,8 @@ public final class FanotifyFrontend implements Frontend {
       LOG.info("prepared " + fsid + " (" + r.reference() + "): " + blobs.size() + " data file(s)");
       return prepared(image);
     } catch (IOException | RuntimeException e) {
-      opened.forEach(this::unwatchIfUnused);
+      blobs.forEach(this::unwatch);
+      opened.forEach(cache::release);
       throw e;
     }
   }
@@ -284,26 +307,46 @@ public final class FanotifyFrontend implements Frontend {
         i.blobs().stream().map(b -> b.watched.file.path()).toList());
   }
 
-  /** Marks {@code f} unless it is complete, and indexes it by identity for events. */
-  private WatchedFile watch(BlobCacheFile f) throws IOException {
+  /**
+   * Marks {@code f} unless it is complete, indexes it by identity for events, and adds {@code binding}'s view of
+   * it — all under one lock, so a release of another image sharing the file never unwatches it in between.
+   */
+  private WatchedFile.Served watch(BlobCacheFile f, BlobBinding binding) throws IOException {
     FileKey key = FileKey.of(f.path());
     synchronized (watched) {
       WatchedFile w = watched.get(key);
-      if (w == null) {
+      boolean added = w == null;
+      if (added) {
         w = new WatchedFile(f, key);
         watched.put(key, w);
       }
       if (!w.marked && !w.complete()) {
-        group.mark(f.path());
+        try {
+          group.mark(f.path());
+        } catch (IOException | RuntimeException e) {
+          if (added) {
+            watched.remove(key);
+          }
+          throw e;
+        }
         w.marked = true;
       }
-      return w;
+      WatchedFile.Served s = new WatchedFile.Served(w, binding);
+      w.served.add(s);
+      return s;
     }
   }
 
-  /** Gives back a file a failed prepare opened (the cache keeps counting its other users). */
-  private void unwatchIfUnused(BlobCacheFile f) {
-    cache.release(f);
+  /** Drops one view of a watched file; the last one takes the file out of the index and removes its mark. */
+  private void unwatch(WatchedFile.Served s) {
+    WatchedFile w = s.watched;
+    synchronized (watched) {
+      w.served.remove(s);
+      if (w.served.isEmpty() && watched.get(w.key) == w) {
+        watched.remove(w.key);
+        unmark(w);
+      }
+    }
   }
 
   /**
@@ -325,38 +368,46 @@ public final class FanotifyFrontend implements Frontend {
       for (BlobListener l : listeners) {
         l.closed(s);
       }
-      WatchedFile w = s.watched;
-      w.served.remove(s);
-      synchronized (watched) {
-        if (w.served.isEmpty()) {
-          watched.remove(w.key);
-          unmark(w);
-        }
-      }
-      cache.release(w.file);
+      unwatch(s);
+      cache.release(s.watched.file);
     }
     cache.release(image.bootstrap());
     LOG.info("released " + fsid);
   }
 
   /**
-   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or plain umount),
-   * once they have been prepared for at least {@code grace} (a mount follows its prepare within moments).
+   * A client that prepared {@code fsid} has made its mount (or failed to): the image no longer waits for it.
+   * Unknown images are ignored.
+   */
+  public void mountSettled(String fsid) {
+    synchronized (images) {
+      Image i = images.get(fsid);
+      if (i != null && i.due().count > 0) {
+        i.due().count--;
+      }
+    }
+  }
+
+  /**
+   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or plain umount):
+   * at once when no client that prepared one still has its mount to make, else once {@code grace} has passed
+   * since the last prepare (a mount follows its prepare within moments; a client that never says it mounted is
+   * given that long).
    *
    * @return the fsids released
    */
   public List<String> releaseUnmounted(Duration grace) throws IOException {
-    java.util.Set<Path> mounted = mountedBootstraps();
     List<String> gone = new ArrayList<>();
-    synchronized (images) {
+    synchronized (images) { // under the lock: a prepare cannot slip in between the check and the removal
+      java.util.Set<Path> mounted = mountedBootstraps();
       for (Image i : images.values()) {
         if (!mounted.contains(i.bootstrap().path())
-            && System.nanoTime() - i.preparedNanos() >= grace.toNanos()) {
+            && (i.due().count == 0 || System.nanoTime() - i.due().lastPrepareNanos >= grace.toNanos())) {
           gone.add(i.record().fsid());
         }
       }
+      gone.forEach(this::release);
     }
-    gone.forEach(this::release);
     return gone;
   }
 
