@@ -12,6 +12,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 
@@ -50,8 +52,13 @@ public final class ImageRegistrar {
   public ImageRecord register(String reference, String fsid, String domainId, boolean replace) throws IOException {
     ImageSource source = sources.open(reference);
     LazyImage image = source.resolve();
-    BootstrapHeader header = readHeader(source, image);
-    ImageRecord record = catalog.register(describe(image, header, fsid, domainId), replace);
+    String id = fsid != null ? fsid : ImageRecord.defaultFsid(image.manifestDigest());
+    Optional<ImageRecord> known = catalog.get(id).filter(r -> r.manifestDigest().equals(image.manifestDigest())
+        && r.reference().equals(image.reference()) && Objects.equals(r.domainId(), domainId));
+    // the same image under the same names again (a remount): its record holds what the header would say, and
+    // reading the header again would cost a registry request per mount
+    ImageRecord record = known.isPresent() ? known.get()
+        : catalog.register(describe(image, readHeader(source, image), fsid, domainId), replace);
     onRegistered.accept(record);
     return record;
   }
