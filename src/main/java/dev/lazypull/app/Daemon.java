@@ -336,6 +336,16 @@ public final class Daemon implements AutoCloseable {
     notifier.startWatchdog(frontend::isRunning);
   }
 
+  /**
+   * A warning at shutdown, straight to stderr (where the log goes, and journald reads): JUL's own shutdown hook
+   * resets the log handlers concurrently with ours, so a record logged while stopping may never be written.
+   */
+  private static void shutdownNotice(String message) {
+    System.err.println(java.time.LocalTime.now().format(java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
+        + " WARNING Daemon: " + message);
+    System.err.flush();
+  }
+
   private void collectCache() {
     try {
       CacheKeeper.Report r = keeper.collect(keeper.budget());
@@ -434,12 +444,17 @@ public final class Daemon implements AutoCloseable {
     if (prefetch != null) {
       prefetch.close();
     }
-    if (fanotify != null) {
-      fanotify.unmountAll(); // a clean stop leaves no mount without its daemon (it would read holes)
-    }
+    // a clean stop leaves no mount without its daemon: it would read holes once the group is gone
+    List<String> busy = fanotify != null ? fanotify.unmountAll() : List.of();
     frontend.close();
     if (fanotify != null) {
-      if (notifier.active()) {
+      if (!busy.isEmpty()) {
+        // their readers must wait for the next daemon, never read holes: the group stays where it is kept
+        shutdownNotice("mounts still in use stay mounted: " + String.join(", ", busy) + "; the fanotify group stays "
+            + (notifier.active() ? "in the service manager's fd store (FileDescriptorStorePreserve=yes keeps it "
+                + "across a stop)" : "with its keeper") + ", so their reads of data not cached yet wait for the next "
+            + "`lazypull daemon` (or fail with EIO once it runs); unmount them, then stop again to end it");
+      } else if (notifier.active()) {
         notifier.removeFd(FANOTIFY_FDNAME);
       } else {
         FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);

@@ -330,6 +330,14 @@ public final class FanotifyFrontend implements Frontend {
           throw e;
         }
         w.marked = true;
+      } else if (added && !w.marked) {
+        // complete: no mark needed, and none may stay — a predecessor whose group we adopted may have left one,
+        // which would send every access of a file we might stop watching to a daemon that denies it
+        try {
+          group.unmark(f.path());
+        } catch (IOException e) {
+          // ENOENT: it had none
+        }
       }
       WatchedFile.Served s = new WatchedFile.Served(w, binding);
       w.served.add(s);
@@ -424,10 +432,14 @@ public final class FanotifyFrontend implements Frontend {
 
   /**
    * Unmounts every mount of a prepared image (a clean stop: a mount left without its daemon would read holes
-   * once the group is gone). A busy mount is detached (lazily unmounted) with a warning: processes that still
-   * have files open on it read what is cached and get errors for the rest once the daemon is gone.
+   * once the group is gone). A busy mount is left mounted, not detached: a detached mount stays readable through
+   * the files open on it while nothing lists it any more — a successor could not tell it is live and would release
+   * its image, and its holes would read as zeros once the group went. The caller keeps the group alive for busy
+   * mounts, so their reads wait for the next daemon.
+   *
+   * @return the mount points still mounted (busy, or not unmountable)
    */
-  public void unmountAll() {
+  public List<String> unmountAll() {
     java.util.Set<Path> ours = new java.util.HashSet<>();
     synchronized (images) {
       images.values().forEach(i -> ours.add(i.bootstrap().path()));
@@ -437,8 +449,9 @@ public final class FanotifyFrontend implements Frontend {
       mounts = MountInfo.read();
     } catch (IOException e) {
       LOG.warning("cannot list mounts to unmount before stopping: " + e.getMessage());
-      return;
+      return List.of("(mounts unknown: " + e.getMessage() + ")");
     }
+    List<String> left = new ArrayList<>();
     for (int i = mounts.size() - 1; i >= 0; i--) { // newest first
       MountInfo.Mount m = mounts.get(i);
       if (!m.fsType().equals("erofs") || !ours.contains(Path.of(m.source()))) {
@@ -448,14 +461,11 @@ public final class FanotifyFrontend implements Frontend {
         Mounts.umount(m.mountPoint(), 0);
         LOG.info("unmounted " + m.mountPoint());
       } catch (ErrnoException e) {
-        try {
-          Mounts.umount(m.mountPoint(), Mounts.MNT_DETACH);
-          LOG.warning("detached " + m.mountPoint() + " (it was busy: " + e.getMessage() + ")");
-        } catch (ErrnoException again) {
-          LOG.severe("cannot unmount " + m.mountPoint() + ": " + again.getMessage());
-        }
+        left.add(m.mountPoint());
+        LOG.warning("cannot unmount " + m.mountPoint() + " before stopping: " + e.getMessage());
       }
     }
+    return left;
   }
 
   private void unmark(WatchedFile w) {

@@ -162,4 +162,26 @@ class FanotifyFrontendTest {
         .size());
     assertFalse(g.isMarked(data));
   }
+
+  /**
+   * A complete file needs no mark, and must keep none: a predecessor whose group was adopted may have left one
+   * (it died before removing it), and a mark nobody watches sends accesses to a daemon that denies them.
+   */
+  @Test
+  void aStaleMarkOnACompleteFileIsRemovedWhenTheImageIsPrepared() throws Exception {
+    String ref = packAndStart(1L << 20);
+    JsonNode mount = call("register", ref).path("mount");
+    Path data = Path.of(mount.path("options").asText().substring("device=".length()));
+    FakeFanotifyGroup g = harness.group;
+    long size = Files.size(data);
+    for (long off = 0; off < size; off += 1 << 20) {
+      assertEquals(FanotifyResponse.ALLOW, g.access(data, off, Math.min(1 << 20, size - off), READER)
+          .get(10, TimeUnit.SECONDS));
+    }
+    Await.until(() -> !g.isMarked(data), "the complete file unmarked");
+    harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO);
+    g.mark(data); // what a crashed predecessor could leave on the group
+    call("register", ref);
+    assertFalse(g.isMarked(data), "prepared again: the complete file carries no mark");
+  }
 }
