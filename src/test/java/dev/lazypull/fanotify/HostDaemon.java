@@ -109,9 +109,14 @@ final class HostDaemon implements AutoCloseable {
 
   /** Waits for a line containing {@code text} in the current log; fails if the process ends first. */
   String awaitLog(String text, int seconds) throws InterruptedException {
+    return awaitLog(text, 1, seconds);
+  }
+
+  /** Waits for the {@code nth} line containing {@code text} in the current log (a supervisor's log spans runs). */
+  String awaitLog(String text, int nth, int seconds) throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     while (true) {
-      String found = logText().lines().filter(l -> l.contains(text)).findFirst().orElse(null);
+      String found = logText().lines().filter(l -> l.contains(text)).skip(nth - 1).findFirst().orElse(null);
       if (found != null) {
         return found;
       }
@@ -243,6 +248,7 @@ final class HostDaemon implements AutoCloseable {
     } catch (IOException e) {
       System.err.println("cleanup: listing mounts: " + e.getMessage());
     }
+    List<ProcessHandle> descendants = process == null ? List.of() : process.descendants().toList();
     if (process != null && process.isAlive()) {
       process.destroy();
       try {
@@ -253,6 +259,15 @@ final class HostDaemon implements AutoCloseable {
       } catch (InterruptedException e) {
         process.destroyForcibly();
         Thread.currentThread().interrupt();
+      }
+    }
+    for (ProcessHandle d : descendants) { // a daemon a supervisor started, should the supervisor have left it
+      if (d.isAlive() && !d.info().commandLine().orElse("").contains("FdKeeper")) {
+        d.destroy();
+        d.onExit().orTimeout(30, TimeUnit.SECONDS).exceptionally(t -> {
+          d.destroyForcibly();
+          return null;
+        }).join();
       }
     }
     keeper().ifPresent(k -> {
