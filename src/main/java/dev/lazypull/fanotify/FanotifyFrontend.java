@@ -111,11 +111,12 @@ public final class FanotifyFrontend implements Frontend {
   /** One event waiting for its range: answered exactly once, by the fetch or by shutdown. */
   private static final class Inflight {
     final int fd;
-    final long startNanos = System.nanoTime();
+    final long startNanos;
     final AtomicBoolean answered = new AtomicBoolean();
 
-    Inflight(int fd) {
+    Inflight(int fd, long startNanos) {
       this.fd = fd;
+      this.startNanos = startNanos;
     }
   }
 
@@ -506,8 +507,10 @@ public final class FanotifyFrontend implements Frontend {
         if (!group.awaitEvents(POLL_TIMEOUT_MS)) {
           continue;
         }
-        for (FanotifyMessage m : group.readBatch(buf)) {
-          dispatch(m);
+        List<FanotifyMessage> batch = group.readBatch(buf);
+        long arrived = System.nanoTime();
+        for (FanotifyMessage m : batch) {
+          dispatch(m, arrived);
         }
         errors = 0;
       } catch (IOException | RuntimeException e) {
@@ -522,7 +525,7 @@ public final class FanotifyFrontend implements Frontend {
     }
   }
 
-  private void dispatch(FanotifyMessage m) {
+  private void dispatch(FanotifyMessage m, long arrived) {
     if (m.fd() >= 0) {
       state.sawEventFd(m.fd());
     }
@@ -545,11 +548,14 @@ public final class FanotifyFrontend implements Frontend {
       group.closeEventFd(e.fd());
       return;
     }
-    onAccess(e);
+    onAccess(e, arrived);
   }
 
-  /** A pre-content event: answer at once when nothing is missing, else when the fetch is done. */
-  private void onAccess(FanotifyMessage.Event e) {
+  /**
+   * A pre-content event: answer at once when nothing is missing, else when the fetch is done. The read latency
+   * counts from {@code arrived} (when its batch was read) to the answer, for both.
+   */
+  private void onAccess(FanotifyMessage.Event e, long arrived) {
     if (e.pid() == ownPid) { // our own fill of the file (or our own read of what we made present)
       answerNow(e.fd(), FanotifyResponse.ALLOW);
       return;
@@ -570,10 +576,11 @@ public final class FanotifyFrontend implements Frontend {
     if (length <= 0 || (fetcher != null && fetcher.isPresent(offset, length))) {
       stats.readsOk.increment();
       answerNow(e.fd(), FanotifyResponse.ALLOW);
+      stats.readLatency.observeNanos(System.nanoTime() - arrived);
       return;
     }
     stats.readBytesRequested.add(length);
-    Inflight req = new Inflight(e.fd());
+    Inflight req = new Inflight(e.fd(), arrived);
     inflight.put(e.fd(), req);
     notifyRead(w, offset, length);
     CompletableFuture<Void> present;

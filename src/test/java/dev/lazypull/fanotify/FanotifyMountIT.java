@@ -388,4 +388,85 @@ class FanotifyMountIT {
     }
     assertEquals(List.of(), daemon.mountsUnderWork(), "no mount left");
   }
+
+  /** Cumulative counts of the read latency histogram, by upper bound (seconds; +Inf last). */
+  private static java.util.TreeMap<Double, Double> latencyBuckets() throws IOException {
+    java.util.TreeMap<Double, Double> out = new java.util.TreeMap<>();
+    Pattern le = Pattern.compile("lazypull_read_duration_seconds_bucket\\{le=\"([^\"]+)\"\\}");
+    daemon.metrics().forEach((k, v) -> {
+      Matcher m = le.matcher(k);
+      if (m.matches()) {
+        out.put(m.group(1).equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(m.group(1)), v);
+      }
+    });
+    return out;
+  }
+
+  /** The bucket bound under which fraction {@code q} of the events between two snapshots fall. */
+  private static double quantile(java.util.TreeMap<Double, Double> before, java.util.TreeMap<Double, Double> after,
+      double q) {
+    double total = after.lastEntry().getValue() - before.lastEntry().getValue();
+    for (var e : after.entrySet()) {
+      if (e.getValue() - before.get(e.getKey()) >= q * total) {
+        return e.getKey();
+      }
+    }
+    return Double.POSITIVE_INFINITY;
+  }
+
+  private static double events(java.util.TreeMap<Double, Double> before, java.util.TreeMap<Double, Double> after) {
+    return after.lastEntry().getValue() - before.lastEntry().getValue();
+  }
+
+  /**
+   * Measured, as a user sees it: `lazypull mount` run as its own command (a fresh JVM) of a registry image not
+   * cached yet, then the first byte of a file; and the daemon's time per event from its read latency histogram —
+   * events that needed a fetch, and warm ones (after drop_caches, on a file still partly missing, so still marked)
+   * that the chunk map answers at once.
+   */
+  @Test
+  void timeToFirstByteAndDaemonTimePerEvent() throws Exception {
+    Path tree = largeTree(work.resolve("ttfb-tree"), 61);
+    String ref = push(tree, reg.host() + "/fan/ttfb:v1");
+    Path mnt = Files.createDirectories(work.resolve("mnt-ttfb"));
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    long t0 = System.nanoTime();
+    Requirements.run(java, "-jar", HostDaemon.jar().toString(), "mount", "--socket", daemon.socket.toString(), ref,
+        mnt.toString());
+    long mounted = System.nanoTime();
+    try {
+      byte[] first;
+      try (var in = Files.newInputStream(mnt.resolve("large.bin"))) {
+        first = in.readNBytes(1);
+      }
+      long firstByte = System.nanoTime();
+      assertEquals(Files.readAllBytes(tree.resolve("large.bin"))[0], first[0]);
+      long mountMs = TimeUnit.NANOSECONDS.toMillis(mounted - t0);
+      long firstMs = TimeUnit.NANOSECONDS.toMillis(firstByte - mounted);
+      System.out.printf("time to first byte: `lazypull mount` (own JVM) %d ms + first byte of large.bin %d ms = %d ms%n",
+          mountMs, firstMs, mountMs + firstMs);
+      assertTrue(mountMs + firstMs < 30_000, "mount to first byte in bounded time");
+
+      // cold: the first 24 MiB of large.bin (fetches); warm: the same again after drop_caches (the file is still
+      // partly missing, so marked: every page-cache miss is an event the chunk map answers)
+      java.util.TreeMap<Double, Double> b0 = latencyBuckets();
+      Requirements.run("timeout", "-s", "KILL", "60", "dd", "if=" + mnt.resolve("large.bin"), "of=/dev/null", "bs=1M",
+          "count=24", "status=none");
+      java.util.TreeMap<Double, Double> b1 = latencyBuckets();
+      double fetchedBefore = daemon.metric("lazypull_fetched_bytes_total");
+      HostReads.dropCaches();
+      Requirements.run("timeout", "-s", "KILL", "60", "dd", "if=" + mnt.resolve("large.bin"), "of=/dev/null", "bs=1M",
+          "count=24", "status=none");
+      java.util.TreeMap<Double, Double> b2 = latencyBuckets();
+      assertEquals(fetchedBefore, daemon.metric("lazypull_fetched_bytes_total"), "the warm read fetched nothing");
+      double warm = events(b1, b2);
+      assertTrue(warm > 0, "warm reads of a marked file are still events");
+      System.out.printf("daemon time per event (bucket bounds, s): cold %.0f events p50 <= %s p99 <= %s; warm %.0f "
+          + "events p50 <= %s p99 <= %s%n", events(b0, b1), quantile(b0, b1, 0.5), quantile(b0, b1, 0.99), warm,
+          quantile(b1, b2, 0.5), quantile(b1, b2, 0.99));
+      assertTrue(quantile(b1, b2, 0.5) <= 0.001, "a warm event is answered from the chunk map in well under 1 ms");
+    } finally {
+      daemon.umount(mnt);
+    }
+  }
 }
