@@ -61,6 +61,8 @@ public final class Daemon implements AutoCloseable {
   private final FanotifyFrontend fanotify;
   private final BlobCacheDir hostCache;
   private final boolean adopted;
+  /** Held for the daemon's life in fanotify mode (one daemon per run directory), else null. */
+  private final DaemonLock lock;
   private final CacheKeeper keeper;
   private final PrefetchManager prefetch;
   private final ImageRegistrar registrar;
@@ -169,20 +171,20 @@ public final class Daemon implements AutoCloseable {
     /** The kernel side of the front end: given (tests), or set up per {@code config.frontend()}. */
     private KernelSide kernelSide(ServiceNotifier n) throws SetupException {
       if (devnode != null) {
-        return new KernelSide(devnode, null, false);
+        return new KernelSide(devnode, null, false, null);
       }
       if (group != null) {
-        return new KernelSide(null, group, false);
+        return new KernelSide(null, group, false, null);
       }
       String want = config.frontend();
       if (want.equals("fscache")) {
-        return new KernelSide(bindDevnode(n), null, false);
+        return new KernelSide(bindDevnode(n), null, false, null);
       }
       if (want.equals("fanotify")) {
         return fanotifyGroup(n);
       }
       try { // auto: the kernel's own cache files where it has them, else pre-content events
-        return new KernelSide(bindDevnode(n), null, false);
+        return new KernelSide(bindDevnode(n), null, false, null);
       } catch (SetupException fscache) {
         try {
           return fanotifyGroup(n);
@@ -198,6 +200,21 @@ public final class Daemon implements AutoCloseable {
      * kept alive outside this process from now on, so a crash never lets accesses through over holes.
      */
     private KernelSide fanotifyGroup(ServiceNotifier n) throws SetupException {
+      DaemonLock lock;
+      try { // before the group is touched: a second daemon must not take over the first one's
+        lock = DaemonLock.acquire(config.runDir());
+      } catch (IOException e) {
+        throw new SetupException(e.getMessage(), e);
+      }
+      try {
+        return fanotifyGroup(n, lock);
+      } catch (SetupException | RuntimeException e) {
+        lock.close();
+        throw e;
+      }
+    }
+
+    private KernelSide fanotifyGroup(ServiceNotifier n, DaemonLock lock) throws SetupException {
       EventFdLimit.cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a crash
       Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
       Optional<Integer> kept = stored == null && !n.active()
@@ -206,7 +223,7 @@ public final class Daemon implements AutoCloseable {
         if (stored != null || kept.isPresent()) {
           int fd = stored != null ? stored : kept.get();
           LOG.info("took over the fanotify group (fd " + fd + ") from " + (stored != null ? "the fd store" : "the keeper"));
-          return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true);
+          return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true, lock);
         }
         Path cacheDir = config.cacheDir().toAbsolutePath().normalize();
         if (!Files.isDirectory(cacheDir)) { // the probe runs in it (its filesystem must take pre-content marks)
@@ -223,7 +240,7 @@ public final class Daemon implements AutoCloseable {
         } else {
           FdKeeper.keep(config.runDir(), FANOTIFY_FDNAME, g.fd());
         }
-        return new KernelSide(null, g, false);
+        return new KernelSide(null, g, false, lock);
       } catch (IOException e) {
         throw new SetupException("fanotify: " + e.getMessage(), e);
       }
@@ -249,7 +266,7 @@ public final class Daemon implements AutoCloseable {
   static final java.time.Duration UNMOUNT_GRACE = java.time.Duration.ofSeconds(60);
 
   /** What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed over). */
-  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted) {
+  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted, DaemonLock lock) {
     void close() {
       if (group != null) {
         group.close();
@@ -260,6 +277,9 @@ public final class Daemon implements AutoCloseable {
         } catch (IOException e) {
           LOG.fine(() -> "closing the devnode: " + e.getMessage());
         }
+      }
+      if (lock != null) {
+        lock.close();
       }
     }
   }
@@ -273,6 +293,7 @@ public final class Daemon implements AutoCloseable {
     this.notifier = notifier;
     this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
     this.adopted = kernel.adopted();
+    this.lock = kernel.lock();
     if (kernel.devnode() != null) {
       FscacheFrontend fscache =
           new FscacheFrontend(kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
@@ -466,6 +487,9 @@ public final class Daemon implements AutoCloseable {
     }
     if (ownsRegistry) {
       registry.close();
+    }
+    if (lock != null) {
+      lock.close();
     }
   }
 }

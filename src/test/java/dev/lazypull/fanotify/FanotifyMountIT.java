@@ -469,4 +469,33 @@ class FanotifyMountIT {
       daemon.umount(mnt);
     }
   }
+
+  /**
+   * A second daemon started on the same run directory by mistake is refused before it touches the first one's
+   * group: the first one's mounts stay, its keeper stays, its reads are served.
+   */
+  @Test
+  void aSecondDaemonOnTheSameRunDirectoryIsRefusedAndTouchesNothing() throws Exception {
+    Path tree = TestTrees.mixed(work.resolve("second-tree"), 71);
+    Path layout = work.resolve("layout-second");
+    assertEquals(0, CliRun.run("pack", tree.toString(), "--output", "oci:" + layout + ":v1").code());
+    Path mnt = work.resolve("mnt-second");
+    ProcessHandle keeper = daemon.keeper().orElseThrow();
+    daemon.mount("oci:" + layout + ":v1", mnt);
+    try {
+      Path log = work.resolve("second-daemon.log");
+      Process second = new ProcessBuilder(daemon.command()).redirectErrorStream(true).redirectOutput(log.toFile())
+          .start();
+      assertTrue(second.waitFor(60, TimeUnit.SECONDS), "the second daemon gives up");
+      String out = Files.readString(log);
+      assertNotEquals(0, second.exitValue(), out);
+      assertTrue(out.contains("another lazypull daemon (pid " + daemon.process().pid() + ")"), out);
+      assertTrue(!out.contains("took over") && !out.contains("unmounted"), "it touched nothing: " + out);
+      assertEquals(List.of(mnt.toString()), daemon.mountsUnderWork());
+      assertTrue(keeper.isAlive() && daemon.isAlive());
+      HostReads.md5Check(mnt, TestTrees.md5List(tree, work.resolve("second.md5")));
+    } finally {
+      daemon.umount(mnt);
+    }
+  }
 }
