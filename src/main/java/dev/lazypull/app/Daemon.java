@@ -63,6 +63,8 @@ public final class Daemon implements AutoCloseable {
   private final boolean adopted;
   /** Held for the daemon's life in fanotify mode (one daemon per run directory), else null. */
   private final DaemonLock lock;
+  /** The kernel fanotify group's descriptor (what the keeper holds a duplicate of), or -1. */
+  private final int groupFd;
   private final CacheKeeper keeper;
   private final PrefetchManager prefetch;
   private final ImageRegistrar registrar;
@@ -294,6 +296,7 @@ public final class Daemon implements AutoCloseable {
     this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
     this.adopted = kernel.adopted();
     this.lock = kernel.lock();
+    this.groupFd = kernel.group() instanceof KernelFanotifyGroup k ? k.fd() : -1;
     if (kernel.devnode() != null) {
       FscacheFrontend fscache =
           new FscacheFrontend(kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
@@ -338,6 +341,9 @@ public final class Daemon implements AutoCloseable {
     gc.scheduleWithFixedDelay(this::collectCache, every, every, TimeUnit.MILLISECONDS);
     if (fanotify != null) { // images unmounted by anyone (umount, systemd) stop being served
       gc.scheduleWithFixedDelay(this::releaseUnmounted, 10, 10, TimeUnit.SECONDS);
+      if (groupFd >= 0 && !notifier.active()) { // a keeper that died is replaced: a crash must never fail open
+        gc.scheduleWithFixedDelay(this::checkKeeper, 5, 5, TimeUnit.SECONDS);
+      }
     }
     if (config.metricsListen() != null) {
       metrics = MetricsServer.start(config.metricsListen(), config.metricsAllowRemote());
@@ -376,6 +382,18 @@ public final class Daemon implements AutoCloseable {
       }
     } catch (IOException | RuntimeException e) {
       LOG.warning("cache gc: " + e.getMessage());
+    }
+  }
+
+  private void checkKeeper() {
+    try {
+      if (FdKeeper.ensure(config.runDir(), FANOTIFY_FDNAME, groupFd)) {
+        LOG.warning("the fanotify group's keeper was gone (a crash of this daemon would have let every pending read"
+            + " through over holes); a new keeper holds it now");
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.severe("the fanotify group's keeper is gone and cannot be started again: " + e.getMessage() + "; until it"
+          + " is, a crash of this daemon lets reads of data not cached yet through as zeros");
     }
   }
 

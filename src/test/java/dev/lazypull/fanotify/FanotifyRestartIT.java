@@ -291,4 +291,33 @@ class FanotifyRestartIT {
       }
     }
   }
+
+  @Test
+  void aKeeperThatDiesIsReplacedSoALaterCrashStillFailsClosed() throws Exception {
+    try (FaultProxy proxy = FaultProxy.in(reg, 6)) {
+      HostDaemon d = HostDaemon.in(work, toml);
+      try {
+        d.start();
+        ProcessHandle first = d.keeper().orElseThrow();
+        Path mnt = d.mount(proxy.host() + repo, work.resolve("mnt"));
+        first.destroyForcibly(); // SIGKILL to the keeper
+        Await.until(() -> d.keeper().filter(k -> k.pid() != first.pid()).isPresent(), Duration.ofSeconds(60),
+            "a new keeper");
+        d.awaitLog("a new keeper holds it now", 10);
+        proxy.schedule(FaultProxy.Schedule.always(FaultProxy.Fault.STALL));
+        List<HostReads.Reader> readers = startReaders(mnt, "keeper");
+        awaitReadsInFlight(d, readers);
+        d.kill9();
+        for (HostReads.Reader r : readers) {
+          assertTrue(r.process().isAlive() && r.waitsOnFanotify(), "the new keeper holds the group: " + r.file());
+        }
+        proxy.schedule(FaultProxy.Schedule.none());
+        d.start();
+        finish(readers, "kill -9 after a keeper was replaced");
+        everyFileReadsRight(mnt, "keeper");
+      } finally {
+        d.cleanUp();
+      }
+    }
+  }
 }
