@@ -22,6 +22,7 @@ import dev.lazypull.sys.Mounts;
 import dev.lazypull.sys.OnceLogger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -420,12 +421,41 @@ public final class FanotifyFrontend implements Frontend {
     return gone;
   }
 
-  /** Bootstrap files that EROFS file-backed mounts in this mount namespace have as their source. */
+  /**
+   * Bootstrap files that EROFS file-backed mounts have as their source, in this mount namespace and in every
+   * other one a process lives in: `lazypull mount` mounts in its caller's namespace (a container's, a service's
+   * private one), and releasing an image mounted there would leave that mount reading holes unwatched.
+   */
   private static java.util.Set<Path> mountedBootstraps() throws IOException {
     java.util.Set<Path> out = new java.util.HashSet<>();
-    for (MountInfo.Mount m : MountInfo.read()) {
+    for (MountInfo.Mount m : mountsInEveryNamespace()) {
       if (m.fsType().equals("erofs") && m.source().startsWith("/")) {
         out.add(Path.of(m.source()));
+      }
+    }
+    return out;
+  }
+
+  /** The mounts of this namespace (its failure is an error) and of every other namespace a process is in. */
+  static List<MountInfo.Mount> mountsInEveryNamespace() throws IOException {
+    List<MountInfo.Mount> out = new ArrayList<>(MountInfo.read());
+    java.util.Set<String> seen = new java.util.HashSet<>();
+    try {
+      seen.add(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")).toString());
+    } catch (IOException e) {
+      return out; // no namespaces to tell apart
+    }
+    try (java.nio.file.DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"),
+        p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
+      for (Path proc : procs) {
+        try {
+          if (seen.add(Files.readSymbolicLink(proc.resolve("ns/mnt")).toString())) {
+            out.addAll(MountInfo.parse(Files.readString(proc.resolve("mountinfo"),
+                java.nio.charset.StandardCharsets.UTF_8)));
+          }
+        } catch (IOException e) {
+          // gone meanwhile, or not ours to look at
+        }
       }
     }
     return out;
@@ -436,9 +466,10 @@ public final class FanotifyFrontend implements Frontend {
    * once the group is gone). A busy mount is left mounted, not detached: a detached mount stays readable through
    * the files open on it while nothing lists it any more — a successor could not tell it is live and would release
    * its image, and its holes would read as zeros once the group went. The caller keeps the group alive for busy
-   * mounts, so their reads wait for the next daemon.
+   * mounts, so their reads wait for the next daemon. Mounts in other mount namespaces (made by `lazypull mount` in
+   * a container) are not this process's to unmount: they are reported as left too.
    *
-   * @return the mount points still mounted (busy, or not unmountable)
+   * @return what is still mounted: busy mount points, and images mounted in other namespaces
    */
   public List<String> unmountAll() {
     java.util.Set<Path> ours = new java.util.HashSet<>();
@@ -452,7 +483,9 @@ public final class FanotifyFrontend implements Frontend {
       LOG.warning("cannot list mounts to unmount before stopping: " + e.getMessage());
       return List.of("(mounts unknown: " + e.getMessage() + ")");
     }
+    // (a busy mount found again below in the all-namespace scan is reported once, by its mount point)
     List<String> left = new ArrayList<>();
+    java.util.Set<Path> busy = new java.util.HashSet<>();
     for (int i = mounts.size() - 1; i >= 0; i--) { // newest first
       MountInfo.Mount m = mounts.get(i);
       if (!m.fsType().equals("erofs") || !ours.contains(Path.of(m.source()))) {
@@ -463,8 +496,21 @@ public final class FanotifyFrontend implements Frontend {
         LOG.info("unmounted " + m.mountPoint());
       } catch (ErrnoException e) {
         left.add(m.mountPoint());
+        busy.add(Path.of(m.source()));
         LOG.warning("cannot unmount " + m.mountPoint() + " before stopping: " + e.getMessage());
       }
+    }
+    try { // mounts in other namespaces (containers, private service namespaces) are not ours to unmount
+      java.util.Set<Path> elsewhere = mountedBootstraps();
+      synchronized (images) {
+        for (Image i : images.values()) {
+          if (elsewhere.contains(i.bootstrap().path()) && !busy.contains(i.bootstrap().path())) {
+            left.add(i.record().fsid() + " (mounted in another mount namespace)");
+          }
+        }
+      }
+    } catch (IOException e) {
+      left.add("(mounts unknown: " + e.getMessage() + ")");
     }
     return left;
   }

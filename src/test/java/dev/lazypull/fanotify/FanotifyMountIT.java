@@ -498,4 +498,46 @@ class FanotifyMountIT {
       daemon.umount(mnt);
     }
   }
+
+  /**
+   * `lazypull mount` in another mount namespace (a container's): the daemon cannot see that mount in its own
+   * mountinfo, yet must not release the image while it lives — released, its holes would read as zeros there.
+   */
+  @Test
+  void aMountInAnotherMountNamespaceKeepsItsImageServed() throws Exception {
+    Requirements.requireTool("unshare");
+    Requirements.requireTool("nsenter");
+    Path tree = TestTrees.mixed(work.resolve("ns-tree"), 81);
+    Path layout = work.resolve("layout-ns");
+    assertEquals(0, CliRun.run("pack", tree.toString(), "--output", "oci:" + layout + ":v1").code());
+    LazyImage img = ImageSources.localOnly().open("oci:" + layout + ":v1").resolve();
+    String fsid = dev.lazypull.catalog.ImageRecord.defaultFsid(img.manifestDigest());
+    Path mnt = Files.createDirectories(work.resolve("mnt-ns"));
+    Path log = work.resolve("ns.log");
+    String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    Process ns = new ProcessBuilder("unshare", "-m", "--propagation", "private", "bash", "-c", "'" + javaBin
+        + "' -jar '" + HostDaemon.jar() + "' mount --socket '" + daemon.socket + "' 'oci:" + layout + ":v1' '" + mnt
+        + "' && exec sleep 600").redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    try {
+      dev.lazypull.testing.Await.until(() -> Files.readString(log).contains("mounted oci:") || !ns.isAlive(),
+          java.time.Duration.ofSeconds(60), "the mount in the other namespace");
+      assertTrue(ns.isAlive(), Files.readString(log));
+      assertEquals(List.of(), daemon.mountsUnderWork(), "not visible in this namespace");
+      ControlClient client = new ControlClient(daemon.socket);
+      JsonNode released = client.call(ControlClient.request("unmounted")).path("released");
+      released.forEach(r -> assertNotEquals(fsid, r.asText(), "released while mounted in another namespace"));
+      assertEquals(List.of(img.blobs().get(0).digest().toString()), objectsOf(fsid));
+      String check = Requirements.run("nsenter", "-t", Long.toString(ns.pid()), "-m", "bash", "-c", "cd '" + mnt
+          + "' && timeout -s KILL 60 md5sum --quiet -c '" + TestTrees.md5List(tree, work.resolve("ns.md5")) + "'");
+      System.out.println("read in the other namespace: md5sum -c ok " + check);
+    } finally {
+      ns.destroy();
+      ns.waitFor(30, TimeUnit.SECONDS);
+    }
+    // the namespace is gone with its last process, and its mount with it: now the image is released
+    dev.lazypull.testing.Await.until(() -> {
+      new ControlClient(daemon.socket).call(ControlClient.request("unmounted"));
+      return objectsOf(fsid).isEmpty();
+    }, java.time.Duration.ofSeconds(30), "the image released once its namespace is gone");
+  }
 }
