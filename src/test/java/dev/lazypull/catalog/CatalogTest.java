@@ -97,4 +97,12 @@ class CatalogTest {
         List.of(b1.digest().hex(), b2.digest().hex()), true);
     assertEquals("fsid=f,device=" + b1.digest().hex() + ",device=" + b2.digest().hex(), untagged.mountOptions());
   }
+
+  /** An image with no data blobs (a single-device mkfs.erofs image, imported) is written and read back. */
+  @Test
+  void anImageWithoutDataBlobsSurvivesARestart() throws Exception {
+    Catalog c = Catalog.load(state);
+    ImageRecord r = c.register(image("single", null), false);
+    assertEquals(List.of(r), Catalog.load(state).list(), "the catalog a restarted daemon reads");
+  }
 }
