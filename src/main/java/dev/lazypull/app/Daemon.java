@@ -4,6 +4,7 @@ import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.control.ControlServer;
+import dev.lazypull.fanotify.EventFdLimit;
 import dev.lazypull.fanotify.FanotifyFrontend;
 import dev.lazypull.fanotify.FanotifyGroup;
 import dev.lazypull.fanotify.FanotifySupport;
@@ -30,6 +31,9 @@ import dev.lazypull.registry.RegistryConfig;
 import dev.lazypull.sys.DaemonThreads;
 import dev.lazypull.sys.ListenFds;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Executors;
@@ -57,6 +61,10 @@ public final class Daemon implements AutoCloseable {
   private final FanotifyFrontend fanotify;
   private final BlobCacheDir hostCache;
   private final boolean adopted;
+  /** Held for the daemon's life in fanotify mode (one daemon per run directory), else null. */
+  private final DaemonLock lock;
+  /** The kernel fanotify group's descriptor (what the keeper holds a duplicate of), or -1. */
+  private final int groupFd;
   private final CacheKeeper keeper;
   private final PrefetchManager prefetch;
   private final ImageRegistrar registrar;
@@ -165,20 +173,20 @@ public final class Daemon implements AutoCloseable {
     /** The kernel side of the front end: given (tests), or set up per {@code config.frontend()}. */
     private KernelSide kernelSide(ServiceNotifier n) throws SetupException {
       if (devnode != null) {
-        return new KernelSide(devnode, null, false);
+        return new KernelSide(devnode, null, false, null);
       }
       if (group != null) {
-        return new KernelSide(null, group, false);
+        return new KernelSide(null, group, false, null);
       }
       String want = config.frontend();
       if (want.equals("fscache")) {
-        return new KernelSide(bindDevnode(n), null, false);
+        return new KernelSide(bindDevnode(n), null, false, null);
       }
       if (want.equals("fanotify")) {
         return fanotifyGroup(n);
       }
       try { // auto: the kernel's own cache files where it has them, else pre-content events
-        return new KernelSide(bindDevnode(n), null, false);
+        return new KernelSide(bindDevnode(n), null, false, null);
       } catch (SetupException fscache) {
         try {
           return fanotifyGroup(n);
@@ -194,6 +202,22 @@ public final class Daemon implements AutoCloseable {
      * kept alive outside this process from now on, so a crash never lets accesses through over holes.
      */
     private KernelSide fanotifyGroup(ServiceNotifier n) throws SetupException {
+      DaemonLock lock;
+      try { // before the group is touched: a second daemon must not take over the first one's
+        lock = DaemonLock.acquire(config.runDir());
+      } catch (IOException e) {
+        throw new SetupException(e.getMessage(), e);
+      }
+      try {
+        return fanotifyGroup(n, lock);
+      } catch (SetupException | RuntimeException e) {
+        lock.close();
+        throw e;
+      }
+    }
+
+    private KernelSide fanotifyGroup(ServiceNotifier n, DaemonLock lock) throws SetupException {
+      EventFdLimit.cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a crash
       Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
       Optional<Integer> kept = stored == null && !n.active()
           ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME) : Optional.empty();
@@ -201,9 +225,14 @@ public final class Daemon implements AutoCloseable {
         if (stored != null || kept.isPresent()) {
           int fd = stored != null ? stored : kept.get();
           LOG.info("took over the fanotify group (fd " + fd + ") from " + (stored != null ? "the fd store" : "the keeper"));
-          return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true);
+          return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true, lock);
         }
-        FanotifySupport.Report support = FanotifySupport.probe(config.cacheDir());
+        Path cacheDir = config.cacheDir().toAbsolutePath().normalize();
+        if (!Files.isDirectory(cacheDir)) { // the probe runs in it (its filesystem must take pre-content marks)
+          Files.createDirectories(cacheDir);
+          Files.setPosixFilePermissions(cacheDir, PosixFilePermissions.fromString("rwx------"));
+        }
+        FanotifySupport.Report support = FanotifySupport.probe(cacheDir);
         if (!support.usable()) {
           throw new SetupException(support.summary());
         }
@@ -213,7 +242,7 @@ public final class Daemon implements AutoCloseable {
         } else {
           FdKeeper.keep(config.runDir(), FANOTIFY_FDNAME, g.fd());
         }
-        return new KernelSide(null, g, false);
+        return new KernelSide(null, g, false, lock);
       } catch (IOException e) {
         throw new SetupException("fanotify: " + e.getMessage(), e);
       }
@@ -239,7 +268,7 @@ public final class Daemon implements AutoCloseable {
   static final java.time.Duration UNMOUNT_GRACE = java.time.Duration.ofSeconds(60);
 
   /** What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed over). */
-  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted) {
+  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted, DaemonLock lock) {
     void close() {
       if (group != null) {
         group.close();
@@ -250,6 +279,9 @@ public final class Daemon implements AutoCloseable {
         } catch (IOException e) {
           LOG.fine(() -> "closing the devnode: " + e.getMessage());
         }
+      }
+      if (lock != null) {
+        lock.close();
       }
     }
   }
@@ -263,6 +295,8 @@ public final class Daemon implements AutoCloseable {
     this.notifier = notifier;
     this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
     this.adopted = kernel.adopted();
+    this.lock = kernel.lock();
+    this.groupFd = kernel.group() instanceof KernelFanotifyGroup k ? k.fd() : -1;
     if (kernel.devnode() != null) {
       FscacheFrontend fscache =
           new FscacheFrontend(kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
@@ -307,6 +341,9 @@ public final class Daemon implements AutoCloseable {
     gc.scheduleWithFixedDelay(this::collectCache, every, every, TimeUnit.MILLISECONDS);
     if (fanotify != null) { // images unmounted by anyone (umount, systemd) stop being served
       gc.scheduleWithFixedDelay(this::releaseUnmounted, 10, 10, TimeUnit.SECONDS);
+      if (groupFd >= 0 && !notifier.active()) { // a keeper that died is replaced: a crash must never fail open
+        gc.scheduleWithFixedDelay(this::checkKeeper, 5, 5, TimeUnit.SECONDS);
+      }
     }
     if (config.metricsListen() != null) {
       metrics = MetricsServer.start(config.metricsListen(), config.metricsAllowRemote());
@@ -326,6 +363,16 @@ public final class Daemon implements AutoCloseable {
     notifier.startWatchdog(frontend::isRunning);
   }
 
+  /**
+   * A warning at shutdown, straight to stderr (where the log goes, and journald reads): JUL's own shutdown hook
+   * resets the log handlers concurrently with ours, so a record logged while stopping may never be written.
+   */
+  private static void shutdownNotice(String message) {
+    System.err.println(java.time.LocalTime.now().format(java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
+        + " WARNING Daemon: " + message);
+    System.err.flush();
+  }
+
   private void collectCache() {
     try {
       CacheKeeper.Report r = keeper.collect(keeper.budget());
@@ -335,6 +382,18 @@ public final class Daemon implements AutoCloseable {
       }
     } catch (IOException | RuntimeException e) {
       LOG.warning("cache gc: " + e.getMessage());
+    }
+  }
+
+  private void checkKeeper() {
+    try {
+      if (FdKeeper.ensure(config.runDir(), FANOTIFY_FDNAME, groupFd)) {
+        LOG.warning("the fanotify group's keeper was gone (a crash of this daemon would have let every pending read"
+            + " through over holes); a new keeper holds it now");
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.severe("the fanotify group's keeper is gone and cannot be started again: " + e.getMessage() + "; until it"
+          + " is, a crash of this daemon lets reads of data not cached yet through as zeros");
     }
   }
 
@@ -424,12 +483,17 @@ public final class Daemon implements AutoCloseable {
     if (prefetch != null) {
       prefetch.close();
     }
-    if (fanotify != null) {
-      fanotify.unmountAll(); // a clean stop leaves no mount without its daemon (it would read holes)
-    }
+    // a clean stop leaves no mount without its daemon: it would read holes once the group is gone
+    List<String> busy = fanotify != null ? fanotify.unmountAll() : List.of();
     frontend.close();
     if (fanotify != null) {
-      if (notifier.active()) {
+      if (!busy.isEmpty()) {
+        // their readers must wait for the next daemon, never read holes: the group stays where it is kept
+        shutdownNotice("mounts still in use stay mounted: " + String.join(", ", busy) + "; the fanotify group stays "
+            + (notifier.active() ? "in the service manager's fd store (FileDescriptorStorePreserve=yes keeps it "
+                + "across a stop)" : "with its keeper") + ", so their reads of data not cached yet wait for the next "
+            + "`lazypull daemon` (or fail with EIO once it runs); unmount them, then stop again to end it");
+      } else if (notifier.active()) {
         notifier.removeFd(FANOTIFY_FDNAME);
       } else {
         FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);
@@ -441,6 +505,9 @@ public final class Daemon implements AutoCloseable {
     }
     if (ownsRegistry) {
       registry.close();
+    }
+    if (lock != null) {
+      lock.close();
     }
   }
 }

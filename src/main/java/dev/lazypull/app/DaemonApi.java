@@ -59,10 +59,20 @@ public final class DaemonApi implements ControlServer.Handler {
         out.set("mount", mountFor(r));
         return out;
       }
-      case "unmounted": { // a client unmounted something: stop serving what no mount uses
+      case "mounted": { // a client made the mount it registered for: the image no longer waits for it
+        if (daemon.fanotify() != null) {
+          daemon.fanotify().mountSettled(text(req, "fsid", true));
+        }
+        return Json.MAPPER.createObjectNode();
+      }
+      case "unmounted": { // a client unmounted something (or failed to mount "fsid"): stop serving what no mount uses
         ObjectNode out = Json.MAPPER.createObjectNode();
         ArrayNode released = out.putArray("released");
         if (daemon.fanotify() != null) {
+          String failed = text(req, "fsid", false);
+          if (failed != null) {
+            daemon.fanotify().mountSettled(failed);
+          }
           daemon.fanotify().releaseUnmounted(UNMOUNT_SETTLE).forEach(released::add);
         }
         return out;

@@ -93,6 +93,20 @@ public final class FdKeeper {
     }
   }
 
+  /**
+   * Starts a keeper for {@code fd} unless a live one holds {@code name}'s descriptor.
+   *
+   * @return whether a new keeper had to be started
+   * @throws IOException if it cannot be started
+   */
+  public static boolean ensure(Path runDir, String name, int fd) throws IOException {
+    if (read(runDir, name).isPresent()) {
+      return false;
+    }
+    keep(runDir, name, fd);
+    return true;
+  }
+
   /** Ends the keeper of {@code name} (after a clean stop: nothing is pending any more). */
   public static void stop(Path runDir, String name) {
     read(runDir, name).flatMap(k -> ProcessHandle.of(k.pid())).ifPresent(ProcessHandle::destroy);

@@ -46,8 +46,8 @@ public record ImageRecord(
     if (domainId != null) {
       checkName("domain_id", domainId);
     }
-    blobs = List.copyOf(blobs);
-    deviceNames = List.copyOf(deviceNames);
+    blobs = blobs == null ? List.of() : List.copyOf(blobs); // empty lists are left out of catalog.json
+    deviceNames = deviceNames == null ? List.of() : List.copyOf(deviceNames);
     chunkTables = chunkTables == null ? List.of() : List.copyOf(chunkTables);
     if (pull != null && pull.isDefault()) {
       pull = null;

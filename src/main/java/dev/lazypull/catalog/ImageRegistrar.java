@@ -13,6 +13,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.logging.Logger;
 
@@ -69,9 +71,15 @@ public final class ImageRegistrar {
       throws IOException {
     ImageSource source = sources.open(reference, pull);
     LazyImage image = source.resolve();
-    BootstrapHeader header = readHeader(source, image);
+    String id = fsid != null ? fsid : ImageRecord.defaultFsid(image.manifestDigest());
     PullOptions used = reference.startsWith("oci:") ? null : sources.optionsOf(reference);
-    ImageRecord record = catalog.register(describe(image, header, fsid, domainId).withPull(used), replace);
+    Optional<ImageRecord> known = catalog.get(id).filter(r -> r.manifestDigest().equals(image.manifestDigest())
+        && r.reference().equals(image.reference()) && Objects.equals(r.domainId(), domainId)
+        && Objects.equals(r.pull(), used));
+    // the same image under the same names and settings again (a remount): its record holds what the header would
+    // say, and reading the header again would cost a registry request per mount
+    ImageRecord record = known.isPresent() ? known.get()
+        : catalog.register(describe(image, readHeader(source, image), fsid, domainId).withPull(used), replace);
     onRegistered.accept(record);
     return record;
   }

@@ -81,7 +81,9 @@ final class MountCommand implements Callable<Integer> {
       req.put("prefetch", prefetch);
     }
     ControlClient client = new ControlClient(socket.socket);
-    JsonNode mount = client.call(req).path("mount");
+    JsonNode reply = client.call(req);
+    JsonNode mount = reply.path("mount");
+    String registered = reply.path("image").path("fsid").asText(null);
     String source = mount.path("source").asText();
     String options = mount.path("options").asText();
     String frontend = mount.path("frontend").asText("fscache");
@@ -91,10 +93,17 @@ final class MountCommand implements Callable<Integer> {
       System.err.println("lazypull mount: mount -t erofs " + source + " " + mountpoint + " -o " + options
           + " failed: " + Errno.describe(e.errno()) + (frontend.equals("fanotify")
               ? explainFileBacked(e.errno()) : explain(e.errno())));
-      if (frontend.equals("fanotify")) {
-        client.call(ControlClient.request("unmounted")); // let the daemon stop serving what nobody mounts
+      if (frontend.equals("fanotify")) { // let the daemon stop serving what nobody mounts
+        ObjectNode failed = ControlClient.request("unmounted");
+        client.call(registered == null ? failed : failed.put("fsid", registered));
       }
       return 1;
+    }
+    if (frontend.equals("fanotify") && registered != null) {
+      try { // the daemon keeps a prepared image until its mount is made; then an umount releases it at once
+        client.call(ControlClient.request("mounted").put("fsid", registered));
+      } catch (java.io.IOException e) { // a daemon without the op releases after its grace period
+      }
     }
     System.out.println("mounted " + image + " at " + mountpoint + " (" + frontend + ")");
     return 0;

@@ -22,6 +22,7 @@ import dev.lazypull.sys.Mounts;
 import dev.lazypull.sys.OnceLogger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -91,16 +92,32 @@ public final class FanotifyFrontend implements Frontend {
   private volatile Throwable failure;
 
   private record Image(ImageRecord record, BlobCacheFile bootstrap, List<WatchedFile.Served> blobs,
-      long preparedNanos) {}
+      MountsDue due) {}
+
+  /**
+   * Mounts announced and not yet made: each prepare is a client about to call mount(2) with what it got, and until
+   * it says it did ({@link #mountSettled}) — or {@link #releaseUnmounted}'s grace passes, for a client that died or
+   * never says — the image must stay served even when nothing mounts it yet. Guarded by {@code images}.
+   */
+  private static final class MountsDue {
+    int count;
+    long lastPrepareNanos;
+
+    void prepared() {
+      count++;
+      lastPrepareNanos = System.nanoTime();
+    }
+  }
 
   /** One event waiting for its range: answered exactly once, by the fetch or by shutdown. */
   private static final class Inflight {
     final int fd;
-    final long startNanos = System.nanoTime();
+    final long startNanos;
     final AtomicBoolean answered = new AtomicBoolean();
 
-    Inflight(int fd) {
+    Inflight(int fd, long startNanos) {
       this.fd = fd;
+      this.startNanos = startNanos;
     }
   }
 
@@ -143,11 +160,19 @@ public final class FanotifyFrontend implements Frontend {
       }
     }
     if (adopted) {
-      int last = state.highestEventFd();
+      // every number the predecessor could have been handed: below its capped fd limit, and (should a predecessor
+      // have run without the cap) up to the highest it recorded
+      int bound = Math.max(EventFdLimit.MAX, state.highestEventFd() + 1);
+      long t0 = System.nanoTime();
       try {
-        int n = group.answerWaiting(0, last + 1, denyResponse, fd -> false);
+        int n = group.answerWaiting(0, bound, denyResponse, fd -> false);
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         if (n > 0) {
-          LOG.warning("denied (EIO) " + n + " access(es) the previous daemon read and never answered");
+          LOG.warning("denied (EIO) " + n + " access(es) the previous daemon read and never answered (swept fd "
+              + "numbers 0-" + (bound - 1) + " in " + ms + " ms)");
+        } else {
+          LOG.info("no access the previous daemon read was left unanswered (swept fd numbers 0-" + (bound - 1)
+              + " in " + ms + " ms)");
         }
       } catch (IOException e) {
         LOG.severe("sweeping the previous daemon's unanswered events failed: " + e.getMessage());
@@ -233,28 +258,35 @@ public final class FanotifyFrontend implements Frontend {
     synchronized (images) {
       Image known = images.get(fsid);
       if (known != null) {
+        known.due().prepared();
         return prepared(known);
       }
     }
     BlobSource source = sources.open(r.reference()).blobs();
     List<BlobCacheFile> opened = new ArrayList<>();
+    List<WatchedFile.Served> blobs = new ArrayList<>();
     try {
       BlobCacheFile boot = cache.file(BlobRef.metadata(r.bootstrap(), r.reference()), source);
       opened.add(boot);
       await(boot.fetcher(), "the bootstrap of " + fsid);
       await(boot.ensure(0, boot.size()), "the bootstrap of " + fsid); // whole, verified: the kernel reads it
-      List<WatchedFile.Served> blobs = new ArrayList<>();
       for (int i = 0; i < r.blobs().size(); i++) {
         BlobCacheFile f = cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i + 1), r.reference()), source);
         opened.add(f);
         await(f.fetcher(), "blob " + r.blobs().get(i).digest() + " of " + fsid);
-        WatchedFile w = watch(f);
-        WatchedFile.Served s = new WatchedFile.Served(w, new BlobBinding(r, r.blobs().get(i), i + 1));
-        w.served.add(s);
-        blobs.add(s);
+        blobs.add(watch(f, new BlobBinding(r, r.blobs().get(i), i + 1)));
       }
-      Image image = new Image(r, boot, blobs, System.nanoTime());
+      MountsDue due = new MountsDue();
+      due.prepared();
+      Image image = new Image(r, boot, blobs, due);
       synchronized (images) {
+        Image raced = images.get(fsid);
+        if (raced != null) { // prepared meanwhile by another client: serve that one
+          raced.due().prepared();
+          blobs.forEach(this::unwatch);
+          opened.forEach(cache::release);
+          return prepared(raced);
+        }
         images.put(fsid, image);
         state.save(images.keySet());
       }
@@ -266,7 +298,8 @@ public final class FanotifyFrontend implements Frontend {
       LOG.info("prepared " + fsid + " (" + r.reference() + "): " + blobs.size() + " data file(s)");
       return prepared(image);
     } catch (IOException | RuntimeException e) {
-      opened.forEach(this::unwatchIfUnused);
+      blobs.forEach(this::unwatch);
+      opened.forEach(cache::release);
       throw e;
     }
   }
@@ -276,26 +309,54 @@ public final class FanotifyFrontend implements Frontend {
         i.blobs().stream().map(b -> b.watched.file.path()).toList());
   }
 
-  /** Marks {@code f} unless it is complete, and indexes it by identity for events. */
-  private WatchedFile watch(BlobCacheFile f) throws IOException {
+  /**
+   * Marks {@code f} unless it is complete, indexes it by identity for events, and adds {@code binding}'s view of
+   * it — all under one lock, so a release of another image sharing the file never unwatches it in between.
+   */
+  private WatchedFile.Served watch(BlobCacheFile f, BlobBinding binding) throws IOException {
     FileKey key = FileKey.of(f.path());
     synchronized (watched) {
       WatchedFile w = watched.get(key);
-      if (w == null) {
+      boolean added = w == null;
+      if (added) {
         w = new WatchedFile(f, key);
         watched.put(key, w);
       }
       if (!w.marked && !w.complete()) {
-        group.mark(f.path());
+        try {
+          group.mark(f.path());
+        } catch (IOException | RuntimeException e) {
+          if (added) {
+            watched.remove(key);
+          }
+          throw e;
+        }
         w.marked = true;
+      } else if (added && !w.marked) {
+        // complete: no mark needed, and none may stay — a predecessor whose group we adopted may have left one,
+        // which would send every access of a file we might stop watching to a daemon that denies it
+        try {
+          group.unmark(f.path());
+        } catch (IOException e) {
+          // ENOENT: it had none
+        }
       }
-      return w;
+      WatchedFile.Served s = new WatchedFile.Served(w, binding);
+      w.served.add(s);
+      return s;
     }
   }
 
-  /** Gives back a file a failed prepare opened (the cache keeps counting its other users). */
-  private void unwatchIfUnused(BlobCacheFile f) {
-    cache.release(f);
+  /** Drops one view of a watched file; the last one takes the file out of the index and removes its mark. */
+  private void unwatch(WatchedFile.Served s) {
+    WatchedFile w = s.watched;
+    synchronized (watched) {
+      w.served.remove(s);
+      if (w.served.isEmpty() && watched.get(w.key) == w) {
+        watched.remove(w.key);
+        unmark(w);
+      }
+    }
   }
 
   /**
@@ -317,45 +378,57 @@ public final class FanotifyFrontend implements Frontend {
       for (BlobListener l : listeners) {
         l.closed(s);
       }
-      WatchedFile w = s.watched;
-      w.served.remove(s);
-      synchronized (watched) {
-        if (w.served.isEmpty()) {
-          watched.remove(w.key);
-          unmark(w);
-        }
-      }
-      cache.release(w.file);
+      unwatch(s);
+      cache.release(s.watched.file);
     }
     cache.release(image.bootstrap());
     LOG.info("released " + fsid);
   }
 
   /**
-   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or plain umount),
-   * once they have been prepared for at least {@code grace} (a mount follows its prepare within moments).
+   * A client that prepared {@code fsid} has made its mount (or failed to): the image no longer waits for it.
+   * Unknown images are ignored.
+   */
+  public void mountSettled(String fsid) {
+    synchronized (images) {
+      Image i = images.get(fsid);
+      if (i != null && i.due().count > 0) {
+        i.due().count--;
+      }
+    }
+  }
+
+  /**
+   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or plain umount):
+   * at once when no client that prepared one still has its mount to make, else once {@code grace} has passed
+   * since the last prepare (a mount follows its prepare within moments; a client that never says it mounted is
+   * given that long).
    *
    * @return the fsids released
    */
   public List<String> releaseUnmounted(Duration grace) throws IOException {
-    java.util.Set<Path> mounted = mountedBootstraps();
     List<String> gone = new ArrayList<>();
-    synchronized (images) {
+    synchronized (images) { // under the lock: a prepare cannot slip in between the check and the removal
+      java.util.Set<Path> mounted = mountedBootstraps();
       for (Image i : images.values()) {
         if (!mounted.contains(i.bootstrap().path())
-            && System.nanoTime() - i.preparedNanos() >= grace.toNanos()) {
+            && (i.due().count == 0 || System.nanoTime() - i.due().lastPrepareNanos >= grace.toNanos())) {
           gone.add(i.record().fsid());
         }
       }
+      gone.forEach(this::release);
     }
-    gone.forEach(this::release);
     return gone;
   }
 
-  /** Bootstrap files that EROFS file-backed mounts in this mount namespace have as their source. */
+  /**
+   * Bootstrap files that EROFS file-backed mounts have as their source, in this mount namespace and in every
+   * other one a process lives in: `lazypull mount` mounts in its caller's namespace (a container's, a service's
+   * private one), and releasing an image mounted there would leave that mount reading holes unwatched.
+   */
   private static java.util.Set<Path> mountedBootstraps() throws IOException {
     java.util.Set<Path> out = new java.util.HashSet<>();
-    for (MountInfo.Mount m : MountInfo.read()) {
+    for (MountInfo.Mount m : mountsInEveryNamespace()) {
       if (m.fsType().equals("erofs") && m.source().startsWith("/")) {
         out.add(Path.of(m.source()));
       }
@@ -363,12 +436,42 @@ public final class FanotifyFrontend implements Frontend {
     return out;
   }
 
+  /** The mounts of this namespace (its failure is an error) and of every other namespace a process is in. */
+  static List<MountInfo.Mount> mountsInEveryNamespace() throws IOException {
+    List<MountInfo.Mount> out = new ArrayList<>(MountInfo.read());
+    java.util.Set<String> seen = new java.util.HashSet<>();
+    try {
+      seen.add(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")).toString());
+    } catch (IOException e) {
+      return out; // no namespaces to tell apart
+    }
+    try (java.nio.file.DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"),
+        p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
+      for (Path proc : procs) {
+        try {
+          if (seen.add(Files.readSymbolicLink(proc.resolve("ns/mnt")).toString())) {
+            out.addAll(MountInfo.parse(Files.readString(proc.resolve("mountinfo"),
+                java.nio.charset.StandardCharsets.UTF_8)));
+          }
+        } catch (IOException e) {
+          // gone meanwhile, or not ours to look at
+        }
+      }
+    }
+    return out;
+  }
+
   /**
    * Unmounts every mount of a prepared image (a clean stop: a mount left without its daemon would read holes
-   * once the group is gone). A busy mount is detached (lazily unmounted) with a warning: processes that still
-   * have files open on it read what is cached and get errors for the rest once the daemon is gone.
+   * once the group is gone). A busy mount is left mounted, not detached: a detached mount stays readable through
+   * the files open on it while nothing lists it any more — a successor could not tell it is live and would release
+   * its image, and its holes would read as zeros once the group went. The caller keeps the group alive for busy
+   * mounts, so their reads wait for the next daemon. Mounts in other mount namespaces (made by `lazypull mount` in
+   * a container) are not this process's to unmount: they are reported as left too.
+   *
+   * @return what is still mounted: busy mount points, and images mounted in other namespaces
    */
-  public void unmountAll() {
+  public List<String> unmountAll() {
     java.util.Set<Path> ours = new java.util.HashSet<>();
     synchronized (images) {
       images.values().forEach(i -> ours.add(i.bootstrap().path()));
@@ -378,8 +481,11 @@ public final class FanotifyFrontend implements Frontend {
       mounts = MountInfo.read();
     } catch (IOException e) {
       LOG.warning("cannot list mounts to unmount before stopping: " + e.getMessage());
-      return;
+      return List.of("(mounts unknown: " + e.getMessage() + ")");
     }
+    // (a busy mount found again below in the all-namespace scan is reported once, by its mount point)
+    List<String> left = new ArrayList<>();
+    java.util.Set<Path> busy = new java.util.HashSet<>();
     for (int i = mounts.size() - 1; i >= 0; i--) { // newest first
       MountInfo.Mount m = mounts.get(i);
       if (!m.fsType().equals("erofs") || !ours.contains(Path.of(m.source()))) {
@@ -389,14 +495,24 @@ public final class FanotifyFrontend implements Frontend {
         Mounts.umount(m.mountPoint(), 0);
         LOG.info("unmounted " + m.mountPoint());
       } catch (ErrnoException e) {
-        try {
-          Mounts.umount(m.mountPoint(), Mounts.MNT_DETACH);
-          LOG.warning("detached " + m.mountPoint() + " (it was busy: " + e.getMessage() + ")");
-        } catch (ErrnoException again) {
-          LOG.severe("cannot unmount " + m.mountPoint() + ": " + again.getMessage());
-        }
+        left.add(m.mountPoint());
+        busy.add(Path.of(m.source()));
+        LOG.warning("cannot unmount " + m.mountPoint() + " before stopping: " + e.getMessage());
       }
     }
+    try { // mounts in other namespaces (containers, private service namespaces) are not ours to unmount
+      java.util.Set<Path> elsewhere = mountedBootstraps();
+      synchronized (images) {
+        for (Image i : images.values()) {
+          if (elsewhere.contains(i.bootstrap().path()) && !busy.contains(i.bootstrap().path())) {
+            left.add(i.record().fsid() + " (mounted in another mount namespace)");
+          }
+        }
+      }
+    } catch (IOException e) {
+      left.add("(mounts unknown: " + e.getMessage() + ")");
+    }
+    return left;
   }
 
   private void unmark(WatchedFile w) {
@@ -437,8 +553,10 @@ public final class FanotifyFrontend implements Frontend {
         if (!group.awaitEvents(POLL_TIMEOUT_MS)) {
           continue;
         }
-        for (FanotifyMessage m : group.readBatch(buf)) {
-          dispatch(m);
+        List<FanotifyMessage> batch = group.readBatch(buf);
+        long arrived = System.nanoTime();
+        for (FanotifyMessage m : batch) {
+          dispatch(m, arrived);
         }
         errors = 0;
       } catch (IOException | RuntimeException e) {
@@ -453,7 +571,7 @@ public final class FanotifyFrontend implements Frontend {
     }
   }
 
-  private void dispatch(FanotifyMessage m) {
+  private void dispatch(FanotifyMessage m, long arrived) {
     if (m.fd() >= 0) {
       state.sawEventFd(m.fd());
     }
@@ -476,11 +594,14 @@ public final class FanotifyFrontend implements Frontend {
       group.closeEventFd(e.fd());
       return;
     }
-    onAccess(e);
+    onAccess(e, arrived);
   }
 
-  /** A pre-content event: answer at once when nothing is missing, else when the fetch is done. */
-  private void onAccess(FanotifyMessage.Event e) {
+  /**
+   * A pre-content event: answer at once when nothing is missing, else when the fetch is done. The read latency
+   * counts from {@code arrived} (when its batch was read) to the answer, for both.
+   */
+  private void onAccess(FanotifyMessage.Event e, long arrived) {
     if (e.pid() == ownPid) { // our own fill of the file (or our own read of what we made present)
       answerNow(e.fd(), FanotifyResponse.ALLOW);
       return;
@@ -501,10 +622,11 @@ public final class FanotifyFrontend implements Frontend {
     if (length <= 0 || (fetcher != null && fetcher.isPresent(offset, length))) {
       stats.readsOk.increment();
       answerNow(e.fd(), FanotifyResponse.ALLOW);
+      stats.readLatency.observeNanos(System.nanoTime() - arrived);
       return;
     }
     stats.readBytesRequested.add(length);
-    Inflight req = new Inflight(e.fd());
+    Inflight req = new Inflight(e.fd(), arrived);
     inflight.put(e.fd(), req);
     notifyRead(w, offset, length);
     CompletableFuture<Void> present;

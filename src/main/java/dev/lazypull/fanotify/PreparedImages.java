@@ -54,14 +54,14 @@ final class PreparedImages {
   }
 
   /**
-   * The highest event fd number a predecessor recorded; with none recorded, a bound that covers any descriptor a
-   * JVM of ours hands out in practice.
+   * The highest event fd number a predecessor recorded, or -1 (it runs with its fd limit capped at
+   * {@link EventFdLimit#MAX}, which bounds the numbers anyway; the record covers one that could not lower it).
    */
   int highestEventFd() {
     try {
       return Integer.parseInt(Files.readString(dir.resolve(HIGHEST_FD), StandardCharsets.US_ASCII).trim());
     } catch (IOException | NumberFormatException e) {
-      return 65535;
+      return -1;
     }
   }
 

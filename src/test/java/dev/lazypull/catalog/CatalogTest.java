@@ -144,4 +144,12 @@ class CatalogTest {
     assertEquals(List.of(blob), r.blobs());
     assertEquals("127.0.0.1:5000/acc/app:v1", r.reference());
   }
+
+  /** An image with no data blobs (a single-device mkfs.erofs image, imported) is written and read back. */
+  @Test
+  void anImageWithoutDataBlobsSurvivesARestart() throws Exception {
+    Catalog c = Catalog.load(state);
+    ImageRecord r = c.register(image("single", null), false);
+    assertEquals(List.of(r), Catalog.load(state).list(), "the catalog a restarted daemon reads");
+  }
 }

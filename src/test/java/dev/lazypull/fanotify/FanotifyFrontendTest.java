@@ -131,4 +131,57 @@ class FanotifyFrontendTest {
     call("register", ref);
     assertTrue(g.isMarked(data));
   }
+
+  /**
+   * An image waits for the mount its prepare announced: an unmount elsewhere does not release it before its
+   * client says the mount is made (or the grace ends); once said, an unmount releases it at once. Two images
+   * sharing the blob keep the file watched until the last one goes.
+   */
+  @Test
+  void anImageStaysServedUntilItsAnnouncedMountIsMadeThenAnUnmountReleasesItAtOnce() throws Exception {
+    String ref = packAndStart(1L << 20);
+    JsonNode reply = call("register", ref);
+    String fsid = reply.path("image").path("fsid").asText();
+    Path data = Path.of(reply.path("mount").path("options").asText().substring("device=".length()));
+    DaemonApi api = new DaemonApi(harness.daemon);
+    FakeFanotifyGroup g = harness.group;
+    // another client's unmount comes before this client's mount(2): the image must stay watched
+    assertEquals(0, api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released").size());
+    assertTrue(g.isMarked(data));
+    assertEquals(List.of(), harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ofMinutes(1)));
+    // mounted (here: said to be); its unmount — nothing in mountinfo names it — releases it without any grace
+    api.handle("mounted", Json.MAPPER.createObjectNode().put("fsid", fsid));
+    JsonNode released = api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released");
+    assertEquals(1, released.size());
+    assertEquals(fsid, released.get(0).asText());
+    assertFalse(g.isMarked(data));
+    // a failed mount says which image it was for: released at once too
+    call("register", ref);
+    assertTrue(g.isMarked(data));
+    assertEquals(1, api.handle("unmounted", Json.MAPPER.createObjectNode().put("fsid", fsid)).path("released")
+        .size());
+    assertFalse(g.isMarked(data));
+  }
+
+  /**
+   * A complete file needs no mark, and must keep none: a predecessor whose group was adopted may have left one
+   * (it died before removing it), and a mark nobody watches sends accesses to a daemon that denies them.
+   */
+  @Test
+  void aStaleMarkOnACompleteFileIsRemovedWhenTheImageIsPrepared() throws Exception {
+    String ref = packAndStart(1L << 20);
+    JsonNode mount = call("register", ref).path("mount");
+    Path data = Path.of(mount.path("options").asText().substring("device=".length()));
+    FakeFanotifyGroup g = harness.group;
+    long size = Files.size(data);
+    for (long off = 0; off < size; off += 1 << 20) {
+      assertEquals(FanotifyResponse.ALLOW, g.access(data, off, Math.min(1 << 20, size - off), READER)
+          .get(10, TimeUnit.SECONDS));
+    }
+    Await.until(() -> !g.isMarked(data), "the complete file unmarked");
+    harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO);
+    g.mark(data); // what a crashed predecessor could leave on the group
+    call("register", ref);
+    assertFalse(g.isMarked(data), "prepared again: the complete file carries no mark");
+  }
 }
