@@ -418,7 +418,20 @@ public final class FanotifyFrontend implements Frontend {
       }
       gone.forEach(this::release);
     }
+    unmarkComplete();
     return gone;
+  }
+
+  /**
+   * Unmarks files that became complete without an event to notice it (read-ahead or prefetch filled their last
+   * chunks after the last access): later reads of them raise no event at all.
+   */
+  public void unmarkComplete() {
+    for (WatchedFile w : watched.values()) {
+      if (w.marked && w.complete()) {
+        unmark(w);
+      }
+    }
   }
 
   /**

@@ -184,4 +184,19 @@ class FanotifyFrontendTest {
     call("register", ref);
     assertFalse(g.isMarked(data), "prepared again: the complete file carries no mark");
   }
+
+  @Test
+  void aFileCompletedWithoutAnAccessLosesItsMarkToo() throws Exception {
+    String ref = packAndStart(2L << 20);
+    JsonNode mount = call("register", ref).path("mount");
+    Path data = Path.of(mount.path("options").asText().substring("device=".length()));
+    FakeFanotifyGroup g = harness.group;
+    assertTrue(g.isMarked(data));
+    // prefetch (or read-ahead) fills the last chunks after the last access: no event will notice
+    var served = harness.daemon.frontend().served().get(0);
+    served.prefetch(0, Files.size(data), Runnable::run).get(10, TimeUnit.SECONDS);
+    assertTrue(g.isMarked(data), "nothing has looked yet");
+    harness.daemon.fanotify().unmarkComplete();
+    assertFalse(g.isMarked(data), "complete: unmarked, later reads raise no event");
+  }
 }
