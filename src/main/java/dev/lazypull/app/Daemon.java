@@ -147,7 +147,7 @@ public final class Daemon implements AutoCloseable {
       RegistryClient owned = sources == null && registryClient == null
           ? RegistryClient.create(registryConfig.withMaxConnections(config.fetch().threadsPerOrigin())) : null;
       RegistryClient registry = registryClient != null ? registryClient : owned;
-      ImageSources s = sources != null ? sources : Sources.over(registry);
+      ImageSources s = sources != null ? sources : Sources.over(registry, config.cacheDir());
       Daemon daemon = null;
       KernelSide kernel = null;
       try {

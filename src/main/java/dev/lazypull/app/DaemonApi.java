@@ -49,7 +49,7 @@ public final class DaemonApi implements ControlServer.Handler {
       case "register": {
         String image = text(req, "image", true);
         ImageRecord r = registrar.register(image, text(req, "fsid", false), text(req, "domain", false),
-            req.path("replace").asBoolean(false), pullOptions(req));
+            req.path("replace").asBoolean(false), pullOptions(req), req.path("indexLocally").asBoolean(false));
         String policy = text(req, "prefetch", false);
         if (policy != null) {
           prefetchManager().setPolicy(r.fsid(), PrefetchPolicy.parse(policy));

@@ -74,7 +74,7 @@ public final class NbdExport implements AutoCloseable {
     BlobCacheDir cache = null;
     NbdExport export = null;
     try {
-      ImageSource source = Sources.over(registry).open(c.image());
+      ImageSource source = Sources.over(registry, c.cacheDir()).open(c.image());
       LazyImage img = source.resolve();
       cache = BlobCacheDir.open(c.cacheDir(), core);
       ImageDevices.Built built = c.blob() != null

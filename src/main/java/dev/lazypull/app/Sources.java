@@ -4,6 +4,8 @@ import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.PullOptions;
+import dev.lazypull.index.IndexedImages;
+import java.nio.file.Path;
 import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryImageSource;
 
@@ -15,6 +17,15 @@ public final class Sources {
   private Sources() {}
 
   public static ImageSources over(RegistryClient client) {
+    return over(client, null);
+  }
+
+  /**
+   * Also ordinary images through side-car indexes, with the index store of the host cache {@code cacheDir}
+   * (null: lazypull images only).
+   */
+  public static ImageSources over(RegistryClient client, Path cacheDir) {
+    IndexedImages indexes = cacheDir == null ? null : IndexedImages.inCache(cacheDir);
     return new ImageSources(new ImageSources.RegistryOpener() {
       @Override
       public ImageSource open(ImageReference.Registry reference) {
@@ -25,6 +36,6 @@ public final class Sources {
       public ImageSource open(ImageReference.Registry reference, PullOptions options) {
         return RegistryImageSource.open(client, reference, options);
       }
-    });
+    }, indexes);
   }
 }

@@ -65,7 +65,7 @@ public final class StandalonePrefetch implements AutoCloseable {
     FetchCore core = new FetchCore(fetch, new FetchStats(), BlobCacheDir.tablesDir(cacheDir));
     StandalonePrefetch p = null;
     try {
-      ImageSource source = Sources.over(registry).open(image);
+      ImageSource source = Sources.over(registry, cacheDir).open(image);
       LazyImage img = source.resolve();
       p = new StandalonePrefetch(registry, core, BlobCacheDir.open(cacheDir, core));
       p.prefetch = new CachePrefetch(p.targets(img, source.blobs(), paths, fetch.readTimeout().multipliedBy(4)));

@@ -9,6 +9,7 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.PullOptions;
+import dev.lazypull.index.IndexedImages;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -69,8 +70,19 @@ public final class ImageRegistrar {
    */
   public ImageRecord register(String reference, String fsid, String domainId, boolean replace, PullOptions pull)
       throws IOException {
+    return register(reference, fsid, domainId, replace, pull, false);
+  }
+
+  /**
+   * {@link #register(String, String, String, boolean, PullOptions)}; an ordinary image without a side-car index
+   * gets one built on this host (into the local index store) when {@code indexLocally}, else is an error saying
+   * how to make one.
+   */
+  public ImageRecord register(String reference, String fsid, String domainId, boolean replace, PullOptions pull,
+      boolean indexLocally) throws IOException {
     ImageSource source = sources.open(reference, pull);
-    LazyImage image = source.resolve();
+    LazyImage image = source instanceof IndexedImages.Source indexed ? indexed.resolve(indexLocally, null)
+        : source.resolve();
     String id = fsid != null ? fsid : ImageRecord.defaultFsid(image.manifestDigest());
     PullOptions used = reference.startsWith("oci:") ? null : sources.optionsOf(reference);
     Optional<ImageRecord> known = catalog.get(id).filter(r -> r.manifestDigest().equals(image.manifestDigest())

@@ -3,6 +3,7 @@ package dev.lazypull.catalog;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.PullOptions;
+import dev.lazypull.index.IndexedImages;
 import dev.lazypull.oci.OciLayout;
 import java.io.IOException;
 import java.util.Map;
@@ -32,12 +33,27 @@ public final class ImageSources {
   private record Opened(ImageSource source, PullOptions options) {}
 
   private final RegistryOpener registry;
+  private final IndexedImages indexes;
   private final Map<String, Opened> open = new ConcurrentHashMap<>();
   /** Per-image registry settings by canonical reference. */
   private final Map<String, PullOptions> options = new ConcurrentHashMap<>();
 
   public ImageSources(RegistryOpener registry) {
+    this(registry, null);
+  }
+
+  /**
+   * @param indexes serves ordinary images through their side-car indexes (every source opened is wrapped), or
+   *     null for lazypull images only
+   */
+  public ImageSources(RegistryOpener registry, IndexedImages indexes) {
     this.registry = registry;
+    this.indexes = indexes;
+  }
+
+  /** The side-car index service the sources use, or null. */
+  public IndexedImages indexes() {
+    return indexes;
   }
 
   /** Local OCI layouts only. */
@@ -101,11 +117,14 @@ public final class ImageSources {
   }
 
   private ImageSource create(ImageReference ref, PullOptions with) throws IOException {
+    ImageSource base;
     if (ref instanceof ImageReference.OciLayout oci) {
-      return new OciLayout(oci.dir(), oci.tag());
+      base = new OciLayout(oci.dir(), oci.tag());
+    } else {
+      ImageReference.Registry r = (ImageReference.Registry) ref;
+      base = with.isDefault() ? registry.open(r) : registry.open(r, with);
     }
-    ImageReference.Registry r = (ImageReference.Registry) ref;
-    return with.isDefault() ? registry.open(r) : registry.open(r, with);
+    return indexes == null ? base : indexes.wrap(base, ref.canonical());
   }
 
   /** Drops a cached source (after unregistering an image, or when its config changed). */

@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       ImportCommand.class,
       PackCommand.class,
       ConvertCommand.class,
+      IndexCommand.class,
       NbdCommand.class,
       PrefetchCommand.class,
       GcCommand.class,

@@ -52,6 +52,11 @@ final class MountCommand implements Callable<Integer> {
           + "registry.platform, linux/amd64).")
   String platform;
 
+  @Option(names = "--index-locally", description = "An ordinary OCI image (gzip or tar layers) without a lazypull "
+      + "index: the daemon reads its layers once and builds the index on this host (kept in its local index store) "
+      + "instead of refusing it. Without it such an image must be indexed first: `lazypull index IMAGE --push`.")
+  boolean indexLocally;
+
   @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
 
@@ -65,6 +70,9 @@ final class MountCommand implements Callable<Integer> {
       return 1;
     }
     ObjectNode req = ControlClient.request("register").put("image", image).put("replace", replace);
+    if (indexLocally) {
+      req.put("indexLocally", true);
+    }
     try {
       RegistryOptions.putPull(req, plainHttp, platform);
     } catch (IllegalArgumentException e) {

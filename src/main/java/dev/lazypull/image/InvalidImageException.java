@@ -3,7 +3,7 @@ package dev.lazypull.image;
 import java.io.IOException;
 
 /** The image exists but is not something lazypull can serve (wrong layer types, bad sizes, …). */
-public final class InvalidImageException extends IOException {
+public class InvalidImageException extends IOException {
   private static final long serialVersionUID = 1L;
 
   public InvalidImageException(String message) {

@@ -33,6 +33,10 @@ public final class OciLayout implements ImageSource {
     this.blobs = new OciLayoutBlobSource(this.dir);
   }
 
+  public Path dir() {
+    return dir;
+  }
+
   private String reference() {
     return "oci:" + dir + (tag == null ? "" : ":" + tag);
   }

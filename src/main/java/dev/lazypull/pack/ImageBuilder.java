@@ -108,7 +108,7 @@ public final class ImageBuilder {
   }
 
   /** {seconds, nanoseconds} of the most common mtime; ties go to the earliest. */
-  static long[] mostCommonMtime(ErofsNode root) {
+  public static long[] mostCommonMtime(ErofsNode root) {
     Map<List<Long>, Integer> counts = new HashMap<>();
     forEachNode(root, n -> counts.merge(List.of(n.mtimeSec, (long) n.mtimeNsec), 1, Integer::sum));
     List<Long> best = null;
@@ -126,7 +126,7 @@ public final class ImageBuilder {
   }
 
   /** Visits every distinct node once (hard links once). */
-  static void forEachNode(ErofsNode root, java.util.function.Consumer<ErofsNode> visit) {
+  public static void forEachNode(ErofsNode root, java.util.function.Consumer<ErofsNode> visit) {
     Map<ErofsNode, Boolean> seen = new IdentityHashMap<>();
     ArrayDeque<ErofsNode> todo = new ArrayDeque<>();
     todo.push(root);

@@ -31,14 +31,29 @@ public final class TarApplier {
   private static final byte[] OPAQUE = ".wh..wh..opq".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
   private static final int MAX_LINKS = 40;
 
+  /**
+   * Where a regular file's data goes: {@link ChunkStore} chunks ({@code pack}, {@code convert}), or a side-car
+   * index that only records where the data lies in the tar ({@code index}).
+   */
+  public interface FileData {
+    /**
+     * Stores the data of {@code file} (its size set): {@code data} yields exactly {@code file.size} bytes, which
+     * start at byte {@code tarOffset} of the (uncompressed) tar. Sets {@code file.chunks}.
+     */
+    void store(ErofsNode file, TarEntry entry, long tarOffset, InputStream data) throws IOException;
+  }
+
   private final ErofsNode root;
-  private final ChunkStore store;
+  private final FileData fileData;
   private final Progress progress;
-  private final byte[] copy = new byte[1 << 16];
   private int currentLayer;
 
   public TarApplier(ChunkStore store, Progress progress) {
-    this.store = store;
+    this(chunksIn(store), progress);
+  }
+
+  public TarApplier(FileData fileData, Progress progress) {
+    this.fileData = fileData;
     this.progress = progress;
     this.root = new ErofsNode(FileType.DIRECTORY);
     root.permissions = 0755;
@@ -127,7 +142,9 @@ public final class TarApplier {
         break;
       case REGULAR:
         n.size = e.size();
-        storeData(n, reader.data(), e);
+        if (n.size > 0) {
+          fileData.store(n, e, reader.position(), reader.data());
+        }
         break;
       default:
         break;
@@ -162,33 +179,34 @@ public final class TarApplier {
     n.layer = layer;
   }
 
-  private void storeData(ErofsNode n, InputStream data, TarEntry e) throws IOException {
-    if (n.size == 0) {
-      return;
-    }
-    int chunk = store.chunkSize();
-    long count = (n.size + chunk - 1) / chunk;
-    if (count > Integer.MAX_VALUE) {
-      throw new TarFormatException(e.show() + ": too large for the chunk size");
-    }
-    n.chunks = new long[(int) count];
-    for (int c = 0; c < count; c++) {
-      int len = (int) Math.min(chunk, n.size - (long) c * chunk);
-      ByteBuffer buf = store.acquire();
-      try {
-        while (buf.position() < len) {
-          int r = data.read(copy, 0, Math.min(copy.length, len - buf.position()));
-          if (r < 0) {
-            throw new TarFormatException(e.show() + ": data ends early");
-          }
-          buf.put(copy, 0, r);
-        }
-      } catch (IOException | RuntimeException ex) {
-        store.release(buf);
-        throw ex;
+  /** File data cut into chunks of a {@link ChunkStore}. */
+  static FileData chunksIn(ChunkStore store) {
+    byte[] copy = new byte[1 << 16];
+    return (n, e, tarOffset, data) -> {
+      int chunk = store.chunkSize();
+      long count = (n.size + chunk - 1) / chunk;
+      if (count > Integer.MAX_VALUE) {
+        throw new TarFormatException(e.show() + ": too large for the chunk size");
       }
-      store.submit(n, c, buf);
-    }
+      n.chunks = new long[(int) count];
+      for (int c = 0; c < count; c++) {
+        int len = (int) Math.min(chunk, n.size - (long) c * chunk);
+        ByteBuffer buf = store.acquire();
+        try {
+          while (buf.position() < len) {
+            int r = data.read(copy, 0, Math.min(copy.length, len - buf.position()));
+            if (r < 0) {
+              throw new TarFormatException(e.show() + ": data ends early");
+            }
+            buf.put(copy, 0, r);
+          }
+        } catch (IOException | RuntimeException ex) {
+          store.release(buf);
+          throw ex;
+        }
+        store.submit(n, c, buf);
+      }
+    };
   }
 
   /** Resolves a directory path, following symlinks inside the tree; creates missing directories if asked. */

@@ -166,6 +166,32 @@ public final class RegistryClient implements Closeable {
   }
 
   /**
+   * The OCI 1.1 referrers API ({@code GET /v2/<name>/referrers/<digest>?artifactType=…}) of the origin: the image
+   * index listing the manifests whose {@code subject} is {@code subject}, or empty when the registry does not
+   * implement the API (404, 400, 405 — distribution 2.8 among them); clients then use the referrers tag schema.
+   */
+  public java.util.Optional<RawManifest> fetchReferrers(Repository repo, Digest subject, String artifactType)
+      throws IOException {
+    Endpoint ep = endpoints.origin(repo.registry());
+    String what = "referrers of " + subject;
+    HttpUrl url = ep.api(repo.name(), "referrers", subject.toString()).newBuilder()
+        .addQueryParameter("artifactType", artifactType).build();
+    RegistryRequest req = RegistryRequest.get(url, Scope.pull(repo.name())).header("Accept", MediaTypes.OCI_INDEX);
+    try (Response r = transport.execute(ep, req, policyFor(ep))) {
+      if (r.code() == 404 || r.code() == 400 || r.code() == 405) {
+        return java.util.Optional.empty();
+      }
+      if (r.code() != 200) {
+        throw httpError(ep, repo, what, r);
+      }
+      byte[] bytes = Bodies.read(r, Json.MAX_DOCUMENT_BYTES, where(ep, repo, what));
+      return java.util.Optional.of(new RawManifest(bytes, MediaTypes.OCI_INDEX, Digest.of(bytes)));
+    } catch (IOException e) {
+      throw describe(ep, repo, what, e);
+    }
+  }
+
+  /**
    * The manifest's media type: the body's {@code mediaType} field when present (it must agree with a known
    * Content-Type), else the Content-Type; a plain JSON Content-Type without a field is read by shape.
    */

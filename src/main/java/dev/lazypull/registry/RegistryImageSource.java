@@ -55,6 +55,14 @@ public final class RegistryImageSource implements ImageSource {
     return repository;
   }
 
+  public RegistryClient client() {
+    return client;
+  }
+
+  public ImageReference.Registry reference() {
+    return reference;
+  }
+
   /**
    * The image manifest's exact bytes: the reference's manifest, or the platform's entry of its index. The
    * digest of a pinned reference, and of an index entry, is checked.

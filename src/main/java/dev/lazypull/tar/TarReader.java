@@ -74,6 +74,14 @@ public final class TarReader {
     }
   }
 
+  /**
+   * How many bytes of the archive have been consumed: right after {@link #next} returned a regular file, the
+   * offset of its first data byte in the archive (what a side-car index records).
+   */
+  public long position() {
+    return offset;
+  }
+
   /** The current member's data (exactly its size; not to be used after {@link #next}). */
   public InputStream data() {
     return new InputStream() {
