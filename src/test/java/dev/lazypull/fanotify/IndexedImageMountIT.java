@@ -1,0 +1,230 @@
+package dev.lazypull.fanotify;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lazypull.testing.CliRun;
+import dev.lazypull.testing.DockerRegistryFixture;
+import dev.lazypull.testing.ErofsMounts;
+import dev.lazypull.testing.RegistryImages;
+import dev.lazypull.testing.Requirements;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.CleanupMode;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Unmodified OCI images served through side-car indexes, on this host's kernel with the fanotify front end: images
+ * made by umoci from a real tree ({@code /usr/lib/python3}) in three layers — the tree, then deletions (files and
+ * a whole directory), changes and additions ({@code umoci repack} writes the whiteouts), then a layer with an opaque
+ * directory made by GNU tar and added by {@code umoci raw add-layer} — pushed by skopeo to docker-registry 2.8 (no
+ * referrers API: the index is found through the referrers tag). Every entry's metadata and md5 through the mount
+ * equal {@code umoci unpack} of the same image; a small read moves a small share of the layers (registry access
+ * log); an image without an index is refused with the way to make one, and {@code --index-locally} makes it; a
+ * tampered byte of a layer is EIO, never other bytes.
+ */
+class IndexedImageMountIT {
+  @TempDir(cleanup = CleanupMode.ON_SUCCESS)
+  static Path work;
+  private static DockerRegistryFixture reg;
+  private static HostDaemon daemon;
+  private static Path toml;
+  private static Path layout;
+  private static String expected;
+  private static Path rootfs;
+
+  @BeforeAll
+  static void start() throws Exception {
+    HostDaemon.requireHost(work);
+    for (String tool : List.of("umoci", "skopeo", "tar", "getfattr")) {
+      Requirements.requireTool(tool);
+    }
+    Requirements.require(Files.isDirectory(Path.of("/usr/lib/python3")), "a real tree at /usr/lib/python3");
+    reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
+    toml = RegistryImages.config(work.resolve("conf"), null);
+    daemon = HostDaemon.in(work, toml, "--read-timeout", "20s").start();
+    layout = work.resolve("oci");
+    // layer 1: the tree; layer 2: deletions, a changed file, additions; layer 3: an opaque directory (GNU tar)
+    Requirements.run("bash", "-euc", String.join("\n",
+        "cd '" + work + "'",
+        "umoci init --layout oci",
+        "umoci new --image oci:base",
+        "umoci unpack --image oci:base b1 >/dev/null",
+        "mkdir -p b1/rootfs/usr/lib b1/rootfs/etc",
+        "cp -a /usr/lib/python3 b1/rootfs/usr/lib/",
+        "printf 'first\\n' > b1/rootfs/etc/motd",
+        "umoci repack --image oci:v1 b1",
+        "umoci unpack --image oci:v1 b2 >/dev/null",
+        "d=b2/rootfs/usr/lib/python3/dist-packages",
+        "victim=$(ls -d $d/*/ | head -n 2 | tail -n 1); rm -rf \"$victim\"",
+        "find $d -name '*.py' | sort | head -n 40 | xargs rm -f",
+        "printf 'second\\n' > b2/rootfs/etc/motd",
+        "mkdir -p b2/rootfs/opt/app && head -c 3000000 /dev/urandom > b2/rootfs/opt/app/data.bin",
+        "printf 'x' > b2/rootfs/opt/app/tiny; chmod 0640 b2/rootfs/opt/app/tiny; chown 1234:5678 b2/rootfs/opt/app/tiny",
+        "ln -s ../../etc/motd b2/rootfs/opt/app/motd-link",
+        "umoci repack --image oci:v2 b2",
+        "opq=$(ls -d $d/*/ | head -n 1 | sed 's|^b2/rootfs/||; s|/$||')",
+        "mkdir -p l3/$opq && touch l3/$opq/.wh..wh..opq && printf 'replaced\\n' > l3/$opq/only-file",
+        "tar --numeric-owner -C l3 -cf l3.tar usr",
+        "umoci raw add-layer --image oci:v2 --tag v3 l3.tar",
+        "umoci unpack --image oci:v3 ref >/dev/null"));
+    rootfs = work.resolve("ref/rootfs");
+    expected = HostReads.listing(rootfs);
+    assertTrue(expected.lines().count() > 2000, "a real tree: " + expected.lines().count() + " entries");
+    assertTrue(expected.contains("only-file"), "the opaque directory's new file is in the reference");
+  }
+
+  @AfterAll
+  static void stop() {
+    if (daemon != null) {
+      daemon.cleanUp();
+    }
+    if (reg != null) {
+      reg.close();
+    }
+  }
+
+  /** skopeo copy of oci:v3 to {@code repo}:v3 on the registry; returns the reference. */
+  private static String push(String repo) throws Exception {
+    String ref = reg.host() + "/" + repo + ":v3";
+    Requirements.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + layout + ":v3",
+        "docker://" + ref);
+    return ref;
+  }
+
+  /** The layer digests of the image in the layout (skopeo keeps them: the layers are copied as they are). */
+  private static Set<String> layerDigests() throws Exception {
+    String out = Requirements.run("bash", "-c", "cd '" + layout + "' && m=$(python3 -c \"import json;"
+        + "i=json.load(open('index.json'));print([x['digest'] for x in i['manifests'] if x.get('annotations',{})"
+        + ".get('org.opencontainers.image.ref.name')=='v3'][0].split(':')[1])\") && python3 -c \"import json;"
+        + "print(' '.join(l['digest']+'='+str(l['size']) for l in json.load(open('blobs/sha256/'+'$m'))['layers']))\"");
+    return Set.of(out.trim().split(" "));
+  }
+
+  /** Body bytes of registry GETs of the image's layer blobs so far. */
+  private static long layerBytesServed(Set<String> layers) {
+    Set<String> digests = layers.stream().map(l -> l.split("=")[0]).collect(Collectors.toSet());
+    return reg.accessLog().stream().filter(a -> a.method().equals("GET") && (a.status() == 200 || a.status() == 206)
+        && digests.stream().anyMatch(d -> a.uri().contains(d))).mapToLong(DockerRegistryFixture.Access::bytes).sum();
+  }
+
+  private static CliRun.Result index(String ref) {
+    return CliRun.run("index", ref, "--push", "--plain-http", "--config", toml.toString(), "--scratch-dir",
+        Files.isDirectory(work.resolve("scratch")) ? work.resolve("scratch").toString() : work.toString());
+  }
+
+  @Test
+  void anIndexedUmociImageMountsByteExactAndASmallReadMovesLittle() throws Exception {
+    String ref = push("gz/py");
+    Path mnt = Files.createDirectories(work.resolve("mnt-py"));
+    CliRun.Result refused = daemon.cli("mount", ref, mnt.toString());
+    assertNotEquals(0, refused.code(), "no index yet: not mounted");
+    assertTrue(refused.err().contains("lazypull index") && refused.err().contains("--index-locally"),
+        "says how to make one: " + refused.err());
+    assertEquals(List.of(), daemon.mountsUnderWork());
+
+    long t0 = System.nanoTime();
+    CliRun.Result indexed = index(ref);
+    assertEquals(0, indexed.code(), indexed.err());
+    System.out.printf("index --push: %d ms; %s%n", (System.nanoTime() - t0) / 1_000_000, indexed.err().lines()
+        .filter(l -> l.startsWith("indexed")).findFirst().orElse(""));
+    Set<String> layers = layerDigests();
+    long compressed = layers.stream().mapToLong(l -> Long.parseLong(l.split("=")[1])).sum();
+    long before = layerBytesServed(layers);
+
+    daemon.mount(ref, mnt);
+    try {
+      assertEquals(before, layerBytesServed(layers), "mounting reads the index only, no layer bytes");
+      // a small file of layer 1 that no later layer touched: one span of the largest layer
+      String small = Requirements.run("bash", "-c", "cd '" + rootfs + "' && find usr/lib/python3/dist-packages "
+          + "-name '*.py' -size -8k | sort | tail -n 1").trim();
+      HostReads.read(mnt.resolve(small), rootfs.resolve(small), work.resolve("small.copy"), false);
+      long partial = layerBytesServed(layers) - before;
+      System.out.printf("reading %s moved %d of %d compressed layer bytes (%.2f%%)%n", small, partial, compressed,
+          100.0 * partial / compressed);
+      assertTrue(partial > 0, "the read fetched its span");
+      assertTrue(partial < compressed * 15 / 100, "a small read moves a small share of the layers: " + partial);
+
+      ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "indexed umoci image vs umoci unpack");
+      long all = layerBytesServed(layers) - before;
+      System.out.printf("reading everything moved %d layer bytes (%.2f of the compressed layers)%n", all,
+          (double) all / compressed);
+      HostReads.dropCaches();
+      ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "warm, after drop_caches");
+      assertEquals(all, layerBytesServed(layers) - before, "a warm re-read moves no layer bytes");
+    } finally {
+      daemon.umount(mnt);
+    }
+    assertEquals(List.of(), daemon.mountsUnderWork());
+  }
+
+  @Test
+  void indexLocallyBuildsTheIndexOnThisHost() throws Exception {
+    String ref = push("gz/local");
+    Path mnt = work.resolve("mnt-local");
+    // the same image as gz/py: the index built here is byte for byte the one pushed there (same digest, same
+    // default fsid, registered for gz/py already): mount it under an fsid of its own
+    daemon.mount(ref, mnt, "--index-locally", "--fsid", "gzlocal");
+    try {
+      ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "indexed locally vs umoci unpack");
+    } finally {
+      daemon.umount(mnt);
+    }
+    assertTrue(Files.isRegularFile(daemon.cache.resolve("indexes/index.json")), "kept in the local index store");
+    Files.createDirectories(mnt);
+    CliRun.Result again = daemon.cli("mount", "--fsid", "gzlocal", ref, mnt.toString());
+    assertEquals(0, again.code(), "the local index is found again: " + again.err());
+    daemon.umount(mnt);
+  }
+
+  @Test
+  void aTamperedLayerByteIsAnIoErrorNeverWrongBytes() throws Exception {
+    // an image of its own, so that nothing of it is cached: one umoci layer of random (incompressible) files
+    Path dir = work.resolve("tamper");
+    Requirements.run("bash", "-euc", String.join("\n",
+        "cd '" + work + "'",
+        "umoci init --layout tamper-oci && umoci new --image tamper-oci:base",
+        "umoci unpack --image tamper-oci:base tb >/dev/null",
+        "mkdir -p tb/rootfs/data",
+        "head -c 12000000 /dev/urandom > tb/rootfs/data/big.bin",
+        "head -c 5000 /dev/urandom > tb/rootfs/data/small.bin",
+        "umoci repack --image tamper-oci:v1 tb",
+        "skopeo copy --quiet --dest-tls-verify=false oci:tamper-oci:v1 docker://" + reg.host() + "/gz/tamper:v1"));
+    String ref = reg.host() + "/gz/tamper:v1";
+    assertEquals(0, index(ref).code());
+    String layer = Requirements.run("bash", "-c", "cd '" + work + "/tamper-oci' && ls -S blobs/sha256 | head -n 1")
+        .trim();
+    Path data = reg.dir().resolve("storage/docker/registry/v2/blobs/sha256").resolve(layer.substring(0, 2))
+        .resolve(layer).resolve("data");
+    try (RandomAccessFile f = new RandomAccessFile(data.toFile(), "rw")) {
+      long at = f.length() * 2 / 3; // inside big.bin's data (the tar lists data/big.bin first)
+      f.seek(at);
+      int b = f.read();
+      f.seek(at);
+      f.write(b ^ 0x41);
+    }
+    Path mnt = work.resolve("mnt-tamper");
+    daemon.mount(ref, mnt);
+    try {
+      HostReads.Outcome big = HostReads.read(mnt.resolve("data/big.bin"), work.resolve("tb/rootfs/data/big.bin"),
+          work.resolve("big.copy"), true);
+      assertTrue(big.ioError(), "the tampered span is an I/O error: " + big);
+      HostReads.Outcome again = HostReads.read(mnt.resolve("data/big.bin"), work.resolve("tb/rootfs/data/big.bin"),
+          work.resolve("big2.copy"), true);
+      assertTrue(again.ioError(), "and stays one (never zeros): " + again);
+      System.out.println("tampered layer: " + big + "; again " + again);
+    } finally {
+      daemon.umount(mnt);
+    }
+    assertTrue(Files.isDirectory(dir.getParent()));
+    assertEquals(List.of(), daemon.mountsUnderWork());
+  }
+}
