@@ -100,13 +100,13 @@ class IndexedImageMountIT {
     return ref;
   }
 
-  /** The layer digests of the image in the layout (skopeo keeps them: the layers are copied as they are). */
+  /** The layer digests and sizes of oci:v3 (skopeo copies the layers as they are), as {@code digest=size}. */
   private static Set<String> layerDigests() throws Exception {
-    String out = Requirements.run("bash", "-c", "cd '" + layout + "' && m=$(python3 -c \"import json;"
-        + "i=json.load(open('index.json'));print([x['digest'] for x in i['manifests'] if x.get('annotations',{})"
-        + ".get('org.opencontainers.image.ref.name')=='v3'][0].split(':')[1])\") && python3 -c \"import json;"
-        + "print(' '.join(l['digest']+'='+str(l['size']) for l in json.load(open('blobs/sha256/'+'$m'))['layers']))\"");
-    return Set.of(out.trim().split(" "));
+    var image = dev.lazypull.catalog.ImageSources.localOnly().open("oci:" + layout + ":v3");
+    var source = (dev.lazypull.oci.OciLayout) image;
+    var manifest = dev.lazypull.image.Json.parse(source.readVerified(source.findManifest()),
+        dev.lazypull.image.Manifest.class, "v3");
+    return manifest.layers().stream().map(l -> l.digest() + "=" + l.size()).collect(Collectors.toSet());
   }
 
   /** Body bytes of registry GETs of the image's layer blobs so far. */
