@@ -51,8 +51,9 @@ import org.junit.jupiter.api.Test;
  *   <li>{@code lazypull index} speed (the whole build: inflate, checkpoints, tar, tree, device digests, bootstrap)
  *       against {@code gzip -dc > /dev/null} of the same file: wall time and CPU time, median of 3 alternated runs;
  *   <li>a cold start reading 5 % of the files: compressed layer bytes moved ÷ the layer's size, as the fetch core
- *       would move them (whole digest entries, each once; no read-ahead), for files taken directory by directory
- *       (what a program start touches: the modules of a few packages) and uniformly at random (the worst case);
+ *       would move them (whole digest entries, each once; no read-ahead), for files taken as whole packages
+ *       (subtrees three levels down: what a program start touches, the modules of a few packages), directory by
+ *       directory (random directories anywhere), and uniformly at random (the worst case);
  *   <li>read amplification per span size: the same, plus the index size and one small file's cost.
  * </ul>
  *
@@ -140,14 +141,14 @@ class IndexBench {
         + "lazypull index %.0f ms wall / %.0f ms CPU = %.0f MB/s; index ÷ gzip speed: %.2fx wall, %.2fx CPU%n",
         gzipWall[1] / 1e6, gzipCpu[1] / 1e6, tar / (gzipWall[1] / 1e3), idxWall[1] / 1e6, idxCpu[1] / 1e6,
         tar / (idxWall[1] / 1e3), (double) gzipWall[1] / idxWall[1], (double) gzipCpu[1] / idxCpu[1]);
-    System.out.println("span size | index % of layer | one small file: layer bytes | 5 % of files by directory "
-        + "| 5 % of files at random");
+    System.out.println("span size | index % of layer | one small file: layer bytes | 5 % of files as whole "
+        + "packages | 5 % of files by directory | 5 % of files at random");
     for (long span : new long[] {256 << 10, 1 << 20, 4 << 20, 16 << 20}) {
       IndexBuilder.Result s = index(img, IndexBuilder.Options.defaults().withSpanSize(span), "span" + span);
       long[] cold = coldStart(img, s);
-      System.out.printf(Locale.ROOT, "%5d KiB | %6.2f %% | %,10d (%.2f %%) | %6.2f %% | %6.2f %%%n", span >> 10,
-          100.0 * s.indexBytes() / compressed, cold[0], 100.0 * cold[0] / compressed, 100.0 * cold[1] / compressed,
-          100.0 * cold[2] / compressed);
+      System.out.printf(Locale.ROOT, "%5d KiB | %6.2f %% | %,10d (%.2f %%) | %6.2f %% | %6.2f %% | %6.2f %%%n",
+          span >> 10, 100.0 * s.indexBytes() / compressed, cold[0], 100.0 * cold[0] / compressed,
+          100.0 * cold[1] / compressed, 100.0 * cold[2] / compressed, 100.0 * cold[3] / compressed);
     }
   }
 
@@ -176,7 +177,7 @@ class IndexBench {
     }
   }
 
-  /** {one small file, 5 % by directory, 5 % at random}: layer bytes moved, each from a cold start. */
+  /** {one small file, 5 % as whole packages, 5 % by directory, 5 % at random}: layer bytes moved, each from a cold start. */
   private static long[] coldStart(Image img, IndexBuilder.Result r) throws IOException {
     Descriptor layer = img.manifest().layers().get(0);
     LazyImage li = IndexArtifact.parse(r.manifestBytes(), img.subject(), img.manifest().layers(), "bench")
@@ -216,11 +217,31 @@ class IndexBench {
         }
       }
     }
+    // whole packages: subtrees three levels down (python3/dist-packages/NAME), as a program start imports a few
+    Map<String, List<String>> trees = new java.util.TreeMap<>();
+    for (String f : all) {
+      String[] c = f.split("/");
+      trees.computeIfAbsent(String.join("/", Arrays.copyOf(c, Math.min(3, c.length - 1))), k -> new ArrayList<>())
+          .add(f);
+    }
+    List<String> treeNames = new ArrayList<>(trees.keySet());
+    Collections.shuffle(treeNames, rnd);
+    List<String> bySubtree = new ArrayList<>();
+    for (String tn : treeNames) {
+      if (bySubtree.size() >= want) {
+        break;
+      }
+      for (String f : trees.get(tn)) {
+        if (bySubtree.size() < want) {
+          bySubtree.add(f);
+        }
+      }
+    }
     String small = all.stream().filter(p -> files.get(p).stream().mapToLong(ErofsReader.Extent::length).sum() < 8192)
         .skip(all.size() / 3).findFirst().orElse(all.get(0));
-    long[] out = new long[3];
-    List<List<String>> sets = List.of(List.of(small), byDir, random);
-    for (int k = 0; k < 3; k++) {
+    List<List<String>> sets = List.of(List.of(small), bySubtree, byDir, random);
+    long[] out = new long[sets.size()];
+    for (int k = 0; k < sets.size(); k++) {
       Counting counting = new Counting(local, layer.digest());
       IndexedBlobSource src = new IndexedBlobSource(counting, null, new SpanCache(SpanCache.DEFAULT_BUDGET));
       Set<Integer> fetched = new HashSet<>();
