@@ -29,7 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * referrers API: the index is found through the referrers tag). Every entry's metadata and md5 through the mount
  * equal {@code umoci unpack} of the same image; a small read moves a small share of the layers (registry access
  * log); an image without an index is refused with the way to make one, and {@code --index-locally} makes it; a
- * tampered byte of a layer is EIO, never other bytes.
+ * tampered byte of a layer is EIO, never other bytes. {@code lazypull nbd} (the flattened device, mounted by the
+ * kernel through nbdfuse) and {@code lazypull prefetch --standalone} serve the same image.
  */
 class IndexedImageMountIT {
   @TempDir(cleanup = CleanupMode.ON_SUCCESS)
@@ -164,6 +165,46 @@ class IndexedImageMountIT {
       daemon.umount(mnt);
     }
     assertEquals(List.of(), daemon.mountsUnderWork());
+  }
+
+  @Test
+  void nbdAndStandalonePrefetchServeTheIndexedImage() throws Exception {
+    dev.lazypull.testing.NbdFuseMount.require();
+    String ref = push("gz/nbd");
+    assertEquals(0, index(ref).code());
+    Set<String> layers = layerDigests();
+    long compressed = layers.stream().mapToLong(l -> Long.parseLong(l.split("=")[1])).sum();
+    Path socket = work.resolve("nbd.sock");
+    // lazy: a fresh cache, the flattened device mounted by the kernel (nbdfuse + loop), listed whole
+    try (dev.lazypull.testing.LazypullProcess p = dev.lazypull.testing.LazypullProcess.start(HostDaemon.jar(),
+        work.resolve("nbd"), "nbd", ref, "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket,
+        "--cache-dir", work.resolve("nbd-cache").toString())) {
+      p.awaitLine("serving", 60);
+      String listing = dev.lazypull.testing.NbdFuseMount.run(work, socket, "nbd",
+          "bash '" + ErofsMounts.listingScript() + "' .");
+      ErofsMounts.assertSameListing(expected, listing, "lazypull nbd of the indexed image vs umoci unpack");
+    }
+    // standalone prefetch fills a cache; an export over it then reads no layer byte
+    Path cache = work.resolve("prefetch-cache");
+    long before = layerBytesServed(layers);
+    CliRun.Result all = CliRun.run("prefetch", ref, "--plain-http", "--config", toml.toString(), "--cache-dir",
+        cache.toString(), "--standalone");
+    assertEquals(0, all.code(), all.err());
+    assertTrue(all.out().contains("(100%)"), all.out());
+    long prefetched = layerBytesServed(layers) - before;
+    System.out.printf("standalone prefetch of the indexed image moved %d layer bytes (%.2f of the layers)%n",
+        prefetched, (double) prefetched / compressed);
+    assertTrue(prefetched >= compressed / 2, "the layers' spans were read: " + prefetched);
+    before = layerBytesServed(layers);
+    try (dev.lazypull.testing.LazypullProcess p = dev.lazypull.testing.LazypullProcess.start(HostDaemon.jar(),
+        work.resolve("nbd2"), "nbd", ref, "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket,
+        "--cache-dir", cache.toString())) {
+      p.awaitLine("serving", 60);
+      String listing = dev.lazypull.testing.NbdFuseMount.run(work, socket, "nbd2",
+          "bash '" + ErofsMounts.listingScript() + "' .");
+      ErofsMounts.assertSameListing(expected, listing, "lazypull nbd over the prefetched cache");
+    }
+    assertEquals(before, layerBytesServed(layers), "everything came from the prefetched cache");
   }
 
   @Test
