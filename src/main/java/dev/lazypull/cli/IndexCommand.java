@@ -5,6 +5,7 @@ import dev.lazypull.config.ConfigException;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.index.IndexArtifact;
 import dev.lazypull.index.IndexBuilder;
+import dev.lazypull.index.IndexStore;
 import dev.lazypull.index.IndexedImages;
 import dev.lazypull.pack.ImageOutput;
 import dev.lazypull.pack.OciLayoutOutput;
@@ -111,7 +112,7 @@ final class IndexCommand implements Callable<Integer> {
               display.progress())
           : dst != null ? new OciLayoutOutput(((ImageReference.OciLayout) dst).dir(),
               ((ImageReference.OciLayout) dst).tag() != null ? ((ImageReference.OciLayout) dst).tag() : tag)
-          : Sources.over(client, cacheDir).indexes().store().output(subject.descriptor().digest())) {
+          : IndexStore.inCache(cacheDir).output(subject.descriptor().digest())) {
         r = source.build(subject, o, out, display.progress());
       }
       if (push) {
