@@ -30,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * equal {@code umoci unpack} of the same image; a small read moves a small share of the layers (registry access
  * log); an image without an index is refused with the way to make one, and {@code --index-locally} makes it; a
  * tampered byte of a layer is EIO, never other bytes. {@code lazypull nbd} (the flattened device, mounted by the
- * kernel through nbdfuse) and {@code lazypull prefetch --standalone} serve the same image.
+ * kernel through nbdfuse) and {@code lazypull prefetch --standalone} serve the same image, pushed with a Docker
+ * schema 2 manifest.
  */
 class IndexedImageMountIT {
   @TempDir(cleanup = CleanupMode.ON_SUCCESS)
@@ -93,11 +94,16 @@ class IndexedImageMountIT {
     }
   }
 
-  /** skopeo copy of oci:v3 to {@code repo}:v3 on the registry; returns the reference. */
+  /** skopeo copy of oci:v3 to {@code repo}:v3 on the registry (OCI manifest); returns the reference. */
   private static String push(String repo) throws Exception {
+    return push(repo, "oci");
+  }
+
+  /** The same with a manifest format skopeo converts to: {@code oci} or {@code v2s2} (Docker schema 2). */
+  private static String push(String repo, String format) throws Exception {
     String ref = reg.host() + "/" + repo + ":v3";
-    Requirements.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + layout + ":v3",
-        "docker://" + ref);
+    Requirements.run("skopeo", "copy", "--quiet", "--format", format, "--dest-tls-verify=false",
+        "oci:" + layout + ":v3", "docker://" + ref);
     return ref;
   }
 
@@ -170,7 +176,9 @@ class IndexedImageMountIT {
   @Test
   void nbdAndStandalonePrefetchServeTheIndexedImage() throws Exception {
     dev.lazypull.testing.NbdFuseMount.require();
-    String ref = push("gz/nbd");
+    String ref = push("gz/nbd", "v2s2"); // a Docker schema 2 manifest and layer media types, the same layer blobs
+    String manifest = Requirements.run("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + ref);
+    assertTrue(manifest.contains("application/vnd.docker.image.rootfs.diff.tar.gzip"), manifest);
     assertEquals(0, index(ref).code());
     Set<String> layers = layerDigests();
     long compressed = layers.stream().mapToLong(l -> Long.parseLong(l.split("=")[1])).sum();
