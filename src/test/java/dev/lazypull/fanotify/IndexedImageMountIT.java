@@ -235,6 +235,39 @@ class IndexedImageMountIT {
   }
 
   @Test
+  void afterADaemonCrashTheMountedImagesDevicesAreServedFromItsRecordAlone() throws Exception {
+    // new random content: nothing of it is cached; big.bin is first read after the restart
+    Requirements.run("bash", "-euc", String.join("\n",
+        "cd '" + work + "'",
+        "umoci init --layout restart-oci && umoci new --image restart-oci:base",
+        "umoci unpack --image restart-oci:base rb >/dev/null",
+        "mkdir -p rb/rootfs/data",
+        "head -c 9000000 /dev/urandom > rb/rootfs/data/big.bin",
+        "head -c 3000 /dev/urandom > rb/rootfs/data/small.bin",
+        "umoci repack --image restart-oci:v1 rb",
+        "skopeo copy --quiet --dest-tls-verify=false oci:restart-oci:v1 docker://" + reg.host() + "/gz/restart:v1"));
+    String ref = reg.host() + "/gz/restart:v1";
+    assertEquals(0, index(ref).code());
+    Path mnt = work.resolve("mnt-restart");
+    Path src = work.resolve("rb/rootfs/data");
+    daemon.mount(ref, mnt);
+    try {
+      HostReads.read(mnt.resolve("data/small.bin"), src.resolve("small.bin"), work.resolve("small-r.copy"), false);
+      // a crash: the mount stays, the fd keeper holds the group; the new daemon serves the image it finds in its
+      // catalog without resolving it again — the devices from their descriptors (device map digests) alone
+      daemon.kill9();
+      daemon.start();
+      HostReads.Outcome big = HostReads.read(mnt.resolve("data/big.bin"), src.resolve("big.bin"),
+          work.resolve("big-r.copy"), false);
+      assertTrue(big.complete(), big.toString());
+      assertTrue(daemon.logText().contains("gz/restart"), "the restarted daemon served the image");
+    } finally {
+      daemon.umount(mnt);
+    }
+    assertEquals(List.of(), daemon.mountsUnderWork());
+  }
+
+  @Test
   void aTamperedLayerByteIsAnIoErrorNeverWrongBytes() throws Exception {
     // an image of its own, so that nothing of it is cached: one umoci layer of random (incompressible) files
     Path dir = work.resolve("tamper");
