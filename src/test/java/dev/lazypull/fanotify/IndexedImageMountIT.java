@@ -23,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Unmodified OCI images served through side-car indexes, on this host's kernel with the fanotify front end: images
- * made by umoci from a real tree ({@code /usr/lib/python3}) in three layers — the tree, then deletions (files and
+ * made by umoci from a real tree (Debian's Python standard library, {@code /usr/lib/python3.11}) in three layers — the tree, then deletions (files and
  * a whole directory), changes and additions ({@code umoci repack} writes the whiteouts), then a layer with an opaque
  * directory made by GNU tar and added by {@code umoci raw add-layer} — pushed by skopeo to docker-registry 2.8 (no
  * referrers API: the index is found through the referrers tag). Every entry's metadata and md5 through the mount
@@ -49,7 +49,8 @@ class IndexedImageMountIT {
     for (String tool : List.of("umoci", "skopeo", "tar", "getfattr")) {
       Requirements.requireTool(tool);
     }
-    Requirements.require(Files.isDirectory(Path.of("/usr/lib/python3")), "a real tree at /usr/lib/python3");
+    Requirements.require(Files.isDirectory(Path.of("/usr/lib/python3.11/email")),
+        "a real tree: Debian's Python standard library at /usr/lib/python3.11 (.ci/install-deps installs python3)");
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
     toml = RegistryImages.config(work.resolve("conf"), null);
     daemon = HostDaemon.in(work, toml, "--read-timeout", "20s").start();
@@ -61,11 +62,11 @@ class IndexedImageMountIT {
         "umoci new --image oci:base",
         "umoci unpack --image oci:base b1 >/dev/null",
         "mkdir -p b1/rootfs/usr/lib b1/rootfs/etc",
-        "cp -a /usr/lib/python3 b1/rootfs/usr/lib/",
+        "cp -a /usr/lib/python3.11 b1/rootfs/usr/lib/",
         "printf 'first\\n' > b1/rootfs/etc/motd",
         "umoci repack --image oci:v1 b1",
         "umoci unpack --image oci:v1 b2 >/dev/null",
-        "d=b2/rootfs/usr/lib/python3/dist-packages",
+        "d=b2/rootfs/usr/lib/python3.11",
         "victim=$(ls -d $d/*/ | head -n 2 | tail -n 1); rm -rf \"$victim\"",
         "find $d -name '*.py' | sort | head -n 40 | xargs rm -f",
         "printf 'second\\n' > b2/rootfs/etc/motd",
@@ -80,7 +81,7 @@ class IndexedImageMountIT {
         "umoci unpack --image oci:v3 ref >/dev/null"));
     rootfs = work.resolve("ref/rootfs");
     expected = HostReads.listing(rootfs);
-    assertTrue(expected.lines().count() > 2000, "a real tree: " + expected.lines().count() + " entries");
+    assertTrue(expected.lines().count() > 1000, "a real tree: " + expected.lines().count() + " entries");
     assertTrue(expected.contains("only-file"), "the opaque directory's new file is in the reference");
   }
 
@@ -151,7 +152,7 @@ class IndexedImageMountIT {
     try {
       assertEquals(before, layerBytesServed(layers), "mounting reads the index only, no layer bytes");
       // a small file of layer 1 that no later layer touched: one span of the largest layer
-      String small = Requirements.run("bash", "-c", "cd '" + rootfs + "' && find usr/lib/python3/dist-packages "
+      String small = Requirements.run("bash", "-c", "cd '" + rootfs + "' && find usr/lib/python3.11 "
           + "-name '*.py' -size -8k | sort | tail -n 1").trim();
       HostReads.read(mnt.resolve(small), rootfs.resolve(small), work.resolve("small.copy"), false);
       long partial = layerBytesServed(layers) - before;
