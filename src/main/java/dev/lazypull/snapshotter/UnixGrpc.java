@@ -22,7 +22,19 @@ import java.util.concurrent.TimeUnit;
 
 /** gRPC over unix domain sockets (netty's epoll transport, as containerd's own clients and plugins use them). */
 public final class UnixGrpc {
+  /**
+   * Netty warns once per connection that unix sockets have no SO_KEEPALIVE (grpc-java sets it for every
+   * transport); kept referenced so the level holds.
+   */
+  private static final java.util.logging.Logger BOOTSTRAP_LOG = quiet("io.grpc.netty.shaded.io.netty.bootstrap");
+
   private UnixGrpc() {}
+
+  private static java.util.logging.Logger quiet(String name) {
+    java.util.logging.Logger l = java.util.logging.Logger.getLogger(name);
+    l.setLevel(java.util.logging.Level.SEVERE);
+    return l;
+  }
 
   /** One event loop thread shared by the servers and channels of this process. */
   private static final class Loop {
@@ -86,6 +98,7 @@ public final class UnixGrpc {
    * each call on a pool of {@code threads} threads.
    */
   public static Listener serve(Path socket, int threads, BindableService... services) throws IOException {
+    BOOTSTRAP_LOG.fine("serving on " + socket);
     Files.createDirectories(socket.toAbsolutePath().getParent());
     Files.deleteIfExists(socket);
     ExecutorService executor = Executors.newFixedThreadPool(threads, r -> {
@@ -107,6 +120,7 @@ public final class UnixGrpc {
 
   /** A plaintext channel to a unix socket (containerd's, or a snapshotter's). */
   public static ManagedChannel connect(Path socket) {
+    BOOTSTRAP_LOG.fine("connecting to " + socket);
     return NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
         .channelType(EpollDomainSocketChannel.class).eventLoopGroup(Loop.GROUP).usePlaintext()
         .overrideAuthority("localhost").maxInboundMessageSize(16 << 20).build();
