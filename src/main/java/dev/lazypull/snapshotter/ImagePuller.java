@@ -71,11 +71,51 @@ public final class ImagePuller {
       throw new IllegalArgumentException(reference + ": lazypull pull takes a registry reference "
           + "(HOST/REPO[:TAG|@DIGEST])");
     }
-    RegistryImageSource source = new RegistryImageSource(registry, ref);
-    RawManifest raw = source.resolveManifest();
-    Manifest manifest = Json.parse(raw.bytes(), Manifest.class, reference + " manifest " + raw.digest());
-    Repository repo = source.repository();
-    byte[] config = read(repo, manifest.config());
+    // the lease (the first containerd call: connection and gRPC set up) while the registry resolves the image
+    String lease = "lazypull-pull-" + System.nanoTime();
+    java.util.concurrent.CompletableFuture<Void> leased = java.util.concurrent.CompletableFuture.runAsync(() ->
+        containerd.leases().create(CreateRequest.newBuilder().setId(lease).putLabels(GC_EXPIRE,
+            Instant.now().plus(1, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS).toString()).build()));
+    RawManifest raw;
+    Manifest manifest;
+    Repository repo;
+    byte[] config;
+    try {
+      RegistryImageSource source = new RegistryImageSource(registry, ref);
+      raw = source.resolveManifest();
+      manifest = Json.parse(raw.bytes(), Manifest.class, reference + " manifest " + raw.digest());
+      repo = source.repository();
+      config = read(repo, manifest.config());
+    } finally {
+      awaitLease(leased);
+    }
+    containerd.useLease(lease);
+    try {
+      return pull(reference, raw, manifest, repo, config);
+    } finally {
+      containerd.useLease(null);
+      try {
+        containerd.leases().delete(DeleteRequest.newBuilder().setId(lease).build());
+      } catch (StatusRuntimeException e) {
+        progress.println("warning: lease " + lease + " was not deleted (" + e.getStatus()
+            + "); it expires in an hour");
+      }
+    }
+  }
+
+  private static void awaitLease(java.util.concurrent.CompletableFuture<Void> leased) throws IOException {
+    try {
+      leased.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      if (e.getCause() instanceof StatusRuntimeException s) {
+        throw s;
+      }
+      throw new IOException("creating a lease in containerd: " + e.getCause(), e.getCause());
+    }
+  }
+
+  private Result pull(String reference, RawManifest raw, Manifest manifest, Repository repo, byte[] config)
+      throws IOException {
     JsonNode configJson = Json.MAPPER.readTree(config);
     List<String> diffIds = new ArrayList<>();
     configJson.path("rootfs").path("diff_ids").forEach(d -> diffIds.add(d.asText()));
@@ -88,43 +128,28 @@ public final class ImagePuller {
         && MediaTypes.EROFS_BOOTSTRAP.equals(manifest.layers().get(0).mediaType());
     String top = chain.isEmpty() ? null : chain.get(chain.size() - 1);
 
-    String lease = "lazypull-pull-" + System.nanoTime();
-    containerd.leases().create(CreateRequest.newBuilder().setId(lease)
-        .putLabels(GC_EXPIRE, Instant.now().plus(1, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS).toString())
-        .build());
-    containerd.useLease(lease);
     long copied = 0;
-    try {
-      Map<String, String> configLabels = new HashMap<>();
-      if (lazy && top != null) {
-        configLabels.put(GC_SNAPSHOT + snapshotter, top); // the image keeps its snapshots from collection
-      }
-      containerd.writeContent(manifest.config().digest().toString(), config.length,
-          Channels.newChannel(new java.io.ByteArrayInputStream(config)), configLabels);
-      Map<String, String> manifestLabels = new HashMap<>();
-      manifestLabels.put(GC_CONFIG, manifest.config().digest().toString());
-      if (!lazy) {
-        for (int i = 0; i < manifest.layers().size(); i++) {
-          manifestLabels.put(GC_LAYER + i, manifest.layers().get(i).digest().toString());
-        }
-      }
-      containerd.writeContent(raw.digest().toString(), raw.bytes().length,
-          Channels.newChannel(new java.io.ByteArrayInputStream(raw.bytes())), manifestLabels);
-      if (lazy) {
-        prepareLazily(reference, raw.digest(), manifest, chain);
-      } else {
-        copied = copyLayers(repo, manifest);
-      }
-      createImage(reference, raw);
-    } finally {
-      containerd.useLease(null);
-      try {
-        containerd.leases().delete(DeleteRequest.newBuilder().setId(lease).build());
-      } catch (StatusRuntimeException e) {
-        progress.println("warning: lease " + lease + " was not deleted (" + e.getStatus()
-            + "); it expires in an hour");
+    Map<String, String> configLabels = new HashMap<>();
+    if (lazy && top != null) {
+      configLabels.put(GC_SNAPSHOT + snapshotter, top); // the image keeps its snapshots from collection
+    }
+    containerd.writeContent(manifest.config().digest().toString(), config.length,
+        Channels.newChannel(new java.io.ByteArrayInputStream(config)), configLabels);
+    Map<String, String> manifestLabels = new HashMap<>();
+    manifestLabels.put(GC_CONFIG, manifest.config().digest().toString());
+    if (!lazy) {
+      for (int i = 0; i < manifest.layers().size(); i++) {
+        manifestLabels.put(GC_LAYER + i, manifest.layers().get(i).digest().toString());
       }
     }
+    containerd.writeContent(raw.digest().toString(), raw.bytes().length,
+        Channels.newChannel(new java.io.ByteArrayInputStream(raw.bytes())), manifestLabels);
+    if (lazy) {
+      prepareLazily(reference, raw.digest(), manifest, chain);
+    } else {
+      copied = copyLayers(repo, manifest);
+    }
+    createImage(reference, raw);
     return new Result(reference, raw.digest(), lazy, top, manifest.layers().size(), copied);
   }
 
