@@ -162,7 +162,17 @@ public final class DaemonRemoteLayers implements RemoteLayers, AutoCloseable {
 
   @Override
   public LazyLayer mount(LazyLayer layer, Path target) throws SnapshotException {
-    JsonNode reply = call(ControlClient.request("register").put("image", layer.image()), "register " + layer.image());
+    JsonNode reply;
+    try {
+      reply = register(layer.image(), layer.fsid());
+    } catch (SnapshotException e) {
+      if (layer.fsid() != null || !e.getMessage().contains("is already registered for")) {
+        throw e;
+      }
+      // the same image registered under another reference (another registry host, a mirror): an fsid of this
+      // reference's own; cache files are per blob digest, so both still share them
+      reply = register(layer.image(), fsidFor(layer.image()));
+    }
     JsonNode m = reply.path("mount");
     String source = m.path("source").asText();
     String options = m.path("options").asText();
@@ -177,6 +187,19 @@ public final class DaemonRemoteLayers implements RemoteLayers, AutoCloseable {
     LOG.info("mounted " + layer.image() + " (fsid " + fsid + ", " + m.path("frontend").asText() + ") at "
         + target);
     return layer.withFsid(fsid);
+  }
+
+  private JsonNode register(String image, String fsid) throws SnapshotException {
+    ObjectNode req = ControlClient.request("register").put("image", image);
+    if (fsid != null) {
+      req.put("fsid", fsid);
+    }
+    return call(req, "register " + image);
+  }
+
+  /** An fsid for one reference: {@code lpr-} and 32 hex digits of its sha256. */
+  static String fsidFor(String reference) {
+    return "lpr-" + Digest.of(reference.getBytes(java.nio.charset.StandardCharsets.UTF_8)).hex().substring(0, 32);
   }
 
   @Override

@@ -153,7 +153,7 @@ class ContainerdSnapshotterIT {
   @AfterAll
   static void stopAll() {
     if (containerd != null) {
-      for (String ns : List.of("lazy", "plain", "contract", "errors", "restart")) {
+      for (String ns : List.of("lazy", "plain", "contract", "errors", "restart", "alias")) {
         containerd.removeContainers(ns);
       }
       containerd.close();
@@ -424,5 +424,17 @@ class ContainerdSnapshotterIT {
         .isEmpty(), Duration.ofSeconds(60), "the daemon stopped serving the image");
     assertTrue(containerd.ctr("-n", "lazy", "snapshots", "--snapshotter", "lazypull", "ls").ok().out().lines()
         .count() <= 1, "no snapshot left in the namespace");
+  }
+
+  @Test
+  @Order(9)
+  void theSameImageThroughAnotherRegistryNameRunsToo() throws Exception {
+    // the daemon still has the image registered under 127.0.0.1:PORT; localhost:PORT is another reference to it
+    String alias = image.replace("127.0.0.1:", "localhost:");
+    CliRun.Result r = pull(alias, "alias");
+    assertEquals(0, r.code(), r.err());
+    String out = containerd.ctr("-n", "alias", "run", "--rm", "--snapshotter", "lazypull", alias, "a1",
+        "/bin/md5sum", "/data/big8").ok().out();
+    assertTrue(out.contains(md5("data/big8")), out);
   }
 }
