@@ -233,7 +233,8 @@ class ContainerdStartBenchIT {
   /** Whether the daemon evicted every cache file of {@code image} (it can once nothing has it prepared). */
   private static boolean evicted(Path socket, String image) {
     try {
-      return new ControlClient(socket).call(ControlClient.request("evict").put("image", image)).path("report")
+      return new ControlClient(socket).call(ControlClient.request("evict").put("image", image)
+          .put("includeShared", true)).path("report")
           .path("inUse").asInt(-1) == 0;
     } catch (IOException e) {
       return false;

@@ -15,6 +15,9 @@ import java.util.concurrent.TimeUnit;
  * speed instead of loopback's. Upstream-bound bytes pass unthrottled.
  */
 final class ThrottledProxy implements AutoCloseable {
+  /** How much transmission time a late sleeper may make up at once. */
+  private static final long BURST_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+
   private final ServerSocket server;
   private final InetSocketAddress upstream;
   private final double bytesPerNano;
@@ -79,7 +82,7 @@ final class ThrottledProxy implements AutoCloseable {
     long until;
     synchronized (this) {
       long now = System.nanoTime();
-      long start = Math.max(now, nextFreeNanos);
+      long start = Math.max(now - BURST_NANOS, nextFreeNanos); // a late wake-up is made up, not lost
       nextFreeNanos = start + (long) (n / bytesPerNano);
       until = nextFreeNanos;
     }
