@@ -25,6 +25,8 @@ import picocli.CommandLine.Command;
       GcCommand.class,
       EvictCommand.class,
       CopyCommand.class,
+      SnapshotterCommand.class,
+      PullCommand.class,
       ProfileCommand.class,
       CommandLine.HelpCommand.class
     })
