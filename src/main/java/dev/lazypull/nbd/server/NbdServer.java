@@ -3,6 +3,7 @@ package dev.lazypull.nbd.server;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.PayloadBuffers;
 import dev.lazypull.sys.OnceLogger;
 import java.io.Closeable;
 import java.io.IOException;
@@ -33,7 +34,8 @@ import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 
 /**
- * A read-only NBD server of one export ({@link ExportDevice}): listens on unix sockets and loopback TCP,
+ * An NBD server of one export ({@link ExportDevice}, read-only, or a {@link WritableDevice} when the export
+ * is writable): listens on unix sockets and loopback TCP,
  * and serves kernel nbd sockets handed to it. Each connection has its own thread; READs waiting on fetches are
  * answered from a shared reply pool.
  *
@@ -52,7 +54,7 @@ public final class NbdServer implements Closeable {
    *     disconnected, so it cannot hold the shared reply threads from other clients
    */
   public record Options(Duration readDeadline, Duration handshakeTimeout, Duration writeTimeout,
-      int maxConnections, int maxInflight, int replyThreads) {
+      int maxConnections, int maxInflight, int replyThreads, int payloadBudget) {
     public Options {
       if (maxConnections < 1 || maxInflight < 1 || replyThreads < 1) {
         throw new IllegalArgumentException("connection, in-flight and thread limits must be >= 1");
@@ -61,27 +63,37 @@ public final class NbdServer implements Closeable {
 
     /** Client connections at once unless configured. */
     public static final int DEFAULT_MAX_CONNECTIONS = 64;
+    /** WRITE payload bytes held at once by all connections of a writable export (two maximum payloads). */
+    public static final int DEFAULT_PAYLOAD_BUDGET = 2 * Nbd.MAX_PAYLOAD;
 
     /** The fetch core's read timeout as the read deadline; 30 s handshakes, 60 s writes, 64 clients. */
     public static Options defaults() {
       return new Options(FetchSettings.DEFAULT_READ_TIMEOUT, Duration.ofSeconds(30), Duration.ofSeconds(60),
-          DEFAULT_MAX_CONNECTIONS, 128, 8);
+          DEFAULT_MAX_CONNECTIONS, 128, 8, DEFAULT_PAYLOAD_BUDGET);
     }
 
     public Options withReadDeadline(Duration d) {
-      return new Options(d, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads);
+      return new Options(d, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads,
+          payloadBudget);
     }
 
     public Options withMaxConnections(int n) {
-      return new Options(readDeadline, handshakeTimeout, writeTimeout, n, maxInflight, replyThreads);
+      return new Options(readDeadline, handshakeTimeout, writeTimeout, n, maxInflight, replyThreads, payloadBudget);
     }
 
     public Options withHandshakeTimeout(Duration d) {
-      return new Options(readDeadline, d, writeTimeout, maxConnections, maxInflight, replyThreads);
+      return new Options(readDeadline, d, writeTimeout, maxConnections, maxInflight, replyThreads, payloadBudget);
     }
 
     public Options withWriteTimeout(Duration d) {
-      return new Options(readDeadline, handshakeTimeout, d, maxConnections, maxInflight, replyThreads);
+      return new Options(readDeadline, handshakeTimeout, d, maxConnections, maxInflight, replyThreads,
+          payloadBudget);
+    }
+
+    /** @param bytes WRITE payload bytes held at once (at least one maximum payload is always allowed) */
+    public Options withPayloadBudget(int bytes) {
+      return new Options(readDeadline, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads,
+          bytes);
     }
   }
 
@@ -92,6 +104,8 @@ public final class NbdServer implements Closeable {
   private final OnceLogger once = new OnceLogger(LOG);
   private final ServerContext context = new Context();
   private final ExecutorService replies;
+  /** WRITE payloads of a writable export, null for a read-only one. */
+  private final PayloadPool payloads;
   private final ScheduledExecutorService timer;
   /** Added and removed under this server's lock, with {@link #closed}; read anywhere. */
   private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
@@ -111,6 +125,11 @@ public final class NbdServer implements Closeable {
     if (export.size() != device.size()) {
       throw new IllegalArgumentException("export size " + export.size() + " != device size " + device.size());
     }
+    if (export.writable() && !(device instanceof WritableDevice w && (w.multiConn() || !export.multiConn()))) {
+      throw new IllegalArgumentException("a writable export needs a writable device (and multi-connection only "
+          + "when the device allows it)");
+    }
+    this.payloads = export.writable() ? new PayloadPool(options.payloadBudget()) : null;
     this.device = device;
     this.export = export;
     this.options = options;
@@ -340,6 +359,11 @@ public final class NbdServer implements Closeable {
     @Override
     public NbdStats stats() {
       return stats;
+    }
+
+    @Override
+    public PayloadBuffers payloads() {
+      return payloads;
     }
 
     @Override
