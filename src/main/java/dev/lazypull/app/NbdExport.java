@@ -8,10 +8,14 @@ import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.nbd.device.ImageDevices;
 import dev.lazypull.nbd.device.KernelNbdDevice;
+import dev.lazypull.nbd.device.OverlayDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.server.ExportDevice;
 import dev.lazypull.nbd.server.ListenAddress;
 import dev.lazypull.nbd.server.NbdServer;
 import dev.lazypull.nbd.server.NbdStats;
+import dev.lazypull.overlay.Overlay;
+import dev.lazypull.overlay.OverlayMeta;
 import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryConfig;
 import java.io.IOException;
@@ -23,7 +27,7 @@ import java.util.logging.Logger;
 
 /**
  * An image served as an NBD export, assembled: the registry client, the image resolved, the fetch core over the
- * host cache, the device (flattened EROFS or one raw blob), the server on its socket and/or a kernel
+ * host cache, the device (flattened EROFS or one raw blob; with an overlay over it when writable), the server on its socket and/or a kernel
  * {@code /dev/nbdN}, and the cache collector — started by {@link #start} and stopped in reverse by
  * {@link #close}. It runs until closed or until the kernel device is disconnected from outside
  * ({@link #stopped}).
@@ -39,6 +43,8 @@ public final class NbdExport implements AutoCloseable {
   private final ImageDevices.Built built;
   private final ExportInfo info;
   private final NbdServer server;
+  /** A writable export's overlay, null for a read-only export. */
+  private final Overlay overlay;
   private AutoCloseable gc = () -> { };
   private ListenAddress address;
   private Object bound;
@@ -47,13 +53,14 @@ public final class NbdExport implements AutoCloseable {
   private final CompletableFuture<Integer> stopped = new CompletableFuture<>();
 
   private NbdExport(RegistryClient registry, FetchCore core, BlobCacheDir cache, ImageDevices.Built built,
-      ExportInfo info, NbdServer server) {
+      ExportInfo info, NbdServer server, Overlay overlay) {
     this.registry = registry;
     this.core = core;
     this.cache = cache;
     this.built = built;
     this.info = info;
     this.server = server;
+    this.overlay = overlay;
   }
 
   /**
@@ -72,6 +79,7 @@ public final class NbdExport implements AutoCloseable {
         RegistryClient.create(registryConfig.withMaxConnections(c.fetch().threadsPerOrigin()));
     FetchCore core = new FetchCore(c.fetch(), new FetchStats(), BlobCacheDir.tablesDir(c.cacheDir()));
     BlobCacheDir cache = null;
+    Overlay overlay = null;
     NbdExport export = null;
     try {
       ImageSource source = Sources.over(registry).open(c.image());
@@ -80,11 +88,20 @@ public final class NbdExport implements AutoCloseable {
       ImageDevices.Built built = c.blob() != null
           ? ImageDevices.raw(img, c.blob(), source.blobs(), cache)
           : ImageDevices.flattened(img, source.blobs(), cache, c.fetch().readTimeout());
-      ExportInfo info = new ExportInfo(c.name() != null ? c.name() : c.image(), built.description(),
-          built.device().size());
-      NbdServer server = new NbdServer(built.device(), info, NbdServer.Options.defaults()
+      ExportDevice device = built.device();
+      String description = built.description();
+      if (c.writable() != null) {
+        String baseDevice = c.blob() != null
+            ? "blob " + ImageDevices.selectBlob(img, c.blob()).digest() : "flattened";
+        overlay = openOverlay(c, img.manifestDigest().toString(), baseDevice, device);
+        device = new OverlayDevice(device, overlay);
+        description = "writable overlay " + overlay.dir() + " over " + description;
+      }
+      ExportInfo info = new ExportInfo(c.name() != null ? c.name() : c.image(), description, device.size(),
+          overlay != null, true);
+      NbdServer server = new NbdServer(device, info, NbdServer.Options.defaults()
           .withMaxConnections(c.maxConnections()).withReadDeadline(c.fetch().readTimeout()));
-      export = new NbdExport(registry, core, cache, built, info, server);
+      export = new NbdExport(registry, core, cache, built, info, server, overlay);
       export.collectCache(c);
       if (address == null && c.device() == null) {
         address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-" + img.manifestDigest().hex().substring(0, 12)
@@ -102,6 +119,9 @@ public final class NbdExport implements AutoCloseable {
       if (export != null) {
         export.close();
       } else {
+        if (overlay != null) {
+          overlay.close();
+        }
         if (cache != null) {
           cache.close();
         }
@@ -110,6 +130,30 @@ public final class NbdExport implements AutoCloseable {
       }
       throw e;
     }
+  }
+
+  /**
+   * Opens the export's overlay over {@code base}: the one named, or {@code overlaysDir/<name>} (the export name,
+   * else the manifest digest's first 16 hex digits plus the device).
+   */
+  static Overlay openOverlay(ExportConfig c, String manifest, String baseDevice, ExportDevice base)
+      throws IOException {
+    ExportConfig.Writable w = c.writable();
+    Path dir = w.overlay();
+    if (dir == null) {
+      String name = c.name() != null ? c.name()
+          : manifest.substring(manifest.indexOf(':') + 1, manifest.indexOf(':') + 17)
+              + (baseDevice.startsWith("blob ") ? "-" + baseDevice.substring(baseDevice.indexOf(':') + 1,
+                  baseDevice.indexOf(':') + 13) : baseDevice.equals("flattened") ? "-flat" : "");
+      if (!name.matches("[A-Za-z0-9._-]{1,128}") || name.startsWith(".")) {
+        throw new IllegalArgumentException("export name '" + name + "' cannot name an overlay directory; give "
+            + "--overlay DIR");
+      }
+      dir = w.overlaysDir().resolve(name);
+    }
+    OverlayMeta meta = new OverlayMeta(OverlayMeta.VERSION, w.blockSize(), base.size(), c.image(), manifest,
+        baseDevice);
+    return Overlay.open(dir, meta, OverlayDevice.baseOf(base), c.fetch().readTimeout());
   }
 
   /**
@@ -142,6 +186,11 @@ public final class NbdExport implements AutoCloseable {
 
   public ExportInfo info() {
     return info;
+  }
+
+  /** The overlay of a writable export, else null. */
+  public Overlay overlay() {
+    return overlay;
   }
 
   /** Whether the export is the flattened EROFS device (else one raw blob). */
@@ -194,6 +243,9 @@ public final class NbdExport implements AutoCloseable {
       d.close(); // the kernel sends DISC on its sockets
     }
     server.close(Duration.ofSeconds(5));
+    if (overlay != null) {
+      overlay.close(); // flushes what was written since the last FLUSH
+    }
     core.close();
     try {
       gc.close();
