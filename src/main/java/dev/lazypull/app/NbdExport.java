@@ -83,17 +83,28 @@ public final class NbdExport implements AutoCloseable {
     NbdExport export = null;
     try {
       ImageSource source = Sources.over(registry).open(c.image());
-      LazyImage img = source.resolve();
+      Images.Resolved resolved = Images.resolve(source, c.image());
+      LazyImage img = resolved.lazy();
       cache = BlobCacheDir.open(c.cacheDir(), core);
-      ImageDevices.Built built = c.blob() != null
-          ? ImageDevices.raw(img, c.blob(), source.blobs(), cache)
-          : ImageDevices.flattened(img, source.blobs(), cache, c.fetch().readTimeout());
+      ImageDevices.Built built;
+      String baseDevice;
+      if (resolved.disk() != null) {
+        if (c.blob() != null) {
+          throw new IllegalArgumentException(c.image() + " is a disk image: it has one device, no --blob");
+        }
+        built = ImageDevices.disk(resolved.disk(), source.blobs(), cache, c.fetch().readTimeout());
+        baseDevice = "disk";
+      } else if (c.blob() != null) {
+        built = ImageDevices.raw(img, c.blob(), source.blobs(), cache);
+        baseDevice = "blob " + ImageDevices.selectBlob(img, c.blob()).digest();
+      } else {
+        built = ImageDevices.flattened(img, source.blobs(), cache, c.fetch().readTimeout());
+        baseDevice = "flattened";
+      }
       ExportDevice device = built.device();
       String description = built.description();
       if (c.writable() != null) {
-        String baseDevice = c.blob() != null
-            ? "blob " + ImageDevices.selectBlob(img, c.blob()).digest() : "flattened";
-        overlay = openOverlay(c, img.manifestDigest().toString(), baseDevice, device);
+        overlay = openOverlay(c, resolved.manifestDigest().toString(), baseDevice, device);
         device = new OverlayDevice(device, overlay);
         description = "writable overlay " + overlay.dir() + " over " + description;
       }
@@ -104,8 +115,8 @@ public final class NbdExport implements AutoCloseable {
       export = new NbdExport(registry, core, cache, built, info, server, overlay);
       export.collectCache(c);
       if (address == null && c.device() == null) {
-        address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-" + img.manifestDigest().hex().substring(0, 12)
-            + ".sock"));
+        address = new ListenAddress.Unix(Path.of("/run/lazypull/nbd-"
+            + resolved.manifestDigest().hex().substring(0, 12) + ".sock"));
       }
       if (address != null) {
         export.address = address;

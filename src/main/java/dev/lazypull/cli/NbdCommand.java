@@ -135,7 +135,7 @@ final class NbdCommand implements Callable<Integer> {
     if (device != null) {
       System.out.println("attached " + device + " (" + export.info().size() + " bytes, "
           + (writable ? "writable" : "read-only") + "): "
-          + (export.flattened() ? "mount -t erofs -o ro " + device + " DIR" : "raw blob"));
+          + (export.flattened() ? "mount -t erofs -o ro " + device + " DIR" : "a raw device"));
     }
     System.out.flush();
     return export.stopped().join();
