@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      SnapshotCommand.class,
       PackCommand.class,
       ConvertCommand.class,
       NbdCommand.class,

@@ -713,6 +713,96 @@ public final class Overlay implements Closeable {
     void read(long offset, ByteBuffer dst) throws IOException;
   }
 
+  /**
+   * An overlay no export serves, opened to be read as of its last flush (what a snapshot reads): its lock is held
+   * until {@link #close}, so no export starts on it meanwhile.
+   */
+  public static final class Stopped implements Closeable, DataReader {
+    private final Path dir;
+    private final OverlayMeta meta;
+    private final BlockStates states;
+    private final GuardedFd data;
+    private final int lockFd;
+
+    private Stopped(Path dir, OverlayMeta meta, BlockStates states, GuardedFd data, int lockFd) {
+      this.dir = dir;
+      this.meta = meta;
+      this.states = states;
+      this.data = data;
+      this.lockFd = lockFd;
+    }
+
+    public Path dir() {
+      return dir;
+    }
+
+    public OverlayMeta meta() {
+      return meta;
+    }
+
+    /** The states of the last flush (a copy). */
+    public BlockStates states() {
+      return states.copy();
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+      data.use(fd -> {
+        long pos = offset;
+        while (dst.hasRemaining()) {
+          long n = Posix.pread(fd, dst, pos);
+          if (n <= 0) {
+            throw new IOException("overlay data file " + dir.resolve(DATA) + " ends at " + pos);
+          }
+          dst.position(dst.position() + (int) n);
+          pos += n;
+        }
+        return null;
+      });
+    }
+
+    @Override
+    public void close() {
+      data.close();
+      Posix.closeQuietly(lockFd);
+    }
+  }
+
+  /**
+   * Opens the overlay in {@code dir} for reading while no export serves it.
+   *
+   * @throws IOException if it is not an overlay, is damaged, or an export serves it (then: stop it, or snapshot
+   *     it through that export's control socket)
+   */
+  public static Stopped openStopped(Path dir) throws IOException {
+    Path abs = dir.toAbsolutePath().normalize();
+    if (!Files.isRegularFile(abs.resolve(OverlayMeta.FILE))) {
+      throw new IOException(abs + " is not an overlay (no " + OverlayMeta.FILE + ")");
+    }
+    int lockFd;
+    try {
+      lockFd = lock(abs);
+    } catch (OverlayBusyException e) {
+      throw new OverlayBusyException(e.getMessage() + "; stop that export, or snapshot it through its control "
+          + "socket (lazypull snapshot --control SOCKET)");
+    }
+    try {
+      OverlayMeta meta = OverlayMeta.read(abs.resolve(OverlayMeta.FILE));
+      BlockStates.Decoded state = readState(abs, meta);
+      BlockStates states = state != null ? state.states() : new BlockStates(meta.blocks());
+      Path p = abs.resolve(DATA);
+      long padded = meta.blocks() * meta.blockSize();
+      if (states.dirtyCount() > 0 && (!Files.exists(p) || Files.size(p) < padded)) {
+        throw new IOException("overlay " + abs + ": its data file is missing or truncated under dirty blocks");
+      }
+      int fd = states.dirtyCount() > 0 ? Posix.open(p.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0) : -1;
+      return new Stopped(abs, meta, states, new GuardedFd(fd, "overlay data file " + p), lockFd);
+    } catch (IOException | RuntimeException e) {
+      Posix.closeQuietly(lockFd);
+      throw e;
+    }
+  }
+
   /** Flushes (best effort: a failure is logged, the last flushed state stays), then releases the overlay. */
   @Override
   public void close() {
