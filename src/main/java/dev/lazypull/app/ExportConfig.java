@@ -18,6 +18,8 @@ import java.nio.file.Path;
  * @param maxConnections client connections at once
  * @param cacheBudget bytes the cache may occupy, 0 for no budget
  * @param writable the export takes writes into this overlay, or null for a read-only export
+ * @param control a control socket to serve (forks, live snapshots), or null
+ * @param overlaysDir where overlays without a name of their own go (forks, and the export's own)
  */
 public record ExportConfig(
     String image,
@@ -31,7 +33,9 @@ public record ExportConfig(
     int maxConnections,
     FetchSettings fetch,
     long cacheBudget,
-    Writable writable) {
+    Writable writable,
+    Path control,
+    Path overlaysDir) {
   public static final int DEFAULT_MAX_CONNECTIONS = NbdServer.Options.DEFAULT_MAX_CONNECTIONS;
   /** Where overlays go unless one is named: {@code <state dir>/overlays/<export>}. */
   public static final Path DEFAULT_OVERLAYS_DIR = DaemonConfig.DEFAULT_STATE_DIR.resolve("overlays");
@@ -49,7 +53,7 @@ public record ExportConfig(
   /** A read-only export of the same image. */
   public ExportConfig readOnly() {
     return new ExportConfig(image, blob, name, cacheDir, listen, allowRemote, device, connections, maxConnections,
-        fetch, cacheBudget, null);
+        fetch, cacheBudget, null, control, overlaysDir);
   }
 
   /** Sockets given to a kernel device by default: one per CPU, at most four. */

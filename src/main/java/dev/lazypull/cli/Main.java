@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
       InspectCommand.class,
       ImportCommand.class,
       SnapshotCommand.class,
+      ForkCommand.class,
       PackCommand.class,
       ConvertCommand.class,
       NbdCommand.class,

@@ -50,6 +50,11 @@ final class NbdCommand implements Callable<Integer> {
           + "(default: 4K; an existing overlay keeps its own).")
   Long blockSize;
 
+  @Option(names = "--control", paramLabel = "SOCKET", description = "Serve a control socket (JSON lines, root "
+      + "only): fork (a new writable export of the same image with its own overlay, sharing this process's cache), "
+      + "forks, unfork, flush, snapshot (at a flush point; see lazypull snapshot --control).")
+  Path control;
+
   @Option(names = "--listen", paramLabel = "unix:PATH|tcp:HOST:PORT",
       description = "Where to serve NBD (default: unix:/run/lazypull/nbd-<image>.sock, or none with --device).")
   String listen;

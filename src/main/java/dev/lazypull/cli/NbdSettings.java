@@ -64,6 +64,7 @@ record NbdSettings(Path cacheDir, String listen, boolean allowRemote, FetchSetti
         flags.overlay == null ? null : flags.overlay.toAbsolutePath(), overlaysDir,
         flags.blockSize == null ? 0 : flags.blockSize.intValue()) : null;
     return new ExportConfig(flags.image, flags.blob, flags.name, cacheDir, listen, allowRemote, flags.device,
-        connections, maxConnections, fetch, cacheBudget, writable);
+        connections, maxConnections, fetch, cacheBudget, writable,
+        flags.control == null ? null : flags.control.toAbsolutePath(), overlaysDir);
   }
 }

@@ -10,10 +10,13 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -139,18 +142,18 @@ public final class Overlay implements Closeable {
       throw new IllegalArgumentException("base of " + base.size() + " bytes, overlay of " + wanted.size());
     }
     Path abs = dir.toAbsolutePath().normalize();
-    if (!Files.isDirectory(abs)) {
-      Files.createDirectories(abs);
-      Files.setPosixFilePermissions(abs, PosixFilePermissions.fromString("rwx------"));
-    }
+    makeDirectory(abs);
     int lockFd = lock(abs);
     GuardedFd data = null;
     try {
+      boolean fresh = !Files.exists(abs.resolve(OverlayMeta.FILE)) && !Files.exists(abs.resolve(STATE));
       OverlayMeta meta = meta(abs, wanted);
-      BlockStates.Decoded state = readState(abs, meta);
+      BlockStates.Decoded state = fresh ? null : readState(abs, meta);
       BlockStates states = state != null ? state.states() : new BlockStates(meta.blocks());
       data = openData(abs, meta, states);
-      removeStaleTemporaries(abs);
+      if (!fresh) {
+        removeStaleTemporaries(abs);
+      }
       return new Overlay(abs, meta, base, baseTimeout, lockFd, data, states,
           state != null ? state.generation() : 0);
     } catch (IOException | RuntimeException e) {
@@ -159,6 +162,21 @@ public final class Overlay implements Closeable {
       }
       Posix.closeQuietly(lockFd);
       throw e;
+    }
+  }
+
+  /** Creates {@code dir} (mode 0700: the disk's bytes may be private) unless it exists; one mkdir when it can. */
+  private static void makeDirectory(Path dir) throws IOException {
+    FileAttribute<?> mode = PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
+    try {
+      Files.createDirectory(dir, mode);
+    } catch (FileAlreadyExistsException e) {
+      if (!Files.isDirectory(dir)) {
+        throw new IOException(dir + " exists and is not a directory");
+      }
+    } catch (NoSuchFileException e) {
+      Files.createDirectories(dir.getParent());
+      makeDirectory(dir);
     }
   }
 
@@ -205,7 +223,9 @@ public final class Overlay implements Closeable {
             + ": it cannot be told what it lies over; refusing it");
       }
       OverlayMeta m = wanted.blockSize() == 0 ? wanted.withBlockSize(OverlayMeta.DEFAULT_BLOCK_SIZE) : wanted;
-      AtomicFiles.write(p, m.encode()); // synced before the first state file names any block
+      Path tmp = dir.resolve("." + OverlayMeta.FILE + ".tmp"); // we hold the lock: nobody else writes it
+      Files.write(tmp, m.encode());
+      Files.move(tmp, p, StandardCopyOption.ATOMIC_MOVE); // synced before the first state file names any block
       return m;
     }
     OverlayMeta have = OverlayMeta.read(p);

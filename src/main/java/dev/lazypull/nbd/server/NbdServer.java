@@ -107,6 +107,9 @@ public final class NbdServer implements Closeable {
   /** WRITE payloads of a writable export, null for a read-only one. */
   private final PayloadPool payloads;
   private final ScheduledExecutorService timer;
+  /** False when the reply pool and timer are another server's. */
+  private final boolean ownsPools;
+  private final ScheduledFuture<?> stalledCheck;
   /** Added and removed under this server's lock, with {@link #closed}; read anywhere. */
   private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
   private final List<ServerSocketChannel> listeners = new ArrayList<>();
@@ -117,11 +120,25 @@ public final class NbdServer implements Closeable {
   private volatile boolean closed;
 
   public NbdServer(ExportDevice device, ExportInfo export, Options options) {
-    this(device, export, options, numbered("lazypull-nbd-conn-"));
+    this(device, export, options, numbered("lazypull-nbd-conn-"), null);
+  }
+
+  /**
+   * A server that answers fetched READs and keeps its deadlines on {@code pools}' threads (the reply pool and
+   * the timer): servers of one process that come and go (forks) then start no pools of their own. {@code pools}
+   * must outlive this server.
+   */
+  public NbdServer(ExportDevice device, ExportInfo export, Options options, NbdServer pools) {
+    this(device, export, options, numbered("lazypull-nbd-conn-"), pools);
   }
 
   /** @param connectionThreads makes each connection's thread (tests hold a connection back with it) */
   NbdServer(ExportDevice device, ExportInfo export, Options options, ThreadFactory connectionThreads) {
+    this(device, export, options, connectionThreads, null);
+  }
+
+  private NbdServer(ExportDevice device, ExportInfo export, Options options, ThreadFactory connectionThreads,
+      NbdServer pools) {
     if (export.size() != device.size()) {
       throw new IllegalArgumentException("export size " + export.size() + " != device size " + device.size());
     }
@@ -134,10 +151,13 @@ public final class NbdServer implements Closeable {
     this.export = export;
     this.options = options;
     this.connectionThreads = connectionThreads;
-    this.replies = Executors.newFixedThreadPool(options.replyThreads(), numbered("lazypull-nbd-reply-"));
-    this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
+    this.ownsPools = pools == null;
+    this.replies = pools != null ? pools.replies
+        : Executors.newFixedThreadPool(options.replyThreads(), numbered("lazypull-nbd-reply-"));
+    this.timer = pools != null ? pools.timer
+        : Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
     long period = Math.max(10, Math.min(5000, options.writeTimeout().toMillis() / 4));
-    timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
+    this.stalledCheck = timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
   }
 
   private void dropStalledClients() {
@@ -437,6 +457,10 @@ public final class NbdServer implements Closeable {
 
   /** Once closed and without connections: nothing can use the pools any more. */
   private void stopPools() {
+    stalledCheck.cancel(false);
+    if (!ownsPools) {
+      return; // another server's: it stops them
+    }
     replies.shutdown();
     timer.shutdownNow();
   }
