@@ -49,20 +49,28 @@ class DiskNbdIT {
     work = VmHarness.workDir("nbd-disk");
     diskFile = work.resolve("disk.img");
     sums = work.resolve("disk.md5");
+    makeExt4(work, diskFile, 64, sums);
+    Files.write(diskFile, new byte[1000], java.nio.file.StandardOpenOption.APPEND); // not a whole 4 KiB block
+    image = "oci:" + work.resolve("layout") + ":ext4";
+    assertEquals(0, Main.run("import", "--disk", diskFile.toString(), "--output", image));
+  }
+
+  /**
+   * An ext4 disk of {@code mib} MiB with three files (3 MB, 200 KB in a directory, a line), written through a loop
+   * mount; their md5 sums go to {@code sums} (paths relative to the filesystem's root).
+   */
+  static void makeExt4(Path work, Path file, int mib, Path sums) throws Exception {
     Path mnt = Files.createDirectories(work.resolve("mnt-build"));
     Requirements.run("bash", "-c", String.join("\n",
         "set -eu",
-        "truncate -s 64M '" + diskFile + "'",
-        "mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 '" + diskFile + "'",
-        "mount -o loop '" + diskFile + "' '" + mnt + "'",
+        "truncate -s " + mib + "M '" + file + "'",
+        "mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 '" + file + "'",
+        "mount -o loop '" + file + "' '" + mnt + "'",
         "trap \"cd /; umount '" + mnt + "'\" EXIT",
         "head -c 3000000 /dev/urandom > '" + mnt + "/a'",
         "mkdir '" + mnt + "/d' && head -c 200000 /dev/urandom > '" + mnt + "/d/b'",
         "echo hello > '" + mnt + "/hello.txt'",
         "(cd '" + mnt + "' && md5sum a d/b hello.txt > '" + sums + "')"));
-    Files.write(diskFile, new byte[1000], java.nio.file.StandardOpenOption.APPEND); // not a whole 4 KiB block
-    image = "oci:" + work.resolve("layout") + ":ext4";
-    assertEquals(0, Main.run("import", "--disk", diskFile.toString(), "--output", image));
   }
 
   @AfterAll
