@@ -64,7 +64,7 @@ class DiskNbdIT {
     Requirements.run("bash", "-c", String.join("\n",
         "set -eu",
         "truncate -s " + mib + "M '" + file + "'",
-        "mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 '" + file + "'",
+        "mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=1,lazy_journal_init=1 '" + file + "'",
         "mount -o loop '" + file + "' '" + mnt + "'",
         "trap \"cd /; umount '" + mnt + "'\" EXIT",
         "head -c 3000000 /dev/urandom > '" + mnt + "/a'",
