@@ -34,8 +34,9 @@ import org.junit.jupiter.api.Test;
  * side in one run, over unix sockets, with fio's nbd engine (one connection, as a guest's one queue):
  *
  * <ul>
- *   <li>random 4 KiB writes (iodepth 32, 10 s): IOPS; sequential 1 MiB writes (iodepth 4): MiB/s — three
- *       interleaved runs each, fresh overlays every run, medians;
+ *   <li>random 4 KiB writes (iodepth 32, 10 s): IOPS; sequential 1 MiB writes (iodepth 4): MiB/s; random 4 KiB
+ *       writes one at a time, each followed by a FLUSH (8 s): IOPS — three interleaved runs each, fresh overlays
+ *       every run, medians;
  *   <li>the same fixed workload on both (random 4 KiB writes of incompressible data, then a trimmed range and a
  *       range written and then trimmed whole): our snapshot's diff layers against the qcow2 overlay's size;
  *   <li>fork latency over one kept-open control connection: request to reply (the new socket listens: it is
@@ -78,12 +79,16 @@ class WritableNbdBench {
     List<Double> qemuIops = new ArrayList<>();
     List<Double> oursSeq = new ArrayList<>();
     List<Double> qemuSeq = new ArrayList<>();
+    List<Double> oursSync = new ArrayList<>();
+    List<Double> qemuSync = new ArrayList<>();
     for (int run = 0; run < RUNS; run++) {
       try (Served ours = ours(jar, work, image, cache, "ours-" + run); Served qemu = qemu(work, raw, "qemu-" + run)) {
         oursIops.add(fio(work, ours.socket, "randwrite", "4k", 32, mib, 10).iops);
         qemuIops.add(fio(work, qemu.socket, "randwrite", "4k", 32, mib, 10).iops);
         oursSeq.add(fio(work, ours.socket, "write", "1m", 4, mib, 0).mibPerS);
         qemuSeq.add(fio(work, qemu.socket, "write", "1m", 4, mib, 0).mibPerS);
+        oursSync.add(fio(work, ours.socket, "randwrite", "4k", -1, mib, 8).iops);
+        qemuSync.add(fio(work, qemu.socket, "randwrite", "4k", -1, mib, 8).iops);
       }
     }
 
@@ -189,6 +194,9 @@ class WritableNbdBench {
         + "%s: %.2fx (goal >= 1.0x)%n", median(oursIops), oursIops, median(qemuIops), qemuIops, ratioIops);
     System.out.printf(Locale.ROOT, "  sequential 1 MiB writes, iodepth 4: lazypull %5.0f MiB/s %s, qemu-nbd qcow2 %5.0f "
         + "MiB/s %s: %.2fx%n", median(oursSeq), oursSeq, median(qemuSeq), qemuSeq, ratioSeq);
+    System.out.printf(Locale.ROOT, "  random 4 KiB writes, each followed by a FLUSH: lazypull %5.0f IOPS %s, qemu-nbd "
+        + "qcow2 %5.0f IOPS %s: %.2fx%n", median(oursSync), oursSync, median(qemuSync), qemuSync,
+        median(oursSync) / median(qemuSync));
     System.out.printf(Locale.ROOT, "  after the same workload: lazypull diff %d bytes (data %d, map %d, table %d); "
         + "qcow2 overlay %d bytes (%d allocated): %.2fx%n", oursLayers, oursData, oursMap,
         oursLayers - oursData - oursMap, qcowFile, qcowAllocated, (double) oursLayers / qcowFile);
@@ -285,9 +293,13 @@ class WritableNbdBench {
   private static Fio fio(Path work, Path socket, String rw, String bs, int depth, int mib, int seconds)
       throws Exception {
     Path out = work.resolve("fio.json");
+    // depth -1: one write at a time, each followed by a FLUSH (fio --fsync=1)
     List<String> cmd = new ArrayList<>(List.of("fio", "--name=w", "--ioengine=nbd", "--uri=" + uri(socket),
-        "--rw=" + rw, "--bs=" + bs, "--iodepth=" + depth, "--size=" + mib + "m", "--refill_buffers=1",
+        "--rw=" + rw, "--bs=" + bs, "--iodepth=" + Math.max(1, depth), "--size=" + mib + "m", "--refill_buffers=1",
         "--randseed=1", "--output-format=json", "--output=" + out));
+    if (depth < 0) {
+      cmd.add("--fsync=1");
+    }
     if (seconds > 0) {
       cmd.addAll(List.of("--time_based", "--runtime=" + seconds));
     }
