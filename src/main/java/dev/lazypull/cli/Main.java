@@ -18,6 +18,8 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      SnapshotCommand.class,
+      ForkCommand.class,
       PackCommand.class,
       ConvertCommand.class,
       NbdCommand.class,

@@ -19,11 +19,12 @@ import picocli.CommandLine.Parameters;
  * kernel {@code /dev/nbdN}. Runs until SIGTERM/SIGINT (or until the kernel device is disconnected).
  */
 @Command(name = "nbd", mixinStandardHelpOptions = true,
-    description = {"Serve IMAGE as a read-only NBD block device, fetched lazily: the flattened EROFS device "
+    description = {"Serve IMAGE as an NBD block device, fetched lazily, read-only or with --writable over an overlay: the flattened EROFS device "
         + "(bootstrap at block 0, each data blob at its mapped block; mount with `mount -t erofs /dev/nbdX DIR`, "
         + "Linux >= 6.4), or one raw blob with --blob.",
         "Config file table [nbd]: cache_dir, listen, allow_remote, threads, chunk_size, merge_limit, read_timeout, "
-            + "max_connections, connections, log_level, cache_budget; registry access: the [registry] table.",
+            + "max_connections, connections, log_level, cache_budget, overlays_dir; registry access: the [registry] "
+            + "table.",
         "Data blobs of images with chunk digest tables are verified chunk by chunk before they are cached."})
 final class NbdCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
@@ -33,6 +34,26 @@ final class NbdCommand implements Callable<Integer> {
       description = "Export this one layer raw (sha256:HEX, or a unique prefix of its hex) instead of the "
           + "flattened device.")
   String blob;
+
+  @Option(names = "--writable", description = "Serve a writable copy-on-write device: writes go to an overlay "
+      + "(a sparse data file and the block states), reads merge it with the image, fetched lazily. FLUSH and FUA "
+      + "make writes durable; TRIM and WRITE_ZEROES punch holes.")
+  boolean writable;
+
+  @Option(names = "--overlay", paramLabel = "DIR", description = "With --writable: the overlay directory, created if "
+      + "needed, one export at a time (default: <overlays_dir>/<name or image digest>, overlays_dir defaulting to "
+      + "/var/lib/lazypull/overlays).")
+  Path overlay;
+
+  @Option(names = "--block-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+      description = "With --writable: the overlay's block size for a new overlay, a power of two from 512 to 64K "
+          + "(default: 4K; an existing overlay keeps its own).")
+  Long blockSize;
+
+  @Option(names = "--control", paramLabel = "SOCKET", description = "Serve a control socket (JSON lines, root "
+      + "only): fork (a new writable export of the same image with its own overlay, sharing this process's cache), "
+      + "forks, unfork, flush, snapshot (at a flush point; see lazypull snapshot --control).")
+  Path control;
 
   @Option(names = "--listen", paramLabel = "unix:PATH|tcp:HOST:PORT",
       description = "Where to serve NBD (default: unix:/run/lazypull/nbd-<image>.sock, or none with --device).")
@@ -123,9 +144,14 @@ final class NbdCommand implements Callable<Integer> {
       System.out.println("serving " + export.info().description() + ", " + export.info().size() + " bytes, on "
           + export.uri());
     }
+    if (export.overlay() != null) {
+      System.out.println("writable, overlay " + export.overlay().dir() + " (blocks of " + export.overlay().blockSize()
+          + " bytes)");
+    }
     if (device != null) {
-      System.out.println("attached " + device + " (" + export.info().size() + " bytes, read-only): "
-          + (export.flattened() ? "mount -t erofs -o ro " + device + " DIR" : "raw blob"));
+      System.out.println("attached " + device + " (" + export.info().size() + " bytes, "
+          + (writable ? "writable" : "read-only") + "): "
+          + (export.flattened() ? "mount -t erofs -o ro " + device + " DIR" : "a raw device"));
     }
     System.out.flush();
     return export.stopped().join();

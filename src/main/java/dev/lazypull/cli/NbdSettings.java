@@ -16,9 +16,9 @@ import java.time.Duration;
  * @param connections sockets given to a kernel device
  */
 record NbdSettings(Path cacheDir, String listen, boolean allowRemote, FetchSettings fetch, int maxConnections,
-    int connections, String logLevel, long cacheBudget) {
+    int connections, String logLevel, long cacheBudget, Path overlaysDir) {
   static final String[] NBD_KEYS = {"cache_dir", "listen", "allow_remote", "threads", "chunk_size", "merge_limit",
-      "read_timeout", "max_connections", "connections", "log_level", "cache_budget"};
+      "read_timeout", "max_connections", "connections", "log_level", "cache_budget", "overlays_dir"};
   /** The host cache, shared with the daemon and every other lazypull process. */
   static final Path DEFAULT_CACHE_DIR = DaemonConfig.DEFAULT_CACHE_DIR;
 
@@ -37,11 +37,22 @@ record NbdSettings(Path cacheDir, String listen, boolean allowRemote, FetchSetti
         : (int) n.integer("connections", ExportConfig.defaultConnections(), 1, 64);
     String logLevel = flags.logLevel != null ? flags.logLevel : n.string("log_level", "info");
     long budget = flags.cacheBudget != null ? flags.cacheBudget : n.size("cache_budget", 0, 0, Long.MAX_VALUE);
+    Path overlays = Path.of(n.string("overlays_dir", ExportConfig.DEFAULT_OVERLAYS_DIR.toString()));
     try {
       Logging.parse(logLevel);
       FetchSettings fetch = flags.fetch.resolve(n).withReadTimeout(timeout);
+      if (flags.blockSize != null && !flags.writable) {
+        throw new IllegalArgumentException("--block-size needs --writable");
+      }
+      if (flags.overlay != null && !flags.writable) {
+        throw new IllegalArgumentException("--overlay needs --writable");
+      }
+      if (flags.blockSize != null && (flags.blockSize < 512 || flags.blockSize > (64 << 10)
+          || Long.bitCount(flags.blockSize) != 1)) {
+        throw new IllegalArgumentException("--block-size must be a power of two from 512 to 64K: " + flags.blockSize);
+      }
       return new NbdSettings(cacheDir.toAbsolutePath(), listen, allowRemote, fetch, maxConnections, connections,
-          logLevel, budget);
+          logLevel, budget, overlays.toAbsolutePath());
     } catch (IllegalArgumentException | ArithmeticException e) {
       throw new ConfigException(e.getMessage(), e);
     }
@@ -49,7 +60,11 @@ record NbdSettings(Path cacheDir, String listen, boolean allowRemote, FetchSetti
 
   /** The export of {@code flags}' image with these settings. */
   ExportConfig export(NbdCommand flags) {
+    ExportConfig.Writable writable = flags.writable ? new ExportConfig.Writable(
+        flags.overlay == null ? null : flags.overlay.toAbsolutePath(), overlaysDir,
+        flags.blockSize == null ? 0 : flags.blockSize.intValue()) : null;
     return new ExportConfig(flags.image, flags.blob, flags.name, cacheDir, listen, allowRemote, flags.device,
-        connections, maxConnections, fetch, cacheBudget);
+        connections, maxConnections, fetch, cacheBudget, writable,
+        flags.control == null ? null : flags.control.toAbsolutePath(), overlaysDir);
   }
 }

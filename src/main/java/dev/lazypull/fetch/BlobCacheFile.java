@@ -9,6 +9,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -72,6 +73,7 @@ public final class BlobCacheFile implements Closeable, ChunkSink {
       throws IOException {
     Files.createDirectories(path.toAbsolutePath().getParent());
     long padded = AlignedBuffers.roundUp(ref.deviceSize(), AlignedBuffers.ALIGNMENT);
+    createSized(path, padded);
     int dataFd = openInUse(path);
     try {
       touch(path);
@@ -107,6 +109,33 @@ public final class BlobCacheFile implements Closeable, ChunkSink {
     Posix.ftruncate(fd, padded);
     if (!Posix.tryLockShared(fd, path.toString())) { // a downgrade: never refused
       throw new IOException("cache file " + path + ": cannot return to a shared lock");
+    }
+  }
+
+  /**
+   * Creates the file at {@code path}, when there is none, already at its padded size: made under a temporary name,
+   * sized, then linked into place (link(2) fails if another process got there first: its file is as good). So no
+   * process ever finds a new cache file still at size 0 — which another one, starting at the same moment, would
+   * have to resize while the first holds it in use, and could not.
+   */
+  private static void createSized(Path path, long padded) throws IOException {
+    if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    Path tmp = path.resolveSibling("." + path.getFileName() + "." + ProcessHandle.current().pid() + "."
+        + Thread.currentThread().getId() + ".new");
+    int fd = Posix.open(tmp.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_TRUNC | Posix.O_CLOEXEC, 0600);
+    try {
+      Posix.ftruncate(fd, padded);
+    } finally {
+      Posix.closeQuietly(fd);
+    }
+    try {
+      Files.createLink(path, tmp);
+    } catch (FileAlreadyExistsException e) {
+      // another process created it meanwhile, sized as well
+    } finally {
+      Files.deleteIfExists(tmp);
     }
   }
 

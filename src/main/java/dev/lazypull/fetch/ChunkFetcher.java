@@ -78,6 +78,11 @@ public final class ChunkFetcher {
     return table != null;
   }
 
+  /** The digest table every fetch is checked against, or null when the blob is fetched unverified. */
+  public ChunkDigestTable table() {
+    return table;
+  }
+
   public BlobSource source() {
     return source;
   }

@@ -41,6 +41,10 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
       throw new InvalidImageException(reference + ": manifest " + manifestDigest + " has no layers");
     }
     Descriptor bootstrap = layers.get(0);
+    if (MediaTypes.isDisk(bootstrap.mediaType())) {
+      throw new InvalidImageException(reference + ": manifest " + manifestDigest + " is a disk image (layer 0 is "
+          + bootstrap.mediaType() + "), not a filesystem image: serve it with `lazypull nbd`");
+    }
     if (!MediaTypes.EROFS_BOOTSTRAP.equals(bootstrap.mediaType())) {
       throw new InvalidImageException(reference + ": not a lazypull image: layer 0 is " + bootstrap.mediaType()
           + ", expected " + MediaTypes.EROFS_BOOTSTRAP + " (convert ordinary images with `lazypull convert`)");
@@ -85,7 +89,7 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
   }
 
   /** A compressed blob's device size: a whole number of blocks, at most {@link #MAX_BLOB_SIZE}. */
-  private static void checkDeviceSize(String reference, int layer, Descriptor d) throws InvalidImageException {
+  static void checkDeviceSize(String reference, int layer, Descriptor d) throws InvalidImageException {
     String v = d.annotation(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE);
     long size;
     try {
@@ -100,9 +104,12 @@ public record LazyImage(String reference, Digest manifestDigest, Manifest manife
     }
   }
 
-  /** True for a data blob of compressed chunks ({@link MediaTypes#EROFS_BLOB_ZSTD}). */
+  /**
+   * True for a blob of compressed chunks ({@link MediaTypes#EROFS_BLOB_ZSTD}, and a disk image's
+   * {@link MediaTypes#DISK_ZSTD} and {@link MediaTypes#DISK_DIFF_ZSTD} layers).
+   */
   public static boolean isCompressed(Descriptor blob) {
-    return MediaTypes.EROFS_BLOB_ZSTD.equals(blob.mediaType());
+    return MediaTypes.isCompressedChunks(blob.mediaType());
   }
 
   /**

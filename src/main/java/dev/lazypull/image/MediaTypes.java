@@ -26,6 +26,21 @@ public final class MediaTypes {
   public static final String EROFS_BLOB_ZSTD = "application/vnd.lazypull.erofs.blob.v1+zstd";
 
   /**
+   * Layer 0 of a disk image ({@link DiskImage}): a raw disk (any block device's bytes: ext4, a partition table,
+   * anything) stored as is, with a version 1 chunk digest table.
+   */
+  public static final String DISK = "application/vnd.lazypull.disk.v1";
+  /** Layer 0 of a disk image: the disk's chunks as independent zstd frames, with a version 2 chunk digest table. */
+  public static final String DISK_ZSTD = "application/vnd.lazypull.disk.v1+zstd";
+  /**
+   * A snapshot's diff: the dirty blocks of an overlay packed in block order, as zstd-compressed chunks with a
+   * version 2 chunk digest table; which block each one is comes from the diff's {@link #DISK_DIFF_MAP}.
+   */
+  public static final String DISK_DIFF_ZSTD = "application/vnd.lazypull.disk.diff.v1+zstd";
+  /** A snapshot's block map: the blocks its diff holds and the blocks it zeroes (roaring bitmaps). */
+  public static final String DISK_DIFF_MAP = "application/vnd.lazypull.disk.diff-map.v1";
+
+  /**
    * Trailing layers after the data blobs: one chunk digest table per data blob (sha256 of every stored chunk,
    * see {@link ChunkDigestTable}), for integrity checks of ranges fetched lazily.
    */
@@ -40,6 +55,16 @@ public final class MediaTypes {
   /** A data blob layer: raw ({@link #EROFS_BLOB}) or of compressed chunks ({@link #EROFS_BLOB_ZSTD}). */
   public static boolean isDataBlob(String mediaType) {
     return EROFS_BLOB.equals(mediaType) || EROFS_BLOB_ZSTD.equals(mediaType);
+  }
+
+  /** A layer of compressed chunks with a version 2 chunk digest table and an uncompressed-size annotation. */
+  public static boolean isCompressedChunks(String mediaType) {
+    return EROFS_BLOB_ZSTD.equals(mediaType) || DISK_ZSTD.equals(mediaType) || DISK_DIFF_ZSTD.equals(mediaType);
+  }
+
+  /** Layer 0 of a disk image. */
+  public static boolean isDisk(String mediaType) {
+    return DISK.equals(mediaType) || DISK_ZSTD.equals(mediaType);
   }
 
   public static boolean isIndex(String mediaType) {

@@ -31,7 +31,12 @@ public final class BlobCompressor {
       Digest uncompressedDigest) {
     /** Its descriptor: media type, stored size, uncompressed-size annotation. */
     public Descriptor descriptor() {
-      return new Descriptor(MediaTypes.EROFS_BLOB_ZSTD, digest, storedSize,
+      return descriptor(MediaTypes.EROFS_BLOB_ZSTD);
+    }
+
+    /** Its descriptor as a layer of {@code mediaType} (a disk, a diff). */
+    public Descriptor descriptor(String mediaType) {
+      return new Descriptor(mediaType, digest, storedSize,
           Map.of(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE, Long.toString(table.blobSize())), null);
     }
   }
@@ -43,6 +48,16 @@ public final class BlobCompressor {
    * @throws IOException when {@code raw} is empty or not a whole number of 4 KiB blocks (an EROFS device is)
    */
   public static Compressed compress(Path raw, Path scratch, int unit, int level) throws IOException {
+    return compress(raw, -1, scratch, unit, level);
+  }
+
+  /**
+   * As {@link #compress(Path, Path, int, int)}, for a device of {@code deviceSize} bytes (a whole number of 4 KiB
+   * blocks) whose bytes past the end of {@code raw} are zeros — a disk of any size padded to 4 KiB. A
+   * {@code deviceSize} of -1 is the file's size.
+   */
+  public static Compressed compress(Path raw, long deviceSize, Path scratch, int unit, int level)
+      throws IOException {
     if (unit <= 0 || unit % ChunkDigestTable.BLOCK_SIZE != 0 || unit > ChunkDigestTable.MAX_COMPRESSED_ENTRY) {
       throw new IllegalArgumentException("unit of " + unit + " bytes");
     }
@@ -50,8 +65,9 @@ public final class BlobCompressor {
         FileChannel out = FileChannel.open(scratch, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
             StandardOpenOption.TRUNCATE_EXISTING);
         ZstdCodec.Compressor zstd = new ZstdCodec.Compressor(level)) {
-      long size = in.size();
-      if (size == 0 || size % ChunkDigestTable.BLOCK_SIZE != 0) {
+      long fileSize = in.size();
+      long size = deviceSize < 0 ? fileSize : deviceSize;
+      if (size == 0 || size % ChunkDigestTable.BLOCK_SIZE != 0 || fileSize > size) {
         throw new IOException(raw + ": " + size + " bytes is not a whole number of 4 KiB blocks; import it with "
             + "--compression none");
       }
@@ -66,7 +82,12 @@ public final class BlobCompressor {
         int len = (int) Math.min(unit, size - pos);
         buf.clear().limit(len);
         while (buf.hasRemaining()) {
-          if (in.read(buf, pos + buf.position()) < 0) {
+          long at = pos + buf.position();
+          if (at >= fileSize) { // the padding past the file: zeros
+            while (buf.hasRemaining()) {
+              buf.put((byte) 0);
+            }
+          } else if (in.read(buf, at) < 0) {
             throw new EOFException(raw + " shrank while it was read");
           }
         }

@@ -40,6 +40,8 @@ final class LibC {
 
   static native int fsync(int fd);
 
+  static native int fdatasync(int fd);
+
   static native int ftruncate(int fd, long length);
 
   static native int fallocate(int fd, int mode, long offset, long length);

@@ -214,6 +214,25 @@ public final class Posix {
     }
   }
 
+  /** fdatasync(2): the file's data, and the metadata needed to read it back, reach the disk. */
+  public static void fdatasync(int fd) throws ErrnoException {
+    if (LibC.fdatasync(fd) != 0) {
+      throw fail("fdatasync", "fd " + fd);
+    }
+  }
+
+  /** fsync(2) of a directory: the names created, renamed or removed in it reach the disk. */
+  public static void fsyncDirectory(String path) throws ErrnoException {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    try {
+      if (LibC.fsync(fd) != 0) {
+        throw fail("fsync", path);
+      }
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
   public static void ftruncate(int fd, long length) throws ErrnoException {
     if (LibC.ftruncate(fd, length) != 0) {
       throw fail("ftruncate", "fd " + fd);

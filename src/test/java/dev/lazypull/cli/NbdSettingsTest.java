@@ -60,4 +60,35 @@ class NbdSettingsTest {
     assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--chunk-size", "3000"));
     assertThrows(ConfigException.class, () -> resolve("[nbd]\nthreads = 0\n", "oci:/x"));
   }
+
+  @Test
+  void writableFlagsMakeAWritableExportAndNeedEachOther() throws Exception {
+    NbdSettings s = resolve("[nbd]\noverlays_dir = \"/srv/overlays\"\n", "oci:/x", "--writable", "--block-size",
+        "16K");
+    var c = s.export(parse("oci:/x", "--writable", "--block-size", "16K"));
+    assertEquals(16 << 10, c.writable().blockSize());
+    assertNull(c.writable().overlay(), "the default: <overlays_dir>/<name>");
+    assertEquals(Path.of("/srv/overlays"), c.writable().overlaysDir());
+    var named = s.export(parse("oci:/x", "--writable", "--overlay", "/tmp/ov"));
+    assertEquals(Path.of("/tmp/ov"), named.writable().overlay());
+    assertEquals(0, named.writable().blockSize(), "the overlay's own, or 4K for a new one");
+    assertNull(resolveExport("oci:/x").writable(), "read-only unless --writable");
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--overlay", "/tmp/ov"));
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--block-size", "4K"));
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--writable", "--block-size", "3K"));
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--writable", "--block-size", "128K"));
+  }
+
+  private static NbdCommand parse(String... args) {
+    NbdCommand cmd = new NbdCommand();
+    new CommandLine(cmd).parseArgs(args);
+    return cmd;
+  }
+
+  private dev.lazypull.app.ExportConfig resolveExport(String... args) throws Exception {
+    NbdCommand cmd = parse(args);
+    Path f = tmp.resolve("empty.toml");
+    Files.writeString(f, "");
+    return NbdSettings.resolve(cmd, ConfigFile.load(f, true)).export(cmd);
+  }
 }

@@ -91,6 +91,22 @@ public final class LazypullProcess implements Closeable {
     return process.pid();
   }
 
+  /** SIGKILL (kill -9): no shutdown hook runs, nothing is flushed; waits until the process is gone. */
+  public void kill9() throws InterruptedException {
+    process.destroyForcibly(); // SIGKILL on Linux
+    if (!process.waitFor(30, TimeUnit.SECONDS)) {
+      throw new AssertionError("lazypull survived SIGKILL");
+    }
+  }
+
+  /** Waits for the process to exit by itself (e.g. a refused start) and returns its exit code. */
+  public int awaitExit(int seconds) throws InterruptedException {
+    if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+      throw new AssertionError("lazypull did not exit within " + seconds + " s\n" + output());
+    }
+    return process.exitValue();
+  }
+
   public String output() {
     return "stdout: " + read(out) + "\nstderr: " + read(err);
   }

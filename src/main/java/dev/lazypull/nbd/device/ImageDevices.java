@@ -8,8 +8,11 @@ import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.ErofsFormatException;
 import dev.lazypull.erofs.FlatLayout;
 import dev.lazypull.erofs.Superblock;
+import dev.lazypull.image.BlockMap;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.DiskImage;
 import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.image.LazyImage;
 import java.io.IOException;
@@ -120,6 +123,92 @@ public final class ImageDevices {
     long size = f.ref().deviceSize();
     SegmentDevice device = new SegmentDevice(size, List.of(new SegmentDevice.Segment(0, size, SegmentDevice.file(f), 0)));
     return new Built(device, null, "lazypull raw blob " + blob.digest() + " of " + image.reference());
+  }
+
+  /**
+   * The device of a disk image: the disk (its all-zero chunks, known from the digest table, are zero runs never
+   * fetched) with every snapshot diff laid over it — a block reads as the last diff that holds or zeroes it. Each
+   * layer is fetched lazily and verified; the diffs' block maps are read whole and checked against their digests
+   * first.
+   */
+  public static Built disk(DiskImage image, BlobSource source, BlobCacheDir cache, Duration timeout)
+      throws IOException {
+    BlobCacheFile base = cache.file(BlobRef.data(image.disk(), image.diskTable(), image.reference()), source);
+    ChunkDigestTable table = await(base.fetcher(), timeout, image.disk()).table();
+    List<long[]> baseData = new ArrayList<>(); // [start, end) of the disk's chunks that are not all zero
+    for (int i = 0; i < table.size(); i++) {
+      if (isZeroChunk(table, i)) {
+        continue;
+      }
+      long a = table.offset(i);
+      long z = Math.min(a + table.length(i), image.size());
+      if (a >= z) {
+        continue;
+      }
+      if (!baseData.isEmpty() && baseData.get(baseData.size() - 1)[1] == a) {
+        baseData.get(baseData.size() - 1)[1] = z;
+      } else {
+        baseData.add(new long[] {a, z});
+      }
+    }
+    List<DiffLayers.Layer> diffs = new ArrayList<>();
+    for (DiskImage.Diff d : image.diffs()) {
+      BlockMap map;
+      try {
+        map = BlockMap.decode(source.readVerified(d.map(), BlockMap.MAX_BYTES, "diff block map"));
+      } catch (InvalidImageException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new IOException(image.reference() + ": diff block map " + d.map().digest() + ": " + e.getMessage(), e);
+      }
+      if (map.blockSize() != d.blockSize() || map.data().getLongCardinality() != d.blocks()
+          || map.size() != image.size()) {
+        throw new InvalidImageException(image.reference() + ": diff block map " + d.map().digest() + " ("
+            + map.data().getLongCardinality() + " blocks of " + map.blockSize() + " over " + map.size()
+            + " bytes) does not match its layer (" + d.blocks() + " blocks of " + d.blockSize() + ") or the disk ("
+            + image.size() + " bytes)");
+      }
+      BlobCacheFile data = d.data() == null ? null
+          : cache.file(BlobRef.data(d.data(), d.table(), image.reference()), source);
+      diffs.add(new DiffLayers.Layer(map, data == null ? null : SegmentDevice.file(data)));
+    }
+    SegmentDevice device = DiffLayers.compose(image.size(), SegmentDevice.file(base), baseData, diffs);
+    String description = "lazypull disk " + image.manifestDigest().shortHex() + " of " + image.reference()
+        + (diffs.isEmpty() ? "" : " (" + diffs.size() + " diff" + (diffs.size() == 1 ? "" : "s") + ")");
+    return new Built(device, null, description);
+  }
+
+  /** Whether entry {@code i} of {@code table} is all zeros: its digest is that of as many zero bytes. */
+  static boolean isZeroChunk(ChunkDigestTable table, int i) {
+    return java.util.Arrays.equals(table.sha256(i), zeroDigest(table.length(i)));
+  }
+
+  private static final java.util.Map<Integer, byte[]> ZERO_DIGESTS = new java.util.concurrent.ConcurrentHashMap<>();
+
+  private static byte[] zeroDigest(int length) {
+    return ZERO_DIGESTS.computeIfAbsent(length, n -> {
+      java.security.MessageDigest md = Digest.sha256();
+      byte[] zeros = new byte[Math.min(n, 1 << 20)];
+      for (int left = n; left > 0; left -= zeros.length) {
+        md.update(zeros, 0, Math.min(left, zeros.length));
+      }
+      return md.digest();
+    });
+  }
+
+  private static <T> T await(java.util.concurrent.CompletableFuture<T> f, Duration timeout, Descriptor what)
+      throws IOException {
+    try {
+      return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      throw c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
+    } catch (TimeoutException e) {
+      throw new IOException("loading the chunk digest table of " + what.digest() + " took longer than " + timeout);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while loading " + what.digest());
+    }
   }
 
   /**

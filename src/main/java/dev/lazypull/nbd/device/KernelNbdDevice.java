@@ -1,6 +1,5 @@
 package dev.lazypull.nbd.device;
 
-import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.server.NbdServer;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
@@ -16,9 +15,9 @@ import java.util.logging.Logger;
 
 /**
  * Attaches an export to the kernel's nbd driver ({@code /dev/nbdN}) through the classic ioctls, as nbd-client
- * and nydusd do: block size and count, flags (read-only, flush, multi-connection), one socketpair per
- * connection whose other end our server serves in transmission mode, then {@code NBD_DO_IT}, which blocks (on
- * its own thread) until the device is disconnected. {@link #close} disconnects the device.
+ * and nydusd do: block size and count, the export's flags (read-only or writable, flush, multi-connection), one
+ * socketpair per connection whose other end our server serves in transmission mode, then {@code NBD_DO_IT},
+ * which blocks (on its own thread) until the device is disconnected. {@link #close} disconnects the device.
  */
 public final class KernelNbdDevice implements Closeable {
   private static final Logger LOG = Logger.getLogger(KernelNbdDevice.class.getName());
@@ -84,8 +83,8 @@ public final class KernelNbdDevice implements Closeable {
       Posix.ioctl(fd, NBD_SET_BLKSIZE, blockSize);
       Posix.ioctl(fd, NBD_SET_SIZE_BLOCKS, blocks);
       Posix.ioctl(fd, NBD_SET_TIMEOUT, Math.max(1, timeout.toSeconds()));
-      Posix.ioctl(fd, NBD_SET_FLAGS, Nbd.TFLAG_HAS_FLAGS | Nbd.TFLAG_READ_ONLY | Nbd.TFLAG_SEND_FLUSH
-          | Nbd.TFLAG_CAN_MULTI_CONN);
+      // The kernel client never negotiates structured replies: no DF. Read-only, or FUA/TRIM/WRITE_ZEROES.
+      Posix.ioctl(fd, NBD_SET_FLAGS, server.export().transmissionFlags(false));
     } catch (ErrnoException e) {
       throw new IOException(path + ": " + e.getMessage() + (e.errno() == Errno.EBUSY
           ? " (the device is in use: another nbd client is attached)" : ""), e);

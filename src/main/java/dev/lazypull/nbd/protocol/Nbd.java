@@ -46,6 +46,9 @@ public final class Nbd {
   public static final int TFLAG_HAS_FLAGS = 1;
   public static final int TFLAG_READ_ONLY = 1 << 1;
   public static final int TFLAG_SEND_FLUSH = 1 << 2;
+  public static final int TFLAG_SEND_FUA = 1 << 3;
+  public static final int TFLAG_SEND_TRIM = 1 << 5;
+  public static final int TFLAG_SEND_WRITE_ZEROES = 1 << 6;
   public static final int TFLAG_SEND_DF = 1 << 7;
   public static final int TFLAG_CAN_MULTI_CONN = 1 << 8;
   public static final int TFLAG_SEND_CACHE = 1 << 10;

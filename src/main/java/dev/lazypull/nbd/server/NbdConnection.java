@@ -168,7 +168,16 @@ final class NbdConnection implements Runnable {
    * to the handler (dispatch), which frees the slot with the request's final reply.
    */
   private void transmission(RequestHandler handler) throws IOException, NbdProtocolException {
-    RequestDecoder decoder = new RequestDecoder();
+    RequestDecoder decoder = new RequestDecoder(ctx.payloads()); // null for a read-only export: skipped
+    try {
+      transmission(handler, decoder);
+    } finally {
+      decoder.close(); // a payload still being read goes back
+    }
+  }
+
+  private void transmission(RequestHandler handler, RequestDecoder decoder)
+      throws IOException, NbdProtocolException {
     ByteBuffer in = ByteBuffer.allocateDirect(READ_BUFFER).flip();
     while (true) {
       NbdRequest r = decoder.decode(in);
@@ -185,6 +194,9 @@ final class NbdConnection implements Runnable {
       if (r.type() == Nbd.CMD_DISC) {
         LOG.fine(() -> peer() + ": DISC");
         return;
+      }
+      if (r.payload() != null && r.type() != Nbd.CMD_WRITE) { // cannot happen: only WRITEs carry payloads
+        ctx.payloads().give(r.payload());
       }
       acquire();
       if (shuttingDown) {

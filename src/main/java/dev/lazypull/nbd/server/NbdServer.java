@@ -3,6 +3,7 @@ package dev.lazypull.nbd.server;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.nbd.protocol.PayloadBuffers;
 import dev.lazypull.sys.OnceLogger;
 import java.io.Closeable;
 import java.io.IOException;
@@ -33,7 +34,8 @@ import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 
 /**
- * A read-only NBD server of one export ({@link ExportDevice}): listens on unix sockets and loopback TCP,
+ * An NBD server of one export ({@link ExportDevice}, read-only, or a {@link WritableDevice} when the export
+ * is writable): listens on unix sockets and loopback TCP,
  * and serves kernel nbd sockets handed to it. Each connection has its own thread; READs waiting on fetches are
  * answered from a shared reply pool.
  *
@@ -52,7 +54,7 @@ public final class NbdServer implements Closeable {
    *     disconnected, so it cannot hold the shared reply threads from other clients
    */
   public record Options(Duration readDeadline, Duration handshakeTimeout, Duration writeTimeout,
-      int maxConnections, int maxInflight, int replyThreads) {
+      int maxConnections, int maxInflight, int replyThreads, int payloadBudget) {
     public Options {
       if (maxConnections < 1 || maxInflight < 1 || replyThreads < 1) {
         throw new IllegalArgumentException("connection, in-flight and thread limits must be >= 1");
@@ -61,27 +63,37 @@ public final class NbdServer implements Closeable {
 
     /** Client connections at once unless configured. */
     public static final int DEFAULT_MAX_CONNECTIONS = 64;
+    /** WRITE payload bytes held at once by all connections of a writable export (two maximum payloads). */
+    public static final int DEFAULT_PAYLOAD_BUDGET = 2 * Nbd.MAX_PAYLOAD;
 
     /** The fetch core's read timeout as the read deadline; 30 s handshakes, 60 s writes, 64 clients. */
     public static Options defaults() {
       return new Options(FetchSettings.DEFAULT_READ_TIMEOUT, Duration.ofSeconds(30), Duration.ofSeconds(60),
-          DEFAULT_MAX_CONNECTIONS, 128, 8);
+          DEFAULT_MAX_CONNECTIONS, 128, 8, DEFAULT_PAYLOAD_BUDGET);
     }
 
     public Options withReadDeadline(Duration d) {
-      return new Options(d, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads);
+      return new Options(d, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads,
+          payloadBudget);
     }
 
     public Options withMaxConnections(int n) {
-      return new Options(readDeadline, handshakeTimeout, writeTimeout, n, maxInflight, replyThreads);
+      return new Options(readDeadline, handshakeTimeout, writeTimeout, n, maxInflight, replyThreads, payloadBudget);
     }
 
     public Options withHandshakeTimeout(Duration d) {
-      return new Options(readDeadline, d, writeTimeout, maxConnections, maxInflight, replyThreads);
+      return new Options(readDeadline, d, writeTimeout, maxConnections, maxInflight, replyThreads, payloadBudget);
     }
 
     public Options withWriteTimeout(Duration d) {
-      return new Options(readDeadline, handshakeTimeout, d, maxConnections, maxInflight, replyThreads);
+      return new Options(readDeadline, handshakeTimeout, d, maxConnections, maxInflight, replyThreads,
+          payloadBudget);
+    }
+
+    /** @param bytes WRITE payload bytes held at once (at least one maximum payload is always allowed) */
+    public Options withPayloadBudget(int bytes) {
+      return new Options(readDeadline, handshakeTimeout, writeTimeout, maxConnections, maxInflight, replyThreads,
+          bytes);
     }
   }
 
@@ -92,7 +104,12 @@ public final class NbdServer implements Closeable {
   private final OnceLogger once = new OnceLogger(LOG);
   private final ServerContext context = new Context();
   private final ExecutorService replies;
+  /** WRITE payloads of a writable export, null for a read-only one. */
+  private final PayloadPool payloads;
   private final ScheduledExecutorService timer;
+  /** False when the reply pool and timer are another server's. */
+  private final boolean ownsPools;
+  private final ScheduledFuture<?> stalledCheck;
   /** Added and removed under this server's lock, with {@link #closed}; read anywhere. */
   private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
   private final List<ServerSocketChannel> listeners = new ArrayList<>();
@@ -103,22 +120,44 @@ public final class NbdServer implements Closeable {
   private volatile boolean closed;
 
   public NbdServer(ExportDevice device, ExportInfo export, Options options) {
-    this(device, export, options, numbered("lazypull-nbd-conn-"));
+    this(device, export, options, numbered("lazypull-nbd-conn-"), null);
+  }
+
+  /**
+   * A server that answers fetched READs and keeps its deadlines on {@code pools}' threads (the reply pool and
+   * the timer): servers of one process that come and go (forks) then start no pools of their own. {@code pools}
+   * must outlive this server.
+   */
+  public NbdServer(ExportDevice device, ExportInfo export, Options options, NbdServer pools) {
+    this(device, export, options, numbered("lazypull-nbd-conn-"), pools);
   }
 
   /** @param connectionThreads makes each connection's thread (tests hold a connection back with it) */
   NbdServer(ExportDevice device, ExportInfo export, Options options, ThreadFactory connectionThreads) {
+    this(device, export, options, connectionThreads, null);
+  }
+
+  private NbdServer(ExportDevice device, ExportInfo export, Options options, ThreadFactory connectionThreads,
+      NbdServer pools) {
     if (export.size() != device.size()) {
       throw new IllegalArgumentException("export size " + export.size() + " != device size " + device.size());
     }
+    if (export.writable() && !(device instanceof WritableDevice w && (w.multiConn() || !export.multiConn()))) {
+      throw new IllegalArgumentException("a writable export needs a writable device (and multi-connection only "
+          + "when the device allows it)");
+    }
+    this.payloads = export.writable() ? new PayloadPool(options.payloadBudget()) : null;
     this.device = device;
     this.export = export;
     this.options = options;
     this.connectionThreads = connectionThreads;
-    this.replies = Executors.newFixedThreadPool(options.replyThreads(), numbered("lazypull-nbd-reply-"));
-    this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
+    this.ownsPools = pools == null;
+    this.replies = pools != null ? pools.replies
+        : Executors.newFixedThreadPool(options.replyThreads(), numbered("lazypull-nbd-reply-"));
+    this.timer = pools != null ? pools.timer
+        : Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "lazypull-nbd-timer"));
     long period = Math.max(10, Math.min(5000, options.writeTimeout().toMillis() / 4));
-    timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
+    this.stalledCheck = timer.scheduleAtFixedRate(this::dropStalledClients, period, period, TimeUnit.MILLISECONDS);
   }
 
   private void dropStalledClients() {
@@ -343,6 +382,11 @@ public final class NbdServer implements Closeable {
     }
 
     @Override
+    public PayloadBuffers payloads() {
+      return payloads;
+    }
+
+    @Override
     public OnceLogger log() {
       return once;
     }
@@ -413,6 +457,10 @@ public final class NbdServer implements Closeable {
 
   /** Once closed and without connections: nothing can use the pools any more. */
   private void stopPools() {
+    stalledCheck.cancel(false);
+    if (!ownsPools) {
+      return; // another server's: it stops them
+    }
     replies.shutdown();
     timer.shutdownNow();
   }

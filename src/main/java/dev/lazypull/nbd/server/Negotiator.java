@@ -67,9 +67,7 @@ public final class Negotiator {
 
   /** The transmission flags of the export as negotiated so far. */
   public int transmissionFlags() {
-    int f = Nbd.TFLAG_HAS_FLAGS | Nbd.TFLAG_READ_ONLY | Nbd.TFLAG_SEND_FLUSH | Nbd.TFLAG_CAN_MULTI_CONN
-        | Nbd.TFLAG_SEND_CACHE;
-    return structured ? f | Nbd.TFLAG_SEND_DF : f;
+    return export.transmissionFlags(structured);
   }
 
   /** An option whose payload was too large to read: it was skipped, and is answered ERR_TOO_BIG. */

@@ -1,5 +1,6 @@
 package dev.lazypull.nbd.protocol;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -201,5 +202,97 @@ class RequestDecoderTest {
     RequestDecoder clean = new RequestDecoder();
     feed(clean, List.of(ByteBuffer.wrap(wire)));
     assertDoesNotThrow(clean::endOfInput);
+  }
+
+  // ---- payloads kept (a writable export) -----------------------------------------------------------------
+
+  /** Payload buffers that count what is taken and given back. */
+  static final class CountingBuffers implements PayloadBuffers {
+    int taken;
+    int given;
+    long bytesOut;
+
+    @Override
+    public ByteBuffer take(int length) {
+      taken++;
+      bytesOut += length;
+      return ByteBuffer.allocate(length);
+    }
+
+    @Override
+    public void give(ByteBuffer buffer) {
+      given++;
+      bytesOut -= buffer.limit();
+    }
+  }
+
+  /** The payload each WRITE of {@link #REQUESTS} carries on the wire. */
+  private static byte[] payloadOf(NbdRequest r) {
+    byte[] w = wire(List.of(r));
+    return Arrays.copyOfRange(w, Nbd.REQUEST_SIZE, w.length);
+  }
+
+  private static void assertPayloadsDelivered(List<NbdRequest> got, String what) {
+    assertEquals(REQUESTS.size(), got.size(), what);
+    for (int i = 0; i < got.size(); i++) {
+      NbdRequest want = REQUESTS.get(i);
+      NbdRequest r = got.get(i);
+      assertEquals(want, r.withPayload(null), what + ": request " + i);
+      if (want.type() == Nbd.CMD_WRITE && want.length() > 0) {
+        assertArrayEquals(payloadOf(want), bytes(r.payload()), what + ": payload of " + want);
+      } else {
+        assertNull(r.payload(), what + ": no payload for " + want);
+      }
+    }
+  }
+
+  @Test
+  void withBuffersEveryWritePayloadIsDeliveredWholeAtEverySplitPoint() throws Exception {
+    byte[] wire = wire(REQUESTS);
+    for (int i = 0; i <= wire.length; i++) {
+      CountingBuffers buffers = new CountingBuffers();
+      RequestDecoder d = new RequestDecoder(buffers);
+      assertPayloadsDelivered(feed(d, cut(wire, i)), "cut at " + i);
+      assertEquals(1, buffers.taken, "one buffer for the one non-empty WRITE");
+      assertEquals(0, buffers.given, "the receiver gives it back, not the decoder");
+    }
+    List<ByteBuffer> single = new ArrayList<>();
+    for (byte b : wire) {
+      single.add(ByteBuffer.wrap(new byte[] {b}));
+    }
+    assertPayloadsDelivered(feed(new RequestDecoder(new CountingBuffers()), single), "byte at a time");
+  }
+
+  @Test
+  void flagsNeverChangeTheCommandAWriteWithFuaCarriesItsPayload() throws Exception {
+    NbdRequest fua = new NbdRequest(Nbd.CMD_FLAG_FUA | Nbd.CMD_FLAG_NO_HOLE, Nbd.CMD_WRITE, 1, 512, 3);
+    ByteBuffer in = ByteBuffer.allocate(31).put(fua.encode()).put(new byte[] {7, 8, 9}).flip();
+    NbdRequest r = new RequestDecoder(new CountingBuffers()).decode(in);
+    assertEquals(Nbd.CMD_WRITE, r.type());
+    assertTrue(r.has(Nbd.CMD_FLAG_FUA));
+    assertArrayEquals(new byte[] {7, 8, 9}, bytes(r.payload()));
+  }
+
+  @Test
+  void aPayloadCutOffByTheEndOfInputGoesBack() throws Exception {
+    CountingBuffers buffers = new CountingBuffers();
+    RequestDecoder d = new RequestDecoder(buffers);
+    byte[] wire = wire(REQUESTS.subList(0, 2));
+    assertEquals(1, feed(d, List.of(ByteBuffer.wrap(wire, 0, 60))).size());
+    assertEquals(1, buffers.taken);
+    d.endOfInput();
+    assertEquals(1, buffers.given);
+    assertEquals(0, buffers.bytesOut, "given back with the limit it was taken with");
+    d.close();
+    assertEquals(1, buffers.given, "once");
+  }
+
+  @Test
+  void anOversizedWriteTakesNoBuffer() {
+    CountingBuffers buffers = new CountingBuffers();
+    RequestDecoder d = new RequestDecoder(buffers);
+    assertThrows(NbdProtocolException.class,
+        () -> d.decode(new NbdRequest(0, Nbd.CMD_WRITE, 1, 0, Nbd.MAX_PAYLOAD + 1L).encode()));
+    assertEquals(0, buffers.taken);
   }
 }

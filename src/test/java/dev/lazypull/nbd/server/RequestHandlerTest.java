@@ -117,6 +117,11 @@ class RequestHandlerTest {
     }
 
     @Override
+    public dev.lazypull.nbd.protocol.PayloadBuffers payloads() {
+      return null; // read-only: payloads are skipped
+    }
+
+    @Override
     public ScheduledFuture<?> scheduleHandshakeDeadline(NbdConnection c) {
       throw new AssertionError("no handshake here");
     }
