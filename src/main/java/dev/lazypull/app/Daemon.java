@@ -1,5 +1,9 @@
 package dev.lazypull.app;
 
+import java.time.Duration;
+import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
+
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
@@ -265,7 +269,7 @@ public final class Daemon implements AutoCloseable {
   /** fsid of the fd-store entry (and keeper record) of the fanotify group. */
   public static final String FANOTIFY_FDNAME = "fanotify";
   /** How long a prepared image may stay unmounted before it is released (a mount follows within moments). */
-  static final java.time.Duration UNMOUNT_GRACE = java.time.Duration.ofSeconds(60);
+  static final Duration UNMOUNT_GRACE = Duration.ofSeconds(60);
 
   /** What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed over). */
   private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted, DaemonLock lock) {
@@ -368,7 +372,7 @@ public final class Daemon implements AutoCloseable {
    * resets the log handlers concurrently with ours, so a record logged while stopping may never be written.
    */
   private static void shutdownNotice(String message) {
-    System.err.println(java.time.LocalTime.now().format(java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
+    System.err.println(LocalTime.now().format(DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
         + " WARNING Daemon: " + message);
     System.err.flush();
   }

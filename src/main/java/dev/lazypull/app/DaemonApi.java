@@ -1,5 +1,8 @@
 package dev.lazypull.app;
 
+import java.time.Duration;
+import java.util.Comparator;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -191,7 +194,7 @@ public final class DaemonApi implements ControlServer.Handler {
   }
 
   /** A release right after an unmount may not take an image prepared this long ago (its mount may follow). */
-  private static final java.time.Duration UNMOUNT_SETTLE = java.time.Duration.ofSeconds(5);
+  private static final Duration UNMOUNT_SETTLE = Duration.ofSeconds(5);
 
   /**
    * How a client mounts {@code r} with this daemon's front end: fscache — source {@code none} and {@code fsid=}
@@ -258,7 +261,7 @@ public final class DaemonApi implements ControlServer.Handler {
   private ImageRecord findImage(String id, String platform) {
     return catalog.get(id).orElseGet(() -> catalog.list().stream()
         .filter(x -> x.reference().equals(id) || x.reference().equals("oci:" + id))
-        .min(java.util.Comparator.comparing(x -> platform == null || !platform.equals(x.pullOptions().platform())))
+        .min(Comparator.comparing(x -> platform == null || !platform.equals(x.pullOptions().platform())))
         .orElseThrow(() -> new IllegalArgumentException("no registered image with fsid or reference '" + id + "'")));
   }
 

@@ -1,5 +1,8 @@
 package dev.lazypull.app;
 
+import java.util.List;
+import java.util.function.UnaryOperator;
+
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.prefetch.PrefetchConfig;
 import java.nio.file.Path;
@@ -50,7 +53,7 @@ public record DaemonConfig(
   public static final Duration DEFAULT_GC_INTERVAL = Duration.ofSeconds(60);
   public static final Duration DEFAULT_HUNG_THRESHOLD = Duration.ofSeconds(5);
   public static final Path DEFAULT_RUN_DIR = Path.of("/run/lazypull");
-  public static final java.util.List<String> FRONTENDS = java.util.List.of("auto", "fscache", "fanotify");
+  public static final List<String> FRONTENDS = List.of("auto", "fscache", "fanotify");
 
   public DaemonConfig {
     if (maxOutstandingReads < 1) {
@@ -143,7 +146,7 @@ public record DaemonConfig(
     }
 
     /** Edits the fetch settings in place, e.g. {@code b.fetch(f -> f.withReadTimeout(d))}. */
-    public Builder fetch(java.util.function.UnaryOperator<FetchSettings> edit) {
+    public Builder fetch(UnaryOperator<FetchSettings> edit) {
       fetch = edit.apply(fetch);
       return this;
     }

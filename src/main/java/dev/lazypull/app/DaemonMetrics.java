@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import dev.lazypull.registry.RegistryStats;
+
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.fetch.FetchStats;
@@ -21,7 +23,7 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
   private final Catalog catalog;
   private final CacheKeeper janitor;
   private final Duration hungAfter;
-  private volatile dev.lazypull.registry.RegistryStats registry;
+  private volatile RegistryStats registry;
   private long usageAt;
   private long usage = -1;
 
@@ -33,7 +35,7 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
   }
 
   /** Also reports the registry client's counters. */
-  public DaemonMetrics withRegistry(dev.lazypull.registry.RegistryStats stats) {
+  public DaemonMetrics withRegistry(RegistryStats stats) {
     this.registry = stats;
     return this;
   }
@@ -74,7 +76,7 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
     out.counter("lazypull_opens_refused_total", "OPEN requests refused (unknown image or source error).",
         s.opensRefused.sum());
     out.counter("lazypull_malformed_messages_total", "Malformed devnode messages.", s.malformed.sum());
-    dev.lazypull.registry.RegistryStats reg = registry;
+    RegistryStats reg = registry;
     if (reg != null) {
       out.counter("lazypull_registry_requests_total", "HTTP requests sent to registries (each retry counts).",
           reg.requests.sum());

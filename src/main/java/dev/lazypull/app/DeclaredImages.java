@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import java.util.function.BiConsumer;
+
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
@@ -32,7 +34,7 @@ public final class DeclaredImages {
    * @param setPolicy applies a declaration's {@code prefetch} policy (fsid, policy); may be null
    */
   public static Result registerAll(Path dir, ImageRegistrar registrar, Catalog catalog,
-      java.util.function.BiConsumer<String, String> setPolicy) {
+      BiConsumer<String, String> setPolicy) {
     int registered = 0;
     int kept = 0;
     List<String> errors = new ArrayList<>();

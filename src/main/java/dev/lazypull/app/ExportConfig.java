@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import dev.lazypull.fetch.BlobCacheDir;
+
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.nbd.server.NbdServer;
 import java.nio.file.Path;
@@ -10,7 +12,7 @@ import java.nio.file.Path;
  * @param image the image reference ({@code oci:DIR[:TAG]} or a registry reference)
  * @param blob one layer to export raw (a digest or unique hex prefix), or null for the flattened EROFS device
  * @param name the export name clients ask for (the image text when null)
- * @param cacheDir the host cache root ({@link dev.lazypull.fetch.BlobCacheDir}), shared with every process
+ * @param cacheDir the host cache root ({@link BlobCacheDir}), shared with every process
  * @param listen {@code unix:PATH} or {@code tcp:HOST:PORT}, or null (a unix socket named after the image, or
  *     none when {@code device} is set)
  * @param device a kernel {@code /dev/nbdN} to attach, or null

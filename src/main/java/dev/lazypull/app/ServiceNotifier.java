@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import dev.lazypull.sys.DaemonThreads;
+
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.SdNotify;
 import java.time.Duration;
@@ -82,7 +84,7 @@ public final class ServiceNotifier implements AutoCloseable {
     if (notify == null || interval == null) {
       return;
     }
-    watchdog = Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-watchdog"));
+    watchdog = Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-watchdog"));
     watchdog.scheduleAtFixedRate(() -> {
       if (healthy.getAsBoolean()) {
         send("WATCHDOG=1");

@@ -1,5 +1,10 @@
 package dev.lazypull.app;
 
+import dev.lazypull.blob.BoundedChannel;
+import dev.lazypull.image.Manifest;
+import java.io.InterruptedIOException;
+import java.util.Comparator;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.ImageSource;
@@ -152,7 +157,7 @@ public final class Snapshots {
         throw new IOException("reading the base " + offset + "+" + dst.remaining() + " took longer than " + timeout);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw new java.io.InterruptedIOException("interrupted");
+        throw new InterruptedIOException("interrupted");
       }
       device.read(offset, dst);
     }
@@ -227,7 +232,7 @@ public final class Snapshots {
       byte[] manifestBytes = Json.write(DiskImage.manifest(config, layers, size, base.manifestDigest().toString()));
       Digest manifestDigest = Digest.of(manifestBytes);
       DiskImage written = DiskImage.of(o.destination(), manifestDigest, Json.parse(manifestBytes,
-          dev.lazypull.image.Manifest.class, "snapshot manifest")); // what readers will check, checked first
+          Manifest.class, "snapshot manifest")); // what readers will check, checked first
       String target = publish(o.destination(), base, baseSource, local, config, written, manifestBytes, registry);
       return new Result(manifestDigest, target, blocks, p.zero().getLongCardinality(), stored,
           written.diffs().size());
@@ -331,7 +336,7 @@ public final class Snapshots {
       }
       FileChannel ch = FileChannel.open(p, StandardOpenOption.READ);
       ch.position(offset);
-      return new dev.lazypull.blob.BoundedChannel(ch, length, p.toString());
+      return new BoundedChannel(ch, length, p.toString());
     }
 
     @Override
@@ -342,7 +347,7 @@ public final class Snapshots {
 
   private static void deleteTree(Path dir) {
     try (var s = Files.walk(dir)) {
-      s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> {
+      s.sorted(Comparator.reverseOrder()).forEach(p -> {
         try {
           Files.deleteIfExists(p);
         } catch (IOException e) {

@@ -1,5 +1,8 @@
 package dev.lazypull.blob;
 
+import dev.lazypull.image.Digest;
+import java.nio.ByteBuffer;
+
 import dev.lazypull.image.Descriptor;
 import java.io.IOException;
 import java.nio.channels.ReadableByteChannel;
@@ -29,7 +32,7 @@ public interface BlobSource {
 
   /** Reads {@code [offset, offset+length)} of a blob into memory; for small metadata reads only. */
   default byte[] read(Descriptor blob, long offset, int length) throws IOException {
-    java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(length);
+    ByteBuffer buf = ByteBuffer.allocate(length);
     try (ReadableByteChannel ch = openRange(blob, offset, length)) {
       while (buf.hasRemaining()) {
         if (ch.read(buf) < 0) {
@@ -54,7 +57,7 @@ public interface BlobSource {
           + max + ")");
     }
     byte[] bytes = read(blob, 0, (int) blob.size());
-    dev.lazypull.image.Digest actual = dev.lazypull.image.Digest.of(bytes);
+    Digest actual = Digest.of(bytes);
     if (!actual.equals(blob.digest())) {
       throw new IOException(describe() + ": " + what + " " + blob.digest() + " hashes to " + actual);
     }

@@ -1,5 +1,8 @@
 package dev.lazypull.blob;
 
+import java.io.EOFException;
+import java.nio.channels.ClosedChannelException;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
@@ -64,7 +67,7 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
   @Override
   public int read(ByteBuffer dst) throws IOException {
     if (!open) { // never reopen a closed stream: that would be a new request nobody reads to the end
-      throw new java.nio.channels.ClosedChannelException();
+      throw new ClosedChannelException();
     }
     if (remaining == 0) {
       return -1;
@@ -81,7 +84,7 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
       try {
         n = current.read(dst);
         if (n < 0) {
-          throw new java.io.EOFException(what + ": stream ended with " + remaining + " bytes to go");
+          throw new EOFException(what + ": stream ended with " + remaining + " bytes to go");
         }
       } catch (IOException e) {
         if (permanent.isInstance(e) || resumes >= maxResumes || Thread.currentThread().isInterrupted()) {

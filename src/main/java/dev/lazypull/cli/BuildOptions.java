@@ -97,8 +97,8 @@ final class BuildOptions {
   }
 
   /** The build options as the packer takes them. */
-  dev.lazypull.pack.Packer.Options packerOptions(long blobCap) {
-    return new dev.lazypull.pack.Packer.Options(checkedChunkSize(), blobCap, threads, mtimeSeconds(),
+  Packer.Options packerOptions(long blobCap) {
+    return new Packer.Options(checkedChunkSize(), blobCap, threads, mtimeSeconds(),
         checkedCompression(), compressionLevel);
   }
 

@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import java.nio.file.Files;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.fetch.BlobCacheGc;
 import dev.lazypull.config.ConfigException;
@@ -68,7 +70,7 @@ final class GcCommand implements Callable<Integer> {
       System.err.println("lazypull gc: " + e.getMessage());
       return 2;
     }
-    if (!java.nio.file.Files.isDirectory(s.cacheDir())) {
+    if (!Files.isDirectory(s.cacheDir())) {
       System.err.println("lazypull gc: no NBD cache dir at " + s.cacheDir());
       return 1;
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import java.io.IOException;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.control.ControlClient;
@@ -102,7 +104,7 @@ final class MountCommand implements Callable<Integer> {
     if (frontend.equals("fanotify") && registered != null) {
       try { // the daemon keeps a prepared image until its mount is made; then an umount releases it at once
         client.call(ControlClient.request("mounted").put("fsid", registered));
-      } catch (java.io.IOException e) { // a daemon without the op releases after its grace period
+      } catch (IOException e) { // a daemon without the op releases after its grace period
       }
     }
     System.out.println("mounted " + image + " at " + mountpoint + " (" + frontend + ")");

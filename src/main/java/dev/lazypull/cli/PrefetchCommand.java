@@ -1,5 +1,11 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.image.ImageReference;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.control.ControlClient;
 import java.io.Console;
@@ -33,7 +39,7 @@ final class PrefetchCommand implements Callable<Integer> {
 
   @Option(names = "--cache-dir", paramLabel = "DIR",
       description = "Standalone: the host cache to fill (default: [nbd] cache_dir, /var/cache/lazypull).")
-  java.nio.file.Path cacheDir;
+  Path cacheDir;
 
   @Mixin RegistryOptions registry;
 
@@ -42,7 +48,7 @@ final class PrefetchCommand implements Callable<Integer> {
 
   @Option(names = "--path", paramLabel = "GLOB",
       description = "Only files matching this glob (repeatable), e.g. '/usr/bin/*' or '/etc/**'.")
-  java.util.List<String> paths = new java.util.ArrayList<>();
+  List<String> paths = new ArrayList<>();
 
   @Option(names = "--wait", description = "Wait until done, showing progress; exit non-zero if anything failed.")
   boolean await;
@@ -66,7 +72,7 @@ final class PrefetchCommand implements Callable<Integer> {
       return false;
     }
     try {
-      dev.lazypull.image.ImageReference.parse(image);
+      ImageReference.parse(image);
       return true;
     } catch (IllegalArgumentException e) {
       return false;
@@ -84,7 +90,7 @@ final class PrefetchCommand implements Callable<Integer> {
       System.err.println("lazypull prefetch: --all and --path exclude each other");
       return 2;
     }
-    if (!standalone && !daemonOnly && !java.nio.file.Files.exists(socket.socket)) {
+    if (!standalone && !daemonOnly && !Files.exists(socket.socket)) {
       if (!isImageReference(image)) { // an fsid names an image the daemon knows: nothing to fall back to
         System.err.println("lazypull prefetch: no daemon socket at " + socket.socket + " (is the daemon running?); '"
             + image + "' is not an image reference to prefetch without it");

@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import picocli.CommandLine;
+
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.prefetch.AccessProfile;
@@ -32,15 +34,15 @@ import picocli.CommandLine.Parameters;
         + "by itself when an image without a local profile is registered.",
     subcommands = {ProfileCommand.Push.class, ProfileCommand.Pull.class})
 final class ProfileCommand implements Runnable {
-  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
-  @Option(names = "--state-dir", paramLabel = "DIR", scope = picocli.CommandLine.ScopeType.INHERIT,
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+  @Option(names = "--state-dir", paramLabel = "DIR", scope = CommandLine.ScopeType.INHERIT,
       description = "The daemon's state dir holding profiles/<manifest hex>.json (default: daemon.state_dir, "
           + "/var/lib/lazypull).")
   Path stateDir;
 
   @Override
   public void run() {
-    throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing subcommand: push or pull");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing subcommand: push or pull");
   }
 
   /** The image and the registry client, resolved once for either direction. */

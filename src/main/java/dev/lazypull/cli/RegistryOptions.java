@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.app.Sources;
+
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
@@ -88,6 +90,6 @@ final class RegistryOptions {
 
   /** Local layouts and, through {@code client}, registry references. */
   static ImageSources sources(RegistryClient client) {
-    return dev.lazypull.app.Sources.over(client);
+    return Sources.over(client);
   }
 }

@@ -1,5 +1,8 @@
 package dev.lazypull.cli;
 
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
+
 import dev.lazypull.app.StandalonePrefetch;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
@@ -61,7 +64,7 @@ final class StandalonePrefetchRun {
     while (!done.isDone()) {
       try { // progress: woken by the end, or every tick to redraw
         done.get(terminal ? 250 : 100, TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+      } catch (TimeoutException | ExecutionException e) {
         // not done yet (a failed range is listed by errors())
       }
       long now = System.nanoTime();

@@ -1,5 +1,9 @@
 package dev.lazypull.config;
 
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.util.regex.Pattern;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
 import java.time.Duration;
@@ -220,7 +224,7 @@ public final class ConfigNode {
   }
 
   /** A decimal number: digits, at most one fraction (no exponents, NaN or Infinity). */
-  private static final java.util.regex.Pattern DECIMAL = java.util.regex.Pattern.compile("[0-9]+(\\.[0-9]+)?");
+  private static final Pattern DECIMAL = Pattern.compile("[0-9]+(\\.[0-9]+)?");
 
   /**
    * {@code 500ms}, {@code 30s}, {@code 1.5s}, {@code 2m}, {@code 1.5m}, {@code 1h}, or a bare number of seconds;
@@ -250,8 +254,8 @@ public final class ConfigNode {
       throw new IllegalArgumentException("not a duration (e.g. 30s, 500ms, 2m): " + text);
     }
     try {
-      java.math.BigDecimal millis = new java.math.BigDecimal(number).multiply(java.math.BigDecimal.valueOf(unitMillis));
-      return Duration.ofMillis(millis.setScale(0, java.math.RoundingMode.UNNECESSARY).longValueExact());
+      BigDecimal millis = new BigDecimal(number).multiply(BigDecimal.valueOf(unitMillis));
+      return Duration.ofMillis(millis.setScale(0, RoundingMode.UNNECESSARY).longValueExact());
     } catch (ArithmeticException e) {
       throw new IllegalArgumentException("not a duration in whole milliseconds (or far too long): " + text, e);
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.control;
 
+import dev.lazypull.sys.DaemonThreads;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.image.Json;
@@ -44,7 +46,7 @@ public final class ControlServer implements Closeable {
   private final Handler handler;
   private final ServerSocketChannel server;
   private final ExecutorService connections =
-      Executors.newCachedThreadPool(dev.lazypull.sys.DaemonThreads.named("lazypull-control"));
+      Executors.newCachedThreadPool(DaemonThreads.named("lazypull-control"));
   private final Semaphore slots = new Semaphore(MAX_CONNECTIONS);
   private final String ownUser = System.getProperty("user.name");
   private volatile boolean closed;

@@ -1,5 +1,7 @@
 package dev.lazypull.erofs;
 
+import java.nio.charset.StandardCharsets;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -402,7 +404,7 @@ public final class ErofsReader {
         }
         Inode child = inode(e.nid());
         if (child.type().direntType() != e.fileType()) {
-          throw new ErofsFormatException("entry " + new String(n, java.nio.charset.StandardCharsets.UTF_8)
+          throw new ErofsFormatException("entry " + new String(n, StandardCharsets.UTF_8)
               + ": dirent type " + e.fileType() + ", inode type " + child.type());
         }
         byte[] path = join(f.path, n);

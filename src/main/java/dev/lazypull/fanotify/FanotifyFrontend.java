@@ -1,5 +1,10 @@
 package dev.lazypull.fanotify;
 
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.util.HashSet;
+import java.util.Set;
+
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.catalog.BlobBinding;
 import dev.lazypull.catalog.Catalog;
@@ -409,7 +414,7 @@ public final class FanotifyFrontend implements Frontend {
   public List<String> releaseUnmounted(Duration grace) throws IOException {
     List<String> gone = new ArrayList<>();
     synchronized (images) { // under the lock: a prepare cannot slip in between the check and the removal
-      java.util.Set<Path> mounted = mountedBootstraps();
+      Set<Path> mounted = mountedBootstraps();
       for (Image i : images.values()) {
         if (!mounted.contains(i.bootstrap().path())
             && (i.due().count == 0 || System.nanoTime() - i.due().lastPrepareNanos >= grace.toNanos())) {
@@ -439,8 +444,8 @@ public final class FanotifyFrontend implements Frontend {
    * other one a process lives in: `lazypull mount` mounts in its caller's namespace (a container's, a service's
    * private one), and releasing an image mounted there would leave that mount reading holes unwatched.
    */
-  private static java.util.Set<Path> mountedBootstraps() throws IOException {
-    java.util.Set<Path> out = new java.util.HashSet<>();
+  private static Set<Path> mountedBootstraps() throws IOException {
+    Set<Path> out = new HashSet<>();
     for (MountInfo.Mount m : mountsInEveryNamespace()) {
       if (m.fsType().equals("erofs") && m.source().startsWith("/")) {
         out.add(Path.of(m.source()));
@@ -452,19 +457,19 @@ public final class FanotifyFrontend implements Frontend {
   /** The mounts of this namespace (its failure is an error) and of every other namespace a process is in. */
   static List<MountInfo.Mount> mountsInEveryNamespace() throws IOException {
     List<MountInfo.Mount> out = new ArrayList<>(MountInfo.read());
-    java.util.Set<String> seen = new java.util.HashSet<>();
+    Set<String> seen = new HashSet<>();
     try {
       seen.add(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")).toString());
     } catch (IOException e) {
       return out; // no namespaces to tell apart
     }
-    try (java.nio.file.DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"),
+    try (DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"),
         p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
       for (Path proc : procs) {
         try {
           if (seen.add(Files.readSymbolicLink(proc.resolve("ns/mnt")).toString())) {
             out.addAll(MountInfo.parse(Files.readString(proc.resolve("mountinfo"),
-                java.nio.charset.StandardCharsets.UTF_8)));
+                StandardCharsets.UTF_8)));
           }
         } catch (IOException e) {
           // gone meanwhile, or not ours to look at
@@ -485,7 +490,7 @@ public final class FanotifyFrontend implements Frontend {
    * @return what is still mounted: busy mount points, and images mounted in other namespaces
    */
   public List<String> unmountAll() {
-    java.util.Set<Path> ours = new java.util.HashSet<>();
+    Set<Path> ours = new HashSet<>();
     synchronized (images) {
       images.values().forEach(i -> ours.add(i.bootstrap().path()));
     }
@@ -498,7 +503,7 @@ public final class FanotifyFrontend implements Frontend {
     }
     // (a busy mount found again below in the all-namespace scan is reported once, by its mount point)
     List<String> left = new ArrayList<>();
-    java.util.Set<Path> busy = new java.util.HashSet<>();
+    Set<Path> busy = new HashSet<>();
     for (int i = mounts.size() - 1; i >= 0; i--) { // newest first
       MountInfo.Mount m = mounts.get(i);
       if (!m.fsType().equals("erofs") || !ours.contains(Path.of(m.source()))) {
@@ -514,7 +519,7 @@ public final class FanotifyFrontend implements Frontend {
       }
     }
     try { // mounts in other namespaces (containers, private service namespaces) are not ours to unmount
-      java.util.Set<Path> elsewhere = mountedBootstraps();
+      Set<Path> elsewhere = mountedBootstraps();
       synchronized (images) {
         for (Image i : images.values()) {
           if (elsewhere.contains(i.bootstrap().path()) && !busy.contains(i.bootstrap().path())) {

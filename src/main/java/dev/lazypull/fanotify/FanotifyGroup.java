@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import java.util.function.IntPredicate;
+
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -67,7 +69,7 @@ public interface FanotifyGroup extends Closeable {
    * matches answers by number, and nothing lists them): it must run before the first new event is read, or a
    * new event's fd could share a number with an old one and its answer would go to the old event.
    */
-  default int answerWaiting(int from, int to, int response, java.util.function.IntPredicate keep)
+  default int answerWaiting(int from, int to, int response, IntPredicate keep)
       throws IOException {
     int answered = 0;
     for (int fd = Math.max(0, from); fd < to; fd++) {

@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import java.io.IOException;
+
 import dev.lazypull.sys.PosixFs;
 import dev.lazypull.sys.StatX;
 import java.nio.charset.StandardCharsets;
@@ -15,12 +17,12 @@ public record FileKey(long devMajor, long devMinor, long ino) {
   }
 
   /** The identity of the file at {@code path} (not following a final symlink). */
-  public static FileKey of(Path path) throws java.io.IOException {
+  public static FileKey of(Path path) throws IOException {
     return of(PosixFs.lstat(path.toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8)));
   }
 
   /** The identity of the file {@code fd} is open on. */
-  public static FileKey ofFd(int fd) throws java.io.IOException {
+  public static FileKey ofFd(int fd) throws IOException {
     return of(PosixFs.fstat(fd));
   }
 }

@@ -1,5 +1,13 @@
 package dev.lazypull.fetch;
 
+import dev.lazypull.sys.DaemonThreads;
+import dev.lazypull.sys.Errno;
+import dev.lazypull.sys.ErrnoException;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
 import dev.lazypull.image.Digest;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
@@ -81,17 +89,17 @@ public final class BlobCacheGc {
    * (a long-running export's own files stay, locked; other exports' and finished prefetches' go first).
    * Failures are logged, never thrown: the cache serves regardless.
    */
-  public static AutoCloseable keepWithin(Path dir, long budget, java.time.Duration period) {
-    java.util.concurrent.ScheduledExecutorService timer =
-        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-            dev.lazypull.sys.DaemonThreads.named("lazypull-cache-gc"));
+  public static AutoCloseable keepWithin(Path dir, long budget, Duration period) {
+    ScheduledExecutorService timer =
+        Executors.newSingleThreadScheduledExecutor(
+            DaemonThreads.named("lazypull-cache-gc"));
     timer.scheduleWithFixedDelay(() -> {
       try {
         collect(dir, budget);
       } catch (IOException | RuntimeException e) {
         LOG.warning("cache " + dir + ": collecting to its budget failed: " + e.getMessage());
       }
-    }, period.toMillis(), period.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    }, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS);
     return timer::shutdownNow;
   }
 
@@ -117,8 +125,8 @@ public final class BlobCacheGc {
     int fd;
     try {
       fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
-    } catch (dev.lazypull.sys.ErrnoException e) {
-      if (e.errno() == dev.lazypull.sys.Errno.ENOENT) {
+    } catch (ErrnoException e) {
+      if (e.errno() == Errno.ENOENT) {
         return true; // someone else collected it
       }
       throw e;
@@ -157,7 +165,7 @@ public final class BlobCacheGc {
         }
         try {
           out.add(new Entry(f, Posix.allocatedBytes(f.toString()), Files.getLastModifiedTime(f).toMillis()));
-        } catch (NoSuchFileException | dev.lazypull.sys.ErrnoException e) {
+        } catch (NoSuchFileException | ErrnoException e) {
           // removed while we looked
         }
       }

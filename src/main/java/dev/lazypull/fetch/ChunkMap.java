@@ -1,5 +1,7 @@
 package dev.lazypull.fetch;
 
+import org.roaringbitmap.IntIterator;
+
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.sys.AlignedBuffers;
 import java.io.IOException;
@@ -129,7 +131,7 @@ public final class ChunkMap {
   public synchronized long readyBytes() {
     if (starts != null) {
       long n = 0;
-      for (org.roaringbitmap.IntIterator it = ready.getIntIterator(); it.hasNext(); ) {
+      for (IntIterator it = ready.getIntIterator(); it.hasNext(); ) {
         int c = it.next();
         n += chunkDataEnd(c) - chunkStart(c);
       }

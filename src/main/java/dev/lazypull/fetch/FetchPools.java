@@ -1,5 +1,7 @@
 package dev.lazypull.fetch;
 
+import dev.lazypull.sys.DaemonThreads;
+
 import dev.lazypull.image.ImageReference;
 import java.util.Locale;
 import java.util.Map;
@@ -62,7 +64,7 @@ public final class FetchPools implements AutoCloseable {
   private ThreadPoolExecutor create(String origin) {
     String name = "lazypull-fetch-" + origin.replaceAll("[^A-Za-z0-9.:-]", "_") + "-";
     ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 60, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), dev.lazypull.sys.DaemonThreads.numbered(name));
+        new LinkedBlockingQueue<>(), DaemonThreads.numbered(name));
     pool.allowCoreThreadTimeOut(true);
     return pool;
   }

@@ -70,7 +70,7 @@ public final class CacheBinder {
     requireRoot();
     KernelDevnode devnode = KernelDevnode.adopt(fd);
     try {
-      dev.lazypull.sys.Posix.setCloseOnExec(fd);
+      Posix.setCloseOnExec(fd);
       devnode.command(DevnodeCommand.restore());
       return devnode;
     } catch (ErrnoException e) {

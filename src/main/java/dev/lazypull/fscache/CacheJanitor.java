@@ -1,8 +1,8 @@
 package dev.lazypull.fscache;
 
+import dev.lazypull.sys.AtomicFiles;
+
 import com.fasterxml.jackson.core.type.TypeReference;
-import dev.lazypull.fscache.Devnode;
-import dev.lazypull.fscache.DevnodeCommand;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.frontend.CacheKeeper;
 import dev.lazypull.image.Json;
@@ -295,7 +295,7 @@ public final class CacheJanitor implements CacheKeeper {
       return;
     }
     try {
-      dev.lazypull.sys.AtomicFiles.write(usageFile, Json.write(new HashMap<>(lastUse)));
+      AtomicFiles.write(usageFile, Json.write(new HashMap<>(lastUse)));
     } catch (IOException e) {
       LOG.fine("saving cache usage: " + e.getMessage());
     }

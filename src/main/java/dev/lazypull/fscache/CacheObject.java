@@ -1,5 +1,7 @@
 package dev.lazypull.fscache;
 
+import java.io.InterruptedIOException;
+
 import dev.lazypull.catalog.BlobBinding;
 import dev.lazypull.fetch.ChunkFetcher;
 import dev.lazypull.fetch.ChunkSink;
@@ -192,7 +194,7 @@ final class CacheObject implements ServedBlob, ChunkSink {
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new java.io.InterruptedIOException("object " + objectId + ": interrupted while probing");
+      throw new InterruptedIOException("object " + objectId + ": interrupted while probing");
     } finally {
       release();
     }

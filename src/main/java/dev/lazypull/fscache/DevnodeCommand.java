@@ -1,5 +1,7 @@
 package dev.lazypull.fscache;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * Formats the text commands written to {@code /dev/cachefiles}. The kernel parses one command per write(2),
  * rejects any NUL byte (EINVAL) and anything of PAGE_SIZE or more (EOPNOTSUPP), and strips one trailing newline;
@@ -74,7 +76,7 @@ public final class DevnodeCommand {
     if (cmd.indexOf('\0') >= 0 || cmd.indexOf('\n') >= 0) {
       throw new IllegalArgumentException("devnode command contains NUL or newline");
     }
-    if (cmd.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_LENGTH) {
+    if (cmd.getBytes(StandardCharsets.UTF_8).length > MAX_LENGTH) {
       throw new IllegalArgumentException("devnode command longer than " + MAX_LENGTH + " bytes");
     }
     return cmd;

@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.io.EOFException;
+
 import java.io.IOException;
 
 /** Reads byte ranges of the compressed layer (a registry blob by HTTP Range, a local file). */
@@ -11,7 +13,7 @@ public interface ByteRangeReader {
   static ByteRangeReader of(byte[] bytes) {
     return (offset, dst, off, len) -> {
       if (offset < 0 || offset + len > bytes.length) {
-        throw new java.io.EOFException("range " + offset + "+" + len + " beyond " + bytes.length + " bytes");
+        throw new EOFException("range " + offset + "+" + len + " beyond " + bytes.length + " bytes");
       }
       System.arraycopy(bytes, (int) offset, dst, off, len);
     };

@@ -1,5 +1,8 @@
 package dev.lazypull.gzindex;
 
+import java.util.Arrays;
+import java.util.zip.Inflater;
+
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -8,7 +11,7 @@ import java.nio.ByteOrder;
 /**
  * A pure-Java raw DEFLATE decoder (RFC 1951: stored, fixed and dynamic Huffman blocks) that knows where it is:
  * it stops at every block boundary and reports the exact bit position there, and it can start at any bit position
- * with a preset 32 KiB window — the two things {@link java.util.zip.Inflater} cannot do and a zran-style index
+ * with a preset 32 KiB window — the two things {@link Inflater} cannot do and a zran-style index
  * needs. It also reads the bytes between deflate streams (gzip headers and trailers) from the same buffer.
  *
  * <p>Pull-based: {@link #next} decodes until an event — {@link #BOUNDARY} (about to read a block header),
@@ -124,7 +127,7 @@ public final class DeflateDecoder {
    */
   public void window(byte[] dst, int off) {
     int have = Math.min(op, WINDOW);
-    java.util.Arrays.fill(dst, off, off + WINDOW - have, (byte) 0);
+    Arrays.fill(dst, off, off + WINDOW - have, (byte) 0);
     System.arraycopy(out, op - have, dst, off + WINDOW - have, have);
   }
 
@@ -237,7 +240,7 @@ public final class DeflateDecoder {
       if (n < 0) {
         eof = true;
         realEnd = inBase + inLimit;
-        java.util.Arrays.fill(in, inLimit, inLimit + PAD, (byte) 0);
+        Arrays.fill(in, inLimit, inLimit + PAD, (byte) 0);
         inLimit += PAD;
         break;
       }
@@ -399,7 +402,7 @@ public final class DeflateDecoder {
     if (nlen > 286 || ndist > 30) {
       throw corrupt("too many length or distance symbols (" + nlen + ", " + ndist + ")");
     }
-    java.util.Arrays.fill(lens, 0, 19, 0);
+    Arrays.fill(lens, 0, 19, 0);
     for (int i = 0; i < ncode; i++) {
       lens[CODELEN_ORDER[i]] = bits(3);
     }
@@ -443,7 +446,7 @@ public final class DeflateDecoder {
       if (i + rep > total) {
         throw corrupt("code lengths repeat past the end");
       }
-      java.util.Arrays.fill(lens, i, i + rep, val);
+      Arrays.fill(lens, i, i + rep, val);
       i += rep;
     }
     if (lens[256] == 0) {

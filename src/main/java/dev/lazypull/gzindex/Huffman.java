@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.util.Arrays;
+
 /**
  * Canonical Huffman decoding tables for deflate (RFC 1951 §3.2.2), two-level like zlib's: a primary table indexed
  * by the next {@code rootBits} input bits (LSB-first, so codes are stored bit-reversed), and subtables for longer
@@ -64,7 +66,7 @@ final class Huffman {
       lens[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
     }
     int[] d = new int[32];
-    java.util.Arrays.fill(d, 5);
+    Arrays.fill(d, 5);
     try {
       build(lens, 0, 288, Alphabet.LITLEN, FIXED_LIT, LIT_ROOT);
       build(d, 0, 32, Alphabet.DIST, FIXED_DIST, DIST_ROOT);
@@ -130,7 +132,7 @@ final class Huffman {
       throw new GzipFormatException("incomplete " + name(alphabet) + " code");
     }
     int rootSize = 1 << root;
-    java.util.Arrays.fill(table, 0, rootSize, INVALID);
+    Arrays.fill(table, 0, rootSize, INVALID);
     int[] next = new int[16];
     int code = 0;
     for (int l = 1; l <= 15; l++) {
@@ -169,7 +171,7 @@ final class Huffman {
       if (longest[p] != 0) {
         int subBits = longest[p] - root;
         table[p] = size << 16 | subBits << 8 | SUBTABLE | root;
-        java.util.Arrays.fill(table, size, size + (1 << subBits), INVALID);
+        Arrays.fill(table, size, size + (1 << subBits), INVALID);
         size += 1 << subBits;
       }
     }

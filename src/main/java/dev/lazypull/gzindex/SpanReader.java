@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.util.Objects;
+
 import java.io.IOException;
 import java.security.MessageDigest;
 import java.util.concurrent.atomic.LongAdder;
@@ -64,7 +66,7 @@ public final class SpanReader {
    * checkpoint can never hand out wrong bytes; without, it stops at {@code offset + len}.
    */
   public void read(long offset, byte[] dst, int off, int len) throws IOException {
-    java.util.Objects.checkFromIndexSize(off, len, dst.length);
+    Objects.checkFromIndexSize(off, len, dst.length);
     if (offset < 0 || offset > index.uncompressedSize() - len) {
       throw new IllegalArgumentException("range " + offset + "+" + len + " outside the layer's "
           + index.uncompressedSize() + " uncompressed bytes");

@@ -1,5 +1,8 @@
 package dev.lazypull.gzindex;
 
+import java.security.NoSuchAlgorithmException;
+import java.util.Objects;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -71,7 +74,7 @@ public final class Zinfo {
 
   /** Reads checkpoint {@code i}'s 32 KiB window into {@code dst}. */
   public void window(int i, byte[] dst) throws IOException {
-    java.util.Objects.checkIndex(i, checkpoints.size());
+    Objects.checkIndex(i, checkpoints.size());
     if (version == 1 && i == 0) {
       Arrays.fill(dst, 0, WINDOW_SIZE, (byte) 0);
       return;
@@ -299,7 +302,7 @@ public final class Zinfo {
   static MessageDigest newSha256() {
     try {
       return MessageDigest.getInstance("SHA-256");
-    } catch (java.security.NoSuchAlgorithmException e) {
+    } catch (NoSuchAlgorithmException e) {
       throw new AssertionError(e);
     }
   }

@@ -5,19 +5,19 @@
  * <h2>Pieces</h2>
  *
  * <ul>
- *   <li>{@link dev.lazypull.gzindex.DeflateDecoder}: a pure-Java RFC 1951 decoder that reports every block
+ *   <li>{@link DeflateDecoder}: a pure-Java RFC 1951 decoder that reports every block
  *       boundary with its exact bit position and can start at any bit with a preset 32 KiB window
- *       ({@code java.util.zip.Inflater} can do neither).
- *   <li>{@link dev.lazypull.gzindex.GzipIndexer}: reads a gzip stream once (it is an InputStream of the
+ *       ({@code Inflater} can do neither).
+ *   <li>{@link GzipIndexer}: reads a gzip stream once (it is an InputStream of the
  *       uncompressed bytes, so the tar can be listed in the same pass), checks every member's CRC32 and ISIZE, and
- *       records a {@link dev.lazypull.gzindex.Checkpoint} at the first block boundary more than {@code span} bytes
+ *       records a {@link Checkpoint} at the first block boundary more than {@code span} bytes
  *       (default 4 MiB) after the previous one; computes the layer's sha256 and each span's.
- *   <li>{@link dev.lazypull.gzindex.Zinfo}: the checkpoints and windows in SOCI's zinfo v2 layout, which
+ *   <li>{@link Zinfo}: the checkpoints and windows in SOCI's zinfo v2 layout, which
  *       erofs-utils 1.9 also reads and writes; streamed to a file while indexing; a strict reader (v1 too).
- *   <li>{@link dev.lazypull.gzindex.SpanTable}: lazypull's side table — sizes, the layer's and the zinfo's
+ *   <li>{@link SpanTable}: lazypull's side table — sizes, the layer's and the zinfo's
  *       sha256, and per span the sha256 of its compressed bytes.
- *   <li>{@link dev.lazypull.gzindex.SpanReader}: uncompressed byte ranges from a {@link
- *       dev.lazypull.gzindex.GzipIndex} and a {@link dev.lazypull.gzindex.ByteRangeReader} of the compressed
+ *   <li>{@link SpanReader}: uncompressed byte ranges from a {@link
+ *       GzipIndex} and a {@link ByteRangeReader} of the compressed
  *       layer: fetches whole spans, checks their digests before inflating, inflates from the checkpoint.
  * </ul>
  *
@@ -43,7 +43,7 @@
  * Shifting the span right by the bit offset keeps the bits but not the original byte boundaries: a stored block
  * after an unaligned checkpoint (stored blocks align to the original bytes) is then misread — sometimes silently
  * — and where a member ends inside the span the trailer's position is ambiguous by one byte. The span reader
- * therefore uses {@link dev.lazypull.gzindex.DeflateDecoder}; the tests still check every checkpoint with zlib
+ * therefore uses {@link DeflateDecoder}; the tests still check every checkpoint with zlib
  * (aligned ones fully, unaligned ones for their first block).
  *
  * <h2>Span table layout (version 1, little-endian)</h2>
@@ -61,3 +61,5 @@
  * </pre>
  */
 package dev.lazypull.gzindex;
+
+import java.util.zip.Inflater;

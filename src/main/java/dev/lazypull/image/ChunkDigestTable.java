@@ -1,5 +1,7 @@
 package dev.lazypull.image;
 
+import java.util.HexFormat;
+
 import dev.lazypull.compress.Compression;
 import dev.lazypull.compress.CorruptFrameException;
 import dev.lazypull.compress.ZstdCodec;
@@ -91,7 +93,7 @@ public final class ChunkDigestTable {
     if (blob.size() <= 0 || blob.size() > MAX_WHOLE_BYTES) {
       return null;
     }
-    byte[] sha256 = java.util.HexFormat.of().parseHex(blob.digest().hex());
+    byte[] sha256 = HexFormat.of().parseHex(blob.digest().hex());
     return new ChunkDigestTable(Compression.NONE, blob.size(), blob.size(), new long[] {0},
         new int[] {(int) blob.size()}, null, null, sha256);
   }
@@ -183,7 +185,7 @@ public final class ChunkDigestTable {
   }
 
   /** True when {@code data}'s remaining bytes (the uncompressed bytes of entry {@code i}) have its digest. */
-  public boolean verify(int i, java.nio.ByteBuffer data) {
+  public boolean verify(int i, ByteBuffer data) {
     if (data.remaining() != lengths[i]) {
       return false;
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.image;
 
+import java.util.TreeMap;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -86,7 +88,7 @@ public final class LazyManifests {
 
   /** A data blob's layer: raw unless {@code b} is {@link MediaTypes#EROFS_BLOB_ZSTD} (then with its size). */
   private static Descriptor blobLayer(Descriptor b, String table) {
-    Map<String, String> ann = new java.util.TreeMap<>();
+    Map<String, String> ann = new TreeMap<>();
     if (table != null) {
       ann.put(ANNOTATION_CHUNK_DIGESTS, table);
     }

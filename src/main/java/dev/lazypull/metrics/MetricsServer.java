@@ -1,5 +1,7 @@
 package dev.lazypull.metrics;
 
+import dev.lazypull.sys.DaemonThreads;
+
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -61,7 +63,7 @@ public final class MetricsServer implements AutoCloseable {
         }
       }
     });
-    server.setExecutor(Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-metrics")));
+    server.setExecutor(Executors.newSingleThreadExecutor(DaemonThreads.named("lazypull-metrics")));
     server.start();
     LOG.info("metrics on http://" + listen + "/metrics");
     return m;

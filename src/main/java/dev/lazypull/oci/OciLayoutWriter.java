@@ -1,5 +1,7 @@
 package dev.lazypull.oci;
 
+import dev.lazypull.sys.AtomicFiles;
+
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.ImageIndex;
@@ -154,7 +156,7 @@ public final class OciLayoutWriter {
   }
 
   private static void writeAtomically(Path target, byte[] bytes) throws IOException {
-    dev.lazypull.sys.AtomicFiles.write(target, bytes,
+    AtomicFiles.write(target, bytes,
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
   }
 }

@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.sys.DaemonThreads;
+
 import dev.lazypull.compress.Compression;
 import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.erofs.ErofsNode;
@@ -161,7 +163,7 @@ public final class ChunkStore implements AutoCloseable {
       }
     }
     this.ordered = new ArrayBlockingQueue<>(buffers + 2);
-    this.hashers = Executors.newFixedThreadPool(n, dev.lazypull.sys.DaemonThreads.numbered("lazypull-hash-"));
+    this.hashers = Executors.newFixedThreadPool(n, DaemonThreads.numbered("lazypull-hash-"));
     this.zeros = ByteBuffer.allocateDirect(chunkSize);
     this.committer = new Thread(this::commitLoop, "lazypull-blob-writer");
     committer.setDaemon(true);

@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import java.io.OutputStream;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -55,9 +57,9 @@ public final class Converter {
         try (InputStream raw = src.openLayer(l)) {
           InputStream tar = Decompression.open(raw);
           applier.apply(tar, src.reference() + " layer " + (i + 1), i + 1, true);
-          tar.transferTo(java.io.OutputStream.nullOutputStream());
+          tar.transferTo(OutputStream.nullOutputStream());
           // past the tar's end (padding, compressor trailer): every source checks its layer when read to the end
-          raw.transferTo(java.io.OutputStream.nullOutputStream());
+          raw.transferTo(OutputStream.nullOutputStream());
         }
       }
       List<ChunkStore.StoredBlob> blobs = store.finish();

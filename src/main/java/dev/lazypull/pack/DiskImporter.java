@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import java.util.HexFormat;
+
 import dev.lazypull.compress.Compression;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
@@ -95,7 +97,7 @@ public final class DiskImporter {
         chunk.update(buf);
         b.add(len, chunk.digest());
       }
-      return new Raw(new Digest(java.util.HexFormat.of().formatHex(whole.digest())), b.build());
+      return new Raw(new Digest(HexFormat.of().formatHex(whole.digest())), b.build());
     }
   }
 }

@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import java.util.function.Consumer;
+
 import dev.lazypull.erofs.ErofsNode;
 import dev.lazypull.erofs.ErofsWriter;
 import dev.lazypull.image.Descriptor;
@@ -126,7 +128,7 @@ public final class ImageBuilder {
   }
 
   /** Visits every distinct node once (hard links once). */
-  static void forEachNode(ErofsNode root, java.util.function.Consumer<ErofsNode> visit) {
+  static void forEachNode(ErofsNode root, Consumer<ErofsNode> visit) {
     Map<ErofsNode, Boolean> seen = new IdentityHashMap<>();
     ArrayDeque<ErofsNode> todo = new ArrayDeque<>();
     todo.push(root);

@@ -1,5 +1,9 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.sys.DaemonThreads;
+import java.nio.file.DirectoryNotEmptyException;
+import java.util.concurrent.Executors;
+
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -52,7 +56,7 @@ final class ScratchDir implements Closeable {
       try {
         Files.deleteIfExists(dir);
         return;
-      } catch (java.nio.file.DirectoryNotEmptyException e) {
+      } catch (DirectoryNotEmptyException e) {
         if (attempt >= 2) {
           throw new IOException("scratch dir " + dir + " left behind: " + (stopped ? "" : "a worker did not stop; ")
               + e.getMessage(), e);
@@ -63,7 +67,7 @@ final class ScratchDir implements Closeable {
 
   /** A pool of daemon threads named {@code name-N}. */
   static ExecutorService pool(int threads, String name) {
-    return java.util.concurrent.Executors.newFixedThreadPool(threads,
-        dev.lazypull.sys.DaemonThreads.numbered(name + "-"));
+    return Executors.newFixedThreadPool(threads,
+        DaemonThreads.numbered(name + "-"));
   }
 }

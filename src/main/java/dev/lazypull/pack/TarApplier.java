@@ -1,5 +1,7 @@
 package dev.lazypull.pack;
 
+import java.nio.charset.StandardCharsets;
+
 import dev.lazypull.erofs.ErofsNode;
 import dev.lazypull.erofs.FileType;
 import dev.lazypull.tar.TarEntry;
@@ -27,8 +29,8 @@ import java.util.Map;
  * directory only updates its metadata. File data goes straight from the stream into the {@link ChunkStore}.
  */
 public final class TarApplier {
-  private static final byte[] WHITEOUT = ".wh.".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-  private static final byte[] OPAQUE = ".wh..wh..opq".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  private static final byte[] WHITEOUT = ".wh.".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] OPAQUE = ".wh..wh..opq".getBytes(StandardCharsets.US_ASCII);
   private static final int MAX_LINKS = 40;
 
   private final ErofsNode root;

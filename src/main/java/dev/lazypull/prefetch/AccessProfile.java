@@ -1,5 +1,7 @@
 package dev.lazypull.prefetch;
 
+import dev.lazypull.sys.AtomicFiles;
+
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.Json;
@@ -81,6 +83,6 @@ public record AccessProfile(
 
   /** Writes the profile to {@code p} atomically (a reader sees the old file or the whole new one). */
   public void saveTo(Path p) throws IOException {
-    dev.lazypull.sys.AtomicFiles.write(p, Json.write(this));
+    AtomicFiles.write(p, Json.write(this));
   }
 }

@@ -1,5 +1,14 @@
 package dev.lazypull.prefetch;
 
+import dev.lazypull.sys.AtomicFiles;
+import dev.lazypull.sys.DaemonThreads;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
+
 import com.fasterxml.jackson.core.type.TypeReference;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.image.Digest;
@@ -43,11 +52,11 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
   private final Map<String, PrefetchPolicy> policies = new ConcurrentHashMap<>();
   private final Map<String, Recording> recordings = new ConcurrentHashMap<>();
   private final ScheduledExecutorService timer =
-      Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile"));
+      Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-profile"));
 
   /** Registry look-ups of published profiles: network I/O, kept off the timer that ends recording windows. */
-  private final java.util.concurrent.ExecutorService fetcherThread =
-      Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile-fetch"));
+  private final ExecutorService fetcherThread =
+      Executors.newSingleThreadExecutor(DaemonThreads.named("lazypull-profile-fetch"));
 
   /** READs of one image during its recording window. Appended from the poll thread: lock-free. */
   private static final class Recording {
@@ -55,7 +64,7 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     final long startNanos = System.nanoTime();
     final ConcurrentLinkedQueue<AccessProfile.Range> reads = new ConcurrentLinkedQueue<>();
     /** reads.size() walks the queue: counted apart, as READs arrive on the poll thread. */
-    final java.util.concurrent.atomic.AtomicInteger count = new java.util.concurrent.atomic.AtomicInteger();
+    final AtomicInteger count = new AtomicInteger();
     volatile boolean closed;
 
     Recording(ImageRecord image) {
@@ -112,7 +121,7 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     }
     try {
       fetcherThread.execute(() -> fetchProfile(f, image, local));
-    } catch (java.util.concurrent.RejectedExecutionException e) {
+    } catch (RejectedExecutionException e) {
       LOG.fine(() -> "not fetching the profile of " + image.fsid() + ": shutting down");
     }
   }
@@ -165,16 +174,16 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
   /** The last profile read, with the file's identity then: a mount's objects open back to back and share it. */
   private volatile LastProfile lastProfile;
 
-  private record LastProfile(Path path, java.nio.file.attribute.FileTime mtime, long size,
+  private record LastProfile(Path path, FileTime mtime, long size,
       Optional<AccessProfile> profile) {}
 
   /** {@link AccessProfile#load}, reused while the file is unchanged (each blob object of a mount replays it). */
   private Optional<AccessProfile> loadProfile(Digest manifest) throws IOException {
     Path p = AccessProfile.path(stateDir, manifest);
-    java.nio.file.attribute.BasicFileAttributes a;
+    BasicFileAttributes a;
     try {
-      a = Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class);
-    } catch (java.nio.file.NoSuchFileException e) {
+      a = Files.readAttributes(p, BasicFileAttributes.class);
+    } catch (NoSuchFileException e) {
       return Optional.empty();
     }
     LastProfile last = lastProfile;
@@ -302,7 +311,7 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     try {
       Map<String, String> out = new HashMap<>();
       policies.forEach((k, v) -> out.put(k, v.text()));
-      dev.lazypull.sys.AtomicFiles.write(stateDir.resolve(POLICY_FILE), Json.write(out));
+      AtomicFiles.write(stateDir.resolve(POLICY_FILE), Json.write(out));
     } catch (IOException e) {
       LOG.warning("saving prefetch policies: " + e.getMessage());
     }

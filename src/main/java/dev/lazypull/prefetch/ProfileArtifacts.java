@@ -32,7 +32,7 @@ import java.util.Optional;
 public final class ProfileArtifacts {
   public static final String ARTIFACT_TYPE = "application/vnd.lazypull.access-profile.v1+json";
   /** A profile is parsed as one JSON document: {@link AccessProfile#MAX_RANGES} ranges fit in this. */
-  public static final long MAX_PROFILE_BYTES = dev.lazypull.image.Json.MAX_DOCUMENT_BYTES;
+  public static final long MAX_PROFILE_BYTES = Json.MAX_DOCUMENT_BYTES;
   private static final byte[] EMPTY = "{}".getBytes(StandardCharsets.US_ASCII);
   private static final String TAG_SUFFIX = ".lazypull-profile";
 

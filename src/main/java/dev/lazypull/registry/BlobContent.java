@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.io.ByteArrayInputStream;
+
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.image.Descriptor;
 import java.io.IOException;
@@ -40,7 +42,7 @@ public interface BlobContent {
 
       @Override
       public InputStream open(long offset) {
-        return new java.io.ByteArrayInputStream(bytes, (int) offset, bytes.length - (int) offset);
+        return new ByteArrayInputStream(bytes, (int) offset, bytes.length - (int) offset);
       }
     };
   }

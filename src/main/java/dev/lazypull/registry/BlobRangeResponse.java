@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.util.Objects;
+
 import java.io.IOException;
 import java.nio.channels.ReadableByteChannel;
 import okhttp3.Response;
@@ -33,7 +35,7 @@ final class BlobRangeResponse {
       ContentRange cr = ContentRange.parse(r.header("Content-Range"));
       if (cr == null || cr.first() != offset || cr.last() != last || (cr.total() >= 0 && cr.total() != blobSize)) {
         throw new RegistryException(where + ": asked for bytes " + offset + "-" + last + "/" + blobSize
-            + ", got Content-Range '" + java.util.Objects.toString(ErrorBody.printable(r.header("Content-Range")), "(none)")
+            + ", got Content-Range '" + Objects.toString(ErrorBody.printable(r.header("Content-Range")), "(none)")
             + "'", 206, null);
       }
       if (declared >= 0 && declared != length) {

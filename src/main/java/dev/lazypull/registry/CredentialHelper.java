@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.util.Arrays;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.image.Json;
 import java.io.IOException;
@@ -44,7 +46,7 @@ final class CredentialHelper {
 
   private static List<Path> pathDirs() {
     String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
-    return java.util.Arrays.stream(path.split(":")).filter(s -> !s.isEmpty()).map(Path::of).toList();
+    return Arrays.stream(path.split(":")).filter(s -> !s.isEmpty()).map(Path::of).toList();
   }
 
   /** Credentials the helper has for {@code serverUrl}, or null if it has none. */

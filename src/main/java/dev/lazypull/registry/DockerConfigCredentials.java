@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.util.List;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.image.Json;
 import java.io.IOException;
@@ -130,7 +132,7 @@ final class DockerConfigCredentials implements CredentialStore {
       cachedKey = null;
       return null;
     }
-    Object key = java.util.List.of(attrs.lastModifiedTime(), attrs.size(), Objects.toString(attrs.fileKey()));
+    Object key = List.of(attrs.lastModifiedTime(), attrs.size(), Objects.toString(attrs.fileKey()));
     if (cached != null && key.equals(cachedKey)) {
       return cached;
     }

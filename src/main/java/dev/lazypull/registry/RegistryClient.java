@@ -1,5 +1,10 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.blob.BlobSource;
+import java.io.EOFException;
+import java.nio.channels.SeekableByteChannel;
+import okhttp3.Dns;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.blob.ResumingChannel;
 import dev.lazypull.image.Descriptor;
@@ -30,7 +35,7 @@ import okhttp3.Response;
  * uploads. One instance per process shares one connection pool, one token cache and one redirect cache.
  *
  * <p>Pulls go to the registry's mirrors first, then its origin ({@link Endpoints}); a failing mirror is
- * skipped for a while. Every failure is an {@link java.io.IOException} whose message names the registry
+ * skipped for a while. Every failure is an {@link IOException} whose message names the registry
  * endpoint, the repository and the manifest or blob; a refusal by the registry or a protocol violation is
  * a {@link RegistryException}.
  *
@@ -65,7 +70,7 @@ public final class RegistryClient implements Closeable {
    * With its own name resolution: tests reach a local server under a name that is not a loopback name (so neither
    * the loopback convention nor the system's resolver decides what they test).
    */
-  public RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, okhttp3.Dns dns)
+  public RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, Dns dns)
       throws IOException {
     this(config, credentials, sleeper, System::nanoTime, dns);
   }
@@ -77,7 +82,7 @@ public final class RegistryClient implements Closeable {
   }
 
   private RegistryClient(RegistryConfig config, CredentialStore credentials, Sleeper sleeper, LongSupplier nanoClock,
-      okhttp3.Dns dns) throws IOException {
+      Dns dns) throws IOException {
     this.config = config;
     OkHttpClient http = HttpClients.create(config, dns);
     RegistryAuth auth = new RegistryAuth(credentials, nanoClock);
@@ -277,7 +282,7 @@ public final class RegistryClient implements Closeable {
   public void downloadBlob(Repository repo, Descriptor blob, WritableByteChannel out) throws IOException {
     boolean[] mirror = {false};
     Digest actual = download(repo, blob, out, false, mirror);
-    if (!actual.equals(blob.digest()) && mirror[0] && out instanceof java.nio.channels.SeekableByteChannel file) {
+    if (!actual.equals(blob.digest()) && mirror[0] && out instanceof SeekableByteChannel file) {
       LOG.warning("registry " + repo.registry() + ", repository " + repo.name() + ", blob " + blob.digest()
           + ": a mirror's copy hashes to " + actual + "; downloading it from the registry itself");
       file.truncate(0);
@@ -302,7 +307,7 @@ public final class RegistryClient implements Closeable {
           out.write(buf);
         }
       }
-      fromMirror[0] = in instanceof dev.lazypull.blob.BlobSource.Served s && s.fromMirror();
+      fromMirror[0] = in instanceof BlobSource.Served s && s.fromMirror();
     }
     return new Digest(HexFormat.of().formatHex(sha.digest()));
   }
@@ -357,7 +362,7 @@ public final class RegistryClient implements Closeable {
           + "[[registry.host]] entry)";
     }
     String msg = where(ep, repo, what) + ": " + (e.getMessage() == null ? e.getClass().getSimpleName() : e) + hint;
-    IOException out = e instanceof java.io.EOFException ? new java.io.EOFException(msg) : new IOException(msg, e);
+    IOException out = e instanceof EOFException ? new EOFException(msg) : new IOException(msg, e);
     if (out.getCause() == null) {
       out.initCause(e);
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.net.SocketTimeoutException;
+
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import java.io.EOFException;
@@ -92,7 +94,7 @@ final class RegistryPusher implements ImagePusher {
     if (e instanceof RegistryException re) {
       return re.status() != 0 && RetryPolicy.retryableStatus(re.status());
     }
-    return !(e instanceof InterruptedIOException) || e instanceof java.net.SocketTimeoutException;
+    return !(e instanceof InterruptedIOException) || e instanceof SocketTimeoutException;
   }
 
   private PushResult uploadOnce(Repository repo, Descriptor blob, BlobContent content, String mountFrom)

@@ -1,5 +1,8 @@
 package dev.lazypull.registry;
 
+import java.security.cert.CertificateException;
+import javax.net.ssl.SSLPeerUnverifiedException;
+
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Duration;
@@ -126,7 +129,7 @@ final class RegistryTransport {
   /** A certificate the trust store rejects: asking again gets the same certificate. */
   static boolean untrusted(Throwable e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t instanceof java.security.cert.CertificateException || t instanceof javax.net.ssl.SSLPeerUnverifiedException) {
+      if (t instanceof CertificateException || t instanceof SSLPeerUnverifiedException) {
         return true;
       }
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.blob.BlobSource;
+
 import dev.lazypull.blob.BoundedChannel;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -13,7 +15,7 @@ import okio.BufferedSource;
  * {@link BoundedChannel}); with {@code mustEnd}, so is one that goes on past {@code length}. Closing it
  * closes the response, returning the connection to the pool when the body was consumed.
  */
-final class ResponseChannel implements ReadableByteChannel, dev.lazypull.blob.BlobSource.Served {
+final class ResponseChannel implements ReadableByteChannel, BlobSource.Served {
   private final Response response;
   private final BufferedSource source;
   private final BoundedChannel bounded;

@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.util.Collections;
+
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -10,7 +12,7 @@ import java.util.TreeSet;
  */
 record Scope(Set<String> items) {
   public Scope {
-    items = java.util.Collections.unmodifiableSortedSet(new TreeSet<>(items));
+    items = Collections.unmodifiableSortedSet(new TreeSet<>(items));
   }
 
   public static Scope pull(String repository) {

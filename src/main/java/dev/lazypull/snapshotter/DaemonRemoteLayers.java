@@ -1,5 +1,9 @@
 package dev.lazypull.snapshotter;
 
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Collections;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.control.ControlClient;
@@ -53,7 +57,7 @@ public final class DaemonRemoteLayers implements RemoteLayers, AutoCloseable {
     t.setDaemon(true);
     return t;
   });
-  private final Map<Digest, Manifest> manifests = java.util.Collections.synchronizedMap(
+  private final Map<Digest, Manifest> manifests = Collections.synchronizedMap(
       new LinkedHashMap<>(16, 0.75f, true) {
         @Override
         protected boolean removeEldestEntry(Map.Entry<Digest, Manifest> e) {
@@ -199,7 +203,7 @@ public final class DaemonRemoteLayers implements RemoteLayers, AutoCloseable {
 
   /** An fsid for one reference: {@code lpr-} and 32 hex digits of its sha256. */
   static String fsidFor(String reference) {
-    return "lpr-" + Digest.of(reference.getBytes(java.nio.charset.StandardCharsets.UTF_8)).hex().substring(0, 32);
+    return "lpr-" + Digest.of(reference.getBytes(StandardCharsets.UTF_8)).hex().substring(0, 32);
   }
 
   @Override
@@ -260,7 +264,7 @@ public final class DaemonRemoteLayers implements RemoteLayers, AutoCloseable {
     if (n == null) {
       try (Stream<Path> s = Files.walk(target)) { // metadata only: it is all in the bootstrap
         n = s.count();
-      } catch (IOException | java.io.UncheckedIOException e) {
+      } catch (IOException | UncheckedIOException e) {
         throw new SnapshotException(SnapshotException.Code.INTERNAL, "counting the inodes of " + target + ": "
             + e.getMessage(), e);
       }

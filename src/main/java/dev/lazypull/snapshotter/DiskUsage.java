@@ -1,5 +1,7 @@
 package dev.lazypull.snapshotter;
 
+import java.nio.file.LinkOption;
+
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
@@ -27,7 +29,7 @@ final class DiskUsage {
       @Override
       public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) throws IOException {
         if (!dir.equals(root) && !rootDev.equals(Files.getAttribute(dir, "unix:dev",
-            java.nio.file.LinkOption.NOFOLLOW_LINKS))) {
+            LinkOption.NOFOLLOW_LINKS))) {
           return FileVisitResult.SKIP_SUBTREE;
         }
         count(dir, attrs);
@@ -56,7 +58,7 @@ final class DiskUsage {
         try {
           totals[0] += Posix.allocatedBytes(p.toString());
         } catch (ErrnoException e) {
-          if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
             return;
           }
           throw e;

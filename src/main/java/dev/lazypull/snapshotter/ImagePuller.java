@@ -1,5 +1,9 @@
 package dev.lazypull.snapshotter;
 
+import java.io.ByteArrayInputStream;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.containerd.api.images.CreateImageRequest;
 import dev.lazypull.containerd.api.images.Image;
@@ -73,7 +77,7 @@ public final class ImagePuller {
     }
     // the lease (the first containerd call: connection and gRPC set up) while the registry resolves the image
     String lease = "lazypull-pull-" + System.nanoTime();
-    java.util.concurrent.CompletableFuture<Void> leased = java.util.concurrent.CompletableFuture.runAsync(() ->
+    CompletableFuture<Void> leased = CompletableFuture.runAsync(() ->
         containerd.leases().create(CreateRequest.newBuilder().setId(lease).putLabels(GC_EXPIRE,
             Instant.now().plus(1, ChronoUnit.HOURS).truncatedTo(ChronoUnit.SECONDS).toString()).build()));
     RawManifest raw;
@@ -103,10 +107,10 @@ public final class ImagePuller {
     }
   }
 
-  private static void awaitLease(java.util.concurrent.CompletableFuture<Void> leased) throws IOException {
+  private static void awaitLease(CompletableFuture<Void> leased) throws IOException {
     try {
       leased.join();
-    } catch (java.util.concurrent.CompletionException e) {
+    } catch (CompletionException e) {
       if (e.getCause() instanceof StatusRuntimeException s) {
         throw s;
       }
@@ -134,7 +138,7 @@ public final class ImagePuller {
       configLabels.put(GC_SNAPSHOT + snapshotter, top); // the image keeps its snapshots from collection
     }
     containerd.writeContent(manifest.config().digest().toString(), config.length,
-        Channels.newChannel(new java.io.ByteArrayInputStream(config)), configLabels);
+        Channels.newChannel(new ByteArrayInputStream(config)), configLabels);
     Map<String, String> manifestLabels = new HashMap<>();
     manifestLabels.put(GC_CONFIG, manifest.config().digest().toString());
     if (!lazy) {
@@ -143,7 +147,7 @@ public final class ImagePuller {
       }
     }
     containerd.writeContent(raw.digest().toString(), raw.bytes().length,
-        Channels.newChannel(new java.io.ByteArrayInputStream(raw.bytes())), manifestLabels);
+        Channels.newChannel(new ByteArrayInputStream(raw.bytes())), manifestLabels);
     if (lazy) {
       prepareLazily(reference, raw.digest(), manifest, chain);
     } else {

@@ -1,5 +1,7 @@
 package dev.lazypull.snapshotter;
 
+import java.util.Collections;
+
 import java.time.Instant;
 import java.util.Map;
 import java.util.TreeMap;
@@ -9,7 +11,7 @@ public record SnapshotInfo(String name, String parent, Kind kind, Map<String, St
     Instant updated) {
   public SnapshotInfo {
     parent = parent == null ? "" : parent;
-    labels = labels == null ? Map.of() : java.util.Collections.unmodifiableMap(new TreeMap<>(labels));
+    labels = labels == null ? Map.of() : Collections.unmodifiableMap(new TreeMap<>(labels));
   }
 
   SnapshotInfo withLabels(Map<String, String> l, Instant when) {

@@ -1,5 +1,11 @@
 package dev.lazypull.snapshotter;
 
+import java.io.UncheckedIOException;
+import java.nio.file.LinkOption;
+import java.util.Comparator;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+
 import dev.lazypull.snapshotter.MetaStore.Entry;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -268,7 +274,7 @@ public final class Snapshotter implements AutoCloseable {
 
   /** Every snapshot matching any of {@code filters}, by name. */
   public synchronized List<SnapshotInfo> walk(List<String> filters) throws SnapshotException {
-    java.util.function.Predicate<SnapshotInfo> match = Filters.any(filters);
+    Predicate<SnapshotInfo> match = Filters.any(filters);
     List<SnapshotInfo> out = new ArrayList<>();
     for (Entry e : store.all()) {
       if (match.test(e.info())) {
@@ -569,14 +575,14 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   private static void deleteTree(Path dir) {
-    if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+    if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
       return;
     }
-    try (java.util.stream.Stream<Path> s = Files.walk(dir)) {
-      for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+    try (Stream<Path> s = Files.walk(dir)) {
+      for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
         Files.deleteIfExists(p);
       }
-    } catch (IOException | java.io.UncheckedIOException e) {
+    } catch (IOException | UncheckedIOException e) {
       LOG.warning("removing " + dir + ": " + e.getMessage() + " (Cleanup retries)");
     }
   }

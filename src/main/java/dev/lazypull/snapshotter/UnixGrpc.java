@@ -1,5 +1,8 @@
 package dev.lazypull.snapshotter;
 
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
 import io.grpc.BindableService;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
@@ -26,13 +29,13 @@ public final class UnixGrpc {
    * Netty warns once per connection that unix sockets have no SO_KEEPALIVE (grpc-java sets it for every
    * transport); kept referenced so the level holds.
    */
-  private static final java.util.logging.Logger BOOTSTRAP_LOG = quiet("io.grpc.netty.shaded.io.netty.bootstrap");
+  private static final Logger BOOTSTRAP_LOG = quiet("io.grpc.netty.shaded.io.netty.bootstrap");
 
   private UnixGrpc() {}
 
-  private static java.util.logging.Logger quiet(String name) {
-    java.util.logging.Logger l = java.util.logging.Logger.getLogger(name);
-    l.setLevel(java.util.logging.Level.SEVERE);
+  private static Logger quiet(String name) {
+    Logger l = Logger.getLogger(name);
+    l.setLevel(Level.SEVERE);
     return l;
   }
 

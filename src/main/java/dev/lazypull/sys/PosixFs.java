@@ -1,5 +1,8 @@
 package dev.lazypull.sys;
 
+import java.nio.ByteOrder;
+import java.nio.charset.CharacterCodingException;
+
 import com.sun.jna.Native;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -167,7 +170,7 @@ public final class PosixFs {
   private static String utf8(byte[] b, int len, byte[] path) throws ErrnoException {
     try {
       return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(b, 0, len)).toString();
-    } catch (java.nio.charset.CharacterCodingException e) {
+    } catch (CharacterCodingException e) {
       throw new ErrnoException("llistxattr", show(path) + ": an xattr name that is not UTF-8", Errno.EINVAL);
     }
   }
@@ -177,7 +180,7 @@ public final class PosixFs {
     private Dirents() {}
 
     static void decode(ByteBuffer raw, int length, List<byte[]> names) {
-      ByteBuffer b = raw.duplicate().order(java.nio.ByteOrder.nativeOrder());
+      ByteBuffer b = raw.duplicate().order(ByteOrder.nativeOrder());
       int pos = 0;
       while (pos + 19 <= length) {
         int reclen = b.getShort(pos + 16) & 0xffff;

@@ -1,5 +1,9 @@
 package dev.lazypull.tar;
 
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.util.List;
+
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -167,9 +171,9 @@ public final class TarReader {
     if (pax.containsKey("mtime")) {
       String v = new String(pax.get("mtime"), StandardCharsets.US_ASCII);
       try {
-        java.math.BigDecimal d = new java.math.BigDecimal(v);
-        mtime = d.setScale(0, java.math.RoundingMode.FLOOR).longValueExact();
-        nsec = d.subtract(java.math.BigDecimal.valueOf(mtime)).movePointRight(9).intValue();
+        BigDecimal d = new BigDecimal(v);
+        mtime = d.setScale(0, RoundingMode.FLOOR).longValueExact();
+        nsec = d.subtract(BigDecimal.valueOf(mtime)).movePointRight(9).intValue();
       } catch (NumberFormatException | ArithmeticException e) {
         throw error(at, "bad pax mtime '" + v + "'");
       }
@@ -193,7 +197,7 @@ public final class TarReader {
     if (name.length == 0) {
       throw error(at, "member with an empty name");
     }
-    java.util.List<byte[]> path = TarPaths.split(name);
+    List<byte[]> path = TarPaths.split(name);
     byte[] target = null;
     if (t == TarEntry.Type.SYMLINK) {
       if (link.length == 0) {

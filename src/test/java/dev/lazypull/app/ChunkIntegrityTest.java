@@ -1,5 +1,10 @@
 package dev.lazypull.app;
 
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.LazyImage;
+import dev.lazypull.testing.ExpectedLogs;
+import java.nio.charset.StandardCharsets;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -89,9 +94,9 @@ class ChunkIntegrityTest {
       FetchStats stats = h.fetchStats();
       FakeObject o = kernel.open("erofs,img", blob.digest().hex());
       assertEquals(blob.size(), o.copen.get(5, TimeUnit.SECONDS));
-      dev.lazypull.testing.ExpectedLogs.severe(
+      ExpectedLogs.severe(
           "integrity: blob " + blob.digest() + " bytes " + tamperAt + "+" + (1 << 20));
-      dev.lazypull.testing.ExpectedLogs.warning("READ " + tamperAt + "+4096 failed: ");
+      ExpectedLogs.warning("READ " + tamperAt + "+4096 failed: ");
       assertEquals(Outcome.EIO, kernel.read(o, tamperAt, 4096).get(10, TimeUnit.SECONDS), "tampered chunk");
       assertEquals(1, stats.integrityMismatchesOrigin.sum());
       long data = Posix.lseek(o.anonFd, tamperAt, Posix.SEEK_DATA);
@@ -110,15 +115,15 @@ class ChunkIntegrityTest {
   @Test
   void compressedChunksAreFetchedAsStoredDecompressedVerifiedAndATamperedFrameFails() throws Exception {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
-    byte[] text = "lazy pull of compressed chunks\n".repeat(200_000).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    byte[] text = "lazy pull of compressed chunks\n".repeat(200_000).getBytes(StandardCharsets.UTF_8);
     Files.write(tree.resolve("text.txt"), text); // compresses well: the stored blob is far smaller
     String ref = "oci:" + tmp.resolve("layout") + ":z";
     assertEquals(0, Main.run("pack", tree.toString(), "--output", ref)); // zstd chunks by default
     Catalog catalog = Catalog.load(tmp.resolve("state"));
     ImageRecord image = new ImageRegistrar(catalog, ImageSources.localOnly()).register(ref, "z", null, false);
     Descriptor blob = image.blobs().get(0);
-    long device = dev.lazypull.image.LazyImage.deviceSize(blob);
-    assertTrue(dev.lazypull.image.LazyImage.isCompressed(blob) && blob.size() * 10 < device,
+    long device = LazyImage.deviceSize(blob);
+    assertTrue(LazyImage.isCompressed(blob) && blob.size() * 10 < device,
         "stored " + blob.size() + " of a " + device + "-byte device");
     Path blobFile = tmp.resolve("layout/blobs/sha256/" + blob.digest().hex());
     try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
@@ -130,7 +135,7 @@ class ChunkIntegrityTest {
       assertEquals(blob.size(), stats.bytesFetched.sum(), "every stored byte fetched once, none more");
       assertEquals(device, stats.bytesDecompressed.sum());
       byte[] cached = Files.readAllBytes(o.file);
-      assertTrue(new String(cached, 0, (int) device, java.nio.charset.StandardCharsets.UTF_8)
+      assertTrue(new String(cached, 0, (int) device, StandardCharsets.UTF_8)
           .contains("lazy pull of compressed chunks"), "the device holds the file's bytes");
     }
     // a flipped byte inside a frame: the chunk fails (EIO), nothing of it is cached
@@ -140,14 +145,14 @@ class ChunkIntegrityTest {
     Path fresh = Files.createDirectories(tmp.resolve("fresh"));
     Files.copy(tmp.resolve("state/catalog.json"), Files.createDirectories(fresh.resolve("state")).resolve("catalog.json"));
     try (DaemonHarness h = DaemonHarness.in(fresh).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
-      dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + blob.digest());
-      dev.lazypull.testing.ExpectedLogs.warning("fail their chunk digest");
+      ExpectedLogs.severe("integrity: blob " + blob.digest());
+      ExpectedLogs.warning("fail their chunk digest");
       FakeObject o = h.kernel.open("erofs,z", blob.digest().hex());
       o.copen.get(5, TimeUnit.SECONDS);
       assertEquals(Outcome.EIO, h.kernel.read(o, 0, device).get(10, TimeUnit.SECONDS));
       assertTrue(h.fetchStats().integrityMismatchesOrigin.sum() >= 1);
       Descriptor tableDesc = image.chunkTable(1);
-      dev.lazypull.image.ChunkDigestTable table = dev.lazypull.image.ChunkDigestTable.decode(
+      ChunkDigestTable table = ChunkDigestTable.decode(
           Files.readAllBytes(tmp.resolve("layout/blobs/sha256/" + tableDesc.digest().hex())), blob);
       int bad = 0;
       while (table.compressedEnd(bad) <= stored.length / 2) {
@@ -173,12 +178,12 @@ class ChunkIntegrityTest {
     ImageRegistrar registrar = new ImageRegistrar(catalog, ImageSources.localOnly());
     ImageRecord z = registrar.register(refZ, "z", "dom", false);
     ImageRecord r = registrar.register(refR, "r", "dom", false);
-    assertTrue(dev.lazypull.image.LazyImage.isCompressed(z.blobs().get(0)));
-    assertTrue(!dev.lazypull.image.LazyImage.isCompressed(r.blobs().get(0)));
+    assertTrue(LazyImage.isCompressed(z.blobs().get(0)));
+    assertTrue(!LazyImage.isCompressed(r.blobs().get(0)));
     try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.fetch(MIB_CHUNKS_NO_READ_AHEAD)).start()) {
       for (ImageRecord image : List.of(z, r)) {
         Descriptor blob = image.blobs().get(0);
-        long device = dev.lazypull.image.LazyImage.deviceSize(blob);
+        long device = LazyImage.deviceSize(blob);
         FakeObject o = h.kernel.open("erofs,dom", blob.digest().hex()); // one volume: the domain
         assertEquals(device, o.copen.get(5, TimeUnit.SECONDS));
         assertEquals(Outcome.DATA, h.kernel.read(o, 0, device).get(10, TimeUnit.SECONDS));

@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import dev.lazypull.testing.ExpectedLogs;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -65,11 +67,11 @@ class DaemonMetricsTest {
       for (int i = 0; i < 3; i++) {
         assertEquals(Outcome.DATA, kernel.read(o, i * 65536L, 4096).get(5, TimeUnit.SECONDS));
       }
-      dev.lazypull.testing.ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + 3 * 65536L);
-      dev.lazypull.testing.ExpectedLogs.warning(
+      ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + 3 * 65536L);
+      ExpectedLogs.warning(
           "READ " + 3 * 65536L + "+" + (1L << 40) + " failed: java.io.IOException: invalid READ range");
       assertEquals(Outcome.EIO, kernel.read(o, 3 * 65536L, 1L << 40).get(5, TimeUnit.SECONDS)); // invalid: no data
-      dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,nope' and cookie 'nope'");
+      ExpectedLogs.warning("no registered image has volume 'erofs,nope' and cookie 'nope'");
       kernel.open("erofs,nope", "nope").copen.get(5, TimeUnit.SECONDS);
 
       HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(

@@ -1,5 +1,7 @@
 package dev.lazypull.app;
 
+import dev.lazypull.testing.ExpectedLogs;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -103,7 +105,7 @@ class RegistryReadPathTest {
   void readsAreServedFromTheRegistryWithChunkAlignedRanges() throws Exception {
     FakeObject data = start(0);
     assertEquals(Outcome.DATA, kernel.read(data, 3 * CHUNK + 4096, 8192).get(5, TimeUnit.SECONDS));
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "READ " + 39 * CHUNK + "+" + 2 * CHUNK + " goes past the blob's " + blob.length + " bytes");
     assertEquals(Outcome.DATA, kernel.read(data, 39 * CHUNK, 2 * CHUNK).get(5, TimeUnit.SECONDS));
     byte[] file = Files.readAllBytes(data.file);
@@ -124,7 +126,7 @@ class RegistryReadPathTest {
             .body(FakeRegistry.buffer(blob, 5 * CHUNK, CHUNK / 2)).setHeader("Content-Length", CHUNK)
             .onResponseEnd(SocketEffect.ShutdownConnection.INSTANCE).build()
         : null;
-    dev.lazypull.testing.ExpectedLogs.warning("READ " + 5 * CHUNK + "+4096 failed: ");
+    ExpectedLogs.warning("READ " + 5 * CHUNK + "+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(data, 5 * CHUNK, 4096).get(10, TimeUnit.SECONDS));
     assertEquals(-1, Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA), "no byte of the torn chunk reached the file");
 
@@ -132,7 +134,7 @@ class RegistryReadPathTest {
         ? new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-" + (CHUNK - 1) + "/" + blob.length)
             .body(FakeRegistry.buffer(blob, 0, CHUNK)).build()
         : null;
-    dev.lazypull.testing.ExpectedLogs.warning("READ " + 7 * CHUNK + "+4096 failed: ");
+    ExpectedLogs.warning("READ " + 7 * CHUNK + "+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(data, 7 * CHUNK, 4096).get(10, TimeUnit.SECONDS));
     assertEquals(-1, Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA), "a wrong Content-Range writes nothing");
     assertEquals(2, stats.readsFailed.sum());

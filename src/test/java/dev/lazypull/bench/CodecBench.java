@@ -1,5 +1,7 @@
 package dev.lazypull.bench;
 
+import io.airlift.compress.zstd.ZstdDecompressor;
+
 import com.github.luben.zstd.Zstd;
 import dev.lazypull.compress.ZstdCodec;
 import java.nio.ByteBuffer;
@@ -72,7 +74,7 @@ class CodecBench {
         + "compressed at %.0f MB/s on one core%n", tree, frames.size(), chunk >> 10, total / 1048576.0,
         stored / 1048576.0, level, (double) stored / total, total / 1e6 / csec);
     ByteBuffer dst = ByteBuffer.allocateDirect(chunk);
-    io.airlift.compress.zstd.ZstdDecompressor air = new io.airlift.compress.zstd.ZstdDecompressor();
+    ZstdDecompressor air = new ZstdDecompressor();
     double bestJni = 0;
     double bestAir = 0;
     for (int round = 0; round < 5; round++) {

@@ -1,5 +1,8 @@
 package dev.lazypull.bench;
 
+import java.io.OutputStream;
+import java.security.MessageDigest;
+
 import dev.lazypull.gzindex.ByteRangeReader;
 import dev.lazypull.gzindex.GzipIndex;
 import dev.lazypull.gzindex.GzipIndexer;
@@ -131,7 +134,7 @@ class GzipIndexBench {
             rs = GzipIndexer.index(in, GzipIndexer.Options.defaults().withSpan(span), mem);
           }
           byte[] z = mem.encode();
-          byte[] t = SpanTable.of(rs, java.security.MessageDigest.getInstance("SHA-256").digest(z)).encode();
+          byte[] t = SpanTable.of(rs, MessageDigest.getInstance("SHA-256").digest(z)).encode();
           GzipIndex ix = GzipIndex.read(z, t);
           double[] small = reads(new SpanReader(ix, source), uncompressed, 4096, 300);
           double[] unverified = reads(new SpanReader(ix, source, SpanReader.DEFAULT_MAX_FETCH, false), uncompressed,
@@ -183,7 +186,7 @@ class GzipIndexBench {
     return v[v.length / 2];
   }
 
-  private static final class OutputStreamNull extends java.io.OutputStream {
+  private static final class OutputStreamNull extends OutputStream {
     static final OutputStreamNull INSTANCE = new OutputStreamNull();
 
     @Override

@@ -1,5 +1,9 @@
 package dev.lazypull.bench;
 
+import java.io.IOException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.testing.DockerRegistryFixture;
@@ -169,7 +173,7 @@ class RegistryColdBench {
           "--cache-dir", cache.toString()));
       ours.add(seconds(t0));
       oursCpu.add(cpu(out));
-      java.util.regex.Matcher fm = java.util.regex.Pattern.compile("fetched .* in ([0-9.]+) s").matcher(out);
+      Matcher fm = Pattern.compile("fetched .* in ([0-9.]+) s").matcher(out);
       oursFetch.add(fm.find() ? Double.parseDouble(fm.group(1)) : Double.NaN);
       Requirements.run("sync");
       t0 = System.nanoTime();
@@ -207,7 +211,7 @@ class RegistryColdBench {
   }
 
   /** utime + stime of a live process, from /proc/PID/stat (clock ticks of 1/100 s). */
-  private static double cpuSeconds(long pid) throws java.io.IOException {
+  private static double cpuSeconds(long pid) throws IOException {
     String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
     String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
     return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;

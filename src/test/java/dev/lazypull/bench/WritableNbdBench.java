@@ -1,5 +1,7 @@
 package dev.lazypull.bench;
 
+import java.io.ByteArrayOutputStream;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.cli.Main;
@@ -233,7 +235,7 @@ class WritableNbdBench {
     while (out.hasRemaining()) {
       ch.write(out);
     }
-    java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+    ByteArrayOutputStream line = new ByteArrayOutputStream();
     ByteBuffer one = ByteBuffer.allocate(1);
     while (true) {
       one.clear();

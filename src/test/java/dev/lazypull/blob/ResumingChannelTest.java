@@ -1,5 +1,11 @@
 package dev.lazypull.blob;
 
+import java.io.ByteArrayInputStream;
+import java.nio.channels.Channels;
+import java.nio.channels.ClosedChannelException;
+import java.util.Arrays;
+import java.util.function.BiFunction;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -66,7 +72,7 @@ class ResumingChannelTest {
     @Override
     public int read(ByteBuffer dst) throws IOException {
       if (!open) {
-        throw new java.nio.channels.ClosedChannelException();
+        throw new ClosedChannelException();
       }
       if (pos == end) {
         if (fault != null) {
@@ -108,7 +114,7 @@ class ResumingChannelTest {
   static final class Reopens implements ResumingChannel.Opener {
     final List<long[]> calls = new ArrayList<>();
     final List<Stream> opened = new ArrayList<>();
-    java.util.function.BiFunction<Long, Long, Stream> next = (off, len) -> new Stream(off, len, null);
+    BiFunction<Long, Long, Stream> next = (off, len) -> new Stream(off, len, null);
 
     @Override
     public ReadableByteChannel open(long offset, long length) {
@@ -137,7 +143,7 @@ class ResumingChannelTest {
   }
 
   private static byte[] slice(long offset, long length) {
-    return java.util.Arrays.copyOfRange(DATA, (int) offset, (int) (offset + length));
+    return Arrays.copyOfRange(DATA, (int) offset, (int) (offset + length));
   }
 
   @Test
@@ -273,8 +279,8 @@ class ResumingChannelTest {
     assertEquals("origin", ch.servedBy(), "the last endpoint that served some of the bytes");
     assertTrue(ch.fromMirror(), "part of the bytes came from a mirror");
 
-    ResumingChannel plain = new ResumingChannel(java.nio.channels.Channels.newChannel(
-        new java.io.ByteArrayInputStream(new byte[5])), opener, 0, 5, 0, Refused.class, "blob x");
+    ResumingChannel plain = new ResumingChannel(Channels.newChannel(
+        new ByteArrayInputStream(new byte[5])), opener, 0, 5, 0, Refused.class, "blob x");
     assertFalse(plain.fromMirror());
     assertEquals("blob x", plain.servedBy(), "a stream that does not say falls back to the channel's name");
   }
@@ -293,7 +299,7 @@ class ResumingChannelTest {
     assertFalse(ch.isOpen());
     assertFalse(second.isOpen(), "close reaches the stream in use");
     int opened = opener.opened.size();
-    assertThrows(java.nio.channels.ClosedChannelException.class, () -> ch.read(ByteBuffer.allocate(1)));
+    assertThrows(ClosedChannelException.class, () -> ch.read(ByteBuffer.allocate(1)));
     assertEquals(opened, opener.opened.size(), "a read after close opens nothing");
   }
 }

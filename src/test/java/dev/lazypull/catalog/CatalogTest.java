@@ -1,5 +1,7 @@
 package dev.lazypull.catalog;
 
+import dev.lazypull.image.Json;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -133,8 +135,8 @@ class CatalogTest {
     String old = "{\n  \"version\" : 1,\n  \"images\" : [ {\n    \"fsid\" : \"old\",\n"
         + "    \"reference\" : \"127.0.0.1:5000/acc/app:v1\",\n"
         + "    \"manifestDigest\" : \"" + Digest.of("m".getBytes()) + "\",\n"
-        + "    \"bootstrap\" : " + dev.lazypull.image.Json.MAPPER.writeValueAsString(boot) + ",\n"
-        + "    \"blobs\" : [ " + dev.lazypull.image.Json.MAPPER.writeValueAsString(blob) + " ],\n"
+        + "    \"bootstrap\" : " + Json.MAPPER.writeValueAsString(boot) + ",\n"
+        + "    \"blobs\" : [ " + Json.MAPPER.writeValueAsString(blob) + " ],\n"
         + "    \"deviceNames\" : [ \"" + blob.digest().hex() + "\" ]\n  } ]\n}\n";
     Files.createDirectories(state);
     Files.writeString(state.resolve(Catalog.FILE_NAME), old);

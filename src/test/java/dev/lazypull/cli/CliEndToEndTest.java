@@ -1,5 +1,8 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.control.ControlClient;
+import dev.lazypull.image.Json;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -79,8 +82,8 @@ class CliEndToEndTest {
       {
         String s = "--socket=" + socket;
         // register as `lazypull mount` does, then let the fake kernel "mount" it: OPEN both objects
-        var image = new dev.lazypull.control.ControlClient(socket)
-            .call(dev.lazypull.control.ControlClient.request("register").put("image", ref)).path("image");
+        var image = new ControlClient(socket)
+            .call(ControlClient.request("register").put("image", ref)).path("image");
         String fsid = image.path("fsid").asText();
         Out prefetchUnmounted = cli("prefetch", s, fsid);
         assertEquals(1, prefetchUnmounted.code());
@@ -101,7 +104,7 @@ class CliEndToEndTest {
         assertTrue(status.stdout().contains("front end:         fscache"), status.stdout());
         Out json = cli("status", s, "--json");
         long total = image.path("bootstrap").path("size").asLong() + image.path("blobs").get(0).path("size").asLong();
-        assertEquals(total, dev.lazypull.image.Json.MAPPER.readTree(json.stdout()).path("stats").path("bytesFetched")
+        assertEquals(total, Json.MAPPER.readTree(json.stdout()).path("stats").path("bytesFetched")
             .asLong(), "prefetch --all fetched the bootstrap and the blob, once");
         assertEquals(1, cli("prefetch", s, "no-such-image").code(), "unknown image: non-zero exit");
         Out policy = cli("prefetch", s, "--policy", "all", fsid);

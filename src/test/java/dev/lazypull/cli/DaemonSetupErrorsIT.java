@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import java.nio.file.attribute.PosixFilePermissions;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -64,7 +66,7 @@ class DaemonSetupErrorsIT {
 
     // As nobody, with a copy of the jar nobody can read (the checkout itself may be in root's 0700 home).
     Path jar = Unprivileged.stageJar(tmp);
-    Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+    Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxrwxrwx"));
     Result notRoot = run(jar, Unprivileged.asNobody(), daemonArgs(tmp.resolve("cache-nobody")));
     assertEquals(1, notRoot.code(), notRoot.output());
     assertTrue(notRoot.output().contains("must run as root"), notRoot.output());

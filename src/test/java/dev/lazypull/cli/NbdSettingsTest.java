@@ -1,5 +1,7 @@
 package dev.lazypull.cli;
 
+import dev.lazypull.app.ExportConfig;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -85,7 +87,7 @@ class NbdSettingsTest {
     return cmd;
   }
 
-  private dev.lazypull.app.ExportConfig resolveExport(String... args) throws Exception {
+  private ExportConfig resolveExport(String... args) throws Exception {
     NbdCommand cmd = parse(args);
     Path f = tmp.resolve("empty.toml");
     Files.writeString(f, "");

@@ -1,5 +1,9 @@
 package dev.lazypull.config;
 
+import com.fasterxml.jackson.databind.node.IntNode;
+import com.fasterxml.jackson.databind.node.NullNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -192,9 +196,9 @@ class ConfigNodeTest {
 
   @Test
   void aFileThatIsNotATableIsRefusedAndEmptyConfigsGiveDefaults() throws Exception {
-    ConfigNode notATable = new ConfigNode(new com.fasterxml.jackson.databind.node.TextNode("x"), "", FILE);
+    ConfigNode notATable = new ConfigNode(new TextNode("x"), "", FILE);
     assertTrue(error(() -> notATable.allowOnly("daemon")).endsWith("the file must be a table"));
-    ConfigNode nested = new ConfigNode(new com.fasterxml.jackson.databind.node.IntNode(1), "daemon", FILE);
+    ConfigNode nested = new ConfigNode(new IntNode(1), "daemon", FILE);
     assertTrue(error(() -> nested.allowOnly("x")).endsWith("daemon must be a table"));
 
     ConfigNode empty = ConfigNode.empty("daemon");
@@ -202,6 +206,6 @@ class ConfigNodeTest {
     assertEquals(5, empty.integer("workers", 5, 1, 4), "defaults are not range-checked: the code chose them");
     assertEquals(Duration.ofSeconds(1), empty.duration("t", Duration.ofSeconds(1)));
     assertFalse(new ConfigNode(null, "", FILE).isPresent());
-    assertFalse(new ConfigNode(com.fasterxml.jackson.databind.node.NullNode.getInstance(), "", FILE).isPresent());
+    assertFalse(new ConfigNode(NullNode.getInstance(), "", FILE).isPresent());
   }
 }

@@ -1,5 +1,8 @@
 package dev.lazypull.control;
 
+import dev.lazypull.testing.ExpectedLogs;
+import dev.lazypull.testing.Requirements;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,8 +79,8 @@ class ControlServerTest {
 
   @Test
   void nonRootPeersAreRefusedEvenWhenTheSocketIsReachable() throws Exception {
-    dev.lazypull.testing.Requirements.requireRoot();
-    dev.lazypull.testing.Requirements.requireTool("setpriv");
+    Requirements.requireRoot();
+    Requirements.requireTool("setpriv");
     Path dir = Files.createDirectories(tmp.resolve("open"));
     Path socket = dir.resolve("ctl.sock");
     String client = "import socket,sys\n"
@@ -89,14 +92,14 @@ class ControlServerTest {
     try (ControlServer server = echo(socket)) {
       // Default permissions: an unprivileged user cannot even reach the socket (0700 dir, 0600 socket).
       Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
-      String denied = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
+      String denied = Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
           "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
       assertTrue(denied.contains("CONNECT Permission denied"), denied);
       // Opened up by mistake: SO_PEERCRED still refuses the peer.
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
       Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
-      dev.lazypull.testing.ExpectedLogs.warning("control socket: refused a connection from user nobody");
-      String refused = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
+      ExpectedLogs.warning("control socket: refused a connection from user nobody");
+      String refused = Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
           "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
       assertTrue(refused.contains("\"ok\":false") && refused.contains("permission denied"), refused);
       assertEquals("ok", new ControlClient(socket).call(ControlClient.request("ok")).get("echo").asText(),

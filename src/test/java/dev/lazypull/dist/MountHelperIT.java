@@ -1,5 +1,7 @@
 package dev.lazypull.dist;
 
+import java.io.IOException;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -104,7 +106,7 @@ class MountHelperIT {
       String pid = Files.readString(runDir.resolve("keeper-fanotify")).trim().split(" ")[0];
       return Files.readString(Path.of("/proc", pid, "cmdline")).contains("FdKeeper")
           ? Optional.of(Long.parseLong(pid)) : Optional.empty();
-    } catch (java.io.IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException e) {
       return Optional.empty();
     }
   }

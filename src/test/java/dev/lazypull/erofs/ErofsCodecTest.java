@@ -1,5 +1,7 @@
 package dev.lazypull.erofs;
 
+import java.nio.ByteOrder;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -16,7 +18,7 @@ import org.junit.jupiter.api.Test;
 class ErofsCodecTest {
   @Test
   void superblockEncodesEveryFieldAndChecksumCoversBlockZero() throws Exception {
-    ByteBuffer b0 = ByteBuffer.allocate(4096).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b0 = ByteBuffer.allocate(4096).order(ByteOrder.LITTLE_ENDIAN);
     Superblock sb = Superblock.forImage(3, 12, 40, 123, 1_600_000_000L, 5, 77, 0xC, 2, 9);
     sb.encode(b0);
     new DeviceSlot("a".repeat(64), 10, 128).encode(b0, 1152);
@@ -97,7 +99,7 @@ class ErofsCodecTest {
     ByteBuffer b = ByteBuffer.allocate(4096);
     b.putShort(8, (short) 6); // first nameoff below one dirent
     assertThrows(ErofsFormatException.class, () -> DirBlocks.decodeBlock(b, 0, 4096));
-    b.order(java.nio.ByteOrder.LITTLE_ENDIAN).putShort(8, (short) 24).putShort(20, (short) 5000);
+    b.order(ByteOrder.LITTLE_ENDIAN).putShort(8, (short) 24).putShort(20, (short) 5000);
     assertThrows(ErofsFormatException.class, () -> DirBlocks.decodeBlock(b, 0, 4096));
   }
 

@@ -1,5 +1,13 @@
 package dev.lazypull.erofs;
 
+import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -141,7 +149,7 @@ class ErofsWriterReaderTest {
     Random rnd = new Random(1234);
     int rejected = 0;
     long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+    ExecutorService pool = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "fuzz");
       t.setDaemon(true);
       return t;
@@ -154,21 +162,21 @@ class ErofsWriterReaderTest {
         bad[at] = (byte) rnd.nextInt(256);
       }
       if (rnd.nextInt(10) == 0) {
-        bad = java.util.Arrays.copyOf(bad, rnd.nextInt(bad.length));
+        bad = Arrays.copyOf(bad, rnd.nextInt(bad.length));
       }
       byte[] img = bad;
-      java.util.concurrent.Future<?> f = pool.submit(() -> {
+      Future<?> f = pool.submit(() -> {
         readEverything(img);
         return null;
       });
       try {
-        f.get(5, java.util.concurrent.TimeUnit.SECONDS);
-      } catch (java.util.concurrent.ExecutionException e) {
+        f.get(5, TimeUnit.SECONDS);
+      } catch (ExecutionException e) {
         if (!(e.getCause() instanceof IOException)) {
           fail("iteration " + iter + ": corrupted image raised " + e.getCause(), e.getCause());
         }
         rejected++;
-      } catch (java.util.concurrent.TimeoutException e) {
+      } catch (TimeoutException e) {
         fail("iteration " + iter + ": reading a corrupted image did not finish in 5 s");
       }
       assertTrue(System.nanoTime() < deadline, "fuzzing took too long");

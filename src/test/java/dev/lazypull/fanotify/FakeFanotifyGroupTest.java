@@ -1,5 +1,8 @@
 package dev.lazypull.fanotify;
 
+import java.io.RandomAccessFile;
+import java.util.Set;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,7 +26,7 @@ class FakeFanotifyGroupTest {
     new Random(7).nextBytes(content);
     Path source = Files.write(tmp.resolve("blob"), content);
     Path cache = tmp.resolve("cache");
-    try (var f = new java.io.RandomAccessFile(cache.toFile(), "rw")) {
+    try (var f = new RandomAccessFile(cache.toFile(), "rw")) {
       f.setLength(content.length);
     }
     FakeFanotifyGroup group = new FakeFanotifyGroup();
@@ -57,7 +60,7 @@ class FakeFanotifyGroupTest {
     assertTrue(loop.problems.get(0).contains("version 9") && loop.problems.get(1).contains("length 0"),
         loop.problems.toString());
     assertTrue(group.violations().isEmpty(), group.violations().toString());
-    assertEquals(java.util.Set.of(77), group.openFds(),
+    assertEquals(Set.of(77), group.openFds(),
         "only the fd of the unknown-version event stays open: its fd field cannot be read");
     assertTrue(!group.openFds().contains(78), "the malformed record's event was answered and closed");
     assertEquals(42, loop.events.get());

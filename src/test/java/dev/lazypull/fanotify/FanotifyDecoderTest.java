@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import java.util.Random;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -202,7 +204,7 @@ class FanotifyDecoderTest {
 
   @Test
   void garbageNeverThrowsAndNeverLoops() {
-    java.util.Random rnd = new java.util.Random(42);
+    Random rnd = new Random(42);
     for (int i = 0; i < 10_000; i++) {
       byte[] b = new byte[rnd.nextInt(300)];
       rnd.nextBytes(b);

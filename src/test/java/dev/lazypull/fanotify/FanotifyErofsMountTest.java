@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import dev.lazypull.sys.Posix;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -154,7 +156,7 @@ class FanotifyErofsMountTest {
       assertEquals("EIO", outcomes.get(files().indexOf(Path.of("f9.bin"))), "a 3 MB file lives in the blob");
       assertTrue(denier.events.get() > 0);
       assertEquals(0, denier.bytesFilled.get());
-      assertEquals(0, dev.lazypull.sys.Posix.allocatedBytes(sparse.toString()), "nothing was written to the cache");
+      assertEquals(0, Posix.allocatedBytes(sparse.toString()), "nothing was written to the cache");
     } finally {
       cleanUp(mnt, mounted, denier, loop, group, readers);
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import java.time.Duration;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -124,7 +126,7 @@ class FanotifyFrontendTest {
     assertEquals(1, harness.daemon.frontend().served().size());
     // nothing mounts it here: a release with no grace lets it go
     assertEquals(List.of(harness.catalog().list().get(0).fsid()),
-        harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO));
+        harness.daemon.fanotify().releaseUnmounted(Duration.ZERO));
     assertFalse(g.isMarked(data));
     assertTrue(harness.daemon.frontend().served().isEmpty());
     // prepared again on the next mount
@@ -148,7 +150,7 @@ class FanotifyFrontendTest {
     // another client's unmount comes before this client's mount(2): the image must stay watched
     assertEquals(0, api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released").size());
     assertTrue(g.isMarked(data));
-    assertEquals(List.of(), harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ofMinutes(1)));
+    assertEquals(List.of(), harness.daemon.fanotify().releaseUnmounted(Duration.ofMinutes(1)));
     // mounted (here: said to be); its unmount — nothing in mountinfo names it — releases it without any grace
     api.handle("mounted", Json.MAPPER.createObjectNode().put("fsid", fsid));
     JsonNode released = api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released");
@@ -179,7 +181,7 @@ class FanotifyFrontendTest {
           .get(10, TimeUnit.SECONDS));
     }
     Await.until(() -> !g.isMarked(data), "the complete file unmarked");
-    harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO);
+    harness.daemon.fanotify().releaseUnmounted(Duration.ZERO);
     g.mark(data); // what a crashed predecessor could leave on the group
     call("register", ref);
     assertFalse(g.isMarked(data), "prepared again: the complete file carries no mark");

@@ -1,5 +1,11 @@
 package dev.lazypull.fanotify;
 
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.testing.Await;
+import java.time.Duration;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -112,7 +118,7 @@ class FanotifyMountIT {
     String longName = "n".repeat(255);
     String exclude = "--exclude-regex=^" + longName + "$";
     String expected = syntheticListing.lines().filter(l -> !l.startsWith("./" + longName + "\t"))
-        .map(l -> l + "\n").collect(java.util.stream.Collectors.joining());
+        .map(l -> l + "\n").collect(Collectors.joining());
     assertTrue(expected.length() < syntheticListing.length());
     Path single = dir.resolve("single.erofs");
     Requirements.run("mkfs.erofs", "--quiet", "--preserve-mtime", exclude, single.toString(), synthetic.toString());
@@ -219,7 +225,7 @@ class FanotifyMountIT {
     String expected = HostReads.listing(tree);
     String ref = push(tree, reg.host() + "/fan/app:v1");
     LazyImage img = RegistryImages.resolve(ref);
-    String fsid = dev.lazypull.catalog.ImageRecord.defaultFsid(img.manifestDigest());
+    String fsid = ImageRecord.defaultFsid(img.manifestDigest());
     long dataBytes = img.blobs().stream().mapToLong(Descriptor::size).sum();
     long total = RegistryImages.imageBytes(img);
     Path mnt = work.resolve("mnt-registry");
@@ -390,8 +396,8 @@ class FanotifyMountIT {
   }
 
   /** Cumulative counts of the read latency histogram, by upper bound (seconds; +Inf last). */
-  private static java.util.TreeMap<Double, Double> latencyBuckets() throws IOException {
-    java.util.TreeMap<Double, Double> out = new java.util.TreeMap<>();
+  private static TreeMap<Double, Double> latencyBuckets() throws IOException {
+    TreeMap<Double, Double> out = new TreeMap<>();
     Pattern le = Pattern.compile("lazypull_read_duration_seconds_bucket\\{le=\"([^\"]+)\"\\}");
     daemon.metrics().forEach((k, v) -> {
       Matcher m = le.matcher(k);
@@ -403,7 +409,7 @@ class FanotifyMountIT {
   }
 
   /** The bucket bound under which fraction {@code q} of the events between two snapshots fall. */
-  private static double quantile(java.util.TreeMap<Double, Double> before, java.util.TreeMap<Double, Double> after,
+  private static double quantile(TreeMap<Double, Double> before, TreeMap<Double, Double> after,
       double q) {
     double total = after.lastEntry().getValue() - before.lastEntry().getValue();
     for (var e : after.entrySet()) {
@@ -414,7 +420,7 @@ class FanotifyMountIT {
     return Double.POSITIVE_INFINITY;
   }
 
-  private static double events(java.util.TreeMap<Double, Double> before, java.util.TreeMap<Double, Double> after) {
+  private static double events(TreeMap<Double, Double> before, TreeMap<Double, Double> after) {
     return after.lastEntry().getValue() - before.lastEntry().getValue();
   }
 
@@ -449,20 +455,20 @@ class FanotifyMountIT {
 
       // cold: the first 24 MiB of large.bin (fetches); warm: the same again after drop_caches (the file is still
       // partly missing, so marked: every page-cache miss is an event the chunk map answers)
-      java.util.TreeMap<Double, Double> b0 = latencyBuckets();
+      TreeMap<Double, Double> b0 = latencyBuckets();
       Requirements.run("timeout", "-s", "KILL", "60", "dd", "if=" + mnt.resolve("large.bin"), "of=/dev/null", "bs=1M",
           "count=24", "status=none");
       // the daemon's own read-ahead may still be fetching past what dd read: wait until no fetch is in flight
-      dev.lazypull.testing.Await.until(() -> daemon.metric("lazypull_fetches_total")
+      Await.until(() -> daemon.metric("lazypull_fetches_total")
           == daemon.metric("lazypull_fetch_duration_seconds_count") + daemon.metric("lazypull_fetch_failures_total"),
-          java.time.Duration.ofSeconds(60), "the daemon's fetches done");
-      java.util.TreeMap<Double, Double> b1 = latencyBuckets();
+          Duration.ofSeconds(60), "the daemon's fetches done");
+      TreeMap<Double, Double> b1 = latencyBuckets();
       double fetchedBefore = daemon.metric("lazypull_fetched_bytes_total");
       double sum1 = daemon.metric("lazypull_read_duration_seconds_sum");
       HostReads.dropCaches();
       Requirements.run("timeout", "-s", "KILL", "60", "dd", "if=" + mnt.resolve("large.bin"), "of=/dev/null", "bs=1M",
           "count=24", "status=none");
-      java.util.TreeMap<Double, Double> b2 = latencyBuckets();
+      TreeMap<Double, Double> b2 = latencyBuckets();
       assertEquals(fetchedBefore, daemon.metric("lazypull_fetched_bytes_total"), "the warm read fetched nothing");
       double warm = events(b1, b2);
       double warmMeanMicros = (daemon.metric("lazypull_read_duration_seconds_sum") - sum1) / warm * 1e6;
@@ -517,7 +523,7 @@ class FanotifyMountIT {
     Path layout = work.resolve("layout-ns");
     assertEquals(0, CliRun.run("pack", tree.toString(), "--output", "oci:" + layout + ":v1").code());
     LazyImage img = ImageSources.localOnly().open("oci:" + layout + ":v1").resolve();
-    String fsid = dev.lazypull.catalog.ImageRecord.defaultFsid(img.manifestDigest());
+    String fsid = ImageRecord.defaultFsid(img.manifestDigest());
     Path mnt = Files.createDirectories(work.resolve("mnt-ns"));
     Path log = work.resolve("ns.log");
     String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
@@ -525,8 +531,8 @@ class FanotifyMountIT {
         + "' -jar '" + HostDaemon.jar() + "' mount --socket '" + daemon.socket + "' 'oci:" + layout + ":v1' '" + mnt
         + "' && exec sleep 600").redirectErrorStream(true).redirectOutput(log.toFile()).start();
     try {
-      dev.lazypull.testing.Await.until(() -> Files.readString(log).contains("mounted oci:") || !ns.isAlive(),
-          java.time.Duration.ofSeconds(60), "the mount in the other namespace");
+      Await.until(() -> Files.readString(log).contains("mounted oci:") || !ns.isAlive(),
+          Duration.ofSeconds(60), "the mount in the other namespace");
       assertTrue(ns.isAlive(), Files.readString(log));
       assertEquals(List.of(), daemon.mountsUnderWork(), "not visible in this namespace");
       ControlClient client = new ControlClient(daemon.socket);
@@ -541,9 +547,9 @@ class FanotifyMountIT {
       ns.waitFor(30, TimeUnit.SECONDS);
     }
     // the namespace is gone with its last process, and its mount with it: now the image is released
-    dev.lazypull.testing.Await.until(() -> {
+    Await.until(() -> {
       new ControlClient(daemon.socket).call(ControlClient.request("unmounted"));
       return objectsOf(fsid).isEmpty();
-    }, java.time.Duration.ofSeconds(30), "the image released once its namespace is gone");
+    }, Duration.ofSeconds(30), "the image released once its namespace is gone");
   }
 }

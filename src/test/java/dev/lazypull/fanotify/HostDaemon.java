@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import java.net.InetAddress;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.lazypull.sys.MountInfo;
@@ -282,7 +284,7 @@ final class HostDaemon implements AutoCloseable {
   }
 
   static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }

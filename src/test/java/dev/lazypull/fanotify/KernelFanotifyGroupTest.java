@@ -1,5 +1,9 @@
 package dev.lazypull.fanotify;
 
+import dev.lazypull.sys.Fanotify;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -171,24 +175,24 @@ class KernelFanotifyGroupTest {
 
   @Test
   void anAdoptedGroupIsMadeCloseOnExecAndWorks() throws Exception {
-    int raw = dev.lazypull.sys.Fanotify.init(KernelFanotifyGroup.INIT_FLAGS & ~dev.lazypull.sys.Fanotify.FAN_CLOEXEC,
+    int raw = Fanotify.init(KernelFanotifyGroup.INIT_FLAGS & ~Fanotify.FAN_CLOEXEC,
         KernelFanotifyGroup.EVENT_F_FLAGS); // as a descriptor passed by systemd arrives: without FD_CLOEXEC
     assertEquals(0, fdFlags(raw) & 02000000);
     try (KernelFanotifyGroup adopted = KernelFanotifyGroup.adopt(raw)) {
       assertEquals(02000000, fdFlags(raw) & 02000000, "close-on-exec after adopt");
-      Path file = java.nio.file.Files.writeString(tmp.resolve("f"), "adopted");
+      Path file = Files.writeString(tmp.resolve("f"), "adopted");
       adopted.mark(file);
       Future<byte[]> r = read(file, 0, 7);
       assertTrue(adopted.awaitEvents(30_000));
       Event e = assertInstanceOf(Event.class, adopted.readBatch(buf).get(0));
       adopted.finish(e.fd(), FanotifyResponse.ALLOW);
-      assertArrayEquals("adopted".getBytes(java.nio.charset.StandardCharsets.US_ASCII), r.get(30, TimeUnit.SECONDS));
+      assertArrayEquals("adopted".getBytes(StandardCharsets.US_ASCII), r.get(30, TimeUnit.SECONDS));
     }
   }
 
   /** The "flags:" line of /proc/self/fdinfo (octal open flags; O_CLOEXEC shows as 02000000). */
   private static int fdFlags(int fd) throws IOException {
-    for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
+    for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
       if (line.startsWith("flags:")) {
         return Integer.parseInt(line.substring(6).trim(), 8);
       }

@@ -1,5 +1,7 @@
 package dev.lazypull.fanotify;
 
+import dev.lazypull.sys.Errno;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -64,14 +66,14 @@ final class RangeFiller implements Runnable {
               }
             } catch (IOException ex) {
               problems.add("fill of " + e + ": " + ex);
-              response = FanotifyResponse.denyErrno(dev.lazypull.sys.Errno.EIO);
+              response = FanotifyResponse.denyErrno(Errno.EIO);
             }
             group.finish(e.fd(), response);
           } else if (m instanceof FanotifyMessage.Malformed bad) {
             problems.add("malformed: " + bad);
             if (bad.fd() >= 0) {
               try {
-                group.finish(bad.fd(), FanotifyResponse.denyErrno(dev.lazypull.sys.Errno.EIO));
+                group.finish(bad.fd(), FanotifyResponse.denyErrno(Errno.EIO));
               } catch (IOException ignored) {
                 // it may not have been a permission event
               }

@@ -215,7 +215,7 @@ class BlobCacheFileTest {
       assertTrue(f.fetcher().join().verifying());
       f.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(f, 0, 2 * CHUNK));
-      dev.lazypull.testing.ExpectedLogs.severe(
+      ExpectedLogs.severe(
           "integrity: blob " + blob.digest() + " bytes " + 2 * CHUNK + "+" + CHUNK);
       Exception e = assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
       assertTrue(String.valueOf(e.getCause()).contains("fail their chunk digest"), String.valueOf(e.getCause()));

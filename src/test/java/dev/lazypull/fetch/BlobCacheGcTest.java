@@ -1,5 +1,10 @@
 package dev.lazypull.fetch;
 
+import dev.lazypull.testing.Await;
+import dev.lazypull.testing.ExpectedLogs;
+import java.util.Arrays;
+import java.util.concurrent.FutureTask;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -85,7 +90,7 @@ class BlobCacheGcTest {
       int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
       try {
         assertTrue(Posix.tryLockShared(fd, path.toString())); // as another process's user holds it
-        dev.lazypull.testing.ExpectedLogs.warning("over its budget of 1: the rest is in use");
+        ExpectedLogs.warning("over its budget of 1: the rest is in use");
         BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
         assertEquals(0, r.removed());
         assertEquals(1, r.inUse());
@@ -142,14 +147,14 @@ class BlobCacheGcTest {
     int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
     try {
       assertTrue(Posix.tryLockExclusive(fd, path.toString())); // what the collector holds while it deletes
-      java.util.concurrent.FutureTask<BlobCacheFile> opened =
-          new java.util.concurrent.FutureTask<>(() -> cache.file(TestFetch.ref(blob), source));
+      FutureTask<BlobCacheFile> opened =
+          new FutureTask<>(() -> cache.file(TestFetch.ref(blob), source));
       Thread opener = new Thread(opened, "opener");
       opener.setDaemon(true);
       opener.start();
       // open found the file locked and is pausing before it tries again (the pause is the only timed wait in it)
-      dev.lazypull.testing.Await.until(() -> opener.getState() == Thread.State.TIMED_WAITING
-          && java.util.Arrays.stream(opener.getStackTrace())
+      Await.until(() -> opener.getState() == Thread.State.TIMED_WAITING
+          && Arrays.stream(opener.getStackTrace())
               .anyMatch(f -> f.getClassName().equals(BlobCacheFile.class.getName())),
           "the opener to find the file locked and wait to retry");
       assertFalse(opened.isDone(), "waits for the lock");
@@ -175,7 +180,7 @@ class BlobCacheGcTest {
     Files.write(dir.resolve("tables").resolve("t"), new byte[8192]);
     long usage = BlobCacheGc.usage(dir);
     assertTrue(usage >= 8192);
-    dev.lazypull.testing.ExpectedLogs.warning("uses " + usage + " bytes, over its budget of 1");
+    ExpectedLogs.warning("uses " + usage + " bytes, over its budget of 1");
     BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
     assertEquals(0, r.removed());
     assertTrue(Files.exists(dir.resolve("tables").resolve("t")));

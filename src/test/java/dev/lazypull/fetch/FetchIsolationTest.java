@@ -1,11 +1,12 @@
 package dev.lazypull.fetch;
 
+import java.util.HexFormat;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import dev.lazypull.fetch.ChunkTables;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
@@ -61,7 +62,7 @@ class FetchIsolationTest {
     byte[] blobBytes = MemoryBlobSource.randomBytes(8192, 3);
     Descriptor blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(blobBytes), blobBytes.length);
     ChunkDigestTable.Builder b = new ChunkDigestTable.Builder();
-    b.add(8192, java.util.HexFormat.of().parseHex(Digest.of(blobBytes).hex()));
+    b.add(8192, HexFormat.of().parseHex(Digest.of(blobBytes).hex()));
     byte[] encoded = b.build().encode();
     Descriptor table = good.add(encoded, MediaTypes.CHUNK_DIGESTS);
     failing.add(encoded, MediaTypes.CHUNK_DIGESTS);

@@ -1,5 +1,7 @@
 package dev.lazypull.fetch;
 
+import java.util.concurrent.CompletableFuture;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -100,11 +102,11 @@ class SharedCacheProcessesTest {
         if (!"go".equals(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII)).readLine())) {
           System.exit(2);
         }
-        List<java.util.concurrent.CompletableFuture<Void>> all = new ArrayList<>();
+        List<CompletableFuture<Void>> all = new ArrayList<>();
         for (long off = 0; off < blob.size(); off += CHUNK) { // as a reader would: chunk by chunk
           all.add(f.ensure(off, CHUNK));
         }
-        java.util.concurrent.CompletableFuture.allOf(all.toArray(new java.util.concurrent.CompletableFuture<?>[0]))
+        CompletableFuture.allOf(all.toArray(new CompletableFuture<?>[0]))
             .get(60, TimeUnit.SECONDS);
         System.out.println("fetched " + served.sum());
       }

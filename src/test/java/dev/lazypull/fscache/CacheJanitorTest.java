@@ -1,5 +1,7 @@
 package dev.lazypull.fscache;
 
+import dev.lazypull.testing.Await;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -40,11 +42,11 @@ class CacheJanitorTest {
     assertTrue(j.usage() >= 8L << 20);
     // touch stamps the wall clock in milliseconds: a new millisecond between touches makes the order strict
     j.touch("erofs,a", "a");               // oldest
-    dev.lazypull.testing.Await.nextMillisecond();
+    Await.nextMillisecond();
     j.touch("erofs,a", "b".repeat(64));
-    dev.lazypull.testing.Await.nextMillisecond();
+    Await.nextMillisecond();
     j.touch("erofs,b", "b");
-    dev.lazypull.testing.Await.nextMillisecond();
+    Await.nextMillisecond();
     j.touch("erofs,c", "c");               // newest
     open.add(new CacheJanitor.OpenCookie("erofs,a", "a", 2L << 20)); // mounted: must survive
     kernel.inUseFiles.add(a);

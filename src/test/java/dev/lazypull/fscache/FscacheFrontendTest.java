@@ -1,5 +1,8 @@
 package dev.lazypull.fscache;
 
+import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.ExpectedLogs;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -121,9 +124,9 @@ class FscacheFrontendTest {
   void unknownCookieIsRefusedWithEnoentAndItsFdClosed() throws Exception {
     start();
     registerImage("img1", null);
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "no registered image has volume 'erofs,img1' and cookie 'no-such-cookie'");
-    dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,other' and cookie 'img1'");
+    ExpectedLogs.warning("no registered image has volume 'erofs,other' and cookie 'img1'");
     FakeObject o = kernel.open("erofs,img1", "no-such-cookie");
     assertEquals(-2L, o.copen.get(5, TimeUnit.SECONDS));
     Await.until(() -> o.fdClosed, "fd closed");
@@ -147,7 +150,7 @@ class FscacheFrontendTest {
     assertEquals(bootstrap.length, b1.copen.get(5, TimeUnit.SECONDS));
     assertEquals(bootstrap.length, b2.copen.get(5, TimeUnit.SECONDS));
     assertEquals(blob.length, shared.copen.get(5, TimeUnit.SECONDS));
-    dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'img1'");
+    ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'img1'");
     assertEquals(-2L, kernel.open("erofs,img1", "img1").copen.get(5, TimeUnit.SECONDS), "img1 lives in dom");
   }
 
@@ -159,7 +162,7 @@ class FscacheFrontendTest {
     data.copen.get(5, TimeUnit.SECONDS);
     Random rnd = new Random(5);
     // some of the random READs below run past the end of the blob
-    dev.lazypull.testing.ExpectedLogs.warning("goes past the blob's " + blob.length + " bytes");
+    ExpectedLogs.warning("goes past the blob's " + blob.length + " bytes");
     List<CompletableFuture<Outcome>> reads = new ArrayList<>();
     for (int i = 0; i < 300; i++) {
       long off = (long) rnd.nextInt(blob.length / 4096) * 4096;
@@ -191,7 +194,7 @@ class FscacheFrontendTest {
     // Make the layout's blob unreadable for a while: the READ must still be answered, with EIO, in time.
     Path hidden = blobFile.resolveSibling("hidden");
     Files.move(blobFile, hidden);
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+4096 ");
+    ExpectedLogs.warning("READ 0+4096 ");
     long t0 = System.nanoTime();
     assertEquals(Outcome.EIO, kernel.read(data, 0, 4096).get(5, TimeUnit.SECONDS));
     assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(3));
@@ -211,11 +214,11 @@ class FscacheFrontendTest {
     Files.write(file, tampered);
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
-    dev.lazypull.testing.ExpectedLogs.severe(
+    ExpectedLogs.severe(
         "integrity: blob " + bootDesc.digest() + " bytes 0+" + bootstrap.length + " ");
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+4096 failed: ");
+    ExpectedLogs.warning("READ 0+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(-1, dev.lazypull.sys.Posix.lseek(boot.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA),
+    assertEquals(-1, Posix.lseek(boot.anonFd, 0, Posix.SEEK_DATA),
         "not a byte of the tampered bootstrap was cached");
 
     Files.write(file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
@@ -232,10 +235,10 @@ class FscacheFrontendTest {
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
     long padded = (bootstrap.length + 4095) / 4096 * 4096;
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "READ " + (padded - 4096) + "+8192 goes past the blob's " + bootstrap.length + " bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + (padded + 4096));
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + (padded + 4096));
+    ExpectedLogs.warning(
         "READ " + (padded + 4096) + "+" + (1L << 40) + " failed: java.io.IOException: invalid READ");
     assertEquals(Outcome.DATA, kernel.read(boot, padded - 4096, 8192).get(5, TimeUnit.SECONDS),
         "the in-range part is served");
@@ -259,7 +262,7 @@ class FscacheFrontendTest {
     FakeObject victim = kernel.pendingOpen("erofs,img1", "img1");
     byte[] open = Msgs.open(kernel.msgIdOf(victim), 99, "erofs,img1", "img1", victim.anonFd);
     ByteBuffer.wrap(open).order(ByteOrder.nativeOrder()).putInt(8, open.length + 1);
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "header says " + (open.length + 1) + " bytes but read returned " + open.length);
     kernel.raw(open);
     assertEquals(-22L, victim.copen.get(5, TimeUnit.SECONDS));
@@ -271,14 +274,14 @@ class FscacheFrontendTest {
     byte[] read = Msgs.read(readId, boot.objectId, 0, 4096);
     byte[] shortRead = Arrays.copyOf(read, 24);
     ByteBuffer.wrap(shortRead).order(ByteOrder.nativeOrder()).putInt(8, 24);
-    dev.lazypull.testing.ExpectedLogs.warning("): READ of 24 bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+0 failed: java.io.IOException: READ of 24 bytes");
+    ExpectedLogs.warning("): READ of 24 bytes");
+    ExpectedLogs.warning("READ 0+0 failed: java.io.IOException: READ of 24 bytes");
     kernel.raw(shortRead);
     assertEquals(Outcome.EIO, bad.get(5, TimeUnit.SECONDS));
 
     // garbage: truncated header, unknown opcode
-    dev.lazypull.testing.ExpectedLogs.warning("truncated message: 3 bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("unknown opcode 7");
+    ExpectedLogs.warning("truncated message: 3 bytes");
+    ExpectedLogs.warning("unknown opcode 7");
     kernel.raw(new byte[] {1, 2, 3});
     byte[] unknown = Msgs.close(kernel.allocateMsgId(), 1);
     ByteBuffer.wrap(unknown).order(ByteOrder.nativeOrder()).putInt(4, 7);
@@ -297,7 +300,7 @@ class FscacheFrontendTest {
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
     kernel.lenientReadComplete = true; // pre-6.10 kernels accept the reply through any anon fd
-    dev.lazypull.testing.ExpectedLogs.warning("READ for unknown object 12345; answering without data");
+    ExpectedLogs.warning("READ for unknown object 12345; answering without data");
     assertEquals(Outcome.EIO, kernel.read(boot, 12345, 0, 4096).get(5, TimeUnit.SECONDS));
     assertEquals(1, stats.readsOrphaned.sum());
   }
@@ -311,7 +314,7 @@ class FscacheFrontendTest {
     data.copen.get(5, TimeUnit.SECONDS);
     CompletableFuture<Outcome> r = kernel.read(data, 0, 65536);
     // if the CLOSE is handled before the READ's fetch completes, the READ fails
-    dev.lazypull.testing.ExpectedLogs.allowWarning(
+    ExpectedLogs.allowWarning(
         "READ 0+65536 failed: java.io.IOException: object " + data.objectId + " was closed");
     kernel.close(data);
     // Answered (through a still-open fd: the fake records a violation otherwise), then the fd goes.

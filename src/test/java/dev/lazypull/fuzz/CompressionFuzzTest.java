@@ -1,5 +1,9 @@
 package dev.lazypull.fuzz;
 
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -42,7 +46,7 @@ class CompressionFuzzTest {
     v2.add(8192, 8300, new byte[32]);
     long runs = Fuzzer.fuzz("chunk-digest-table", List.of(v1.build().encode(), v2.build().encode()),
         Set.of(InvalidImageException.class), 4096, input -> {
-          long stored = input.length >= 40 ? ByteBuffer.wrap(input).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+          long stored = input.length >= 40 ? ByteBuffer.wrap(input).order(ByteOrder.LITTLE_ENDIAN)
               .getLong(input.length >= 48 && input[8] == 2 ? 32 : 16) : 0;
           ChunkDigestTable t = ChunkDigestTable.decode(input, stored);
           for (int i = 0; i < t.size(); i++) {
@@ -85,10 +89,10 @@ class CompressionFuzzTest {
           assertEquals((byte) 0x5a, out.get(i), "nothing written past the declared size");
         }
       }
-      if (java.util.Arrays.equals(input, frame)) {
+      if (Arrays.equals(input, frame)) {
         byte[] got = new byte[text.length];
         out.duplicate().flip().get(got);
-        assertTrue(java.util.Arrays.equals(expected, Digest.sha256().digest(got)));
+        assertTrue(Arrays.equals(expected, Digest.sha256().digest(got)));
       }
     });
     assertTrue(runs > 100);
@@ -107,11 +111,11 @@ class CompressionFuzzTest {
     byte[] random = new byte[9000];
     new Random(1).nextBytes(random);
     Files.write(tree.resolve("r.bin"), random);
-    List<byte[]> seeds = new java.util.ArrayList<>();
+    List<byte[]> seeds = new ArrayList<>();
     for (String[] opts : new String[][] {{"-zlz4"}, {"-zlz4hc", "-C16384", "-Eztailpacking"},
         {"-zlz4", "-Elegacy-compress"}}) {
       Path img = tmp.resolve("img" + seeds.size());
-      List<String> cmd = new java.util.ArrayList<>(List.of("mkfs.erofs", "--quiet", "-T0"));
+      List<String> cmd = new ArrayList<>(List.of("mkfs.erofs", "--quiet", "-T0"));
       cmd.addAll(List.of(opts));
       cmd.addAll(List.of(img.toString(), tree.toString()));
       Requirements.run(cmd.toArray(String[]::new));

@@ -1,5 +1,15 @@
 package dev.lazypull.fuzz;
 
+import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.cli.Main;
+import dev.lazypull.erofs.BootstrapHeaderTest;
+import dev.lazypull.erofs.ByteSource;
+import dev.lazypull.erofs.ErofsReader;
+import dev.lazypull.erofs.FileType;
+import dev.lazypull.erofs.InodeRecord;
+import java.util.function.Function;
+
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -73,8 +83,8 @@ class DecoderFuzzTest {
 
   @Test
   void bootstrapHeadersFailOnlyWithFormatErrors() throws Exception {
-    ByteBuffer b0 = dev.lazypull.erofs.BootstrapHeaderTest.block0(2, true, "ab".repeat(32));
-    ByteBuffer b1 = dev.lazypull.erofs.BootstrapHeaderTest.block0(0, false, "");
+    ByteBuffer b0 = BootstrapHeaderTest.block0(2, true, "ab".repeat(32));
+    ByteBuffer b1 = BootstrapHeaderTest.block0(0, false, "");
     long runs = Fuzzer.fuzz("erofs-header", List.of(b0.array(), b1.array()), Set.of(ErofsFormatException.class),
         16384, input -> BootstrapHeader.decode(ByteBuffer.wrap(input)));
     assertTrue(runs > 1000);
@@ -82,7 +92,7 @@ class DecoderFuzzTest {
 
   @Test
   void nbdRequestsAndNegotiationFailOnlyWithProtocolErrors() {
-    java.util.function.Function<int[], byte[]> options = ints -> {
+    Function<int[], byte[]> options = ints -> {
       ByteBuffer b = ByteBuffer.allocate(ints.length * 4);
       for (int v : ints) {
         b.putInt(v);
@@ -127,16 +137,16 @@ class DecoderFuzzTest {
     Files.createSymbolicLink(tree.resolve("link"), Path.of("d/f.txt"));
     Files.write(tree.resolve("big"), new byte[3 << 16]);
     String ref = "oci:" + tmp.resolve("layout") + ":t";
-    assertTrue(dev.lazypull.cli.Main.run("pack", tmp.resolve("tree").toString(), "--chunk-size", "65536",
+    assertTrue(Main.run("pack", tmp.resolve("tree").toString(), "--chunk-size", "65536",
         "--output", ref) == 0);
-    var source = dev.lazypull.catalog.ImageSources.localOnly().open(ref);
+    var source = ImageSources.localOnly().open(ref);
     var image = source.resolve();
     byte[] boot = source.readRange(image.bootstrap(), 0, (int) image.bootstrap().size());
     long runs = Fuzzer.fuzz("erofs-reader", List.of(boot), Set.of(IOException.class), 1 << 20, input -> {
-      var reader = dev.lazypull.erofs.ErofsReader.open(dev.lazypull.erofs.ByteSource.of(input));
+      var reader = ErofsReader.open(ByteSource.of(input));
       reader.walk((path, inode) -> {
-        if (inode.type() == dev.lazypull.erofs.FileType.REGULAR
-            && inode.record().layout() == dev.lazypull.erofs.InodeRecord.CHUNK_BASED) {
+        if (inode.type() == FileType.REGULAR
+            && inode.record().layout() == InodeRecord.CHUNK_BASED) {
           reader.chunks(inode, c -> { });
         }
         reader.xattrs(inode);
@@ -150,7 +160,7 @@ class DecoderFuzzTest {
     Path state = Files.createDirectories(tmp.resolve("state"));
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of("x".getBytes()), 4096);
     Catalog c = Catalog.load(state);
-    c.register(new dev.lazypull.catalog.ImageRecord("f", "d", "oci:/x", Digest.of("m".getBytes()), d, List.of(d),
+    c.register(new ImageRecord("f", "d", "oci:/x", Digest.of("m".getBytes()), d, List.of(d),
         List.of(d.digest().hex()), true), false);
     byte[] seed = Files.readAllBytes(state.resolve(Catalog.FILE_NAME));
     long runs = Fuzzer.fuzz("catalog", List.of(seed, "{\"version\":1}".getBytes(StandardCharsets.UTF_8)),

@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.util.zip.CRC32;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -251,7 +253,7 @@ class GzipIndexTest {
     h.write(new byte[] {0x1f, (byte) 0x8b, 8, 4 | 8 | 16 | 2, 1, 2, 3, 4, 0, 3}, 0, 10);
     h.write(new byte[] {5, 0, 'a', 'b', 'c', 'd', 'e'}, 0, 7);
     h.write(new byte[] {'n', 'a', 'm', 'e', 0, 'c', 0}, 0, 7);
-    java.util.zip.CRC32 c = new java.util.zip.CRC32();
+    CRC32 c = new CRC32();
     c.update(h.toByteArray());
     h.write((int) c.getValue() & 0xff);
     h.write((int) (c.getValue() >>> 8) & 0xff);

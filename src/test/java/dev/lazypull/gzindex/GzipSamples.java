@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.util.zip.CRC32;
+
 import dev.lazypull.testing.Requirements;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -98,7 +100,7 @@ final class GzipSamples {
   }
 
   static void trailer(ByteArrayOutputStream bo, byte[] data) {
-    java.util.zip.CRC32 c = new java.util.zip.CRC32();
+    CRC32 c = new CRC32();
     c.update(data);
     long v = c.getValue();
     for (long x : new long[] {v, data.length & 0xffffffffL}) {

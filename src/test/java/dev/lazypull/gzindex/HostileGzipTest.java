@@ -1,5 +1,15 @@
 package dev.lazypull.gzindex;
 
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
+import java.io.SequenceInputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.zip.CRC32;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -70,7 +80,7 @@ class HostileGzipTest {
     byte[] flags = gz.clone();
     flags[3] = (byte) 0x80;
     assertTrue(indexError(flags).contains("reserved flags"));
-    List<byte[]> parts = new java.util.ArrayList<>();
+    List<byte[]> parts = new ArrayList<>();
     byte[] hcrc = GzipIndexTest.headerWithAllFields(parts, new byte[1000]);
     index(hcrc, SMALL_SPAN);
     hcrc[12] ^= 1; // inside FEXTRA, covered by the header CRC
@@ -134,7 +144,7 @@ class HostileGzipTest {
   void zipBombStopsAtTheLimit() throws Exception {
     Deflater d = new Deflater(9, true);
     byte[] zeros = new byte[1 << 20];
-    java.io.ByteArrayOutputStream bo = new java.io.ByteArrayOutputStream();
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
     bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
     byte[] buf = new byte[65536];
     for (int i = 0; i < 200; i++) { // 200 MiB of zeros in about 200 KiB
@@ -159,8 +169,8 @@ class HostileGzipTest {
     // 256 MiB of uncompressed output through a stream that never holds it: the indexer's memory is its buffers.
     Deflater d = new Deflater(1, true);
     byte[] chunk = GzipSamples.data(1 << 20, 16);
-    java.util.zip.CRC32 crc = new java.util.zip.CRC32();
-    java.io.ByteArrayOutputStream bo = new java.io.ByteArrayOutputStream();
+    CRC32 crc = new CRC32();
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
     bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
     byte[] buf = new byte[1 << 16];
     d.setInput(chunk);
@@ -175,7 +185,7 @@ class HostileGzipTest {
       crc.update(chunk);
     }
     byte[] tail = {3, 0}; // an empty final fixed block
-    InputStream stream = new java.io.SequenceInputStream(java.util.Collections.enumeration(List.of(
+    InputStream stream = new SequenceInputStream(Collections.enumeration(List.of(
         new ByteArrayInputStream(Arrays.copyOf(bo.toByteArray(), 10)),
         new InputStream() {
           int n;
@@ -245,7 +255,7 @@ class HostileGzipTest {
   private static GzipIndex withCheckpoint(GzipIndexTest.Built b, int k, long in, int bits, long out)
       throws Exception {
     byte[] z = b.zinfo().clone();
-    java.nio.ByteBuffer bb = java.nio.ByteBuffer.wrap(z).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer bb = ByteBuffer.wrap(z).order(ByteOrder.LITTLE_ENDIAN);
     int at = Zinfo.HEADER_SIZE + k * Zinfo.CHECKPOINT_SIZE;
     bb.putLong(at, in).putLong(at + 8, out).put(at + 16, (byte) bits);
     SpanTable t = SpanTable.decode(b.spanTable());
@@ -257,7 +267,7 @@ class HostileGzipTest {
   @Test
   void wrongCheckpointsGiveErrorsNotWrongBytes() throws Exception {
     byte[] plain = GzipSamples.data(1 << 20, 18);
-    byte[] gz = GzipSamples.gzipTool(plain, 6, java.nio.file.Files.createTempDirectory("gzidx"));
+    byte[] gz = GzipSamples.gzipTool(plain, 6, Files.createTempDirectory("gzidx"));
     GzipIndexTest.Built b = GzipIndexTest.build(gz, SMALL_SPAN);
     int tried = 0;
     for (int k = 1; k < b.index().spans() - 1; k++) {
@@ -304,6 +314,6 @@ class HostileGzipTest {
     assertTrue(m.contains("fetch limit"), m);
     // A source that serves a short layer: the reader fails when the range read fails.
     SpanReader shortSource = new SpanReader(b.index(), ByteRangeReader.of(Arrays.copyOf(gz, gz.length - 9)));
-    assertThrows(java.io.EOFException.class, () -> shortSource.read(0, 10));
+    assertThrows(EOFException.class, () -> shortSource.read(0, 10));
   }
 }

@@ -1,5 +1,7 @@
 package dev.lazypull.gzindex;
 
+import java.util.zip.Deflater;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -29,8 +31,8 @@ class ZinfoTest {
   private static GzipIndexTest.Built built() throws Exception {
     byte[] plain = GzipSamples.data(600_000, 21);
     // Blocks end at least every 20 kB (sync flushes), so a 100 kB span gives several checkpoints.
-    byte[] gz = GzipSamples.deflaterGzip(plain, 6, java.util.zip.Deflater.DEFAULT_STRATEGY,
-        java.util.zip.Deflater.SYNC_FLUSH, 20_000);
+    byte[] gz = GzipSamples.deflaterGzip(plain, 6, Deflater.DEFAULT_STRATEGY,
+        Deflater.SYNC_FLUSH, 20_000);
     GzipIndexTest.Built b = GzipIndexTest.build(gz, GzipIndexer.Options.defaults().withSpan(100_000));
     assertTrue(b.result().checkpoints().size() >= 4, b.result().checkpoints().size() + " checkpoints");
     return b;

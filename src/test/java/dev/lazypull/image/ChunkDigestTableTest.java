@@ -1,5 +1,11 @@
 package dev.lazypull.image;
 
+import dev.lazypull.compress.Compression;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.function.BiConsumer;
+import java.util.function.Consumer;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -69,19 +75,19 @@ class ChunkDigestTableTest {
     assertEquals(T1.toString(), img.blobs().get(0).annotation(LazyManifests.ANNOTATION_CHUNK_DIGESTS));
 
     Manifest swapped = LazyManifests.manifest(config, boot, blobs, List.of(tables.get(1), tables.get(0)), Map.of());
-    List<Descriptor> layers = new java.util.ArrayList<>(swapped.layers());
+    List<Descriptor> layers = new ArrayList<>(swapped.layers());
     layers.set(3, new Descriptor(MediaTypes.CHUNK_DIGESTS, T2, 80,
         Map.of(LazyManifests.ANNOTATION_CHUNK_DIGESTS_BLOB, D2.toString()), null));
     Manifest wrongOrder = new Manifest(2, MediaTypes.OCI_MANIFEST, null, config, layers, Map.of());
     assertThrows(InvalidImageException.class, () -> LazyImage.of("x", D1, wrongOrder));
-    List<Descriptor> blobAfterTable = new java.util.ArrayList<>(m.layers());
+    List<Descriptor> blobAfterTable = new ArrayList<>(m.layers());
     blobAfterTable.add(blobs.get(0));
     assertThrows(InvalidImageException.class, () -> LazyImage.of("x", D1,
         new Manifest(2, MediaTypes.OCI_MANIFEST, null, config, blobAfterTable, Map.of())));
   }
 
   private static ChunkDigestTable v2() {
-    ChunkDigestTable.Builder b = new ChunkDigestTable.Builder(dev.lazypull.compress.Compression.ZSTD);
+    ChunkDigestTable.Builder b = new ChunkDigestTable.Builder(Compression.ZSTD);
     b.add(4096, 100, new byte[32]);
     b.add(1 << 20, (1 << 20) + 40, Digest.sha256().digest(new byte[8192]));
     b.add(8192, 7, new byte[32]);
@@ -106,7 +112,7 @@ class ChunkDigestTableTest {
     assertEquals(stored, t.compressedEnd(2));
     assertEquals(1 << 20, t.maxLength());
     assertEquals(2, t.entryAt(device - 1));
-    assertEquals(java.util.Arrays.toString(bytes), java.util.Arrays.toString(t.encode()));
+    assertEquals(Arrays.toString(bytes), Arrays.toString(t.encode()));
     // version 1 tables answer the same questions with the identity geometry
     ChunkDigestTable v1 = ChunkDigestTable.decode(table().encode(), 12288);
     assertEquals(1, v1.version());
@@ -131,7 +137,7 @@ class ChunkDigestTableTest {
   void version2RejectsOverlapsGapsOversizedFramesAndBadHeaders() {
     byte[] good = v2().encode();
     long stored = 100 + (1 << 20) + 40 + 7;
-    java.util.function.BiConsumer<String, java.util.function.Consumer<ByteBuffer>> bad = (what, patch) -> {
+    BiConsumer<String, Consumer<ByteBuffer>> bad = (what, patch) -> {
       byte[] b = good.clone();
       patch.accept(ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN));
       assertThrows(InvalidImageException.class, () -> ChunkDigestTable.decode(b, stored), what);
@@ -157,10 +163,10 @@ class ChunkDigestTableTest {
     bad.accept("count", b -> b.putLong(24, 4));
     bad.accept("huge count", b -> b.putLong(24, Long.MAX_VALUE / 2));
     bad.accept("version 3", b -> b.putInt(8, 3));
-    assertThrows(InvalidImageException.class, () -> ChunkDigestTable.decode(java.util.Arrays.copyOf(good, 40), 0));
+    assertThrows(InvalidImageException.class, () -> ChunkDigestTable.decode(Arrays.copyOf(good, 40), 0));
     assertThrows(InvalidImageException.class, () -> ChunkDigestTable.decode(good, stored + 1), "descriptor size");
     assertThrows(IllegalArgumentException.class, () -> new ChunkDigestTable.Builder(
-        dev.lazypull.compress.Compression.ZSTD).add(4096, 4096 + 4096, new byte[32]), "writer bound too");
+        Compression.ZSTD).add(4096, 4096 + 4096, new byte[32]), "writer bound too");
   }
 
   @Test
@@ -185,7 +191,7 @@ class ChunkDigestTableTest {
     for (String size : new String[] {null, "", "x", "0", "-4096", "4097", Long.toString(1L << 45)}) {
       Map<String, String> ann = size == null ? Map.of() : Map.of(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE, size);
       Descriptor badZ = new Descriptor(MediaTypes.EROFS_BLOB_ZSTD, D1, 1000, ann, null);
-      List<Descriptor> layers = new java.util.ArrayList<>(m.layers());
+      List<Descriptor> layers = new ArrayList<>(m.layers());
       layers.set(1, badZ);
       Manifest bad = new Manifest(2, MediaTypes.OCI_MANIFEST, null, config, layers, Map.of());
       assertThrows(InvalidImageException.class, () -> LazyImage.of("x", D1, bad), "size " + size);

@@ -1,5 +1,7 @@
 package dev.lazypull.nbd;
 
+import java.nio.file.StandardOpenOption;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -50,7 +52,7 @@ class DiskNbdIT {
     diskFile = work.resolve("disk.img");
     sums = work.resolve("disk.md5");
     makeExt4(work, diskFile, 64, sums);
-    Files.write(diskFile, new byte[1000], java.nio.file.StandardOpenOption.APPEND); // not a whole 4 KiB block
+    Files.write(diskFile, new byte[1000], StandardOpenOption.APPEND); // not a whole 4 KiB block
     image = "oci:" + work.resolve("layout") + ":ext4";
     assertEquals(0, Main.run("import", "--disk", diskFile.toString(), "--output", image));
   }

@@ -1,5 +1,9 @@
 package dev.lazypull.nbd;
 
+import dev.lazypull.image.Json;
+import dev.lazypull.image.Manifest;
+import dev.lazypull.oci.OciLayout;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -103,7 +107,7 @@ class NbdClientsIT {
     Path cache = work.resolve("cache-clients");
     Map<String, Long> stats;
     try (LazypullProcess p = serve("multi", socket, cache, "--name", "multi")) {
-      JsonNode info = dev.lazypull.image.Json.MAPPER.readTree(Requirements.run("nbdinfo", "--json", uri(socket)));
+      JsonNode info = Json.MAPPER.readTree(Requirements.run("nbdinfo", "--json", uri(socket)));
       JsonNode e = info.path("exports").get(0);
       assertEquals(Files.size(flat), e.path("export-size").asLong());
       assertTrue(e.path("is_read_only").asBoolean());
@@ -111,7 +115,7 @@ class NbdClientsIT {
       assertTrue(e.path("can_flush").asBoolean());
       assertTrue(e.path("contexts").toString().contains("base:allocation"), e.toString());
       assertTrue(e.path("description").asText().contains("computed layout"), e.toString());
-      JsonNode list = dev.lazypull.image.Json.MAPPER.readTree(
+      JsonNode list = Json.MAPPER.readTree(
           Requirements.run("nbdinfo", "--list", "--json", uri(socket)));
       assertEquals("multi", list.path("exports").get(0).path("export-name").asText());
       String map = Requirements.run("nbdinfo", "--map", uri(socket));
@@ -135,9 +139,9 @@ class NbdClientsIT {
 
     // The data blob's layer as import stored it (zstd chunks by default: its digest is not the file's); the raw
     // export serves its device, the file's bytes.
-    dev.lazypull.oci.OciLayout oci = new dev.lazypull.oci.OciLayout(work.resolve("layout"), "multi");
-    String blobDigest = dev.lazypull.image.Json.parse(oci.readVerified(oci.findManifest()),
-        dev.lazypull.image.Manifest.class, "manifest").layers().get(1).digest().toString();
+    OciLayout oci = new OciLayout(work.resolve("layout"), "multi");
+    String blobDigest = Json.parse(oci.readVerified(oci.findManifest()),
+        Manifest.class, "manifest").layers().get(1).digest().toString();
     try (LazypullProcess p = serve("multi", socket, work.resolve("cache-raw"), "--blob", blobDigest)) {
       Requirements.run("qemu-img", "compare", "-f", "raw", "-F", "raw", work.resolve("multi.blob").toString(),
           uri(socket));

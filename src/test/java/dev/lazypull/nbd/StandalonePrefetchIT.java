@@ -1,5 +1,7 @@
 package dev.lazypull.nbd;
 
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -140,7 +142,7 @@ class StandalonePrefetchIT {
     Path socket = work.resolve("budget-export.sock");
     String[] args = {"nbd", image, "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket,
         "--cache-dir", cache.toString()};
-    String[] all = java.util.Arrays.copyOf(args, args.length + extra.length);
+    String[] all = Arrays.copyOf(args, args.length + extra.length);
     System.arraycopy(extra, 0, all, args.length, extra.length);
     try (LazypullProcess p = LazypullProcess.start(VmHarness.jar(), work.resolve("nbd-budget"), all)) {
       p.awaitLine("serving", 60);

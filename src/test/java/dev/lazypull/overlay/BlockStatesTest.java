@@ -1,5 +1,7 @@
 package dev.lazypull.overlay;
 
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -95,7 +97,7 @@ class BlockStatesTest {
       }
     }
     for (int n = 0; n < enc.length; n++) {
-      byte[] cut = java.util.Arrays.copyOf(enc, n);
+      byte[] cut = Arrays.copyOf(enc, n);
       assertThrows(IOException.class, () -> BlockStates.decode(cut), "truncated to " + n);
     }
   }

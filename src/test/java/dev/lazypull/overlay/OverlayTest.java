@@ -1,5 +1,8 @@
 package dev.lazypull.overlay;
 
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -431,8 +434,8 @@ class OverlayTest {
     Overlay o = Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5));
     write(o, 0, pattern(BS, 1));
     o.close();
-    try (var ch = java.nio.channels.FileChannel.open(dir.resolve(Overlay.DATA),
-        java.nio.file.StandardOpenOption.WRITE)) {
+    try (var ch = FileChannel.open(dir.resolve(Overlay.DATA),
+        StandardOpenOption.WRITE)) {
       ch.truncate(BS);
     }
     IOException e = assertThrows(IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));

@@ -1,5 +1,9 @@
 package dev.lazypull.pack;
 
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -52,8 +56,8 @@ class PackBadInputIT {
         "chmod 0600 secret/sub/private",
         "mknod special/null c 1 3; mknod special/loop b 7 0; mkfifo special/fifo; echo x > special/file");
     Requirements.run("bash", "-c", sh);
-    try (var s = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
-      s.bind(java.net.UnixDomainSocketAddress.of(work.resolve("special/sock")));
+    try (var s = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+      s.bind(UnixDomainSocketAddress.of(work.resolve("special/sock")));
     }
 
     Result bad = packAsNobody(jar, work.resolve("secret"), layout, "secret");

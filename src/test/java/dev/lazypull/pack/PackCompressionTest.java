@@ -1,5 +1,10 @@
 package dev.lazypull.pack;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.testing.TestImages;
+import io.airlift.compress.zstd.ZstdInputStream;
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -61,7 +66,7 @@ class PackCompressionTest {
     Files.writeString(t.resolve("text.txt"), text);
     byte[] mixed = new byte[(1 << 20) + 4096];
     r.nextBytes(mixed);
-    java.util.Arrays.fill(mixed, 1 << 19, 1 << 20, (byte) 0); // half a chunk of zeros inside data
+    Arrays.fill(mixed, 1 << 19, 1 << 20, (byte) 0); // half a chunk of zeros inside data
     Files.write(t.resolve("half-zero.bin"), mixed);
     Files.write(t.resolve("one-block-tail.bin"), new byte[4096 + 1]);
     return t;
@@ -158,10 +163,10 @@ class PackCompressionTest {
     assertEquals(blob.digest().hex(), slot.tag());
     // the blob is one valid zstd stream of the device (any standard decoder, here aircompressor's)
     byte[] stored = s.readRange(blob, 0, (int) blob.size());
-    byte[] all = new io.airlift.compress.zstd.ZstdInputStream(new ByteArrayInputStream(stored)).readAllBytes();
+    byte[] all = new ZstdInputStream(new ByteArrayInputStream(stored)).readAllBytes();
     assertArrayEquals(devices.get(0), all);
     // diff_id = sha256 of the device
-    com.fasterxml.jackson.databind.JsonNode config = Json.MAPPER.readTree(s.readRange(img.manifest().config(), 0,
+    JsonNode config = Json.MAPPER.readTree(s.readRange(img.manifest().config(), 0,
         (int) img.manifest().config().size()));
     String device = "sha256:" + HexFormat.of().formatHex(Digest.sha256().digest(all));
     assertEquals(device, config.path("rootfs").path("diff_ids").get(1).asText());
@@ -215,7 +220,7 @@ class PackCompressionTest {
     String text = run("inspect", ref);
     assertTrue(text.contains("stored, zstd of"), text);
     assertTrue(text.contains("file data:"), text);
-    com.fasterxml.jackson.databind.JsonNode json = Json.MAPPER.readTree(run("inspect", "--json", ref));
+    JsonNode json = Json.MAPPER.readTree(run("inspect", "--json", ref));
     LazyImage img = source(ref).resolve();
     assertEquals(img.blobs().get(0).size(), json.path("dataStoredBytes").asLong());
     assertEquals(img.deviceSize(0), json.path("dataUncompressedBytes").asLong());
@@ -248,8 +253,8 @@ class PackCompressionTest {
     Path t = tree();
     Path layer = tmp.resolve("layer.tar.gz");
     Requirements.run("bash", "-c", "tar --sort=name --format=pax -C '" + t + "' -cf - . | gzip -n > '" + layer + "'");
-    dev.lazypull.testing.TestImages.write(tmp.resolve("src"), "v1",
-        List.of(new dev.lazypull.testing.TestImages.Layer(layer, layer, MediaTypes.OCI_LAYER_TAR_GZIP)));
+    TestImages.write(tmp.resolve("src"), "v1",
+        List.of(new TestImages.Layer(layer, layer, MediaTypes.OCI_LAYER_TAR_GZIP)));
     String m1 = run("convert", "--compression", "zstd", "oci:" + tmp.resolve("src") + ":v1",
         "oci:" + tmp.resolve("o1") + ":c");
     String m2 = run("convert", "--compression", "zstd", "--threads", "1", "oci:" + tmp.resolve("src") + ":v1",
@@ -303,14 +308,14 @@ class PackCompressionTest {
     Map<String, Integer> failures = new HashMap<>();
     ByteBuffer dst = ByteBuffer.allocateDirect(t.maxLength());
     for (int e = 0; e < t.size(); e++) {
-      byte[] bad = java.util.Arrays.copyOfRange(stored, (int) t.compressedOffset(e), (int) t.compressedEnd(e));
+      byte[] bad = Arrays.copyOfRange(stored, (int) t.compressedOffset(e), (int) t.compressedEnd(e));
       bad[bad.length / 2] ^= 0x55;
       int entry = e;
       ChunkDataException x = assertThrows(ChunkDataException.class,
           () -> t.unpack(entry, ByteBuffer.wrap(bad), dst.clear()));
       assertEquals(e, x.entry());
       failures.merge(x.getMessage().contains("sha256") ? "digest" : "frame", 1, Integer::sum);
-      byte[] cut = java.util.Arrays.copyOf(bad, bad.length - 1);
+      byte[] cut = Arrays.copyOf(bad, bad.length - 1);
       assertThrows(ChunkDataException.class, () -> t.unpack(entry, ByteBuffer.wrap(cut), dst.clear()));
     }
     assertTrue(failures.size() >= 1, failures.toString());

@@ -1,5 +1,13 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.TarBytes;
+import dev.lazypull.testing.TestImages;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Function;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -88,8 +96,8 @@ class PackMountIT {
     // convert: GNU tar records hard links of regular files and symlinks only, so the layer is written by hand with
     // hard-link members to every type, as container tools (Go's archive/tar users) write them
     byte[] none = new byte[0];
-    java.util.function.Function<String, byte[]> u = x -> x.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-    byte[] layer = new dev.lazypull.testing.TarBytes().entry(u.apply("./"), '5', none, none)
+    Function<String, byte[]> u = x -> x.getBytes(StandardCharsets.UTF_8);
+    byte[] layer = new TarBytes().entry(u.apply("./"), '5', none, none)
         .entry(u.apply("a/"), '5', none, none)
         .entry("file", '0', "data\n").entry(u.apply("a/file2"), '1', none, u.apply("file"))
         .entry(u.apply("fifo"), '6', none, none).entry(u.apply("a/fifo2"), '1', none, u.apply("fifo"))
@@ -100,15 +108,15 @@ class PackMountIT {
         .end();
     Path tar = tmp.resolve("links.tar");
     Files.write(tar, layer);
-    dev.lazypull.testing.TestImages.write(tmp.resolve("src"), "v1", List.of(
-        new dev.lazypull.testing.TestImages.Layer(tar, tar, dev.lazypull.image.MediaTypes.OCI_LAYER_TAR)));
+    TestImages.write(tmp.resolve("src"), "v1", List.of(
+        new TestImages.Layer(tar, tar, MediaTypes.OCI_LAYER_TAR)));
     assertEquals(0, Main.run("convert", "oci:" + tmp.resolve("src") + ":v1", "oci:" + layout + ":conv"));
     Path flat = ErofsMounts.flatten(ErofsMounts.files(layout, "conv"), tmp.resolve("conv.img"));
     Path mnt = Files.createDirectories(tmp.resolve("mnt"));
     String stat = Requirements.run("bash", "-c", "set -euo pipefail\ntrap \"umount '" + mnt + "' 2>/dev/null || "
         + "true\" EXIT\nmount -t erofs -o ro '" + flat + "' '" + mnt + "'\n(cd '" + mnt + "' && "
         + "stat -c '%n %h %i %F' file a/file2 fifo a/fifo2 a/fifo3 sym a/sym2 chr a/chr2 blk a/blk2)\n");
-    java.util.Map<String, String[]> st = new java.util.HashMap<>();
+    Map<String, String[]> st = new HashMap<>();
     for (String line : stat.strip().split("\n")) {
       String[] f = line.split(" ", 4);
       st.put(f[0], f);

@@ -1,5 +1,12 @@
 package dev.lazypull.pack;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.image.Json;
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.TestImages;
+import java.util.List;
+import java.util.concurrent.Callable;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -94,7 +101,7 @@ class PackTest {
       assertTrue(table.verify(i, data, (int) table.offset(i), table.length(i)), "chunk " + i);
     }
     String json = capture(() -> Main.run("inspect", "--json", "oci:" + tmp.resolve("layout") + ":v"));
-    com.fasterxml.jackson.databind.JsonNode fs = dev.lazypull.image.Json.MAPPER.readTree(json).path("filesystem");
+    JsonNode fs = Json.MAPPER.readTree(json).path("filesystem");
     assertEquals(sum.regularFiles(), fs.path("regularFiles").asLong());
     assertEquals(sum.uniqueChunks(), fs.path("uniqueChunks").asLong());
     assertTrue(fs.path("dedupRatio").asDouble() > 1.0, json);
@@ -102,7 +109,7 @@ class PackTest {
     assertFalse(table.verify(1, data, (int) table.offset(1), table.length(1)), "a flipped byte is caught");
   }
 
-  private static String capture(java.util.concurrent.Callable<Integer> run) throws Exception {
+  private static String capture(Callable<Integer> run) throws Exception {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     PrintStream old = System.out;
     System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
@@ -173,9 +180,9 @@ class PackTest {
     Path t = tree();
     Path layer = tmp.resolve("layer.tar.gz");
     Requirements.run("bash", "-c", "tar --sort=name --format=pax -C '" + t + "' -cf - . | gzip -n > '" + layer + "'");
-    dev.lazypull.testing.TestImages.write(tmp.resolve("src"), "v1",
-        java.util.List.of(new dev.lazypull.testing.TestImages.Layer(layer, layer, 
-            dev.lazypull.image.MediaTypes.OCI_LAYER_TAR_GZIP)));
+    TestImages.write(tmp.resolve("src"), "v1",
+        List.of(new TestImages.Layer(layer, layer, 
+            MediaTypes.OCI_LAYER_TAR_GZIP)));
     assertEquals(0, Main.run("convert", "oci:" + tmp.resolve("src") + ":v1", "oci:" + tmp.resolve("o1")));
     assertEquals(0, Main.run("convert", "--threads", "1", "oci:" + tmp.resolve("src") + ":v1",
         "oci:" + tmp.resolve("o2")));

@@ -1,5 +1,9 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.image.Digest;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -77,7 +81,7 @@ class RegistryOutputTest {
     FakeRegistry.StoredManifest m = reg.manifests.get("team/app:v1");
     assertNotNull(m, "tagged");
     assertEquals(MediaTypes.OCI_MANIFEST, m.mediaType());
-    assertEquals(built.manifest().digest(), dev.lazypull.image.Digest.of(m.bytes()));
+    assertEquals(built.manifest().digest(), Digest.of(m.bytes()));
     Manifest manifest = Json.parse(m.bytes(), Manifest.class, "pushed");
     LazyImage img = LazyImage.of("pushed", built.manifest().digest(), manifest);
     assertNotNull(reg.blob("team/app", manifest.config().digest().toString()), "config pushed");
@@ -135,13 +139,13 @@ class RegistryOutputTest {
     int blobs = 0;
     try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v1"), tmp.resolve("scratch"), null,
         Progress.silent())) {
-      long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+      long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
       while (e == null && System.nanoTime() < end) {
-        byte[] bytes = ("blob " + blobs++).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bytes = ("blob " + blobs++).getBytes(StandardCharsets.UTF_8);
         Path f = out.newScratchFile();
         Files.write(f, bytes);
         try {
-          out.putFile(f, MediaTypes.EROFS_BLOB, dev.lazypull.image.Digest.of(bytes));
+          out.putFile(f, MediaTypes.EROFS_BLOB, Digest.of(bytes));
         } catch (IOException x) {
           e = x;
         }

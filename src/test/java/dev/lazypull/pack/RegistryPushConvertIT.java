@@ -1,5 +1,9 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.Json;
+import java.util.ArrayList;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -52,7 +56,7 @@ class RegistryPushConvertIT {
 
   /** The args plus the registry flags (and, for pack/convert, the scratch dir). */
   private static String[] withRegistry(Path toml, String... args) {
-    List<String> all = new java.util.ArrayList<>(List.of(args));
+    List<String> all = new ArrayList<>(List.of(args));
     all.addAll(List.of("--plain-http", "--config", toml.toString()));
     if (!args[0].equals("copy")) {
       all.addAll(List.of("--scratch-dir", work.resolve("scratch").toString()));
@@ -146,7 +150,7 @@ class RegistryPushConvertIT {
     // A layer whose stored bytes were altered in the registry: the download's sha256 check fails the
     // conversion, nothing is tagged, no scratch is left.
     String hex = layerHex(src);
-    Path data = RegistryImages.blobData(reg, dev.lazypull.image.Digest.parse("sha256:" + hex));
+    Path data = RegistryImages.blobData(reg, Digest.parse("sha256:" + hex));
     byte[] bytes = Files.readAllBytes(data);
     bytes[bytes.length / 2] ^= 1;
     Files.write(data, bytes);
@@ -160,9 +164,9 @@ class RegistryPushConvertIT {
 
   /** The hex digest of the first layer of the layout's only image. */
   private static String layerHex(Path layout) throws Exception {
-    var idx = dev.lazypull.image.Json.MAPPER.readTree(Files.readAllBytes(layout.resolve("index.json")));
+    var idx = Json.MAPPER.readTree(Files.readAllBytes(layout.resolve("index.json")));
     String m = idx.path("manifests").get(0).path("digest").asText().substring(7);
-    var manifest = dev.lazypull.image.Json.MAPPER.readTree(Files.readAllBytes(layout.resolve("blobs/sha256/" + m)));
+    var manifest = Json.MAPPER.readTree(Files.readAllBytes(layout.resolve("blobs/sha256/" + m)));
     return manifest.path("layers").get(0).path("digest").asText().substring(7);
   }
 }

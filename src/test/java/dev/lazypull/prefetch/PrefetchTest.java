@@ -1,5 +1,10 @@
 package dev.lazypull.prefetch;
 
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.ExpectedLogs;
+import java.security.MessageDigest;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -59,9 +64,9 @@ class PrefetchTest {
     blobDesc = source.add(blob, MediaTypes.EROFS_BLOB);
     List<Descriptor> tables = List.of();
     if (withTable) {
-      dev.lazypull.image.ChunkDigestTable.Builder tb = new dev.lazypull.image.ChunkDigestTable.Builder();
+      ChunkDigestTable.Builder tb = new ChunkDigestTable.Builder();
       for (int i = 0; i < 33; i++) {
-        tb.add(64 << 10, java.security.MessageDigest.getInstance("SHA-256")
+        tb.add(64 << 10, MessageDigest.getInstance("SHA-256")
             .digest(Arrays.copyOfRange(blob, i << 16, (i + 1) << 16)));
       }
       tables = List.of(source.add(tb.build().encode(), MediaTypes.CHUNK_DIGESTS));
@@ -149,8 +154,8 @@ class PrefetchTest {
     byte[] good = blob.clone();
     blob[12345] ^= 1;
     source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
-    dev.lazypull.testing.ExpectedLogs.warning(
-        "blob " + blobDesc.digest() + " from memory hashes to " + dev.lazypull.image.Digest.of(blob));
+    ExpectedLogs.warning(
+        "blob " + blobDesc.digest() + " from memory hashes to " + Digest.of(blob));
     call("prefetch");
     Await.until(() -> {
       try {
@@ -162,7 +167,7 @@ class PrefetchTest {
     JsonNode s = call("prefetch-status");
     assertEquals("failed", s.path("jobs").get(0).path("state").asText());
     assertTrue(s.path("jobs").get(0).path("error").asText().contains(blobDesc.digest().toString()));
-    assertEquals(-1, dev.lazypull.sys.Posix.lseek(d.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing written");
+    assertEquals(-1, Posix.lseek(d.anonFd, 0, Posix.SEEK_DATA), "nothing written");
 
     source.serveAs(blobDesc.digest(), good); // the source is fixed: the same prefetch now verifies and fills the file
     call("prefetch");

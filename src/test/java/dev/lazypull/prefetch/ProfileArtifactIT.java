@@ -1,5 +1,12 @@
 package dev.lazypull.prefetch;
 
+import dev.lazypull.testing.Await;
+import dev.lazypull.testing.ExpectedLogs;
+import java.io.IOException;
+import java.nio.channels.Channels;
+import java.util.ArrayList;
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -87,7 +94,7 @@ class ProfileArtifactIT {
   }
 
   private static void await(BooleanSupplier c, String what) throws InterruptedException {
-    dev.lazypull.testing.Await.until(c::getAsBoolean, what);
+    Await.until(c::getAsBoolean, what);
   }
 
   private static AccessProfile profile() {
@@ -98,7 +105,7 @@ class ProfileArtifactIT {
   }
 
   private static String[] registryFlags(String... args) {
-    List<String> all = new java.util.ArrayList<>(List.of(args));
+    List<String> all = new ArrayList<>(List.of(args));
     all.addAll(List.of("--plain-http", "--config", toml.toString()));
     return all.toArray(String[]::new);
   }
@@ -148,7 +155,7 @@ class ProfileArtifactIT {
     byte[] want = new byte[1 << 20];
     try (var ch = new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).blobs()
         .openRange(blob, 2L << 20, 1L << 20)) {
-      java.nio.channels.Channels.newInputStream(ch).readNBytes(want, 0, want.length);
+      Channels.newInputStream(ch).readNBytes(want, 0, want.length);
     }
     await(() -> {
       try (RandomAccessFile f = new RandomAccessFile(d.file.toFile(), "r")) {
@@ -158,8 +165,8 @@ class ProfileArtifactIT {
         byte[] got = new byte[want.length];
         f.seek(2L << 20);
         f.readFully(got);
-        return java.util.Arrays.equals(want, got);
-      } catch (java.io.IOException e) {
+        return Arrays.equals(want, got);
+      } catch (IOException e) {
         return false;
       }
     }, "the profile's range prefetched into the object's cache file");
@@ -178,8 +185,8 @@ class ProfileArtifactIT {
 
     Path state = tmp.resolve("state");
     ImageRegistrar registrar = daemon(state);
-    dev.lazypull.testing.ExpectedLogs.Expectation refused =
-        dev.lazypull.testing.ExpectedLogs.warning("fetching the access profile of bogus");
+    ExpectedLogs.Expectation refused =
+        ExpectedLogs.warning("fetching the access profile of bogus");
     registrar.register(none, "none", null, false);
     registrar.register(bogus, "bogus", null, false);
     await(() -> reg.accessLog().stream().filter(a -> a.uri().contains("/manifests/" + tag)

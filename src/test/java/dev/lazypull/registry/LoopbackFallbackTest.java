@@ -1,5 +1,14 @@
 package dev.lazypull.registry;
 
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -61,7 +70,7 @@ class LoopbackFallbackTest {
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
     Repository repo = new Repository("127.0.0.1:" + server.getPort(), "acc/app");
     try (RegistryClient client = unconfigured()) {
-      assertArrayEquals(java.util.Arrays.copyOfRange(data, 1000, 5000), read(client, repo, d, 1000, 4000));
+      assertArrayEquals(Arrays.copyOfRange(data, 1000, 5000), read(client, repo, d, 1000, 4000));
       assertArrayEquals(data, read(client, repo, d, 0, data.length));
       assertTrue(client.isPlainHttp(repo.registry()));
     }
@@ -92,14 +101,14 @@ class LoopbackFallbackTest {
    */
   @Test
   void aServerSilentToTlsIsProbedWithinTheConnectTimeout() throws Exception {
-    try (java.net.ServerSocket ss = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
-      java.util.List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+    try (ServerSocket ss = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+      List<Socket> held = new CopyOnWriteArrayList<>();
       Thread t = new Thread(() -> {
         try {
           for (int n = 0; n < 4; n++) { // the TLS probe, the plain probe, and a spare
-            java.net.Socket s = ss.accept();
+            Socket s = ss.accept();
             held.add(s);
-            java.io.InputStream in = s.getInputStream();
+            InputStream in = s.getInputStream();
             int first = in.read();
             if (first == 0x16) {
               continue; // a TLS record: say nothing, keep the connection open
@@ -114,7 +123,7 @@ class LoopbackFallbackTest {
               len += k;
             }
             s.getOutputStream().write(("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-                .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                .getBytes(StandardCharsets.US_ASCII));
             s.close();
           }
         } catch (IOException e) {
@@ -130,7 +139,7 @@ class LoopbackFallbackTest {
         long took = System.nanoTime() - start;
         assertTrue(took < Duration.ofSeconds(15).toNanos(), "probe took " + took / 1_000_000 + " ms");
       } finally {
-        for (java.net.Socket s : held) {
+        for (Socket s : held) {
           s.close();
         }
       }

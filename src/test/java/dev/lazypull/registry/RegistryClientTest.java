@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.testing.ExpectedLogs;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -254,9 +256,9 @@ class RegistryClientTest {
     Descriptor d = blob(data);
     reg.ignoreRange = true;
     // each client warns once; the tight one names its smaller bound (declared first: a record counts once)
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "sends whole blobs (HTTP 200); reading forward to each offset, at most 100000 bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("ignores Range requests and sends whole blobs (HTTP 200)");
+    ExpectedLogs.warning("ignores Range requests and sends whole blobs (HTTP 200)");
     assertArrayEquals(Arrays.copyOfRange(data, 150_000, 160_000), range(d, 150_000, 10_000));
     assertArrayEquals(Arrays.copyOfRange(data, 0, 10), range(d, 0, 10));
 

@@ -1,5 +1,15 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.config.ConfigFile;
+import dev.lazypull.erofs.Superblock;
+import dev.lazypull.nbd.protocol.Nbd;
+import dev.lazypull.testing.LazypullProcess;
+import dev.lazypull.testing.NbdTestClient;
+import dev.lazypull.testing.VmHarness;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Map;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -90,7 +100,7 @@ class RegistryIT {
   }
 
   private static RegistryClient client(Path toml) throws Exception {
-    RegistryConfig c = RegistryConfig.from(dev.lazypull.config.ConfigFile.load(toml, true).section("registry"))
+    RegistryConfig c = RegistryConfig.from(ConfigFile.load(toml, true).section("registry"))
         .withPlainHttp(true);
     return RegistryClient.create(c);
   }
@@ -155,7 +165,7 @@ class RegistryIT {
    */
   @Test
   void aLoopbackRegistryNeedsNoFlagAndNoConfiguration() throws Exception {
-    Path jar = dev.lazypull.testing.VmHarness.jar();
+    Path jar = VmHarness.jar();
     try (DockerRegistryFixture reg = DockerRegistryFixture.builder(work.resolve("loopback")).start()) {
       Path toml = config(work.resolve("loopback-cfg"), null, null); // a docker config and nothing else
       assertTrue(!Files.readString(toml).contains("plain_http"));
@@ -169,26 +179,26 @@ class RegistryIT {
       r = cli("inspect", ref); // literally no configuration and no flag
       assertEquals("0", r[0], r[1]);
       assertTrue(r[1].contains(local.manifestDigest().toString()), r[1]);
-      assertRangesMatch(RegistryClient.create(RegistryConfig.from(dev.lazypull.config.ConfigFile.load(toml, true)
+      assertRangesMatch(RegistryClient.create(RegistryConfig.from(ConfigFile.load(toml, true)
           .section("registry"))), ref);
 
       Path socket = work.resolve("loopback-nbd.sock");
       long served = reg.blobBytesServed();
-      java.util.Map<String, Long> stats;
-      try (dev.lazypull.testing.LazypullProcess p = dev.lazypull.testing.LazypullProcess.start(jar,
+      Map<String, Long> stats;
+      try (LazypullProcess p = LazypullProcess.start(jar,
           work.resolve("loopback-nbd"), "nbd", ref, "--config", toml.toString(), "--listen", "unix:" + socket,
           "--cache-dir", work.resolve("loopback-cache").toString())) {
         p.awaitLine("serving", 60);
-        try (dev.lazypull.testing.NbdTestClient c = dev.lazypull.testing.NbdTestClient.connect(socket)) {
+        try (NbdTestClient c = NbdTestClient.connect(socket)) {
           long size = c.exportName("", true).size();
           assertTrue(size > local.bootstrap().size(), "export of " + size + " bytes");
-          c.request(dev.lazypull.nbd.protocol.Nbd.CMD_READ, 0, 1, 0, 4096);
-          dev.lazypull.testing.NbdTestClient.SimpleReply reply = c.simpleReply(4096);
+          c.request(Nbd.CMD_READ, 0, 1, 0, 4096);
+          NbdTestClient.SimpleReply reply = c.simpleReply(4096);
           assertEquals(0, reply.error());
-          java.nio.ByteBuffer sb = java.nio.ByteBuffer.wrap(reply.data()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-          assertEquals(dev.lazypull.erofs.Superblock.MAGIC, sb.getInt(dev.lazypull.erofs.Superblock.OFFSET),
+          ByteBuffer sb = ByteBuffer.wrap(reply.data()).order(ByteOrder.LITTLE_ENDIAN);
+          assertEquals(Superblock.MAGIC, sb.getInt(Superblock.OFFSET),
               "the flattened device starts with the image's EROFS superblock");
-          c.request(dev.lazypull.nbd.protocol.Nbd.CMD_READ, 0, 2, size - 4096, 4096);
+          c.request(Nbd.CMD_READ, 0, 2, size - 4096, 4096);
           assertEquals(0, c.simpleReply(4096).error(), "a read of the data device: fetched from the registry");
         }
         stats = p.stop();

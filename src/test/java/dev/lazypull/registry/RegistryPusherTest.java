@@ -1,5 +1,8 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.testing.ExpectedLogs;
+import mockwebserver3.MockResponse;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -107,7 +110,7 @@ class RegistryPusherTest {
     AtomicInteger posts = new AtomicInteger();
     reg.intercept = r -> r.getMethod().equals("POST") && posts.getAndIncrement() == 0
         ? FakeRegistry.error(502, "UNAVAILABLE", "proxy hiccup") : null;
-    dev.lazypull.testing.ExpectedLogs.warning("HTTP 502 UNAVAILABLE: proxy hiccup); starting the upload again in ");
+    ExpectedLogs.warning("HTTP 502 UNAVAILABLE: proxy hiccup); starting the upload again in ");
     pusher.pushBlob(repo, desc(b), BlobContent.of(b), null);
     assertEquals(2, posts.get());
 
@@ -139,7 +142,7 @@ class RegistryPusherTest {
     pusher.pushManifest(repo, m, MediaTypes.OCI_MANIFEST, List.of());
     assertTrue(reg.requests.get(2).getUrl().encodedPath().endsWith("/manifests/" + d));
 
-    reg.intercept = r -> new mockwebserver3.MockResponse.Builder().code(201)
+    reg.intercept = r -> new MockResponse.Builder().code(201)
         .addHeader("Docker-Content-Digest", Digest.of(new byte[1]).toString()).build();
     RegistryException e = assertThrows(RegistryException.class,
         () -> pusher.pushManifest(repo, m, MediaTypes.OCI_MANIFEST, List.of("v2")));

@@ -1,5 +1,7 @@
 package dev.lazypull.registry;
 
+import java.util.stream.IntStream;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -21,7 +23,7 @@ class RetryPolicyTest {
       assertTrue(a2 >= 200 && a2 <= 400, "attempt 2: " + a2);
       assertTrue(a9 >= 500 && a9 <= 1000, "capped: " + a9);
     }
-    long distinct = java.util.stream.IntStream.range(0, 50).mapToLong(i -> p.backoff(3).toMillis()).distinct().count();
+    long distinct = IntStream.range(0, 50).mapToLong(i -> p.backoff(3).toMillis()).distinct().count();
     assertTrue(distinct > 5, "jittered");
   }
 

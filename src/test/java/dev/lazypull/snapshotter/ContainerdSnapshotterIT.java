@@ -1,5 +1,7 @@
 package dev.lazypull.snapshotter;
 
+import java.nio.charset.StandardCharsets;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -284,7 +286,7 @@ class ContainerdSnapshotterIT {
     try (var files = Files.walk(tmp.resolve("cache"))) {
       for (Path f : files.filter(Files::isRegularFile).toList()) {
         if (Files.size(f) < 1 << 20) {
-          assertFalse(Files.readString(f, java.nio.charset.StandardCharsets.ISO_8859_1).contains("written\n"),
+          assertFalse(Files.readString(f, StandardCharsets.ISO_8859_1).contains("written\n"),
               "no container write reaches the shared cache: " + f);
         }
       }

@@ -1,5 +1,10 @@
 package dev.lazypull.snapshotter;
 
+import dev.lazypull.sys.Mounts;
+import java.net.InetSocketAddress;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,10 +98,10 @@ class ContainerdStartBenchIT {
       containerd = ContainerdFixture.start(tmp.resolve("containerd"), Map.of("lazypull", snapSocket));
       daemon = startDaemon(jar, daemonSocket, toml);
       warmUp(containerd, jar, registry, toml);
-      Map<String, List<Timing[]>> results = new java.util.LinkedHashMap<>();
+      Map<String, List<Timing[]>> results = new LinkedHashMap<>();
       results.put("loopback", measure(registry.host(), registry, containerd, jar, toml, daemonSocket, snapRoot,
           lazyImage));
-      try (ThrottledProxy link = new ThrottledProxy(new java.net.InetSocketAddress("127.0.0.1",
+      try (ThrottledProxy link = new ThrottledProxy(new InetSocketAddress("127.0.0.1",
           Integer.parseInt(registry.host().split(":")[1])), LINK_BITS_PER_SECOND)) {
         results.put(LINK_BITS_PER_SECOND / 1_000_000 + " Mbit/s", measure(link.host(), registry, containerd, jar,
             toml, daemonSocket, snapRoot, lazyImage));
@@ -133,7 +138,7 @@ class ContainerdStartBenchIT {
       }
       for (MountInfo.Mount m : MountInfo.read()) {
         if (m.mountPoint().startsWith(tmp.toString())) {
-          dev.lazypull.sys.Mounts.umount(m.mountPoint(), dev.lazypull.sys.Mounts.MNT_DETACH);
+          Mounts.umount(m.mountPoint(), Mounts.MNT_DETACH);
         }
       }
       if (daemon != null) {
@@ -276,7 +281,7 @@ class ContainerdStartBenchIT {
 
   private static double median(double[] v) {
     double[] s = v.clone();
-    java.util.Arrays.sort(s);
+    Arrays.sort(s);
     return s[s.length / 2];
   }
 }

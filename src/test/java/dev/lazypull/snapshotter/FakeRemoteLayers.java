@@ -1,5 +1,7 @@
 package dev.lazypull.snapshotter;
 
+import java.util.Collections;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -18,7 +20,7 @@ final class FakeRemoteLayers implements RemoteLayers {
   /** manifest digest → its layer digests, bootstrap first. */
   final Map<String, List<String>> images = new ConcurrentHashMap<>();
   final Set<Path> mounted = ConcurrentHashMap.newKeySet();
-  final List<String> log = java.util.Collections.synchronizedList(new ArrayList<>());
+  final List<String> log = Collections.synchronizedList(new ArrayList<>());
   volatile boolean daemonDown;
 
   @Override

@@ -1,5 +1,7 @@
 package dev.lazypull.sys;
 
+import java.util.Collections;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,7 +25,7 @@ class FanotifyCallsTest {
     assertEquals("device=/c/a,ro", Mounts.erofsOptions(List.of(Path.of("/c/a")), "ro"));
     assertEquals("", Mounts.erofsOptions(List.of(), ""));
     assertThrows(IllegalArgumentException.class, () -> Mounts.erofsOptions(List.of(Path.of("/c/a,b")), null));
-    List<Path> many = java.util.Collections.nCopies(40, Path.of("/" + "x".repeat(120)));
+    List<Path> many = Collections.nCopies(40, Path.of("/" + "x".repeat(120)));
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Mounts.erofsOptions(many, null));
     assertTrue(e.getMessage().contains("4095"), e.getMessage());
   }

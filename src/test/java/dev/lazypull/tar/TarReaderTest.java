@@ -1,5 +1,7 @@
 package dev.lazypull.tar;
 
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -92,9 +94,9 @@ class TarReaderTest {
     bad[0] ^= 1;
     assertMessage(bad, "checksum");
     byte[] ok = new TarBytes().entry("f", '0', "0123456789").bytes();
-    byte[] truncated = java.util.Arrays.copyOf(ok, 512 + 5);
+    byte[] truncated = Arrays.copyOf(ok, 512 + 5);
     assertThrows(IOException.class, () -> readAll(truncated));
-    assertMessage(java.util.Arrays.copyOf(ok, 300), "truncated");
+    assertMessage(Arrays.copyOf(ok, 300), "truncated");
     byte[] badOctal = TarBytes.header("f".getBytes(StandardCharsets.US_ASCII), '0', 0, new byte[0]);
     badOctal[124] = '9';
     fixChecksum(badOctal);

@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.util.Map;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -35,7 +37,7 @@ public final class ContainerdFixture implements AutoCloseable {
   }
 
   /** Starts containerd with {@code proxySnapshotters} (name → socket) in its config. */
-  public static ContainerdFixture start(Path dir, java.util.Map<String, Path> proxySnapshotters)
+  public static ContainerdFixture start(Path dir, Map<String, Path> proxySnapshotters)
       throws IOException, InterruptedException {
     Requirements.requireTool("containerd");
     Requirements.requireTool("ctr");

@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import dev.lazypull.frontend.SetupException;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.lazypull.app.Daemon;
@@ -98,7 +100,7 @@ public final class DaemonHarness implements AutoCloseable {
         return new DaemonHarness(dir, kernel, group, daemon);
       } catch (IOException e) {
         throw new UncheckedIOException(e);
-      } catch (dev.lazypull.frontend.SetupException e) {
+      } catch (SetupException e) {
         throw new IllegalStateException(e);
       }
     }

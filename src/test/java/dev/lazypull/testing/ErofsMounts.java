@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import dev.lazypull.compress.ZstdCodec;
+
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.lazypull.blob.ImageSource;
@@ -86,7 +88,7 @@ public final class ErofsMounts {
       ChunkDigestTable table = ChunkDigestTable.decode(src.readRange(t, 0, (int) t.size()), d);
       Path device = Files.createDirectories(layout.resolveSibling(layout.getFileName() + "-devices"))
           .resolve(d.digest().hex());
-      ByteBuffer frame = ByteBuffer.allocateDirect(table.size() == 0 ? 1 : (int) dev.lazypull.compress.ZstdCodec
+      ByteBuffer frame = ByteBuffer.allocateDirect(table.size() == 0 ? 1 : (int) ZstdCodec
           .maxFrameLength(table.maxLength()));
       ByteBuffer data = ByteBuffer.allocateDirect(Math.max(1, table.maxLength()));
       try (FileChannel in = FileChannel.open(stored);

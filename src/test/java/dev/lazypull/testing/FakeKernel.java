@@ -1,5 +1,8 @@
 package dev.lazypull.testing;
 
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+
 import dev.lazypull.fscache.Devnode;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.sys.Errno;
@@ -211,15 +214,15 @@ public final class FakeKernel implements Devnode {
     if (command.startsWith("inuse ") || command.startsWith("cull ")) {
       // like the kernel: the name is looked up in the daemon's current working directory
       String name = command.substring(command.indexOf(' ') + 1);
-      Path file = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/cwd")).resolve(name);
-      if (!java.nio.file.Files.exists(file)) {
+      Path file = Files.readSymbolicLink(Path.of("/proc/self/cwd")).resolve(name);
+      if (!Files.exists(file)) {
         throw new ErrnoException("write", command, Errno.ESTALE);
       }
       if (inUseFiles.contains(file)) {
         throw new ErrnoException("write", command, Errno.EBUSY);
       }
       if (command.startsWith("cull ")) {
-        java.nio.file.Files.delete(file);
+        Files.delete(file);
       }
       return;
     }
@@ -235,7 +238,7 @@ public final class FakeKernel implements Devnode {
       o.copenSize = size;
       if (size >= 0) {
         // cachefiles truncates a new backing file to the size rounded up to a block
-        try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(o.file.toFile(), "rw")) {
+        try (RandomAccessFile raf = new RandomAccessFile(o.file.toFile(), "rw")) {
           if (raf.length() < AlignedBuffers.roundUp(size, 4096)) {
             raf.setLength(AlignedBuffers.roundUp(size, 4096));
           }

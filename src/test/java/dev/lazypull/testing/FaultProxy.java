@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.net.BindException;
+
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -38,7 +40,7 @@ import java.util.function.Predicate;
  * forwarded by {@code Content-Length} only (pulls; push directly to the registry).
  *
  * <p>Also runs standalone (the QEMU guest uses it): {@code java -cp target/test-classes
- * dev.lazypull.testing.FaultProxy --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001 [--seed N] [--rate R]
+ * FaultProxy --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001 [--seed N] [--rate R]
  * [--faults A,B]}; {@code GET /__fault/rate/R} changes the fault rate, {@code GET /__fault/stats} prints
  * the counts, {@code GET /__fault/upstream-errors} the number of requests that found the upstream down.
  */
@@ -163,12 +165,12 @@ public final class FaultProxy implements AutoCloseable {
     }
     // Not an ephemeral port: while the proxy is down, a client connecting to a free port in the ephemeral range
     // can be given that same port as its source and connect to itself (TCP self-connect) instead of refused.
-    java.util.Random rnd = new java.util.Random();
+    Random rnd = new Random();
     for (int attempt = 0; ; attempt++) {
       InetSocketAddress at = new InetSocketAddress(listen.getAddress(), 20000 + rnd.nextInt(12000));
       try {
         return new FaultProxy(upstream, bind(at), seed);
-      } catch (java.net.BindException e) {
+      } catch (BindException e) {
         if (attempt >= 100) {
           throw e;
         }

@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.util.Random;
+
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.BoundedChannel;
 import dev.lazypull.image.Descriptor;
@@ -77,7 +79,7 @@ public final class MemoryBlobSource implements BlobSource {
 
   public static byte[] randomBytes(int n, long seed) {
     byte[] b = new byte[n];
-    new java.util.Random(seed).nextBytes(b);
+    new Random(seed).nextBytes(b);
     return b;
   }
 

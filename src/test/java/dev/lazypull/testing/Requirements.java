@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.nio.charset.StandardCharsets;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,7 +61,7 @@ public final class Requirements {
       p.destroyForcibly();
       throw new AssertionError(String.join(" ", command) + ": timed out");
     }
-    String text = new String(out, java.nio.charset.StandardCharsets.UTF_8);
+    String text = new String(out, StandardCharsets.UTF_8);
     if (p.exitValue() != 0) {
       throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
     }

@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.net.StandardProtocolFamily;
+
 import java.io.IOException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
@@ -34,7 +36,7 @@ public final class SyntheticTree {
     for (int i = 0; i < 400; i++) {
       Files.writeString(many.resolve(String.format("entry-with-a-fairly-long-name-%04d.txt", i)), "n" + i);
     }
-    try (ServerSocketChannel s = ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+    try (ServerSocketChannel s = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
       s.bind(UnixDomainSocketAddress.of(root.resolve("socket")));
     }
     String huge = withHugeFile

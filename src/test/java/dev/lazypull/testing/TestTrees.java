@@ -1,5 +1,7 @@
 package dev.lazypull.testing;
 
+import java.nio.file.LinkOption;
+
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -61,7 +63,7 @@ public final class TestTrees {
     List<String> lines = new ArrayList<>();
     try (Stream<Path> files = Files.walk(root)) {
       for (Path f : (Iterable<Path>) files.sorted()::iterator) {
-        if (Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        if (Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
           lines.add(md5(f) + "  " + root.relativize(f));
         }
       }

@@ -1,5 +1,11 @@
 package dev.lazypull.nbd.device;
 
+import java.security.MessageDigest;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.fetch.BlobCacheDir;
 import dev.lazypull.fetch.BlobCacheFile;
@@ -180,14 +186,14 @@ public final class ImageDevices {
 
   /** Whether entry {@code i} of {@code table} is all zeros: its digest is that of as many zero bytes. */
   static boolean isZeroChunk(ChunkDigestTable table, int i) {
-    return java.util.Arrays.equals(table.sha256(i), zeroDigest(table.length(i)));
+    return Arrays.equals(table.sha256(i), zeroDigest(table.length(i)));
   }
 
-  private static final java.util.Map<Integer, byte[]> ZERO_DIGESTS = new java.util.concurrent.ConcurrentHashMap<>();
+  private static final Map<Integer, byte[]> ZERO_DIGESTS = new ConcurrentHashMap<>();
 
   private static byte[] zeroDigest(int length) {
     return ZERO_DIGESTS.computeIfAbsent(length, n -> {
-      java.security.MessageDigest md = Digest.sha256();
+      MessageDigest md = Digest.sha256();
       byte[] zeros = new byte[Math.min(n, 1 << 20)];
       for (int left = n; left > 0; left -= zeros.length) {
         md.update(zeros, 0, Math.min(left, zeros.length));
@@ -196,7 +202,7 @@ public final class ImageDevices {
     });
   }
 
-  private static <T> T await(java.util.concurrent.CompletableFuture<T> f, Duration timeout, Descriptor what)
+  private static <T> T await(CompletableFuture<T> f, Duration timeout, Descriptor what)
       throws IOException {
     try {
       return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);

@@ -1,5 +1,7 @@
 package dev.lazypull.nbd.protocol;
 
+import java.util.Arrays;
+
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
@@ -171,7 +173,7 @@ public final class OptionCodec {
     ByteBuffer out = ByteBuffer.allocate(max);
     StandardCharsets.UTF_8.newEncoder().onMalformedInput(CodingErrorAction.REPLACE)
         .onUnmappableCharacter(CodingErrorAction.REPLACE).encode(in, out, true);
-    return java.util.Arrays.copyOf(out.array(), out.position());
+    return Arrays.copyOf(out.array(), out.position());
   }
 
   /** {@code NBD_REP_SERVER}: {@code u32 namelen, name}. */

@@ -1,5 +1,7 @@
 package dev.lazypull.nbd.device;
 
+import java.nio.ByteOrder;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -223,7 +225,7 @@ class DiskDevicesTest {
       }
     }
     byte[] past = new BlockMap(4096, 10L * 4096, RoaringBitmap.bitmapOf(1), new RoaringBitmap()).encode();
-    ByteBuffer.wrap(past).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(16, 4096); // one block only
+    ByteBuffer.wrap(past).order(ByteOrder.LITTLE_ENDIAN).putLong(16, 4096); // one block only
     assertThrows(IOException.class, () -> BlockMap.decode(past));
   }
 }

@@ -1,5 +1,9 @@
 package dev.lazypull.nbd.device;
 
+import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.ExpectedLogs;
+import java.nio.ByteOrder;
+
 import dev.lazypull.nbd.server.ExportDevice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -124,15 +128,15 @@ class ImageDevicesTest {
     byte[] tampered = boot.clone();
     tampered[6000] ^= 1; // outside the head the export reads first
     source.serveAs(img.bootstrap().digest(), tampered);
-    dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + img.bootstrap().digest() + " bytes 0+");
+    ExpectedLogs.severe("integrity: blob " + img.bootstrap().digest() + " bytes 0+");
     IOException e = assertThrows(IOException.class, () -> ImageDevices.flattened(img, source, cache, T));
     assertTrue(e.getMessage().contains("fail their chunk digest"), e.getMessage());
-    int fd = dev.lazypull.sys.Posix.open(cache.pathOf(img.bootstrap().digest()).toString(),
-        dev.lazypull.sys.Posix.O_RDONLY, 0);
+    int fd = Posix.open(cache.pathOf(img.bootstrap().digest()).toString(),
+        Posix.O_RDONLY, 0);
     try {
-      assertEquals(-1, dev.lazypull.sys.Posix.lseek(fd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing cached");
+      assertEquals(-1, Posix.lseek(fd, 0, Posix.SEEK_DATA), "nothing cached");
     } finally {
-      dev.lazypull.sys.Posix.close(fd);
+      Posix.close(fd);
     }
 
     source.serveAs(img.bootstrap().digest(), boot);
@@ -154,7 +158,7 @@ class ImageDevicesTest {
   @Test
   void onlyTheBlobsARangeTouchesAreFetched() throws Exception {
     byte[] boot = bootstrap(BootstrapHeaderTest.block0(1, true, "t"), 2);
-    ByteBuffer h = ByteBuffer.wrap(boot).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer h = ByteBuffer.wrap(boot).order(ByteOrder.LITTLE_ENDIAN);
     h.putInt(9 * 128 + 64, 40).putInt(9 * 128 + 68, 128);
     h.putInt(Superblock.OFFSET + 4, Superblock.computeChecksum(h, 4096));
     byte[] blob = MemoryBlobSource.randomBytes(40 * 4096, 6);

@@ -1,5 +1,7 @@
 package dev.lazypull.nbd.server;
 
+import dev.lazypull.testing.ExpectedLogs;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -280,12 +282,12 @@ class NbdServerTest {
   @Test
   void protocolViolationsDisconnectOnlyTheirConnection() throws Exception {
     try (NbdTestClient good = structured()) {
-      dev.lazypull.testing.ExpectedLogs.warning("protocol violation, disconnecting: bad request magic 0xdeadbeef");
-      dev.lazypull.testing.ExpectedLogs.warning(
+      ExpectedLogs.warning("protocol violation, disconnecting: bad request magic 0xdeadbeef");
+      ExpectedLogs.warning(
           "protocol violation, disconnecting: WRITE payload of " + (Nbd.MAX_PAYLOAD + 1L) + " bytes");
-      dev.lazypull.testing.ExpectedLogs.warning(
+      ExpectedLogs.warning(
           "protocol violation, disconnecting: client sent unknown handshake flags 0x10");
-      dev.lazypull.testing.ExpectedLogs.warning("protocol violation, disconnecting: bad option magic 0x1234");
+      ExpectedLogs.warning("protocol violation, disconnecting: bad option magic 0x1234");
       try (NbdTestClient bad = structured()) {
         bad.write(ByteBuffer.allocate(28).putInt(0, 0xdeadbeef));
         assertTrue(bad.closedByServer(), "bad request magic: hard disconnect");
@@ -356,7 +358,7 @@ class NbdServerTest {
   void fetchFailuresAndDeadlinesAreEioAndNotFatal() throws Exception {
     try (NbdTestClient c = simple(); NbdTestClient s = structured()) {
       source.failWith = new IOException("registry says 503");
-      dev.lazypull.testing.ExpectedLogs.warning(" failed: registry says 503");
+      ExpectedLogs.warning(" failed: registry says 503");
       c.request(Nbd.CMD_READ, 0, 1, BLOB_AT, 10);
       assertEquals(Nbd.EIO, c.simpleReply(10).error());
       s.request(Nbd.CMD_READ, 0, 2, BLOB_AT, 10);
@@ -370,7 +372,7 @@ class NbdServerTest {
     }
     server = newServer(server.device(), NbdServer.Options.defaults().withReadDeadline(Duration.ofMillis(300)));
     source.gate = new CountDownLatch(1);
-    dev.lazypull.testing.ExpectedLogs.warning(" failed: data not fetched within 300 ms");
+    ExpectedLogs.warning(" failed: data not fetched within 300 ms");
     try (NbdTestClient c = simple()) {
       c.request(Nbd.CMD_READ, 0, 4, BLOB_AT + 5 * CHUNK, 10);
       assertEquals(Nbd.EIO, c.simpleReply(10).error(), "not fetched within the read deadline");
@@ -415,8 +417,8 @@ class NbdServerTest {
   void connectionLimitAndHandshakeTimeout() throws Exception {
     server = newServer(server.device(), NbdServer.Options.defaults().withMaxConnections(2)
         .withHandshakeTimeout(Duration.ofMillis(500)));
-    dev.lazypull.testing.ExpectedLogs.warning(": 2 connections are open already");
-    dev.lazypull.testing.ExpectedLogs.warning(": no export chosen within PT0.5S; disconnecting");
+    ExpectedLogs.warning(": 2 connections are open already");
+    ExpectedLogs.warning(": no export chosen within PT0.5S; disconnecting");
     try (NbdTestClient a = structured(); NbdTestClient b = structured(); NbdTestClient c =
         NbdTestClient.connect(socket)) {
       assertTrue(c.closedByServer(), "a third connection is refused");
@@ -433,7 +435,7 @@ class NbdServerTest {
   @Test
   void aClientThatStopsReadingIsDisconnected() throws Exception {
     server = newServer(server.device(), NbdServer.Options.defaults().withWriteTimeout(Duration.ofMillis(400)));
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         ": a reply could not be written for PT0.4S (the client stopped reading); disconnecting it");
     try (NbdTestClient stuck = simple(); NbdTestClient other = structured()) {
       for (int i = 0; i < 64; i++) { // 64 MiB of replies it never reads: the socket buffers fill up

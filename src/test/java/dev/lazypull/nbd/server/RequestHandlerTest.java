@@ -1,5 +1,7 @@
 package dev.lazypull.nbd.server;
 
+import dev.lazypull.nbd.protocol.PayloadBuffers;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -117,7 +119,7 @@ class RequestHandlerTest {
     }
 
     @Override
-    public dev.lazypull.nbd.protocol.PayloadBuffers payloads() {
+    public PayloadBuffers payloads() {
       return null; // read-only: payloads are skipped
     }
 
