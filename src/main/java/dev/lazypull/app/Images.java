@@ -13,9 +13,9 @@ import dev.lazypull.registry.RegistryImageSource;
 import java.io.IOException;
 
 /**
- * Resolves a reference to either kind of image the NBD export serves: a filesystem image ({@link LazyImage}) or
- * a disk image ({@link DiskImage}: an imported disk, or a snapshot). The manifest is fetched and verified once and
- * its layer 0 decides.
+ * Resolves a reference to either kind of image the NBD export serves: a filesystem image ({@link
+ * LazyImage}) or a disk image ({@link DiskImage}: an imported disk, or a snapshot). The manifest is
+ * fetched and verified once and its layer 0 decides.
  */
 public final class Images {
   private Images() {}
@@ -28,7 +28,8 @@ public final class Images {
   }
 
   /**
-   * @param reference the reference as the user gave it (a disk image keeps it: its blobs' origin follows from it)
+   * @param reference the reference as the user gave it (a disk image keeps it: its blobs' origin
+   *     follows from it)
    */
   public static Resolved resolve(ImageSource source, String reference) throws IOException {
     Digest digest;

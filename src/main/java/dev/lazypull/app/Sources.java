@@ -8,23 +8,25 @@ import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryImageSource;
 
 /**
- * Where images are opened from: local OCI layouts and, through one registry client, registry references — with
- * per-image registry settings ({@code --plain-http}, {@code --platform}) applied to that client.
+ * Where images are opened from: local OCI layouts and, through one registry client, registry
+ * references — with per-image registry settings ({@code --plain-http}, {@code --platform}) applied
+ * to that client.
  */
 public final class Sources {
   private Sources() {}
 
   public static ImageSources over(RegistryClient client) {
-    return new ImageSources(new ImageSources.RegistryOpener() {
-      @Override
-      public ImageSource open(ImageReference.Registry reference) {
-        return new RegistryImageSource(client, reference);
-      }
+    return new ImageSources(
+        new ImageSources.RegistryOpener() {
+          @Override
+          public ImageSource open(ImageReference.Registry reference) {
+            return new RegistryImageSource(client, reference);
+          }
 
-      @Override
-      public ImageSource open(ImageReference.Registry reference, PullOptions options) {
-        return RegistryImageSource.open(client, reference, options);
-      }
-    });
+          @Override
+          public ImageSource open(ImageReference.Registry reference, PullOptions options) {
+            return RegistryImageSource.open(client, reference, options);
+          }
+        });
   }
 }

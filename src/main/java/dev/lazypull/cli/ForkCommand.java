@@ -9,29 +9,45 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code lazypull fork --control SOCKET [--name N] [--overlay DIR] [--listen ADDR]}: asks a running {@code lazypull
- * nbd --control SOCKET} for a new writable export of its image — an overlay of its own over the same base, sharing
- * that process's cache — and prints the new export's URI; {@code --remove NAME} stops one (its overlay flushed).
+ * {@code lazypull fork --control SOCKET [--name N] [--overlay DIR] [--listen ADDR]}: asks a running
+ * {@code lazypull nbd --control SOCKET} for a new writable export of its image — an overlay of its
+ * own over the same base, sharing that process's cache — and prints the new export's URI; {@code
+ * --remove NAME} stops one (its overlay flushed).
  */
-@Command(name = "fork", mixinStandardHelpOptions = true,
-    description = "Add a writable export of a running `lazypull nbd --control SOCKET`'s image, with an overlay of "
-        + "its own over the same base and that process's cache; prints its NBD URI. --remove stops a fork.")
+@Command(
+    name = "fork",
+    mixinStandardHelpOptions = true,
+    description =
+        "Add a writable export of a running `lazypull nbd --control SOCKET`'s image, with an overlay of "
+            + "its own over the same base and that process's cache; prints its NBD URI. --remove stops a fork.")
 final class ForkCommand implements Callable<Integer> {
-  @Option(names = "--control", required = true, paramLabel = "SOCKET", description = "The export's control socket.")
+  @Option(
+      names = "--control",
+      required = true,
+      paramLabel = "SOCKET",
+      description = "The export's control socket.")
   Path control;
 
   @Option(names = "--name", paramLabel = "NAME", description = "The fork's name (default: fork-N).")
   String name;
 
-  @Option(names = "--overlay", paramLabel = "DIR", description = "Its overlay (default: under the export's "
-      + "overlays_dir).")
+  @Option(
+      names = "--overlay",
+      paramLabel = "DIR",
+      description = "Its overlay (default: under the export's " + "overlays_dir).")
   Path overlay;
 
-  @Option(names = "--listen", paramLabel = "unix:PATH|tcp:HOST:PORT", description = "Where it listens (default: "
-      + "unix:<control socket's directory>/<name>.sock).")
+  @Option(
+      names = "--listen",
+      paramLabel = "unix:PATH|tcp:HOST:PORT",
+      description =
+          "Where it listens (default: " + "unix:<control socket's directory>/<name>.sock).")
   String listen;
 
-  @Option(names = "--block-size", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+  @Option(
+      names = "--block-size",
+      paramLabel = "SIZE",
+      converter = Units.SizeConverter.class,
       description = "Block size of a new overlay (default: 4K).")
   Long blockSize;
 
@@ -62,8 +78,14 @@ final class ForkCommand implements Callable<Integer> {
     }
     JsonNode r = client.call(req);
     System.out.println(r.path("uri").asText());
-    System.err.println("fork " + r.path("name").asText() + ": overlay " + r.path("overlay").asText() + ", ready in "
-        + r.path("micros").asLong() + " us");
+    System.err.println(
+        "fork "
+            + r.path("name").asText()
+            + ": overlay "
+            + r.path("overlay").asText()
+            + ", ready in "
+            + r.path("micros").asLong()
+            + " us");
     return 0;
   }
 }

@@ -9,8 +9,9 @@ import picocli.CommandLine.Command;
     name = "lazypull",
     mixinStandardHelpOptions = true,
     versionProvider = Main.VersionProvider.class,
-    description = "Start EROFS images before they are downloaded: serve cachefiles on-demand READs (fscache "
-        + "mode) or an NBD export from OCI registries and layouts.",
+    description =
+        "Start EROFS images before they are downloaded: serve cachefiles on-demand READs (fscache "
+            + "mode) or an NBD export from OCI registries and layouts.",
     subcommands = {
       DaemonCommand.class,
       MountCommand.class,
@@ -47,13 +48,19 @@ public final class Main implements Runnable {
   /** Runs a command line and returns the exit code (for tests). */
   public static int run(String... args) {
     CommandLine cl = new CommandLine(new Main());
-    cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      cmd.getErr().println("lazypull " + cmd.getCommandName() + ": " + (e.getMessage() == null ? e : e.getMessage()));
-      if (System.getenv("LAZYPULL_DEBUG") != null) {
-        e.printStackTrace(cmd.getErr());
-      }
-      return 1;
-    });
+    cl.setExecutionExceptionHandler(
+        (e, cmd, parsed) -> {
+          cmd.getErr()
+              .println(
+                  "lazypull "
+                      + cmd.getCommandName()
+                      + ": "
+                      + (e.getMessage() == null ? e : e.getMessage()));
+          if (System.getenv("LAZYPULL_DEBUG") != null) {
+            e.printStackTrace(cmd.getErr());
+          }
+          return 1;
+        });
     return cl.execute(args);
   }
 

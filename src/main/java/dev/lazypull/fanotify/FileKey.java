@@ -1,15 +1,14 @@
 package dev.lazypull.fanotify;
 
-import java.io.IOException;
-
 import dev.lazypull.sys.PosixFs;
 import dev.lazypull.sys.StatX;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
 /**
- * Which file an event is about: its device and inode. An event names its file only by an fd, so the front end
- * finds the served file by the identity of what that fd is open on.
+ * Which file an event is about: its device and inode. An event names its file only by an fd, so the
+ * front end finds the served file by the identity of what that fd is open on.
  */
 public record FileKey(long devMajor, long devMinor, long ino) {
   static FileKey of(StatX s) {

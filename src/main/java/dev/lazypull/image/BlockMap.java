@@ -8,10 +8,11 @@ import java.util.Arrays;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * The block map of a snapshot diff ({@link MediaTypes#DISK_DIFF_MAP}): which blocks the diff's data holds — packed
- * in block order, so block b is at data offset (rank(b) − 1) × block size — and which blocks it zeroes. Blocks in
- * neither read as the layer below. Both sets are roaring bitmaps in the portable serialization (readable by the C,
- * Go and Rust implementations); all integers little-endian; the layer's digest covers the bytes:
+ * The block map of a snapshot diff ({@link MediaTypes#DISK_DIFF_MAP}): which blocks the diff's data
+ * holds — packed in block order, so block b is at data offset (rank(b) − 1) × block size — and
+ * which blocks it zeroes. Blocks in neither read as the layer below. Both sets are roaring bitmaps
+ * in the portable serialization (readable by the C, Go and Rust implementations); all integers
+ * little-endian; the layer's digest covers the bytes:
  *
  * <pre>
  *   0  8  magic "LPDIFFM1"
@@ -32,13 +33,18 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
   static final byte[] MAGIC = "LPDIFFM1".getBytes(StandardCharsets.US_ASCII);
   static final int VERSION = 1;
   static final int HEADER = 40;
+
   /** Largest map read: 64 MiB holds far more than any real diff's bitmaps. */
   public static final long MAX_BYTES = 64L << 20;
 
   public BlockMap {
-    if (blockSize < 512 || blockSize > (64 << 10) || Integer.bitCount(blockSize) != 1 || size < 0
+    if (blockSize < 512
+        || blockSize > (64 << 10)
+        || Integer.bitCount(blockSize) != 1
+        || size < 0
         || blocks(size, blockSize) > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("block map: block size " + blockSize + ", device size " + size);
+      throw new IllegalArgumentException(
+          "block map: block size " + blockSize + ", device size " + size);
     }
   }
 
@@ -62,7 +68,12 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
     int d = data.serializedSizeInBytes();
     int z = zero.serializedSizeInBytes();
     ByteBuffer b = ByteBuffer.allocate(HEADER + d + z).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(MAGIC).putInt(VERSION).putInt(blockSize).putLong(size).putLong(data.getLongCardinality()).putInt(d)
+    b.put(MAGIC)
+        .putInt(VERSION)
+        .putInt(blockSize)
+        .putLong(size)
+        .putLong(data.getLongCardinality())
+        .putInt(d)
         .putInt(z);
     data.serialize(b);
     zero.serialize(b);
@@ -72,8 +83,8 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
   /**
    * Decodes a map.
    *
-   * @throws IOException naming what is wrong: magic, version, sizes, lengths, bitmaps that do not decode, blocks
-   *     past the device, overlapping sets, a count that does not match
+   * @throws IOException naming what is wrong: magic, version, sizes, lengths, bitmaps that do not
+   *     decode, blocks past the device, overlapping sets, a count that does not match
    */
   public static BlockMap decode(byte[] bytes) throws IOException {
     if (bytes.length < HEADER || bytes.length > MAX_BYTES) {
@@ -92,13 +103,22 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
     if (version != VERSION) {
       throw new IOException("block map version " + version + ", expected " + VERSION);
     }
-    if (blockSize < 512 || blockSize > (64 << 10) || Integer.bitCount(blockSize) != 1 || size < 0
+    if (blockSize < 512
+        || blockSize > (64 << 10)
+        || Integer.bitCount(blockSize) != 1
+        || size < 0
         || blocks(size, blockSize) > Integer.MAX_VALUE) {
       throw new IOException("block map: block size " + blockSize + ", device size " + size);
     }
     if (HEADER + d + z != bytes.length) {
-      throw new IOException("block map: bitmap lengths " + d + " + " + z + " do not fill its " + bytes.length
-          + " bytes");
+      throw new IOException(
+          "block map: bitmap lengths "
+              + d
+              + " + "
+              + z
+              + " do not fill its "
+              + bytes.length
+              + " bytes");
     }
     RoaringBitmap data = bitmap(bytes, HEADER, (int) d, "data");
     RoaringBitmap zero = bitmap(bytes, HEADER + (int) d, (int) z, "zero");
@@ -111,12 +131,14 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
       throw new IOException("block map: blocks both in the data and zeroed");
     }
     if (data.getLongCardinality() != count) {
-      throw new IOException("block map: " + data.getLongCardinality() + " data blocks, the header says " + count);
+      throw new IOException(
+          "block map: " + data.getLongCardinality() + " data blocks, the header says " + count);
     }
     return new BlockMap(blockSize, size, data, zero);
   }
 
-  private static RoaringBitmap bitmap(byte[] bytes, int at, int length, String what) throws IOException {
+  private static RoaringBitmap bitmap(byte[] bytes, int at, int length, String what)
+      throws IOException {
     RoaringBitmap r = new RoaringBitmap();
     try {
       r.deserialize(ByteBuffer.wrap(bytes, at, length).slice().order(ByteOrder.LITTLE_ENDIAN));
@@ -124,8 +146,14 @@ public record BlockMap(int blockSize, long size, RoaringBitmap data, RoaringBitm
       throw new IOException("block map: the " + what + " bitmap does not decode: " + e);
     }
     if (r.serializedSizeInBytes() != length) {
-      throw new IOException("block map: the " + what + " bitmap takes " + r.serializedSizeInBytes() + " of its "
-          + length + " bytes");
+      throw new IOException(
+          "block map: the "
+              + what
+              + " bitmap takes "
+              + r.serializedSizeInBytes()
+              + " of its "
+              + length
+              + " bytes");
     }
     return r;
   }

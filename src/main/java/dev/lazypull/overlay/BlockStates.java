@@ -9,12 +9,13 @@ import java.util.zip.CRC32C;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * The state of every block of an overlay: <b>untouched</b> (reads the base), <b>dirty</b> (reads the overlay's
- * data file) or <b>zero</b> (reads zeros) — two roaring bitmaps, dirty and zero, never both set for a block, with
- * O(1)-ish range operations. Not thread-safe: the overlay guards it.
+ * The state of every block of an overlay: <b>untouched</b> (reads the base), <b>dirty</b> (reads
+ * the overlay's data file) or <b>zero</b> (reads zeros) — two roaring bitmaps, dirty and zero,
+ * never both set for a block, with O(1)-ish range operations. Not thread-safe: the overlay guards
+ * it.
  *
- * <p>Encoded as the overlay's state file (all integers little-endian; the bitmaps in RoaringBitmap's portable
- * serialization, readable by the C, Go and Rust implementations):
+ * <p>Encoded as the overlay's state file (all integers little-endian; the bitmaps in
+ * RoaringBitmap's portable serialization, readable by the C, Go and Rust implementations):
  *
  * <pre>
  *   0  8  magic "LPOVLST1"
@@ -30,7 +31,11 @@ import org.roaringbitmap.RoaringBitmap;
  * </pre>
  */
 public final class BlockStates {
-  public enum State { UNTOUCHED, DIRTY, ZERO }
+  public enum State {
+    UNTOUCHED,
+    DIRTY,
+    ZERO
+  }
 
   /** A run of blocks {@code [from, to)} in one state. */
   public interface RunConsumer {
@@ -40,7 +45,10 @@ public final class BlockStates {
   static final byte[] MAGIC = "LPOVLST1".getBytes(StandardCharsets.US_ASCII);
   static final int VERSION = 1;
   static final int HEADER = 40;
-  /** Blocks are 32-bit values in the bitmaps; kept below 2^31 so every index is a non-negative int. */
+
+  /**
+   * Blocks are 32-bit values in the bitmaps; kept below 2^31 so every index is a non-negative int.
+   */
   public static final long MAX_BLOCKS = Integer.MAX_VALUE;
 
   private final long blocks;
@@ -71,7 +79,8 @@ public final class BlockStates {
 
   private void check(long from, long to) {
     if (from < 0 || to > blocks || from > to) {
-      throw new IllegalArgumentException("blocks [" + from + ", " + to + ") outside [0, " + blocks + ")");
+      throw new IllegalArgumentException(
+          "blocks [" + from + ", " + to + ") outside [0, " + blocks + ")");
     }
   }
 
@@ -143,7 +152,8 @@ public final class BlockStates {
     return new BlockStates(blocks, dirty.clone(), zero.clone());
   }
 
-  // ---- the state file ------------------------------------------------------------------------------------
+  // ---- the state file
+  // ------------------------------------------------------------------------------------
 
   /** The state file's bytes for a device of {@code size} bytes in blocks of {@code blockSize}. */
   public byte[] encode(int blockSize, long size, long generation) {
@@ -152,7 +162,13 @@ public final class BlockStates {
     int d = dirty.serializedSizeInBytes();
     int z = zero.serializedSizeInBytes();
     ByteBuffer b = ByteBuffer.allocate(HEADER + d + z + 4).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(MAGIC).putInt(VERSION).putInt(blockSize).putLong(size).putLong(generation).putInt(d).putInt(z);
+    b.put(MAGIC)
+        .putInt(VERSION)
+        .putInt(blockSize)
+        .putLong(size)
+        .putLong(generation)
+        .putInt(d)
+        .putInt(z);
     dirty.serialize(b);
     zero.serialize(b);
     CRC32C crc = new CRC32C();
@@ -165,8 +181,8 @@ public final class BlockStates {
   public record Decoded(int blockSize, long size, long generation, BlockStates states) {}
 
   /**
-   * The largest state file a device of {@code blocks} blocks can have: two bitmaps of at most 8 KiB plus a
-   * little per 65536 blocks, and the header. Longer files are refused before being read.
+   * The largest state file a device of {@code blocks} blocks can have: two bitmaps of at most 8 KiB
+   * plus a little per 65536 blocks, and the header. Longer files are refused before being read.
    */
   public static long maxEncodedSize(long blocks) {
     long containers = (blocks + 65535) / 65536;
@@ -176,8 +192,8 @@ public final class BlockStates {
   /**
    * Decodes a state file.
    *
-   * @throws IOException naming what is wrong: bad magic, version, checksum, lengths, or bitmaps that do not
-   *     decode, name blocks past the device, or overlap
+   * @throws IOException naming what is wrong: bad magic, version, checksum, lengths, or bitmaps
+   *     that do not decode, name blocks past the device, or overlap
    */
   public static Decoded decode(byte[] bytes) throws IOException {
     if (bytes.length < HEADER + 4) {
@@ -191,7 +207,8 @@ public final class BlockStates {
     }
     CRC32C crc = new CRC32C();
     crc.update(bytes, 0, bytes.length - 4);
-    int stored = ByteBuffer.wrap(bytes, bytes.length - 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+    int stored =
+        ByteBuffer.wrap(bytes, bytes.length - 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
     if ((int) crc.getValue() != stored) {
       throw new IOException("state file checksum mismatch (the file is damaged)");
     }
@@ -209,8 +226,14 @@ public final class BlockStates {
     }
     long blocks = (size + blockSize - 1) / blockSize;
     if (blocks > MAX_BLOCKS || HEADER + d + z + 4 != bytes.length) {
-      throw new IOException("state file: bitmap lengths " + d + " + " + z + " do not fill its " + bytes.length
-          + " bytes");
+      throw new IOException(
+          "state file: bitmap lengths "
+              + d
+              + " + "
+              + z
+              + " do not fill its "
+              + bytes.length
+              + " bytes");
     }
     RoaringBitmap dirty = bitmap(b, (int) d, "dirty");
     RoaringBitmap zero = bitmap(b, (int) z, "zero");
@@ -233,9 +256,16 @@ public final class BlockStates {
     } catch (IOException | RuntimeException e) { // garbage makes the decoder throw anything
       throw new IOException("state file: the " + what + " bitmap does not decode: " + e);
     }
-    if (r.serializedSizeInBytes() != length) { // deserialize leaves the position alone: compare sizes
-      throw new IOException("state file: the " + what + " bitmap takes " + r.serializedSizeInBytes() + " of its "
-          + length + " bytes");
+    if (r.serializedSizeInBytes()
+        != length) { // deserialize leaves the position alone: compare sizes
+      throw new IOException(
+          "state file: the "
+              + what
+              + " bitmap takes "
+              + r.serializedSizeInBytes()
+              + " of its "
+              + length
+              + " bytes");
     }
     return r;
   }

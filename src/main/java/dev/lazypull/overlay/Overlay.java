@@ -33,28 +33,32 @@ import java.util.logging.Logger;
  *
  * <ul>
  *   <li>{@code data}: a sparse file the size of the device; block b lives at byte b × block size;
- *   <li>{@code state}: the block states ({@link BlockStates}: dirty, zero; the rest untouched, reading the base)
- *       as of the last flush, replaced atomically;
+ *   <li>{@code state}: the block states ({@link BlockStates}: dirty, zero; the rest untouched,
+ *       reading the base) as of the last flush, replaced atomically;
  *   <li>{@code overlay.json}: what it lies over ({@link OverlayMeta});
- *   <li>{@code lock}: held (flock) by the one process serving the overlay, which writes its pid there.
+ *   <li>{@code lock}: held (flock) by the one process serving the overlay, which writes its pid
+ *       there.
  * </ul>
  *
- * <p><b>Writes.</b> Whole blocks are written to the data file and become dirty — or, when all their bytes are
- * zero (a fast check per block), become zero and are punched out of the data file. A block written in part takes
- * its other bytes from where it read before: in place when it is dirty, else merged in memory with zeros (zero)
- * or with the base's bytes (untouched; fetched first, lazily, through the base) and written whole. Zeroing (TRIM,
- * WRITE_ZEROES) marks whole blocks zero and punches them; partial blocks are written with zeros the same way.
+ * <p><b>Writes.</b> Whole blocks are written to the data file and become dirty — or, when all their
+ * bytes are zero (a fast check per block), become zero and are punched out of the data file. A
+ * block written in part takes its other bytes from where it read before: in place when it is dirty,
+ * else merged in memory with zeros (zero) or with the base's bytes (untouched; fetched first,
+ * lazily, through the base) and written whole. Zeroing (TRIM, WRITE_ZEROES) marks whole blocks zero
+ * and punches them; partial blocks are written with zeros the same way.
  *
- * <p><b>Durability.</b> {@link #flush} fdatasyncs the data file, then replaces the state file atomically (a
- * synced temporary file renamed over it, the directory synced). Invariant: the data file's bytes matter only for
- * blocks the state calls dirty, and a block becomes dirty only by a whole-block write that was synced before the
- * state saying so. So after a crash, blocks read as they were at the last flush, or as a write completed after it
- * — never as bytes that were never written.
+ * <p><b>Durability.</b> {@link #flush} fdatasyncs the data file, then replaces the state file
+ * atomically (a synced temporary file renamed over it, the directory synced). Invariant: the data
+ * file's bytes matter only for blocks the state calls dirty, and a block becomes dirty only by a
+ * whole-block write that was synced before the state saying so. So after a crash, blocks read as
+ * they were at the last flush, or as a write completed after it — never as bytes that were never
+ * written.
  *
- * <p><b>Threads.</b> Reads take the state lock only to cut their range into pieces, then read without it (a
- * block never returns to untouched, so a piece read from the base was prepared). Writes and zeroings are applied
- * one at a time (the write lock), which keeps a partial block's read-merge-write whole against other writes.
- * Flushes are serialised; one that finds nothing changed since the last returns at once.
+ * <p><b>Threads.</b> Reads take the state lock only to cut their range into pieces, then read
+ * without it (a block never returns to untouched, so a piece read from the base was prepared).
+ * Writes and zeroings are applied one at a time (the write lock), which keeps a partial block's
+ * read-merge-write whole against other writes. Flushes are serialised; one that finds nothing
+ * changed since the last returns at once.
  */
 public final class Overlay implements Closeable {
   private static final Logger LOG = Logger.getLogger(Overlay.class.getName());
@@ -78,7 +82,11 @@ public final class Overlay implements Closeable {
   }
 
   /** Where the bytes of a piece of the device come from. */
-  public enum Source { BASE, DATA, ZERO }
+  public enum Source {
+    BASE,
+    DATA,
+    ZERO
+  }
 
   /** Bytes {@code [offset, offset+length)} of the device, all from one source. */
   public record Piece(long offset, long length, Source source) {
@@ -99,21 +107,36 @@ public final class Overlay implements Closeable {
   private final ThreadLocal<ByteBuffer> blockBuffer;
 
   private final Object stateLock = new Object();
+
   /** Guarded by stateLock. */
   private final BlockStates states;
+
   /** Whether the states changed since the last durable state file; guarded by stateLock. */
   private boolean statesChanged;
+
   /** Guarded by flushLock. */
   private long generation;
+
   private boolean metaSynced;
-  /** Set after bytes reach the data file (written or punched), cleared by the flush that syncs them. */
+
+  /**
+   * Set after bytes reach the data file (written or punched), cleared by the flush that syncs them.
+   */
   private final AtomicBoolean dataChanged = new AtomicBoolean();
+
   private final ReentrantLock writeLock = new ReentrantLock();
   private final ReentrantLock flushLock = new ReentrantLock();
   private volatile boolean closed;
 
-  private Overlay(Path dir, OverlayMeta meta, Base base, Duration baseTimeout, int lockFd, GuardedFd data,
-      BlockStates states, long generation) {
+  private Overlay(
+      Path dir,
+      OverlayMeta meta,
+      Base base,
+      Duration baseTimeout,
+      int lockFd,
+      GuardedFd data,
+      BlockStates states,
+      long generation) {
     this.dir = dir;
     this.meta = meta;
     this.base = base;
@@ -129,24 +152,27 @@ public final class Overlay implements Closeable {
   }
 
   /**
-   * Opens (creating it if needed) the overlay in {@code dir} over {@code base}, as {@code wanted} describes it.
-   * An existing overlay must lie over the same base device; a {@code wanted} block size of 0 takes the
-   * overlay's own.
+   * Opens (creating it if needed) the overlay in {@code dir} over {@code base}, as {@code wanted}
+   * describes it. An existing overlay must lie over the same base device; a {@code wanted} block
+   * size of 0 takes the overlay's own.
    *
    * @param baseTimeout how long a partial-block write waits for base bytes before it fails
-   * @throws IOException with the reason: the overlay is in use by another process, lies over another base, or
-   *     its state or data file is damaged — nothing in it is changed then
+   * @throws IOException with the reason: the overlay is in use by another process, lies over
+   *     another base, or its state or data file is damaged — nothing in it is changed then
    */
-  public static Overlay open(Path dir, OverlayMeta wanted, Base base, Duration baseTimeout) throws IOException {
+  public static Overlay open(Path dir, OverlayMeta wanted, Base base, Duration baseTimeout)
+      throws IOException {
     if (base.size() != wanted.size()) {
-      throw new IllegalArgumentException("base of " + base.size() + " bytes, overlay of " + wanted.size());
+      throw new IllegalArgumentException(
+          "base of " + base.size() + " bytes, overlay of " + wanted.size());
     }
     Path abs = dir.toAbsolutePath().normalize();
     makeDirectory(abs);
     int lockFd = lock(abs);
     GuardedFd data = null;
     try {
-      boolean fresh = !Files.exists(abs.resolve(OverlayMeta.FILE)) && !Files.exists(abs.resolve(STATE));
+      boolean fresh =
+          !Files.exists(abs.resolve(OverlayMeta.FILE)) && !Files.exists(abs.resolve(STATE));
       OverlayMeta meta = meta(abs, wanted);
       BlockStates.Decoded state = fresh ? null : readState(abs, meta);
       BlockStates states = state != null ? state.states() : new BlockStates(meta.blocks());
@@ -154,7 +180,14 @@ public final class Overlay implements Closeable {
       if (!fresh) {
         removeStaleTemporaries(abs);
       }
-      return new Overlay(abs, meta, base, baseTimeout, lockFd, data, states,
+      return new Overlay(
+          abs,
+          meta,
+          base,
+          baseTimeout,
+          lockFd,
+          data,
+          states,
           state != null ? state.generation() : 0);
     } catch (IOException | RuntimeException e) {
       if (data != null) {
@@ -165,9 +198,13 @@ public final class Overlay implements Closeable {
     }
   }
 
-  /** Creates {@code dir} (mode 0700: the disk's bytes may be private) unless it exists; one mkdir when it can. */
+  /**
+   * Creates {@code dir} (mode 0700: the disk's bytes may be private) unless it exists; one mkdir
+   * when it can.
+   */
   private static void makeDirectory(Path dir) throws IOException {
-    FileAttribute<?> mode = PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
+    FileAttribute<?> mode =
+        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
     try {
       Files.createDirectory(dir, mode);
     } catch (FileAlreadyExistsException e) {
@@ -180,7 +217,9 @@ public final class Overlay implements Closeable {
     }
   }
 
-  /** Takes the overlay's lock for this process (one export per overlay) and records our pid in it. */
+  /**
+   * Takes the overlay's lock for this process (one export per overlay) and records our pid in it.
+   */
   private static int lock(Path dir) throws IOException {
     Path p = dir.resolve(LOCK);
     int fd = Posix.open(p.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC, 0600);
@@ -192,8 +231,12 @@ public final class Overlay implements Closeable {
         } catch (IOException e) {
           pid = "?";
         }
-        throw new OverlayBusyException("overlay " + dir + " is in use by another export (pid "
-            + (pid.isEmpty() ? "?" : pid) + "): one export per overlay at a time");
+        throw new OverlayBusyException(
+            "overlay "
+                + dir
+                + " is in use by another export (pid "
+                + (pid.isEmpty() ? "?" : pid)
+                + "): one export per overlay at a time");
       }
       Posix.ftruncate(fd, 0);
       ByteBuffer pid = ByteBuffer.allocateDirect(16);
@@ -219,24 +262,56 @@ public final class Overlay implements Closeable {
     Path p = dir.resolve(OverlayMeta.FILE);
     if (!Files.exists(p)) {
       if (Files.exists(dir.resolve(STATE))) {
-        throw new IOException("overlay " + dir + " has a state file but no " + OverlayMeta.FILE
-            + ": it cannot be told what it lies over; refusing it");
+        throw new IOException(
+            "overlay "
+                + dir
+                + " has a state file but no "
+                + OverlayMeta.FILE
+                + ": it cannot be told what it lies over; refusing it");
       }
-      OverlayMeta m = wanted.blockSize() == 0 ? wanted.withBlockSize(OverlayMeta.DEFAULT_BLOCK_SIZE) : wanted;
-      Path tmp = dir.resolve("." + OverlayMeta.FILE + ".tmp"); // we hold the lock: nobody else writes it
+      OverlayMeta m =
+          wanted.blockSize() == 0 ? wanted.withBlockSize(OverlayMeta.DEFAULT_BLOCK_SIZE) : wanted;
+      Path tmp =
+          dir.resolve("." + OverlayMeta.FILE + ".tmp"); // we hold the lock: nobody else writes it
       Files.write(tmp, m.encode());
-      Files.move(tmp, p, StandardCopyOption.ATOMIC_MOVE); // synced before the first state file names any block
+      Files.move(
+          tmp,
+          p,
+          StandardCopyOption.ATOMIC_MOVE); // synced before the first state file names any block
       return m;
     }
     OverlayMeta have = OverlayMeta.read(p);
     if (!have.sameBase(wanted)) {
-      throw new IOException("overlay " + dir + " lies over " + have.baseDevice() + " of " + have.baseImage() + " ("
-          + have.baseManifest() + ", " + have.size() + " bytes), not " + wanted.baseDevice() + " of "
-          + wanted.baseImage() + " (" + wanted.baseManifest() + ", " + wanted.size() + " bytes)");
+      throw new IOException(
+          "overlay "
+              + dir
+              + " lies over "
+              + have.baseDevice()
+              + " of "
+              + have.baseImage()
+              + " ("
+              + have.baseManifest()
+              + ", "
+              + have.size()
+              + " bytes), not "
+              + wanted.baseDevice()
+              + " of "
+              + wanted.baseImage()
+              + " ("
+              + wanted.baseManifest()
+              + ", "
+              + wanted.size()
+              + " bytes)");
     }
     if (wanted.blockSize() != 0 && wanted.blockSize() != have.blockSize()) {
-      throw new IOException("overlay " + dir + " has blocks of " + have.blockSize() + " bytes, not "
-          + wanted.blockSize() + " (leave --block-size out to use the overlay's own)");
+      throw new IOException(
+          "overlay "
+              + dir
+              + " has blocks of "
+              + have.blockSize()
+              + " bytes, not "
+              + wanted.blockSize()
+              + " (leave --block-size out to use the overlay's own)");
     }
     return have;
   }
@@ -247,8 +322,14 @@ public final class Overlay implements Closeable {
     try {
       long n = Files.size(p);
       if (n > BlockStates.maxEncodedSize(meta.blocks())) {
-        throw new IOException("overlay " + dir + ": state file of " + n + " bytes is larger than any state of "
-            + meta.blocks() + " blocks (the file is damaged); refusing it, nothing was changed");
+        throw new IOException(
+            "overlay "
+                + dir
+                + ": state file of "
+                + n
+                + " bytes is larger than any state of "
+                + meta.blocks()
+                + " blocks (the file is damaged); refusing it, nothing was changed");
       }
       bytes = Files.readAllBytes(p);
     } catch (NoSuchFileException e) {
@@ -258,17 +339,30 @@ public final class Overlay implements Closeable {
     try {
       d = BlockStates.decode(bytes);
     } catch (IOException e) {
-      throw new IOException("overlay " + dir + ": " + e.getMessage() + "; refusing it, nothing was changed", e);
+      throw new IOException(
+          "overlay " + dir + ": " + e.getMessage() + "; refusing it, nothing was changed", e);
     }
     if (d.blockSize() != meta.blockSize() || d.size() != meta.size()) {
-      throw new IOException("overlay " + dir + ": state file for " + d.size() + " bytes in blocks of "
-          + d.blockSize() + ", but " + OverlayMeta.FILE + " says " + meta.size() + " in " + meta.blockSize()
-          + "; refusing it, nothing was changed");
+      throw new IOException(
+          "overlay "
+              + dir
+              + ": state file for "
+              + d.size()
+              + " bytes in blocks of "
+              + d.blockSize()
+              + ", but "
+              + OverlayMeta.FILE
+              + " says "
+              + meta.size()
+              + " in "
+              + meta.blockSize()
+              + "; refusing it, nothing was changed");
     }
     return d;
   }
 
-  private static GuardedFd openData(Path dir, OverlayMeta meta, BlockStates states) throws IOException {
+  private static GuardedFd openData(Path dir, OverlayMeta meta, BlockStates states)
+      throws IOException {
     Path p = dir.resolve(DATA);
     long padded = meta.blocks() * meta.blockSize();
     int fd = Posix.open(p.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC, 0600);
@@ -276,8 +370,14 @@ public final class Overlay implements Closeable {
       long have = Posix.lseek(fd, 0, Posix.SEEK_END);
       if (have != padded) {
         if (states.dirtyCount() > 0 && have < padded) {
-          throw new IOException("overlay " + dir + ": data file has " + have + " bytes, the device needs " + padded
-              + " and the state names dirty blocks (the file was truncated); refusing it, nothing was changed");
+          throw new IOException(
+              "overlay "
+                  + dir
+                  + ": data file has "
+                  + have
+                  + " bytes, the device needs "
+                  + padded
+                  + " and the state names dirty blocks (the file was truncated); refusing it, nothing was changed");
         }
         Posix.ftruncate(fd, padded);
       }
@@ -326,12 +426,13 @@ public final class Overlay implements Closeable {
 
   private void checkRange(long offset, long length) {
     if (offset < 0 || length < 0 || offset > size || length > size - offset) {
-      throw new IllegalArgumentException("range " + offset + "+" + length + " outside the device's " + size
-          + " bytes");
+      throw new IllegalArgumentException(
+          "range " + offset + "+" + length + " outside the device's " + size + " bytes");
     }
   }
 
-  // ---- reads ---------------------------------------------------------------------------------------------
+  // ---- reads
+  // ---------------------------------------------------------------------------------------------
 
   /** {@code [offset, offset+length)} cut into pieces by where their bytes come from, in order. */
   public List<Piece> pieces(long offset, long length) {
@@ -342,13 +443,18 @@ public final class Overlay implements Closeable {
     }
     long end = offset + length;
     synchronized (stateLock) {
-      states.forEachRun(offset / bs, (end - 1) / bs + 1, (from, to, s) -> {
-        long a = Math.max(offset, from * bs);
-        long z = Math.min(end, to * bs);
-        Source src = s == BlockStates.State.DIRTY ? Source.DATA
-            : s == BlockStates.State.ZERO ? Source.ZERO : Source.BASE;
-        out.add(new Piece(a, z - a, src));
-      });
+      states.forEachRun(
+          offset / bs,
+          (end - 1) / bs + 1,
+          (from, to, s) -> {
+            long a = Math.max(offset, from * bs);
+            long z = Math.min(end, to * bs);
+            Source src =
+                s == BlockStates.State.DIRTY
+                    ? Source.DATA
+                    : s == BlockStates.State.ZERO ? Source.ZERO : Source.BASE;
+            out.add(new Piece(a, z - a, src));
+          });
     }
     return out;
   }
@@ -364,11 +470,16 @@ public final class Overlay implements Closeable {
         }
       }
     }
-    return waits.isEmpty() ? DONE
-        : waits.size() == 1 ? waits.get(0) : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
+    return waits.isEmpty()
+        ? DONE
+        : waits.size() == 1
+            ? waits.get(0)
+            : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
   }
 
-  /** Fills {@code dst.remaining()} bytes from {@code offset}; base pieces must have been prepared. */
+  /**
+   * Fills {@code dst.remaining()} bytes from {@code offset}; base pieces must have been prepared.
+   */
   public void read(long offset, ByteBuffer dst) throws IOException {
     for (Piece p : pieces(offset, dst.remaining())) {
       int n = (int) p.length();
@@ -384,25 +495,28 @@ public final class Overlay implements Closeable {
   }
 
   private void readData(long offset, ByteBuffer dst) throws IOException {
-    data.use(fd -> {
-      long pos = offset;
-      while (dst.hasRemaining()) {
-        long n = Posix.pread(fd, dst, pos);
-        if (n <= 0) {
-          throw new IOException("overlay data file " + dir.resolve(DATA) + " ends at " + pos);
-        }
-        dst.position(dst.position() + (int) n);
-        pos += n;
-      }
-      return null;
-    });
+    data.use(
+        fd -> {
+          long pos = offset;
+          while (dst.hasRemaining()) {
+            long n = Posix.pread(fd, dst, pos);
+            if (n <= 0) {
+              throw new IOException("overlay data file " + dir.resolve(DATA) + " ends at " + pos);
+            }
+            dst.position(dst.position() + (int) n);
+            pos += n;
+          }
+          return null;
+        });
   }
 
-  // ---- writes --------------------------------------------------------------------------------------------
+  // ---- writes
+  // --------------------------------------------------------------------------------------------
 
   /**
-   * Writes {@code src.remaining()} bytes at {@code offset} (consuming src). Completes once applied: at once, or
-   * after the base bytes of a partial untouched block are fetched (failing after the base timeout).
+   * Writes {@code src.remaining()} bytes at {@code offset} (consuming src). Completes once applied:
+   * at once, or after the base bytes of a partial untouched block are fetched (failing after the
+   * base timeout).
    */
   public CompletableFuture<Void> write(long offset, ByteBuffer src) {
     checkRange(offset, src.remaining());
@@ -433,18 +547,22 @@ public final class Overlay implements Closeable {
       }
     }
     // ready is our own future: its timeout fails only this write, and the work never runs after it
-    return ready.orTimeout(baseTimeout.toMillis(), TimeUnit.MILLISECONDS).thenRun(() -> {
-      try {
-        work.run();
-      } catch (IOException e) {
-        throw new CompletionException(e);
-      }
-    });
+    return ready
+        .orTimeout(baseTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        .thenRun(
+            () -> {
+              try {
+                work.run();
+              } catch (IOException e) {
+                throw new CompletionException(e);
+              }
+            });
   }
 
   /**
-   * The blocks {@code [offset, end)} covers in part that read the base with bytes not known to be zero: their
-   * base bytes are needed to write them whole. Null when there are none; else a future of our own.
+   * The blocks {@code [offset, end)} covers in part that read the base with bytes not known to be
+   * zero: their base bytes are needed to write them whole. Null when there are none; else a future
+   * of our own.
    */
   private CompletableFuture<Void> basePartials(long offset, long end) {
     List<CompletableFuture<Void>> waits = null;
@@ -454,7 +572,9 @@ public final class Overlay implements Closeable {
       long start = b * bs;
       long bEnd = blockEnd(b);
       boolean partial = offset > start || end < bEnd;
-      if (!partial || stateOf(b) != BlockStates.State.UNTOUCHED || base.isZero(start, bEnd - start)) {
+      if (!partial
+          || stateOf(b) != BlockStates.State.UNTOUCHED
+          || base.isZero(start, bEnd - start)) {
         continue;
       }
       CompletableFuture<Void> f = base.prepare(start, bEnd - start);
@@ -466,7 +586,9 @@ public final class Overlay implements Closeable {
       }
       waits.add(f);
     }
-    return waits == null ? null : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
+    return waits == null
+        ? null
+        : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
   }
 
   private BlockStates.State stateOf(long block) {
@@ -504,7 +626,10 @@ public final class Overlay implements Closeable {
     }
   }
 
-  /** Blocks {@code [from, to)}, all of {@code bytes}: zero ones become zero, the others dirty, in runs. */
+  /**
+   * Blocks {@code [from, to)}, all of {@code bytes}: zero ones become zero, the others dirty, in
+   * runs.
+   */
   private void wholeBlocks(long from, long to, ByteBuffer bytes) throws IOException {
     long runStart = from;
     boolean runZero = false;
@@ -519,7 +644,8 @@ public final class Overlay implements Closeable {
         }
       }
       if (b == to || zero != runZero) {
-        ByteBuffer run = bytes.slice((int) ((runStart - from) * bs), (int) (blockEnd(b - 1) - runStart * bs));
+        ByteBuffer run =
+            bytes.slice((int) ((runStart - from) * bs), (int) (blockEnd(b - 1) - runStart * bs));
         if (runZero) {
           zeroWhole(runStart, b);
         } else {
@@ -535,7 +661,10 @@ public final class Overlay implements Closeable {
     }
   }
 
-  /** Blocks {@code [from, to)} become zero; their bytes are punched out of the data file where dirty. */
+  /**
+   * Blocks {@code [from, to)} become zero; their bytes are punched out of the data file where
+   * dirty.
+   */
   private void zeroWhole(long from, long to) throws IOException {
     boolean dirty;
     synchronized (stateLock) {
@@ -544,10 +673,11 @@ public final class Overlay implements Closeable {
     if (dirty) {
       long off = from * bs;
       long len = to * bs - off;
-      data.use(fd -> {
-        Posix.fallocate(fd, Posix.FALLOC_FL_PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, off, len);
-        return null;
-      });
+      data.use(
+          fd -> {
+            Posix.fallocate(fd, Posix.FALLOC_FL_PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, off, len);
+            return null;
+          });
       dataChanged.set(true);
     }
     synchronized (stateLock) {
@@ -557,8 +687,9 @@ public final class Overlay implements Closeable {
   }
 
   /**
-   * Block {@code b} gets {@code piece} at byte {@code within}: in place when it is dirty, else merged with what
-   * it reads now (zeros or the base, which was prepared) and written whole — or made zero when all zero.
+   * Block {@code b} gets {@code piece} at byte {@code within}: in place when it is dirty, else
+   * merged with what it reads now (zeros or the base, which was prepared) and written whole — or
+   * made zero when all zero.
    */
   private void partialBlock(long b, int within, ByteBuffer piece) throws IOException {
     long start = b * bs;
@@ -626,15 +757,16 @@ public final class Overlay implements Closeable {
 
   private void pwrite(ByteBuffer src, long offset) throws IOException {
     ByteBuffer b = src.duplicate();
-    data.use(fd -> {
-      long pos = offset;
-      while (b.hasRemaining()) {
-        long n = Posix.pwrite(fd, b, pos);
-        b.position(b.position() + (int) n);
-        pos += n;
-      }
-      return null;
-    });
+    data.use(
+        fd -> {
+          long pos = offset;
+          while (b.hasRemaining()) {
+            long n = Posix.pwrite(fd, b, pos);
+            b.position(b.position() + (int) n);
+            pos += n;
+          }
+          return null;
+        });
     dataChanged.set(true);
   }
 
@@ -644,11 +776,13 @@ public final class Overlay implements Closeable {
     }
   }
 
-  // ---- durability ----------------------------------------------------------------------------------------
+  // ---- durability
+  // ----------------------------------------------------------------------------------------
 
   /**
-   * Makes every write and zeroing completed before the call durable: fdatasync of the data file, then the state
-   * file replaced atomically (only when the states changed since the last one). Concurrent calls are serialised.
+   * Makes every write and zeroing completed before the call durable: fdatasync of the data file,
+   * then the state file replaced atomically (only when the states changed since the last one).
+   * Concurrent calls are serialised.
    */
   public void flush() throws IOException {
     flushLock.lock();
@@ -664,10 +798,11 @@ public final class Overlay implements Closeable {
       try {
         if (dataChanged.getAndSet(false)) {
           try {
-            data.use(fd -> {
-              Posix.fdatasync(fd);
-              return null;
-            });
+            data.use(
+                fd -> {
+                  Posix.fdatasync(fd);
+                  return null;
+                });
           } catch (IOException e) {
             dataChanged.set(true);
             throw e;
@@ -675,7 +810,8 @@ public final class Overlay implements Closeable {
         }
         if (snapshot != null) {
           if (!metaSynced) {
-            try (FileChannel ch = FileChannel.open(dir.resolve(OverlayMeta.FILE), StandardOpenOption.READ)) {
+            try (FileChannel ch =
+                FileChannel.open(dir.resolve(OverlayMeta.FILE), StandardOpenOption.READ)) {
               ch.force(true);
             }
             metaSynced = true;
@@ -710,8 +846,8 @@ public final class Overlay implements Closeable {
   }
 
   /**
-   * Runs {@code work} with writes held off, after a flush: it sees the overlay exactly as the state file now
-   * says (for a snapshot of a live overlay at a flush point). Reads go on meanwhile.
+   * Runs {@code work} with writes held off, after a flush: it sees the overlay exactly as the state
+   * file now says (for a snapshot of a live overlay at a flush point). Reads go on meanwhile.
    */
   public <T> T atFlushPoint(FlushPointWork<T> work) throws IOException {
     writeLock.lock();
@@ -734,8 +870,8 @@ public final class Overlay implements Closeable {
   }
 
   /**
-   * An overlay no export serves, opened to be read as of its last flush (what a snapshot reads): its lock is held
-   * until {@link #close}, so no export starts on it meanwhile.
+   * An overlay no export serves, opened to be read as of its last flush (what a snapshot reads):
+   * its lock is held until {@link #close}, so no export starts on it meanwhile.
    */
   public static final class Stopped implements Closeable, DataReader {
     private final Path dir;
@@ -767,18 +903,19 @@ public final class Overlay implements Closeable {
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
-      data.use(fd -> {
-        long pos = offset;
-        while (dst.hasRemaining()) {
-          long n = Posix.pread(fd, dst, pos);
-          if (n <= 0) {
-            throw new IOException("overlay data file " + dir.resolve(DATA) + " ends at " + pos);
-          }
-          dst.position(dst.position() + (int) n);
-          pos += n;
-        }
-        return null;
-      });
+      data.use(
+          fd -> {
+            long pos = offset;
+            while (dst.hasRemaining()) {
+              long n = Posix.pread(fd, dst, pos);
+              if (n <= 0) {
+                throw new IOException("overlay data file " + dir.resolve(DATA) + " ends at " + pos);
+              }
+              dst.position(dst.position() + (int) n);
+              pos += n;
+            }
+            return null;
+          });
     }
 
     @Override
@@ -791,8 +928,8 @@ public final class Overlay implements Closeable {
   /**
    * Opens the overlay in {@code dir} for reading while no export serves it.
    *
-   * @throws IOException if it is not an overlay, is damaged, or an export serves it (then: stop it, or snapshot
-   *     it through that export's control socket)
+   * @throws IOException if it is not an overlay, is damaged, or an export serves it (then: stop it,
+   *     or snapshot it through that export's control socket)
    */
   public static Stopped openStopped(Path dir) throws IOException {
     Path abs = dir.toAbsolutePath().normalize();
@@ -803,8 +940,10 @@ public final class Overlay implements Closeable {
     try {
       lockFd = lock(abs);
     } catch (OverlayBusyException e) {
-      throw new OverlayBusyException(e.getMessage() + "; stop that export, or snapshot it through its control "
-          + "socket (lazypull snapshot --control SOCKET)");
+      throw new OverlayBusyException(
+          e.getMessage()
+              + "; stop that export, or snapshot it through its control "
+              + "socket (lazypull snapshot --control SOCKET)");
     }
     try {
       OverlayMeta meta = OverlayMeta.read(abs.resolve(OverlayMeta.FILE));
@@ -813,9 +952,13 @@ public final class Overlay implements Closeable {
       Path p = abs.resolve(DATA);
       long padded = meta.blocks() * meta.blockSize();
       if (states.dirtyCount() > 0 && (!Files.exists(p) || Files.size(p) < padded)) {
-        throw new IOException("overlay " + abs + ": its data file is missing or truncated under dirty blocks");
+        throw new IOException(
+            "overlay " + abs + ": its data file is missing or truncated under dirty blocks");
       }
-      int fd = states.dirtyCount() > 0 ? Posix.open(p.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0) : -1;
+      int fd =
+          states.dirtyCount() > 0
+              ? Posix.open(p.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0)
+              : -1;
       return new Stopped(abs, meta, states, new GuardedFd(fd, "overlay data file " + p), lockFd);
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(lockFd);
@@ -823,7 +966,10 @@ public final class Overlay implements Closeable {
     }
   }
 
-  /** Flushes (best effort: a failure is logged, the last flushed state stays), then releases the overlay. */
+  /**
+   * Flushes (best effort: a failure is logged, the last flushed state stays), then releases the
+   * overlay.
+   */
   @Override
   public void close() {
     if (closed) {
@@ -832,7 +978,11 @@ public final class Overlay implements Closeable {
     try {
       flush();
     } catch (IOException | UncheckedIOException e) {
-      LOG.warning("overlay " + dir + ": final flush failed (the last flushed state stays): " + e.getMessage());
+      LOG.warning(
+          "overlay "
+              + dir
+              + ": final flush failed (the last flushed state stays): "
+              + e.getMessage());
     }
     writeLock.lock();
     try {

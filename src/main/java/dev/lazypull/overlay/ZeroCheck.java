@@ -3,9 +3,9 @@ package dev.lazypull.overlay;
 import java.nio.ByteBuffer;
 
 /**
- * Whether bytes are all zero, fast (as qemu's {@code buffer_is_zero}): three sampled bytes first, which settle
- * most data at once, then a comparison against a zero buffer with {@link ByteBuffer#mismatch}, which the JDK
- * runs vectorized.
+ * Whether bytes are all zero, fast (as qemu's {@code buffer_is_zero}): three sampled bytes first,
+ * which settle most data at once, then a comparison against a zero buffer with {@link
+ * ByteBuffer#mismatch}, which the JDK runs vectorized.
  */
 public final class ZeroCheck {
   /** Zeros to compare against; also a source of zero bytes (read-only, never written). */

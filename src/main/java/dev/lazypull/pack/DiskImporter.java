@@ -1,7 +1,5 @@
 package dev.lazypull.pack;
 
-import java.util.HexFormat;
-
 import dev.lazypull.compress.Compression;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
@@ -19,13 +17,15 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.List;
 
 /**
- * {@code lazypull import --disk FILE}: a raw disk image (ext4, a partition table, anything) as a one-layer disk
- * image ({@link DiskImage}) — its bytes in chunks of {@code unit} bytes, each a zstd frame (or stored raw), with a
- * chunk digest table, so {@code lazypull nbd} serves it lazily and verified. A disk whose size is not a whole
- * number of 4 KiB blocks is padded with zeros in the layer; the manifest keeps its true size.
+ * {@code lazypull import --disk FILE}: a raw disk image (ext4, a partition table, anything) as a
+ * one-layer disk image ({@link DiskImage}) — its bytes in chunks of {@code unit} bytes, each a zstd
+ * frame (or stored raw), with a chunk digest table, so {@code lazypull nbd} serves it lazily and
+ * verified. A disk whose size is not a whole number of 4 KiB blocks is padded with zeros in the
+ * layer; the manifest keeps its true size.
  */
 public final class DiskImporter {
   private DiskImporter() {}
@@ -34,18 +34,21 @@ public final class DiskImporter {
   public record Imported(Descriptor manifest, Descriptor disk, Descriptor table, long size) {}
 
   /**
-   * Writes the disk's layers, table, config and manifest to {@code out}; the caller publishes the manifest.
+   * Writes the disk's layers, table, config and manifest to {@code out}; the caller publishes the
+   * manifest.
    *
    * @param unit uncompressed bytes per chunk (a multiple of 4 KiB up to 16 MiB)
    */
-  public static Imported importDisk(Path file, ImageOutput out, Compression compression, int unit, int level)
-      throws IOException {
+  public static Imported importDisk(
+      Path file, ImageOutput out, Compression compression, int unit, int level) throws IOException {
     long size = Files.size(file);
     if (size == 0) {
       throw new IOException(file + " is empty");
     }
-    long padded = (size + ChunkDigestTable.BLOCK_SIZE - 1) / ChunkDigestTable.BLOCK_SIZE
-        * ChunkDigestTable.BLOCK_SIZE;
+    long padded =
+        (size + ChunkDigestTable.BLOCK_SIZE - 1)
+            / ChunkDigestTable.BLOCK_SIZE
+            * ChunkDigestTable.BLOCK_SIZE;
     Descriptor disk;
     ChunkDigestTable table;
     Digest uncompressed;
@@ -58,25 +61,38 @@ public final class DiskImporter {
     } else {
       BlobCompressor.Compressed c = BlobCompressor.compress(file, padded, scratch, unit, level);
       Descriptor d = out.putFile(scratch, MediaTypes.DISK_ZSTD, c.digest());
-      disk = new Descriptor(MediaTypes.DISK_ZSTD, d.digest(), d.size(), c.descriptor(MediaTypes.DISK_ZSTD)
-          .annotations(), null);
+      disk =
+          new Descriptor(
+              MediaTypes.DISK_ZSTD,
+              d.digest(),
+              d.size(),
+              c.descriptor(MediaTypes.DISK_ZSTD).annotations(),
+              null);
       table = c.table();
       uncompressed = c.uncompressedDigest();
     }
     Descriptor t = out.putBytes(table.encode(), MediaTypes.CHUNK_DIGESTS);
-    Descriptor config = out.putBytes(LazyManifests.minimalConfigWithDiffIds(List.of(uncompressed.toString(),
-        t.digest().toString())), MediaTypes.OCI_CONFIG);
+    Descriptor config =
+        out.putBytes(
+            LazyManifests.minimalConfigWithDiffIds(
+                List.of(uncompressed.toString(), t.digest().toString())),
+            MediaTypes.OCI_CONFIG);
     List<Descriptor> layers = List.of(DiskImage.dataLayer(disk, t), DiskImage.tableLayer(t, disk));
-    Descriptor m = out.putBytes(Json.write(DiskImage.manifest(config, layers, size, null)), MediaTypes.OCI_MANIFEST);
+    Descriptor m =
+        out.putBytes(
+            Json.write(DiskImage.manifest(config, layers, size, null)), MediaTypes.OCI_MANIFEST);
     return new Imported(m, layers.get(0), layers.get(1), size);
   }
 
   private record Raw(Digest digest, ChunkDigestTable table) {}
 
-  /** The disk copied to {@code scratch}, padded, with its version 1 table of {@code unit} chunks. */
+  /**
+   * The disk copied to {@code scratch}, padded, with its version 1 table of {@code unit} chunks.
+   */
   private static Raw raw(Path file, long padded, Path scratch, int unit) throws IOException {
     Files.copy(file, scratch, StandardCopyOption.REPLACE_EXISTING);
-    try (FileChannel ch = FileChannel.open(scratch, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+    try (FileChannel ch =
+        FileChannel.open(scratch, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       if (ch.size() < padded) {
         ch.write(ByteBuffer.allocate((int) (padded - ch.size())), ch.size());
       }

@@ -1,7 +1,5 @@
 package dev.lazypull.pack;
 
-import java.nio.charset.StandardCharsets;
-
 import dev.lazypull.erofs.ErofsNode;
 import dev.lazypull.erofs.FileType;
 import dev.lazypull.tar.TarEntry;
@@ -11,6 +9,7 @@ import dev.lazypull.tar.TarReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -18,15 +17,16 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Applies tar streams to one tree, in order: a plain tar for {@code pack}, or the layers of a container image
- * for {@code convert} (with OCI whiteouts: {@code .wh.NAME} deletes NAME from lower layers,
- * {@code .wh..wh..opq} empties a directory of everything lower layers put there).
+ * Applies tar streams to one tree, in order: a plain tar for {@code pack}, or the layers of a
+ * container image for {@code convert} (with OCI whiteouts: {@code .wh.NAME} deletes NAME from lower
+ * layers, {@code .wh..wh..opq} empties a directory of everything lower layers put there).
  *
- * <p>Paths resolve inside the tree only: a symlink met as an intermediate component is followed within the
- * image root (absolute targets start at the root, ".." stops at it), as container runtimes do when they
- * unpack layers; more than 40 links on one path is reported as a symlink loop. Missing parent directories are
- * created (mode 0755, owner 0, the entry's mtime). Later entries replace earlier ones; a directory over a
- * directory only updates its metadata. File data goes straight from the stream into the {@link ChunkStore}.
+ * <p>Paths resolve inside the tree only: a symlink met as an intermediate component is followed
+ * within the image root (absolute targets start at the root, ".." stops at it), as container
+ * runtimes do when they unpack layers; more than 40 links on one path is reported as a symlink
+ * loop. Missing parent directories are created (mode 0755, owner 0, the entry's mtime). Later
+ * entries replace earlier ones; a directory over a directory only updates its metadata. File data
+ * goes straight from the stream into the {@link ChunkStore}.
  */
 public final class TarApplier {
   private static final byte[] WHITEOUT = ".wh.".getBytes(StandardCharsets.US_ASCII);
@@ -65,7 +65,8 @@ public final class TarApplier {
     }
   }
 
-  private void applyEntry(TarEntry e, TarReader reader, int layer, boolean whiteouts) throws IOException {
+  private void applyEntry(TarEntry e, TarReader reader, int layer, boolean whiteouts)
+      throws IOException {
     List<byte[]> path = e.path();
     if (path.isEmpty()) {
       if (e.type() != TarEntry.Type.DIRECTORY) {
@@ -100,19 +101,21 @@ public final class TarApplier {
           parent.put(name, d);
         }
         return;
-      case HARDLINK: {
-        ErofsNode target = resolve(TarPaths.split(e.linkTarget()), e);
-        if (target == null) {
-          throw new TarFormatException("hard link " + e.show() + " to missing " + TarPaths.show(e.linkTarget()));
+      case HARDLINK:
+        {
+          ErofsNode target = resolve(TarPaths.split(e.linkTarget()), e);
+          if (target == null) {
+            throw new TarFormatException(
+                "hard link " + e.show() + " to missing " + TarPaths.show(e.linkTarget()));
+          }
+          if (target.isDirectory()) {
+            throw new TarFormatException("hard link " + e.show() + " to a directory");
+          }
+          if (target != existing) {
+            parent.put(name, target);
+          }
+          return;
         }
-        if (target.isDirectory()) {
-          throw new TarFormatException("hard link " + e.show() + " to a directory");
-        }
-        if (target != existing) {
-          parent.put(name, target);
-        }
-        return;
-      }
       default:
         break;
     }
@@ -193,8 +196,12 @@ public final class TarApplier {
     }
   }
 
-  /** Resolves a directory path, following symlinks inside the tree; creates missing directories if asked. */
-  private ErofsNode resolveDir(List<byte[]> path, TarEntry e, boolean create) throws TarFormatException {
+  /**
+   * Resolves a directory path, following symlinks inside the tree; creates missing directories if
+   * asked.
+   */
+  private ErofsNode resolveDir(List<byte[]> path, TarEntry e, boolean create)
+      throws TarFormatException {
     List<ErofsNode> stack = new ArrayList<>();
     stack.add(root);
     int[] hops = {0};
@@ -251,7 +258,8 @@ public final class TarApplier {
     }
     if (next.type() == FileType.SYMLINK) {
       if (++hops[0] > MAX_LINKS) {
-        throw new TarFormatException("entry " + e.show() + ": too many levels of symbolic links (a symlink loop)");
+        throw new TarFormatException(
+            "entry " + e.show() + ": too many levels of symbolic links (a symlink loop)");
       }
       byte[] t = next.linkTarget;
       if (t.length > 0 && t[0] == '/') {
@@ -265,7 +273,8 @@ public final class TarApplier {
       return;
     }
     if (!next.isDirectory()) {
-      throw new TarFormatException("entry " + e.show() + ": " + TarPaths.show(c) + " is not a directory");
+      throw new TarFormatException(
+          "entry " + e.show() + ": " + TarPaths.show(c) + " is not a directory");
     }
     stack.add(next);
   }
@@ -285,6 +294,7 @@ public final class TarApplier {
   }
 
   private static boolean startsWith(byte[] a, byte[] prefix) {
-    return a.length >= prefix.length && Arrays.equals(a, 0, prefix.length, prefix, 0, prefix.length);
+    return a.length >= prefix.length
+        && Arrays.equals(a, 0, prefix.length, prefix, 0, prefix.length);
   }
 }

@@ -1,16 +1,15 @@
 package dev.lazypull.registry;
 
-import java.io.ByteArrayInputStream;
-
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.image.Descriptor;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.Channels;
 
 /**
- * The bytes of a blob to upload, re-readable from any offset (a retried upload starts over; a chunked one
- * reads each chunk separately).
+ * The bytes of a blob to upload, re-readable from any offset (a retried upload starts over; a
+ * chunked one reads each chunk separately).
  */
 public interface BlobContent {
   long size();

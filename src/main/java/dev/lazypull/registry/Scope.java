@@ -1,14 +1,13 @@
 package dev.lazypull.registry;
 
 import java.util.Collections;
-
 import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * Token scopes ({@code repository:<name>:pull[,push]}), kept sorted so equal sets make equal cache keys. A
- * challenge's {@code scope} attribute may hold several space-separated scopes; each is sent as its own
- * {@code scope=} parameter.
+ * Token scopes ({@code repository:<name>:pull[,push]}), kept sorted so equal sets make equal cache
+ * keys. A challenge's {@code scope} attribute may hold several space-separated scopes; each is sent
+ * as its own {@code scope=} parameter.
  */
 record Scope(Set<String> items) {
   public Scope {

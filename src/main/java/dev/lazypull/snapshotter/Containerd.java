@@ -29,15 +29,17 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A containerd client over its gRPC socket: the images, content, leases and snapshots services, each call in one
- * namespace ({@code containerd-namespace} header) and, once {@link #useLease} is called, under one lease
- * ({@code containerd-lease}), so nothing written is collected before the image that references it exists.
+ * A containerd client over its gRPC socket: the images, content, leases and snapshots services,
+ * each call in one namespace ({@code containerd-namespace} header) and, once {@link #useLease} is
+ * called, under one lease ({@code containerd-lease}), so nothing written is collected before the
+ * image that references it exists.
  */
 public final class Containerd implements AutoCloseable {
   private static final Metadata.Key<String> NAMESPACE =
       Metadata.Key.of("containerd-namespace", Metadata.ASCII_STRING_MARSHALLER);
   private static final Metadata.Key<String> LEASE =
       Metadata.Key.of("containerd-lease", Metadata.ASCII_STRING_MARSHALLER);
+
   /** Bytes per content Write message. */
   private static final int WRITE_CHUNK = 1 << 20;
 
@@ -77,7 +79,8 @@ public final class Containerd implements AutoCloseable {
   }
 
   private <S extends AbstractStub<S>> S bound(S stub) {
-    return stub.withInterceptors(headers()).withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS);
+    return stub.withInterceptors(headers())
+        .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   public ImagesGrpc.ImagesBlockingStub images() {
@@ -97,28 +100,32 @@ public final class Containerd implements AutoCloseable {
   }
 
   /**
-   * Writes one object into the content store (verified by containerd against {@code digest} and {@code size}),
-   * with {@code labels}; an object the store has already gets the labels instead.
+   * Writes one object into the content store (verified by containerd against {@code digest} and
+   * {@code size}), with {@code labels}; an object the store has already gets the labels instead.
    */
-  public void writeContent(String digest, long size, ReadableByteChannel data, Map<String, String> labels)
+  public void writeContent(
+      String digest, long size, ReadableByteChannel data, Map<String, String> labels)
       throws IOException {
     BlockingQueue<Object> replies = new ArrayBlockingQueue<>(4);
-    StreamObserver<WriteContentRequest> out = bound(ContentGrpc.newStub(channel)).write(new StreamObserver<>() {
-      @Override
-      public void onNext(WriteContentResponse r) {
-        replies.add(r);
-      }
+    StreamObserver<WriteContentRequest> out =
+        bound(ContentGrpc.newStub(channel))
+            .write(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(WriteContentResponse r) {
+                    replies.add(r);
+                  }
 
-      @Override
-      public void onError(Throwable t) {
-        replies.add(t);
-      }
+                  @Override
+                  public void onError(Throwable t) {
+                    replies.add(t);
+                  }
 
-      @Override
-      public void onCompleted() {
-        replies.add(Boolean.TRUE);
-      }
-    });
+                  @Override
+                  public void onCompleted() {
+                    replies.add(Boolean.TRUE);
+                  }
+                });
     String ref = "lazypull-" + digest;
     long offset = 0;
     ByteBuffer buf = ByteBuffer.allocate((int) Math.min(WRITE_CHUNK, Math.max(size, 1)));
@@ -132,18 +139,33 @@ public final class Containerd implements AutoCloseable {
         }
         buf.flip();
         if (!buf.hasRemaining()) {
-          throw new IOException("content " + digest + " ended after " + offset + " of " + size + " bytes");
+          throw new IOException(
+              "content " + digest + " ended after " + offset + " of " + size + " bytes");
         }
-        out.onNext(WriteContentRequest.newBuilder().setAction(WriteAction.WRITE).setRef(ref).setTotal(size)
-            .setExpected(digest).setOffset(offset).setData(ByteString.copyFrom(buf)).build());
+        out.onNext(
+            WriteContentRequest.newBuilder()
+                .setAction(WriteAction.WRITE)
+                .setRef(ref)
+                .setTotal(size)
+                .setExpected(digest)
+                .setOffset(offset)
+                .setData(ByteString.copyFrom(buf))
+                .build());
         offset += buf.limit();
         if (await(replies, digest) == null) {
           updateLabels(digest, labels);
           return;
         }
       }
-      out.onNext(WriteContentRequest.newBuilder().setAction(WriteAction.COMMIT).setRef(ref).setTotal(size)
-          .setExpected(digest).setOffset(offset).putAllLabels(labels).build());
+      out.onNext(
+          WriteContentRequest.newBuilder()
+              .setAction(WriteAction.COMMIT)
+              .setRef(ref)
+              .setTotal(size)
+              .setExpected(digest)
+              .setOffset(offset)
+              .putAllLabels(labels)
+              .build());
       if (await(replies, digest) == null) {
         updateLabels(digest, labels);
         return;
@@ -156,7 +178,8 @@ public final class Containerd implements AutoCloseable {
   }
 
   /** The next reply of a write; null when the store has the object already. */
-  private WriteContentResponse await(BlockingQueue<Object> replies, String digest) throws IOException {
+  private WriteContentResponse await(BlockingQueue<Object> replies, String digest)
+      throws IOException {
     Object r;
     try {
       r = replies.poll(deadline.toMillis(), TimeUnit.MILLISECONDS);
@@ -165,14 +188,19 @@ public final class Containerd implements AutoCloseable {
       throw new IOException("interrupted writing " + digest);
     }
     if (r == null) {
-      throw new IOException("containerd did not answer a write of " + digest + " within " + deadline.toSeconds()
-          + " s");
+      throw new IOException(
+          "containerd did not answer a write of "
+              + digest
+              + " within "
+              + deadline.toSeconds()
+              + " s");
     }
     if (r instanceof StatusRuntimeException e) {
       if (e.getStatus().getCode() == Status.Code.ALREADY_EXISTS) {
         return null;
       }
-      throw new IOException("writing " + digest + " into containerd's content store: " + e.getStatus(), e);
+      throw new IOException(
+          "writing " + digest + " into containerd's content store: " + e.getStatus(), e);
     }
     if (r instanceof Throwable t) {
       throw new IOException("writing " + digest + ": " + t, t);
@@ -188,8 +216,9 @@ public final class Containerd implements AutoCloseable {
     if (labels.isEmpty()) {
       return;
     }
-    UpdateRequest.Builder r = UpdateRequest.newBuilder()
-        .setInfo(Info.newBuilder().setDigest(digest).putAllLabels(labels));
+    UpdateRequest.Builder r =
+        UpdateRequest.newBuilder()
+            .setInfo(Info.newBuilder().setDigest(digest).putAllLabels(labels));
     com.google.protobuf.FieldMask.Builder mask = com.google.protobuf.FieldMask.newBuilder();
     labels.keySet().forEach(k -> mask.addPaths("labels." + k));
     content().update(r.setUpdateMask(mask).build());

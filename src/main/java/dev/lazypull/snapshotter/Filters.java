@@ -7,11 +7,12 @@ import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
 /**
- * containerd's filter syntax over snapshots ({@code Walk}/{@code List}): a filter is selectors joined by
- * {@code ,} (all must hold); a selector is a field path ({@code name}, {@code parent}, {@code kind},
- * {@code labels.KEY} — path parts may be double-quoted: {@code labels."containerd.io/snapshot.ref"}), alone (the
- * field is present) or with {@code ==}, {@code !=} or {@code ~=} (regular expression) and a value, bare or
- * double-quoted with Go escapes. A snapshot is listed when it matches any of the filters given.
+ * containerd's filter syntax over snapshots ({@code Walk}/{@code List}): a filter is selectors
+ * joined by {@code ,} (all must hold); a selector is a field path ({@code name}, {@code parent},
+ * {@code kind}, {@code labels.KEY} — path parts may be double-quoted: {@code
+ * labels."containerd.io/snapshot.ref"}), alone (the field is present) or with {@code ==}, {@code
+ * !=} or {@code ~=} (regular expression) and a value, bare or double-quoted with Go escapes. A
+ * snapshot is listed when it matches any of the filters given.
  */
 final class Filters {
   private Filters() {}
@@ -56,7 +57,9 @@ final class Filters {
       case "kind":
         return path.size() == 1 ? i.kind().text() : null;
       case "labels":
-        return path.size() < 2 ? null : i.labels().get(String.join(".", path.subList(1, path.size())));
+        return path.size() < 2
+            ? null
+            : i.labels().get(String.join(".", path.subList(1, path.size())));
       default:
         return null;
     }
@@ -88,7 +91,8 @@ final class Filters {
     }
 
     SnapshotException error(String what) {
-      return SnapshotException.invalidArgument("filter " + quote(text) + " at " + pos + ": " + what);
+      return SnapshotException.invalidArgument(
+          "filter " + quote(text) + " at " + pos + ": " + what);
     }
 
     Predicate<SnapshotInfo> selector() throws SnapshotException {
@@ -103,8 +107,10 @@ final class Filters {
       if (atEnd() || text.charAt(pos) == ',') {
         return i -> field(i, path) != null;
       }
-      String op = text.startsWith("==", pos) ? "==" : text.startsWith("!=", pos) ? "!="
-          : text.startsWith("~=", pos) ? "~=" : null;
+      String op =
+          text.startsWith("==", pos)
+              ? "=="
+              : text.startsWith("!=", pos) ? "!=" : text.startsWith("~=", pos) ? "~=" : null;
       if (op == null) {
         throw error("expected an operator (==, != or ~=)");
       }
@@ -136,7 +142,9 @@ final class Filters {
         return quoted();
       }
       int start = pos;
-      while (!atEnd() && (Character.isLetterOrDigit(text.charAt(pos)) || "_-/".indexOf(text.charAt(pos)) >= 0)) {
+      while (!atEnd()
+          && (Character.isLetterOrDigit(text.charAt(pos))
+              || "_-/".indexOf(text.charAt(pos)) >= 0)) {
         pos++;
       }
       if (pos == start) {

@@ -17,13 +17,17 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * The snapshotter's metadata, one JSON document replaced whole on every change ({@link AtomicFiles}): a crash
- * leaves the previous state or the new one, never a mix. Directories are made before a snapshot is recorded and
- * removed after it is forgotten, so a crash leaves at worst a directory no record names, which {@code Cleanup}
- * removes. Not thread-safe: {@link Snapshotter} serializes access.
+ * The snapshotter's metadata, one JSON document replaced whole on every change ({@link
+ * AtomicFiles}): a crash leaves the previous state or the new one, never a mix. Directories are
+ * made before a snapshot is recorded and removed after it is forgotten, so a crash leaves at worst
+ * a directory no record names, which {@code Cleanup} removes. Not thread-safe: {@link Snapshotter}
+ * serializes access.
  */
 final class MetaStore {
-  /** One snapshot: its numeric id (its directory's name), what Stat says, its usage when committed, how lazy. */
+  /**
+   * One snapshot: its numeric id (its directory's name), what Stat says, its usage when committed,
+   * how lazy.
+   */
   record Entry(long id, SnapshotInfo info, SnapshotUsage usage, LazyLayer lazy) {
     Entry withInfo(SnapshotInfo i) {
       return new Entry(id, i, usage, lazy);
@@ -59,7 +63,8 @@ final class MetaStore {
       throw new IOException(file + ": malformed snapshot metadata: " + e.getMessage(), e);
     }
     if (root == null || root.path("version").asInt() != VERSION) {
-      throw new IOException(file + ": snapshot metadata of an unknown version (want " + VERSION + ")");
+      throw new IOException(
+          file + ": snapshot metadata of an unknown version (want " + VERSION + ")");
     }
     s.nextId = root.path("nextId").asLong(1);
     for (JsonNode n : root.path("snapshots")) {
@@ -68,12 +73,22 @@ final class MetaStore {
         Map.Entry<String, JsonNode> e = it.next();
         labels.put(e.getKey(), e.getValue().asText());
       }
-      SnapshotInfo info = new SnapshotInfo(n.path("name").asText(), n.path("parent").asText(""),
-          Kind.valueOf(n.path("kind").asText()), labels, Instant.parse(n.path("created").asText()),
-          Instant.parse(n.path("updated").asText()));
-      LazyLayer lazy = n.hasNonNull("lazy") ? Json.MAPPER.treeToValue(n.get("lazy"), LazyLayer.class) : null;
-      Entry e = new Entry(n.path("id").asLong(), info,
-          new SnapshotUsage(n.path("size").asLong(0), n.path("inodes").asLong(0)), lazy);
+      SnapshotInfo info =
+          new SnapshotInfo(
+              n.path("name").asText(),
+              n.path("parent").asText(""),
+              Kind.valueOf(n.path("kind").asText()),
+              labels,
+              Instant.parse(n.path("created").asText()),
+              Instant.parse(n.path("updated").asText()));
+      LazyLayer lazy =
+          n.hasNonNull("lazy") ? Json.MAPPER.treeToValue(n.get("lazy"), LazyLayer.class) : null;
+      Entry e =
+          new Entry(
+              n.path("id").asLong(),
+              info,
+              new SnapshotUsage(n.path("size").asLong(0), n.path("inodes").asLong(0)),
+              lazy);
       s.byName.put(info.name(), e);
       s.nextId = Math.max(s.nextId, e.id() + 1);
     }
@@ -116,9 +131,16 @@ final class MetaStore {
     ArrayNode list = root.putArray("snapshots");
     for (Entry e : byName.values()) {
       SnapshotInfo i = e.info();
-      ObjectNode n = list.addObject().put("id", e.id()).put("name", i.name()).put("parent", i.parent())
-          .put("kind", i.kind().name()).put("created", i.created().toString()).put("updated", i.updated().toString())
-          .put("size", e.usage().size()).put("inodes", e.usage().inodes());
+      ObjectNode n =
+          list.addObject()
+              .put("id", e.id())
+              .put("name", i.name())
+              .put("parent", i.parent())
+              .put("kind", i.kind().name())
+              .put("created", i.created().toString())
+              .put("updated", i.updated().toString())
+              .put("size", e.usage().size())
+              .put("inodes", e.usage().inodes());
       ObjectNode labels = n.putObject("labels");
       new LinkedHashMap<>(i.labels()).forEach(labels::put);
       if (e.lazy() != null) {

@@ -1,8 +1,8 @@
 package dev.lazypull.snapshotter;
 
 /**
- * A snapshot operation refused, classified as containerd's errdefs classify errors (each becomes the gRPC status
- * containerd maps back to the same class: {@code errdefs.FromGRPC}).
+ * A snapshot operation refused, classified as containerd's errdefs classify errors (each becomes
+ * the gRPC status containerd maps back to the same class: {@code errdefs.FromGRPC}).
  */
 public final class SnapshotException extends Exception {
   private static final long serialVersionUID = 1L;
@@ -13,7 +13,10 @@ public final class SnapshotException extends Exception {
     ALREADY_EXISTS,
     FAILED_PRECONDITION,
     INVALID_ARGUMENT,
-    /** Something this snapshotter depends on (the lazypull daemon) cannot be reached now: retrying may help. */
+    /**
+     * Something this snapshotter depends on (the lazypull daemon) cannot be reached now: retrying
+     * may help.
+     */
     UNAVAILABLE,
     INTERNAL
   }

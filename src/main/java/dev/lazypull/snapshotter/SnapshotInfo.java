@@ -1,13 +1,17 @@
 package dev.lazypull.snapshotter;
 
-import java.util.Collections;
-
 import java.time.Instant;
+import java.util.Collections;
 import java.util.Map;
 import java.util.TreeMap;
 
 /** What {@code Stat} and {@code Walk} tell of a snapshot (containerd's {@code snapshots.Info}). */
-public record SnapshotInfo(String name, String parent, Kind kind, Map<String, String> labels, Instant created,
+public record SnapshotInfo(
+    String name,
+    String parent,
+    Kind kind,
+    Map<String, String> labels,
+    Instant created,
     Instant updated) {
   public SnapshotInfo {
     parent = parent == null ? "" : parent;

@@ -1,42 +1,43 @@
 package dev.lazypull.snapshotter;
 
-import java.io.UncheckedIOException;
-import java.nio.file.LinkOption;
-import java.util.Comparator;
-import java.util.function.Predicate;
-import java.util.stream.Stream;
-
 import dev.lazypull.snapshotter.MetaStore.Entry;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
 import java.util.logging.Logger;
+import java.util.stream.Stream;
 
 /**
- * The snapshots API with containerd's semantics (its {@code snapshots/storage} and overlayfs snapshotter):
- * active snapshots are overlayfs upper and work directories over their committed parents, views are read-only,
- * committed snapshots are immutable parents; a key is unique across kinds; a parent must exist and be
- * committed; a snapshot with children cannot be removed; labels are replaced on Commit and updated by field path.
+ * The snapshots API with containerd's semantics (its {@code snapshots/storage} and overlayfs
+ * snapshotter): active snapshots are overlayfs upper and work directories over their committed
+ * parents, views are read-only, committed snapshots are immutable parents; a key is unique across
+ * kinds; a parent must exist and be committed; a snapshot with children cannot be removed; labels
+ * are replaced on Commit and updated by field path.
  *
- * <p>Layout under the root: {@code metadata.json} ({@link MetaStore}), {@code snapshots/ID/fs} (the upper
- * directory, or — for a lazy image layer — the mount point of its EROFS mount) and {@code snapshots/ID/work}.
- * A Prepare carrying containerd's remote-snapshot labels for a layer of a lazypull image commits that layer at
- * once under the label's target name and answers ALREADY_EXISTS, as containerd's unpacker expects
- * ({@link RemoteLayers}); every other Prepare makes an ordinary snapshot that containerd unpacks into.
+ * <p>Layout under the root: {@code metadata.json} ({@link MetaStore}), {@code snapshots/ID/fs} (the
+ * upper directory, or — for a lazy image layer — the mount point of its EROFS mount) and {@code
+ * snapshots/ID/work}. A Prepare carrying containerd's remote-snapshot labels for a layer of a
+ * lazypull image commits that layer at once under the label's target name and answers
+ * ALREADY_EXISTS, as containerd's unpacker expects ({@link RemoteLayers}); every other Prepare
+ * makes an ordinary snapshot that containerd unpacks into.
  *
- * <p>Metadata changes are serialized by this object's monitor; mounting a lazy image (which waits for the daemon
- * to fetch its bootstrap) happens outside it.
+ * <p>Metadata changes are serialized by this object's monitor; mounting a lazy image (which waits
+ * for the daemon to fetch its bootstrap) happens outside it.
  */
 public final class Snapshotter implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Snapshotter.class.getName());
@@ -47,12 +48,18 @@ public final class Snapshotter implements AutoCloseable {
   private final RemoteLayers remote;
   private final FileChannel lockFile;
   private final FileLock lock;
+
   /** Per lazy image snapshot id: serializes its (re)mounts. */
   private final Map<Long, Object> mountLocks = new HashMap<>();
-  /** Ids of lazy layers being mounted for a Prepare, not yet recorded (Cleanup leaves their directories). */
+
+  /**
+   * Ids of lazy layers being mounted for a Prepare, not yet recorded (Cleanup leaves their
+   * directories).
+   */
   private final Set<Long> pending = new HashSet<>();
 
-  private Snapshotter(Path root, MetaStore store, RemoteLayers remote, FileChannel lockFile, FileLock lock) {
+  private Snapshotter(
+      Path root, MetaStore store, RemoteLayers remote, FileChannel lockFile, FileLock lock) {
     this.root = root;
     this.snapshotsDir = root.resolve("snapshots");
     this.store = store;
@@ -62,13 +69,15 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Opens the snapshotter over {@code root} (created if needed), which no other process may be using.
+   * Opens the snapshotter over {@code root} (created if needed), which no other process may be
+   * using.
    *
    * @throws IOException if the root cannot be locked or its metadata read
    */
   public static Snapshotter open(Path root, RemoteLayers remote) throws IOException {
     Files.createDirectories(root.resolve("snapshots"));
-    FileChannel ch = FileChannel.open(root.resolve("lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    FileChannel ch =
+        FileChannel.open(root.resolve("lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
     FileLock l;
     try {
       l = ch.tryLock();
@@ -101,15 +110,18 @@ public final class Snapshotter implements AutoCloseable {
     return snapshotsDir.resolve(Long.toString(id)).resolve("work");
   }
 
-  // ---- create -------------------------------------------------------------------------------------------------
+  // ---- create
+  // -------------------------------------------------------------------------------------------------
 
   /** An active snapshot {@code key} over {@code parent}: its mounts are writable. */
-  public List<MountSpec> prepare(String key, String parent, Map<String, String> labels) throws SnapshotException {
+  public List<MountSpec> prepare(String key, String parent, Map<String, String> labels)
+      throws SnapshotException {
     return create(Kind.ACTIVE, key, parent, labels);
   }
 
   /** A read-only view {@code key} of {@code parent}. */
-  public List<MountSpec> view(String key, String parent, Map<String, String> labels) throws SnapshotException {
+  public List<MountSpec> view(String key, String parent, Map<String, String> labels)
+      throws SnapshotException {
     return create(Kind.VIEW, key, parent, labels);
   }
 
@@ -147,11 +159,14 @@ public final class Snapshotter implements AutoCloseable {
           Files.createDirectories(workPath(id));
         }
       } catch (IOException e) {
-        throw new SnapshotException(SnapshotException.Code.INTERNAL, "creating the directories of " + key + ": "
-            + e.getMessage(), e);
+        throw new SnapshotException(
+            SnapshotException.Code.INTERNAL,
+            "creating the directories of " + key + ": " + e.getMessage(),
+            e);
       }
       Instant now = Instant.now();
-      Entry e = new Entry(id, new SnapshotInfo(key, p, kind, l, now, now), SnapshotUsage.NONE, null);
+      Entry e =
+          new Entry(id, new SnapshotInfo(key, p, kind, l, now, now), SnapshotUsage.NONE, null);
       store.put(e);
       save();
       return mountsOf(e);
@@ -168,7 +183,8 @@ public final class Snapshotter implements AutoCloseable {
         throw SnapshotException.notFound("missing parent " + Filters.quote(parent));
       }
       if (pe.info().kind() != Kind.COMMITTED) {
-        throw SnapshotException.invalidArgument("parent " + Filters.quote(parent) + " is not committed snapshot");
+        throw SnapshotException.invalidArgument(
+            "parent " + Filters.quote(parent) + " is not committed snapshot");
       }
     }
   }
@@ -186,10 +202,11 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Commits a lazy layer under {@code target} (the image layer mounted first, outside the lock); another Prepare
-   * that committed the same target meanwhile wins, and this one's mount is undone.
+   * Commits a lazy layer under {@code target} (the image layer mounted first, outside the lock);
+   * another Prepare that committed the same target meanwhile wins, and this one's mount is undone.
    */
-  private void commitRemote(String key, String target, String parent, Map<String, String> labels, LazyLayer lazy)
+  private void commitRemote(
+      String key, String target, String parent, Map<String, String> labels, LazyLayer lazy)
       throws SnapshotException {
     long id;
     synchronized (this) {
@@ -205,13 +222,15 @@ public final class Snapshotter implements AutoCloseable {
     }
   }
 
-  private void commitRemote(long id, String key, String target, String parent, Map<String, String> labels,
-      LazyLayer lazy) throws SnapshotException {
+  private void commitRemote(
+      long id, String key, String target, String parent, Map<String, String> labels, LazyLayer lazy)
+      throws SnapshotException {
     Path fs = fsPath(id);
     try {
       Files.createDirectories(fs);
     } catch (IOException e) {
-      throw new SnapshotException(SnapshotException.Code.INTERNAL, "creating " + fs + ": " + e.getMessage(), e);
+      throw new SnapshotException(
+          SnapshotException.Code.INTERNAL, "creating " + fs + ": " + e.getMessage(), e);
     }
     LazyLayer served = lazy;
     if (lazy.isImage()) {
@@ -233,14 +252,26 @@ public final class Snapshotter implements AutoCloseable {
         lost = !parent.isEmpty() && (pe == null || pe.info().kind() != Kind.COMMITTED);
         if (lost) {
           undoMount(served, fs);
-          throw SnapshotException.notFound("parent " + Filters.quote(parent) + " was removed while " + key
-              + " was prepared");
+          throw SnapshotException.notFound(
+              "parent " + Filters.quote(parent) + " was removed while " + key + " was prepared");
         }
         Instant now = Instant.now();
-        store.put(new Entry(id, new SnapshotInfo(target, parent, Kind.COMMITTED, l, now, now), SnapshotUsage.NONE,
-            served));
+        store.put(
+            new Entry(
+                id,
+                new SnapshotInfo(target, parent, Kind.COMMITTED, l, now, now),
+                SnapshotUsage.NONE,
+                served));
         save();
-        LOG.info("committed " + target + " (" + served.role() + " of " + served.image() + ") for " + key);
+        LOG.info(
+            "committed "
+                + target
+                + " ("
+                + served.role()
+                + " of "
+                + served.image()
+                + ") for "
+                + key);
         return;
       }
     }
@@ -254,7 +285,8 @@ public final class Snapshotter implements AutoCloseable {
     deleteTree(fs.getParent());
   }
 
-  // ---- read ---------------------------------------------------------------------------------------------------
+  // ---- read
+  // ---------------------------------------------------------------------------------------------------
 
   /** The mounts of an active snapshot or a view. */
   public List<MountSpec> mounts(String key) throws SnapshotException {
@@ -262,7 +294,8 @@ public final class Snapshotter implements AutoCloseable {
     synchronized (this) {
       e = existing(key);
       if (e.info().kind() == Kind.COMMITTED) {
-        throw SnapshotException.failedPrecondition("requested snapshot " + key + " not active or view");
+        throw SnapshotException.failedPrecondition(
+            "requested snapshot " + key + " not active or view");
       }
     }
     return mountsOf(e);
@@ -285,8 +318,8 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Disk usage: an active snapshot's upper directory now; a committed one's as measured at Commit; a lazy image
-   * layer's bytes on this host now (bootstrap and cached data) with its inodes.
+   * Disk usage: an active snapshot's upper directory now; a committed one's as measured at Commit;
+   * a lazy image layer's bytes on this host now (bootstrap and cached data) with its inodes.
    */
   public SnapshotUsage usage(String key) throws SnapshotException {
     Entry e;
@@ -301,7 +334,8 @@ public final class Snapshotter implements AutoCloseable {
       try {
         return DiskUsage.of(fsPath(e.id()));
       } catch (IOException ex) {
-        throw new SnapshotException(SnapshotException.Code.INTERNAL, "measuring " + key + ": " + ex.getMessage(), ex);
+        throw new SnapshotException(
+            SnapshotException.Code.INTERNAL, "measuring " + key + ": " + ex.getMessage(), ex);
       }
     }
     return e.usage();
@@ -315,9 +349,12 @@ public final class Snapshotter implements AutoCloseable {
     return e;
   }
 
-  // ---- change -------------------------------------------------------------------------------------------------
+  // ---- change
+  // -------------------------------------------------------------------------------------------------
 
-  /** Commits active snapshot {@code key} as {@code name}, with {@code labels} replacing its labels. */
+  /**
+   * Commits active snapshot {@code key} as {@code name}, with {@code labels} replacing its labels.
+   */
   public void commit(String name, String key, Map<String, String> labels) throws SnapshotException {
     if (name == null || name.isEmpty()) {
       throw SnapshotException.invalidArgument("snapshot name must not be empty");
@@ -331,15 +368,20 @@ public final class Snapshotter implements AutoCloseable {
     try {
       usage = DiskUsage.of(fsPath(e.id()));
     } catch (IOException ex) {
-      throw new SnapshotException(SnapshotException.Code.INTERNAL, "measuring " + key + ": " + ex.getMessage(), ex);
+      throw new SnapshotException(
+          SnapshotException.Code.INTERNAL, "measuring " + key + ": " + ex.getMessage(), ex);
     }
     synchronized (this) {
       checkCommit(name, key);
       Instant now = Instant.now();
       SnapshotInfo i = e.info();
       store.remove(key);
-      store.put(new Entry(e.id(), new SnapshotInfo(name, i.parent(), Kind.COMMITTED, labels, now, now), usage,
-          null));
+      store.put(
+          new Entry(
+              e.id(),
+              new SnapshotInfo(name, i.parent(), Kind.COMMITTED, labels, now, now),
+              usage,
+              null));
       save();
     }
   }
@@ -353,15 +395,18 @@ public final class Snapshotter implements AutoCloseable {
       throw SnapshotException.notFound("failed to get active snapshot " + Filters.quote(key));
     }
     if (e.info().kind() != Kind.ACTIVE) {
-      throw SnapshotException.failedPrecondition("snapshot " + Filters.quote(key) + " is not active");
+      throw SnapshotException.failedPrecondition(
+          "snapshot " + Filters.quote(key) + " is not active");
     }
   }
 
   /**
-   * Updates labels: {@code fieldPaths} {@code labels} (all of them) or {@code labels.KEY} (one; absent from
-   * {@code info}: removed); none given: every mutable field, i.e. the labels. Other fields are immutable.
+   * Updates labels: {@code fieldPaths} {@code labels} (all of them) or {@code labels.KEY} (one;
+   * absent from {@code info}: removed); none given: every mutable field, i.e. the labels. Other
+   * fields are immutable.
    */
-  public synchronized SnapshotInfo update(SnapshotInfo info, List<String> fieldPaths) throws SnapshotException {
+  public synchronized SnapshotInfo update(SnapshotInfo info, List<String> fieldPaths)
+      throws SnapshotException {
     Entry e = existing(info.name());
     Map<String, String> labels = new HashMap<>(e.info().labels());
     if (fieldPaths.isEmpty()) {
@@ -379,8 +424,11 @@ public final class Snapshotter implements AutoCloseable {
         } else if (path.equals("labels")) {
           labels = new HashMap<>(info.labels());
         } else {
-          throw SnapshotException.invalidArgument("cannot update " + Filters.quote(path) + " field on snapshot "
-              + Filters.quote(info.name()));
+          throw SnapshotException.invalidArgument(
+              "cannot update "
+                  + Filters.quote(path)
+                  + " field on snapshot "
+                  + Filters.quote(info.name()));
         }
       }
     }
@@ -391,8 +439,8 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Removes a snapshot without children; its directory goes too, and a lazy image's mount is released (the
-   * daemon told, so it stops serving what nothing mounts).
+   * Removes a snapshot without children; its directory goes too, and a lazy image's mount is
+   * released (the daemon told, so it stops serving what nothing mounts).
    */
   public void remove(String key) throws SnapshotException {
     Entry e;
@@ -418,8 +466,8 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Removes what no snapshot owns: directories of removed or abandoned snapshots (a crash between a directory
-   * and its record), unmounting a lazy mount left on one.
+   * Removes what no snapshot owns: directories of removed or abandoned snapshots (a crash between a
+   * directory and its record), unmounting a lazy mount left on one.
    */
   public void cleanup() throws SnapshotException {
     Set<String> owned = new HashSet<>();
@@ -434,8 +482,8 @@ public final class Snapshotter implements AutoCloseable {
         }
       }
     } catch (IOException ex) {
-      throw new SnapshotException(SnapshotException.Code.INTERNAL, "listing " + snapshotsDir + ": " + ex.getMessage(),
-          ex);
+      throw new SnapshotException(
+          SnapshotException.Code.INTERNAL, "listing " + snapshotsDir + ": " + ex.getMessage(), ex);
     }
     for (Path d : orphans) {
       synchronized (this) {
@@ -465,15 +513,17 @@ public final class Snapshotter implements AutoCloseable {
     }
   }
 
-  // ---- lazy mounts --------------------------------------------------------------------------------------------
+  // ---- lazy mounts
+  // --------------------------------------------------------------------------------------------
 
   private synchronized Object mountLock(long id) {
     return mountLocks.computeIfAbsent(id, k -> new Object());
   }
 
   /**
-   * Mounts a lazy image layer again when its mount is gone (the daemon unmounts what it serves when it stops
-   * cleanly; a reboot unmounts everything), so no overlay is ever given an empty directory as its lower layer.
+   * Mounts a lazy image layer again when its mount is gone (the daemon unmounts what it serves when
+   * it stops cleanly; a reboot unmounts everything), so no overlay is ever given an empty directory
+   * as its lower layer.
    */
   private void ensureMounted(Entry e) throws SnapshotException {
     Path fs = fsPath(e.id());
@@ -499,8 +549,8 @@ public final class Snapshotter implements AutoCloseable {
   }
 
   /**
-   * Mounts every lazy image layer whose mount is missing (at start, and periodically: after the daemon's
-   * restart); returns how many could not be mounted now.
+   * Mounts every lazy image layer whose mount is missing (at start, and periodically: after the
+   * daemon's restart); returns how many could not be mounted now.
    */
   public int remountMissing() {
     List<Entry> lazy = new ArrayList<>();
@@ -514,8 +564,13 @@ public final class Snapshotter implements AutoCloseable {
       } catch (SnapshotException ex) {
         if (ex.code() != SnapshotException.Code.NOT_FOUND) {
           failed++;
-          LOG.warning("cannot mount " + e.lazy().image() + " for snapshot " + e.info().name() + " now: "
-              + ex.getMessage());
+          LOG.warning(
+              "cannot mount "
+                  + e.lazy().image()
+                  + " for snapshot "
+                  + e.info().name()
+                  + " now: "
+                  + ex.getMessage());
         }
       }
     }
@@ -531,8 +586,8 @@ public final class Snapshotter implements AutoCloseable {
       while (!p.isEmpty()) {
         Entry pe = store.get(p);
         if (pe == null) {
-          throw SnapshotException.notFound("parent " + Filters.quote(p) + " of " + e.info().name()
-              + " does not exist");
+          throw SnapshotException.notFound(
+              "parent " + Filters.quote(p) + " of " + e.info().name() + " does not exist");
         }
         chain.add(pe);
         p = pe.info().parent();
@@ -549,7 +604,8 @@ public final class Snapshotter implements AutoCloseable {
     }
     boolean active = e.info().kind() == Kind.ACTIVE;
     if (lowers.isEmpty()) {
-      return List.of(new MountSpec("bind", fsPath(e.id()).toString(), List.of(active ? "rw" : "ro", "rbind")));
+      return List.of(
+          new MountSpec("bind", fsPath(e.id()).toString(), List.of(active ? "rw" : "ro", "rbind")));
     }
     if (!active && lowers.size() == 1) {
       return List.of(new MountSpec("bind", lowers.get(0), List.of("ro", "rbind")));
@@ -564,13 +620,15 @@ public final class Snapshotter implements AutoCloseable {
     return List.of(new MountSpec("overlay", "overlay", options));
   }
 
-  // ---- housekeeping -------------------------------------------------------------------------------------------
+  // ---- housekeeping
+  // -------------------------------------------------------------------------------------------
 
   private void save() throws SnapshotException {
     try {
       store.save();
     } catch (IOException e) {
-      throw new SnapshotException(SnapshotException.Code.INTERNAL, "saving snapshot metadata: " + e.getMessage(), e);
+      throw new SnapshotException(
+          SnapshotException.Code.INTERNAL, "saving snapshot metadata: " + e.getMessage(), e);
     }
   }
 

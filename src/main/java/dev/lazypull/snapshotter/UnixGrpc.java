@@ -1,8 +1,5 @@
 package dev.lazypull.snapshotter;
 
-import java.util.logging.Level;
-import java.util.logging.Logger;
-
 import io.grpc.BindableService;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
@@ -22,12 +19,17 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
-/** gRPC over unix domain sockets (netty's epoll transport, as containerd's own clients and plugins use them). */
+/**
+ * gRPC over unix domain sockets (netty's epoll transport, as containerd's own clients and plugins
+ * use them).
+ */
 public final class UnixGrpc {
   /**
-   * Netty warns once per connection that unix sockets have no SO_KEEPALIVE (grpc-java sets it for every
-   * transport); kept referenced so the level holds.
+   * Netty warns once per connection that unix sockets have no SO_KEEPALIVE (grpc-java sets it for
+   * every transport); kept referenced so the level holds.
    */
   private static final Logger BOOTSTRAP_LOG = quiet("io.grpc.netty.shaded.io.netty.bootstrap");
 
@@ -45,14 +47,18 @@ public final class UnixGrpc {
 
     private static EventLoopGroup create() {
       if (!Epoll.isAvailable()) {
-        throw new IllegalStateException("netty's epoll transport is unavailable here (unix sockets need it): "
-            + Epoll.unavailabilityCause());
+        throw new IllegalStateException(
+            "netty's epoll transport is unavailable here (unix sockets need it): "
+                + Epoll.unavailabilityCause());
       }
-      return new MultiThreadIoEventLoopGroup(1, r -> {
-        Thread t = new Thread(r, "lazypull-grpc-io");
-        t.setDaemon(true);
-        return t;
-      }, EpollIoHandler.newFactory());
+      return new MultiThreadIoEventLoopGroup(
+          1,
+          r -> {
+            Thread t = new Thread(r, "lazypull-grpc-io");
+            t.setDaemon(true);
+            return t;
+          },
+          EpollIoHandler.newFactory());
     }
   }
 
@@ -97,22 +103,29 @@ public final class UnixGrpc {
   }
 
   /**
-   * Serves {@code services} on a unix socket at {@code socket} (a stale socket file is replaced; mode 0660),
-   * each call on a pool of {@code threads} threads.
+   * Serves {@code services} on a unix socket at {@code socket} (a stale socket file is replaced;
+   * mode 0660), each call on a pool of {@code threads} threads.
    */
-  public static Listener serve(Path socket, int threads, BindableService... services) throws IOException {
+  public static Listener serve(Path socket, int threads, BindableService... services)
+      throws IOException {
     BOOTSTRAP_LOG.fine("serving on " + socket);
     Files.createDirectories(socket.toAbsolutePath().getParent());
     Files.deleteIfExists(socket);
-    ExecutorService executor = Executors.newFixedThreadPool(threads, r -> {
-      Thread t = new Thread(r, "lazypull-grpc-call");
-      t.setDaemon(true);
-      return t;
-    });
-    NettyServerBuilder b = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-        .channelType(EpollServerDomainSocketChannel.class)
-        .bossEventLoopGroup(Loop.GROUP).workerEventLoopGroup(Loop.GROUP).executor(executor)
-        .maxInboundMessageSize(16 << 20);
+    ExecutorService executor =
+        Executors.newFixedThreadPool(
+            threads,
+            r -> {
+              Thread t = new Thread(r, "lazypull-grpc-call");
+              t.setDaemon(true);
+              return t;
+            });
+    NettyServerBuilder b =
+        NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+            .channelType(EpollServerDomainSocketChannel.class)
+            .bossEventLoopGroup(Loop.GROUP)
+            .workerEventLoopGroup(Loop.GROUP)
+            .executor(executor)
+            .maxInboundMessageSize(16 << 20);
     for (BindableService s : services) {
       b.addService(s);
     }
@@ -125,7 +138,11 @@ public final class UnixGrpc {
   public static ManagedChannel connect(Path socket) {
     BOOTSTRAP_LOG.fine("connecting to " + socket);
     return NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-        .channelType(EpollDomainSocketChannel.class).eventLoopGroup(Loop.GROUP).usePlaintext()
-        .overrideAuthority("localhost").maxInboundMessageSize(16 << 20).build();
+        .channelType(EpollDomainSocketChannel.class)
+        .eventLoopGroup(Loop.GROUP)
+        .usePlaintext()
+        .overrideAuthority("localhost")
+        .maxInboundMessageSize(16 << 20)
+        .build();
   }
 }

@@ -5,7 +5,10 @@ import com.sun.jna.NativeLibrary;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
-/** getrlimit/setrlimit of {@code RLIMIT_NOFILE}: the highest descriptor number this process can be handed. */
+/**
+ * getrlimit/setrlimit of {@code RLIMIT_NOFILE}: the highest descriptor number this process can be
+ * handed.
+ */
 public final class OpenFileLimit {
   private static final int RLIMIT_NOFILE = 7;
 

@@ -1,7 +1,6 @@
 package dev.lazypull.fanotify;
 
 import dev.lazypull.sys.Errno;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -12,9 +11,10 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A minimal event loop over any {@link FanotifyGroup}, for tests: fills each event's range of the marked file
- * from a source file of the same content (clamped to the source's size) through the event's fd and answers
- * {@code answer}; when {@code fill} is false it answers without filling. Malformed events are denied with EIO.
+ * A minimal event loop over any {@link FanotifyGroup}, for tests: fills each event's range of the
+ * marked file from a source file of the same content (clamped to the source's size) through the
+ * event's fd and answers {@code answer}; when {@code fill} is false it answers without filling.
+ * Malformed events are denied with EIO.
  */
 final class RangeFiller implements Runnable {
   private final FanotifyGroup group;

@@ -1,8 +1,5 @@
 package dev.lazypull.fscache;
 
-import dev.lazypull.sys.Posix;
-import dev.lazypull.testing.ExpectedLogs;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -11,15 +8,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.frontend.Frontend;
 import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.oci.OciLayoutWriter;
-import dev.lazypull.fetch.FetchStats;
-import dev.lazypull.frontend.Frontend;
+import dev.lazypull.sys.Posix;
 import dev.lazypull.testing.Await;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
@@ -37,12 +36,13 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The daemon against a fake kernel that writes real O_DIRECT sparse files and checks every reply. */
+/**
+ * The daemon against a fake kernel that writes real O_DIRECT sparse files and checks every reply.
+ */
 class FscacheFrontendTest {
   @TempDir Path tmp;
   private DaemonHarness harness;
@@ -59,7 +59,11 @@ class FscacheFrontendTest {
   private Path layout;
 
   private void start(Duration deadline, ImageSources sources) throws IOException {
-    harness = DaemonHarness.in(tmp).sources(sources).config(c -> c.fetch(f -> f.withReadTimeout(deadline))).start();
+    harness =
+        DaemonHarness.in(tmp)
+            .sources(sources)
+            .config(c -> c.fetch(f -> f.withReadTimeout(deadline)))
+            .start();
     kernel = harness.kernel;
     catalog = harness.catalog();
     daemon = harness.frontend();
@@ -71,7 +75,9 @@ class FscacheFrontendTest {
     start(Duration.ofSeconds(10), ImageSources.localOnly());
   }
 
-  /** Writes a two-layer image into an OCI layout and registers it under fsid "img1" in domain "dom". */
+  /**
+   * Writes a two-layer image into an OCI layout and registers it under fsid "img1" in domain "dom".
+   */
   private ImageRecord registerImage(String fsid, String domain) throws IOException {
     if (layout == null) {
       layout = tmp.resolve("layout");
@@ -81,8 +87,16 @@ class FscacheFrontendTest {
       bootDesc = w.putBlob(bootstrap, MediaTypes.EROFS_BOOTSTRAP);
       blobDesc = w.putBlob(blob, MediaTypes.EROFS_BLOB);
     }
-    ImageRecord r = new ImageRecord(fsid, domain, "oci:" + layout, Digest.of(fsid.getBytes()), bootDesc,
-        List.of(blobDesc), List.of(blobDesc.digest().hex()), false);
+    ImageRecord r =
+        new ImageRecord(
+            fsid,
+            domain,
+            "oci:" + layout,
+            Digest.of(fsid.getBytes()),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false);
     return catalog.register(r, false);
   }
 
@@ -107,14 +121,17 @@ class FscacheFrontendTest {
     assertEquals(blob.length, data.copen.get(5, TimeUnit.SECONDS));
 
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(Outcome.DATA, kernel.read(data, 5 * 65536 + 8192, 131072).get(5, TimeUnit.SECONDS));
+    assertEquals(
+        Outcome.DATA, kernel.read(data, 5 * 65536 + 8192, 131072).get(5, TimeUnit.SECONDS));
     // the final, partial block of the blob: padded with zeros up to 4096
     long lastBlock = (blob.length / 4096) * 4096L;
     assertEquals(Outcome.DATA, kernel.read(data, lastBlock, 4096).get(5, TimeUnit.SECONDS));
 
     assertArrayEquals(Arrays.copyOfRange(bootstrap, 0, 4096), fileBytes(boot, 0, 4096));
-    assertArrayEquals(Arrays.copyOfRange(blob, 5 * 65536, 8 * 65536), fileBytes(data, 5 * 65536, 8 * 65536));
-    assertArrayEquals(Arrays.copyOfRange(blob, (int) lastBlock, blob.length),
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 5 * 65536, 8 * 65536), fileBytes(data, 5 * 65536, 8 * 65536));
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, (int) lastBlock, blob.length),
         fileBytes(data, (int) lastBlock, blob.length));
     assertTrue(kernel.allAnswered());
     assertEquals(3, stats.readsOk.sum());
@@ -124,8 +141,7 @@ class FscacheFrontendTest {
   void unknownCookieIsRefusedWithEnoentAndItsFdClosed() throws Exception {
     start();
     registerImage("img1", null);
-    ExpectedLogs.warning(
-        "no registered image has volume 'erofs,img1' and cookie 'no-such-cookie'");
+    ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'no-such-cookie'");
     ExpectedLogs.warning("no registered image has volume 'erofs,other' and cookie 'img1'");
     FakeObject o = kernel.open("erofs,img1", "no-such-cookie");
     assertEquals(-2L, o.copen.get(5, TimeUnit.SECONDS));
@@ -151,7 +167,8 @@ class FscacheFrontendTest {
     assertEquals(bootstrap.length, b2.copen.get(5, TimeUnit.SECONDS));
     assertEquals(blob.length, shared.copen.get(5, TimeUnit.SECONDS));
     ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'img1'");
-    assertEquals(-2L, kernel.open("erofs,img1", "img1").copen.get(5, TimeUnit.SECONDS), "img1 lives in dom");
+    assertEquals(
+        -2L, kernel.open("erofs,img1", "img1").copen.get(5, TimeUnit.SECONDS), "img1 lives in dom");
   }
 
   @Test
@@ -173,8 +190,9 @@ class FscacheFrontendTest {
       assertEquals(Outcome.DATA, r.get(10, TimeUnit.SECONDS));
     }
     int chunks = (blob.length + 65535) / 65536;
-    assertTrue(fetchStats.bytesFetched.sum() <= blob.length, "each byte fetched at most once: "
-        + fetchStats.bytesFetched.sum());
+    assertTrue(
+        fetchStats.bytesFetched.sum() <= blob.length,
+        "each byte fetched at most once: " + fetchStats.bytesFetched.sum());
     assertTrue(fetchStats.fetches.sum() <= chunks);
     assertEquals(300, stats.readsOk.sum());
     assertTrue(kernel.allAnswered());
@@ -183,15 +201,18 @@ class FscacheFrontendTest {
   @Test
   void aSlowSourceIsAnsweredWithEioAtTheDeadlineAndRecovers() throws Exception {
     MemoryBlobSource slow = new MemoryBlobSource();
-    ImageSources sources = new ImageSources(ref -> {
-      throw new IOException("unused");
-    });
+    ImageSources sources =
+        new ImageSources(
+            ref -> {
+              throw new IOException("unused");
+            });
     start(Duration.ofMillis(300), sources);
     registerImage("img1", null);
     Path blobFile = layout.resolve("blobs/sha256/" + blobDesc.digest().hex());
     FakeObject data = kernel.open("erofs,img1", blobDesc.digest().hex());
     data.copen.get(5, TimeUnit.SECONDS);
-    // Make the layout's blob unreadable for a while: the READ must still be answered, with EIO, in time.
+    // Make the layout's blob unreadable for a while: the READ must still be answered, with EIO, in
+    // time.
     Path hidden = blobFile.resolveSibling("hidden");
     Files.move(blobFile, hidden);
     ExpectedLogs.warning("READ 0+4096 ");
@@ -218,14 +239,19 @@ class FscacheFrontendTest {
         "integrity: blob " + bootDesc.digest() + " bytes 0+" + bootstrap.length + " ");
     ExpectedLogs.warning("READ 0+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(-1, Posix.lseek(boot.anonFd, 0, Posix.SEEK_DATA),
+    assertEquals(
+        -1,
+        Posix.lseek(boot.anonFd, 0, Posix.SEEK_DATA),
         "not a byte of the tampered bootstrap was cached");
 
-    Files.write(file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
+    Files.write(
+        file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(Outcome.DATA, kernel.read(boot, bootstrap.length - 777, 777).get(5, TimeUnit.SECONDS));
+    assertEquals(
+        Outcome.DATA, kernel.read(boot, bootstrap.length - 777, 777).get(5, TimeUnit.SECONDS));
     assertEquals(1, stats.readsFailed.sum());
-    assertEquals(bootstrap.length, fetchStats.bytesFetched.sum() - tampered.length, "fetched whole, twice");
+    assertEquals(
+        bootstrap.length, fetchStats.bytesFetched.sum() - tampered.length, "fetched whole, twice");
   }
 
   @Test
@@ -239,12 +265,19 @@ class FscacheFrontendTest {
         "READ " + (padded - 4096) + "+8192 goes past the blob's " + bootstrap.length + " bytes");
     ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + (padded + 4096));
     ExpectedLogs.warning(
-        "READ " + (padded + 4096) + "+" + (1L << 40) + " failed: java.io.IOException: invalid READ");
-    assertEquals(Outcome.DATA, kernel.read(boot, padded - 4096, 8192).get(5, TimeUnit.SECONDS),
+        "READ "
+            + (padded + 4096)
+            + "+"
+            + (1L << 40)
+            + " failed: java.io.IOException: invalid READ");
+    assertEquals(
+        Outcome.DATA,
+        kernel.read(boot, padded - 4096, 8192).get(5, TimeUnit.SECONDS),
         "the in-range part is served");
     assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 4096).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 0).get(5, TimeUnit.SECONDS));
-    // (past the end: the bootstrap is fetched whole, so at offset 0 the kernel would find data regardless)
+    // (past the end: the bootstrap is fetched whole, so at offset 0 the kernel would find data
+    // regardless)
     assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 1L << 40).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.EIO, kernel.read(boot, -4096, 4096).get(5, TimeUnit.SECONDS));
     assertTrue(kernel.allAnswered());

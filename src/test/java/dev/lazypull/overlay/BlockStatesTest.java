@@ -1,7 +1,5 @@
 package dev.lazypull.overlay;
 
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -11,13 +9,16 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.zip.CRC32C;
 import org.junit.jupiter.api.Test;
 import org.roaringbitmap.RoaringBitmap;
 
-/** Block states: range marks, runs, and the state file codec fed good, damaged and hostile bytes. */
+/**
+ * Block states: range marks, runs, and the state file codec fed good, damaged and hostile bytes.
+ */
 class BlockStatesTest {
   private static String runs(BlockStates s, long from, long to) {
     List<String> out = new ArrayList<>();
@@ -102,16 +103,27 @@ class BlockStatesTest {
     }
   }
 
-  /** Bytes with a valid checksum but hostile contents: lengths, sizes, blocks past the end, overlaps. */
+  /**
+   * Bytes with a valid checksum but hostile contents: lengths, sizes, blocks past the end,
+   * overlaps.
+   */
   @Test
   void hostileContentsWithAValidChecksumAreRefused() {
     BlockStates s = new BlockStates(100);
     s.markDirty(1, 5);
     byte[] good = s.encode(4096, 100 * 4096, 1);
-    assertThrows(IOException.class, () -> BlockStates.decode(resum(patchInt(good, 32, 1 << 30))), "dirty length");
-    assertThrows(IOException.class, () -> BlockStates.decode(resum(patchInt(good, 12, 3000))), "block size");
-    assertThrows(IOException.class, () -> BlockStates.decode(resum(patchLong(good, 16, 2 * 4096))), "past the end");
-    assertThrows(IOException.class, () -> BlockStates.decode(resum(patchInt(good, 8, 2))), "version");
+    assertThrows(
+        IOException.class,
+        () -> BlockStates.decode(resum(patchInt(good, 32, 1 << 30))),
+        "dirty length");
+    assertThrows(
+        IOException.class, () -> BlockStates.decode(resum(patchInt(good, 12, 3000))), "block size");
+    assertThrows(
+        IOException.class,
+        () -> BlockStates.decode(resum(patchLong(good, 16, 2 * 4096))),
+        "past the end");
+    assertThrows(
+        IOException.class, () -> BlockStates.decode(resum(patchInt(good, 8, 2))), "version");
     // a bitmap of garbage where the dirty bitmap goes
     byte[] garbage = good.clone();
     for (int i = 40; i < garbage.length - 4; i++) {
@@ -122,7 +134,13 @@ class BlockStatesTest {
     RoaringBitmap both = RoaringBitmap.bitmapOf(2);
     int n = both.serializedSizeInBytes();
     ByteBuffer b = ByteBuffer.allocate(40 + 2 * n + 4).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(BlockStates.MAGIC).putInt(1).putInt(4096).putLong(100 * 4096).putLong(1).putInt(n).putInt(n);
+    b.put(BlockStates.MAGIC)
+        .putInt(1)
+        .putInt(4096)
+        .putLong(100 * 4096)
+        .putLong(1)
+        .putInt(n)
+        .putInt(n);
     both.serialize(b);
     both.serialize(b);
     assertThrows(IOException.class, () -> BlockStates.decode(resum(b.array())), "overlap");

@@ -1,8 +1,5 @@
 package dev.lazypull.overlay;
 
-import java.nio.channels.FileChannel;
-import java.nio.file.StandardOpenOption;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -12,9 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -31,16 +30,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The overlay on its own over a base in memory: every kind of write against every block state, reads merging
- * base, data and zeros, zero detection and hole punching, durability across a simulated crash (the directory
- * copied as it is on disk), the lock, and refusals of damaged or mismatched overlays.
+ * The overlay on its own over a base in memory: every kind of write against every block state,
+ * reads merging base, data and zeros, zero detection and hole punching, durability across a
+ * simulated crash (the directory copied as it is on disk), the lock, and refusals of damaged or
+ * mismatched overlays.
  */
 class OverlayTest {
   static final int BS = 4096;
 
   /**
-   * A base whose bytes are in memory; blocks in {@code holes} read as zeros without fetching; other ranges must
-   * be prepared before they are read (as the real base's cache files), and a gate can hold preparing back.
+   * A base whose bytes are in memory; blocks in {@code holes} read as zeros without fetching; other
+   * ranges must be prepared before they are read (as the real base's cache files), and a gate can
+   * hold preparing back.
    */
   static final class MemoryBase implements Overlay.Base {
     final byte[] bytes;
@@ -82,13 +83,14 @@ class OverlayTest {
     public synchronized CompletableFuture<Void> prepare(long offset, long length) {
       prepares++;
       CompletableFuture<Void> g = gate;
-      Runnable mark = () -> {
-        synchronized (this) {
-          for (long b = offset / BS; b <= (offset + length - 1) / BS; b++) {
-            prepared[(int) b] = true;
-          }
-        }
-      };
+      Runnable mark =
+          () -> {
+            synchronized (this) {
+              for (long b = offset / BS; b <= (offset + length - 1) / BS; b++) {
+                prepared[(int) b] = true;
+              }
+            }
+          };
       if (g == null) {
         mark.run();
         return CompletableFuture.completedFuture(null);
@@ -128,7 +130,8 @@ class OverlayTest {
   }
 
   private OverlayMeta meta(int blockSize) {
-    return new OverlayMeta(1, blockSize, base.size(), "oci:/base:1", "sha256:" + "ab".repeat(32), "disk");
+    return new OverlayMeta(
+        1, blockSize, base.size(), "oci:/base:1", "sha256:" + "ab".repeat(32), "disk");
   }
 
   private Overlay open(Path dir) throws IOException {
@@ -282,7 +285,8 @@ class OverlayTest {
     assertEquals("0-2:U 2-3:D 3-16:U", states(o));
 
     base.gate = new CompletableFuture<>(); // never completes
-    CompletableFuture<Void> stuck = o.write(10 * BS - 1, direct(pattern(2, 2))); // the end of 9, the start of 10
+    CompletableFuture<Void> stuck =
+        o.write(10 * BS - 1, direct(pattern(2, 2))); // the end of 9, the start of 10
     Throwable e = assertThrows(Exception.class, () -> stuck.get(5, TimeUnit.SECONDS));
     assertTrue(e.getCause() instanceof TimeoutException, String.valueOf(e));
     base.gate.complete(null); // the fetch ends later: the failed write must not be applied now
@@ -300,15 +304,17 @@ class OverlayTest {
       List<Future<?>> fs = new ArrayList<>();
       for (int t = 0; t < 4; t++) {
         int thread = t;
-        fs.add(pool.submit(() -> {
-          for (int i = 0; i < 200; i++) {
-            // thread t writes bytes [t*8, t*8+8) of every 32-byte slot of blocks 0..15
-            long off = (long) (i % 16) * BS + (i / 16) * 32 + thread * 8;
-            byte[] b = new byte[8];
-            Arrays.fill(b, (byte) (thread + 1));
-            o.write(off, direct(b)).join();
-          }
-        }));
+        fs.add(
+            pool.submit(
+                () -> {
+                  for (int i = 0; i < 200; i++) {
+                    // thread t writes bytes [t*8, t*8+8) of every 32-byte slot of blocks 0..15
+                    long off = (long) (i % 16) * BS + (i / 16) * 32 + thread * 8;
+                    byte[] b = new byte[8];
+                    Arrays.fill(b, (byte) (thread + 1));
+                    o.write(off, direct(b)).join();
+                  }
+                }));
       }
       for (Future<?> f : fs) {
         f.get(30, TimeUnit.SECONDS);
@@ -325,7 +331,10 @@ class OverlayTest {
     assertDevice(o);
   }
 
-  /** The files as a crash would leave them, with everything written so far in them; the lock not copied. */
+  /**
+   * The files as a crash would leave them, with everything written so far in them; the lock not
+   * copied.
+   */
   private Path crashCopy(Path dir, String name) throws IOException {
     Path copy = Files.createDirectories(tmp.resolve(name));
     for (String f : new String[] {Overlay.DATA, Overlay.STATE, OverlayMeta.FILE}) {
@@ -337,7 +346,8 @@ class OverlayTest {
   }
 
   @Test
-  void afterACrashFlushedWritesAreThereAndUnflushedOnesNeverReadAsNewBytesInOldBlocks() throws IOException {
+  void afterACrashFlushedWritesAreThereAndUnflushedOnesNeverReadAsNewBytesInOldBlocks()
+      throws IOException {
     base(16, 0);
     Path dir = tmp.resolve("ov");
     Overlay o = open(dir);
@@ -346,7 +356,8 @@ class OverlayTest {
     o.flush();
     byte[] flushed = expected.clone();
     assertEquals(1, o.generation());
-    // after the flush: writes to untouched blocks, a zeroing of dirty ones, an overwrite of a dirty one
+    // after the flush: writes to untouched blocks, a zeroing of dirty ones, an overwrite of a dirty
+    // one
     write(o, 12 * BS, pattern(2 * BS, 2));
     zero(o, 0, BS);
     write(o, 2 * BS, pattern(BS, 3));
@@ -354,12 +365,18 @@ class OverlayTest {
     Overlay c = open(crashed);
     assertEquals("0-4:D 4-8:U 8-10:Z 10-16:U", states(c), "the state of the last flush");
     byte[] got = read(c, 0, expected.length);
-    assertArrayEquals(Arrays.copyOfRange(flushed, 4 * BS, 16 * BS), Arrays.copyOfRange(got, 4 * BS, 16 * BS),
+    assertArrayEquals(
+        Arrays.copyOfRange(flushed, 4 * BS, 16 * BS),
+        Arrays.copyOfRange(got, 4 * BS, 16 * BS),
         "blocks untouched or zero at the flush read as they did then, whatever was written since");
-    for (int b = 0; b < 4; b++) { // dirty at the flush: as flushed, or as written since — nothing else
+    for (int b = 0;
+        b < 4;
+        b++) { // dirty at the flush: as flushed, or as written since — nothing else
       byte[] blk = Arrays.copyOfRange(got, b * BS, (b + 1) * BS);
-      assertTrue(Arrays.equals(blk, Arrays.copyOfRange(flushed, b * BS, (b + 1) * BS))
-          || Arrays.equals(blk, Arrays.copyOfRange(expected, b * BS, (b + 1) * BS)), "block " + b);
+      assertTrue(
+          Arrays.equals(blk, Arrays.copyOfRange(flushed, b * BS, (b + 1) * BS))
+              || Arrays.equals(blk, Arrays.copyOfRange(expected, b * BS, (b + 1) * BS)),
+          "block " + b);
     }
     c.close();
     o.flush();
@@ -378,7 +395,8 @@ class OverlayTest {
     write(o, 3, pattern(5 * BS, 1));
     zero(o, 10 * BS, 3 * BS + 17);
     o.close();
-    Overlay again = Overlay.open(dir, meta(0), base, Duration.ofSeconds(5)); // block size 0: the overlay's own
+    Overlay again =
+        Overlay.open(dir, meta(0), base, Duration.ofSeconds(5)); // block size 0: the overlay's own
     open.add(again);
     assertDevice(again);
   }
@@ -389,7 +407,9 @@ class OverlayTest {
     Path dir = tmp.resolve("ov");
     open(dir);
     IOException e = assertThrows(Overlay.OverlayBusyException.class, () -> open(dir));
-    assertTrue(e.getMessage().contains("in use by another export (pid " + ProcessHandle.current().pid() + ")"),
+    assertTrue(
+        e.getMessage()
+            .contains("in use by another export (pid " + ProcessHandle.current().pid() + ")"),
         e.getMessage());
   }
 
@@ -398,10 +418,15 @@ class OverlayTest {
     base(16, 0);
     Path dir = tmp.resolve("ov");
     Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)).close();
-    OverlayMeta other = new OverlayMeta(1, BS, base.size(), "oci:/x:2", "sha256:" + "cd".repeat(32), "disk");
-    IOException e = assertThrows(IOException.class, () -> Overlay.open(dir, other, base, Duration.ofSeconds(5)));
+    OverlayMeta other =
+        new OverlayMeta(1, BS, base.size(), "oci:/x:2", "sha256:" + "cd".repeat(32), "disk");
+    IOException e =
+        assertThrows(
+            IOException.class, () -> Overlay.open(dir, other, base, Duration.ofSeconds(5)));
     assertTrue(e.getMessage().contains("lies over disk of oci:/base:1"), e.getMessage());
-    e = assertThrows(IOException.class, () -> Overlay.open(dir, meta(512), base, Duration.ofSeconds(5)));
+    e =
+        assertThrows(
+            IOException.class, () -> Overlay.open(dir, meta(512), base, Duration.ofSeconds(5)));
     assertTrue(e.getMessage().contains("has blocks of 4096 bytes, not 512"), e.getMessage());
   }
 
@@ -417,13 +442,19 @@ class OverlayTest {
     bytes[bytes.length / 2] ^= 0x10;
     Files.write(state, bytes);
     byte[] data = Files.readAllBytes(dir.resolve(Overlay.DATA));
-    IOException e = assertThrows(IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
-    assertTrue(e.getMessage().contains("checksum mismatch") && e.getMessage().contains("nothing was changed"),
+    IOException e =
+        assertThrows(
+            IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
+    assertTrue(
+        e.getMessage().contains("checksum mismatch")
+            && e.getMessage().contains("nothing was changed"),
         e.getMessage());
     assertArrayEquals(bytes, Files.readAllBytes(state));
     assertArrayEquals(data, Files.readAllBytes(dir.resolve(Overlay.DATA)));
     Files.write(state, new byte[(int) BlockStates.maxEncodedSize(16) + 1]);
-    e = assertThrows(IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
+    e =
+        assertThrows(
+            IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
     assertTrue(e.getMessage().contains("larger than any state"), e.getMessage());
   }
 
@@ -434,11 +465,12 @@ class OverlayTest {
     Overlay o = Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5));
     write(o, 0, pattern(BS, 1));
     o.close();
-    try (var ch = FileChannel.open(dir.resolve(Overlay.DATA),
-        StandardOpenOption.WRITE)) {
+    try (var ch = FileChannel.open(dir.resolve(Overlay.DATA), StandardOpenOption.WRITE)) {
       ch.truncate(BS);
     }
-    IOException e = assertThrows(IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
+    IOException e =
+        assertThrows(
+            IOException.class, () -> Overlay.open(dir, meta(BS), base, Duration.ofSeconds(5)));
     assertTrue(e.getMessage().contains("was truncated"), e.getMessage());
   }
 
@@ -447,12 +479,14 @@ class OverlayTest {
     base(16, 0);
     Overlay o = open(tmp.resolve("ov"));
     write(o, 0, pattern(2 * BS, 1));
-    String seen = o.atFlushPoint((states, data) -> {
-      ByteBuffer b = ByteBuffer.allocateDirect(BS);
-      data.read(BS, b);
-      assertEquals(expected[BS + 7], b.get(7));
-      return states.toString();
-    });
+    String seen =
+        o.atFlushPoint(
+            (states, data) -> {
+              ByteBuffer b = ByteBuffer.allocateDirect(BS);
+              data.read(BS, b);
+              assertEquals(expected[BS + 7], b.get(7));
+              return states.toString();
+            });
     assertEquals("16 blocks: 2 dirty, 0 zero", seen);
     assertEquals(1, o.generation());
   }
@@ -468,6 +502,7 @@ class OverlayTest {
         b.put(at, (byte) 0);
       }
     }
-    assertTrue(ZeroCheck.isZero(ByteBuffer.allocateDirect(10).position(10)), "nothing left is zero");
+    assertTrue(
+        ZeroCheck.isZero(ByteBuffer.allocateDirect(10).position(10)), "nothing left is zero");
   }
 }

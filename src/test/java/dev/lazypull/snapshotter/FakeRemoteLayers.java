@@ -1,24 +1,25 @@
 package dev.lazypull.snapshotter;
 
-import java.util.Collections;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Lazy layers without a daemon or a kernel mount: an image whose manifest digest is known is "lazypull", its
- * layer 0 the bootstrap; a "mount" writes a marker file into the target, which counts as mounted until unmounted.
+ * Lazy layers without a daemon or a kernel mount: an image whose manifest digest is known is
+ * "lazypull", its layer 0 the bootstrap; a "mount" writes a marker file into the target, which
+ * counts as mounted until unmounted.
  */
 final class FakeRemoteLayers implements RemoteLayers {
   /** manifest digest → its layer digests, bootstrap first. */
   final Map<String, List<String>> images = new ConcurrentHashMap<>();
+
   final Set<Path> mounted = ConcurrentHashMap.newKeySet();
   final List<String> log = Collections.synchronizedList(new ArrayList<>());
   volatile boolean daemonDown;
@@ -40,7 +41,8 @@ final class FakeRemoteLayers implements RemoteLayers {
       throw SnapshotException.invalidArgument("layer " + layer + " is not a layer of " + ref);
     }
     if (parentImage == null || !parentImage.bootstrap().equals(layers.get(0))) {
-      throw SnapshotException.invalidArgument("layer " + layer + " must follow its bootstrap layer");
+      throw SnapshotException.invalidArgument(
+          "layer " + layer + " must follow its bootstrap layer");
     }
     return new LazyLayer(LazyLayer.PLACEHOLDER, ref, parentImage.fsid(), 0, layers.get(0));
   }
@@ -48,7 +50,8 @@ final class FakeRemoteLayers implements RemoteLayers {
   @Override
   public LazyLayer mount(LazyLayer layer, Path target) throws SnapshotException {
     if (daemonDown) {
-      throw new SnapshotException(SnapshotException.Code.UNAVAILABLE, "the lazypull daemon is not running");
+      throw new SnapshotException(
+          SnapshotException.Code.UNAVAILABLE, "the lazypull daemon is not running");
     }
     try {
       Files.writeString(target.resolve("lazy-image"), layer.image());

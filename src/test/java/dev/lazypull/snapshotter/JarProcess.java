@@ -9,9 +9,9 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code java -jar lazypull.jar ARGS} as a long-running child (daemon, snapshotter): output to files, a line
- * awaited on stdout, and the two ways it ends — {@link #terminate} (SIGTERM, a clean stop) and {@link #kill}
- * (SIGKILL, a crash).
+ * {@code java -jar lazypull.jar ARGS} as a long-running child (daemon, snapshotter): output to
+ * files, a line awaited on stdout, and the two ways it ends — {@link #terminate} (SIGTERM, a clean
+ * stop) and {@link #kill} (SIGKILL, a crash).
  */
 final class JarProcess implements AutoCloseable {
   private final Process process;
@@ -25,12 +25,17 @@ final class JarProcess implements AutoCloseable {
   }
 
   static JarProcess start(Path jar, Path logPrefix, String... args) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-jar", jar.toString()));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-jar",
+                jar.toString()));
     cmd.addAll(List.of(args));
     Path o = Path.of(logPrefix + ".out");
     Path e = Path.of(logPrefix + ".err");
-    return new JarProcess(new ProcessBuilder(cmd).redirectOutput(o.toFile()).redirectError(e.toFile()).start(), o, e);
+    return new JarProcess(
+        new ProcessBuilder(cmd).redirectOutput(o.toFile()).redirectError(e.toFile()).start(), o, e);
   }
 
   private static String read(Path p) {

@@ -10,9 +10,9 @@ import java.net.Socket;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A TCP proxy on loopback whose downstream direction (upstream → client) shares one bandwidth limit across all
- * connections, like one network link in front of a registry: benchmarks compare pulls over a link of a given
- * speed instead of loopback's. Upstream-bound bytes pass unthrottled.
+ * A TCP proxy on loopback whose downstream direction (upstream → client) shares one bandwidth limit
+ * across all connections, like one network link in front of a registry: benchmarks compare pulls
+ * over a link of a given speed instead of loopback's. Upstream-bound bytes pass unthrottled.
  */
 final class ThrottledProxy implements AutoCloseable {
   /** How much transmission time a late sleeper may make up at once. */
@@ -55,24 +55,27 @@ final class ThrottledProxy implements AutoCloseable {
   }
 
   private void pump(InputStream in, OutputStream out, boolean throttled, Socket a, Socket b) {
-    Thread t = new Thread(() -> {
-      byte[] buf = new byte[16 * 1024];
-      try {
-        int n;
-        while ((n = in.read(buf)) >= 0) {
-          if (throttled) {
-            take(n);
-          }
-          out.write(buf, 0, n);
-          out.flush();
-        }
-      } catch (IOException | InterruptedException e) {
-        // the other side closed
-      } finally {
-        closeQuietly(a);
-        closeQuietly(b);
-      }
-    }, "throttled-proxy-pump");
+    Thread t =
+        new Thread(
+            () -> {
+              byte[] buf = new byte[16 * 1024];
+              try {
+                int n;
+                while ((n = in.read(buf)) >= 0) {
+                  if (throttled) {
+                    take(n);
+                  }
+                  out.write(buf, 0, n);
+                  out.flush();
+                }
+              } catch (IOException | InterruptedException e) {
+                // the other side closed
+              } finally {
+                closeQuietly(a);
+                closeQuietly(b);
+              }
+            },
+            "throttled-proxy-pump");
     t.setDaemon(true);
     t.start();
   }
@@ -82,7 +85,8 @@ final class ThrottledProxy implements AutoCloseable {
     long until;
     synchronized (this) {
       long now = System.nanoTime();
-      long start = Math.max(now - BURST_NANOS, nextFreeNanos); // a late wake-up is made up, not lost
+      long start =
+          Math.max(now - BURST_NANOS, nextFreeNanos); // a late wake-up is made up, not lost
       nextFreeNanos = start + (long) (n / bytesPerNano);
       until = nextFreeNanos;
     }

@@ -1,16 +1,15 @@
 package dev.lazypull.testing;
 
-import java.nio.charset.StandardCharsets;
-
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.opentest4j.TestAbortedException;
 
 /**
- * Guards for tests that need root, external tools, QEMU or a registry. Outside CI a missing requirement skips
- * the test; under {@code CI=true} it fails it, so CI can never pass by skipping.
+ * Guards for tests that need root, external tools, QEMU or a registry. Outside CI a missing
+ * requirement skips the test; under {@code CI=true} it fails it, so CI can never pass by skipping.
  */
 public final class Requirements {
   private Requirements() {}
@@ -63,7 +62,8 @@ public final class Requirements {
     }
     String text = new String(out, StandardCharsets.UTF_8);
     if (p.exitValue() != 0) {
-      throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
+      throw new AssertionError(
+          String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
     }
     return text;
   }

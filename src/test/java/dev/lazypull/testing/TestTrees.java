@@ -1,11 +1,10 @@
 package dev.lazypull.testing;
 
-import java.nio.file.LinkOption;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -20,8 +19,9 @@ public final class TestTrees {
   private TestTrees() {}
 
   /**
-   * A tree with the shapes that matter for lazy reads: a file spanning several 1 MiB chunks, files of odd sizes,
-   * a file of exactly one chunk, many small files, an empty file, deep nesting, a symlink.
+   * A tree with the shapes that matter for lazy reads: a file spanning several 1 MiB chunks, files
+   * of odd sizes, a file of exactly one chunk, many small files, an empty file, deep nesting, a
+   * symlink.
    */
   public static Path mixed(Path root, long seed) throws IOException {
     Random rnd = new Random(seed);

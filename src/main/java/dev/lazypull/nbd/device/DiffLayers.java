@@ -7,10 +7,10 @@ import java.util.List;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * Lays snapshot diffs over a disk as one {@link SegmentDevice}: a block reads as the last diff that holds it (its
- * packed data: block b of a diff is at (rank(b) − 1) × block size of the diff's data) or zeroes it (a gap), else as
- * the disk's own bytes (its non-zero chunks), else zeros. The resolution is done once, here: every block has one
- * source, so reads never search the chain.
+ * Lays snapshot diffs over a disk as one {@link SegmentDevice}: a block reads as the last diff that
+ * holds it (its packed data: block b of a diff is at (rank(b) − 1) × block size of the diff's data)
+ * or zeroes it (a gap), else as the disk's own bytes (its non-zero chunks), else zeros. The
+ * resolution is done once, here: every block has one source, so reads never search the chain.
  */
 final class DiffLayers {
   /** One diff: its map, and its data (null when it holds no blocks). */
@@ -22,14 +22,18 @@ final class DiffLayers {
    * @param baseData the disk's non-zero byte ranges, sorted, each {@code [start, end)}
    * @param diffs oldest first, all of one block size
    */
-  static SegmentDevice compose(long size, SegmentDevice.Backing base, List<long[]> baseData, List<Layer> diffs) {
+  static SegmentDevice compose(
+      long size, SegmentDevice.Backing base, List<long[]> baseData, List<Layer> diffs) {
     List<SegmentDevice.Segment> segments = new ArrayList<>();
     RoaringBitmap covered = new RoaringBitmap();
     int bs = diffs.isEmpty() ? 4096 : diffs.get(0).map().blockSize();
-    for (int k = diffs.size() - 1; k >= 0; k--) { // the newest diff first: what it covers, older layers do not
+    for (int k = diffs.size() - 1;
+        k >= 0;
+        k--) { // the newest diff first: what it covers, older layers do not
       Layer l = diffs.get(k);
       if (l.map().blockSize() != bs) {
-        throw new IllegalArgumentException("diffs of blocks of " + bs + " and " + l.map().blockSize() + " bytes");
+        throw new IllegalArgumentException(
+            "diffs of blocks of " + bs + " and " + l.map().blockSize() + " bytes");
       }
       RoaringBitmap data = l.map().data();
       RoaringBitmap visible = RoaringBitmap.andNot(data, covered);

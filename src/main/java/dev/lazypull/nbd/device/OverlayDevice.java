@@ -10,10 +10,10 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * A writable export: an {@link Overlay} over a read-only base device (a lazily fetched image device). Reads
- * merge the overlay's dirty blocks, its zero blocks and the base; runs (structured READ holes, BLOCK_STATUS)
- * report zero blocks and the base's own zero runs as zeros. Several connections may share it: they share the one
- * overlay, whose flush covers every completed write.
+ * A writable export: an {@link Overlay} over a read-only base device (a lazily fetched image
+ * device). Reads merge the overlay's dirty blocks, its zero blocks and the base; runs (structured
+ * READ holes, BLOCK_STATUS) report zero blocks and the base's own zero runs as zeros. Several
+ * connections may share it: they share the one overlay, whose flush covers every completed write.
  */
 public final class OverlayDevice implements WritableDevice {
   private final ExportDevice base;
@@ -21,7 +21,8 @@ public final class OverlayDevice implements WritableDevice {
 
   public OverlayDevice(ExportDevice base, Overlay overlay) {
     if (base.size() != overlay.size()) {
-      throw new IllegalArgumentException("base of " + base.size() + " bytes, overlay of " + overlay.size());
+      throw new IllegalArgumentException(
+          "base of " + base.size() + " bytes, overlay of " + overlay.size());
     }
     this.base = base;
     this.overlay = overlay;

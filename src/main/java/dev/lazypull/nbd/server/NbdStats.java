@@ -12,13 +12,20 @@ public final class NbdStats {
   public final LongAdder requests = new LongAdder();
   public final LongAdder reads = new LongAdder();
   public final LongAdder readBytes = new LongAdder();
+
   /** READs answered with data already cached (served on the connection's own thread). */
   public final LongAdder readsWarm = new LongAdder();
+
   public final LongAdder readsFailed = new LongAdder();
   public final LongAdder blockStatus = new LongAdder();
   public final LongAdder writesRefused = new LongAdder();
-  /** Writable exports: WRITEs, their bytes, TRIMs and WRITE_ZEROES, FLUSHes, and write commands that failed. */
+
+  /**
+   * Writable exports: WRITEs, their bytes, TRIMs and WRITE_ZEROES, FLUSHes, and write commands that
+   * failed.
+   */
   public final LongAdder writes = new LongAdder();
+
   public final LongAdder writeBytes = new LongAdder();
   public final LongAdder zeroes = new LongAdder();
   public final LongAdder flushes = new LongAdder();

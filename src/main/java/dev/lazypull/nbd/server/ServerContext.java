@@ -25,7 +25,10 @@ interface ServerContext {
 
   NbdStats stats();
 
-  /** Where WRITE payloads go (writable exports; null when the export is read-only and payloads are skipped). */
+  /**
+   * Where WRITE payloads go (writable exports; null when the export is read-only and payloads are
+   * skipped).
+   */
   PayloadBuffers payloads();
 
   OnceLogger log();

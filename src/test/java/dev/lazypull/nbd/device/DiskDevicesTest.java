@@ -1,7 +1,5 @@
 package dev.lazypull.nbd.device;
 
-import java.nio.ByteOrder;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -24,6 +22,7 @@ import dev.lazypull.pack.OciLayoutOutput;
 import dev.lazypull.testing.TestFetch;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -39,9 +38,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * Disk images: {@code import --disk} into a layout and the device {@code lazypull nbd} serves from it (every byte
- * the file's, all-zero chunks as zero runs never fetched, a damaged chunk refused), and diffs laid over a disk
- * (every block from the right layer, checked against a brute-force reading).
+ * Disk images: {@code import --disk} into a layout and the device {@code lazypull nbd} serves from
+ * it (every byte the file's, all-zero chunks as zero runs never fetched, a damaged chunk refused),
+ * and diffs laid over a disk (every block from the right layer, checked against a brute-force
+ * reading).
  */
 class DiskDevicesTest {
   static final Duration T = Duration.ofSeconds(10);
@@ -99,14 +99,18 @@ class DiskDevicesTest {
       byte[] bytes = disk(10 * UNIT + 1234); // not a whole number of 4 KiB blocks
       DiskImage img = importDisk(bytes, c, c.flag());
       assertEquals(bytes.length, img.size());
-      assertEquals(c == Compression.ZSTD ? MediaTypes.DISK_ZSTD : MediaTypes.DISK, img.disk().mediaType());
+      assertEquals(
+          c == Compression.ZSTD ? MediaTypes.DISK_ZSTD : MediaTypes.DISK, img.disk().mediaType());
       OciLayout oci = new OciLayout(dir.resolve("layout"), c.flag());
       ExportDevice dev = ImageDevices.disk(img, oci.blobs(), cache, T).device();
       assertEquals(bytes.length, dev.size());
       long before = core.stats().bytesFetched.sum();
       assertArrayEquals(bytes, readAll(dev), c.flag());
       long fetched = core.stats().bytesFetched.sum() - before;
-      assertTrue(c == Compression.ZSTD ? fetched < bytes.length : fetched <= bytes.length - 2L * UNIT + 4096,
+      assertTrue(
+          c == Compression.ZSTD
+              ? fetched < bytes.length
+              : fetched <= bytes.length - 2L * UNIT + 4096,
           "the zero chunks were never fetched: " + fetched);
       List<ExportDevice.Run> runs = dev.runs(0, dev.size());
       assertEquals(new ExportDevice.Run(UNIT, 2L * UNIT, true), runs.get(1), runs.toString());
@@ -122,29 +126,44 @@ class DiskDevicesTest {
     byte[] stored = Files.readAllBytes(blob);
     stored[stored.length - 10] ^= 0x55; // inside the last chunk's frame
     Files.write(blob, stored);
-    ExportDevice dev = ImageDevices.disk(img, new OciLayout(dir.resolve("layout"), "bad").blobs(), cache, T)
-        .device();
+    ExportDevice dev =
+        ImageDevices.disk(img, new OciLayout(dir.resolve("layout"), "bad").blobs(), cache, T)
+            .device();
     dev.prepare(0, UNIT).join(); // the first chunk is fine
-    CompletionException e = assertThrows(CompletionException.class,
-        () -> dev.prepare(7L * UNIT, UNIT).join());
-    assertTrue(String.valueOf(e.getCause()).contains(img.disk().digest().toString()), String.valueOf(e));
-    assertThrows(IOException.class, () -> dev.read(7L * UNIT, ByteBuffer.allocateDirect(100)),
+    CompletionException e =
+        assertThrows(CompletionException.class, () -> dev.prepare(7L * UNIT, UNIT).join());
+    assertTrue(
+        String.valueOf(e.getCause()).contains(img.disk().digest().toString()), String.valueOf(e));
+    assertThrows(
+        IOException.class,
+        () -> dev.read(7L * UNIT, ByteBuffer.allocateDirect(100)),
         "never read unverified");
   }
 
   @Test
   void aFilesystemManifestIsNotADiskAndADiskIsNotAFilesystem() throws IOException {
     DiskImage img = importDisk(disk(8 * UNIT), Compression.ZSTD, "kinds");
-    InvalidImageException e = assertThrows(InvalidImageException.class,
-        () -> LazyImage.of("x", img.manifestDigest(), img.manifest()));
+    InvalidImageException e =
+        assertThrows(
+            InvalidImageException.class,
+            () -> LazyImage.of("x", img.manifestDigest(), img.manifest()));
     assertTrue(e.getMessage().contains("is a disk image"), e.getMessage());
-    Manifest truncated = new Manifest(2, MediaTypes.OCI_MANIFEST, null, img.manifest().config(),
-        img.manifest().layers().subList(0, 1), img.manifest().annotations());
-    e = assertThrows(InvalidImageException.class, () -> DiskImage.of("x", img.manifestDigest(), truncated));
+    Manifest truncated =
+        new Manifest(
+            2,
+            MediaTypes.OCI_MANIFEST,
+            null,
+            img.manifest().config(),
+            img.manifest().layers().subList(0, 1),
+            img.manifest().annotations());
+    e =
+        assertThrows(
+            InvalidImageException.class, () -> DiskImage.of("x", img.manifestDigest(), truncated));
     assertTrue(e.getMessage().contains("chunk digest table"), e.getMessage());
   }
 
-  // ---- diffs over a disk -----------------------------------------------------------------------------------
+  // ---- diffs over a disk
+  // -----------------------------------------------------------------------------------
 
   /** A backing over bytes in memory, for diffs' packed data. */
   private static SegmentDevice.Backing bytesOf(byte[] b) {
@@ -185,8 +204,9 @@ class DiskDevicesTest {
       for (int b : zero) {
         Arrays.fill(expected, b * bs, (int) Math.min(size, (long) (b + 1) * bs), (byte) 0);
       }
-      layers.add(new DiffLayers.Layer(new BlockMap(bs, size, data, zero), packed.length == 0 ? null
-          : bytesOf(packed)));
+      layers.add(
+          new DiffLayers.Layer(
+              new BlockMap(bs, size, data, zero), packed.length == 0 ? null : bytesOf(packed)));
     }
     SegmentDevice dev = DiffLayers.compose(size, bytesOf(base), baseData, layers);
     assertArrayEquals(expected, readAll(dev));
@@ -208,7 +228,8 @@ class DiskDevicesTest {
     BlockMap back = BlockMap.decode(enc);
     assertEquals(data, back.data());
     assertEquals(zero, back.zero());
-    // The layer's digest guards a map's bytes; the decoder itself never throws anything but an IOException and
+    // The layer's digest guards a map's bytes; the decoder itself never throws anything but an
+    // IOException and
     // never returns a map that breaks its rules, whatever the bytes.
     for (int i = 0; i < enc.length; i++) {
       for (int bit = 0; bit < 8; bit++) {
@@ -217,14 +238,19 @@ class DiskDevicesTest {
         try {
           BlockMap d = BlockMap.decode(bad);
           assertTrue(!RoaringBitmap.intersects(d.data(), d.zero()), "byte " + i);
-          assertTrue(d.data().isEmpty() || Integer.toUnsignedLong(d.data().last()) < d.blocks(), "byte " + i);
-          assertTrue(d.zero().isEmpty() || Integer.toUnsignedLong(d.zero().last()) < d.blocks(), "byte " + i);
+          assertTrue(
+              d.data().isEmpty() || Integer.toUnsignedLong(d.data().last()) < d.blocks(),
+              "byte " + i);
+          assertTrue(
+              d.zero().isEmpty() || Integer.toUnsignedLong(d.zero().last()) < d.blocks(),
+              "byte " + i);
         } catch (IOException refused) {
           // refused with a reason
         }
       }
     }
-    byte[] past = new BlockMap(4096, 10L * 4096, RoaringBitmap.bitmapOf(1), new RoaringBitmap()).encode();
+    byte[] past =
+        new BlockMap(4096, 10L * 4096, RoaringBitmap.bitmapOf(1), new RoaringBitmap()).encode();
     ByteBuffer.wrap(past).order(ByteOrder.LITTLE_ENDIAN).putLong(16, 4096); // one block only
     assertThrows(IOException.class, () -> BlockMap.decode(past));
   }

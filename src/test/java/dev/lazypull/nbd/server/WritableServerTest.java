@@ -1,7 +1,5 @@
 package dev.lazypull.nbd.server;
 
-import java.util.function.BooleanSupplier;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -31,6 +29,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -38,10 +37,11 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A writable export end to end over a real unix socket, raw client in hand: an overlay over a base fetched
- * lazily from a blob source. WRITE (with FUA), TRIM, WRITE_ZEROES (NO_HOLE), FLUSH; reads and block status
- * merging the base, the writes and the zeros; several connections sharing one device; the refusals (past the
- * end, zero length, flags the commands do not take, oversized payloads) — and read-only exports unchanged.
+ * A writable export end to end over a real unix socket, raw client in hand: an overlay over a base
+ * fetched lazily from a blob source. WRITE (with FUA), TRIM, WRITE_ZEROES (NO_HOLE), FLUSH; reads
+ * and block status merging the base, the writes and the zeros; several connections sharing one
+ * device; the refusals (past the end, zero length, flags the commands do not take, oversized
+ * payloads) — and read-only exports unchanged.
  */
 @Timeout(60)
 class WritableServerTest {
@@ -64,14 +64,22 @@ class WritableServerTest {
     cache = BlobCacheDir.open(dir.resolve("cache"), core);
     file = cache.file(TestFetch.ref(d), source);
     long size = 2L << 20; // the blob, then 1 MiB of zeros
-    SegmentDevice base = new SegmentDevice(size, List.of(new SegmentDevice.Segment(0, blob.length,
-        SegmentDevice.file(file), 0)));
+    SegmentDevice base =
+        new SegmentDevice(
+            size, List.of(new SegmentDevice.Segment(0, blob.length, SegmentDevice.file(file), 0)));
     expected = Arrays.copyOf(blob, (int) size);
-    overlay = Overlay.open(dir.resolve("overlay"), new OverlayMeta(1, BS, size, "test", "sha256:" + "0".repeat(64),
-        "disk"), OverlayDevice.baseOf(base), Duration.ofSeconds(5));
+    overlay =
+        Overlay.open(
+            dir.resolve("overlay"),
+            new OverlayMeta(1, BS, size, "test", "sha256:" + "0".repeat(64), "disk"),
+            OverlayDevice.baseOf(base),
+            Duration.ofSeconds(5));
     OverlayDevice device = new OverlayDevice(base, overlay);
-    server = new NbdServer(device, new ExportInfo("disk", "writable test", size, true, true),
-        NbdServer.Options.defaults().withReadDeadline(Duration.ofSeconds(5)));
+    server =
+        new NbdServer(
+            device,
+            new ExportInfo("disk", "writable test", size, true, true),
+            NbdServer.Options.defaults().withReadDeadline(Duration.ofSeconds(5)));
     socket = dir.resolve("nbd.sock");
     server.listen(new ListenAddress.Unix(socket), false);
   }
@@ -103,7 +111,8 @@ class WritableServerTest {
     return b;
   }
 
-  private int write(NbdTestClient c, int flags, long cookie, long offset, byte[] data) throws IOException {
+  private int write(NbdTestClient c, int flags, long cookie, long offset, byte[] data)
+      throws IOException {
     c.request(Nbd.CMD_WRITE, flags, cookie, offset, data.length);
     c.write(data);
     SimpleReply r = c.simpleReply(0);
@@ -125,7 +134,8 @@ class WritableServerTest {
     return r.error();
   }
 
-  private byte[] readSimple(NbdTestClient c, long cookie, long offset, int length) throws IOException {
+  private byte[] readSimple(NbdTestClient c, long cookie, long offset, int length)
+      throws IOException {
     c.request(Nbd.CMD_READ, 0, cookie, offset, length);
     SimpleReply r = c.simpleReply(length);
     assertEquals(0, r.error());
@@ -154,9 +164,19 @@ class WritableServerTest {
     try (NbdTestClient c = NbdTestClient.connect(socket)) {
       int flags = c.go("disk", true, true).flags();
       assertEquals(0, flags & Nbd.TFLAG_READ_ONLY);
-      for (int f : new int[] {Nbd.TFLAG_HAS_FLAGS, Nbd.TFLAG_SEND_FLUSH, Nbd.TFLAG_SEND_FUA, Nbd.TFLAG_SEND_TRIM,
-          Nbd.TFLAG_SEND_WRITE_ZEROES, Nbd.TFLAG_CAN_MULTI_CONN, Nbd.TFLAG_SEND_DF}) {
-        assertTrue((flags & f) != 0, "flag 0x" + Integer.toHexString(f) + " in 0x" + Integer.toHexString(flags));
+      for (int f :
+          new int[] {
+            Nbd.TFLAG_HAS_FLAGS,
+            Nbd.TFLAG_SEND_FLUSH,
+            Nbd.TFLAG_SEND_FUA,
+            Nbd.TFLAG_SEND_TRIM,
+            Nbd.TFLAG_SEND_WRITE_ZEROES,
+            Nbd.TFLAG_CAN_MULTI_CONN,
+            Nbd.TFLAG_SEND_DF
+          }) {
+        assertTrue(
+            (flags & f) != 0,
+            "flag 0x" + Integer.toHexString(f) + " in 0x" + Integer.toHexString(flags));
       }
     }
   }
@@ -165,14 +185,21 @@ class WritableServerTest {
   void writesOfEveryShapeReadBackMergedWithTheLazyBase() throws IOException {
     try (NbdTestClient c = simple()) {
       assertEquals(0, write(c, 0, 1, 8 * BS, pattern(3 * BS, 1)), "whole blocks");
-      assertEquals(0, write(c, 0, 2, 20 * BS + 100, pattern(300, 2)), "inside a block of the base: fetched first");
-      assertEquals(0, write(c, Nbd.CMD_FLAG_FUA, 3, (1 << 20) + 5, pattern(10, 3)), "inside a zero block, FUA");
+      assertEquals(
+          0,
+          write(c, 0, 2, 20 * BS + 100, pattern(300, 2)),
+          "inside a block of the base: fetched first");
+      assertEquals(
+          0,
+          write(c, Nbd.CMD_FLAG_FUA, 3, (1 << 20) + 5, pattern(10, 3)),
+          "inside a zero block, FUA");
       assertEquals(0, write(c, 0, 4, 3 * BS - 1, pattern(BS + 2, 4)), "straddling three blocks");
       assertArrayEquals(expected(0, 2 << 20), readSimple(c, 5, 0, 2 << 20));
     }
     try (NbdTestClient c = structured()) {
       c.request(Nbd.CMD_READ, 0, 6, 0, 2 << 20);
-      assertArrayEquals(expected(0, 2 << 20), NbdTestClient.assemble(c.structuredReply(6), 0, 2 << 20));
+      assertArrayEquals(
+          expected(0, 2 << 20), NbdTestClient.assemble(c.structuredReply(6), 0, 2 << 20));
     }
     assertEquals(4, server.stats().writes.sum());
     assertEquals(0, server.stats().writesFailed.sum());
@@ -182,14 +209,23 @@ class WritableServerTest {
   void trimAndWriteZeroesReadAsZerosAndShowAsHolesInBlockStatus() throws IOException {
     try (NbdTestClient c = structured()) {
       assertEquals(0, command(c, Nbd.CMD_TRIM, 0, 1, 0, 4 * BS));
-      assertEquals(0, command(c, Nbd.CMD_WRITE_ZEROES, Nbd.CMD_FLAG_NO_HOLE | Nbd.CMD_FLAG_FUA, 2, 8 * BS, 2 * BS));
-      assertEquals(0, command(c, Nbd.CMD_TRIM, Nbd.CMD_FLAG_FUA, 3, 12 * BS + 10, 20), "partial: written zeros");
+      assertEquals(
+          0,
+          command(
+              c, Nbd.CMD_WRITE_ZEROES, Nbd.CMD_FLAG_NO_HOLE | Nbd.CMD_FLAG_FUA, 2, 8 * BS, 2 * BS));
+      assertEquals(
+          0,
+          command(c, Nbd.CMD_TRIM, Nbd.CMD_FLAG_FUA, 3, 12 * BS + 10, 20),
+          "partial: written zeros");
       int[] ext = blockStatus(c, 4, 2 << 20);
       int hz = Nbd.STATE_HOLE | Nbd.STATE_ZERO;
-      assertArrayEquals(new int[] {4 * BS, hz, 4 * BS, 0, 2 * BS, hz, (1 << 20) - 10 * BS, 0, 1 << 20, hz}, ext,
+      assertArrayEquals(
+          new int[] {4 * BS, hz, 4 * BS, 0, 2 * BS, hz, (1 << 20) - 10 * BS, 0, 1 << 20, hz},
+          ext,
           Arrays.toString(ext));
       c.request(Nbd.CMD_READ, 0, 5, 0, 16 * BS);
-      assertArrayEquals(expected(0, 16 * BS), NbdTestClient.assemble(c.structuredReply(5), 0, 16 * BS));
+      assertArrayEquals(
+          expected(0, 16 * BS), NbdTestClient.assemble(c.structuredReply(5), 0, 16 * BS));
     }
   }
 
@@ -201,10 +237,15 @@ class WritableServerTest {
       assertEquals(Nbd.ENOSPC, command(c, Nbd.CMD_WRITE_ZEROES, 0, 2, size, 1));
       assertEquals(Nbd.ENOSPC, command(c, Nbd.CMD_TRIM, 0, 3, -4096, 4096));
       assertEquals(Nbd.EINVAL, command(c, Nbd.CMD_WRITE, 0, 4, 0, 0), "zero length");
-      assertEquals(Nbd.EINVAL, command(c, Nbd.CMD_WRITE_ZEROES, Nbd.CMD_FLAG_FAST_ZERO, 5, 0, 4096),
+      assertEquals(
+          Nbd.EINVAL,
+          command(c, Nbd.CMD_WRITE_ZEROES, Nbd.CMD_FLAG_FAST_ZERO, 5, 0, 4096),
           "FAST_ZERO was not advertised");
       assertEquals(Nbd.EINVAL, command(c, Nbd.CMD_TRIM, Nbd.CMD_FLAG_NO_HOLE, 6, 0, 4096));
-      assertEquals(Nbd.EINVAL, write(c, Nbd.CMD_FLAG_DF, 7, 0, new byte[5]), "the payload was read all the same");
+      assertEquals(
+          Nbd.EINVAL,
+          write(c, Nbd.CMD_FLAG_DF, 7, 0, new byte[5]),
+          "the payload was read all the same");
       assertEquals(0, write(c, 0, 8, 0, pattern(5, 8)), "still in step");
       assertArrayEquals(expected(0, 100), readSimple(c, 9, 0, 100));
     }
@@ -227,10 +268,12 @@ class WritableServerTest {
 
   @Test
   void connectionsShareTheDeviceAndAFlushOnOneCoversWritesOfAnother() throws IOException {
-    try (NbdTestClient a = simple(); NbdTestClient b = simple()) {
+    try (NbdTestClient a = simple();
+        NbdTestClient b = simple()) {
       long before = overlay.generation();
       assertEquals(0, write(a, 0, 1, 100 * BS, pattern(2 * BS, 1)));
-      assertArrayEquals(expected(100 * BS, 2 * BS), readSimple(b, 1, 100 * BS, 2 * BS), "b reads a's write");
+      assertArrayEquals(
+          expected(100 * BS, 2 * BS), readSimple(b, 1, 100 * BS, 2 * BS), "b reads a's write");
       assertEquals(0, command(b, Nbd.CMD_FLUSH, 0, 2, 0, 0));
       assertEquals(before + 1, overlay.generation(), "b's flush wrote the state with a's write");
       assertTrue(Files.size(overlay.dir().resolve(Overlay.STATE)) > 0);
@@ -258,22 +301,28 @@ class WritableServerTest {
     source.gate = new CountDownLatch(1); // the base's fetch of block 0 hangs until we open the gate
     Throwable[] failed = new Throwable[1];
     int[] ok = new int[1];
-    Thread sender = new Thread(() -> {
-      try (NbdTestClient c = simple()) {
-        for (int i = 0; i < n; i++) { // each starts inside block 0: it waits for the base, holding its payload
-          c.request(Nbd.CMD_WRITE, 0, i, 1, data.length);
-          c.write(data);
-        }
-        for (int i = 0; i < n; i++) {
-          ok[0] += c.simpleReply(0).error() == 0 ? 1 : 0;
-        }
-      } catch (Throwable e) {
-        failed[0] = e;
-      }
-    });
+    Thread sender =
+        new Thread(
+            () -> {
+              try (NbdTestClient c = simple()) {
+                for (int i = 0;
+                    i < n;
+                    i++) { // each starts inside block 0: it waits for the base, holding its payload
+                  c.request(Nbd.CMD_WRITE, 0, i, 1, data.length);
+                  c.write(data);
+                }
+                for (int i = 0; i < n; i++) {
+                  ok[0] += c.simpleReply(0).error() == 0 ? 1 : 0;
+                }
+              } catch (Throwable e) {
+                failed[0] = e;
+              }
+            });
     sender.start();
     await(() -> pool.inUse() + data.length > pool.budget(), "the budget filled up");
-    await(WritableServerTest::aConnectionWaitsForPayloadRoom, "the connection stopped reading, waiting for room");
+    await(
+        WritableServerTest::aConnectionWaitsForPayloadRoom,
+        "the connection stopped reading, waiting for room");
     assertTrue(pool.inUse() <= pool.budget(), pool.inUse() + " > " + pool.budget());
     source.gate.countDown();
     sender.join(TimeUnit.SECONDS.toMillis(30));
@@ -286,12 +335,19 @@ class WritableServerTest {
     }
   }
 
-  /** A connection thread parked in {@link PayloadPool#take}: it reads nothing more until room is given back. */
+  /**
+   * A connection thread parked in {@link PayloadPool#take}: it reads nothing more until room is
+   * given back.
+   */
   private static boolean aConnectionWaitsForPayloadRoom() {
     for (var e : Thread.getAllStackTraces().entrySet()) {
-      if (e.getKey().getName().startsWith("lazypull-nbd-conn-") && e.getKey().getState() == Thread.State.WAITING
-          && Arrays.stream(e.getValue()).anyMatch(f -> f.getMethodName().equals("take")
-              && f.getClassName().equals(PayloadPool.class.getName()))) {
+      if (e.getKey().getName().startsWith("lazypull-nbd-conn-")
+          && e.getKey().getState() == Thread.State.WAITING
+          && Arrays.stream(e.getValue())
+              .anyMatch(
+                  f ->
+                      f.getMethodName().equals("take")
+                          && f.getClassName().equals(PayloadPool.class.getName()))) {
         return true;
       }
     }
@@ -306,8 +362,11 @@ class WritableServerTest {
 
   @Test
   void aReadOnlyExportOfTheSameDeviceStillRefusesWrites() throws IOException {
-    NbdServer ro = new NbdServer(server.device(), new ExportInfo("ro", "read-only", expected.length),
-        NbdServer.Options.defaults());
+    NbdServer ro =
+        new NbdServer(
+            server.device(),
+            new ExportInfo("ro", "read-only", expected.length),
+            NbdServer.Options.defaults());
     Path rs = dir.resolve("ro.sock");
     ro.listen(new ListenAddress.Unix(rs), false);
     try (NbdTestClient c = NbdTestClient.connect(rs)) {
@@ -333,7 +392,10 @@ class WritableServerTest {
       c.request(Nbd.CMD_WRITE, 0, 1, 30 * BS + 1, data.length);
       c.write(data);
       await(() -> !source.requests.isEmpty(), "the base fetch started");
-      assertEquals("0-" + overlay.states().blocks() + ":U", runs(), "not applied before its base bytes came");
+      assertEquals(
+          "0-" + overlay.states().blocks() + ":U",
+          runs(),
+          "not applied before its base bytes came");
       source.gate.countDown();
       assertEquals(0, c.simpleReply(0).error());
       System.arraycopy(data, 0, expected, 30 * BS + 1, data.length);
@@ -344,8 +406,16 @@ class WritableServerTest {
   private String runs() {
     StringBuilder b = new StringBuilder();
     var s = overlay.states();
-    s.forEachRun(0, s.blocks(), (x, y, st) -> b.append(b.length() > 0 ? " " : "").append(x).append('-').append(y)
-        .append(':').append(st.name().charAt(0)));
+    s.forEachRun(
+        0,
+        s.blocks(),
+        (x, y, st) ->
+            b.append(b.length() > 0 ? " " : "")
+                .append(x)
+                .append('-')
+                .append(y)
+                .append(':')
+                .append(st.name().charAt(0)));
     return b.toString();
   }
 }
