@@ -11,8 +11,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * A blob as random-access bytes, read by range in 64 KiB pages with a small LRU cache (16 MiB): walking a
- * bootstrap this way fetches only the metadata it touches, from a local layout or a registry alike.
+ * A blob as random-access bytes, read by range in 64 KiB pages with a small LRU cache (16 MiB):
+ * walking a bootstrap this way fetches only the metadata it touches, from a local layout or a
+ * registry alike.
  */
 public final class BlobByteSource implements ByteSource {
   private static final int PAGE = 64 << 10;
@@ -20,14 +21,15 @@ public final class BlobByteSource implements ByteSource {
 
   private final BlobSource source;
   private final Descriptor blob;
-  private final Map<Long, byte[]> pages = new LinkedHashMap<>(16, 0.75f, true) {
-    private static final long serialVersionUID = 1L;
+  private final Map<Long, byte[]> pages =
+      new LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
 
-    @Override
-    protected boolean removeEldestEntry(Map.Entry<Long, byte[]> eldest) {
-      return size() > MAX_PAGES;
-    }
-  };
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Long, byte[]> eldest) {
+          return size() > MAX_PAGES;
+        }
+      };
 
   public BlobByteSource(BlobSource source, Descriptor blob) {
     this.source = source;
@@ -42,7 +44,8 @@ public final class BlobByteSource implements ByteSource {
   @Override
   public synchronized void read(long offset, ByteBuffer dst) throws IOException {
     if (offset < 0 || offset + dst.remaining() > blob.size()) {
-      throw new EOFException("read [" + offset + ", +" + dst.remaining() + ") outside blob " + blob.digest());
+      throw new EOFException(
+          "read [" + offset + ", +" + dst.remaining() + ") outside blob " + blob.digest());
     }
     long pos = offset;
     while (dst.hasRemaining()) {

@@ -34,6 +34,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Executors;
@@ -43,28 +46,38 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.logging.Logger;
 
 /**
- * The daemon, assembled: the catalog, the registry client, the fetch core, a kernel front end over it, the cache
- * keeper, prefetch, the control socket, metrics and systemd notification — started in dependency order by
- * {@link Builder#start} and stopped in reverse by {@link #close}. Commands and tests build it the same way.
+ * The daemon, assembled: the catalog, the registry client, the fetch core, a kernel front end over
+ * it, the cache keeper, prefetch, the control socket, metrics and systemd notification — started in
+ * dependency order by {@link Builder#start} and stopped in reverse by {@link #close}. Commands and
+ * tests build it the same way.
  */
 public final class Daemon implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
 
   private final DaemonConfig config;
   private final Catalog catalog;
-  /** The registry client, when images come from registries (null when the caller gave only sources). */
+
+  /**
+   * The registry client, when images come from registries (null when the caller gave only sources).
+   */
   private final RegistryClient registry;
+
   private final boolean ownsRegistry;
   private final FetchCore core;
   private final Frontend frontend;
+
   /** The fanotify front end (null in fscache mode), and the host cache it serves mounts from. */
   private final FanotifyFrontend fanotify;
+
   private final BlobCacheDir hostCache;
   private final boolean adopted;
+
   /** Held for the daemon's life in fanotify mode (one daemon per run directory), else null. */
   private final DaemonLock lock;
+
   /** The kernel fanotify group's descriptor (what the keeper holds a duplicate of), or -1. */
   private final int groupFd;
+
   private final CacheKeeper keeper;
   private final PrefetchManager prefetch;
   private final ImageRegistrar registrar;
@@ -99,25 +112,35 @@ public final class Daemon implements AutoCloseable {
       return this;
     }
 
-    /** A registry client the caller owns (and closes) instead of one built from the registry config. */
+    /**
+     * A registry client the caller owns (and closes) instead of one built from the registry config.
+     */
     public Builder registryClient(RegistryClient c) {
       registryClient = c;
       return this;
     }
 
-    /** Where images come from instead of the registry client (tests: local layouts, in-memory blobs). */
+    /**
+     * Where images come from instead of the registry client (tests: local layouts, in-memory
+     * blobs).
+     */
     public Builder sources(ImageSources s) {
       sources = s;
       return this;
     }
 
-    /** A devnode already bound (tests: a fake kernel) instead of binding {@code /dev/cachefiles}. */
+    /**
+     * A devnode already bound (tests: a fake kernel) instead of binding {@code /dev/cachefiles}.
+     */
     public Builder devnode(Devnode d) {
       devnode = d;
       return this;
     }
 
-    /** A fanotify group to serve with (tests: a fake) instead of the kernel's: the fanotify front end. */
+    /**
+     * A fanotify group to serve with (tests: a fake) instead of the kernel's: the fanotify front
+     * end.
+     */
     public Builder group(FanotifyGroup g) {
       group = g;
       return this;
@@ -143,9 +166,13 @@ public final class Daemon implements AutoCloseable {
     public Daemon start() throws SetupException, IOException {
       ServiceNotifier n = notifier != null ? notifier : ServiceNotifier.fromEnvironment();
       Catalog catalog = Catalog.load(config.stateDir());
-      // One client for every image: one connection pool (sized to the fetch threads), one token cache.
-      RegistryClient owned = sources == null && registryClient == null
-          ? RegistryClient.create(registryConfig.withMaxConnections(config.fetch().threadsPerOrigin())) : null;
+      // One client for every image: one connection pool (sized to the fetch threads), one token
+      // cache.
+      RegistryClient owned =
+          sources == null && registryClient == null
+              ? RegistryClient.create(
+                  registryConfig.withMaxConnections(config.fetch().threadsPerOrigin()))
+              : null;
       RegistryClient registry = registryClient != null ? registryClient : owned;
       ImageSources s = sources != null ? sources : Sources.over(registry, config.cacheDir());
       Daemon daemon = null;
@@ -191,15 +218,21 @@ public final class Daemon implements AutoCloseable {
         try {
           return fanotifyGroup(n);
         } catch (SetupException fanotify) {
-          throw new SetupException("no front end works on this kernel (" + System.getProperty("os.version")
-              + "). fscache: " + fscache.getMessage() + " — fanotify: " + fanotify.getMessage());
+          throw new SetupException(
+              "no front end works on this kernel ("
+                  + System.getProperty("os.version")
+                  + "). fscache: "
+                  + fscache.getMessage()
+                  + " — fanotify: "
+                  + fanotify.getMessage());
         }
       }
     }
 
     /**
-     * The fanotify group: the one a predecessor left (in systemd's fd store, or with the keeper), else a new one —
-     * kept alive outside this process from now on, so a crash never lets accesses through over holes.
+     * The fanotify group: the one a predecessor left (in systemd's fd store, or with the keeper),
+     * else a new one — kept alive outside this process from now on, so a crash never lets accesses
+     * through over holes.
      */
     private KernelSide fanotifyGroup(ServiceNotifier n) throws SetupException {
       DaemonLock lock;
@@ -217,18 +250,27 @@ public final class Daemon implements AutoCloseable {
     }
 
     private KernelSide fanotifyGroup(ServiceNotifier n, DaemonLock lock) throws SetupException {
-      EventFdLimit.cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a crash
+      EventFdLimit
+          .cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a
+      // crash
       Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
-      Optional<Integer> kept = stored == null && !n.active()
-          ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME) : Optional.empty();
+      Optional<Integer> kept =
+          stored == null && !n.active()
+              ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME)
+              : Optional.empty();
       try {
         if (stored != null || kept.isPresent()) {
           int fd = stored != null ? stored : kept.get();
-          LOG.info("took over the fanotify group (fd " + fd + ") from " + (stored != null ? "the fd store" : "the keeper"));
+          LOG.info(
+              "took over the fanotify group (fd "
+                  + fd
+                  + ") from "
+                  + (stored != null ? "the fd store" : "the keeper"));
           return new KernelSide(null, KernelFanotifyGroup.adopt(fd), true, lock);
         }
         Path cacheDir = config.cacheDir().toAbsolutePath().normalize();
-        if (!Files.isDirectory(cacheDir)) { // the probe runs in it (its filesystem must take pre-content marks)
+        if (!Files.isDirectory(
+            cacheDir)) { // the probe runs in it (its filesystem must take pre-content marks)
           Files.createDirectories(cacheDir);
           Files.setPosixFilePermissions(cacheDir, PosixFilePermissions.fromString("rwx------"));
         }
@@ -248,12 +290,18 @@ public final class Daemon implements AutoCloseable {
       }
     }
 
-    /** The fd store's devnode (a predecessor bound the cache and its mounts live on), else a new binding. */
+    /**
+     * The fd store's devnode (a predecessor bound the cache and its mounts live on), else a new
+     * binding.
+     */
     private KernelDevnode bindDevnode(ServiceNotifier n) throws SetupException {
       Integer storedFd = ListenFds.fromEnvironment().get(ServiceNotifier.DEVNODE_FDNAME);
       if (storedFd != null) {
         KernelDevnode devnode = CacheBinder.restore(storedFd);
-        LOG.info("took over the bound devnode (fd " + storedFd + ") from the fd store; restoring requests");
+        LOG.info(
+            "took over the bound devnode (fd "
+                + storedFd
+                + ") from the fd store; restoring requests");
         return devnode;
       }
       KernelDevnode devnode = CacheBinder.bind(devnodePath, config.fscacheDir(), config.cacheTag());
@@ -264,11 +312,19 @@ public final class Daemon implements AutoCloseable {
 
   /** fsid of the fd-store entry (and keeper record) of the fanotify group. */
   public static final String FANOTIFY_FDNAME = "fanotify";
-  /** How long a prepared image may stay unmounted before it is released (a mount follows within moments). */
-  static final java.time.Duration UNMOUNT_GRACE = java.time.Duration.ofSeconds(60);
 
-  /** What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed over). */
-  private record KernelSide(Devnode devnode, FanotifyGroup group, boolean adopted, DaemonLock lock) {
+  /**
+   * How long a prepared image may stay unmounted before it is released (a mount follows within
+   * moments).
+   */
+  static final Duration UNMOUNT_GRACE = Duration.ofSeconds(60);
+
+  /**
+   * What a front end serves the kernel through: a bound devnode, or a fanotify group (maybe handed
+   * over).
+   */
+  private record KernelSide(
+      Devnode devnode, FanotifyGroup group, boolean adopted, DaemonLock lock) {
     void close() {
       if (group != null) {
         group.close();
@@ -286,22 +342,36 @@ public final class Daemon implements AutoCloseable {
     }
   }
 
-  private Daemon(DaemonConfig config, Catalog catalog, RegistryClient registry, boolean ownsRegistry,
-      ImageSources sources, KernelSide kernel, ServiceNotifier notifier) throws IOException {
+  private Daemon(
+      DaemonConfig config,
+      Catalog catalog,
+      RegistryClient registry,
+      boolean ownsRegistry,
+      ImageSources sources,
+      KernelSide kernel,
+      ServiceNotifier notifier)
+      throws IOException {
     this.config = config;
     this.catalog = catalog;
     this.registry = registry;
     this.ownsRegistry = ownsRegistry;
     this.notifier = notifier;
-    this.core = new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
+    this.core =
+        new FetchCore(config.fetch(), new FetchStats(), BlobCacheDir.tablesDir(config.cacheDir()));
     this.adopted = kernel.adopted();
     this.lock = kernel.lock();
     this.groupFd = kernel.group() instanceof KernelFanotifyGroup k ? k.fd() : -1;
     if (kernel.devnode() != null) {
       FscacheFrontend fscache =
-          new FscacheFrontend(kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
-      CacheJanitor janitor = new CacheJanitor(kernel.devnode(), config.fscacheDir(), config.stateDir(),
-          config.cacheBudget(), fscache::openCookies);
+          new FscacheFrontend(
+              kernel.devnode(), catalog, sources, core, config.maxOutstandingReads());
+      CacheJanitor janitor =
+          new CacheJanitor(
+              kernel.devnode(),
+              config.fscacheDir(),
+              config.stateDir(),
+              config.cacheBudget(),
+              fscache::openCookies);
       fscache.attach(janitor);
       this.frontend = fscache;
       this.fanotify = null;
@@ -309,25 +379,44 @@ public final class Daemon implements AutoCloseable {
       this.keeper = janitor;
     } else {
       this.hostCache = BlobCacheDir.open(config.cacheDir(), core);
-      this.fanotify = new FanotifyFrontend(kernel.group(), catalog, sources, core, hostCache, config.stateDir(),
-          FanotifySupport.denyErrnoWorks(kernel.group()));
+      this.fanotify =
+          new FanotifyFrontend(
+              kernel.group(),
+              catalog,
+              sources,
+              core,
+              hostCache,
+              config.stateDir(),
+              FanotifySupport.denyErrnoWorks(kernel.group()));
       this.frontend = fanotify;
       this.keeper = new HostCacheKeeper(config.cacheDir(), config.cacheBudget());
     }
     if (config.prefetch() != null) {
-      Prefetcher prefetcher = new Prefetcher(config.prefetch().threads(), config.prefetch().bytesPerSecond(),
-          config.fetch().mergeLimit(), () -> frontend.inflightRequests(config.hungThreshold())[0],
-          config.stateDir().resolve("tmp"));
-      this.prefetch = new PrefetchManager(prefetcher, config.prefetch(), config.stateDir(),
-          config.fetch().chunkSize(), this::servedOf);
+      Prefetcher prefetcher =
+          new Prefetcher(
+              config.prefetch().threads(),
+              config.prefetch().bytesPerSecond(),
+              config.fetch().mergeLimit(),
+              () -> frontend.inflightRequests(config.hungThreshold())[0],
+              config.stateDir().resolve("tmp"));
+      this.prefetch =
+          new PrefetchManager(
+              prefetcher,
+              config.prefetch(),
+              config.stateDir(),
+              config.fetch().chunkSize(),
+              this::servedOf);
       frontend.addListener(prefetch);
       if (registry != null) {
-        prefetch.setProfileFetcher(ProfileArtifacts.fetcher(registry)); // profiles pushed next to their images
+        prefetch.setProfileFetcher(
+            ProfileArtifacts.fetcher(registry)); // profiles pushed next to their images
       }
     } else {
       this.prefetch = null;
     }
-    this.registrar = new ImageRegistrar(catalog, sources, prefetch != null ? prefetch::imageRegistered : r -> { });
+    this.registrar =
+        new ImageRegistrar(
+            catalog, sources, prefetch != null ? prefetch::imageRegistered : r -> {});
     this.gc = Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-gc"));
   }
 
@@ -341,7 +430,8 @@ public final class Daemon implements AutoCloseable {
     gc.scheduleWithFixedDelay(this::collectCache, every, every, TimeUnit.MILLISECONDS);
     if (fanotify != null) { // images unmounted by anyone (umount, systemd) stop being served
       gc.scheduleWithFixedDelay(this::releaseUnmounted, 10, 10, TimeUnit.SECONDS);
-      if (groupFd >= 0 && !notifier.active()) { // a keeper that died is replaced: a crash must never fail open
+      if (groupFd >= 0
+          && !notifier.active()) { // a keeper that died is replaced: a crash must never fail open
         gc.scheduleWithFixedDelay(this::checkKeeper, 5, 5, TimeUnit.SECONDS);
       }
     }
@@ -353,23 +443,39 @@ public final class Daemon implements AutoCloseable {
     if (config.socket() != null) {
       control = ControlServer.start(config.socket(), new DaemonApi(this));
     }
-    DeclaredImages.Result declared = DeclaredImages.registerAll(config.imagesDir(), registrar, catalog,
-        prefetch == null ? null : (fsid, policy) -> prefetch.setPolicy(fsid, PrefetchPolicy.parse(policy)));
-    String status = catalog.list().size() + " images registered (" + declared.registered() + " from images.d"
-        + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed") + "), "
-        + frontend.name() + " front end, cache " + config.cacheDir();
+    DeclaredImages.Result declared =
+        DeclaredImages.registerAll(
+            config.imagesDir(),
+            registrar,
+            catalog,
+            prefetch == null
+                ? null
+                : (fsid, policy) -> prefetch.setPolicy(fsid, PrefetchPolicy.parse(policy)));
+    String status =
+        catalog.list().size()
+            + " images registered ("
+            + declared.registered()
+            + " from images.d"
+            + (declared.errors().isEmpty() ? "" : ", " + declared.errors().size() + " failed")
+            + "), "
+            + frontend.name()
+            + " front end, cache "
+            + config.cacheDir();
     LOG.info("ready: " + status + (control != null ? ", control " + config.socket() : ""));
     notifier.ready(status);
     notifier.startWatchdog(frontend::isRunning);
   }
 
   /**
-   * A warning at shutdown, straight to stderr (where the log goes, and journald reads): JUL's own shutdown hook
-   * resets the log handlers concurrently with ours, so a record logged while stopping may never be written.
+   * A warning at shutdown, straight to stderr (where the log goes, and journald reads): JUL's own
+   * shutdown hook resets the log handlers concurrently with ours, so a record logged while stopping
+   * may never be written.
    */
   private static void shutdownNotice(String message) {
-    System.err.println(java.time.LocalTime.now().format(java.time.format.DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
-        + " WARNING Daemon: " + message);
+    System.err.println(
+        LocalTime.now().format(DateTimeFormatter.ofPattern("HH:mm:ss.SSS"))
+            + " WARNING Daemon: "
+            + message);
     System.err.flush();
   }
 
@@ -377,8 +483,16 @@ public final class Daemon implements AutoCloseable {
     try {
       CacheKeeper.Report r = keeper.collect(keeper.budget());
       if (r.culled() > 0) {
-        LOG.info("cache gc: culled " + r.culled() + " files, " + r.bytesFreed() + " bytes; now " + r.usageAfter()
-            + " of " + r.budget() + " bytes");
+        LOG.info(
+            "cache gc: culled "
+                + r.culled()
+                + " files, "
+                + r.bytesFreed()
+                + " bytes; now "
+                + r.usageAfter()
+                + " of "
+                + r.budget()
+                + " bytes");
       }
     } catch (IOException | RuntimeException e) {
       LOG.warning("cache gc: " + e.getMessage());
@@ -388,12 +502,16 @@ public final class Daemon implements AutoCloseable {
   private void checkKeeper() {
     try {
       if (FdKeeper.ensure(config.runDir(), FANOTIFY_FDNAME, groupFd)) {
-        LOG.warning("the fanotify group's keeper was gone (a crash of this daemon would have let every pending read"
-            + " through over holes); a new keeper holds it now");
+        LOG.warning(
+            "the fanotify group's keeper was gone (a crash of this daemon would have let every pending read"
+                + " through over holes); a new keeper holds it now");
       }
     } catch (IOException | RuntimeException e) {
-      LOG.severe("the fanotify group's keeper is gone and cannot be started again: " + e.getMessage() + "; until it"
-          + " is, a crash of this daemon lets reads of data not cached yet through as zeros");
+      LOG.severe(
+          "the fanotify group's keeper is gone and cannot be started again: "
+              + e.getMessage()
+              + "; until it"
+              + " is, a crash of this daemon lets reads of data not cached yet through as zeros");
     }
   }
 
@@ -488,11 +606,18 @@ public final class Daemon implements AutoCloseable {
     frontend.close();
     if (fanotify != null) {
       if (!busy.isEmpty()) {
-        // their readers must wait for the next daemon, never read holes: the group stays where it is kept
-        shutdownNotice("mounts still in use stay mounted: " + String.join(", ", busy) + "; the fanotify group stays "
-            + (notifier.active() ? "in the service manager's fd store (FileDescriptorStorePreserve=yes keeps it "
-                + "across a stop)" : "with its keeper") + ", so their reads of data not cached yet wait for the next "
-            + "`lazypull daemon` (or fail with EIO once it runs); unmount them, then stop again to end it");
+        // their readers must wait for the next daemon, never read holes: the group stays where it
+        // is kept
+        shutdownNotice(
+            "mounts still in use stay mounted: "
+                + String.join(", ", busy)
+                + "; the fanotify group stays "
+                + (notifier.active()
+                    ? "in the service manager's fd store (FileDescriptorStorePreserve=yes keeps it "
+                        + "across a stop)"
+                    : "with its keeper")
+                + ", so their reads of data not cached yet wait for the next "
+                + "`lazypull daemon` (or fail with EIO once it runs); unmount them, then stop again to end it");
       } else if (notifier.active()) {
         notifier.removeFd(FANOTIFY_FDNAME);
       } else {

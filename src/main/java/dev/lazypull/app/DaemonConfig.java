@@ -4,13 +4,16 @@ import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.prefetch.PrefetchConfig;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
- * Everything {@link Daemon} is assembled from (flags over the config file over defaults are resolved by the
- * CLI). Built with {@link #builder}; tests change what they need and keep the rest.
+ * Everything {@link Daemon} is assembled from (flags over the config file over defaults are
+ * resolved by the CLI). Built with {@link #builder}; tests change what they need and keep the rest.
  *
- * @param cacheDir the host cache root: the kernel's cachefiles files under {@code fscache/}, blob files shared
- *     by every front end and process under {@code blobs/}, verified digest tables under {@code tables/}
+ * @param cacheDir the host cache root: the kernel's cachefiles files under {@code fscache/}, blob
+ *     files shared by every front end and process under {@code blobs/}, verified digest tables
+ *     under {@code tables/}
  * @param stateDir the image catalog, prefetch policies, access profiles
  * @param socket the control socket, or null for none
  * @param cacheTag fscache cache tag written with {@code tag}
@@ -21,8 +24,8 @@ import java.time.Duration;
  * @param prefetch background prefetch settings, or null to turn prefetch off
  * @param metricsListen {@code HOST:PORT} of the Prometheus endpoint, or null for none
  * @param hungThreshold in-flight requests older than this count as hung in metrics
- * @param frontend {@code auto} (fscache where the kernel has cachefiles on-demand mode, else fanotify where
- *     pre-content events work), {@code fscache} or {@code fanotify}
+ * @param frontend {@code auto} (fscache where the kernel has cachefiles on-demand mode, else
+ *     fanotify where pre-content events work), {@code fscache} or {@code fanotify}
  * @param runDir runtime files that must not outlive a reboot (the fd keeper's record)
  */
 public record DaemonConfig(
@@ -50,7 +53,7 @@ public record DaemonConfig(
   public static final Duration DEFAULT_GC_INTERVAL = Duration.ofSeconds(60);
   public static final Duration DEFAULT_HUNG_THRESHOLD = Duration.ofSeconds(5);
   public static final Path DEFAULT_RUN_DIR = Path.of("/run/lazypull");
-  public static final java.util.List<String> FRONTENDS = java.util.List.of("auto", "fscache", "fanotify");
+  public static final List<String> FRONTENDS = List.of("auto", "fscache", "fanotify");
 
   public DaemonConfig {
     if (maxOutstandingReads < 1) {
@@ -94,7 +97,10 @@ public record DaemonConfig(
     return b;
   }
 
-  /** Defaults for everything but the two directories; no control socket, metrics or prefetch unless set. */
+  /**
+   * Defaults for everything but the two directories; no control socket, metrics or prefetch unless
+   * set.
+   */
   public static final class Builder {
     private Path cacheDir;
     private Path stateDir;
@@ -143,7 +149,7 @@ public record DaemonConfig(
     }
 
     /** Edits the fetch settings in place, e.g. {@code b.fetch(f -> f.withReadTimeout(d))}. */
-    public Builder fetch(java.util.function.UnaryOperator<FetchSettings> edit) {
+    public Builder fetch(UnaryOperator<FetchSettings> edit) {
       fetch = edit.apply(fetch);
       return this;
     }
@@ -196,8 +202,22 @@ public record DaemonConfig(
     }
 
     public DaemonConfig build() {
-      return new DaemonConfig(cacheDir, stateDir, socket, cacheTag, fetch, maxOutstandingReads, cacheBudget,
-          gcInterval, imagesDir, prefetch, metricsListen, metricsAllowRemote, hungThreshold, frontend, runDir);
+      return new DaemonConfig(
+          cacheDir,
+          stateDir,
+          socket,
+          cacheTag,
+          fetch,
+          maxOutstandingReads,
+          cacheBudget,
+          gcInterval,
+          imagesDir,
+          prefetch,
+          metricsListen,
+          metricsAllowRemote,
+          hungThreshold,
+          frontend,
+          runDir);
     }
   }
 }

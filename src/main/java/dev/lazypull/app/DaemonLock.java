@@ -10,10 +10,11 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * One daemon per run directory: a lock on {@code RUNDIR/daemon.lock} held for the daemon's life (the kernel drops
- * it when the process ends, however it ends). A second daemon started by mistake must not touch the first one's
- * fanotify group: taking it over from the keeper, it would fail the first one's reads in flight, and its own
- * failed start would unmount the first one's mounts and end the keeper that guards them.
+ * One daemon per run directory: a lock on {@code RUNDIR/daemon.lock} held for the daemon's life
+ * (the kernel drops it when the process ends, however it ends). A second daemon started by mistake
+ * must not touch the first one's fanotify group: taking it over from the keeper, it would fail the
+ * first one's reads in flight, and its own failed start would unmount the first one's mounts and
+ * end the keeper that guards them.
  */
 final class DaemonLock implements AutoCloseable {
   private final FileChannel channel;
@@ -32,17 +33,25 @@ final class DaemonLock implements AutoCloseable {
   static DaemonLock acquire(Path runDir) throws IOException {
     Files.createDirectories(runDir);
     Path file = runDir.resolve("daemon.lock");
-    FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-        StandardOpenOption.WRITE);
+    FileChannel ch =
+        FileChannel.open(
+            file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
     try {
       FileLock l = ch.tryLock();
       if (l == null) {
         String holder = new String(Files.readAllBytes(file), StandardCharsets.US_ASCII).trim();
-        throw new IOException("another lazypull daemon" + (holder.isEmpty() ? "" : " (pid " + holder + ")")
-            + " is running with run directory " + runDir + " (the control socket's directory); stop it first");
+        throw new IOException(
+            "another lazypull daemon"
+                + (holder.isEmpty() ? "" : " (pid " + holder + ")")
+                + " is running with run directory "
+                + runDir
+                + " (the control socket's directory); stop it first");
       }
       ch.truncate(0);
-      ch.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
+      ch.write(
+          ByteBuffer.wrap(
+              (ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)),
+          0);
       return new DaemonLock(ch, l);
     } catch (IOException | RuntimeException e) {
       ch.close();

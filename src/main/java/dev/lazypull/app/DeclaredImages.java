@@ -13,13 +13,15 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.BiConsumer;
 import java.util.logging.Logger;
 
 /**
- * Images declared in {@code /etc/lazypull/images.d/*.toml} ({@code image}, optional {@code fsid} and
- * {@code domain}), registered at start before READY=1 so that erofs mount units ordered after the service find
- * them. A declaration that cannot be resolved now (registry unreachable at boot) keeps its earlier catalog entry:
- * the catalog is persistent, and an already-registered image mounts without the registry.
+ * Images declared in {@code /etc/lazypull/images.d/*.toml} ({@code image}, optional {@code fsid}
+ * and {@code domain}), registered at start before READY=1 so that erofs mount units ordered after
+ * the service find them. A declaration that cannot be resolved now (registry unreachable at boot)
+ * keeps its earlier catalog entry: the catalog is persistent, and an already-registered image
+ * mounts without the registry.
  */
 public final class DeclaredImages {
   private static final Logger LOG = Logger.getLogger(DeclaredImages.class.getName());
@@ -31,8 +33,8 @@ public final class DeclaredImages {
   /**
    * @param setPolicy applies a declaration's {@code prefetch} policy (fsid, policy); may be null
    */
-  public static Result registerAll(Path dir, ImageRegistrar registrar, Catalog catalog,
-      java.util.function.BiConsumer<String, String> setPolicy) {
+  public static Result registerAll(
+      Path dir, ImageRegistrar registrar, Catalog catalog, BiConsumer<String, String> setPolicy) {
     int registered = 0;
     int kept = 0;
     List<String> errors = new ArrayList<>();
@@ -74,10 +76,17 @@ public final class DeclaredImages {
         LOG.info("registered " + image + " from " + f.getFileName() + " as fsid " + r.fsid());
       } catch (IOException | RuntimeException e) {
         Optional<ImageRecord> previous = fsid == null ? Optional.empty() : catalog.get(fsid);
-        if (previous.isPresent() && previous.get().reference().contains(image.replaceFirst("^oci:", ""))) {
+        if (previous.isPresent()
+            && previous.get().reference().contains(image.replaceFirst("^oci:", ""))) {
           kept++;
-          LOG.warning(f + ": cannot resolve " + image + " now (" + e.getMessage() + "); keeping the registration of "
-              + previous.get().manifestDigest());
+          LOG.warning(
+              f
+                  + ": cannot resolve "
+                  + image
+                  + " now ("
+                  + e.getMessage()
+                  + "); keeping the registration of "
+                  + previous.get().manifestDigest());
         } else {
           errors.add(f + ": " + image + ": " + e.getMessage());
         }

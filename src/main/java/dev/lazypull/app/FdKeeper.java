@@ -18,11 +18,12 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.logging.Logger;
 
 /**
- * Keeps one descriptor alive outside the daemon when no service manager does (a daemon started by hand): the
- * fanotify group, whose last close lets every pending access through over holes. A small process of its own —
- * started in a new session, so neither the daemon's death nor a Ctrl-C in its terminal ends it — takes a
- * duplicate of the descriptor with pidfd_getfd(2) and holds it; a restarted daemon takes it back the same way.
- * It records itself in {@code RUNDIR/keeper-NAME} ("pid fd") and ends when the daemon stops cleanly ({@link #stop}).
+ * Keeps one descriptor alive outside the daemon when no service manager does (a daemon started by
+ * hand): the fanotify group, whose last close lets every pending access through over holes. A small
+ * process of its own — started in a new session, so neither the daemon's death nor a Ctrl-C in its
+ * terminal ends it — takes a duplicate of the descriptor with pidfd_getfd(2) and holds it; a
+ * restarted daemon takes it back the same way. It records itself in {@code RUNDIR/keeper-NAME}
+ * ("pid fd") and ends when the daemon stops cleanly ({@link #stop}).
  */
 public final class FdKeeper {
   private static final Logger LOG = Logger.getLogger(FdKeeper.class.getName());
@@ -39,10 +40,13 @@ public final class FdKeeper {
 
   private static Optional<Kept> read(Path runDir, String name) {
     try {
-      String[] f = Files.readString(stateFile(runDir, name), StandardCharsets.US_ASCII).trim().split(" ");
+      String[] f =
+          Files.readString(stateFile(runDir, name), StandardCharsets.US_ASCII).trim().split(" ");
       Kept k = new Kept(Integer.parseInt(f[0]), Integer.parseInt(f[1]));
       String cmdline = Files.readString(Path.of("/proc", f[0], "cmdline"), StandardCharsets.UTF_8);
-      return cmdline.contains(FdKeeper.class.getName()) ? Optional.of(k) : Optional.empty(); // not a reused pid
+      return cmdline.contains(FdKeeper.class.getName())
+          ? Optional.of(k)
+          : Optional.empty(); // not a reused pid
     } catch (NoSuchFileException e) {
       return Optional.empty();
     } catch (IOException | RuntimeException e) {
@@ -50,7 +54,10 @@ public final class FdKeeper {
     }
   }
 
-  /** A duplicate of the descriptor a live keeper holds for {@code name}, or empty when there is none. */
+  /**
+   * A duplicate of the descriptor a live keeper holds for {@code name}, or empty when there is
+   * none.
+   */
   public static Optional<Integer> takeBack(Path runDir, String name) {
     Optional<Kept> k = read(runDir, name);
     if (k.isEmpty()) {
@@ -59,8 +66,13 @@ public final class FdKeeper {
     try {
       return Optional.of(Pidfd.dupFrom(k.get().pid(), k.get().fd()));
     } catch (ErrnoException e) {
-      LOG.warning("the keeper of " + name + " (pid " + k.get().pid() + ") did not hand its descriptor over: "
-          + e.getMessage());
+      LOG.warning(
+          "the keeper of "
+              + name
+              + " (pid "
+              + k.get().pid()
+              + ") did not hand its descriptor over: "
+              + e.getMessage());
       return Optional.empty();
     }
   }
@@ -76,18 +88,34 @@ public final class FdKeeper {
     Files.deleteIfExists(state);
     List<String> cmd = new ArrayList<>();
     if (Files.isExecutable(Path.of("/usr/bin/setsid"))) {
-      cmd.add("/usr/bin/setsid"); // its own session: signals to the daemon's terminal do not reach it
+      cmd.add(
+          "/usr/bin/setsid"); // its own session: signals to the daemon's terminal do not reach it
     }
-    cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx16m", "-Xss256k",
-        "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", classPath(), FdKeeper.class.getName(),
-        Long.toString(ProcessHandle.current().pid()), Integer.toString(fd), state.toString()));
-    Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-        .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+    cmd.addAll(
+        List.of(
+            Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-Xmx16m",
+            "-Xss256k",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            classPath(),
+            FdKeeper.class.getName(),
+            Long.toString(ProcessHandle.current().pid()),
+            Integer.toString(fd),
+            state.toString()));
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start();
     long end = System.nanoTime() + START_TIMEOUT.toNanos();
     while (read(runDir, name).isEmpty()) { // it writes its record once it holds the descriptor
       if (System.nanoTime() > end || (!p.isAlive() && p.exitValue() != 0)) {
         p.destroy();
-        throw new IOException("the fd keeper for " + name + " did not start (see `lazypull daemon --help`)");
+        throw new IOException(
+            "the fd keeper for " + name + " did not start (see `lazypull daemon --help`)");
       }
       LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
     }
@@ -119,7 +147,8 @@ public final class FdKeeper {
 
   private static String classPath() throws IOException {
     try {
-      return Path.of(FdKeeper.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+      return Path.of(FdKeeper.class.getProtectionDomain().getCodeSource().getLocation().toURI())
+          .toString();
     } catch (URISyntaxException e) {
       throw new IOException("cannot locate lazypull's classes: " + e.getMessage(), e);
     }
@@ -128,7 +157,8 @@ public final class FdKeeper {
   /** The keeper: {@code FdKeeper DAEMON_PID FD STATE_FILE}. */
   public static void main(String[] args) throws Exception {
     int fd = Pidfd.dupFrom(Integer.parseInt(args[0]), Integer.parseInt(args[1]));
-    AtomicFiles.write(Path.of(args[2]),
+    AtomicFiles.write(
+        Path.of(args[2]),
         (ProcessHandle.current().pid() + " " + fd + "\n").getBytes(StandardCharsets.US_ASCII));
     while (true) { // holds the descriptor until it is told to end (SIGTERM)
       LockSupport.park();

@@ -11,9 +11,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Keeps the host blob cache within a budget (the fanotify front end's cache): {@link BlobCacheGc} removes files
- * nobody on the host uses, least recently used first; a file a prepared image serves is in use (this daemon
- * holds its in-use lock), so no file under a live mount is ever removed.
+ * Keeps the host blob cache within a budget (the fanotify front end's cache): {@link BlobCacheGc}
+ * removes files nobody on the host uses, least recently used first; a file a prepared image serves
+ * is in use (this daemon holds its in-use lock), so no file under a live mount is ever removed.
  */
 final class HostCacheKeeper implements CacheKeeper {
   private final Path root;
@@ -37,12 +37,19 @@ final class HostCacheKeeper implements CacheKeeper {
   @Override
   public Report collect(long budget) throws IOException {
     BlobCacheGc.Report r = BlobCacheGc.collect(root, budget);
-    return new Report(r.usageBefore(), r.usageAfter(), r.budget(), r.removed(), r.bytesFreed(), r.inUse(),
+    return new Report(
+        r.usageBefore(),
+        r.usageAfter(),
+        r.budget(),
+        r.removed(),
+        r.bytesFreed(),
+        r.inUse(),
         List.of());
   }
 
   @Override
-  public Report evict(ImageRecord image, List<ImageRecord> all, boolean includeShared) throws IOException {
+  public Report evict(ImageRecord image, List<ImageRecord> all, boolean includeShared)
+      throws IOException {
     long before = usage();
     int removed = 0;
     int inUse = 0;
@@ -50,8 +57,12 @@ final class HostCacheKeeper implements CacheKeeper {
     List<Descriptor> blobs = new ArrayList<>(image.blobs());
     blobs.add(image.bootstrap());
     for (Descriptor d : blobs) {
-      boolean shared = all.stream().anyMatch(o -> !o.fsid().equals(image.fsid())
-          && (o.blobs().contains(d) || o.bootstrap().equals(d)));
+      boolean shared =
+          all.stream()
+              .anyMatch(
+                  o ->
+                      !o.fsid().equals(image.fsid())
+                          && (o.blobs().contains(d) || o.bootstrap().equals(d)));
       if (shared && !includeShared) {
         skipped.add(d.digest().toString());
         continue;

@@ -1,5 +1,6 @@
 package dev.lazypull.app;
 
+import dev.lazypull.sys.DaemonThreads;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.SdNotify;
 import java.time.Duration;
@@ -10,13 +11,15 @@ import java.util.function.BooleanSupplier;
 import java.util.logging.Logger;
 
 /**
- * Talks to systemd (or any service manager speaking sd_notify): READY=1 once the devnode is bound and images are
- * registered, STATUS= lines, WATCHDOG=1 while the poll loop is healthy, and FDSTORE=1 to park the devnode fd so
- * a restarted daemon can take over without breaking mounts. A no-op when {@code $NOTIFY_SOCKET} is unset.
+ * Talks to systemd (or any service manager speaking sd_notify): READY=1 once the devnode is bound
+ * and images are registered, STATUS= lines, WATCHDOG=1 while the poll loop is healthy, and
+ * FDSTORE=1 to park the devnode fd so a restarted daemon can take over without breaking mounts. A
+ * no-op when {@code $NOTIFY_SOCKET} is unset.
  */
 public final class ServiceNotifier implements AutoCloseable {
   /** The fd-store name of the /dev/cachefiles descriptor. */
   public static final String DEVNODE_FDNAME = "cachefiles";
+
   private static final Logger LOG = Logger.getLogger(ServiceNotifier.class.getName());
 
   private final SdNotify notify;
@@ -45,12 +48,18 @@ public final class ServiceNotifier implements AutoCloseable {
     }
   }
 
-  /** Parks the bound devnode fd in the service manager's fd store (needs FileDescriptorStoreMax= ≥ 1). */
+  /**
+   * Parks the bound devnode fd in the service manager's fd store (needs FileDescriptorStoreMax= ≥
+   * 1).
+   */
   public void storeDevnode(int fd) {
     storeFd(DEVNODE_FDNAME, fd);
   }
 
-  /** Parks {@code fd} in the service manager's fd store under {@code name} (FileDescriptorStoreMax= ≥ 1). */
+  /**
+   * Parks {@code fd} in the service manager's fd store under {@code name} (FileDescriptorStoreMax=
+   * ≥ 1).
+   */
   public void storeFd(String name, int fd) {
     send("FDSTORE=1\nFDNAME=" + name, fd);
   }
@@ -73,21 +82,28 @@ public final class ServiceNotifier implements AutoCloseable {
   }
 
   /**
-   * Starts WATCHDOG=1 pings every WATCHDOG_USEC/2 while {@code healthy} holds (a stuck poll loop then gets the
-   * service restarted). No-op without WATCHDOG_USEC for this process.
+   * Starts WATCHDOG=1 pings every WATCHDOG_USEC/2 while {@code healthy} holds (a stuck poll loop
+   * then gets the service restarted). No-op without WATCHDOG_USEC for this process.
    */
   public void startWatchdog(BooleanSupplier healthy) {
-    Duration interval = watchdogInterval(System.getenv("WATCHDOG_USEC"), System.getenv("WATCHDOG_PID"),
-        ProcessHandle.current().pid());
+    Duration interval =
+        watchdogInterval(
+            System.getenv("WATCHDOG_USEC"),
+            System.getenv("WATCHDOG_PID"),
+            ProcessHandle.current().pid());
     if (notify == null || interval == null) {
       return;
     }
-    watchdog = Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-watchdog"));
-    watchdog.scheduleAtFixedRate(() -> {
-      if (healthy.getAsBoolean()) {
-        send("WATCHDOG=1");
-      }
-    }, 0, interval.toMillis(), TimeUnit.MILLISECONDS);
+    watchdog = Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-watchdog"));
+    watchdog.scheduleAtFixedRate(
+        () -> {
+          if (healthy.getAsBoolean()) {
+            send("WATCHDOG=1");
+          }
+        },
+        0,
+        interval.toMillis(),
+        TimeUnit.MILLISECONDS);
   }
 
   static Duration watchdogInterval(String usec, String pid, long ownPid) {

@@ -29,10 +29,11 @@ import java.util.concurrent.TimeoutException;
 import java.util.logging.Logger;
 
 /**
- * {@code lazypull prefetch IMAGE --standalone}, assembled: fills the host cache with the image's blobs — all of
- * them, or the bootstrap plus the chunks of the files matching path globs — through this process's own fetch
- * core, verifying chunks against the image's digest tables. Other processes using the cache meanwhile (an
- * export, a mount) share the work: each chunk is fetched once.
+ * {@code lazypull prefetch IMAGE --standalone}, assembled: fills the host cache with the image's
+ * blobs — all of them, or the bootstrap plus the chunks of the files matching path globs — through
+ * this process's own fetch core, verifying chunks against the image's digest tables. Other
+ * processes using the cache meanwhile (an export, a mount) share the work: each chunk is fetched
+ * once.
  */
 public final class StandalonePrefetch implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(StandalonePrefetch.class.getName());
@@ -53,13 +54,21 @@ public final class StandalonePrefetch implements AutoCloseable {
   }
 
   /**
-   * Resolves the image and plans what to fetch (after fetching the bootstrap, to resolve {@code paths}); then
-   * brings the cache within {@code cacheBudget} (0: none), this image's files being in use.
+   * Resolves the image and plans what to fetch (after fetching the bootstrap, to resolve {@code
+   * paths}); then brings the cache within {@code cacheBudget} (0: none), this image's files being
+   * in use.
    *
-   * @throws IOException if the image cannot be resolved, no file matches, or the bootstrap is too large for paths
+   * @throws IOException if the image cannot be resolved, no file matches, or the bootstrap is too
+   *     large for paths
    */
-  public static StandalonePrefetch plan(String image, List<String> paths, Path cacheDir, FetchSettings fetch,
-      long cacheBudget, RegistryConfig registryConfig) throws IOException {
+  public static StandalonePrefetch plan(
+      String image,
+      List<String> paths,
+      Path cacheDir,
+      FetchSettings fetch,
+      long cacheBudget,
+      RegistryConfig registryConfig)
+      throws IOException {
     RegistryClient registry =
         RegistryClient.create(registryConfig.withMaxConnections(fetch.threadsPerOrigin()));
     FetchCore core = new FetchCore(fetch, new FetchStats(), BlobCacheDir.tablesDir(cacheDir));
@@ -68,7 +77,9 @@ public final class StandalonePrefetch implements AutoCloseable {
       ImageSource source = Sources.over(registry, cacheDir).open(image);
       LazyImage img = source.resolve();
       p = new StandalonePrefetch(registry, core, BlobCacheDir.open(cacheDir, core));
-      p.prefetch = new CachePrefetch(p.targets(img, source.blobs(), paths, fetch.readTimeout().multipliedBy(4)));
+      p.prefetch =
+          new CachePrefetch(
+              p.targets(img, source.blobs(), paths, fetch.readTimeout().multipliedBy(4)));
     } catch (IOException | RuntimeException e) {
       if (p != null) {
         p.close();
@@ -78,26 +89,34 @@ public final class StandalonePrefetch implements AutoCloseable {
       }
       throw e;
     }
-    if (cacheBudget > 0) { // room for what we fetch: our files are open (in use) now, the others' go first
+    if (cacheBudget
+        > 0) { // room for what we fetch: our files are open (in use) now, the others' go first
       try {
         BlobCacheGc.collect(cacheDir, cacheBudget);
       } catch (IOException e) {
-        LOG.warning("collecting " + cacheDir + " to its budget failed: " + e.getMessage() + "; prefetching anyway");
+        LOG.warning(
+            "collecting "
+                + cacheDir
+                + " to its budget failed: "
+                + e.getMessage()
+                + "; prefetching anyway");
       }
     }
     return p;
   }
 
   /** Every blob whole, or the bootstrap and the matching files' chunks. */
-  private List<CachePrefetch.Target> targets(LazyImage img, BlobSource blobs, List<String> paths,
-      Duration timeout) throws IOException {
+  private List<CachePrefetch.Target> targets(
+      LazyImage img, BlobSource blobs, List<String> paths, Duration timeout) throws IOException {
     BlobCacheFile boot = cache.file(BlobRef.metadata(img.bootstrap(), img.reference()), blobs);
     List<BlobCacheFile> data = new ArrayList<>();
     for (int i = 0; i < img.blobs().size(); i++) {
-      data.add(cache.file(BlobRef.data(img.blobs().get(i), img.chunkTable(i), img.reference()), blobs));
+      data.add(
+          cache.file(BlobRef.data(img.blobs().get(i), img.chunkTable(i), img.reference()), blobs));
     }
     await(boot.fetcher(), timeout, "the bootstrap of " + img.reference());
-    for (BlobCacheFile f : data) { // tables loaded and checked before anything is fetched: errors come early
+    for (BlobCacheFile f :
+        data) { // tables loaded and checked before anything is fetched: errors come early
       await(f.fetcher(), timeout, "the chunk digest table of " + f.ref().blob().digest());
     }
     List<CachePrefetch.Target> targets = new ArrayList<>();
@@ -107,8 +126,14 @@ public final class StandalonePrefetch implements AutoCloseable {
       return targets;
     }
     if (img.bootstrap().size() > PathRanges.MAX_BOOTSTRAP_BYTES) {
-      throw new IOException("the bootstrap of " + img.reference() + " is " + img.bootstrap().size()
-          + " bytes, too large to resolve paths (limit " + PathRanges.MAX_BOOTSTRAP_BYTES + "); use --all");
+      throw new IOException(
+          "the bootstrap of "
+              + img.reference()
+              + " is "
+              + img.bootstrap().size()
+              + " bytes, too large to resolve paths (limit "
+              + PathRanges.MAX_BOOTSTRAP_BYTES
+              + "); use --all");
     }
     await(boot.ensure(0, boot.size()), timeout, "the bootstrap of " + img.reference());
     PathRanges.Result ranges;
@@ -119,15 +144,19 @@ public final class StandalonePrefetch implements AutoCloseable {
       throw new IOException("no file of " + img.reference() + " matches " + paths);
     }
     matched = new Matched(ranges.files(), ranges.bytes());
-    ranges.byDevice().forEach((device, rs) -> {
-      if (device >= 1 && device <= data.size()) {
-        targets.add(new CachePrefetch.Target(data.get(device - 1), rs));
-      }
-    });
+    ranges
+        .byDevice()
+        .forEach(
+            (device, rs) -> {
+              if (device >= 1 && device <= data.size()) {
+                targets.add(new CachePrefetch.Target(data.get(device - 1), rs));
+              }
+            });
     return targets;
   }
 
-  private static <T> T await(CompletableFuture<T> f, Duration timeout, String what) throws IOException {
+  private static <T> T await(CompletableFuture<T> f, Duration timeout, String what)
+      throws IOException {
     try {
       return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {

@@ -6,8 +6,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 
 /**
- * Yields exactly {@code length} bytes of an underlying channel: a premature end is an error naming what was
- * being read, and bytes past {@code length} are never handed out.
+ * Yields exactly {@code length} bytes of an underlying channel: a premature end is an error naming
+ * what was being read, and bytes past {@code length} are never handed out.
  */
 public final class BoundedChannel implements ReadableByteChannel {
   private final ReadableByteChannel in;

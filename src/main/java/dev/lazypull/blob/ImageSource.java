@@ -6,7 +6,10 @@ import java.io.IOException;
 
 /** Resolves one image reference to its manifest and gives access to its blobs. */
 public interface ImageSource {
-  /** Fetches and verifies the manifest (digest checked against what was asked for) and checks the layout. */
+  /**
+   * Fetches and verifies the manifest (digest checked against what was asked for) and checks the
+   * layout.
+   */
   LazyImage resolve() throws IOException;
 
   /** Where this image's blobs are read from. */

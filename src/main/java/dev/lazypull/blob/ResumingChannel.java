@@ -1,15 +1,18 @@
 package dev.lazypull.blob;
 
+import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ReadableByteChannel;
 import java.util.logging.Logger;
 
 /**
- * Reads {@code [offset, offset+length)} through a channel that can be reopened at any position: when a read
- * fails part-way (connection reset, read timeout, premature end), the rest is requested again from where
- * the bytes stopped, at most {@code maxResumes} times. Errors that are not transient — a subclass of
- * {@code permanent} — propagate at once. Bytes already handed out are never repeated or skipped.
+ * Reads {@code [offset, offset+length)} through a channel that can be reopened at any position:
+ * when a read fails part-way (connection reset, read timeout, premature end), the rest is requested
+ * again from where the bytes stopped, at most {@code maxResumes} times. Errors that are not
+ * transient — a subclass of {@code permanent} — propagate at once. Bytes already handed out are
+ * never repeated or skipped.
  */
 public final class ResumingChannel implements ReadableByteChannel, BlobSource.Served {
   private static final Logger LOG = Logger.getLogger(ResumingChannel.class.getName());
@@ -28,12 +31,20 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
   private long remaining;
   private int resumes;
   private boolean open = true;
+
   /** Whether any part of the bytes came from a mirror, and the last endpoint that served some. */
   private boolean fromMirror;
+
   private String servedBy;
 
-  public ResumingChannel(ReadableByteChannel first, Opener opener, long offset, long length, int maxResumes,
-      Class<? extends IOException> permanent, String what) {
+  public ResumingChannel(
+      ReadableByteChannel first,
+      Opener opener,
+      long offset,
+      long length,
+      int maxResumes,
+      Class<? extends IOException> permanent,
+      String what) {
     this.current = first;
     this.opener = opener;
     this.position = offset;
@@ -63,8 +74,9 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
 
   @Override
   public int read(ByteBuffer dst) throws IOException {
-    if (!open) { // never reopen a closed stream: that would be a new request nobody reads to the end
-      throw new java.nio.channels.ClosedChannelException();
+    if (!open) { // never reopen a closed stream: that would be a new request nobody reads to the
+      // end
+      throw new ClosedChannelException();
     }
     if (remaining == 0) {
       return -1;
@@ -81,10 +93,12 @@ public final class ResumingChannel implements ReadableByteChannel, BlobSource.Se
       try {
         n = current.read(dst);
         if (n < 0) {
-          throw new java.io.EOFException(what + ": stream ended with " + remaining + " bytes to go");
+          throw new EOFException(what + ": stream ended with " + remaining + " bytes to go");
         }
       } catch (IOException e) {
-        if (permanent.isInstance(e) || resumes >= maxResumes || Thread.currentThread().isInterrupted()) {
+        if (permanent.isInstance(e)
+            || resumes >= maxResumes
+            || Thread.currentThread().isInterrupted()) {
           throw e;
         }
         resumes++;

@@ -15,9 +15,9 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * The image catalog: fsid (+ optional domain) → bootstrap blob, and device cookie → data blob. Persisted as
- * {@code catalog.json} in the state dir (written atomically) so the kernel's OPENs can be answered after a
- * daemon restart. Thread-safe.
+ * The image catalog: fsid (+ optional domain) → bootstrap blob, and device cookie → data blob.
+ * Persisted as {@code catalog.json} in the state dir (written atomically) so the kernel's OPENs can
+ * be answered after a daemon restart. Thread-safe.
  */
 public final class Catalog {
   public static final String FILE_NAME = "catalog.json";
@@ -36,8 +36,8 @@ public final class Catalog {
   }
 
   /**
-   * Loads the catalog of {@code stateDir}, or starts an empty one. A file that cannot be parsed is an error,
-   * never silently replaced: it may hold registrations the mounts depend on.
+   * Loads the catalog of {@code stateDir}, or starts an empty one. A file that cannot be parsed is
+   * an error, never silently replaced: it may hold registrations the mounts depend on.
    */
   public static Catalog load(Path stateDir) throws CatalogException {
     Catalog c = new Catalog(stateDir.resolve(FILE_NAME));
@@ -53,18 +53,23 @@ public final class Catalog {
       } catch (CatalogException e) {
         throw e;
       } catch (IOException | RuntimeException e) {
-        throw new CatalogException("cannot read the image catalog " + c.file + ": " + e.getMessage()
-            + " (fix or move the file; it is not overwritten)", e);
+        throw new CatalogException(
+            "cannot read the image catalog "
+                + c.file
+                + ": "
+                + e.getMessage()
+                + " (fix or move the file; it is not overwritten)",
+            e);
       }
     }
     return c;
   }
 
   /**
-   * Registers an image. Re-registering the same fsid for the same manifest is a no-op, except that registry
-   * settings it asks for ({@link ImageRecord#pull}) are added to the record's; an fsid already bound to
-   * another image is refused unless {@code replace}. An fsid must also not collide with a data-blob cookie of
-   * its volume.
+   * Registers an image. Re-registering the same fsid for the same manifest is a no-op, except that
+   * registry settings it asks for ({@link ImageRecord#pull}) are added to the record's; an fsid
+   * already bound to another image is refused unless {@code replace}. An fsid must also not collide
+   * with a data-blob cookie of its volume.
    */
   public synchronized ImageRecord register(ImageRecord record, boolean replace) throws IOException {
     ImageRecord existing = byFsid.get(record.fsid());
@@ -73,22 +78,34 @@ public final class Catalog {
         return existing;
       }
       if (existing.withPull(null).equals(record.withPull(null))) {
-        // the same image again: its registry settings gain what this registration asks for, never lose any
+        // the same image again: its registry settings gain what this registration asks for, never
+        // lose any
         ImageRecord merged = existing.withPull(existing.pullOptions().merge(record.pull()));
         if (merged.equals(existing)) {
           return existing;
         }
         record = merged;
       } else {
-        throw new CatalogException("fsid " + record.fsid() + " is already registered for " + existing.reference()
-            + " (" + existing.manifestDigest() + "); unregister it first or choose another --fsid");
+        throw new CatalogException(
+            "fsid "
+                + record.fsid()
+                + " is already registered for "
+                + existing.reference()
+                + " ("
+                + existing.manifestDigest()
+                + "); unregister it first or choose another --fsid");
       }
     }
     for (ImageRecord other : byFsid.values()) {
-      if (!other.fsid().equals(record.fsid()) && other.volumeName().equals(record.volumeName())
-          && (other.deviceNames().contains(record.fsid()) || record.deviceNames().contains(other.fsid()))) {
-        throw new CatalogException("fsid " + record.fsid() + " collides with a blob cookie in volume "
-            + record.volumeName());
+      if (!other.fsid().equals(record.fsid())
+          && other.volumeName().equals(record.volumeName())
+          && (other.deviceNames().contains(record.fsid())
+              || record.deviceNames().contains(other.fsid()))) {
+        throw new CatalogException(
+            "fsid "
+                + record.fsid()
+                + " collides with a blob cookie in volume "
+                + record.volumeName());
       }
     }
     Map<String, ImageRecord> next = new LinkedHashMap<>(byFsid);
@@ -121,8 +138,8 @@ public final class Catalog {
   }
 
   /**
-   * Resolves an OPEN: the volume key is {@code erofs,<domain_id or fsid>}; the cookie is the fsid (bootstrap)
-   * or a device name (data blob) of an image in that volume.
+   * Resolves an OPEN: the volume key is {@code erofs,<domain_id or fsid>}; the cookie is the fsid
+   * (bootstrap) or a device name (data blob) of an image in that volume.
    */
   public synchronized Optional<BlobBinding> lookup(String volumeKey, String cookieKey) {
     if (!volumeKey.startsWith(VOLUME_PREFIX)) {
@@ -150,9 +167,13 @@ public final class Catalog {
     if (file == null) {
       return;
     }
-    AtomicFiles.write(file, Json.MAPPER.writerWithDefaultPrettyPrinter()
-        .writeValueAsBytes(new State(1, new ArrayList<>(images.values()))));
+    AtomicFiles.write(
+        file,
+        Json.MAPPER
+            .writerWithDefaultPrettyPrinter()
+            .writeValueAsBytes(new State(1, new ArrayList<>(images.values()))));
   }
 
-  record State(@JsonProperty("version") int version, @JsonProperty("images") List<ImageRecord> images) {}
+  record State(
+      @JsonProperty("version") int version, @JsonProperty("images") List<ImageRecord> images) {}
 }

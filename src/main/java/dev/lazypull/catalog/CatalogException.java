@@ -2,7 +2,10 @@ package dev.lazypull.catalog;
 
 import java.io.IOException;
 
-/** A registration the catalog refuses (conflicting fsid, bad names) or a catalog file it cannot read. */
+/**
+ * A registration the catalog refuses (conflicting fsid, bad names) or a catalog file it cannot
+ * read.
+ */
 public final class CatalogException extends IOException {
   private static final long serialVersionUID = 1L;
 

@@ -11,19 +11,24 @@ import java.util.List;
 import java.util.regex.Pattern;
 
 /**
- * One registered image, as the catalog persists it: how the kernel will name it (fsid, domain, device cookies)
- * and which blobs back those names.
+ * One registered image, as the catalog persists it: how the kernel will name it (fsid, domain,
+ * device cookies) and which blobs back those names.
  *
  * @param fsid the mount's {@code fsid=}; also the bootstrap's cookie key
- * @param domainId the mount's {@code domain_id=}, or null; images in one domain share blob cache files
+ * @param domainId the mount's {@code domain_id=}, or null; images in one domain share blob cache
+ *     files
  * @param reference the image reference as registered (to re-open its source after a restart)
  * @param bootstrap layer 0
  * @param blobs layers 1..n; blob k-1 is EROFS device id k
- * @param deviceNames the cookie key of each data blob: its device tag, or the {@code device=} name we mount with
- * @param deviceOptions whether mounts must pass {@code device=<name>} options (untagged device slots)
- * @param chunkTables the chunk digest table of each data blob (same order), or empty when the image has none
- * @param pull registry settings the image was registered with ({@code --plain-http}, {@code --platform}), or null
- *     for none (then absent from catalog.json, as in catalogs written before the field existed)
+ * @param deviceNames the cookie key of each data blob: its device tag, or the {@code device=} name
+ *     we mount with
+ * @param deviceOptions whether mounts must pass {@code device=<name>} options (untagged device
+ *     slots)
+ * @param chunkTables the chunk digest table of each data blob (same order), or empty when the image
+ *     has none
+ * @param pull registry settings the image was registered with ({@code --plain-http}, {@code
+ *     --platform}), or null for none (then absent from catalog.json, as in catalogs written before
+ *     the field existed)
  */
 @JsonInclude(JsonInclude.Include.NON_EMPTY)
 public record ImageRecord(
@@ -46,35 +51,84 @@ public record ImageRecord(
     if (domainId != null) {
       checkName("domain_id", domainId);
     }
-    blobs = blobs == null ? List.of() : List.copyOf(blobs); // empty lists are left out of catalog.json
+    blobs =
+        blobs == null ? List.of() : List.copyOf(blobs); // empty lists are left out of catalog.json
     deviceNames = deviceNames == null ? List.of() : List.copyOf(deviceNames);
     chunkTables = chunkTables == null ? List.of() : List.copyOf(chunkTables);
     if (pull != null && pull.isDefault()) {
       pull = null;
     }
     if (!chunkTables.isEmpty() && chunkTables.size() != blobs.size()) {
-      throw new IllegalArgumentException("fsid " + fsid + ": " + chunkTables.size() + " chunk tables for "
-          + blobs.size() + " blobs");
+      throw new IllegalArgumentException(
+          "fsid "
+              + fsid
+              + ": "
+              + chunkTables.size()
+              + " chunk tables for "
+              + blobs.size()
+              + " blobs");
     }
     if (blobs.size() != deviceNames.size()) {
-      throw new IllegalArgumentException("fsid " + fsid + ": " + blobs.size() + " blobs but " + deviceNames.size()
-          + " device names");
+      throw new IllegalArgumentException(
+          "fsid "
+              + fsid
+              + ": "
+              + blobs.size()
+              + " blobs but "
+              + deviceNames.size()
+              + " device names");
     }
   }
 
   /** An image registered without registry settings of its own. */
-  public ImageRecord(String fsid, String domainId, String reference, Digest manifestDigest, Descriptor bootstrap,
-      List<Descriptor> blobs, List<String> deviceNames, boolean deviceOptions, List<Descriptor> chunkTables) {
-    this(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions, chunkTables, null);
+  public ImageRecord(
+      String fsid,
+      String domainId,
+      String reference,
+      Digest manifestDigest,
+      Descriptor bootstrap,
+      List<Descriptor> blobs,
+      List<String> deviceNames,
+      boolean deviceOptions,
+      List<Descriptor> chunkTables) {
+    this(
+        fsid,
+        domainId,
+        reference,
+        manifestDigest,
+        bootstrap,
+        blobs,
+        deviceNames,
+        deviceOptions,
+        chunkTables,
+        null);
   }
 
   /** An image without chunk digest tables. */
-  public ImageRecord(String fsid, String domainId, String reference, Digest manifestDigest, Descriptor bootstrap,
-      List<Descriptor> blobs, List<String> deviceNames, boolean deviceOptions) {
-    this(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions, List.of());
+  public ImageRecord(
+      String fsid,
+      String domainId,
+      String reference,
+      Digest manifestDigest,
+      Descriptor bootstrap,
+      List<Descriptor> blobs,
+      List<String> deviceNames,
+      boolean deviceOptions) {
+    this(
+        fsid,
+        domainId,
+        reference,
+        manifestDigest,
+        bootstrap,
+        blobs,
+        deviceNames,
+        deviceOptions,
+        List.of());
   }
 
-  /** The registry settings this image is pulled with ({@link PullOptions#DEFAULT} when it has none). */
+  /**
+   * The registry settings this image is pulled with ({@link PullOptions#DEFAULT} when it has none).
+   */
   @JsonIgnore
   public PullOptions pullOptions() {
     return pull != null ? pull : PullOptions.DEFAULT;
@@ -82,8 +136,17 @@ public record ImageRecord(
 
   /** This record with other registry settings. */
   public ImageRecord withPull(PullOptions p) {
-    return new ImageRecord(fsid, domainId, reference, manifestDigest, bootstrap, blobs, deviceNames, deviceOptions,
-        chunkTables, p);
+    return new ImageRecord(
+        fsid,
+        domainId,
+        reference,
+        manifestDigest,
+        bootstrap,
+        blobs,
+        deviceNames,
+        deviceOptions,
+        chunkTables,
+        p);
   }
 
   /** The digest table of data blob {@code deviceId} (1-based), or null. */
@@ -93,11 +156,15 @@ public record ImageRecord(
 
   public static void checkName(String what, String name) {
     if (name == null || !NAME.matcher(name).matches()) {
-      throw new IllegalArgumentException(what + " must match " + NAME.pattern() + ": '" + name + "'");
+      throw new IllegalArgumentException(
+          what + " must match " + NAME.pattern() + ": '" + name + "'");
     }
   }
 
-  /** The fscache volume this image's cookies live in: {@code erofs,<domain_id or fsid>} without the prefix. */
+  /**
+   * The fscache volume this image's cookies live in: {@code erofs,<domain_id or fsid>} without the
+   * prefix.
+   */
   @JsonIgnore
   public String volumeName() {
     return domainId != null ? domainId : fsid;
@@ -118,7 +185,10 @@ public record ImageRecord(
     return b.toString();
   }
 
-  /** Total bytes of the bootstrap and all data devices (what the cache holds once the image is complete). */
+  /**
+   * Total bytes of the bootstrap and all data devices (what the cache holds once the image is
+   * complete).
+   */
   @JsonIgnore
   public long totalBytes() {
     long n = bootstrap.size();
@@ -128,7 +198,10 @@ public record ImageRecord(
     return n;
   }
 
-  /** The default fsid of an image: derived from its manifest digest, so one image always reuses its cache. */
+  /**
+   * The default fsid of an image: derived from its manifest digest, so one image always reuses its
+   * cache.
+   */
   public static String defaultFsid(Digest manifestDigest) {
     return "lp-" + manifestDigest.hex().substring(0, 32);
   }

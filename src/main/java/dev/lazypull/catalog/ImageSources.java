@@ -11,10 +11,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
 /**
- * Opens image references, one {@link ImageSource} per reference for the life of the daemon (so connection
- * pools and token caches are shared by every blob of an image). A registry reference is opened with the
- * {@link PullOptions} last given for it ({@link #open(String, PullOptions)}, {@link #remember}), so an image
- * registered with {@code --plain-http} is read that way by every part of the daemon, also after a restart.
+ * Opens image references, one {@link ImageSource} per reference for the life of the daemon (so
+ * connection pools and token caches are shared by every blob of an image). A registry reference is
+ * opened with the {@link PullOptions} last given for it ({@link #open(String, PullOptions)}, {@link
+ * #remember}), so an image registered with {@code --plain-http} is read that way by every part of
+ * the daemon, also after a restart.
  */
 public final class ImageSources {
   /** Opens registry references; absent until a registry client is configured. */
@@ -22,10 +23,12 @@ public final class ImageSources {
     ImageSource open(ImageReference.Registry reference) throws IOException;
 
     /**
-     * Opens {@code reference} with per-image registry settings. The default ignores them: openers that are not
-     * backed by a registry client (tests, in-memory images) have nothing to apply them to.
+     * Opens {@code reference} with per-image registry settings. The default ignores them: openers
+     * that are not backed by a registry client (tests, in-memory images) have nothing to apply them
+     * to.
      */
-    default ImageSource open(ImageReference.Registry reference, PullOptions options) throws IOException {
+    default ImageSource open(ImageReference.Registry reference, PullOptions options)
+        throws IOException {
       return open(reference);
     }
   }
@@ -35,6 +38,7 @@ public final class ImageSources {
   private final RegistryOpener registry;
   private final IndexedImages indexes;
   private final Map<String, Opened> open = new ConcurrentHashMap<>();
+
   /** Per-image registry settings by canonical reference. */
   private final Map<String, PullOptions> options = new ConcurrentHashMap<>();
 
@@ -43,8 +47,8 @@ public final class ImageSources {
   }
 
   /**
-   * @param indexes serves ordinary images through their side-car indexes (every source opened is wrapped), or
-   *     null for lazypull images only
+   * @param indexes serves ordinary images through their side-car indexes (every source opened is
+   *     wrapped), or null for lazypull images only
    */
   public ImageSources(RegistryOpener registry, IndexedImages indexes) {
     this.registry = registry;
@@ -58,9 +62,10 @@ public final class ImageSources {
 
   /** Local OCI layouts only. */
   public static ImageSources localOnly() {
-    return new ImageSources(ref -> {
-      throw new IOException(ref.canonical() + ": registry references need a registry client");
-    });
+    return new ImageSources(
+        ref -> {
+          throw new IOException(ref.canonical() + ": registry references need a registry client");
+        });
   }
 
   /** Opens {@code reference} with the settings remembered for it, if any. */
@@ -69,16 +74,20 @@ public final class ImageSources {
   }
 
   /**
-   * Opens {@code reference}; with {@code with} not null, with its platform and its plain HTTP (or the plain HTTP
-   * remembered for the reference), remembered from now on: a source opened with other settings is replaced.
+   * Opens {@code reference}; with {@code with} not null, with its platform and its plain HTTP (or
+   * the plain HTTP remembered for the reference), remembered from now on: a source opened with
+   * other settings is replaced.
    */
   public ImageSource open(String reference, PullOptions with) throws IOException {
     ImageReference ref = parse(reference);
     String key = ref.canonical();
     PullOptions remembered = options.getOrDefault(key, PullOptions.DEFAULT);
-    // plain HTTP, once asked for, stays (it says how the host is reached); the platform is this call's choice
-    PullOptions want = with == null ? remembered
-        : new PullOptions(remembered.plainHttp() || with.plainHttp(), with.platform());
+    // plain HTTP, once asked for, stays (it says how the host is reached); the platform is this
+    // call's choice
+    PullOptions want =
+        with == null
+            ? remembered
+            : new PullOptions(remembered.plainHttp() || with.plainHttp(), with.platform());
     Opened existing = open.get(key);
     if (existing != null && existing.options().equals(want)) {
       return existing.source();
@@ -91,11 +100,15 @@ public final class ImageSources {
         options.put(key, want);
       }
     }
-    Opened now = open.compute(key, (k, old) -> old != null && old.options().equals(want) ? old : created);
+    Opened now =
+        open.compute(key, (k, old) -> old != null && old.options().equals(want) ? old : created);
     return now.source();
   }
 
-  /** How {@code reference} is to be opened from now on (the daemon tells it every registered image's settings). */
+  /**
+   * How {@code reference} is to be opened from now on (the daemon tells it every registered image's
+   * settings).
+   */
   public void remember(String reference, PullOptions with) throws IOException {
     if (with == null || with.isDefault()) {
       return;

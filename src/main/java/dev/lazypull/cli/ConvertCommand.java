@@ -19,22 +19,35 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code lazypull convert SRC_IMAGE DST_IMAGE}: an ordinary container image into a lazypull image, one data
- * blob per source layer plus one merged bootstrap. Prints the new manifest digest on stdout.
+ * {@code lazypull convert SRC_IMAGE DST_IMAGE}: an ordinary container image into a lazypull image,
+ * one data blob per source layer plus one merged bootstrap. Prints the new manifest digest on
+ * stdout.
  */
-@Command(name = "convert", mixinStandardHelpOptions = true,
-    description = "Convert an ordinary OCI/Docker image (tar, tar+gzip, tar+zstd layers) into a lazypull image: "
-        + "layers applied with whiteouts into one EROFS bootstrap, one data blob per source layer.")
+@Command(
+    name = "convert",
+    mixinStandardHelpOptions = true,
+    description =
+        "Convert an ordinary OCI/Docker image (tar, tar+gzip, tar+zstd layers) into a lazypull image: "
+            + "layers applied with whiteouts into one EROFS bootstrap, one data blob per source layer.")
 final class ConvertCommand implements Callable<Integer> {
-  @Parameters(index = "0", paramLabel = "SRC_IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
+  @Parameters(
+      index = "0",
+      paramLabel = "SRC_IMAGE",
+      description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String source;
 
-  @Parameters(index = "1", paramLabel = "DST_IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG] (a push).")
+  @Parameters(
+      index = "1",
+      paramLabel = "DST_IMAGE",
+      description = "oci:DIR[:TAG] or HOST/REPO[:TAG] (a push).")
   String destination;
 
   @Mixin BuildOptions build;
 
-  /** Also {@code --platform}: which image of a multi-platform SRC_IMAGE (default: linux/<this machine>). */
+  /**
+   * Also {@code --platform}: which image of a multi-platform SRC_IMAGE (default: linux/<this
+   * machine>).
+   */
   @Mixin RegistryOptions registry;
 
   @Override
@@ -49,7 +62,8 @@ final class ConvertCommand implements Callable<Integer> {
       System.err.println("lazypull convert: " + e.getMessage());
       return 2;
     }
-    try (client; SourceImage in = openSource(src, client, build.scratchRoot());
+    try (client;
+        SourceImage in = openSource(src, client, build.scratchRoot());
         ProgressDisplay display = new ProgressDisplay();
         ImageOutput out = build.openOutput(dst, client, display.progress())) {
       ImageBuilder.Built built = Converter.convert(in, out, o, display.progress());
@@ -58,8 +72,12 @@ final class ConvertCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** Opens a source image: a local layout, or a registry image whose layers are downloaded as needed. */
-  static SourceImage openSource(ImageReference ref, RegistryClient client, Path scratchRoot) throws IOException {
+  /**
+   * Opens a source image: a local layout, or a registry image whose layers are downloaded as
+   * needed.
+   */
+  static SourceImage openSource(ImageReference ref, RegistryClient client, Path scratchRoot)
+      throws IOException {
     RegistryConfig c = client.config();
     if (ref instanceof ImageReference.OciLayout oci) {
       return OciLayoutSourceImage.open(oci.dir(), oci.tag(), c.platform());

@@ -14,63 +14,107 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code lazypull daemon}: serve the kernel's requests for lazily mounted images through the chosen front end. */
-@Command(name = "daemon", mixinStandardHelpOptions = true,
-    description = "Serve lazily mounted EROFS images (see `lazypull mount`): cachefiles on-demand requests "
-        + "(fscache front end) or fanotify pre-content events on the host cache's files (fanotify front end).")
+/**
+ * {@code lazypull daemon}: serve the kernel's requests for lazily mounted images through the chosen
+ * front end.
+ */
+@Command(
+    name = "daemon",
+    mixinStandardHelpOptions = true,
+    description =
+        "Serve lazily mounted EROFS images (see `lazypull mount`): cachefiles on-demand requests "
+            + "(fscache front end) or fanotify pre-content events on the host cache's files (fanotify front end).")
 final class DaemonCommand implements Callable<Integer> {
-  @Option(names = "--config", paramLabel = "FILE",
-      description = "TOML config file (default: /etc/lazypull/config.toml if it exists); flags override it.")
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description =
+          "TOML config file (default: /etc/lazypull/config.toml if it exists); flags override it.")
   Path config;
 
-  @Option(names = "--cache-dir", paramLabel = "DIR",
-      description = "Cache root, on ext4/xfs/btrfs: the kernel's cachefiles files (fscache/), blob files "
-          + "shared with every lazypull process (blobs/) (default: /var/cache/lazypull).")
+  @Option(
+      names = "--cache-dir",
+      paramLabel = "DIR",
+      description =
+          "Cache root, on ext4/xfs/btrfs: the kernel's cachefiles files (fscache/), blob files "
+              + "shared with every lazypull process (blobs/) (default: /var/cache/lazypull).")
   Path cacheDir;
 
-  @Option(names = "--state-dir", paramLabel = "DIR",
+  @Option(
+      names = "--state-dir",
+      paramLabel = "DIR",
       description = "Where the image catalog is kept (default: /var/lib/lazypull).")
   Path stateDir;
 
-  @Option(names = "--socket", paramLabel = "PATH",
+  @Option(
+      names = "--socket",
+      paramLabel = "PATH",
       description = "Control socket (default: " + SocketOption.DEFAULT + ").")
   Path socket;
 
   @Mixin FetchOptions fetch = new FetchOptions();
 
-  @Option(names = "--readahead", paramLabel = "SIZE", converter = Units.SizeConverter.class,
+  @Option(
+      names = "--readahead",
+      paramLabel = "SIZE",
+      converter = Units.SizeConverter.class,
       description = "Largest sequential read-ahead window per blob; 0 disables (default: 64M).")
   Long readAhead;
 
-  @Option(names = "--read-timeout", paramLabel = "DURATION", converter = Units.DurationConverter.class,
+  @Option(
+      names = "--read-timeout",
+      paramLabel = "DURATION",
+      converter = Units.DurationConverter.class,
       description = "A kernel READ not served within this is failed with EIO (default: 30s).")
   Duration readTimeout;
 
-  @Option(names = "--cache-budget", paramLabel = "SIZE", converter = Units.SizeConverter.class,
-      description = "Cull least-recently-used, unmounted cache files beyond this size (default: 0 = no limit).")
+  @Option(
+      names = "--cache-budget",
+      paramLabel = "SIZE",
+      converter = Units.SizeConverter.class,
+      description =
+          "Cull least-recently-used, unmounted cache files beyond this size (default: 0 = no limit).")
   Long cacheBudget;
 
-  @Option(names = "--metrics", paramLabel = "HOST:PORT",
-      description = "Serve Prometheus metrics on http://HOST:PORT/metrics (loopback only; default: off).")
+  @Option(
+      names = "--metrics",
+      paramLabel = "HOST:PORT",
+      description =
+          "Serve Prometheus metrics on http://HOST:PORT/metrics (loopback only; default: off).")
   String metrics;
 
-  @Option(names = "--frontend", paramLabel = "auto|fscache|fanotify",
-      description = "How the kernel asks for missing data: fscache (cachefiles on-demand mode, kernels <= 7.1 built "
-          + "with it), fanotify (pre-content events on file-backed EROFS mounts, kernels >= 6.14), or auto: fscache "
-          + "where it works, else fanotify (default: auto).")
+  @Option(
+      names = "--frontend",
+      paramLabel = "auto|fscache|fanotify",
+      description =
+          "How the kernel asks for missing data: fscache (cachefiles on-demand mode, kernels <= 7.1 built "
+              + "with it), fanotify (pre-content events on file-backed EROFS mounts, kernels >= 6.14), or auto: fscache "
+              + "where it works, else fanotify (default: auto).")
   String frontend;
 
-  @Option(names = "--cache-tag", paramLabel = "TAG", description = "fscache cache tag (default: lazypull).")
+  @Option(
+      names = "--cache-tag",
+      paramLabel = "TAG",
+      description = "fscache cache tag (default: lazypull).")
   String cacheTag;
 
-  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
-      + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
+  @Option(
+      names = "--plain-http",
+      description =
+          "Talk plain HTTP (no TLS) to every registry; for loopback or "
+              + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
   boolean plainHttp;
 
-  @Option(names = "--devnode", paramLabel = "PATH", defaultValue = KernelDevnode.PATH, hidden = true)
+  @Option(
+      names = "--devnode",
+      paramLabel = "PATH",
+      defaultValue = KernelDevnode.PATH,
+      hidden = true)
   String devnodePath;
 
-  @Option(names = "--log-level", paramLabel = "LEVEL",
+  @Option(
+      names = "--log-level",
+      paramLabel = "LEVEL",
       description = "error, warn, info, debug or trace (default: info).")
   String logLevel;
 
@@ -80,7 +124,8 @@ final class DaemonCommand implements Callable<Integer> {
     RegistryConfig registryConfig;
     try {
       settings = Settings.resolve(this, ConfigFile.load(config));
-      registryConfig = RegistryConfig.from(settings.file().section("registry")).withPlainHttp(plainHttp);
+      registryConfig =
+          RegistryConfig.from(settings.file().section("registry")).withPlainHttp(plainHttp);
     } catch (ConfigException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 2;
@@ -88,7 +133,11 @@ final class DaemonCommand implements Callable<Integer> {
     Logging.configure(settings.logLevel());
     Daemon daemon;
     try {
-      daemon = Daemon.builder(settings.daemon()).registry(registryConfig).devnodePath(devnodePath).start();
+      daemon =
+          Daemon.builder(settings.daemon())
+              .registry(registryConfig)
+              .devnodePath(devnodePath)
+              .start();
     } catch (SetupException e) {
       System.err.println("lazypull daemon: " + e.getMessage());
       return 1;

@@ -16,8 +16,8 @@ import dev.lazypull.erofs.Superblock;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
-import java.util.Locale;
 import dev.lazypull.registry.RegistryClient;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -25,13 +25,19 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code lazypull inspect IMAGE}: manifest, bootstrap superblock, file system summary (inodes, files, chunks,
- * dedup ratio; from a walk of the bootstrap read by range), device table, blobs and chunk digest tables.
+ * {@code lazypull inspect IMAGE}: manifest, bootstrap superblock, file system summary (inodes,
+ * files, chunks, dedup ratio; from a walk of the bootstrap read by range), device table, blobs and
+ * chunk digest tables.
  */
-@Command(name = "inspect", mixinStandardHelpOptions = true,
+@Command(
+    name = "inspect",
+    mixinStandardHelpOptions = true,
     description = "Show an image's manifest, bootstrap summary, device table and blobs.")
 final class InspectCommand implements Callable<Integer> {
-  @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
+  @Parameters(
+      index = "0",
+      paramLabel = "IMAGE",
+      description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
 
   @Option(names = "--json", description = "Machine-readable output.")
@@ -55,8 +61,11 @@ final class InspectCommand implements Callable<Integer> {
     Superblock sb = header.superblock();
     ImageSummary summary = null;
     try {
-      summary = ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
-    } catch (ErofsFormatException e) { // a malformed or unsupported bootstrap: the rest is still worth showing
+      summary =
+          ImageSummary.of(ErofsReader.open(new BlobByteSource(source.blobs(), img.bootstrap())));
+    } catch (
+        ErofsFormatException
+            e) { // a malformed or unsupported bootstrap: the rest is still worth showing
       System.err.println("lazypull inspect: cannot summarize the bootstrap: " + e.getMessage());
     }
     if (json) {
@@ -81,8 +90,12 @@ final class InspectCommand implements Callable<Integer> {
       ArrayNode devices = out.putArray("devices");
       for (int i = 0; i < header.devices().size(); i++) {
         DeviceSlot d = header.devices().get(i);
-        ObjectNode o = devices.addObject().put("tag", d.tag()).put("blocks", d.blocks())
-            .put("mappedBlkaddr", d.mappedBlkaddr());
+        ObjectNode o =
+            devices
+                .addObject()
+                .put("tag", d.tag())
+                .put("blocks", d.blocks())
+                .put("mappedBlkaddr", d.mappedBlkaddr());
         if (i < img.blobs().size()) {
           Descriptor blob = img.blobs().get(i);
           o.put("compression", LazyImage.isCompressed(blob) ? "zstd" : "none");
@@ -99,9 +112,16 @@ final class InspectCommand implements Callable<Integer> {
     System.out.println("manifest:     " + img.manifestDigest());
     System.out.println("default fsid: " + record.fsid());
     System.out.println("mount with:   -o " + record.mountOptions());
-    System.out.printf("bootstrap:    %s  %s%n", img.bootstrap().digest(), Units.human(img.bootstrap().size()));
-    System.out.printf("superblock:   block size %d, %d inodes, %d blocks, root nid %d, compat 0x%x, incompat 0x%x%n",
-        sb.blockSize(), sb.inodes(), sb.blocks(), sb.rootNid(), sb.featureCompat(), sb.featureIncompat());
+    System.out.printf(
+        "bootstrap:    %s  %s%n", img.bootstrap().digest(), Units.human(img.bootstrap().size()));
+    System.out.printf(
+        "superblock:   block size %d, %d inodes, %d blocks, root nid %d, compat 0x%x, incompat 0x%x%n",
+        sb.blockSize(),
+        sb.inodes(),
+        sb.blocks(),
+        sb.rootNid(),
+        sb.featureCompat(),
+        sb.featureIncompat());
     if (summary != null) {
       printSummary(summary);
     }
@@ -109,16 +129,24 @@ final class InspectCommand implements Callable<Integer> {
     for (int i = 0; i < header.devices().size(); i++) {
       DeviceSlot d = header.devices().get(i);
       Descriptor blob = img.blobs().get(i);
-      System.out.printf("  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n", i + 1, blob.digest(),
+      System.out.printf(
+          "  device %d: blob %s  %s  tag %s  blocks %d  mapped_blkaddr %d%n",
+          i + 1,
+          blob.digest(),
           sizes(blob.size(), img.deviceSize(i), LazyImage.isCompressed(blob)),
-          d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)", d.blocks(), d.mappedBlkaddr());
+          d.isTagged() ? "'" + d.tag() + "'" : "(none: mount with device=)",
+          d.blocks(),
+          d.mappedBlkaddr());
       Descriptor table = img.chunkTable(i);
       if (table != null) {
-        System.out.printf("            chunk digests %s  %s%n", table.digest(), Units.human(table.size()));
+        System.out.printf(
+            "            chunk digests %s  %s%n", table.digest(), Units.human(table.size()));
       }
     }
     if (!img.blobs().isEmpty()) {
-      System.out.println("file data:    " + sizes(storedBytes(img), uncompressedBytes(img), img.hasCompressedBlobs()));
+      System.out.println(
+          "file data:    "
+              + sizes(storedBytes(img), uncompressedBytes(img), img.hasCompressedBlobs()));
     }
     System.out.println("total:        " + Units.human(record.totalBytes()) + " stored");
     return 0;
@@ -127,11 +155,17 @@ final class InspectCommand implements Callable<Integer> {
   /** "12.0 MiB stored, zstd of 25.0 MiB (48%)", or just the size of a raw blob. */
   private static String sizes(long stored, long uncompressed, boolean compressed) {
     if (!compressed) {
-      return Units.human(stored) + (stored == uncompressed ? "" : " stored, " + Units.human(uncompressed)
-          + " uncompressed");
+      return Units.human(stored)
+          + (stored == uncompressed
+              ? ""
+              : " stored, " + Units.human(uncompressed) + " uncompressed");
     }
-    return String.format(Locale.ROOT, "%s stored, zstd of %s uncompressed (%.0f%%)", Units.human(stored),
-        Units.human(uncompressed), uncompressed == 0 ? 100.0 : 100.0 * stored / uncompressed);
+    return String.format(
+        Locale.ROOT,
+        "%s stored, zstd of %s uncompressed (%.0f%%)",
+        Units.human(stored),
+        Units.human(uncompressed),
+        uncompressed == 0 ? 100.0 : 100.0 * stored / uncompressed);
   }
 
   private static long storedBytes(LazyImage img) {
@@ -160,15 +194,28 @@ final class InspectCommand implements Callable<Integer> {
   }
 
   private static void printSummary(ImageSummary s) {
-    System.out.printf("files:        %d inodes (%d directories, %d regular files, %d symlinks, %d other), %d paths, "
-        + "%s of file data%n", s.inodes(), s.directories(), s.regularFiles(), s.symlinks(), s.otherFiles(),
-        s.paths(), Units.human(s.fileBytes()));
-    System.out.printf(Locale.ROOT, "chunks:       %d referenced, %d stored, %d holes, chunk size %s, dedup ratio "
-        + "%.2f%n", s.chunks(), s.uniqueChunks(), s.holes(), s.chunkSize() == 0 ? "-" : Units.human(s.chunkSize()),
+    System.out.printf(
+        "files:        %d inodes (%d directories, %d regular files, %d symlinks, %d other), %d paths, "
+            + "%s of file data%n",
+        s.inodes(),
+        s.directories(),
+        s.regularFiles(),
+        s.symlinks(),
+        s.otherFiles(),
+        s.paths(),
+        Units.human(s.fileBytes()));
+    System.out.printf(
+        Locale.ROOT,
+        "chunks:       %d referenced, %d stored, %d holes, chunk size %s, dedup ratio " + "%.2f%n",
+        s.chunks(),
+        s.uniqueChunks(),
+        s.holes(),
+        s.chunkSize() == 0 ? "-" : Units.human(s.chunkSize()),
         s.dedupRatio());
     if (s.compressedFiles() > 0) {
-      System.out.printf("compressed:   %d files compressed by EROFS (mkfs.erofs -z), %s stored%n", s.compressedFiles(),
-          Units.human(s.compressedStoredBytes()));
+      System.out.printf(
+          "compressed:   %d files compressed by EROFS (mkfs.erofs -z), %s stored%n",
+          s.compressedFiles(), Units.human(s.compressedStoredBytes()));
     }
   }
 }

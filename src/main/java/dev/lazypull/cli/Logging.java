@@ -43,7 +43,8 @@ final class Logging {
       case "error":
         return Level.SEVERE;
       default:
-        throw new IllegalArgumentException("log level must be error, warn, info, debug or trace: " + level);
+        throw new IllegalArgumentException(
+            "log level must be error, warn, info, debug or trace: " + level);
     }
   }
 
@@ -55,11 +56,16 @@ final class Logging {
     public String format(LogRecord r) {
       String name = r.getLoggerName() == null ? "" : r.getLoggerName();
       String shortName = name.substring(name.lastIndexOf('.') + 1);
-      StringBuilder b = new StringBuilder(128)
-          .append(LocalTime.now().format(TIME)).append(' ')
-          .append(r.getLevel().getName()).append(' ')
-          .append(shortName).append(": ")
-          .append(formatMessage(r)).append('\n');
+      StringBuilder b =
+          new StringBuilder(128)
+              .append(LocalTime.now().format(TIME))
+              .append(' ')
+              .append(r.getLevel().getName())
+              .append(' ')
+              .append(shortName)
+              .append(": ")
+              .append(formatMessage(r))
+              .append('\n');
       if (r.getThrown() != null && Logger.getLogger("dev.lazypull").isLoggable(Level.FINE)) {
         StringWriter sw = new StringWriter();
         r.getThrown().printStackTrace(new PrintWriter(sw));

@@ -9,8 +9,9 @@ import picocli.CommandLine.Command;
     name = "lazypull",
     mixinStandardHelpOptions = true,
     versionProvider = Main.VersionProvider.class,
-    description = "Start EROFS images before they are downloaded: serve cachefiles on-demand READs (fscache "
-        + "mode) or an NBD export from OCI registries and layouts.",
+    description =
+        "Start EROFS images before they are downloaded: serve cachefiles on-demand READs (fscache "
+            + "mode) or an NBD export from OCI registries and layouts.",
     subcommands = {
       DaemonCommand.class,
       MountCommand.class,
@@ -18,6 +19,8 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       InspectCommand.class,
       ImportCommand.class,
+      SnapshotCommand.class,
+      ForkCommand.class,
       PackCommand.class,
       ConvertCommand.class,
       IndexCommand.class,
@@ -26,6 +29,8 @@ import picocli.CommandLine.Command;
       GcCommand.class,
       EvictCommand.class,
       CopyCommand.class,
+      SnapshotterCommand.class,
+      PullCommand.class,
       ProfileCommand.class,
       CommandLine.HelpCommand.class
     })
@@ -44,13 +49,19 @@ public final class Main implements Runnable {
   /** Runs a command line and returns the exit code (for tests). */
   public static int run(String... args) {
     CommandLine cl = new CommandLine(new Main());
-    cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      cmd.getErr().println("lazypull " + cmd.getCommandName() + ": " + (e.getMessage() == null ? e : e.getMessage()));
-      if (System.getenv("LAZYPULL_DEBUG") != null) {
-        e.printStackTrace(cmd.getErr());
-      }
-      return 1;
-    });
+    cl.setExecutionExceptionHandler(
+        (e, cmd, parsed) -> {
+          cmd.getErr()
+              .println(
+                  "lazypull "
+                      + cmd.getCommandName()
+                      + ": "
+                      + (e.getMessage() == null ? e : e.getMessage()));
+          if (System.getenv("LAZYPULL_DEBUG") != null) {
+            e.printStackTrace(cmd.getErr());
+          }
+          return 1;
+        });
     return cl.execute(args);
   }
 

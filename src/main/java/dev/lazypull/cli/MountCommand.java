@@ -7,6 +7,7 @@ import dev.lazypull.fscache.CacheBinder;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -16,48 +17,75 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code lazypull mount IMAGE MOUNTPOINT}: register with the daemon, which says how to mount the image with its
- * front end (fscache: {@code none} with {@code fsid=}; fanotify: the bootstrap file with {@code device=} data
- * files, prepared and marked first), then mount(2) here, in the caller's mount namespace.
+ * {@code lazypull mount IMAGE MOUNTPOINT}: register with the daemon, which says how to mount the
+ * image with its front end (fscache: {@code none} with {@code fsid=}; fanotify: the bootstrap file
+ * with {@code device=} data files, prepared and marked first), then mount(2) here, in the caller's
+ * mount namespace.
  */
-@Command(name = "mount", mixinStandardHelpOptions = true,
-    description = "Register IMAGE with the running daemon and mount it lazily at MOUNTPOINT (fscache mode: "
-        + "mount -t erofs none MOUNTPOINT -o fsid=…; fanotify mode: an EROFS file-backed mount of the image's "
-        + "cached bootstrap, its data files filled on demand).")
+@Command(
+    name = "mount",
+    mixinStandardHelpOptions = true,
+    description =
+        "Register IMAGE with the running daemon and mount it lazily at MOUNTPOINT (fscache mode: "
+            + "mount -t erofs none MOUNTPOINT -o fsid=…; fanotify mode: an EROFS file-backed mount of the image's "
+            + "cached bootstrap, its data files filled on demand).")
 final class MountCommand implements Callable<Integer> {
   @Mixin SocketOption socket;
 
-  @Option(names = "--fsid", paramLabel = "ID", description = "fsid to mount with (default: derived from the "
-      + "image's manifest digest, so the same image reuses its cache).")
+  @Option(
+      names = "--fsid",
+      paramLabel = "ID",
+      description =
+          "fsid to mount with (default: derived from the "
+              + "image's manifest digest, so the same image reuses its cache).")
   String fsid;
 
-  @Option(names = "--domain", paramLabel = "ID", description = "Shared domain_id: images mounted in one domain "
-      + "share one cache file per common blob.")
+  @Option(
+      names = "--domain",
+      paramLabel = "ID",
+      description =
+          "Shared domain_id: images mounted in one domain "
+              + "share one cache file per common blob.")
   String domain;
 
-  @Option(names = "--prefetch", paramLabel = "none|all|profile",
-      description = "What to prefetch whenever this image is mounted (default: the daemon's policy).")
+  @Option(
+      names = "--prefetch",
+      paramLabel = "none|all|profile",
+      description =
+          "What to prefetch whenever this image is mounted (default: the daemon's policy).")
   String prefetch;
 
   @Option(names = "--replace", description = "Rebind an fsid already registered for another image.")
   boolean replace;
 
-  @Option(names = "--plain-http", description = "The daemon talks plain HTTP (no TLS) to this image's registry, for "
-      + "this image and after a daemon restart too (kept with the image). Loopback registries (localhost, "
-      + "127.0.0.0/8, ::1) need no flag: plain HTTP is used when they do not speak TLS.")
+  @Option(
+      names = "--plain-http",
+      description =
+          "The daemon talks plain HTTP (no TLS) to this image's registry, for "
+              + "this image and after a daemon restart too (kept with the image). Loopback registries (localhost, "
+              + "127.0.0.0/8, ::1) need no flag: plain HTTP is used when they do not speak TLS.")
   boolean plainHttp;
 
-  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
-      description = "Which image of a multi-platform index the daemon mounts (default: the daemon's "
-          + "registry.platform, linux/amd64).")
+  @Option(
+      names = "--platform",
+      paramLabel = "OS/ARCH[/VARIANT]",
+      description =
+          "Which image of a multi-platform index the daemon mounts (default: the daemon's "
+              + "registry.platform, linux/amd64).")
   String platform;
 
-  @Option(names = "--index-locally", description = "An ordinary OCI image (gzip or tar layers) without a lazypull "
-      + "index: the daemon reads its layers once and builds the index on this host (kept in its local index store) "
-      + "instead of refusing it. Without it such an image must be indexed first: `lazypull index IMAGE --push`.")
+  @Option(
+      names = "--index-locally",
+      description =
+          "An ordinary OCI image (gzip or tar layers) without a lazypull "
+              + "index: the daemon reads its layers once and builds the index on this host (kept in its local index store) "
+              + "instead of refusing it. Without it such an image must be indexed first: `lazypull index IMAGE --push`.")
   boolean indexLocally;
 
-  @Parameters(index = "0", paramLabel = "IMAGE", description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
+  @Parameters(
+      index = "0",
+      paramLabel = "IMAGE",
+      description = "oci:DIR[:TAG] or HOST/REPO[:TAG|@DIGEST].")
   String image;
 
   @Parameters(index = "1", paramLabel = "MOUNTPOINT")
@@ -96,11 +124,19 @@ final class MountCommand implements Callable<Integer> {
     String options = mount.path("options").asText();
     String frontend = mount.path("frontend").asText("fscache");
     try {
-      Posix.mount(source, mountpoint.toAbsolutePath().toString(), "erofs", Posix.MS_RDONLY, options);
+      Posix.mount(
+          source, mountpoint.toAbsolutePath().toString(), "erofs", Posix.MS_RDONLY, options);
     } catch (ErrnoException e) {
-      System.err.println("lazypull mount: mount -t erofs " + source + " " + mountpoint + " -o " + options
-          + " failed: " + Errno.describe(e.errno()) + (frontend.equals("fanotify")
-              ? explainFileBacked(e.errno()) : explain(e.errno())));
+      System.err.println(
+          "lazypull mount: mount -t erofs "
+              + source
+              + " "
+              + mountpoint
+              + " -o "
+              + options
+              + " failed: "
+              + Errno.describe(e.errno())
+              + (frontend.equals("fanotify") ? explainFileBacked(e.errno()) : explain(e.errno())));
       if (frontend.equals("fanotify")) { // let the daemon stop serving what nobody mounts
         ObjectNode failed = ControlClient.request("unmounted");
         client.call(registered == null ? failed : failed.put("fsid", registered));
@@ -108,9 +144,10 @@ final class MountCommand implements Callable<Integer> {
       return 1;
     }
     if (frontend.equals("fanotify") && registered != null) {
-      try { // the daemon keeps a prepared image until its mount is made; then an umount releases it at once
+      try { // the daemon keeps a prepared image until its mount is made; then an umount releases it
+        // at once
         client.call(ControlClient.request("mounted").put("fsid", registered));
-      } catch (java.io.IOException e) { // a daemon without the op releases after its grace period
+      } catch (IOException e) { // a daemon without the op releases after its grace period
       }
     }
     System.out.println("mounted " + image + " at " + mountpoint + " (" + frontend + ")");
@@ -136,8 +173,10 @@ final class MountCommand implements Callable<Integer> {
         return "; the kernel has no erofs filesystem (modprobe erofs)";
       case Errno.EINVAL:
         return "; the kernel rejected the options: erofs may lack fscache mode ("
-            + CacheBinder.describeMissingOptions() + "), or the image's device count does not match; "
-            + "see `dmesg`. " + CacheBinder.NBD_HINT;
+            + CacheBinder.describeMissingOptions()
+            + "), or the image's device count does not match; "
+            + "see `dmesg`. "
+            + CacheBinder.NBD_HINT;
       case Errno.EBUSY:
       case Errno.EEXIST:
         return "; this fsid (or volume) is already mounted; mount the image once, or use --domain to share blobs";

@@ -5,8 +5,8 @@ import java.io.PrintStream;
 import java.util.Locale;
 
 /**
- * Shows a build's progress on stderr: on a terminal ({@code System.console() != null}) one live line redrawn
- * a few times a second plus stage lines; otherwise (logs, pipes, CI) stage lines only.
+ * Shows a build's progress on stderr: on a terminal ({@code System.console() != null}) one live
+ * line redrawn a few times a second plus stage lines; otherwise (logs, pipes, CI) stage lines only.
  */
 final class ProgressDisplay implements AutoCloseable {
   private final PrintStream err = System.err;
@@ -56,9 +56,14 @@ final class ProgressDisplay implements AutoCloseable {
 
   private String line() {
     long pushed = progress.bytesPushed.get();
-    return String.format(Locale.ROOT, "%d entries, %s hashed, %s stored in %d chunks (%d deduplicated)%s",
-        progress.files.get(), Units.human(progress.bytesHashed.get()), Units.human(progress.bytesStored.get()),
-        progress.chunksStored.get(), progress.chunksDeduplicated.get(),
+    return String.format(
+        Locale.ROOT,
+        "%d entries, %s hashed, %s stored in %d chunks (%d deduplicated)%s",
+        progress.files.get(),
+        Units.human(progress.bytesHashed.get()),
+        Units.human(progress.bytesStored.get()),
+        progress.chunksStored.get(),
+        progress.chunksDeduplicated.get(),
         pushed > 0 ? ", " + Units.human(pushed) + " pushed" : "");
   }
 

@@ -1,36 +1,46 @@
 package dev.lazypull.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lazypull.app.Sources;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import dev.lazypull.config.ConfigNode;
-import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.Platform;
+import dev.lazypull.registry.RegistryClient;
 import dev.lazypull.registry.RegistryConfig;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /**
- * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}, {@code pack},
- * {@code convert}, {@code profile}, {@code prefetch --standalone}): the config
- * file's {@code [registry]} table, overridden by {@code --plain-http} and {@code --platform}. Commands that hand an
- * image to the daemon ({@code mount}, {@code prefetch}) send {@code --plain-http} and {@code --platform} along
- * with it ({@link #putPull}); the daemon reads its own config file.
+ * Registry flags of the commands that open images themselves ({@code inspect}, {@code copy}, {@code
+ * pack}, {@code convert}, {@code profile}, {@code prefetch --standalone}): the config file's {@code
+ * [registry]} table, overridden by {@code --plain-http} and {@code --platform}. Commands that hand
+ * an image to the daemon ({@code mount}, {@code prefetch}) send {@code --plain-http} and {@code
+ * --platform} along with it ({@link #putPull}); the daemon reads its own config file.
  */
 final class RegistryOptions {
-  @Option(names = "--config", paramLabel = "FILE",
-      description = "TOML config file for the [registry] settings (default: /etc/lazypull/config.toml if it "
-          + "exists).")
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description =
+          "TOML config file for the [registry] settings (default: /etc/lazypull/config.toml if it "
+              + "exists).")
   Path config;
 
-  @Option(names = "--plain-http", description = "Talk plain HTTP (no TLS) to every registry; for loopback or "
-      + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
+  @Option(
+      names = "--plain-http",
+      description =
+          "Talk plain HTTP (no TLS) to every registry; for loopback or "
+              + "test registries. Per-host: plain_http in a [[registry.host]] entry.")
   boolean plainHttp;
 
-  @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
-      description = "Which image of a multi-platform index to use (default: registry.platform, linux/amd64).")
+  @Option(
+      names = "--platform",
+      paramLabel = "OS/ARCH[/VARIANT]",
+      description =
+          "Which image of a multi-platform index to use (default: registry.platform, linux/amd64).")
   String platform;
 
   /** The effective registry settings. */
@@ -47,8 +57,10 @@ final class RegistryOptions {
     file.allowOnly(Settings.TOP_LEVEL);
     ConfigNode table = file.section("registry");
     RegistryConfig c = RegistryConfig.from(table).withPlainHttp(plainHttp);
-    String chosen = platform != null ? platform
-        : table.string("platform", null) == null ? fallbackPlatform : null;
+    String chosen =
+        platform != null
+            ? platform
+            : table.string("platform", null) == null ? fallbackPlatform : null;
     if (chosen != null) {
       try {
         c = c.withPlatform(chosen);
@@ -88,6 +100,6 @@ final class RegistryOptions {
 
   /** Local layouts and, through {@code client}, registry references. */
   static ImageSources sources(RegistryClient client) {
-    return dev.lazypull.app.Sources.over(client);
+    return Sources.over(client);
   }
 }

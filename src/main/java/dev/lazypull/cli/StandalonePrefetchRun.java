@@ -11,12 +11,14 @@ import java.io.IOException;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
- * {@code lazypull prefetch IMAGE --standalone}: the command's side of {@link StandalonePrefetch} — settings from
- * the {@code [nbd]} table (the host cache and fetch settings), progress on the terminal, a summary line, the
- * exit status. Blocks until done.
+ * {@code lazypull prefetch IMAGE --standalone}: the command's side of {@link StandalonePrefetch} —
+ * settings from the {@code [nbd]} table (the host cache and fetch settings), progress on the
+ * terminal, a summary line, the exit status. Blocks until done.
  */
 final class StandalonePrefetchRun {
   private StandalonePrefetchRun() {}
@@ -26,7 +28,8 @@ final class StandalonePrefetchRun {
     RegistryConfig rc;
     try {
       ConfigNode file = ConfigFile.load(c.registry.config);
-      NbdCommand flags = new NbdCommand(); // the [nbd] table decides the cache dir and fetch settings
+      NbdCommand flags =
+          new NbdCommand(); // the [nbd] table decides the cache dir and fetch settings
       flags.cacheDir = c.cacheDir;
       s = NbdSettings.resolve(flags, file);
       rc = c.registry.registryConfig();
@@ -44,7 +47,8 @@ final class StandalonePrefetchRun {
     }
     try (p) {
       if (p.matched().files() > 0) {
-        System.out.println("matched " + p.matched().files() + " files, " + Units.human(p.matched().bytes()));
+        System.out.println(
+            "matched " + p.matched().files() + " files, " + Units.human(p.matched().bytes()));
       }
       return fetch(c.image, p.prefetch(), p.stats(), p.cacheDir().toString());
     }
@@ -61,7 +65,7 @@ final class StandalonePrefetchRun {
     while (!done.isDone()) {
       try { // progress: woken by the end, or every tick to redraw
         done.get(terminal ? 250 : 100, TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+      } catch (TimeoutException | ExecutionException e) {
         // not done yet (a failed range is listed by errors())
       }
       long now = System.nanoTime();
@@ -77,9 +81,16 @@ final class StandalonePrefetchRun {
       System.out.println();
     }
     long fetched = stats.bytesFetched.sum();
-    System.out.printf(Locale.ROOT, "fetched %s in %.1f s (%.0f MiB/s) into %s%s%n", Units.human(fetched), secs,
-        fetched / 1048576.0 / Math.max(secs, 1e-3), cacheDir,
-        stats.chunksVerified.sum() > 0 ? ", " + stats.chunksVerified.sum() + " chunks verified" : "");
+    System.out.printf(
+        Locale.ROOT,
+        "fetched %s in %.1f s (%.0f MiB/s) into %s%s%n",
+        Units.human(fetched),
+        secs,
+        fetched / 1048576.0 / Math.max(secs, 1e-3),
+        cacheDir,
+        stats.chunksVerified.sum() > 0
+            ? ", " + stats.chunksVerified.sum() + " chunks verified"
+            : "");
     List<String> errors = prefetch.errors();
     for (String e : errors) {
       System.err.println("lazypull prefetch: " + e);

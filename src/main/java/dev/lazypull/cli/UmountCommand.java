@@ -2,8 +2,8 @@ package dev.lazypull.cli;
 
 import dev.lazypull.control.ControlClient;
 import dev.lazypull.sys.ErrnoException;
-import java.io.IOException;
 import dev.lazypull.sys.Posix;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -12,15 +12,21 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code lazypull umount MOUNTPOINT}. The image stays registered, so a later mount reuses its cache; the daemon is
- * told, so it stops serving (in fanotify mode: watching) what no mount uses any more.
+ * {@code lazypull umount MOUNTPOINT}. The image stays registered, so a later mount reuses its
+ * cache; the daemon is told, so it stops serving (in fanotify mode: watching) what no mount uses
+ * any more.
  */
-@Command(name = "umount", mixinStandardHelpOptions = true,
-    description = "Unmount a lazypull mount. The image stays registered; its cached data stays on disk.")
+@Command(
+    name = "umount",
+    mixinStandardHelpOptions = true,
+    description =
+        "Unmount a lazypull mount. The image stays registered; its cached data stays on disk.")
 final class UmountCommand implements Callable<Integer> {
   @Mixin SocketOption socket;
 
-  @Option(names = {"-l", "--lazy"}, description = "Detach now, clean up when no longer busy (MNT_DETACH).")
+  @Option(
+      names = {"-l", "--lazy"},
+      description = "Detach now, clean up when no longer busy (MNT_DETACH).")
   boolean lazy;
 
   @Parameters(index = "0", paramLabel = "MOUNTPOINT")
@@ -36,7 +42,9 @@ final class UmountCommand implements Callable<Integer> {
     }
     try {
       new ControlClient(socket.socket).call(ControlClient.request("unmounted"));
-    } catch (IOException e) { // no daemon: nothing to tell; it releases unmounted images itself when it runs
+    } catch (
+        IOException
+            e) { // no daemon: nothing to tell; it releases unmounted images itself when it runs
     }
     return 0;
   }

@@ -1,13 +1,13 @@
 package dev.lazypull.cli;
 
-import java.time.Duration;
 import dev.lazypull.config.ConfigNode;
+import java.time.Duration;
 import java.util.Locale;
 import picocli.CommandLine;
 
 /**
- * Sizes ({@code 1M}, {@code 4MiB}, {@code 65536}) and durations ({@code 30s}, {@code 500ms}, {@code 2m}) on the
- * command line, parsed exactly as in the config file.
+ * Sizes ({@code 1M}, {@code 4MiB}, {@code 65536}) and durations ({@code 30s}, {@code 500ms}, {@code
+ * 2m}) on the command line, parsed exactly as in the config file.
  */
 final class Units {
   private Units() {}

@@ -3,9 +3,9 @@ package dev.lazypull.compress;
 import java.util.Locale;
 
 /**
- * How the chunks of a data blob are stored (docs/format.md): {@link #NONE} raw (chunk digest table version 1),
- * {@link #ZSTD} one independent zstd frame per chunk (table version 2). The code is what a version 2 table
- * records.
+ * How the chunks of a data blob are stored (docs/format.md): {@link #NONE} raw (chunk digest table
+ * version 1), {@link #ZSTD} one independent zstd frame per chunk (table version 2). The code is
+ * what a version 2 table records.
  */
 public enum Compression {
   NONE("none", 0),
@@ -29,7 +29,10 @@ public enum Compression {
     return code;
   }
 
-  /** Parses a {@code --compression} value ("zstd", "none"); anything else is an IllegalArgumentException. */
+  /**
+   * Parses a {@code --compression} value ("zstd", "none"); anything else is an
+   * IllegalArgumentException.
+   */
   public static Compression parse(String text) {
     String t = text.trim().toLowerCase(Locale.ROOT);
     for (Compression c : values()) {

@@ -8,8 +8,9 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
- * Reads the TOML config file (docs/config.md) into a {@link ConfigNode} tree. A missing file at the default
- * path means "all defaults"; a missing file given explicitly, or one that does not parse, is an error.
+ * Reads the TOML config file (docs/config.md) into a {@link ConfigNode} tree. A missing file at the
+ * default path means "all defaults"; a missing file given explicitly, or one that does not parse,
+ * is an error.
  */
 public final class ConfigFile {
   public static final Path DEFAULT_PATH = Path.of("/etc/lazypull/config.toml");
@@ -18,8 +19,8 @@ public final class ConfigFile {
   private ConfigFile() {}
 
   /**
-   * The file a {@code --config} flag names ({@code flag}, which must exist), else {@link #DEFAULT_PATH} if it
-   * exists, else an empty config.
+   * The file a {@code --config} flag names ({@code flag}, which must exist), else {@link
+   * #DEFAULT_PATH} if it exists, else an empty config.
    */
   public static ConfigNode load(Path flag) throws ConfigException {
     return flag != null ? load(flag, true) : load(DEFAULT_PATH, false);

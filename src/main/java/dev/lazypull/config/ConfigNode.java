@@ -2,17 +2,20 @@ package dev.lazypull.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
- * One table of the config file, with typed getters that name the key (as {@code section.key}) and the file in
- * every error. Each consumer declares the keys it knows with {@link #allowOnly}; anything else is refused, so
- * a typo never silently falls back to a default.
+ * One table of the config file, with typed getters that name the key (as {@code section.key}) and
+ * the file in every error. Each consumer declares the keys it knows with {@link #allowOnly};
+ * anything else is refused, so a typo never silently falls back to a default.
  */
 public final class ConfigNode {
   private final JsonNode node;
@@ -48,13 +51,15 @@ public final class ConfigNode {
       return this;
     }
     if (!node.isObject()) {
-      throw new ConfigException(file + ": " + (path.isEmpty() ? "the file" : path) + " must be a table");
+      throw new ConfigException(
+          file + ": " + (path.isEmpty() ? "the file" : path) + " must be a table");
     }
     Set<String> ok = Set.of(allowed);
     for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
       String k = it.next();
       if (!ok.contains(k)) {
-        throw new ConfigException(file + ": unknown key " + key(k) + " (known: " + String.join(", ", allowed) + ")");
+        throw new ConfigException(
+            file + ": unknown key " + key(k) + " (known: " + String.join(", ", allowed) + ")");
       }
     }
     return this;
@@ -160,7 +165,8 @@ public final class ConfigNode {
       return def;
     }
     try {
-      Duration d = v.isIntegralNumber() ? Duration.ofSeconds(v.asLong()) : parseDuration(v.asText());
+      Duration d =
+          v.isIntegralNumber() ? Duration.ofSeconds(v.asLong()) : parseDuration(v.asText());
       if (d.isNegative()) {
         throw new IllegalArgumentException("negative");
       }
@@ -220,11 +226,11 @@ public final class ConfigNode {
   }
 
   /** A decimal number: digits, at most one fraction (no exponents, NaN or Infinity). */
-  private static final java.util.regex.Pattern DECIMAL = java.util.regex.Pattern.compile("[0-9]+(\\.[0-9]+)?");
+  private static final Pattern DECIMAL = Pattern.compile("[0-9]+(\\.[0-9]+)?");
 
   /**
-   * {@code 500ms}, {@code 30s}, {@code 1.5s}, {@code 2m}, {@code 1.5m}, {@code 1h}, or a bare number of seconds;
-   * whole milliseconds at most.
+   * {@code 500ms}, {@code 30s}, {@code 1.5s}, {@code 2m}, {@code 1.5m}, {@code 1h}, or a bare
+   * number of seconds; whole milliseconds at most.
    */
   public static Duration parseDuration(String text) {
     String s = text.trim().toLowerCase(Locale.ROOT);
@@ -250,10 +256,11 @@ public final class ConfigNode {
       throw new IllegalArgumentException("not a duration (e.g. 30s, 500ms, 2m): " + text);
     }
     try {
-      java.math.BigDecimal millis = new java.math.BigDecimal(number).multiply(java.math.BigDecimal.valueOf(unitMillis));
-      return Duration.ofMillis(millis.setScale(0, java.math.RoundingMode.UNNECESSARY).longValueExact());
+      BigDecimal millis = new BigDecimal(number).multiply(BigDecimal.valueOf(unitMillis));
+      return Duration.ofMillis(millis.setScale(0, RoundingMode.UNNECESSARY).longValueExact());
     } catch (ArithmeticException e) {
-      throw new IllegalArgumentException("not a duration in whole milliseconds (or far too long): " + text, e);
+      throw new IllegalArgumentException(
+          "not a duration in whole milliseconds (or far too long): " + text, e);
     }
   }
 }

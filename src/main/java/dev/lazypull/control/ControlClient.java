@@ -23,15 +23,22 @@ public final class ControlClient {
     return Json.MAPPER.createObjectNode().put("op", op);
   }
 
-  /** Sends {@code request}; returns the response if {@code ok}, else throws with the daemon's error. */
+  /**
+   * Sends {@code request}; returns the response if {@code ok}, else throws with the daemon's error.
+   */
   public JsonNode call(ObjectNode request) throws IOException {
     SocketChannel ch;
     try {
       ch = SocketChannel.open(StandardProtocolFamily.UNIX);
       ch.connect(UnixDomainSocketAddress.of(socketPath));
     } catch (IOException e) {
-      throw new ControlException("cannot reach the lazypull daemon at " + socketPath + " (" + e.getMessage()
-          + "): is it running? start it with `lazypull daemon` or `systemctl start lazypull`", e);
+      throw new ControlException(
+          "cannot reach the lazypull daemon at "
+              + socketPath
+              + " ("
+              + e.getMessage()
+              + "): is it running? start it with `lazypull daemon` or `systemctl start lazypull`",
+          e);
     }
     try (ch) {
       byte[] body = Json.MAPPER.writeValueAsBytes(request);

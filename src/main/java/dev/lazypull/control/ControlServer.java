@@ -3,6 +3,7 @@ package dev.lazypull.control;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.image.Json;
+import dev.lazypull.sys.DaemonThreads;
 import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
 import java.io.IOException;
@@ -15,9 +16,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.attribute.UserPrincipal;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -25,17 +26,22 @@ import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 
 /**
- * The control API: JSON objects, one per line, over a unix stream socket (protocol in docs/control-api.md).
- * Only root (or the daemon's own user) may talk to it: the socket file is mode 0600 in a 0700 directory, and
- * every connection's peer credentials (SO_PEERCRED) are checked.
+ * The control API: JSON objects, one per line, over a unix stream socket (protocol in
+ * docs/control-api.md). Only root (or the daemon's own user) may talk to it: the socket file is
+ * mode 0600 in a 0700 directory, and every connection's peer credentials (SO_PEERCRED) are checked.
  */
 public final class ControlServer implements Closeable {
   private static final Logger LOG = Logger.getLogger(ControlServer.class.getName());
+
   /** Longest request line accepted. */
   public static final int MAX_REQUEST_BYTES = 1 << 20;
+
   private static final int MAX_CONNECTIONS = 32;
 
-  /** Handles one request; returns the response fields (without "ok"). Exceptions become {"ok":false}. */
+  /**
+   * Handles one request; returns the response fields (without "ok"). Exceptions become
+   * {"ok":false}.
+   */
   public interface Handler {
     ObjectNode handle(String op, JsonNode request) throws Exception;
   }
@@ -44,7 +50,7 @@ public final class ControlServer implements Closeable {
   private final Handler handler;
   private final ServerSocketChannel server;
   private final ExecutorService connections =
-      Executors.newCachedThreadPool(dev.lazypull.sys.DaemonThreads.named("lazypull-control"));
+      Executors.newCachedThreadPool(DaemonThreads.named("lazypull-control"));
   private final Semaphore slots = new Semaphore(MAX_CONNECTIONS);
   private final String ownUser = System.getProperty("user.name");
   private volatile boolean closed;
@@ -55,7 +61,10 @@ public final class ControlServer implements Closeable {
     this.server = server;
   }
 
-  /** Binds the socket (replacing a stale one; refusing if another daemon answers on it) and starts serving. */
+  /**
+   * Binds the socket (replacing a stale one; refusing if another daemon answers on it) and starts
+   * serving.
+   */
   public static ControlServer start(Path socketPath, Handler handler) throws IOException {
     Path dir = socketPath.toAbsolutePath().getParent();
     Files.createDirectories(dir);
@@ -94,16 +103,19 @@ public final class ControlServer implements Closeable {
           continue;
         }
         try {
-          connections.execute(() -> {
-            try (ch) {
-              serve(ch);
-            } catch (IOException e) {
-              LOG.fine("control connection: " + e.getMessage());
-            } finally {
-              slots.release();
-            }
-          });
-        } catch (RejectedExecutionException e) { // close() stopped the pool after this accept: drop the peer
+          connections.execute(
+              () -> {
+                try (ch) {
+                  serve(ch);
+                } catch (IOException e) {
+                  LOG.fine("control connection: " + e.getMessage());
+                } finally {
+                  slots.release();
+                }
+              });
+        } catch (
+            RejectedExecutionException
+                e) { // close() stopped the pool after this accept: drop the peer
           slots.release();
           ch.close();
         }
@@ -161,7 +173,10 @@ public final class ControlServer implements Closeable {
   }
 
   private static ObjectNode error(String message) {
-    return Json.MAPPER.createObjectNode().put("ok", false).put("error", message == null ? "error" : message);
+    return Json.MAPPER
+        .createObjectNode()
+        .put("ok", false)
+        .put("error", message == null ? "error" : message);
   }
 
   private static void reply(SocketChannel ch, ObjectNode response) throws IOException {

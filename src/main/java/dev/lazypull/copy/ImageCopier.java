@@ -16,9 +16,10 @@ import java.util.List;
 import java.util.function.Consumer;
 
 /**
- * Copies one image between an OCI layout and a registry, in any direction: the config and every layer that
- * the target lacks, then the manifest's exact bytes (so its digest is unchanged), last — a registry refuses a
- * manifest whose blobs it does not hold, and a reader never sees a tag pointing at missing blobs.
+ * Copies one image between an OCI layout and a registry, in any direction: the config and every
+ * layer that the target lacks, then the manifest's exact bytes (so its digest is unchanged), last —
+ * a registry refuses a manifest whose blobs it does not hold, and a reader never sees a tag
+ * pointing at missing blobs.
  */
 public final class ImageCopier {
   /** Where blobs and the manifest go. */
@@ -26,22 +27,28 @@ public final class ImageCopier {
     String PRESENT = "present";
 
     /**
-     * Stores the blob, read from {@code from} (or mounted from {@code fromRepository} when the target can),
-     * unless the target holds it already; returns a word for the progress line: {@value #PRESENT} when it was
-     * there, else what was done ("uploaded", "mounted", "copied").
+     * Stores the blob, read from {@code from} (or mounted from {@code fromRepository} when the
+     * target can), unless the target holds it already; returns a word for the progress line:
+     * {@value #PRESENT} when it was there, else what was done ("uploaded", "mounted", "copied").
      */
     String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException;
 
-    /** Stores the manifest bytes under the target's tag; returns the target's name for the image. */
+    /**
+     * Stores the manifest bytes under the target's tag; returns the target's name for the image.
+     */
     String putManifest(RawManifest manifest) throws IOException;
   }
 
   /** What was copied. */
-  public record Result(RawManifest manifest, int blobsCopied, int blobsPresent, long bytesCopied, String target) {}
+  public record Result(
+      RawManifest manifest, int blobsCopied, int blobsPresent, long bytesCopied, String target) {}
 
   private ImageCopier() {}
 
-  /** The image manifest's exact bytes from a layout or a registry (index entries chosen by platform). */
+  /**
+   * The image manifest's exact bytes from a layout or a registry (index entries chosen by
+   * platform).
+   */
   public static RawManifest rawManifest(ImageSource source) throws IOException {
     if (source instanceof RegistryImageSource r) {
       return r.resolveManifest();
@@ -53,14 +60,21 @@ public final class ImageCopier {
     throw new IOException("cannot copy from " + source.blobs().describe());
   }
 
-  public static Result copy(ImageSource source, Target target, Consumer<String> progress) throws IOException {
+  public static Result copy(ImageSource source, Target target, Consumer<String> progress)
+      throws IOException {
     RawManifest raw = rawManifest(source);
     if (!MediaTypes.isManifest(raw.mediaType())) {
-      throw new IOException(source.blobs().describe() + ": " + raw.digest() + " is " + raw.mediaType()
-          + ", not an image manifest");
+      throw new IOException(
+          source.blobs().describe()
+              + ": "
+              + raw.digest()
+              + " is "
+              + raw.mediaType()
+              + ", not an image manifest");
     }
-    Manifest manifest = Json.parse(raw.bytes(), Manifest.class, source.blobs().describe() + " manifest "
-        + raw.digest());
+    Manifest manifest =
+        Json.parse(
+            raw.bytes(), Manifest.class, source.blobs().describe() + " manifest " + raw.digest());
     List<Descriptor> blobs = new ArrayList<>();
     if (manifest.config() != null) {
       blobs.add(manifest.config());
@@ -71,7 +85,8 @@ public final class ImageCopier {
     int present = 0;
     long bytes = 0;
     for (Descriptor blob : blobs) {
-      String how = target.putBlob(blob, source.blobs(), fromRepo); // checks for the blob itself (one HEAD)
+      String how =
+          target.putBlob(blob, source.blobs(), fromRepo); // checks for the blob itself (one HEAD)
       if (how.equals(Target.PRESENT)) {
         present++;
       } else {

@@ -9,7 +9,10 @@ import java.io.IOException;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.file.Path;
 
-/** Copies into a local OCI layout: blobs are verified (size and sha256) before they appear under their digest. */
+/**
+ * Copies into a local OCI layout: blobs are verified (size and sha256) before they appear under
+ * their digest.
+ */
 public final class OciLayoutTarget implements ImageCopier.Target {
   private final OciLayoutWriter writer;
   private final String tag;
@@ -20,7 +23,8 @@ public final class OciLayoutTarget implements ImageCopier.Target {
   }
 
   @Override
-  public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException {
+  public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository)
+      throws IOException {
     if (writer.hasBlob(blob)) {
       return PRESENT;
     }

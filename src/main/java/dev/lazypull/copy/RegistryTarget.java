@@ -11,9 +11,9 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * Copies into a registry repository: blobs it lacks are mounted from the source repository when both are on
- * the same registry, else uploaded; the manifest is PUT under the reference's tag (or by its digest, which
- * must then match).
+ * Copies into a registry repository: blobs it lacks are mounted from the source repository when
+ * both are on the same registry, else uploaded; the manifest is PUT under the reference's tag (or
+ * by its digest, which must then match).
  */
 public final class RegistryTarget implements ImageCopier.Target {
   private final ImagePusher pusher;
@@ -27,9 +27,12 @@ public final class RegistryTarget implements ImageCopier.Target {
   }
 
   @Override
-  public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository) throws IOException {
-    String mountFrom = fromRepository != null && fromRepository.registry().equals(repository.registry())
-        ? fromRepository.name() : null;
+  public String putBlob(Descriptor blob, BlobSource from, Repository fromRepository)
+      throws IOException {
+    String mountFrom =
+        fromRepository != null && fromRepository.registry().equals(repository.registry())
+            ? fromRepository.name()
+            : null;
     return switch (pusher.pushBlob(repository, blob, BlobContent.of(from, blob), mountFrom)) {
       case EXISTED -> PRESENT;
       case MOUNTED -> "mounted";
@@ -40,11 +43,16 @@ public final class RegistryTarget implements ImageCopier.Target {
   @Override
   public String putManifest(RawManifest manifest) throws IOException {
     if (reference.digest() != null && !reference.digest().equals(manifest.digest())) {
-      throw new IOException(reference.canonical() + ": the manifest's digest is " + manifest.digest()
-          + ", not the one in the destination reference");
+      throw new IOException(
+          reference.canonical()
+              + ": the manifest's digest is "
+              + manifest.digest()
+              + ", not the one in the destination reference");
     }
-    List<String> tags = reference.digest() != null && reference.tag() == null ? List.of()
-        : List.of(reference.tag());
+    List<String> tags =
+        reference.digest() != null && reference.tag() == null
+            ? List.of()
+            : List.of(reference.tag());
     pusher.pushManifest(repository, manifest.bytes(), manifest.mediaType(), tags);
     return repository + (tags.isEmpty() ? "" : ":" + tags.get(0)) + "@" + manifest.digest();
   }

@@ -23,7 +23,8 @@ public interface ByteSource {
       @Override
       public void read(long offset, ByteBuffer dst) throws IOException {
         if (offset < 0 || offset + dst.remaining() > bytes.length) {
-          throw new EOFException("read [" + offset + ", +" + dst.remaining() + ") past " + bytes.length + " bytes");
+          throw new EOFException(
+              "read [" + offset + ", +" + dst.remaining() + ") past " + bytes.length + " bytes");
         }
         dst.put(bytes, (int) offset, dst.remaining());
       }
@@ -41,7 +42,8 @@ public interface ByteSource {
       @Override
       public void read(long offset, ByteBuffer dst) throws IOException {
         if (offset < 0 || offset + dst.remaining() > size) {
-          throw new EOFException("read [" + offset + ", +" + dst.remaining() + ") past " + size + " bytes");
+          throw new EOFException(
+              "read [" + offset + ", +" + dst.remaining() + ") past " + size + " bytes");
         }
         long pos = offset;
         while (dst.hasRemaining()) {

@@ -7,8 +7,8 @@ import java.nio.charset.StandardCharsets;
 /**
  * One 128-byte device-table slot; slot k describes EROFS device id k+1.
  *
- * @param tag the blob name (64-char sha256 hex by lazypull/nydus convention), "" when untagged (mkfs.erofs
- *     --blobdev leaves slots empty)
+ * @param tag the blob name (64-char sha256 hex by lazypull/nydus convention), "" when untagged
+ *     (mkfs.erofs --blobdev leaves slots empty)
  * @param blocks the device's size in blocks
  * @param mappedBlkaddr the device's first block in the flattened address space (0 = not mapped)
  */
@@ -24,11 +24,16 @@ public record DeviceSlot(String tag, long blocks, long mappedBlkaddr) {
     }
     byte[] tag = new byte[len];
     b.get(offset, tag);
-    return new DeviceSlot(new String(tag, StandardCharsets.ISO_8859_1),
-        Integer.toUnsignedLong(b.getInt(offset + 64)), Integer.toUnsignedLong(b.getInt(offset + 68)));
+    return new DeviceSlot(
+        new String(tag, StandardCharsets.ISO_8859_1),
+        Integer.toUnsignedLong(b.getInt(offset + 64)),
+        Integer.toUnsignedLong(b.getInt(offset + 68)));
   }
 
-  /** Writes the 128-byte slot at {@code offset}: tag NUL-padded (a 64-char tag has no NUL), reserved zero. */
+  /**
+   * Writes the 128-byte slot at {@code offset}: tag NUL-padded (a 64-char tag has no NUL), reserved
+   * zero.
+   */
   public void encode(ByteBuffer buf, int offset) {
     byte[] t = tag.getBytes(StandardCharsets.ISO_8859_1);
     if (t.length > TAG_SIZE) {

@@ -8,9 +8,10 @@ import java.util.Comparator;
 import java.util.List;
 
 /**
- * Directory data (erofs-format §5): entries sorted bytewise across the whole directory ("." and ".."
- * included), packed into self-contained blocks of {dirent array, names}; an entry that would overflow a block
- * starts the next one. The last block holds only its used bytes (that is the directory's i_size).
+ * Directory data (erofs-format §5): entries sorted bytewise across the whole directory ("." and
+ * ".." included), packed into self-contained blocks of {dirent array, names}; an entry that would
+ * overflow a block starts the next one. The last block holds only its used bytes (that is the
+ * directory's i_size).
  */
 public final class DirBlocks {
   public static final int DIRENT_SIZE = 12;
@@ -23,8 +24,8 @@ public final class DirBlocks {
   private DirBlocks() {}
 
   /**
-   * The size in bytes of a directory with these names (sorted, "." and ".." included): full blocks plus the
-   * used bytes of the last one.
+   * The size in bytes of a directory with these names (sorted, "." and ".." included): full blocks
+   * plus the used bytes of the last one.
    */
   public static long size(List<byte[]> sortedNames, int blockSize) {
     long full = 0;
@@ -40,7 +41,10 @@ public final class DirBlocks {
     return full * blockSize + used;
   }
 
-  /** Encodes the directory data ({@link #size} bytes); entries must be sorted by {@link #NAME_ORDER}. */
+  /**
+   * Encodes the directory data ({@link #size} bytes); entries must be sorted by {@link
+   * #NAME_ORDER}.
+   */
   public static byte[] encode(List<Entry> sorted, int blockSize) {
     List<byte[]> names = new ArrayList<>(sorted.size());
     for (Entry e : sorted) {
@@ -57,7 +61,8 @@ public final class DirBlocks {
     while (i < sorted.size()) {
       int n = 0;
       int used = 0;
-      while (i + n < sorted.size() && used + DIRENT_SIZE + sorted.get(i + n).name.length <= blockSize) {
+      while (i + n < sorted.size()
+          && used + DIRENT_SIZE + sorted.get(i + n).name.length <= blockSize) {
         used += DIRENT_SIZE + sorted.get(i + n).name.length;
         n++;
       }
@@ -81,15 +86,16 @@ public final class DirBlocks {
    * Decodes one directory block: {@code maxSize} = min(blockSize, i_size - block start) bytes at
    * {@code offset}. Rejects anything the kernel would, plus empty or over-long names.
    */
-  public static List<Entry> decodeBlock(ByteBuffer buf, int offset, int maxSize) throws ErofsFormatException {
+  public static List<Entry> decodeBlock(ByteBuffer buf, int offset, int maxSize)
+      throws ErofsFormatException {
     ByteBuffer b = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     if (maxSize < DIRENT_SIZE) {
       throw new ErofsFormatException("directory block of " + maxSize + " bytes");
     }
     int nameOff0 = b.getShort(offset + 8) & 0xffff;
     if (nameOff0 < DIRENT_SIZE || nameOff0 >= maxSize || nameOff0 % DIRENT_SIZE != 0) {
-      throw new ErofsFormatException("bad first name offset " + nameOff0 + " in a directory block of " + maxSize
-          + " bytes");
+      throw new ErofsFormatException(
+          "bad first name offset " + nameOff0 + " in a directory block of " + maxSize + " bytes");
     }
     int count = nameOff0 / DIRENT_SIZE;
     List<Entry> out = new ArrayList<>(count);
@@ -106,7 +112,8 @@ public final class DirBlocks {
         }
       }
       if (start < nameOff0 || end > maxSize || end <= start || end - start > MAX_NAME) {
-        throw new ErofsFormatException("bad name bounds [" + start + ", " + end + ") in directory entry " + k);
+        throw new ErofsFormatException(
+            "bad name bounds [" + start + ", " + end + ") in directory entry " + k);
       }
       byte[] name = new byte[end - start];
       b.get(offset + start, name);

@@ -6,36 +6,47 @@ import java.util.NavigableMap;
 import java.util.TreeMap;
 
 /**
- * One file in a tree to be written as EROFS: what the writer needs, nothing else. Mutable while a tree is
- * being built (layers replace and delete entries); hard links are the same node under several names.
+ * One file in a tree to be written as EROFS: what the writer needs, nothing else. Mutable while a
+ * tree is being built (layers replace and delete entries); hard links are the same node under
+ * several names.
  *
- * <p>Regular files carry their data as chunk locations ({@link #chunks}), filled in by whoever stored the data
- * in blobs: {@link #chunkLocation}{@code (device, block)} or {@link #HOLE}.
+ * <p>Regular files carry their data as chunk locations ({@link #chunks}), filled in by whoever
+ * stored the data in blobs: {@link #chunkLocation}{@code (device, block)} or {@link #HOLE}.
  */
 public final class ErofsNode {
   /** A chunk that reads as zeros (not stored). */
   public static final long HOLE = -1L;
 
   private final FileType type;
+
   /** Permission bits including suid/sgid/sticky (the type bits come from {@link #type}). */
   public int permissions;
+
   public long uid;
   public long gid;
   public long mtimeSec;
   public int mtimeNsec;
+
   /** Device major/minor for device nodes. */
   public long rdevMajor;
+
   public long rdevMinor;
+
   /** Regular file size in bytes. */
   public long size;
+
   /** Symlink target bytes. */
   public byte[] linkTarget;
+
   /** Extended attributes, name → value. */
   public Map<String, byte[]> xattrs = Map.of();
+
   /** Regular file data: one location per chunk of the image's chunk size; null until stored. */
   public long[] chunks;
+
   /** Which source layer created this entry (image conversion uses it for opaque directories). */
   public int layer;
+
   private final NavigableMap<byte[], ErofsNode> children;
 
   public ErofsNode(FileType type) {
@@ -80,7 +91,10 @@ public final class ErofsNode {
     return children == null ? null : children.remove(name);
   }
 
-  /** A chunk location on EROFS device {@code device} (1-based blob index) at block {@code block} of it. */
+  /**
+   * A chunk location on EROFS device {@code device} (1-based blob index) at block {@code block} of
+   * it.
+   */
   public static long chunkLocation(int device, long block) {
     return ((long) device << 32) | (block & 0xFFFFFFFFL);
   }

@@ -3,6 +3,7 @@ package dev.lazypull.erofs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -11,15 +12,17 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Reads an EROFS image: superblock, inodes, directories, symlinks, xattrs, chunk indexes, and where any regular
- * file's data lies ({@link #dataExtents}: flat blocks, inline tails, chunks, and the pclusters of compressed
- * inodes as mkfs.erofs {@code -z} writes them; the kernel decompresses, lazypull only serves the stored bytes).
- * Used by {@code inspect}, {@code prefetch --path}, tests and fuzzers, never by the kernel path.
+ * Reads an EROFS image: superblock, inodes, directories, symlinks, xattrs, chunk indexes, and where
+ * any regular file's data lies ({@link #dataExtents}: flat blocks, inline tails, chunks, and the
+ * pclusters of compressed inodes as mkfs.erofs {@code -z} writes them; the kernel decompresses,
+ * lazypull only serves the stored bytes). Used by {@code inspect}, {@code prefetch --path}, tests
+ * and fuzzers, never by the kernel path.
  *
- * <p>Untrusted input: every offset and length is checked against the image size before it is read or
- * allocated, so a malformed image is an {@link ErofsFormatException} (or an I/O error from the source), never
- * an endless loop or an unbounded allocation. {@link #walk} visits each directory once (a directory reached
- * twice is a cycle and rejected) and reads at most the image's own bytes of directory data.
+ * <p>Untrusted input: every offset and length is checked against the image size before it is read
+ * or allocated, so a malformed image is an {@link ErofsFormatException} (or an I/O error from the
+ * source), never an endless loop or an unbounded allocation. {@link #walk} visits each directory
+ * once (a directory reached twice is a cycle and rejected) and reads at most the image's own bytes
+ * of directory data.
  */
 public final class ErofsReader {
   /** An inode and where it lives. */
@@ -33,20 +36,29 @@ public final class ErofsReader {
     }
   }
 
-  /** One chunk of a chunk-based file: device 0 is the bootstrap itself; {@code blkaddr} -1 is a hole. */
+  /**
+   * One chunk of a chunk-based file: device 0 is the bootstrap itself; {@code blkaddr} -1 is a
+   * hole.
+   */
   public record Chunk(int index, int device, long blkaddr) {
     public boolean isHole() {
       return blkaddr == 0xFFFFFFFFL;
     }
   }
 
-  /** Receives every path in a walk (root first, "" for the root; names as raw bytes joined by '/'). */
+  /**
+   * Receives every path in a walk (root first, "" for the root; names as raw bytes joined by '/').
+   */
   public interface Visitor {
     void visit(byte[] path, Inode inode) throws IOException;
   }
 
   private static final int MAX_DEPTH = 4096;
-  /** Largest directory we read: ~10 million entries; bounds what a lying i_size can make us allocate. */
+
+  /**
+   * Largest directory we read: ~10 million entries; bounds what a lying i_size can make us
+   * allocate.
+   */
   private static final long MAX_FLAT = 256L << 20;
 
   private final ByteSource src;
@@ -63,7 +75,8 @@ public final class ErofsReader {
 
   public static ErofsReader open(ByteSource src) throws IOException {
     if (src.size() < Superblock.OFFSET + Superblock.SIZE) {
-      throw new ErofsFormatException("image of " + src.size() + " bytes is too short for a superblock");
+      throw new ErofsFormatException(
+          "image of " + src.size() + " bytes is too short for a superblock");
     }
     ByteBuffer first = read(src, 0, (int) Math.min(src.size(), 4096));
     Superblock sb = Superblock.decode(first);
@@ -81,8 +94,14 @@ public final class ErofsReader {
 
   private static ByteBuffer read(ByteSource src, long offset, int len) throws IOException {
     if (offset < 0 || len < 0 || offset + len > src.size()) {
-      throw new ErofsFormatException("read of " + len + " bytes at " + offset + " outside the image ("
-          + src.size() + " bytes)");
+      throw new ErofsFormatException(
+          "read of "
+              + len
+              + " bytes at "
+              + offset
+              + " outside the image ("
+              + src.size()
+              + " bytes)");
     }
     ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.LITTLE_ENDIAN);
     src.read(offset, b);
@@ -105,13 +124,15 @@ public final class ErofsReader {
     int len = (int) Math.min(InodeRecord.EXTENDED_SIZE, src.size() - off);
     InodeRecord r = InodeRecord.decode(read(src, off, len), 0, sb.buildTime(), sb.buildTimeNsec());
     if (r.type() == null) {
-      throw new ErofsFormatException("nid " + nid + ": unknown file type in mode 0" + Integer.toOctalString(r.mode()));
+      throw new ErofsFormatException(
+          "nid " + nid + ": unknown file type in mode 0" + Integer.toOctalString(r.mode()));
     }
     if (r.size() < 0) {
       throw new ErofsFormatException("nid " + nid + ": size " + Long.toUnsignedString(r.size()));
     }
     if (isCompressed(r) && r.type() != FileType.REGULAR) {
-      throw new ErofsFormatException("nid " + nid + ": compressed " + r.type() + " inodes are not supported");
+      throw new ErofsFormatException(
+          "nid " + nid + ": compressed " + r.type() + " inodes are not supported");
     }
     if (off + r.inodeSize() + r.xattrSize() > src.size()) {
       throw new ErofsFormatException("nid " + nid + ": inode and xattrs run past the image");
@@ -125,15 +146,23 @@ public final class ErofsReader {
   }
 
   /**
-   * The data of a flat (non-chunked) inode stored in the image itself: directories and symlinks. Bounded by
-   * the image size, so a lying i_size cannot make us allocate more than the image.
+   * The data of a flat (non-chunked) inode stored in the image itself: directories and symlinks.
+   * Bounded by the image size, so a lying i_size cannot make us allocate more than the image.
    */
   public byte[] readFlat(Inode i) throws IOException {
     InodeRecord r = i.record;
     long size = r.size();
     if (size > src.size() || size > MAX_FLAT) {
-      throw new ErofsFormatException("nid " + i.nid + ": " + size + " bytes of directory or symlink data (image "
-          + src.size() + " bytes, limit " + MAX_FLAT + ")");
+      throw new ErofsFormatException(
+          "nid "
+              + i.nid
+              + ": "
+              + size
+              + " bytes of directory or symlink data (image "
+              + src.size()
+              + " bytes, limit "
+              + MAX_FLAT
+              + ")");
     }
     byte[] out = new byte[(int) size];
     long blocksBytes;
@@ -173,10 +202,12 @@ public final class ErofsReader {
     }
     for (int k = 0; k < out.size(); k++) {
       if (k > 0 && DirBlocks.NAME_ORDER.compare(out.get(k - 1).name(), out.get(k).name()) >= 0) {
-        throw new ErofsFormatException("nid " + dir.nid + ": directory entries not in strictly sorted order");
+        throw new ErofsFormatException(
+            "nid " + dir.nid + ": directory entries not in strictly sorted order");
       }
       if (FileType.ofDirent(out.get(k).fileType()) == null) {
-        throw new ErofsFormatException("nid " + dir.nid + ": entry with file type " + out.get(k).fileType());
+        throw new ErofsFormatException(
+            "nid " + dir.nid + ": entry with file type " + out.get(k).fileType());
       }
     }
     return out;
@@ -195,37 +226,43 @@ public final class ErofsReader {
   public Map<String, byte[]> xattrs(Inode i) throws IOException {
     int size = i.record.xattrSize();
     ByteBuffer area = read(src, i.offset + i.record.inodeSize(), size);
-    return XattrCodec.decode(area, 0, size, id -> {
-      long at = sb.xattrBlkaddr() * blockSize + id * 4;
-      try {
-        int len = (int) Math.min(4 + 255 + 65535 + 4, src.size() - at);
-        ByteBuffer b = read(src, at, Math.max(len, 0));
-        return XattrCodec.decodeEntry(b, 0, b.capacity());
-      } catch (ErofsFormatException e) {
-        throw e;
-      } catch (IOException e) {
-        throw new ErofsFormatException("shared xattr " + id + ": " + e.getMessage());
-      }
-    });
+    return XattrCodec.decode(
+        area,
+        0,
+        size,
+        id -> {
+          long at = sb.xattrBlkaddr() * blockSize + id * 4;
+          try {
+            int len = (int) Math.min(4 + 255 + 65535 + 4, src.size() - at);
+            ByteBuffer b = read(src, at, Math.max(len, 0));
+            return XattrCodec.decodeEntry(b, 0, b.capacity());
+          } catch (ErofsFormatException e) {
+            throw e;
+          } catch (IOException e) {
+            throw new ErofsFormatException("shared xattr " + id + ": " + e.getMessage());
+          }
+        });
   }
 
   /** log2 of the chunk size of a chunk-based inode. */
   public int chunkBits(Inode i) throws ErofsFormatException {
     int format = i.record.iu();
     if ((format & ~0x3F) != 0) {
-      throw new ErofsFormatException(String.format("nid %d: unsupported chunk format 0x%x", i.nid, format));
+      throw new ErofsFormatException(
+          String.format("nid %d: unsupported chunk format 0x%x", i.nid, format));
     }
     return sb.blkszbits() + (format & InodeRecord.CHUNK_FORMAT_BLKBITS_MASK);
   }
 
   /** True for the compressed layouts (COMPRESSED_FULL, COMPRESSED_COMPACT). */
   public static boolean isCompressed(InodeRecord r) {
-    return r.layout() == InodeRecord.COMPRESSED_FULL || r.layout() == InodeRecord.COMPRESSED_COMPACT;
+    return r.layout() == InodeRecord.COMPRESSED_FULL
+        || r.layout() == InodeRecord.COMPRESSED_COMPACT;
   }
 
   /**
-   * A range of stored bytes holding (part of) a file's data: {@code length} bytes at {@code offset} of device
-   * {@code device} (0 = the bootstrap / primary device, k = extra device k).
+   * A range of stored bytes holding (part of) a file's data: {@code length} bytes at {@code offset}
+   * of device {@code device} (0 = the bootstrap / primary device, k = extra device k).
    */
   public record Extent(int device, long offset, long length) {}
 
@@ -235,31 +272,38 @@ public final class ErofsReader {
   }
 
   /**
-   * Every stored byte range that holds the data of regular file {@code i}, merged where contiguous on one device:
-   * see {@link #forEachDataExtent}. A file of many scattered chunks or pclusters makes a long list: walkers of
-   * untrusted images with huge files should visit instead.
+   * Every stored byte range that holds the data of regular file {@code i}, merged where contiguous
+   * on one device: see {@link #forEachDataExtent}. A file of many scattered chunks or pclusters
+   * makes a long list: walkers of untrusted images with huge files should visit instead.
    */
   public List<Extent> dataExtents(Inode i) throws IOException {
     List<Extent> out = new ArrayList<>();
-    forEachDataExtent(i, e -> {
-      Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
-      if (last != null && last.device() == e.device() && last.offset() + last.length() == e.offset()) {
-        out.set(out.size() - 1, new Extent(e.device(), last.offset(), last.length() + e.length()));
-      } else {
-        out.add(e);
-      }
-    });
+    forEachDataExtent(
+        i,
+        e -> {
+          Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
+          if (last != null
+              && last.device() == e.device()
+              && last.offset() + last.length() == e.offset()) {
+            out.set(
+                out.size() - 1, new Extent(e.device(), last.offset(), last.length() + e.length()));
+          } else {
+            out.add(e);
+          }
+        });
     return out;
   }
 
   /**
-   * Visits every stored byte range that holds the data of regular file {@code i}, in file order (a deduplicated
-   * chunk or pcluster may repeat): the blocks of a flat file and the block holding its inline tail; each non-hole
-   * chunk of a chunk-based file ({@code min(chunk size, bytes left)} bytes on its device); for a compressed file
-   * each physical cluster its indexes point at, its inline tail pcluster (in the bootstrap, right after the
-   * indexes) and, when it keeps fragments in the packed inode, the packed inode's extents. Block addresses of
-   * device 0 that fall inside an extra device's {@code mapped_blkaddr} range are reported on that device, as the
-   * kernel resolves them. Nothing for an empty file or a non-regular inode. Memory does not grow with the file.
+   * Visits every stored byte range that holds the data of regular file {@code i}, in file order (a
+   * deduplicated chunk or pcluster may repeat): the blocks of a flat file and the block holding its
+   * inline tail; each non-hole chunk of a chunk-based file ({@code min(chunk size, bytes left)}
+   * bytes on its device); for a compressed file each physical cluster its indexes point at, its
+   * inline tail pcluster (in the bootstrap, right after the indexes) and, when it keeps fragments
+   * in the packed inode, the packed inode's extents. Block addresses of device 0 that fall inside
+   * an extra device's {@code mapped_blkaddr} range are reported on that device, as the kernel
+   * resolves them. Nothing for an empty file or a non-regular inode. Memory does not grow with the
+   * file.
    */
   public void forEachDataExtent(Inode i, ExtentVisitor out) throws IOException {
     forEachDataExtent(i, out, 0);
@@ -273,29 +317,42 @@ public final class ErofsReader {
     }
     if (r.layout() == InodeRecord.CHUNK_BASED) {
       int bits = chunkBits(i);
-      chunks(i, c -> {
-        if (!c.isHole()) {
-          long len = Math.min(1L << bits, size - ((long) c.index() << bits));
-          out.extent(c.device() == 0 ? locate(c.blkaddr() * blockSize, len)
-              : new Extent(c.device(), c.blkaddr() * blockSize, len));
-        }
-      });
+      chunks(
+          i,
+          c -> {
+            if (!c.isHole()) {
+              long len = Math.min(1L << bits, size - ((long) c.index() << bits));
+              out.extent(
+                  c.device() == 0
+                      ? locate(c.blkaddr() * blockSize, len)
+                      : new Extent(c.device(), c.blkaddr() * blockSize, len));
+            }
+          });
     } else if (isCompressed(r)) {
-      boolean packed = CompressedExtents.visit(src, sb, i.nid, r, afterXattrs(i),
-          (offset, length) -> out.extent(locate(offset, length)));
+      boolean packed =
+          CompressedExtents.visit(
+              src,
+              sb,
+              i.nid,
+              r,
+              afterXattrs(i),
+              (offset, length) -> out.extent(locate(offset, length)));
       if (packed) {
         if (depth > 0) {
-          throw new ErofsFormatException("nid " + i.nid + ": the packed inode keeps fragments itself");
+          throw new ErofsFormatException(
+              "nid " + i.nid + ": the packed inode keeps fragments itself");
         }
         forEachDataExtent(inode(packedNid()), out, depth + 1);
       }
     } else {
-      long blocksBytes = r.layout() == InodeRecord.FLAT_INLINE ? size / blockSize * blockSize : size;
+      long blocksBytes =
+          r.layout() == InodeRecord.FLAT_INLINE ? size / blockSize * blockSize : size;
       if (blocksBytes > 0 && Integer.toUnsignedLong(r.iu()) != 0xFFFFFFFFL) {
         out.extent(locate(Integer.toUnsignedLong(r.iu()) * blockSize, blocksBytes));
       }
       if (blocksBytes < size) {
-        out.extent(new Extent(0, i.offset / blockSize * blockSize, blockSize)); // the inline tail's block
+        out.extent(
+            new Extent(0, i.offset / blockSize * blockSize, blockSize)); // the inline tail's block
       }
     }
   }
@@ -310,8 +367,9 @@ public final class ErofsReader {
   }
 
   /**
-   * Where byte {@code pa} of the primary address space lives: on the extra device whose {@code mapped_blkaddr}
-   * range holds it (as the kernel's erofs_map_dev resolves device-0 addresses), else on device 0.
+   * Where byte {@code pa} of the primary address space lives: on the extra device whose {@code
+   * mapped_blkaddr} range holds it (as the kernel's erofs_map_dev resolves device-0 addresses),
+   * else on device 0.
    */
   private Extent locate(long pa, long length) {
     List<DeviceSlot> devices = header.devices();
@@ -345,7 +403,8 @@ public final class ErofsReader {
     }
     long start = (afterXattrs(i) + unit - 1) / unit * unit;
     if (count > (src.size() - start) / unit) {
-      throw new ErofsFormatException("nid " + i.nid + ": " + count + " chunk indexes run past the image");
+      throw new ErofsFormatException(
+          "nid " + i.nid + ": " + count + " chunk indexes run past the image");
     }
     int mask = deviceIdMask();
     long done = 0;
@@ -377,8 +436,8 @@ public final class ErofsReader {
   }
 
   /**
-   * Visits every path depth-first (children in directory order). Checks that each entry's dirent type matches
-   * its inode and that no directory is reached twice.
+   * Visits every path depth-first (children in directory order). Checks that each entry's dirent
+   * type matches its inode and that no directory is reached twice.
    */
   public void walk(Visitor visitor) throws IOException {
     Inode root = root();
@@ -402,14 +461,20 @@ public final class ErofsReader {
         }
         Inode child = inode(e.nid());
         if (child.type().direntType() != e.fileType()) {
-          throw new ErofsFormatException("entry " + new String(n, java.nio.charset.StandardCharsets.UTF_8)
-              + ": dirent type " + e.fileType() + ", inode type " + child.type());
+          throw new ErofsFormatException(
+              "entry "
+                  + new String(n, StandardCharsets.UTF_8)
+                  + ": dirent type "
+                  + e.fileType()
+                  + ", inode type "
+                  + child.type());
         }
         byte[] path = join(f.path, n);
         visitor.visit(path, child);
         if (child.type() == FileType.DIRECTORY) {
           if (!dirs.add(child.nid)) {
-            throw new ErofsFormatException("directory nid " + child.nid + " is reached twice (a cycle)");
+            throw new ErofsFormatException(
+                "directory nid " + child.nid + " is reached twice (a cycle)");
           }
           if (f.depth + 1 > MAX_DEPTH) {
             throw new ErofsFormatException("directories nested deeper than " + MAX_DEPTH);

@@ -12,19 +12,19 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes an uncompressed EROFS bootstrap (4 KiB blocks) for a tree of {@link ErofsNode}s whose file data
- * already lives in data blobs (erofs-format §10 is the checklist this follows).
+ * Writes an uncompressed EROFS bootstrap (4 KiB blocks) for a tree of {@link ErofsNode}s whose file
+ * data already lives in data blobs (erofs-format §10 is the checklist this follows).
  *
- * <p>Layout: block 0 holds the superblock at 1024 and the device table at 1152, then the inodes, packed in
- * breadth-first order (root first, so its nid is small; a directory's children sit together). Each inode is
- * followed by its inline xattrs and then either its inline tail (directories and symlinks; the whole record is
- * kept inside one block so the tail never crosses a block boundary) or its 8-byte chunk indexes (regular
- * files). Full directory and symlink blocks follow the inode area. The superblock checksum is computed last,
- * over the final block 0.
+ * <p>Layout: block 0 holds the superblock at 1024 and the device table at 1152, then the inodes,
+ * packed in breadth-first order (root first, so its nid is small; a directory's children sit
+ * together). Each inode is followed by its inline xattrs and then either its inline tail
+ * (directories and symlinks; the whole record is kept inside one block so the tail never crosses a
+ * block boundary) or its 8-byte chunk indexes (regular files). Full directory and symlink blocks
+ * follow the inode area. The superblock checksum is computed last, over the final block 0.
  *
- * <p>Failure policy: anything the format cannot express (xattrs too large for one block, names longer than
- * 255 bytes, more than 2^32 blocks, a chunk outside its device) is an {@link ErofsFormatException} before any
- * inconsistent byte is relied on; the caller discards the output.
+ * <p>Failure policy: anything the format cannot express (xattrs too large for one block, names
+ * longer than 255 bytes, more than 2^32 blocks, a chunk outside its device) is an {@link
+ * ErofsFormatException} before any inconsistent byte is relied on; the caller discards the output.
  */
 public final class ErofsWriter {
   public static final int BLOCK_SIZE = 4096;
@@ -47,7 +47,8 @@ public final class ErofsWriter {
   public record Device(String tag, long size) {}
 
   /** What was written. */
-  public record Result(long size, long inodes, long rootNid, FlatLayout flatLayout, List<DeviceSlot> slots) {}
+  public record Result(
+      long size, long inodes, long rootNid, FlatLayout flatLayout, List<DeviceSlot> slots) {}
 
   private static final class Slot {
     final ErofsNode node;
@@ -87,14 +88,18 @@ public final class ErofsWriter {
     this.devices = List.copyOf(devices);
   }
 
-  /** Writes the bootstrap of {@code root} to {@code out} (from position 0; the channel is truncated). */
+  /**
+   * Writes the bootstrap of {@code root} to {@code out} (from position 0; the channel is
+   * truncated).
+   */
   public static Result write(ErofsNode root, Options options, List<Device> devices, FileChannel out)
       throws IOException {
     if (!root.isDirectory()) {
       throw new IllegalArgumentException("the root must be a directory");
     }
     if (devices.size() > BootstrapHeader.MAX_DEVICES) {
-      throw new ErofsFormatException(devices.size() + " data blobs (max " + BootstrapHeader.MAX_DEVICES + ")");
+      throw new ErofsFormatException(
+          devices.size() + " data blobs (max " + BootstrapHeader.MAX_DEVICES + ")");
     }
     return new ErofsWriter(options, devices).run(root, out);
   }
@@ -158,7 +163,8 @@ public final class ErofsWriter {
             queue.add(s);
           }
         } else if (child.isDirectory()) {
-          throw new ErofsFormatException("directory " + show(e.getKey()) + " appears twice in the tree");
+          throw new ErofsFormatException(
+              "directory " + show(e.getKey()) + " appears twice in the tree");
         }
         s.links++;
         if (child.isDirectory()) {
@@ -190,12 +196,20 @@ public final class ErofsWriter {
       default:
         s.size = 0;
     }
-    s.extended = s.size > 0xFFFFFFFFL || n.uid > 0xFFFF || n.gid > 0xFFFF || nlink > 0xFFFF
-        || n.mtimeSec != options.buildTimeSec || n.mtimeNsec != options.buildTimeNsec;
+    s.extended =
+        s.size > 0xFFFFFFFFL
+            || n.uid > 0xFFFF
+            || n.gid > 0xFFFF
+            || nlink > 0xFFFF
+            || n.mtimeSec != options.buildTimeSec
+            || n.mtimeNsec != options.buildTimeNsec;
     s.inodeSize = s.extended ? InodeRecord.EXTENDED_SIZE : InodeRecord.COMPACT_SIZE;
     if (s.inodeSize + s.xattrSize > BLOCK_SIZE) {
-      throw new ErofsFormatException("extended attributes of " + s.xattrSize + " bytes do not fit one block "
-          + "with their inode");
+      throw new ErofsFormatException(
+          "extended attributes of "
+              + s.xattrSize
+              + " bytes do not fit one block "
+              + "with their inode");
     }
     boolean chunked = false;
     if (n.type() == FileType.DIRECTORY || n.type() == FileType.SYMLINK) {
@@ -212,8 +226,13 @@ public final class ErofsWriter {
       long chunkSize = 1L << options.chunkBits;
       long count = (s.size + chunkSize - 1) / chunkSize;
       if (n.chunks == null || n.chunks.length != count) {
-        throw new IllegalStateException("file of " + s.size + " bytes has " + (n.chunks == null ? "no" :
-            n.chunks.length) + " chunk locations, expected " + count);
+        throw new IllegalStateException(
+            "file of "
+                + s.size
+                + " bytes has "
+                + (n.chunks == null ? "no" : n.chunks.length)
+                + " chunk locations, expected "
+                + count);
       }
       s.layout = InodeRecord.CHUNK_BASED;
       s.chunkCount = (int) count;
@@ -233,9 +252,12 @@ public final class ErofsWriter {
     return names;
   }
 
-  /** Assigns each inode its byte position (its nid = pos / 32); returns the end of the inode area. */
+  /**
+   * Assigns each inode its byte position (its nid = pos / 32); returns the end of the inode area.
+   */
   private long place() {
-    long pos = align(Superblock.OFFSET + Superblock.SIZE + (long) devices.size() * DeviceSlot.SIZE, 32);
+    long pos =
+        align(Superblock.OFFSET + Superblock.SIZE + (long) devices.size() * DeviceSlot.SIZE, 32);
     for (Slot s : order) {
       int head = s.inodeSize + s.xattrSize;
       int need = s.layout == InodeRecord.FLAT_INLINE ? head + s.tail : head;
@@ -252,7 +274,10 @@ public final class ErofsWriter {
     return pos;
   }
 
-  /** Gives full directory/symlink blocks their addresses after the inode area; returns the total blocks. */
+  /**
+   * Gives full directory/symlink blocks their addresses after the inode area; returns the total
+   * blocks.
+   */
   private long placeData(long metaEnd) throws ErofsFormatException {
     long next = align(metaEnd, BLOCK_SIZE) / BLOCK_SIZE;
     for (Slot s : order) {
@@ -260,7 +285,8 @@ public final class ErofsWriter {
         s.rawBlock = next;
         next += s.plainBlocks;
       } else {
-        s.rawBlock = s.layout == InodeRecord.FLAT_INLINE ? Integer.toUnsignedLong(InodeRecord.NULL_ADDR) : 0;
+        s.rawBlock =
+            s.layout == InodeRecord.FLAT_INLINE ? Integer.toUnsignedLong(InodeRecord.NULL_ADDR) : 0;
       }
     }
     if (next > 0xFFFFFFFFL) {
@@ -287,8 +313,20 @@ public final class ErofsWriter {
       default:
         throw new IllegalStateException("layout " + s.layout);
     }
-    InodeRecord rec = new InodeRecord(s.extended, s.layout, XattrCodec.icount(s.xattrSize), n.mode(), s.links,
-        s.size, iu, s.ino, n.uid, n.gid, n.mtimeSec, n.mtimeNsec);
+    InodeRecord rec =
+        new InodeRecord(
+            s.extended,
+            s.layout,
+            XattrCodec.icount(s.xattrSize),
+            n.mode(),
+            s.links,
+            s.size,
+            iu,
+            s.ino,
+            n.uid,
+            n.gid,
+            n.mtimeSec,
+            n.mtimeNsec);
     int head = s.inodeSize + s.xattrSize;
     int recordLen = head + (s.layout == InodeRecord.FLAT_INLINE ? s.tail : 0);
     if (s.layout == InodeRecord.CHUNK_BASED) {
@@ -347,25 +385,39 @@ public final class ErofsWriter {
     }
     List<DirBlocks.Entry> entries = new ArrayList<>(s.node.children().size() + 2);
     entries.add(new DirBlocks.Entry(new byte[] {'.'}, s.nid(), FileType.DIRECTORY.direntType()));
-    entries.add(new DirBlocks.Entry(new byte[] {'.', '.'}, slots.get(s.parent).nid(),
-        FileType.DIRECTORY.direntType()));
+    entries.add(
+        new DirBlocks.Entry(
+            new byte[] {'.', '.'}, slots.get(s.parent).nid(), FileType.DIRECTORY.direntType()));
     for (Map.Entry<byte[], ErofsNode> e : s.node.children().entrySet()) {
-      entries.add(new DirBlocks.Entry(e.getKey(), slots.get(e.getValue()).nid(), e.getValue().type().direntType()));
+      entries.add(
+          new DirBlocks.Entry(
+              e.getKey(), slots.get(e.getValue()).nid(), e.getValue().type().direntType()));
     }
     entries.sort((a, b) -> DirBlocks.NAME_ORDER.compare(a.name(), b.name()));
     return DirBlocks.encode(entries, BLOCK_SIZE);
   }
 
-  private void writeHeader(FileChannel out, ErofsNode root, boolean chunked, long blocks,
-      List<DeviceSlot> deviceSlots) throws IOException {
+  private void writeHeader(
+      FileChannel out, ErofsNode root, boolean chunked, long blocks, List<DeviceSlot> deviceSlots)
+      throws IOException {
     ByteBuffer block0 = ByteBuffer.allocate(BLOCK_SIZE);
     readFully(out, block0, 0);
     block0.clear();
-    int incompat = (chunked ? Superblock.INCOMPAT_CHUNKED_FILE : 0)
-        | (devices.isEmpty() ? 0 : Superblock.INCOMPAT_DEVICE_TABLE);
-    Superblock sb = Superblock.forImage(Superblock.COMPAT_SB_CHKSUM | Superblock.COMPAT_MTIME, BLKSZBITS,
-        (int) slots.get(root).nid(), order.size(), options.buildTimeSec, options.buildTimeNsec, blocks, incompat,
-        devices.size(), devices.isEmpty() ? 0 : DEVT_SLOTOFF);
+    int incompat =
+        (chunked ? Superblock.INCOMPAT_CHUNKED_FILE : 0)
+            | (devices.isEmpty() ? 0 : Superblock.INCOMPAT_DEVICE_TABLE);
+    Superblock sb =
+        Superblock.forImage(
+            Superblock.COMPAT_SB_CHKSUM | Superblock.COMPAT_MTIME,
+            BLKSZBITS,
+            (int) slots.get(root).nid(),
+            order.size(),
+            options.buildTimeSec,
+            options.buildTimeNsec,
+            blocks,
+            incompat,
+            devices.size(),
+            devices.isEmpty() ? 0 : DEVT_SLOTOFF);
     sb.encode(block0);
     for (int i = 0; i < deviceSlots.size(); i++) {
       int at = DEVT_SLOTOFF * DeviceSlot.SIZE + i * DeviceSlot.SIZE;
@@ -377,8 +429,9 @@ public final class ErofsWriter {
         writeFully(out, slot, at);
       }
     }
-    block0.order(ByteOrder.LITTLE_ENDIAN).putInt(Superblock.OFFSET + 4,
-        Superblock.computeChecksum(block0.clear(), BLOCK_SIZE));
+    block0
+        .order(ByteOrder.LITTLE_ENDIAN)
+        .putInt(Superblock.OFFSET + 4, Superblock.computeChecksum(block0.clear(), BLOCK_SIZE));
     writeFully(out, block0.clear(), 0);
   }
 

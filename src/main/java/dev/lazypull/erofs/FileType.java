@@ -1,6 +1,9 @@
 package dev.lazypull.erofs;
 
-/** File types: the {@code st_mode} type bits and the EROFS dirent {@code file_type} code (fs/erofs/erofs_fs.h). */
+/**
+ * File types: the {@code st_mode} type bits and the EROFS dirent {@code file_type} code
+ * (fs/erofs/erofs_fs.h).
+ */
 public enum FileType {
   REGULAR(0100000, 1),
   DIRECTORY(0040000, 2),

@@ -6,15 +6,17 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The flattened block address space of a multi-device image (Linux ≥ 6.4 "flatdev"): the bootstrap at block 0,
- * data blob k at block {@code mapped_blkaddr} of device slot k-1, zeros everywhere else. Mounting such a device
- * without {@code device=} options makes EROFS read chunk (device k, blkaddr b) at block b + mapped_blkaddr_k.
+ * The flattened block address space of a multi-device image (Linux ≥ 6.4 "flatdev"): the bootstrap
+ * at block 0, data blob k at block {@code mapped_blkaddr} of device slot k-1, zeros everywhere
+ * else. Mounting such a device without {@code device=} options makes EROFS read chunk (device k,
+ * blkaddr b) at block b + mapped_blkaddr_k.
  *
- * <p>Images whose slots lack {@code mapped_blkaddr} (mkfs.erofs 1.5 leaves them empty) get a computed layout;
- * their bootstrap must then be served with the slots patched ({@link #patchHead}).
+ * <p>Images whose slots lack {@code mapped_blkaddr} (mkfs.erofs 1.5 leaves them empty) get a
+ * computed layout; their bootstrap must then be served with the slots patched ({@link #patchHead}).
  */
 public record FlatLayout(long bootstrapBlocks, List<Extent> blobs, boolean computed) {
   public static final int BLOCK_SIZE = 4096;
+
   /** nydus aligns each blob's start to 512 KiB (V6_BLOCK_SEG_ALIGNMENT); so do we. */
   public static final long ALIGN_BLOCKS = (512 << 10) / BLOCK_SIZE;
 
@@ -43,14 +45,15 @@ public record FlatLayout(long bootstrapBlocks, List<Extent> blobs, boolean compu
   }
 
   /**
-   * The layout of an image: the slots' own {@code mapped_blkaddr} when every slot has one that is consistent
-   * (after the bootstrap, blocks covering the blob, no overlaps), else a computed one.
+   * The layout of an image: the slots' own {@code mapped_blkaddr} when every slot has one that is
+   * consistent (after the bootstrap, blocks covering the blob, no overlaps), else a computed one.
    */
   public static FlatLayout of(BootstrapHeader header, long bootstrapSize, List<Long> blobSizes)
       throws ErofsFormatException {
     List<DeviceSlot> slots = header.devices();
     if (slots.size() != blobSizes.size()) {
-      throw new ErofsFormatException(slots.size() + " device slots for " + blobSizes.size() + " blobs");
+      throw new ErofsFormatException(
+          slots.size() + " device slots for " + blobSizes.size() + " blobs");
     }
     long bootBlocks = blocks(bootstrapSize);
     List<Extent> own = new ArrayList<>();
@@ -108,9 +111,10 @@ public record FlatLayout(long bootstrapBlocks, List<Extent> blobs, boolean compu
   }
 
   /**
-   * Returns a copy of the bootstrap's leading bytes (at least {@link BootstrapHeader#bytesNeeded}) with every
-   * slot's {@code blocks} and {@code mapped_blkaddr} set to this layout, and the superblock checksum
-   * recomputed when the image has one (the table usually lives in block 0, which the checksum covers).
+   * Returns a copy of the bootstrap's leading bytes (at least {@link BootstrapHeader#bytesNeeded})
+   * with every slot's {@code blocks} and {@code mapped_blkaddr} set to this layout, and the
+   * superblock checksum recomputed when the image has one (the table usually lives in block 0,
+   * which the checksum covers).
    */
   public byte[] patchHead(byte[] head) throws ErofsFormatException {
     byte[] out = head.clone();

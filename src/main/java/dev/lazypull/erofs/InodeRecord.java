@@ -4,8 +4,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * One on-disk EROFS inode, compact (32 bytes) or extended (64 bytes); see erofs-format §3. Compact inodes carry
- * no timestamp (the superblock's build time applies) and 16-bit uid/gid/nlink and a 32-bit size.
+ * One on-disk EROFS inode, compact (32 bytes) or extended (64 bytes); see erofs-format §3. Compact
+ * inodes carry no timestamp (the superblock's build time applies) and 16-bit uid/gid/nlink and a
+ * 32-bit size.
  *
  * @param layout the data layout (bits 1-3 of i_format): {@link #FLAT_PLAIN}, {@link #FLAT_INLINE},
  *     {@link #CHUNK_BASED} (compressed layouts are decoded but lazypull does not read their data)
@@ -13,8 +14,19 @@ import java.nio.ByteOrder;
  * @param mode the full st_mode (type and permission bits)
  * @param iu the i_u union: raw_blkaddr, rdev, or the chunk format
  */
-public record InodeRecord(boolean extended, int layout, int xattrIcount, int mode, long nlink, long size, int iu,
-    long ino, long uid, long gid, long mtime, int mtimeNsec) {
+public record InodeRecord(
+    boolean extended,
+    int layout,
+    int xattrIcount,
+    int mode,
+    long nlink,
+    long size,
+    int iu,
+    long ino,
+    long uid,
+    long gid,
+    long mtime,
+    int mtimeNsec) {
   public static final int COMPACT_SIZE = 32;
   public static final int EXTENDED_SIZE = 64;
   public static final int FLAT_PLAIN = 0;
@@ -22,10 +34,13 @@ public record InodeRecord(boolean extended, int layout, int xattrIcount, int mod
   public static final int FLAT_INLINE = 2;
   public static final int COMPRESSED_COMPACT = 3;
   public static final int CHUNK_BASED = 4;
+
   /** i_u for FLAT_INLINE with no full blocks (mkfs writes this too). */
   public static final int NULL_ADDR = 0xFFFFFFFF;
+
   /** Chunk format bit: 8-byte chunk indexes (device id + block) instead of a 4-byte block map. */
   public static final int CHUNK_FORMAT_INDEXES = 0x20;
+
   public static final int CHUNK_FORMAT_BLKBITS_MASK = 0x1F;
 
   /** The on-disk inode size: 32 or 64 bytes. */
@@ -76,8 +91,9 @@ public record InodeRecord(boolean extended, int layout, int xattrIcount, int mod
   }
 
   /**
-   * Decodes the inode at {@code offset}. {@code buf} must hold 64 bytes from offset for an extended inode; the
-   * caller checks that (it knows the image length). Compact inodes get {@code buildTime} as their mtime.
+   * Decodes the inode at {@code offset}. {@code buf} must hold 64 bytes from offset for an extended
+   * inode; the caller checks that (it knows the image length). Compact inodes get {@code buildTime}
+   * as their mtime.
    */
   public static InodeRecord decode(ByteBuffer buf, int offset, long buildTime, int buildTimeNsec)
       throws ErofsFormatException {
@@ -99,13 +115,33 @@ public record InodeRecord(boolean extended, int layout, int xattrIcount, int mod
     int iu = b.getInt(offset + 16);
     long ino = Integer.toUnsignedLong(b.getInt(offset + 20));
     if (ext) {
-      return new InodeRecord(true, layout, icount, mode, Integer.toUnsignedLong(b.getInt(offset + 44)),
-          b.getLong(offset + 8), iu, ino, Integer.toUnsignedLong(b.getInt(offset + 24)),
-          Integer.toUnsignedLong(b.getInt(offset + 28)), b.getLong(offset + 32), b.getInt(offset + 40));
+      return new InodeRecord(
+          true,
+          layout,
+          icount,
+          mode,
+          Integer.toUnsignedLong(b.getInt(offset + 44)),
+          b.getLong(offset + 8),
+          iu,
+          ino,
+          Integer.toUnsignedLong(b.getInt(offset + 24)),
+          Integer.toUnsignedLong(b.getInt(offset + 28)),
+          b.getLong(offset + 32),
+          b.getInt(offset + 40));
     }
-    return new InodeRecord(false, layout, icount, mode, b.getShort(offset + 6) & 0xffff,
-        Integer.toUnsignedLong(b.getInt(offset + 8)), iu, ino, b.getShort(offset + 24) & 0xffff,
-        b.getShort(offset + 26) & 0xffff, buildTime, buildTimeNsec);
+    return new InodeRecord(
+        false,
+        layout,
+        icount,
+        mode,
+        b.getShort(offset + 6) & 0xffff,
+        Integer.toUnsignedLong(b.getInt(offset + 8)),
+        iu,
+        ino,
+        b.getShort(offset + 24) & 0xffff,
+        b.getShort(offset + 26) & 0xffff,
+        buildTime,
+        buildTimeNsec);
   }
 
   /** Linux new_encode_dev: the rdev of a device inode. */

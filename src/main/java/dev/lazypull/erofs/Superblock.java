@@ -5,8 +5,8 @@ import java.nio.ByteOrder;
 import java.util.zip.CRC32C;
 
 /**
- * The EROFS superblock (128 bytes at byte 1024, little-endian); see fs/erofs/erofs_fs.h. Only what lazypull
- * needs to read and write uncompressed, chunk-based, multi-device images.
+ * The EROFS superblock (128 bytes at byte 1024, little-endian); see fs/erofs/erofs_fs.h. Only what
+ * lazypull needs to read and write uncompressed, chunk-based, multi-device images.
  */
 public record Superblock(
     int checksum,
@@ -31,49 +31,78 @@ public record Superblock(
   public static final int INCOMPAT_CHUNKED_FILE = 0x4;
   public static final int INCOMPAT_DEVICE_TABLE = 0x8;
 
-  /** Reads the superblock from the first block of an image; {@code block0} must hold at least 1152 bytes. */
+  /**
+   * Reads the superblock from the first block of an image; {@code block0} must hold at least 1152
+   * bytes.
+   */
   public static Superblock decode(ByteBuffer block0) throws ErofsFormatException {
     ByteBuffer b = block0.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     int base = b.position() + OFFSET;
     if (b.limit() - base < SIZE) {
-      throw new ErofsFormatException("image too short for a superblock (" + (b.remaining()) + " bytes)");
+      throw new ErofsFormatException(
+          "image too short for a superblock (" + (b.remaining()) + " bytes)");
     }
     int magic = b.getInt(base);
     if (magic != MAGIC) {
       throw new ErofsFormatException(String.format("bad EROFS magic 0x%08x at offset 1024", magic));
     }
     int blkszbits = b.get(base + 12) & 0xff;
-    Superblock sb = new Superblock(
-        b.getInt(base + 4),
-        b.getInt(base + 8),
-        blkszbits,
-        b.getShort(base + 14) & 0xffff,
-        b.getLong(base + 16),
-        b.getLong(base + 24),
-        b.getInt(base + 32),
-        Integer.toUnsignedLong(b.getInt(base + 36)),
-        Integer.toUnsignedLong(b.getInt(base + 40)),
-        Integer.toUnsignedLong(b.getInt(base + 44)),
-        b.getInt(base + 80),
-        b.getShort(base + 86) & 0xffff,
-        b.getShort(base + 88) & 0xffff);
+    Superblock sb =
+        new Superblock(
+            b.getInt(base + 4),
+            b.getInt(base + 8),
+            blkszbits,
+            b.getShort(base + 14) & 0xffff,
+            b.getLong(base + 16),
+            b.getLong(base + 24),
+            b.getInt(base + 32),
+            Integer.toUnsignedLong(b.getInt(base + 36)),
+            Integer.toUnsignedLong(b.getInt(base + 40)),
+            Integer.toUnsignedLong(b.getInt(base + 44)),
+            b.getInt(base + 80),
+            b.getShort(base + 86) & 0xffff,
+            b.getShort(base + 88) & 0xffff);
     if (blkszbits < 9 || blkszbits > 16) {
       throw new ErofsFormatException("unsupported EROFS block size 2^" + blkszbits);
     }
     return sb;
   }
 
-  /** A superblock for a new image (feature bits, counts and addresses as given; checksum filled in later). */
-  public static Superblock forImage(int featureCompat, int blkszbits, int rootNid, long inodes, long buildTime,
-      int buildTimeNsec, long blocks, int featureIncompat, int extraDevices, int devtSlotoff) {
-    return new Superblock(0, featureCompat, blkszbits, rootNid, inodes, buildTime, buildTimeNsec, blocks, 0, 0,
-        featureIncompat, extraDevices, devtSlotoff);
+  /**
+   * A superblock for a new image (feature bits, counts and addresses as given; checksum filled in
+   * later).
+   */
+  public static Superblock forImage(
+      int featureCompat,
+      int blkszbits,
+      int rootNid,
+      long inodes,
+      long buildTime,
+      int buildTimeNsec,
+      long blocks,
+      int featureIncompat,
+      int extraDevices,
+      int devtSlotoff) {
+    return new Superblock(
+        0,
+        featureCompat,
+        blkszbits,
+        rootNid,
+        inodes,
+        buildTime,
+        buildTimeNsec,
+        blocks,
+        0,
+        0,
+        featureIncompat,
+        extraDevices,
+        devtSlotoff);
   }
 
   /**
-   * Writes these fields at byte 1024 of {@code block0} (the 128 superblock bytes are rewritten whole: every
-   * reserved byte zero, uuid and volume name zero). The checksum field is written as is: compute it last with
-   * {@link #computeChecksum} once block 0 is final.
+   * Writes these fields at byte 1024 of {@code block0} (the 128 superblock bytes are rewritten
+   * whole: every reserved byte zero, uuid and volume name zero). The checksum field is written as
+   * is: compute it last with {@link #computeChecksum} once block 0 is final.
    */
   public void encode(ByteBuffer block0) {
     ByteBuffer b = block0.duplicate().order(ByteOrder.LITTLE_ENDIAN);
@@ -112,8 +141,8 @@ public record Superblock(
   }
 
   /**
-   * Verifies the checksum when the image claims one: {@code ~crc32c(~0, bytes[1024, blksz))} with the checksum
-   * field zeroed. {@code block0} must hold the whole first block.
+   * Verifies the checksum when the image claims one: {@code ~crc32c(~0, bytes[1024, blksz))} with
+   * the checksum field zeroed. {@code block0} must hold the whole first block.
    */
   public void verifyChecksum(ByteBuffer block0) throws ErofsFormatException {
     if ((featureCompat & COMPAT_SB_CHKSUM) == 0) {
@@ -121,8 +150,9 @@ public record Superblock(
     }
     int computed = computeChecksum(block0, blockSize());
     if (computed != checksum) {
-      throw new ErofsFormatException(String.format("superblock checksum 0x%08x does not match computed 0x%08x",
-          checksum, computed));
+      throw new ErofsFormatException(
+          String.format(
+              "superblock checksum 0x%08x does not match computed 0x%08x", checksum, computed));
     }
   }
 

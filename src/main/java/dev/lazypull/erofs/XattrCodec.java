@@ -9,15 +9,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Inline extended attributes (erofs-format §3.1): a 12-byte header then entries {u8 name_len, u8 name_index,
- * u16 value_size, name suffix, value}, each padded to 4 bytes. Names are stored as a prefix index plus suffix;
- * only the kernel's built-in prefixes exist in this format (no long-prefix table), so other namespaces are
- * rejected.
+ * Inline extended attributes (erofs-format §3.1): a 12-byte header then entries {u8 name_len, u8
+ * name_index, u16 value_size, name suffix, value}, each padded to 4 bytes. Names are stored as a
+ * prefix index plus suffix; only the kernel's built-in prefixes exist in this format (no
+ * long-prefix table), so other namespaces are rejected.
  */
 public final class XattrCodec {
   public static final int HEADER_SIZE = 12;
   private static final String[] PREFIXES = {
-    null, "user.", "system.posix_acl_access", "system.posix_acl_default", "trusted.", null, "security."
+    null,
+    "user.",
+    "system.posix_acl_access",
+    "system.posix_acl_default",
+    "trusted.",
+    null,
+    "security."
   };
 
   private XattrCodec() {}
@@ -60,12 +66,16 @@ public final class XattrCodec {
         return new Split(i, suffix);
       }
     }
-    throw new ErofsFormatException("xattr '" + name + "' is in a namespace EROFS cannot store (only user., "
-        + "trusted., security. and POSIX ACLs)");
+    throw new ErofsFormatException(
+        "xattr '"
+            + name
+            + "' is in a namespace EROFS cannot store (only user., "
+            + "trusted., security. and POSIX ACLs)");
   }
 
   /** Writes the area ({@link #areaSize} bytes) at {@code offset}, entries in map order. */
-  public static void encode(Map<String, byte[]> xattrs, ByteBuffer buf, int offset) throws ErofsFormatException {
+  public static void encode(Map<String, byte[]> xattrs, ByteBuffer buf, int offset)
+      throws ErofsFormatException {
     if (xattrs.isEmpty()) {
       return;
     }
@@ -91,11 +101,12 @@ public final class XattrCodec {
   }
 
   /**
-   * Decodes an inline area of {@code areaSize} bytes. Shared xattrs (ids in the header) are resolved through
-   * {@code shared}, which reads one entry at a shared id; it may be null when there are none.
+   * Decodes an inline area of {@code areaSize} bytes. Shared xattrs (ids in the header) are
+   * resolved through {@code shared}, which reads one entry at a shared id; it may be null when
+   * there are none.
    */
-  public static Map<String, byte[]> decode(ByteBuffer buf, int offset, int areaSize, SharedReader shared)
-      throws ErofsFormatException {
+  public static Map<String, byte[]> decode(
+      ByteBuffer buf, int offset, int areaSize, SharedReader shared) throws ErofsFormatException {
     Map<String, byte[]> out = new LinkedHashMap<>();
     if (areaSize == 0) {
       return out;
@@ -131,7 +142,8 @@ public final class XattrCodec {
   }
 
   /** Decodes one entry at {@code pos} that must end by {@code end}. */
-  public static Map.Entry<String, byte[]> decodeEntry(ByteBuffer b, int pos, int end) throws ErofsFormatException {
+  public static Map.Entry<String, byte[]> decodeEntry(ByteBuffer b, int pos, int end)
+      throws ErofsFormatException {
     int nameLen = b.get(pos) & 0xff;
     int index = b.get(pos + 1) & 0xff;
     int valueLen = b.getShort(pos + 2) & 0xffff;

@@ -22,14 +22,18 @@ import dev.lazypull.sys.Mounts;
 import dev.lazypull.sys.OnceLogger;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
@@ -42,27 +46,31 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The fanotify front end: images are mounted as EROFS file-backed mounts ({@code mount(2)} on the bootstrap file,
- * {@code device=} the data blobs' host cache files), and the data files carry this group's pre-content mark while
- * parts of them are missing. Every read of a missing page raises {@code FAN_PRE_ACCESS} with its range; the event
- * is answered ALLOW once the range is fetched, verified and written into the file — at once when the chunk map
- * says it is present — and denied with EIO when it cannot be (never allowed over a hole: that would read zeros).
+ * The fanotify front end: images are mounted as EROFS file-backed mounts ({@code mount(2)} on the
+ * bootstrap file, {@code device=} the data blobs' host cache files), and the data files carry this
+ * group's pre-content mark while parts of them are missing. Every read of a missing page raises
+ * {@code FAN_PRE_ACCESS} with its range; the event is answered ALLOW once the range is fetched,
+ * verified and written into the file — at once when the chunk map says it is present — and denied
+ * with EIO when it cannot be (never allowed over a hole: that would read zeros).
  *
- * <p>One event thread reads and decodes events and dispatches them without blocking I/O: it looks the file up by
- * the event fd's identity, answers present ranges itself, and hands the rest to the fetch core, whose completion
- * answers. Writes this process makes to a marked file raise events of their own, answered at once (they are the
- * fill). A write by another lazypull process that holds the range's claim is let through too ({@link
- * CacheWriters}); a reader of a range another process is fetching waits for that fetch like any other.
+ * <p>One event thread reads and decodes events and dispatches them without blocking I/O: it looks
+ * the file up by the event fd's identity, answers present ranges itself, and hands the rest to the
+ * fetch core, whose completion answers. Writes this process makes to a marked file raise events of
+ * their own, answered at once (they are the fill). A write by another lazypull process that holds
+ * the range's claim is let through too ({@link CacheWriters}); a reader of a range another process
+ * is fetching waits for that fetch like any other.
  *
- * <p>Images are prepared ({@link #prepare}) before they are mounted: the bootstrap fetched whole and verified, the
- * data files opened and marked. A complete file is unmarked. Prepared images are remembered in the state
- * directory so a restarted daemon serves the mounts its predecessor left; with the group fd kept alive across the
- * restart (systemd's fd store, or the keeper), the events the predecessor read but never answered are denied
- * (EIO) before the first new event is read, so no answer can go to the wrong event.
+ * <p>Images are prepared ({@link #prepare}) before they are mounted: the bootstrap fetched whole
+ * and verified, the data files opened and marked. A complete file is unmarked. Prepared images are
+ * remembered in the state directory so a restarted daemon serves the mounts its predecessor left;
+ * with the group fd kept alive across the restart (systemd's fd store, or the keeper), the events
+ * the predecessor read but never answered are denied (EIO) before the first new event is read, so
+ * no answer can go to the wrong event.
  */
 public final class FanotifyFrontend implements Frontend {
   private static final Logger LOG = Logger.getLogger(FanotifyFrontend.class.getName());
   private static final int POLL_TIMEOUT_MS = 250;
+
   /** What a bootstrap, a digest table and a readiness probe may take before prepare gives up. */
   private static final Duration PREPARE_TIMEOUT = Duration.ofMinutes(2);
 
@@ -81,23 +89,30 @@ public final class FanotifyFrontend implements Frontend {
   private final RequestStats stats = new RequestStats();
   private final OnceLogger once = new OnceLogger(LOG);
   private final List<BlobListener> listeners = new CopyOnWriteArrayList<>();
+
   /** Watched files by identity: how an event (which names its file by fd only) finds its file. */
   private final Map<FileKey, WatchedFile> watched = new ConcurrentHashMap<>();
+
   /** Prepared images by fsid, with their bootstrap file and their devices' views. */
   private final Map<String, Image> images = new LinkedHashMap<>();
-  /** Events being served: event fd → arrival (nanoTime), for metrics and the answer-once guarantee. */
+
+  /**
+   * Events being served: event fd → arrival (nanoTime), for metrics and the answer-once guarantee.
+   */
   private final Map<Integer, Inflight> inflight = new ConcurrentHashMap<>();
+
   private final Thread eventThread;
   private volatile boolean running;
   private volatile Throwable failure;
 
-  private record Image(ImageRecord record, BlobCacheFile bootstrap, List<WatchedFile.Served> blobs,
-      MountsDue due) {}
+  private record Image(
+      ImageRecord record, BlobCacheFile bootstrap, List<WatchedFile.Served> blobs, MountsDue due) {}
 
   /**
-   * Mounts announced and not yet made: each prepare is a client about to call mount(2) with what it got, and until
-   * it says it did ({@link #mountSettled}) — or {@link #releaseUnmounted}'s grace passes, for a client that died or
-   * never says — the image must stay served even when nothing mounts it yet. Guarded by {@code images}.
+   * Mounts announced and not yet made: each prepare is a client about to call mount(2) with what it
+   * got, and until it says it did ({@link #mountSettled}) — or {@link #releaseUnmounted}'s grace
+   * passes, for a client that died or never says — the image must stay served even when nothing
+   * mounts it yet. Guarded by {@code images}.
    */
   private static final class MountsDue {
     int count;
@@ -122,13 +137,20 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * @param group the pre-content group; when it was handed over from a predecessor ({@code adopted}), events
-   *     that predecessor read and never answered are denied before any new one is read
+   * @param group the pre-content group; when it was handed over from a predecessor ({@code
+   *     adopted}), events that predecessor read and never answered are denied before any new one is
+   *     read
    * @param stateDir where prepared images and the highest event fd number are remembered
    * @param denyErrno whether the kernel takes {@code FAN_DENY_ERRNO} (else a plain deny: EPERM)
    */
-  public FanotifyFrontend(FanotifyGroup group, Catalog catalog, ImageSources sources, FetchCore core,
-      BlobCacheDir cache, Path stateDir, boolean denyErrno) {
+  public FanotifyFrontend(
+      FanotifyGroup group,
+      Catalog catalog,
+      ImageSources sources,
+      FetchCore core,
+      BlobCacheDir cache,
+      Path stateDir,
+      boolean denyErrno) {
     this.group = group;
     this.catalog = catalog;
     this.sources = sources;
@@ -147,20 +169,25 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Serves again what the predecessor prepared (its mounts may still be live), sweeps the events it read and
-   * never answered when the group was handed over, and starts reading events.
+   * Serves again what the predecessor prepared (its mounts may still be live), sweeps the events it
+   * read and never answered when the group was handed over, and starts reading events.
    */
   public void start(boolean adopted) {
     for (String fsid : state.load()) {
       try {
         prepare(fsid);
       } catch (IOException | RuntimeException e) {
-        LOG.warning("image " + fsid + " was prepared before the restart and cannot be served again: "
-            + e.getMessage() + "; its mounts' reads of missing data fail with EIO");
+        LOG.warning(
+            "image "
+                + fsid
+                + " was prepared before the restart and cannot be served again: "
+                + e.getMessage()
+                + "; its mounts' reads of missing data fail with EIO");
       }
     }
     if (adopted) {
-      // every number the predecessor could have been handed: below its capped fd limit, and (should a predecessor
+      // every number the predecessor could have been handed: below its capped fd limit, and (should
+      // a predecessor
       // have run without the cap) up to the highest it recorded
       int bound = Math.max(EventFdLimit.MAX, state.highestEventFd() + 1);
       long t0 = System.nanoTime();
@@ -168,11 +195,22 @@ public final class FanotifyFrontend implements Frontend {
         int n = group.answerWaiting(0, bound, denyResponse, fd -> false);
         long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         if (n > 0) {
-          LOG.warning("denied (EIO) " + n + " access(es) the previous daemon read and never answered (swept fd "
-              + "numbers 0-" + (bound - 1) + " in " + ms + " ms)");
+          LOG.warning(
+              "denied (EIO) "
+                  + n
+                  + " access(es) the previous daemon read and never answered (swept fd "
+                  + "numbers 0-"
+                  + (bound - 1)
+                  + " in "
+                  + ms
+                  + " ms)");
         } else {
-          LOG.info("no access the previous daemon read was left unanswered (swept fd numbers 0-" + (bound - 1)
-              + " in " + ms + " ms)");
+          LOG.info(
+              "no access the previous daemon read was left unanswered (swept fd numbers 0-"
+                  + (bound - 1)
+                  + " in "
+                  + ms
+                  + " ms)");
         }
       } catch (IOException e) {
         LOG.severe("sweeping the previous daemon's unanswered events failed: " + e.getMessage());
@@ -244,17 +282,19 @@ public final class FanotifyFrontend implements Frontend {
     }
   }
 
-  // ---- prepare / release -----------------------------------------------------------------------------------
+  // ---- prepare / release
+  // -----------------------------------------------------------------------------------
 
   /**
-   * Gets a registered image ready to be mounted: its bootstrap fetched whole and verified into the host cache,
-   * its data files opened (digest tables loaded) and marked unless complete. Blocks (the control thread).
-   * Preparing a prepared image returns the same files.
+   * Gets a registered image ready to be mounted: its bootstrap fetched whole and verified into the
+   * host cache, its data files opened (digest tables loaded) and marked unless complete. Blocks
+   * (the control thread). Preparing a prepared image returns the same files.
    *
    * @throws IOException if the image is unknown or its bootstrap, tables or files cannot be had
    */
   public Prepared prepare(String fsid) throws IOException {
-    ImageRecord r = catalog.get(fsid).orElseThrow(() -> new IOException("no registered image " + fsid));
+    ImageRecord r =
+        catalog.get(fsid).orElseThrow(() -> new IOException("no registered image " + fsid));
     synchronized (images) {
       Image known = images.get(fsid);
       if (known != null) {
@@ -269,9 +309,12 @@ public final class FanotifyFrontend implements Frontend {
       BlobCacheFile boot = cache.file(BlobRef.metadata(r.bootstrap(), r.reference()), source);
       opened.add(boot);
       await(boot.fetcher(), "the bootstrap of " + fsid);
-      await(boot.ensure(0, boot.size()), "the bootstrap of " + fsid); // whole, verified: the kernel reads it
+      await(
+          boot.ensure(0, boot.size()),
+          "the bootstrap of " + fsid); // whole, verified: the kernel reads it
       for (int i = 0; i < r.blobs().size(); i++) {
-        BlobCacheFile f = cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i + 1), r.reference()), source);
+        BlobCacheFile f =
+            cache.file(BlobRef.data(r.blobs().get(i), r.chunkTable(i + 1), r.reference()), source);
         opened.add(f);
         await(f.fetcher(), "blob " + r.blobs().get(i).digest() + " of " + fsid);
         blobs.add(watch(f, new BlobBinding(r, r.blobs().get(i), i + 1)));
@@ -305,13 +348,16 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   private static Prepared prepared(Image i) {
-    return new Prepared(i.record(), i.bootstrap().path(),
+    return new Prepared(
+        i.record(),
+        i.bootstrap().path(),
         i.blobs().stream().map(b -> b.watched.file.path()).toList());
   }
 
   /**
-   * Marks {@code f} unless it is complete, indexes it by identity for events, and adds {@code binding}'s view of
-   * it — all under one lock, so a release of another image sharing the file never unwatches it in between.
+   * Marks {@code f} unless it is complete, indexes it by identity for events, and adds {@code
+   * binding}'s view of it — all under one lock, so a release of another image sharing the file
+   * never unwatches it in between.
    */
   private WatchedFile.Served watch(BlobCacheFile f, BlobBinding binding) throws IOException {
     FileKey key = FileKey.of(f.path());
@@ -333,7 +379,8 @@ public final class FanotifyFrontend implements Frontend {
         }
         w.marked = true;
       } else if (added && !w.marked) {
-        // complete: no mark needed, and none may stay — a predecessor whose group we adopted may have left one,
+        // complete: no mark needed, and none may stay — a predecessor whose group we adopted may
+        // have left one,
         // which would send every access of a file we might stop watching to a daemon that denies it
         try {
           group.unmark(f.path());
@@ -347,7 +394,10 @@ public final class FanotifyFrontend implements Frontend {
     }
   }
 
-  /** Drops one view of a watched file; the last one takes the file out of the index and removes its mark. */
+  /**
+   * Drops one view of a watched file; the last one takes the file out of the index and removes its
+   * mark.
+   */
   private void unwatch(WatchedFile.Served s) {
     WatchedFile w = s.watched;
     synchronized (watched) {
@@ -360,9 +410,9 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Stops serving an image that is no longer mounted: its files' users drop, a file nobody uses any more loses
-   * its mark and goes back to the cache (the collector may then remove it). Only for images whose mounts are
-   * gone: a live mount of a released image would read holes unwatched.
+   * Stops serving an image that is no longer mounted: its files' users drop, a file nobody uses any
+   * more loses its mark and goes back to the cache (the collector may then remove it). Only for
+   * images whose mounts are gone: a live mount of a released image would read holes unwatched.
    */
   public void release(String fsid) {
     Image image;
@@ -386,8 +436,8 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * A client that prepared {@code fsid} has made its mount (or failed to): the image no longer waits for it.
-   * Unknown images are ignored.
+   * A client that prepared {@code fsid} has made its mount (or failed to): the image no longer
+   * waits for it. Unknown images are ignored.
    */
   public void mountSettled(String fsid) {
     synchronized (images) {
@@ -399,20 +449,22 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or plain umount):
-   * at once when no client that prepared one still has its mount to make, else once {@code grace} has passed
-   * since the last prepare (a mount follows its prepare within moments; a client that never says it mounted is
-   * given that long).
+   * Releases prepared images no mount uses any more (unmounted by `lazypull umount`, systemd, or
+   * plain umount): at once when no client that prepared one still has its mount to make, else once
+   * {@code grace} has passed since the last prepare (a mount follows its prepare within moments; a
+   * client that never says it mounted is given that long).
    *
    * @return the fsids released
    */
   public List<String> releaseUnmounted(Duration grace) throws IOException {
     List<String> gone = new ArrayList<>();
-    synchronized (images) { // under the lock: a prepare cannot slip in between the check and the removal
-      java.util.Set<Path> mounted = mountedBootstraps();
+    synchronized (
+        images) { // under the lock: a prepare cannot slip in between the check and the removal
+      Set<Path> mounted = mountedBootstraps();
       for (Image i : images.values()) {
         if (!mounted.contains(i.bootstrap().path())
-            && (i.due().count == 0 || System.nanoTime() - i.due().lastPrepareNanos >= grace.toNanos())) {
+            && (i.due().count == 0
+                || System.nanoTime() - i.due().lastPrepareNanos >= grace.toNanos())) {
           gone.add(i.record().fsid());
         }
       }
@@ -423,8 +475,8 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Unmarks files that became complete without an event to notice it (read-ahead or prefetch filled their last
-   * chunks after the last access): later reads of them raise no event at all.
+   * Unmarks files that became complete without an event to notice it (read-ahead or prefetch filled
+   * their last chunks after the last access): later reads of them raise no event at all.
    */
   public void unmarkComplete() {
     for (WatchedFile w : watched.values()) {
@@ -435,12 +487,13 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Bootstrap files that EROFS file-backed mounts have as their source, in this mount namespace and in every
-   * other one a process lives in: `lazypull mount` mounts in its caller's namespace (a container's, a service's
-   * private one), and releasing an image mounted there would leave that mount reading holes unwatched.
+   * Bootstrap files that EROFS file-backed mounts have as their source, in this mount namespace and
+   * in every other one a process lives in: `lazypull mount` mounts in its caller's namespace (a
+   * container's, a service's private one), and releasing an image mounted there would leave that
+   * mount reading holes unwatched.
    */
-  private static java.util.Set<Path> mountedBootstraps() throws IOException {
-    java.util.Set<Path> out = new java.util.HashSet<>();
+  private static Set<Path> mountedBootstraps() throws IOException {
+    Set<Path> out = new HashSet<>();
     for (MountInfo.Mount m : mountsInEveryNamespace()) {
       if (m.fsType().equals("erofs") && m.source().startsWith("/")) {
         out.add(Path.of(m.source()));
@@ -449,22 +502,28 @@ public final class FanotifyFrontend implements Frontend {
     return out;
   }
 
-  /** The mounts of this namespace (its failure is an error) and of every other namespace a process is in. */
+  /**
+   * The mounts of this namespace (its failure is an error) and of every other namespace a process
+   * is in.
+   */
   static List<MountInfo.Mount> mountsInEveryNamespace() throws IOException {
     List<MountInfo.Mount> out = new ArrayList<>(MountInfo.read());
-    java.util.Set<String> seen = new java.util.HashSet<>();
+    Set<String> seen = new HashSet<>();
     try {
       seen.add(Files.readSymbolicLink(Path.of("/proc/self/ns/mnt")).toString());
     } catch (IOException e) {
       return out; // no namespaces to tell apart
     }
-    try (java.nio.file.DirectoryStream<Path> procs = Files.newDirectoryStream(Path.of("/proc"),
-        p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
+    try (DirectoryStream<Path> procs =
+        Files.newDirectoryStream(
+            Path.of("/proc"),
+            p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
       for (Path proc : procs) {
         try {
           if (seen.add(Files.readSymbolicLink(proc.resolve("ns/mnt")).toString())) {
-            out.addAll(MountInfo.parse(Files.readString(proc.resolve("mountinfo"),
-                java.nio.charset.StandardCharsets.UTF_8)));
+            out.addAll(
+                MountInfo.parse(
+                    Files.readString(proc.resolve("mountinfo"), StandardCharsets.UTF_8)));
           }
         } catch (IOException e) {
           // gone meanwhile, or not ours to look at
@@ -475,17 +534,18 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * Unmounts every mount of a prepared image (a clean stop: a mount left without its daemon would read holes
-   * once the group is gone). A busy mount is left mounted, not detached: a detached mount stays readable through
-   * the files open on it while nothing lists it any more — a successor could not tell it is live and would release
-   * its image, and its holes would read as zeros once the group went. The caller keeps the group alive for busy
-   * mounts, so their reads wait for the next daemon. Mounts in other mount namespaces (made by `lazypull mount` in
-   * a container) are not this process's to unmount: they are reported as left too.
+   * Unmounts every mount of a prepared image (a clean stop: a mount left without its daemon would
+   * read holes once the group is gone). A busy mount is left mounted, not detached: a detached
+   * mount stays readable through the files open on it while nothing lists it any more — a successor
+   * could not tell it is live and would release its image, and its holes would read as zeros once
+   * the group went. The caller keeps the group alive for busy mounts, so their reads wait for the
+   * next daemon. Mounts in other mount namespaces (made by `lazypull mount` in a container) are not
+   * this process's to unmount: they are reported as left too.
    *
    * @return what is still mounted: busy mount points, and images mounted in other namespaces
    */
   public List<String> unmountAll() {
-    java.util.Set<Path> ours = new java.util.HashSet<>();
+    Set<Path> ours = new HashSet<>();
     synchronized (images) {
       images.values().forEach(i -> ours.add(i.bootstrap().path()));
     }
@@ -496,9 +556,10 @@ public final class FanotifyFrontend implements Frontend {
       LOG.warning("cannot list mounts to unmount before stopping: " + e.getMessage());
       return List.of("(mounts unknown: " + e.getMessage() + ")");
     }
-    // (a busy mount found again below in the all-namespace scan is reported once, by its mount point)
+    // (a busy mount found again below in the all-namespace scan is reported once, by its mount
+    // point)
     List<String> left = new ArrayList<>();
-    java.util.Set<Path> busy = new java.util.HashSet<>();
+    Set<Path> busy = new HashSet<>();
     for (int i = mounts.size() - 1; i >= 0; i--) { // newest first
       MountInfo.Mount m = mounts.get(i);
       if (!m.fsType().equals("erofs") || !ours.contains(Path.of(m.source()))) {
@@ -513,8 +574,9 @@ public final class FanotifyFrontend implements Frontend {
         LOG.warning("cannot unmount " + m.mountPoint() + " before stopping: " + e.getMessage());
       }
     }
-    try { // mounts in other namespaces (containers, private service namespaces) are not ours to unmount
-      java.util.Set<Path> elsewhere = mountedBootstraps();
+    try { // mounts in other namespaces (containers, private service namespaces) are not ours to
+      // unmount
+      Set<Path> elsewhere = mountedBootstraps();
       synchronized (images) {
         for (Image i : images.values()) {
           if (elsewhere.contains(i.bootstrap().path()) && !busy.contains(i.bootstrap().path())) {
@@ -556,7 +618,8 @@ public final class FanotifyFrontend implements Frontend {
     }
   }
 
-  // ---- events ----------------------------------------------------------------------------------------------
+  // ---- events
+  // ----------------------------------------------------------------------------------------------
 
   private void eventLoop() {
     ByteBuffer buf = ByteBuffer.allocateDirect(FanotifyDecoder.READ_BUFFER_SIZE);
@@ -598,7 +661,8 @@ public final class FanotifyFrontend implements Frontend {
     }
     FanotifyMessage.Event e = (FanotifyMessage.Event) m;
     if (e.fd() < 0) {
-      if (e.isOverflow()) { // with an unlimited queue this cannot happen; if it does, accesses went unseen
+      if (e.isOverflow()) { // with an unlimited queue this cannot happen; if it does, accesses went
+        // unseen
         LOG.severe("fanotify queue overflow: accesses may have passed without being filled");
       }
       return;
@@ -611,8 +675,8 @@ public final class FanotifyFrontend implements Frontend {
   }
 
   /**
-   * A pre-content event: answer at once when nothing is missing, else when the fetch is done. The read latency
-   * counts from {@code arrived} (when its batch was read) to the answer, for both.
+   * A pre-content event: answer at once when nothing is missing, else when the fetch is done. The
+   * read latency counts from {@code arrived} (when its batch was read) to the answer, for both.
    */
   private void onAccess(FanotifyMessage.Event e, long arrived) {
     if (e.pid() == ownPid) { // our own fill of the file (or our own read of what we made present)
@@ -644,12 +708,19 @@ public final class FanotifyFrontend implements Frontend {
     notifyRead(w, offset, length);
     CompletableFuture<Void> present;
     try {
-      present = w.file.claims().claimedElsewhere(offset, length)
-          // another process is fetching part of it: its own write is let through (it waits for this answer
-          // while holding the claim); anyone else waits for the bytes
-          ? CompletableFuture.supplyAsync(() -> CacheWriters.hasOpen(e.pid(), w.file.claimsPath()), core.probePool())
-              .thenCompose(writer -> writer ? CompletableFuture.completedFuture(null) : ensure(w, offset, length))
-          : ensure(w, offset, length);
+      present =
+          w.file.claims().claimedElsewhere(offset, length)
+              // another process is fetching part of it: its own write is let through (it waits for
+              // this answer
+              // while holding the claim); anyone else waits for the bytes
+              ? CompletableFuture.supplyAsync(
+                      () -> CacheWriters.hasOpen(e.pid(), w.file.claimsPath()), core.probePool())
+                  .thenCompose(
+                      writer ->
+                          writer
+                              ? CompletableFuture.completedFuture(null)
+                              : ensure(w, offset, length))
+              : ensure(w, offset, length);
     } catch (IOException | RuntimeException ex) {
       present = CompletableFuture.failedFuture(ex);
     }
@@ -659,7 +730,8 @@ public final class FanotifyFrontend implements Frontend {
         notifyRead(w, ahead.offset(), ahead.length());
       }
     }
-    present.orTimeout(readTimeout.toMillis(), TimeUnit.MILLISECONDS)
+    present
+        .orTimeout(readTimeout.toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete((v, error) -> finish(req, w, offset, length, error));
   }
 
@@ -696,15 +768,34 @@ public final class FanotifyFrontend implements Frontend {
     if (error == null) {
       stats.readsOk.increment();
     } else {
-      Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+      Throwable cause =
+          error instanceof CompletionException && error.getCause() != null
+              ? error.getCause()
+              : error;
       if (cause instanceof TimeoutException) {
         stats.readsTimedOut.increment();
-        once.warn("timeout:" + w.key, w.file.path() + ": " + offset + "+" + length + " not ready after "
-            + readTimeout + "; failing the read with EIO");
+        once.warn(
+            "timeout:" + w.key,
+            w.file.path()
+                + ": "
+                + offset
+                + "+"
+                + length
+                + " not ready after "
+                + readTimeout
+                + "; failing the read with EIO");
       } else {
         stats.readsFailed.increment();
-        once.warn("fail:" + w.key + ":" + cause.getMessage(), w.file.path() + ": " + offset + "+" + length
-            + " failed: " + cause.getMessage() + "; the read gets EIO");
+        once.warn(
+            "fail:" + w.key + ":" + cause.getMessage(),
+            w.file.path()
+                + ": "
+                + offset
+                + "+"
+                + length
+                + " failed: "
+                + cause.getMessage()
+                + "; the read gets EIO");
       }
     }
     answerNow(req.fd, error == null ? FanotifyResponse.ALLOW : denyResponse);
@@ -720,17 +811,24 @@ public final class FanotifyFrontend implements Frontend {
       group.finish(fd, response);
     } catch (IOException e) {
       stats.replyErrors.increment();
-      LOG.warning("answering fanotify event fd " + fd + " (" + FanotifyResponse.describe(response) + "): "
-          + e.getMessage());
+      LOG.warning(
+          "answering fanotify event fd "
+              + fd
+              + " ("
+              + FanotifyResponse.describe(response)
+              + "): "
+              + e.getMessage());
     }
   }
 
-  // ---- shutdown --------------------------------------------------------------------------------------------
+  // ---- shutdown
+  // --------------------------------------------------------------------------------------------
 
   /**
-   * Stops reading events, denies (EIO) what is in flight and what is still queued, and closes this process's
-   * group descriptor. Marks stay: with the descriptor kept elsewhere (fd store, keeper) a successor serves the
-   * mounts; without, the kernel drops the group — callers unmount first ({@link #preparedImages}).
+   * Stops reading events, denies (EIO) what is in flight and what is still queued, and closes this
+   * process's group descriptor. Marks stay: with the descriptor kept elsewhere (fd store, keeper) a
+   * successor serves the mounts; without, the kernel drops the group — callers unmount first
+   * ({@link #preparedImages}).
    */
   @Override
   public void close() {

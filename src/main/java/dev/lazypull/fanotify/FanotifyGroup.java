@@ -5,28 +5,31 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.IntPredicate;
 
 /**
- * A fanotify pre-content group: the kernel side of the fanotify front end. Cache files are marked for
- * {@code FAN_PRE_ACCESS}; each access to a marked file waits until the event it raised is answered. Production
- * code uses {@link KernelFanotifyGroup}; unit tests drive the front end with a fake that writes real files and
- * checks every answer.
+ * A fanotify pre-content group: the kernel side of the fanotify front end. Cache files are marked
+ * for {@code FAN_PRE_ACCESS}; each access to a marked file waits until the event it raised is
+ * answered. Production code uses {@link KernelFanotifyGroup}; unit tests drive the front end with a
+ * fake that writes real files and checks every answer.
  *
- * <p>Contract for every event read with a non-negative fd: fill its range through {@link #pwrite} (never
- * through a descriptor of one's own: that raises an event of its own), then {@link #respond} exactly once,
- * then {@link #closeEventFd} — {@link #finish} does the last two. Responses are matched by fd number, so an
- * event fd must stay open until its answer is written (a closed number can be reused by the next event).
+ * <p>Contract for every event read with a non-negative fd: fill its range through {@link #pwrite}
+ * (never through a descriptor of one's own: that raises an event of its own), then {@link #respond}
+ * exactly once, then {@link #closeEventFd} — {@link #finish} does the last two. Responses are
+ * matched by fd number, so an event fd must stay open until its answer is written (a closed number
+ * can be reused by the next event).
  *
- * <p>Closing the group's last descriptor makes the kernel allow every pending event: unfilled ranges then read
- * as zeros. Keep the descriptor alive (systemd's fd store, or a keeper process) for as long as marks exist.
+ * <p>Closing the group's last descriptor makes the kernel allow every pending event: unfilled
+ * ranges then read as zeros. Keep the descriptor alive (systemd's fd store, or a keeper process)
+ * for as long as marks exist.
  */
 public interface FanotifyGroup extends Closeable {
   /** Marks {@code file} (a regular file) for pre-content events. */
   void mark(Path file) throws IOException;
 
   /**
-   * Removes the mark of {@code file}: later accesses raise no event. Events it already raised — queued or read
-   * — are not withdrawn and still need their answers.
+   * Removes the mark of {@code file}: later accesses raise no event. Events it already raised —
+   * queued or read — are not withdrawn and still need their answers.
    */
   void unmark(Path file) throws IOException;
 
@@ -37,9 +40,9 @@ public interface FanotifyGroup extends Closeable {
   boolean awaitEvents(int timeoutMillis) throws IOException;
 
   /**
-   * Reads as many whole pending events as fit into {@code buf} (capacity at least
-   * {@link FanotifyDecoder#READ_BUFFER_SIZE} is advised), from position 0. Returns the byte count, 0 when none is
-   * pending. The buffer's position and limit are left alone.
+   * Reads as many whole pending events as fit into {@code buf} (capacity at least {@link
+   * FanotifyDecoder#READ_BUFFER_SIZE} is advised), from position 0. Returns the byte count, 0 when
+   * none is pending. The buffer's position and limit are left alone.
    */
   int read(ByteBuffer buf) throws IOException;
 
@@ -50,25 +53,27 @@ public interface FanotifyGroup extends Closeable {
   }
 
   /**
-   * Answers the permission event that carried {@code eventFd} ({@link FanotifyResponse#ALLOW}, {@code DENY},
-   * {@link FanotifyResponse#denyErrno}). ENOENT when no event waits under that number.
+   * Answers the permission event that carried {@code eventFd} ({@link FanotifyResponse#ALLOW},
+   * {@code DENY}, {@link FanotifyResponse#denyErrno}). ENOENT when no event waits under that
+   * number.
    */
   void respond(int eventFd, int response) throws IOException;
 
   /**
-   * Like {@link #respond}, but says false instead of failing when no event waits under {@code eventFd}.
+   * Like {@link #respond}, but says false instead of failing when no event waits under {@code
+   * eventFd}.
    */
   boolean respondIfPending(int eventFd, int response) throws IOException;
 
   /**
    * Answers every event still waiting under an fd number in [{@code from}, {@code to}) except those
-   * {@code keep} selects — each number as often as events wait under it — and returns how many were answered.
-   * This is how a restarted daemon fails the events its dead predecessor read but never answered (the kernel
-   * matches answers by number, and nothing lists them): it must run before the first new event is read, or a
-   * new event's fd could share a number with an old one and its answer would go to the old event.
+   * {@code keep} selects — each number as often as events wait under it — and returns how many were
+   * answered. This is how a restarted daemon fails the events its dead predecessor read but never
+   * answered (the kernel matches answers by number, and nothing lists them): it must run before the
+   * first new event is read, or a new event's fd could share a number with an old one and its
+   * answer would go to the old event.
    */
-  default int answerWaiting(int from, int to, int response, java.util.function.IntPredicate keep)
-      throws IOException {
+  default int answerWaiting(int from, int to, int response, IntPredicate keep) throws IOException {
     int answered = 0;
     for (int fd = Math.max(0, from); fd < to; fd++) {
       if (keep.test(fd)) {
@@ -86,7 +91,10 @@ public interface FanotifyGroup extends Closeable {
     return FileKey.ofFd(eventFd);
   }
 
-  /** Writes {@code buf}'s remaining bytes at {@code offset} of the event's file, through the event's fd. */
+  /**
+   * Writes {@code buf}'s remaining bytes at {@code offset} of the event's file, through the event's
+   * fd.
+   */
   long pwrite(int eventFd, ByteBuffer buf, long offset) throws IOException;
 
   /** Closes an event fd (after its answer). */

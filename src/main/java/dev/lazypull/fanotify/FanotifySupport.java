@@ -30,11 +30,12 @@ import java.util.stream.Stream;
 import java.util.zip.GZIPInputStream;
 
 /**
- * Says whether the fanotify front end can work on this host, and if not, what is missing, in words: a
- * pre-content group whose marks on a file in the cache directory raise events that can be answered
- * ({@code FAN_PRE_ACCESS}, Linux 6.14+, {@code CONFIG_FANOTIFY_ACCESS_PERMISSIONS}, CAP_SYS_ADMIN, a filesystem
- * that allows pre-content events), whether denials can carry an errno ({@code FAN_DENY_ERRNO}), and whether
- * EROFS mounts a regular file ({@code CONFIG_EROFS_FS_BACKED_BY_FILE}, 6.12+; proven by a probe mount).
+ * Says whether the fanotify front end can work on this host, and if not, what is missing, in words:
+ * a pre-content group whose marks on a file in the cache directory raise events that can be
+ * answered ({@code FAN_PRE_ACCESS}, Linux 6.14+, {@code CONFIG_FANOTIFY_ACCESS_PERMISSIONS},
+ * CAP_SYS_ADMIN, a filesystem that allows pre-content events), whether denials can carry an errno
+ * ({@code FAN_DENY_ERRNO}), and whether EROFS mounts a regular file ({@code
+ * CONFIG_EROFS_FS_BACKED_BY_FILE}, 6.12+; proven by a probe mount).
  */
 public final class FanotifySupport {
   private static final int ENOSYS = 38;
@@ -48,8 +49,11 @@ public final class FanotifySupport {
   public record Check(boolean ok, String detail) {}
 
   /** What {@link #probe} found. */
-  public record Report(String kernelRelease, Check preContent, Check denyErrno, Check fileBackedErofs) {
-    /** Whether the fanotify front end can run (FAN_DENY_ERRNO is an improvement, not a requirement). */
+  public record Report(
+      String kernelRelease, Check preContent, Check denyErrno, Check fileBackedErofs) {
+    /**
+     * Whether the fanotify front end can run (FAN_DENY_ERRNO is an improvement, not a requirement).
+     */
     public boolean usable() {
       return preContent.ok && fileBackedErofs.ok;
     }
@@ -57,8 +61,11 @@ public final class FanotifySupport {
     /** One line for logs, `status` and errors. */
     public String summary() {
       if (usable()) {
-        return "fanotify front end available (kernel " + kernelRelease + "; denials "
-            + (denyErrno.ok ? "carry EIO" : "are EPERM: " + denyErrno.detail) + ")";
+        return "fanotify front end available (kernel "
+            + kernelRelease
+            + "; denials "
+            + (denyErrno.ok ? "carry EIO" : "are EPERM: " + denyErrno.detail)
+            + ")";
       }
       List<String> missing = new ArrayList<>();
       if (!preContent.ok) {
@@ -67,11 +74,17 @@ public final class FanotifySupport {
       if (!fileBackedErofs.ok) {
         missing.add(fileBackedErofs.detail);
       }
-      return "fanotify front end unavailable on kernel " + kernelRelease + ": " + String.join("; ", missing);
+      return "fanotify front end unavailable on kernel "
+          + kernelRelease
+          + ": "
+          + String.join("; ", missing);
     }
   }
 
-  /** The running kernel: release, version, and its build config when the host publishes it (else empty). */
+  /**
+   * The running kernel: release, version, and its build config when the host publishes it (else
+   * empty).
+   */
   public record Kernel(String release, int major, int minor, Map<String, String> config) {
     public boolean atLeast(int wantMajor, int wantMinor) {
       return major > wantMajor || (major == wantMajor && minor >= wantMinor);
@@ -88,7 +101,8 @@ public final class FanotifySupport {
     /** Parses "6.18.44-foo" style releases; unknown parts are 0. */
     public static Kernel of(String release, Map<String, String> config) {
       Matcher m = Pattern.compile("^(\\d+)\\.(\\d+)").matcher(release);
-      return m.find() ? new Kernel(release, Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), config)
+      return m.find()
+          ? new Kernel(release, Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), config)
           : new Kernel(release, 0, 0, config);
     }
 
@@ -104,10 +118,12 @@ public final class FanotifySupport {
     }
   }
 
-  /** Probes this host; {@code cacheDir} is where the cache files will live (its filesystem matters). */
   /**
-   * Whether {@code group}'s kernel takes {@code FAN_DENY_ERRNO} answers (6.14+): an answer to a number no event
-   * waits under is ENOENT when it does, EINVAL when it does not.
+   * Probes this host; {@code cacheDir} is where the cache files will live (its filesystem matters).
+   */
+  /**
+   * Whether {@code group}'s kernel takes {@code FAN_DENY_ERRNO} answers (6.14+): an answer to a
+   * number no event waits under is ENOENT when it does, EINVAL when it does not.
    */
   public static boolean denyErrnoWorks(FanotifyGroup group) {
     try {
@@ -150,8 +166,10 @@ public final class FanotifySupport {
       try {
         group.mark(file);
       } catch (ErrnoException e) {
-        return new Check[] {new Check(false, explainMark(e.errno(), kernel, work)),
-            new Check(false, "no pre-content events")};
+        return new Check[] {
+          new Check(false, explainMark(e.errno(), kernel, work)),
+          new Check(false, "no pre-content events")
+        };
       }
       Check events = roundTrip(group, file);
       Check deny;
@@ -159,11 +177,15 @@ public final class FanotifySupport {
         group.respond(Integer.MAX_VALUE, FanotifyResponse.denyErrno(Errno.EIO));
         deny = new Check(false, "a response to no event was accepted");
       } catch (ErrnoException e) {
-        deny = e.errno() == Errno.ENOENT ? new Check(true, "FAN_DENY_ERRNO accepted")
-            : e.errno() == Errno.EINVAL
-                ? new Check(false, "the kernel refuses FAN_DENY_ERRNO (Linux 6.14+): a failed fetch can only be"
-                    + " answered FAN_DENY, and the reader gets EPERM")
-                : new Check(false, "FAN_DENY_ERRNO probe: " + e.getMessage());
+        deny =
+            e.errno() == Errno.ENOENT
+                ? new Check(true, "FAN_DENY_ERRNO accepted")
+                : e.errno() == Errno.EINVAL
+                    ? new Check(
+                        false,
+                        "the kernel refuses FAN_DENY_ERRNO (Linux 6.14+): a failed fetch can only be"
+                            + " answered FAN_DENY, and the reader gets EPERM")
+                    : new Check(false, "FAN_DENY_ERRNO probe: " + e.getMessage());
       }
       return new Check[] {events, deny};
     } finally {
@@ -171,17 +193,22 @@ public final class FanotifySupport {
     }
   }
 
-  /** Reads the marked file in another thread, answers its event ALLOW, and checks the read completed. */
+  /**
+   * Reads the marked file in another thread, answers its event ALLOW, and checks the read
+   * completed.
+   */
   private static Check roundTrip(KernelFanotifyGroup group, Path file) {
-    CompletableFuture<String> reader = CompletableFuture.supplyAsync(() -> {
-      try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-        ByteBuffer b = ByteBuffer.allocate(8);
-        ch.read(b, 0);
-        return new String(b.array(), 0, b.position(), StandardCharsets.US_ASCII);
-      } catch (IOException e) {
-        return "read failed: " + e.getMessage();
-      }
-    });
+    CompletableFuture<String> reader =
+        CompletableFuture.supplyAsync(
+            () -> {
+              try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+                ByteBuffer b = ByteBuffer.allocate(8);
+                ch.read(b, 0);
+                return new String(b.array(), 0, b.position(), StandardCharsets.US_ASCII);
+              } catch (IOException e) {
+                return "read failed: " + e.getMessage();
+              }
+            });
     ByteBuffer buf = ByteBuffer.allocateDirect(FanotifyDecoder.READ_BUFFER_SIZE);
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(EVENT_WAIT_MILLIS);
     try {
@@ -194,19 +221,25 @@ public final class FanotifySupport {
             group.finish(m.fd(), FanotifyResponse.ALLOW);
           }
           if (m instanceof FanotifyMessage.Malformed bad) {
-            return new Check(false, "the kernel sent an event this decoder cannot read: " + bad.reason());
+            return new Check(
+                false, "the kernel sent an event this decoder cannot read: " + bad.reason());
           }
           FanotifyMessage.Event e = (FanotifyMessage.Event) m;
           if (!e.hasRange()) {
-            return new Check(false, "pre-content events come without a range record (Linux 6.14+ sends one)");
+            return new Check(
+                false, "pre-content events come without a range record (Linux 6.14+ sends one)");
           }
           String got = reader.get(EVENT_WAIT_MILLIS, TimeUnit.MILLISECONDS);
-          return "lazypull".equals(got) ? new Check(true, "FAN_PRE_ACCESS events with ranges")
+          return "lazypull".equals(got)
+              ? new Check(true, "FAN_PRE_ACCESS events with ranges")
               : new Check(false, "the probe read after FAN_ALLOW returned " + got);
         }
       }
-      return new Check(false, "a FAN_PRE_ACCESS mark was accepted but a read raised no event within "
-          + EVENT_WAIT_MILLIS + " ms");
+      return new Check(
+          false,
+          "a FAN_PRE_ACCESS mark was accepted but a read raised no event within "
+              + EVENT_WAIT_MILLIS
+              + " ms");
     } catch (Exception e) {
       return new Check(false, "pre-content event round trip failed: " + e);
     }
@@ -222,10 +255,14 @@ public final class FanotifySupport {
       try (RandomAccessFile f = new RandomAccessFile(device.toFile(), "rw")) {
         f.setLength(ErofsWriter.BLOCK_SIZE);
       }
-      try (FileChannel out = FileChannel.open(boot, StandardOpenOption.CREATE, StandardOpenOption.READ,
-          StandardOpenOption.WRITE)) {
-        ErofsWriter.write(new ErofsNode(FileType.DIRECTORY), new ErofsWriter.Options(20, 0, 0),
-            List.of(new ErofsWriter.Device("0".repeat(64), ErofsWriter.BLOCK_SIZE)), out);
+      try (FileChannel out =
+          FileChannel.open(
+              boot, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        ErofsWriter.write(
+            new ErofsNode(FileType.DIRECTORY),
+            new ErofsWriter.Options(20, 0, 0),
+            List.of(new ErofsWriter.Device("0".repeat(64), ErofsWriter.BLOCK_SIZE)),
+            out);
       }
     } catch (IOException | RuntimeException e) {
       return new Check(false, "cannot write the probe image: " + e);
@@ -243,7 +280,8 @@ public final class FanotifySupport {
       } catch (ErrnoException ignored) {
         // reported below
       }
-      return new Check(true, "EROFS file-backed mount works, but the probe's umount failed: " + e.getMessage());
+      return new Check(
+          true, "EROFS file-backed mount works, but the probe's umount failed: " + e.getMessage());
     }
     return new Check(true, "EROFS mounts regular files (with device= regular files)");
   }
@@ -257,7 +295,9 @@ public final class FanotifySupport {
       case EMFILE:
         return "too many fanotify groups for this user (sysctl fs.fanotify.max_user_groups)";
       case Errno.EINVAL:
-        return "kernel " + kernel.release() + " refuses a pre-content fanotify group"
+        return "kernel "
+            + kernel.release()
+            + " refuses a pre-content fanotify group"
             + (kernel.atLeast(6, 14) ? "" : " (pre-content events need Linux 6.14+)");
       default:
         return "fanotify_init: " + Errno.describe(errno);
@@ -268,16 +308,24 @@ public final class FanotifySupport {
     switch (errno) {
       case Errno.EINVAL:
         if (!kernel.atLeast(6, 14)) {
-          return "kernel " + kernel.release() + " predates pre-content events (FAN_PRE_ACCESS, Linux 6.14)";
+          return "kernel "
+              + kernel.release()
+              + " predates pre-content events (FAN_PRE_ACCESS, Linux 6.14)";
         }
         String perm = kernel.option("CONFIG_FANOTIFY_ACCESS_PERMISSIONS");
         if (perm != null && !"y".equals(perm)) {
-          return "kernel " + kernel.release() + " is built without CONFIG_FANOTIFY_ACCESS_PERMISSIONS";
+          return "kernel "
+              + kernel.release()
+              + " is built without CONFIG_FANOTIFY_ACCESS_PERMISSIONS";
         }
-        return "kernel " + kernel.release() + " refuses FAN_PRE_ACCESS marks (needs Linux 6.14+ built with"
+        return "kernel "
+            + kernel.release()
+            + " refuses FAN_PRE_ACCESS marks (needs Linux 6.14+ built with"
             + " CONFIG_FANOTIFY_ACCESS_PERMISSIONS=y)";
       case Errno.EOPNOTSUPP:
-        return "the filesystem of " + dir.getParent() + " does not allow pre-content events (ext4, xfs and btrfs"
+        return "the filesystem of "
+            + dir.getParent()
+            + " does not allow pre-content events (ext4, xfs and btrfs"
             + " do; tmpfs does not): put the cache directory on one that does";
       case Errno.EPERM:
       case Errno.EACCES:
@@ -294,12 +342,17 @@ public final class FanotifySupport {
       case Errno.ENODEV:
         return "this kernel has no EROFS (CONFIG_EROFS_FS, or modprobe erofs)";
       case ENOTBLK:
-        return "EROFS cannot mount a regular file on kernel " + kernel.release() + " (needs Linux 6.12+ with"
-            + " CONFIG_EROFS_FS_BACKED_BY_FILE=y" + ("n".equals(backedByFile) ? ", which is not set" : "") + ")";
+        return "EROFS cannot mount a regular file on kernel "
+            + kernel.release()
+            + " (needs Linux 6.12+ with"
+            + " CONFIG_EROFS_FS_BACKED_BY_FILE=y"
+            + ("n".equals(backedByFile) ? ", which is not set" : "")
+            + ")";
       case Errno.EPERM:
         return "mounting needs CAP_SYS_ADMIN: run the daemon as root";
       default:
-        return "probe mount of an EROFS file failed: " + Errno.describe(errno)
+        return "probe mount of an EROFS file failed: "
+            + Errno.describe(errno)
             + ("n".equals(backedByFile) ? " (CONFIG_EROFS_FS_BACKED_BY_FILE is not set)" : "");
     }
   }
@@ -327,7 +380,8 @@ public final class FanotifySupport {
       Path gz = Path.of("/proc/config.gz");
       if (Files.isReadable(gz)) {
         try (InputStream in = new GZIPInputStream(Files.newInputStream(gz));
-            BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+            BufferedReader r =
+                new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
           return parseConfig(r.lines().toList());
         }
       }
@@ -351,13 +405,15 @@ public final class FanotifySupport {
       }
     }
     try (Stream<Path> s = Files.walk(dir)) {
-      s.sorted(Comparator.reverseOrder()).forEach(p -> {
-        try {
-          Files.deleteIfExists(p);
-        } catch (IOException ignored) {
-          // best effort: a hidden temp dir
-        }
-      });
+      s.sorted(Comparator.reverseOrder())
+          .forEach(
+              p -> {
+                try {
+                  Files.deleteIfExists(p);
+                } catch (IOException ignored) {
+                  // best effort: a hidden temp dir
+                }
+              });
     } catch (IOException ignored) {
       // best effort
     }

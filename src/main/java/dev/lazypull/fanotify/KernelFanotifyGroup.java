@@ -11,22 +11,28 @@ import java.nio.ByteOrder;
 import java.nio.file.Path;
 
 /**
- * {@link FanotifyGroup} over a real fanotify group through JNA. The group is non-blocking (reads return 0 when
- * nothing is pending; wait in {@link #awaitEvents}), its queue unlimited (a full queue would let permission
- * events pass unseen), and its event fds are opened read-write and close-on-exec. Needs CAP_SYS_ADMIN.
+ * {@link FanotifyGroup} over a real fanotify group through JNA. The group is non-blocking (reads
+ * return 0 when nothing is pending; wait in {@link #awaitEvents}), its queue unlimited (a full
+ * queue would let permission events pass unseen), and its event fds are opened read-write and
+ * close-on-exec. Needs CAP_SYS_ADMIN.
  *
- * <p>Thread-safe: the group descriptor is guarded so that {@link #close} never races a call still using the
- * number; event fds belong to the caller.
+ * <p>Thread-safe: the group descriptor is guarded so that {@link #close} never races a call still
+ * using the number; event fds belong to the caller.
  */
 public final class KernelFanotifyGroup implements FanotifyGroup {
   /** fanotify_init flags of a group this class creates. */
-  public static final int INIT_FLAGS = Fanotify.FAN_CLASS_PRE_CONTENT | Fanotify.FAN_CLOEXEC
-      | Fanotify.FAN_NONBLOCK | Fanotify.FAN_UNLIMITED_QUEUE;
+  public static final int INIT_FLAGS =
+      Fanotify.FAN_CLASS_PRE_CONTENT
+          | Fanotify.FAN_CLOEXEC
+          | Fanotify.FAN_NONBLOCK
+          | Fanotify.FAN_UNLIMITED_QUEUE;
+
   /** Open flags of the event fds: read-write, to fill ranges through them. */
   public static final int EVENT_F_FLAGS = Posix.O_RDWR | Posix.O_CLOEXEC;
 
   private static final ThreadLocal<ByteBuffer> RESPONSE =
-      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(FanotifyResponse.SIZE).order(ByteOrder.nativeOrder()));
+      ThreadLocal.withInitial(
+          () -> ByteBuffer.allocateDirect(FanotifyResponse.SIZE).order(ByteOrder.nativeOrder()));
 
   private final int fd;
   private final GuardedFd guarded;
@@ -43,9 +49,10 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
   }
 
   /**
-   * Wraps a group descriptor created earlier with {@link #INIT_FLAGS} (handed back by systemd's fd store or a
-   * keeper process after a restart). Its marks and pending events come with it; the descriptor is made
-   * close-on-exec (passed descriptors arrive without it, and a child holding the group would keep it alive).
+   * Wraps a group descriptor created earlier with {@link #INIT_FLAGS} (handed back by systemd's fd
+   * store or a keeper process after a restart). Its marks and pending events come with it; the
+   * descriptor is made close-on-exec (passed descriptors arrive without it, and a child holding the
+   * group would keep it alive).
    */
   public static KernelFanotifyGroup adopt(int fd) throws ErrnoException {
     Posix.setCloseOnExec(fd);
@@ -60,40 +67,45 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
   @Override
   public void mark(Path file) throws IOException {
     String path = file.toAbsolutePath().toString();
-    guarded.use(g -> {
-      Fanotify.markAdd(g, Fanotify.FAN_PRE_ACCESS, path);
-      return null;
-    });
+    guarded.use(
+        g -> {
+          Fanotify.markAdd(g, Fanotify.FAN_PRE_ACCESS, path);
+          return null;
+        });
   }
 
   @Override
   public void unmark(Path file) throws IOException {
     String path = file.toAbsolutePath().toString();
-    guarded.use(g -> {
-      Fanotify.markRemove(g, Fanotify.FAN_PRE_ACCESS, path);
-      return null;
-    });
+    guarded.use(
+        g -> {
+          Fanotify.markRemove(g, Fanotify.FAN_PRE_ACCESS, path);
+          return null;
+        });
   }
 
   @Override
   public void flushMarks() throws IOException {
-    guarded.use(g -> {
-      Fanotify.flushInodeMarks(g);
-      return null;
-    });
+    guarded.use(
+        g -> {
+          Fanotify.flushInodeMarks(g);
+          return null;
+        });
   }
 
   @Override
   public boolean awaitEvents(int timeoutMillis) throws IOException {
-    return guarded.use(g -> {
-      synchronized (pollScratch) {
-        int revents = Posix.pollOne(g, Posix.POLLIN, timeoutMillis, pollScratch);
-        if ((revents & (Posix.POLLERR | Posix.POLLNVAL)) != 0) {
-          throw new ErrnoException("poll", "fanotify group fd " + g + " reported an error", Errno.EIO);
-        }
-        return (revents & Posix.POLLIN) != 0;
-      }
-    });
+    return guarded.use(
+        g -> {
+          synchronized (pollScratch) {
+            int revents = Posix.pollOne(g, Posix.POLLIN, timeoutMillis, pollScratch);
+            if ((revents & (Posix.POLLERR | Posix.POLLNVAL)) != 0) {
+              throw new ErrnoException(
+                  "poll", "fanotify group fd " + g + " reported an error", Errno.EIO);
+            }
+            return (revents & Posix.POLLIN) != 0;
+          }
+        });
   }
 
   @Override
@@ -107,8 +119,10 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
   public void respond(int eventFd, int response) throws IOException {
     int errno = write(eventFd, response);
     if (errno != 0) {
-      throw new ErrnoException("fanotify response " + FanotifyResponse.describe(response) + " to", "event fd "
-          + eventFd, errno);
+      throw new ErrnoException(
+          "fanotify response " + FanotifyResponse.describe(response) + " to",
+          "event fd " + eventFd,
+          errno);
     }
   }
 
@@ -121,8 +135,10 @@ public final class KernelFanotifyGroup implements FanotifyGroup {
     if (errno == Errno.ENOENT) {
       return false;
     }
-    throw new ErrnoException("fanotify response " + FanotifyResponse.describe(response) + " to", "event fd "
-        + eventFd, errno);
+    throw new ErrnoException(
+        "fanotify response " + FanotifyResponse.describe(response) + " to",
+        "event fd " + eventFd,
+        errno);
   }
 
   /** Writes the response; 0 or the errno. */

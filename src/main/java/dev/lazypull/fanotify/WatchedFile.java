@@ -9,15 +9,18 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * A host cache file that file-backed EROFS mounts read as a data device: marked for pre-content events while
- * parts of it are missing, unmarked once it is complete (then reads cost no upcall at all). Images sharing the
- * blob share the file, its mark and its page cache; each of them sees it as one of its {@link Served} blobs.
+ * A host cache file that file-backed EROFS mounts read as a data device: marked for pre-content
+ * events while parts of it are missing, unmarked once it is complete (then reads cost no upcall at
+ * all). Images sharing the blob share the file, its mark and its page cache; each of them sees it
+ * as one of its {@link Served} blobs.
  */
 final class WatchedFile {
   final BlobCacheFile file;
   final FileKey key;
+
   /** The images' views of this file, one per (image, device) that uses it. */
   final List<Served> served = new CopyOnWriteArrayList<>();
+
   /** Whether the file carries this group's mark (guarded by the front end). */
   boolean marked;
 
@@ -74,7 +77,12 @@ final class WatchedFile {
 
     @Override
     public String toString() {
-      return binding.image().fsid() + " device " + binding.deviceId() + " (" + watched.file.path() + ")";
+      return binding.image().fsid()
+          + " device "
+          + binding.deviceId()
+          + " ("
+          + watched.file.path()
+          + ")";
     }
   }
 }

@@ -21,22 +21,26 @@ import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
- * The fetch core for one blob: makes byte ranges of its cache file present by fetching the missing chunks from a
- * {@link BlobSource} and writing them into a {@link ChunkSink}. Built once, complete, by {@link FetchCore#open}:
- * its chunk map and its verification (a digest table, or none) never change.
+ * The fetch core for one blob: makes byte ranges of its cache file present by fetching the missing
+ * chunks from a {@link BlobSource} and writing them into a {@link ChunkSink}. Built once, complete,
+ * by {@link FetchCore#open}: its chunk map and its verification (a digest table, or none) never
+ * change.
  *
- * <p>{@link #ensure} never blocks and does no I/O — it only looks at the chunk map and queues fetches — so a
- * front end's event thread may call it. Concurrent misses of the same chunk share one fetch; adjacent missing
- * chunks of one request are merged into one ranged read of at most the merge limit. Fetched bytes are
- * streamed through a 4096-aligned direct buffer per fetch thread and written whole-block, zero-padded at the
- * blob's end, so a chunk is marked ready only when all its bytes are in the sink. With a digest table each
- * chunk is one table entry and is checked before a byte of it is written.
+ * <p>{@link #ensure} never blocks and does no I/O — it only looks at the chunk map and queues
+ * fetches — so a front end's event thread may call it. Concurrent misses of the same chunk share
+ * one fetch; adjacent missing chunks of one request are merged into one ranged read of at most the
+ * merge limit. Fetched bytes are streamed through a 4096-aligned direct buffer per fetch thread and
+ * written whole-block, zero-padded at the blob's end, so a chunk is marked ready only when all its
+ * bytes are in the sink. With a digest table each chunk is one table entry and is checked before a
+ * byte of it is written.
  *
- * <p>When other processes fill the same file ({@link ChunkSink#claims}), a run is fetched only under a claim
- * and after looking whether the file holds it already, so each chunk is fetched once on the host.
+ * <p>When other processes fill the same file ({@link ChunkSink#claims}), a run is fetched only
+ * under a claim and after looking whether the file holds it already, so each chunk is fetched once
+ * on the host.
  */
 public final class ChunkFetcher {
   private static final Logger LOG = Logger.getLogger(ChunkFetcher.class.getName());
+
   /** Larger digest-table entries are refused rather than buffered. */
   static final int MAX_VERIFIED_ENTRY = 64 << 20;
 
@@ -54,10 +58,19 @@ public final class ChunkFetcher {
 
   /**
    * @param table the blob's digest table (the map is cut along it), or null to fetch unverified
-   * @param buffers gives the calling fetch thread its aligned scratch buffer (capacity a multiple of 4096)
+   * @param buffers gives the calling fetch thread its aligned scratch buffer (capacity a multiple
+   *     of 4096)
    */
-  ChunkFetcher(Descriptor blob, ChunkDigestTable table, BlobSource source, ChunkSink sink, ChunkMap map,
-      Executor executor, FetchSettings settings, FetchStats stats, Supplier<ByteBuffer> buffers) {
+  ChunkFetcher(
+      Descriptor blob,
+      ChunkDigestTable table,
+      BlobSource source,
+      ChunkSink sink,
+      ChunkMap map,
+      Executor executor,
+      FetchSettings settings,
+      FetchStats stats,
+      Supplier<ByteBuffer> buffers) {
     this.blob = blob;
     this.table = table;
     this.source = source;
@@ -78,6 +91,13 @@ public final class ChunkFetcher {
     return table != null;
   }
 
+  /**
+   * The digest table every fetch is checked against, or null when the blob is fetched unverified.
+   */
+  public ChunkDigestTable table() {
+    return table;
+  }
+
   public BlobSource source() {
     return source;
   }
@@ -91,23 +111,27 @@ public final class ChunkFetcher {
   }
 
   /**
-   * Returns a future that completes when every chunk overlapping {@code [offset, offset+length)} — clamped to
-   * the cache file's padded size — is present, or fails with the fetch error. Ranges entirely past the end
-   * complete at once (there is nothing to fetch).
+   * Returns a future that completes when every chunk overlapping {@code [offset, offset+length)} —
+   * clamped to the cache file's padded size — is present, or fails with the fetch error. Ranges
+   * entirely past the end complete at once (there is nothing to fetch).
    */
   public CompletableFuture<Void> ensure(long offset, long length) {
     return ensure(offset, length, mergeLimit, executor);
   }
 
   /**
-   * {@link #ensure(long, long)} with the fetches that are not already in flight run on {@code runOn}: prefetch
-   * uses its own small pool so it never queues ahead of on-demand reads in the fetch pool.
+   * {@link #ensure(long, long)} with the fetches that are not already in flight run on {@code
+   * runOn}: prefetch uses its own small pool so it never queues ahead of on-demand reads in the
+   * fetch pool.
    */
   public CompletableFuture<Void> ensure(long offset, long length, Executor runOn) {
     return ensure(offset, length, mergeLimit, runOn);
   }
 
-  /** Whether every chunk overlapping {@code [offset, offset+length)} (clamped to the file) is present. */
+  /**
+   * Whether every chunk overlapping {@code [offset, offset+length)} (clamped to the file) is
+   * present.
+   */
   public boolean isPresent(long offset, long length) {
     long end = Math.min(offset + length, map.paddedSize());
     if (length <= 0 || offset >= end) {
@@ -125,19 +149,21 @@ public final class ChunkFetcher {
   }
 
   /**
-   * Sequential read-ahead (see {@link ReadAhead}): records a kernel request for {@code [offset, offset+length)}
-   * and queues the chunks ahead of a sequential reader, in fewer, larger ranged reads than a blocked request's.
-   * Never waits; failures are dropped (the reader's own request, when it comes, fetches the range again and
-   * reports the error).
+   * Sequential read-ahead (see {@link ReadAhead}): records a kernel request for {@code [offset,
+   * offset+length)} and queues the chunks ahead of a sequential reader, in fewer, larger ranged
+   * reads than a blocked request's. Never waits; failures are dropped (the reader's own request,
+   * when it comes, fetches the range again and reports the error).
    *
    * @return the range queued ahead of the reader, or null
    */
   public ReadAhead.Range readAhead(long offset, long length) {
     ReadAhead.Range ahead = readAhead.onRead(offset, length);
     if (ahead != null) {
-      // per-request cost (TTFB, registry overhead) is what limits a sequential stream; two streams per
+      // per-request cost (TTFB, registry overhead) is what limits a sequential stream; two streams
+      // per
       // extension keep some parallelism
-      long merge = Math.max(mergeLimit, Math.min(FetchSettings.MAX_READ_AHEAD_MERGE, ahead.length() / 2));
+      long merge =
+          Math.max(mergeLimit, Math.min(FetchSettings.MAX_READ_AHEAD_MERGE, ahead.length() / 2));
       ensure(ahead.offset(), ahead.length(), merge, executor).exceptionally(e -> null);
     }
     return ahead;
@@ -169,7 +195,9 @@ public final class ChunkFetcher {
         f = new CompletableFuture<>();
         inflight.put(c, f);
         waits.add(f);
-        if (runStart >= 0 && c == runEnd + 1 && map.chunkStart(c + 1) - map.chunkStart(runStart) <= limit) {
+        if (runStart >= 0
+            && c == runEnd + 1
+            && map.chunkStart(c + 1) - map.chunkStart(runStart) <= limit) {
           runEnd = c;
         } else {
           if (runStart >= 0) {
@@ -193,12 +221,17 @@ public final class ChunkFetcher {
       return CompletableFuture.completedFuture(null);
     }
     if (waits.size() == 1) {
-      return waits.get(0).thenApply(v -> null); // a private copy: callers may time it out independently
+      return waits
+          .get(0)
+          .thenApply(v -> null); // a private copy: callers may time it out independently
     }
     return CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
   }
 
-  /** Fetches chunks [first, last] — under a claim when other processes share the sink — and writes them. */
+  /**
+   * Fetches chunks [first, last] — under a claim when other processes share the sink — and writes
+   * them.
+   */
   private void fetchRun(int first, int last) {
     try {
       RangeClaims claims = sink.claims();
@@ -216,7 +249,8 @@ public final class ChunkFetcher {
         }
         return;
       }
-      // Another process is fetching part of the run: chunk by chunk, each under its own claim, waiting at most
+      // Another process is fetching part of the run: chunk by chunk, each under its own claim,
+      // waiting at most
       // for that process's fetch of it — and never holding a claim while waiting for another.
       for (int c = first; c <= last; c++) {
         long s = map.chunkStart(c);
@@ -233,7 +267,9 @@ public final class ChunkFetcher {
     }
   }
 
-  /** Under a claim: completes the chunks another process has written meanwhile and fetches the rest. */
+  /**
+   * Under a claim: completes the chunks another process has written meanwhile and fetches the rest.
+   */
   private void fetchAbsent(int first, int last) throws IOException {
     int runStart = -1;
     for (int c = first; c <= last; c++) {
@@ -252,7 +288,10 @@ public final class ChunkFetcher {
     }
   }
 
-  /** Whether the sink holds every block of chunk {@code c} (bytes are only ever written whole and final). */
+  /**
+   * Whether the sink holds every block of chunk {@code c} (bytes are only ever written whole and
+   * final).
+   */
   private boolean inFile(int c) throws IOException {
     long start = map.chunkStart(c);
     if (sink.seekData(start) != start) {
@@ -284,8 +323,12 @@ public final class ChunkFetcher {
     }
   }
 
-  /** Streams [start, end) from {@code in} through the thread's buffer, completing chunks as they land. */
-  private void stream(ReadableByteChannel in, long start, long end, int last, int[] next) throws IOException {
+  /**
+   * Streams [start, end) from {@code in} through the thread's buffer, completing chunks as they
+   * land.
+   */
+  private void stream(ReadableByteChannel in, long start, long end, int last, int[] next)
+      throws IOException {
     ByteBuffer buf = buffers.get();
     long pos = start;
     while (pos < end) {
@@ -300,11 +343,12 @@ public final class ChunkFetcher {
   }
 
   /**
-   * The verified path: reads each digest-table entry's stored bytes (the map is cut along the table, so the run is
-   * whole entries; compressed entries are adjacent frames, so the run is still one ranged read), turns them into
-   * the entry's bytes — decompressed, never past its length — checks their sha256, and only then writes them. A
-   * failure in bytes from a mirror is fetched once more from the origin; from the origin it fails the run with an
-   * error naming the blob and the range.
+   * The verified path: reads each digest-table entry's stored bytes (the map is cut along the
+   * table, so the run is whole entries; compressed entries are adjacent frames, so the run is still
+   * one ranged read), turns them into the entry's bytes — decompressed, never past its length —
+   * checks their sha256, and only then writes them. A failure in bytes from a mirror is fetched
+   * once more from the origin; from the origin it fails the run with an error naming the blob and
+   * the range.
    */
   private void fetchVerified(int last, int[] next) throws IOException {
     int e0 = next[0];
@@ -329,15 +373,23 @@ public final class ChunkFetcher {
     }
   }
 
-  private void streamVerified(ReadableByteChannel in, int e0, int e1, int[] next) throws IOException {
+  private void streamVerified(ReadableByteChannel in, int e0, int e1, int[] next)
+      throws IOException {
     boolean mirror = in instanceof BlobSource.Served s && s.fromMirror();
     String servedBy = in instanceof BlobSource.Served s ? s.servedBy() : source.describe();
     for (int e = e0; e <= e1; e++) {
       int len = table.length(e);
       int stored = table.compressedLength(e);
       if (len > MAX_VERIFIED_ENTRY || stored > MAX_VERIFIED_ENTRY) {
-        throw new IOException("blob " + blob.digest() + ": digest-table entry " + e + " of " + len
-            + " bytes exceeds " + MAX_VERIFIED_ENTRY);
+        throw new IOException(
+            "blob "
+                + blob.digest()
+                + ": digest-table entry "
+                + e
+                + " of "
+                + len
+                + " bytes exceeds "
+                + MAX_VERIFIED_ENTRY);
       }
       ByteBuffer buf = buffers.get();
       if (buf.capacity() < len) {
@@ -360,11 +412,31 @@ public final class ChunkFetcher {
           }
         }
       } catch (ChunkDataException bad) {
-        LOG.severe("integrity: blob " + blob.digest() + " bytes " + table.offset(e) + "+" + len + " from "
-            + servedBy + " do not match their sha256 " + HexFormat.of().formatHex(table.sha256(e)) + " ("
-            + bad.getMessage() + ")");
-        throw new ChunkIntegrityException("blob " + blob.digest() + ": bytes " + table.offset(e) + "+" + len
-            + " from " + servedBy + " fail their chunk digest", mirror);
+        LOG.severe(
+            "integrity: blob "
+                + blob.digest()
+                + " bytes "
+                + table.offset(e)
+                + "+"
+                + len
+                + " from "
+                + servedBy
+                + " do not match their sha256 "
+                + HexFormat.of().formatHex(table.sha256(e))
+                + " ("
+                + bad.getMessage()
+                + ")");
+        throw new ChunkIntegrityException(
+            "blob "
+                + blob.digest()
+                + ": bytes "
+                + table.offset(e)
+                + "+"
+                + len
+                + " from "
+                + servedBy
+                + " fail their chunk digest",
+            mirror);
       }
       stats.chunksVerified.increment();
       buf.position(0).limit(len);
@@ -373,8 +445,12 @@ public final class ChunkFetcher {
     }
   }
 
-  /** Compressed frames of this thread, read whole before they are decompressed; grows to the largest frame. */
-  private static final ThreadLocal<ByteBuffer> FRAMES = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(0));
+  /**
+   * Compressed frames of this thread, read whole before they are decompressed; grows to the largest
+   * frame.
+   */
+  private static final ThreadLocal<ByteBuffer> FRAMES =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(0));
 
   private static ByteBuffer frameBuffer(int size) {
     ByteBuffer b = FRAMES.get();
@@ -388,12 +464,15 @@ public final class ChunkFetcher {
   private void readFully(ReadableByteChannel in, ByteBuffer buf, long pos) throws IOException {
     while (buf.hasRemaining()) {
       if (in.read(buf) < 0) {
-        throw new IOException(source.describe() + ": blob " + blob.digest() + " ended at " + (pos + buf.position()));
+        throw new IOException(
+            source.describe() + ": blob " + blob.digest() + " ended at " + (pos + buf.position()));
       }
     }
   }
 
-  /** Writes the first {@code n} bytes of {@code buf} at {@code pos}, zero-padded to a whole block. */
+  /**
+   * Writes the first {@code n} bytes of {@code buf} at {@code pos}, zero-padded to a whole block.
+   */
   private void writePadded(ByteBuffer buf, int n, long pos) throws IOException {
     int padded = (int) AlignedBuffers.roundUp(n, AlignedBuffers.ALIGNMENT);
     buf.limit(padded).position(n);
@@ -413,14 +492,19 @@ public final class ChunkFetcher {
   }
 
   /**
-   * Writes every chunk that is neither present nor being fetched from {@code verified}, a local copy of the
-   * whole blob whose sha256 the caller has checked (full prefetch of a blob without a digest table). Returns
-   * the bytes written.
+   * Writes every chunk that is neither present nor being fetched from {@code verified}, a local
+   * copy of the whole blob whose sha256 the caller has checked (full prefetch of a blob without a
+   * digest table). Returns the bytes written.
    */
   public long fillFrom(FileChannel verified) throws IOException {
     if (verified.size() != blob.size()) {
-      throw new IOException("verified copy of " + blob.digest() + " has " + verified.size() + " bytes, expected "
-          + blob.size());
+      throw new IOException(
+          "verified copy of "
+              + blob.digest()
+              + " has "
+              + verified.size()
+              + " bytes, expected "
+              + blob.size());
     }
     long written = 0;
     ByteBuffer buf = buffers.get();
@@ -439,7 +523,8 @@ public final class ChunkFetcher {
           buf.clear().limit(n);
           while (buf.hasRemaining()) {
             if (verified.read(buf, pos + buf.position()) < 0) {
-              throw new IOException("verified copy of " + blob.digest() + " ended at " + (pos + buf.position()));
+              throw new IOException(
+                  "verified copy of " + blob.digest() + " ended at " + (pos + buf.position()));
             }
           }
           writePadded(buf, n, pos);
@@ -466,7 +551,10 @@ public final class ChunkFetcher {
     }
   }
 
-  /** Fails every chunk of [first, last] still in flight (those written meanwhile are complete already). */
+  /**
+   * Fails every chunk of [first, last] still in flight (those written meanwhile are complete
+   * already).
+   */
   private void failRun(int first, int last, Throwable error) {
     for (int c = first; c <= last; c++) {
       CompletableFuture<Void> f;
@@ -488,7 +576,14 @@ public final class ChunkFetcher {
 
   @Override
   public String toString() {
-    return "fetcher of " + blob.digest().shortHex() + " (" + map.readyCount() + "/" + map.chunkCount()
-        + " chunks" + (table != null ? ", verified" : "") + ")";
+    return "fetcher of "
+        + blob.digest().shortHex()
+        + " ("
+        + map.readyCount()
+        + "/"
+        + map.chunkCount()
+        + " chunks"
+        + (table != null ? ", verified" : "")
+        + ")";
   }
 }

@@ -4,24 +4,28 @@ import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.sys.AlignedBuffers;
 import java.io.IOException;
 import java.util.Arrays;
+import org.roaringbitmap.IntIterator;
 import org.roaringbitmap.RoaringBitmap;
 
 /**
- * Which chunks of one blob's cache file hold data. A chunk is the fetch unit: usually {@code chunkSize} bytes
- * (power of two, ≥ 4096) at a chunk-aligned offset; the last chunk ends at the blob's size rounded up to
- * 4096, its tail zero-padded, because cachefiles backing files are written in whole 4 KiB blocks.
+ * Which chunks of one blob's cache file hold data. A chunk is the fetch unit: usually {@code
+ * chunkSize} bytes (power of two, ≥ 4096) at a chunk-aligned offset; the last chunk ends at the
+ * blob's size rounded up to 4096, its tail zero-padded, because cachefiles backing files are
+ * written in whole 4 KiB blocks.
  *
- * <p>A blob with a chunk digest table is cut along the table's entries instead ({@link #forTable}): each
- * chunk is then exactly one verifiable unit, so every fetch covers whole entries and none is fetched twice.
- * Thread-safe.
+ * <p>A blob with a chunk digest table is cut along the table's entries instead ({@link #forTable}):
+ * each chunk is then exactly one verifiable unit, so every fetch covers whole entries and none is
+ * fetched twice. Thread-safe.
  */
 public final class ChunkMap {
   private final long blobSize;
   private final long paddedSize;
   private final int chunkShift;
   private final int chunkCount;
+
   /** Chunk start offsets when chunks follow a digest table (ascending, from 0), else null. */
   private final long[] starts;
+
   private final RoaringBitmap ready = new RoaringBitmap();
 
   public ChunkMap(long blobSize, int chunkSize) {
@@ -36,7 +40,8 @@ public final class ChunkMap {
     this.chunkShift = Integer.numberOfTrailingZeros(chunkSize);
     long count = (paddedSize + chunkSize - 1) >>> chunkShift;
     if (count > Integer.MAX_VALUE) {
-      throw new IllegalArgumentException("blob of " + blobSize + " bytes has too many " + chunkSize + "-byte chunks");
+      throw new IllegalArgumentException(
+          "blob of " + blobSize + " bytes has too many " + chunkSize + "-byte chunks");
     }
     this.chunkCount = (int) count;
     this.starts = null;
@@ -45,7 +50,8 @@ public final class ChunkMap {
   private ChunkMap(long blobSize, long[] starts, int maxUnit) {
     this.blobSize = blobSize;
     this.paddedSize = AlignedBuffers.roundUp(blobSize, AlignedBuffers.ALIGNMENT);
-    this.chunkShift = 31 - Integer.numberOfLeadingZeros(Math.max(AlignedBuffers.ALIGNMENT, maxUnit));
+    this.chunkShift =
+        31 - Integer.numberOfLeadingZeros(Math.max(AlignedBuffers.ALIGNMENT, maxUnit));
     this.chunkCount = starts.length;
     this.starts = starts;
   }
@@ -129,7 +135,7 @@ public final class ChunkMap {
   public synchronized long readyBytes() {
     if (starts != null) {
       long n = 0;
-      for (org.roaringbitmap.IntIterator it = ready.getIntIterator(); it.hasNext(); ) {
+      for (IntIterator it = ready.getIntIterator(); it.hasNext(); ) {
         int c = it.next();
         n += chunkDataEnd(c) - chunkStart(c);
       }
@@ -159,8 +165,8 @@ public final class ChunkMap {
   }
 
   /**
-   * Marks every chunk the backing file fully covers with data. This is how readiness survives restarts: the
-   * kernel itself decides "present" by SEEK_DATA, so the file is the truth.
+   * Marks every chunk the backing file fully covers with data. This is how readiness survives
+   * restarts: the kernel itself decides "present" by SEEK_DATA, so the file is the truth.
    */
   public void rebuild(ExtentProbe probe) throws IOException {
     RoaringBitmap found = new RoaringBitmap();

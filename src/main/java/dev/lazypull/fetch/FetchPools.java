@@ -1,6 +1,7 @@
 package dev.lazypull.fetch;
 
 import dev.lazypull.image.ImageReference;
+import dev.lazypull.sys.DaemonThreads;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -10,21 +11,23 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The fetch threads, one pool per origin of blobs: a registry (by the host users write in references) or local
- * OCI layouts. A fetch thread blocks on its source — against a stalled registry until the client's read timeout,
- * for each retry — so with one shared pool a single bad registry takes every thread and the READs of images from
- * any other registry, or from local layouts, miss their deadline queued behind it. Per origin, they never wait
- * for another origin's fetches.
+ * The fetch threads, one pool per origin of blobs: a registry (by the host users write in
+ * references) or local OCI layouts. A fetch thread blocks on its source — against a stalled
+ * registry until the client's read timeout, for each retry — so with one shared pool a single bad
+ * registry takes every thread and the READs of images from any other registry, or from local
+ * layouts, miss their deadline queued behind it. Per origin, they never wait for another origin's
+ * fetches.
  *
- * <p>Each pool has up to {@code threads} threads; idle threads exit after a minute, so origins not in use cost
- * nothing. Pools are created on first use and live until {@link #close}.
+ * <p>Each pool has up to {@code threads} threads; idle threads exit after a minute, so origins not
+ * in use cost nothing. Pools are created on first use and live until {@link #close}.
  */
 public final class FetchPools implements AutoCloseable {
   public static final String LOCAL = "local";
+
   /**
-   * Getting objects ready (loading tables is the origin's work; this is probing the cache file's extents):
-   * apart from {@link #LOCAL}, so a slow local layout cannot hold up the READs of registry images. Not a name
-   * any reference can have.
+   * Getting objects ready (loading tables is the origin's work; this is probing the cache file's
+   * extents): apart from {@link #LOCAL}, so a slow local layout cannot hold up the READs of
+   * registry images. Not a name any reference can have.
    */
   static final String CACHE_PROBES = "(cache)";
 
@@ -53,7 +56,8 @@ public final class FetchPools implements AutoCloseable {
   public static String origin(String reference) {
     try {
       return ImageReference.parse(reference) instanceof ImageReference.Registry r
-          ? r.registry().toLowerCase(Locale.ROOT) : LOCAL;
+          ? r.registry().toLowerCase(Locale.ROOT)
+          : LOCAL;
     } catch (IllegalArgumentException e) {
       return LOCAL; // the source cannot be opened either; the READs fail there
     }
@@ -61,20 +65,30 @@ public final class FetchPools implements AutoCloseable {
 
   private ThreadPoolExecutor create(String origin) {
     String name = "lazypull-fetch-" + origin.replaceAll("[^A-Za-z0-9.:-]", "_") + "-";
-    ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 60, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), dev.lazypull.sys.DaemonThreads.numbered(name));
+    ThreadPoolExecutor pool =
+        new ThreadPoolExecutor(
+            threads,
+            threads,
+            60,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            DaemonThreads.numbered(name));
     pool.allowCoreThreadTimeOut(true);
     return pool;
   }
 
-  /** Stops every pool: queued fetches are not run (their READs are failed by the caller's shutdown). */
+  /**
+   * Stops every pool: queued fetches are not run (their READs are failed by the caller's shutdown).
+   */
   @Override
   public void close() {
     closed = true;
     for (ThreadPoolExecutor p : pools.values()) {
       p.shutdown();
     }
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(2); // one wait for all, not 2 s per stalled origin
+    long deadline =
+        System.nanoTime()
+            + TimeUnit.SECONDS.toNanos(2); // one wait for all, not 2 s per stalled origin
     for (ThreadPoolExecutor p : pools.values()) {
       try {
         p.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);

@@ -4,9 +4,9 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * A kernel front end of the daemon — fscache (cachefiles on-demand) or fanotify (pre-content events on cache
- * files) — over the one fetch core. The application layer starts it, watches it and stops it; everything else
- * sees the blobs it serves.
+ * A kernel front end of the daemon — fscache (cachefiles on-demand) or fanotify (pre-content events
+ * on cache files) — over the one fetch core. The application layer starts it, watches it and stops
+ * it; everything else sees the blobs it serves.
  */
 public interface Frontend extends AutoCloseable {
   /** "fscache" or "fanotify", for status and metrics. */
@@ -15,7 +15,10 @@ public interface Frontend extends AutoCloseable {
   /** Starts taking kernel requests. */
   void start();
 
-  /** Whether it still serves (false once stopped, or after a fatal kernel error: see {@link #failure}). */
+  /**
+   * Whether it still serves (false once stopped, or after a fatal kernel error: see {@link
+   * #failure}).
+   */
   boolean isRunning();
 
   /** The error that stopped it on its own, or null. */
@@ -30,7 +33,10 @@ public interface Frontend extends AutoCloseable {
   /** Blobs it serves right now. */
   List<ServedBlob> served();
 
-  /** Kernel requests received and not yet answered, and how many of those are older than {@code hungAfter}. */
+  /**
+   * Kernel requests received and not yet answered, and how many of those are older than {@code
+   * hungAfter}.
+   */
   long[] inflightRequests(Duration hungAfter);
 
   /** Adds a listener; call before {@link #start}. */

@@ -6,8 +6,8 @@ import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Counters of a front end's kernel requests (fscache OPEN/READ/CLOSE, fanotify events); {@link #snapshot} is
- * what status and metrics report, next to the fetch core's counters.
+ * Counters of a front end's kernel requests (fscache OPEN/READ/CLOSE, fanotify events); {@link
+ * #snapshot} is what status and metrics report, next to the fetch core's counters.
  */
 public final class RequestStats {
   public final LongAdder opens = new LongAdder();
@@ -22,6 +22,7 @@ public final class RequestStats {
   public final LongAdder readBytesRequested = new LongAdder();
   public final LongAdder malformed = new LongAdder();
   public final LongAdder replyErrors = new LongAdder();
+
   /** From a request's arrival to its reply. */
   public final Histogram readLatency = Histogram.latency();
 

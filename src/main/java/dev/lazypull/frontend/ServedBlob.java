@@ -6,9 +6,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 
 /**
- * One blob a front end serves to the kernel right now — an fscache object, a fanotify-marked cache file — as the
- * rest of the daemon sees it: which image and device it is, and its fetcher. Prefetch, access profiles, cache
- * bookkeeping and status work on these, whatever the front end.
+ * One blob a front end serves to the kernel right now — an fscache object, a fanotify-marked cache
+ * file — as the rest of the daemon sees it: which image and device it is, and its fetcher.
+ * Prefetch, access profiles, cache bookkeeping and status work on these, whatever the front end.
  */
 public interface ServedBlob {
   /** Names it for status: a kernel object id (fscache), a cache file (fanotify). */
@@ -24,8 +24,8 @@ public interface ServedBlob {
   boolean isClosed();
 
   /**
-   * Makes {@code [offset, offset+length)} present ahead of any reader, new fetches run on {@code runOn} (the
-   * prefetch pool, behind on-demand reads).
+   * Makes {@code [offset, offset+length)} present ahead of any reader, new fetches run on {@code
+   * runOn} (the prefetch pool, behind on-demand reads).
    */
   default CompletableFuture<Void> prefetch(long offset, long length, Executor runOn) {
     return fetcher().thenCompose(f -> f.ensure(offset, length, runOn));

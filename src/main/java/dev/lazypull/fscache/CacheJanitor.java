@@ -1,11 +1,10 @@
 package dev.lazypull.fscache;
 
 import com.fasterxml.jackson.core.type.TypeReference;
-import dev.lazypull.fscache.Devnode;
-import dev.lazypull.fscache.DevnodeCommand;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.frontend.CacheKeeper;
 import dev.lazypull.image.Json;
+import dev.lazypull.sys.AtomicFiles;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;
@@ -25,26 +24,33 @@ import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
- * Keeps the cachefiles cache within a size budget. In on-demand mode the kernel never culls by itself: the
- * daemon must. Cache files live at {@code <cache>/cache/I<volume key>/@<hash>/D<cookie key>}; whole files of
- * objects not in use are culled, least recently used first, with the devnode's {@code inuse}/{@code cull}
- * commands — which act on the process's working directory, so the janitor {@code chdir}s into the fan-out
- * directory for each one (process-wide: every other path lazypull uses is absolute). Culled data is simply
- * fetched again on the next miss.
+ * Keeps the cachefiles cache within a size budget. In on-demand mode the kernel never culls by
+ * itself: the daemon must. Cache files live at {@code <cache>/cache/I<volume key>/@<hash>/D<cookie
+ * key>}; whole files of objects not in use are culled, least recently used first, with the
+ * devnode's {@code inuse}/{@code cull} commands — which act on the process's working directory, so
+ * the janitor {@code chdir}s into the fan-out directory for each one (process-wide: every other
+ * path lazypull uses is absolute). Culled data is simply fetched again on the next miss.
  */
 public final class CacheJanitor implements CacheKeeper {
   private static final Logger LOG = Logger.getLogger(CacheJanitor.class.getName());
   private static final Object CWD_LOCK = new Object();
   private static final String USAGE_FILE = "cache-usage.json";
 
-  /** A cache file the kernel is using right now (its object is open), with the bytes the daemon knows it holds. */
+  /**
+   * A cache file the kernel is using right now (its object is open), with the bytes the daemon
+   * knows it holds.
+   */
   public record OpenCookie(String volumeKey, String cookieKey, long readyBytes) {}
 
   /** One file in the cache tree. */
-  public record Entry(String volumeKey, String cookieKey, Path file, long bytes, long lastUsedMillis) {}
+  public record Entry(
+      String volumeKey, String cookieKey, Path file, long bytes, long lastUsedMillis) {}
 
-  public enum CullResult { CULLED, IN_USE, GONE }
-
+  public enum CullResult {
+    CULLED,
+    IN_USE,
+    GONE
+  }
 
   private final Devnode devnode;
   private final Path cacheDir;
@@ -53,8 +59,14 @@ public final class CacheJanitor implements CacheKeeper {
   private final Supplier<List<OpenCookie>> openCookies;
   private final Map<String, Long> lastUse = new ConcurrentHashMap<>();
 
-  /** @param budget bytes the cache may occupy; 0 means no limit (eviction on request only) */
-  public CacheJanitor(Devnode devnode, Path cacheDir, Path stateDir, long budget,
+  /**
+   * @param budget bytes the cache may occupy; 0 means no limit (eviction on request only)
+   */
+  public CacheJanitor(
+      Devnode devnode,
+      Path cacheDir,
+      Path stateDir,
+      long budget,
       Supplier<List<OpenCookie>> openCookies) {
     this.devnode = devnode;
     this.cacheDir = cacheDir;
@@ -114,8 +126,8 @@ public final class CacheJanitor implements CacheKeeper {
   }
 
   /**
-   * Bytes the cache occupies: every file in the tree, plus what open objects hold in files not yet linked into
-   * the tree (cachefiles keeps new objects in tmpfiles until they are released).
+   * Bytes the cache occupies: every file in the tree, plus what open objects hold in files not yet
+   * linked into the tree (cachefiles keeps new objects in tmpfiles until they are released).
    */
   @Override
   public long usage() throws IOException {
@@ -137,7 +149,10 @@ public final class CacheJanitor implements CacheKeeper {
     return n;
   }
 
-  /** Culls least-recently-used files not in use until the cache fits the budget (no-op without a budget). */
+  /**
+   * Culls least-recently-used files not in use until the cache fits the budget (no-op without a
+   * budget).
+   */
   public Report collect() throws IOException {
     return collect(budget);
   }
@@ -174,7 +189,12 @@ public final class CacheJanitor implements CacheKeeper {
         }
       }
       if (usage > budget) {
-        LOG.warning("cache uses " + usage + " bytes, over its budget of " + budget + ": the rest is in use");
+        LOG.warning(
+            "cache uses "
+                + usage
+                + " bytes, over its budget of "
+                + budget
+                + ": the rest is in use");
       }
     }
     cleanGraveyard();
@@ -183,8 +203,8 @@ public final class CacheJanitor implements CacheKeeper {
   }
 
   /**
-   * Removes an image's cache files (bootstrap and data blobs) that no mount is using. Blobs the image shares
-   * with other registered images of its volume are kept unless {@code includeShared}.
+   * Removes an image's cache files (bootstrap and data blobs) that no mount is using. Blobs the
+   * image shares with other registered images of its volume are kept unless {@code includeShared}.
    */
   @Override
   public synchronized Report evict(ImageRecord image, List<ImageRecord> all, boolean includeShared)
@@ -194,8 +214,13 @@ public final class CacheJanitor implements CacheKeeper {
     cookies.add(image.fsid());
     List<String> skipped = new ArrayList<>();
     for (String name : image.deviceNames()) {
-      boolean shared = all.stream().anyMatch(o -> !o.fsid().equals(image.fsid())
-          && o.volumeName().equals(image.volumeName()) && o.deviceNames().contains(name));
+      boolean shared =
+          all.stream()
+              .anyMatch(
+                  o ->
+                      !o.fsid().equals(image.fsid())
+                          && o.volumeName().equals(image.volumeName())
+                          && o.deviceNames().contains(name));
       if (shared && !includeShared) {
         skipped.add(name);
       } else {
@@ -263,13 +288,16 @@ public final class CacheJanitor implements CacheKeeper {
       return;
     }
     try (var walk = Files.walk(graveyard)) {
-      walk.sorted(Comparator.reverseOrder()).filter(p -> !p.equals(graveyard)).forEach(p -> {
-        try {
-          Files.deleteIfExists(p);
-        } catch (IOException e) {
-          LOG.fine("graveyard: " + e.getMessage());
-        }
-      });
+      walk.sorted(Comparator.reverseOrder())
+          .filter(p -> !p.equals(graveyard))
+          .forEach(
+              p -> {
+                try {
+                  Files.deleteIfExists(p);
+                } catch (IOException e) {
+                  LOG.fine("graveyard: " + e.getMessage());
+                }
+              });
     } catch (IOException e) {
       LOG.fine("graveyard: " + e.getMessage());
     }
@@ -280,22 +308,26 @@ public final class CacheJanitor implements CacheKeeper {
       return;
     }
     try {
-      Map<String, Long> saved = Json.MAPPER.readValue(Files.readAllBytes(usageFile),
-          new TypeReference<HashMap<String, Long>>() {});
+      Map<String, Long> saved =
+          Json.MAPPER.readValue(
+              Files.readAllBytes(usageFile), new TypeReference<HashMap<String, Long>>() {});
       lastUse.putAll(saved);
     } catch (IOException | RuntimeException e) {
-      LOG.warning(usageFile + ": unreadable, starting LRU order from file times (" + e.getMessage() + ")");
+      LOG.warning(
+          usageFile + ": unreadable, starting LRU order from file times (" + e.getMessage() + ")");
     }
   }
 
-  /** Persists the LRU order (best effort: losing it only makes the order fall back to file times). */
+  /**
+   * Persists the LRU order (best effort: losing it only makes the order fall back to file times).
+   */
   @Override
   public void saveUsage() {
     if (usageFile == null) {
       return;
     }
     try {
-      dev.lazypull.sys.AtomicFiles.write(usageFile, Json.write(new HashMap<>(lastUse)));
+      AtomicFiles.write(usageFile, Json.write(new HashMap<>(lastUse)));
     } catch (IOException e) {
       LOG.fine("saving cache usage: " + e.getMessage());
     }

@@ -7,6 +7,7 @@ import dev.lazypull.frontend.ServedBlob;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,16 +15,20 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 
 /**
- * One kernel cachefiles object (a cookie's backing file) that the daemon has opened: its anon fd(s), the blob it
- * serves, and the fetcher that fills the backing file. The object is the fetcher's {@link ChunkSink}: bytes are
- * written, and extents probed, through its anon fd.
+ * One kernel cachefiles object (a cookie's backing file) that the daemon has opened: its anon
+ * fd(s), the blob it serves, and the fetcher that fills the backing file. The object is the
+ * fetcher's {@link ChunkSink}: bytes are written, and extents probed, through its anon fd.
  *
- * <p>Anon fds are reference-counted: CLOSE drops the table's reference, and the fds are closed only when the
- * last READ or fetch using them is done. A descriptor number is never closed while another thread may still
- * write through it — after close(2) the number can be reused for an unrelated file.
+ * <p>Anon fds are reference-counted: CLOSE drops the table's reference, and the fds are closed only
+ * when the last READ or fetch using them is done. A descriptor number is never closed while another
+ * thread may still write through it — after close(2) the number can be reused for an unrelated
+ * file.
  */
 final class CacheObject implements ServedBlob, ChunkSink {
-  /** How long a probe waits for the kernel to attach the backing file after copen (it answers ENOBUFS until then). */
+  /**
+   * How long a probe waits for the kernel to attach the backing file after copen (it answers
+   * ENOBUFS until then).
+   */
   private static final int ATTACH_ATTEMPTS = 100;
 
   final int objectId;
@@ -34,11 +39,19 @@ final class CacheObject implements ServedBlob, ChunkSink {
   private final List<Integer> fds = new ArrayList<>();
   private int refs = 1;
   private boolean closed;
+
   /** Builds this object's fetcher through the fetch core; set when copen succeeded. */
   private Function<CacheObject, CompletableFuture<ChunkFetcher>> opener;
+
   private CompletableFuture<ChunkFetcher> fetcher = new CompletableFuture<>();
 
-  CacheObject(int objectId, String volumeKey, String cookieKey, BlobBinding binding, int fd, Devnode devnode) {
+  CacheObject(
+      int objectId,
+      String volumeKey,
+      String cookieKey,
+      BlobBinding binding,
+      int fd,
+      Devnode devnode) {
     this.objectId = objectId;
     this.volumeKey = volumeKey;
     this.cookieKey = cookieKey;
@@ -58,24 +71,28 @@ final class CacheObject implements ServedBlob, ChunkSink {
   }
 
   /**
-   * Builds the fetcher, right after copen: the kernel attaches the backing file only once copen returns, and the
-   * fetch core probes what it holds through the anon fd.
+   * Builds the fetcher, right after copen: the kernel attaches the backing file only once copen
+   * returns, and the fetch core probes what it holds through the anon fd.
    */
   synchronized void start(Function<CacheObject, CompletableFuture<ChunkFetcher>> opener) {
     this.opener = opener;
     CompletableFuture<ChunkFetcher> target = fetcher;
-    opener.apply(this).whenComplete((f, e) -> {
-      if (e != null) {
-        target.completeExceptionally(e);
-      } else {
-        target.complete(f);
-      }
-    });
+    opener
+        .apply(this)
+        .whenComplete(
+            (f, e) -> {
+              if (e != null) {
+                target.completeExceptionally(e);
+              } else {
+                target.complete(f);
+              }
+            });
   }
 
   /**
-   * The fetcher, once ready. A setup that failed (the digest table could not be loaded) failed the requests
-   * waiting for it; the next caller tries again, so the object recovers once its source is back.
+   * The fetcher, once ready. A setup that failed (the digest table could not be loaded) failed the
+   * requests waiting for it; the next caller tries again, so the object recovers once its source is
+   * back.
    */
   @Override
   public synchronized CompletableFuture<ChunkFetcher> fetcher() {
@@ -109,7 +126,9 @@ final class CacheObject implements ServedBlob, ChunkSink {
     }
   }
 
-  /** CLOSE from the kernel (or daemon shutdown): no new users; fds go when the last user releases. */
+  /**
+   * CLOSE from the kernel (or daemon shutdown): no new users; fds go when the last user releases.
+   */
   void markClosed() {
     synchronized (this) {
       if (closed) {
@@ -147,7 +166,9 @@ final class CacheObject implements ServedBlob, ChunkSink {
     return fds.get(0);
   }
 
-  /** {@link ChunkSink}: writes through the anon fd (direct I/O: aligned buffer, offset and length). */
+  /**
+   * {@link ChunkSink}: writes through the anon fd (direct I/O: aligned buffer, offset and length).
+   */
   @Override
   public void write(ByteBuffer buf, long offset) throws IOException {
     if (!acquire()) {
@@ -157,7 +178,8 @@ final class CacheObject implements ServedBlob, ChunkSink {
       int want = buf.remaining();
       long n = devnode.pwrite(fd(), buf, offset);
       if (n < want) { // the anon fd reports >= the request on every kernel; less means trouble
-        throw new IOException("short write to object " + objectId + " at " + offset + ": " + n + " of " + want);
+        throw new IOException(
+            "short write to object " + objectId + " at " + offset + ": " + n + " of " + want);
       }
     } finally {
       release();
@@ -174,7 +196,9 @@ final class CacheObject implements ServedBlob, ChunkSink {
     return seek(offset, false);
   }
 
-  /** SEEK_DATA/SEEK_HOLE on the anon fd, waiting briefly for the kernel to attach the backing file. */
+  /**
+   * SEEK_DATA/SEEK_HOLE on the anon fd, waiting briefly for the kernel to attach the backing file.
+   */
   private long seek(long offset, boolean data) throws IOException {
     if (!acquire()) {
       throw new IOException("object " + objectId + " was closed by the kernel");
@@ -187,12 +211,13 @@ final class CacheObject implements ServedBlob, ChunkSink {
           if (e.errno() != Errno.ENOBUFS || attempt >= ATTACH_ATTEMPTS || isClosed()) {
             throw e;
           }
-          Thread.sleep(5); // the kernel attaches the file right after copen; it signals nothing when it has
+          Thread.sleep(
+              5); // the kernel attaches the file right after copen; it signals nothing when it has
         }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new java.io.InterruptedIOException("object " + objectId + ": interrupted while probing");
+      throw new InterruptedIOException("object " + objectId + ": interrupted while probing");
     } finally {
       release();
     }
@@ -200,6 +225,12 @@ final class CacheObject implements ServedBlob, ChunkSink {
 
   @Override
   public String toString() {
-    return "object " + objectId + " [" + volumeKey + " / " + binding.blob().digest().shortHex() + "]";
+    return "object "
+        + objectId
+        + " ["
+        + volumeKey
+        + " / "
+        + binding.blob().digest().shortHex()
+        + "]";
   }
 }

@@ -1,9 +1,12 @@
 package dev.lazypull.fscache;
 
+import java.nio.charset.StandardCharsets;
+
 /**
- * Formats the text commands written to {@code /dev/cachefiles}. The kernel parses one command per write(2),
- * rejects any NUL byte (EINVAL) and anything of PAGE_SIZE or more (EOPNOTSUPP), and strips one trailing newline;
- * so commands are sent bare, without terminator. See fs/cachefiles/daemon.c.
+ * Formats the text commands written to {@code /dev/cachefiles}. The kernel parses one command per
+ * write(2), rejects any NUL byte (EINVAL) and anything of PAGE_SIZE or more (EOPNOTSUPP), and
+ * strips one trailing newline; so commands are sent bare, without terminator. See
+ * fs/cachefiles/daemon.c.
  */
 public final class DevnodeCommand {
   /** Longest command the kernel accepts (PAGE_SIZE - 1 on 4 KiB pages). */
@@ -11,7 +14,9 @@ public final class DevnodeCommand {
 
   private DevnodeCommand() {}
 
-  /** {@code dir <path>}: the cache root, an absolute path on a filesystem with xattrs and SEEK_DATA. */
+  /**
+   * {@code dir <path>}: the cache root, an absolute path on a filesystem with xattrs and SEEK_DATA.
+   */
   public static String dir(String absolutePath) {
     if (!absolutePath.startsWith("/")) {
       throw new IllegalArgumentException("cache dir must be absolute: " + absolutePath);
@@ -40,7 +45,9 @@ public final class DevnodeCommand {
     return "copen " + Integer.toUnsignedString(msgId) + "," + size;
   }
 
-  /** {@code copen <msg_id>,-<errno>}: refuse an OPEN; the kernel fails the lookup with that errno. */
+  /**
+   * {@code copen <msg_id>,-<errno>}: refuse an OPEN; the kernel fails the lookup with that errno.
+   */
   public static String copenError(int msgId, int errno) {
     if (errno <= 0 || errno > 4095) {
       throw new IllegalArgumentException("errno out of range: " + errno);
@@ -48,7 +55,9 @@ public final class DevnodeCommand {
     return "copen " + Integer.toUnsignedString(msgId) + ",-" + errno;
   }
 
-  /** {@code restore}: (6.8+) re-mark every outstanding request NEW so this daemon receives it again. */
+  /**
+   * {@code restore}: (6.8+) re-mark every outstanding request NEW so this daemon receives it again.
+   */
   public static String restore() {
     return "restore";
   }
@@ -74,7 +83,7 @@ public final class DevnodeCommand {
     if (cmd.indexOf('\0') >= 0 || cmd.indexOf('\n') >= 0) {
       throw new IllegalArgumentException("devnode command contains NUL or newline");
     }
-    if (cmd.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_LENGTH) {
+    if (cmd.getBytes(StandardCharsets.UTF_8).length > MAX_LENGTH) {
       throw new IllegalArgumentException("devnode command longer than " + MAX_LENGTH + " bytes");
     }
     return cmd;

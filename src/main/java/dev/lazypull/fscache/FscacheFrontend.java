@@ -22,11 +22,11 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The fscache front end (cachefiles on-demand mode): one poll thread takes requests from the devnode and
- * dispatches them — READs through {@link RequestHandler#onRead}, which queues fetches on the fetch core, OPEN and
- * CLOSE to a single object thread. The poll thread never does blocking I/O; it waits only for the kernel (poll)
- * or for a free slot when {@code maxOutstandingReads} READs are already in progress, leaving further requests
- * queued in the kernel.
+ * The fscache front end (cachefiles on-demand mode): one poll thread takes requests from the
+ * devnode and dispatches them — READs through {@link RequestHandler#onRead}, which queues fetches
+ * on the fetch core, OPEN and CLOSE to a single object thread. The poll thread never does blocking
+ * I/O; it waits only for the kernel (poll) or for a free slot when {@code maxOutstandingReads}
+ * READs are already in progress, leaving further requests queued in the kernel.
  */
 public final class FscacheFrontend implements Frontend {
   private static final Logger LOG = Logger.getLogger(FscacheFrontend.class.getName());
@@ -43,13 +43,19 @@ public final class FscacheFrontend implements Frontend {
 
   /**
    * @param devnode the bound cachefiles devnode ({@link CacheBinder}); closed with this front end
-   * @param maxOutstandingReads READs in progress before the poll thread stops taking more from the kernel
+   * @param maxOutstandingReads READs in progress before the poll thread stops taking more from the
+   *     kernel
    */
-  public FscacheFrontend(Devnode devnode, Catalog catalog, ImageSources sources, FetchCore core,
+  public FscacheFrontend(
+      Devnode devnode,
+      Catalog catalog,
+      ImageSources sources,
+      FetchCore core,
       int maxOutstandingReads) {
     this.devnode = devnode;
     this.readSlots = new Semaphore(maxOutstandingReads);
-    this.objectThread = Executors.newSingleThreadExecutor(DaemonThreads.numbered("lazypull-objects-"));
+    this.objectThread =
+        Executors.newSingleThreadExecutor(DaemonThreads.numbered("lazypull-objects-"));
     this.handler = new RequestHandler(devnode, catalog, sources, core, stats, readSlots::release);
     this.pollThread = new Thread(this::pollLoop, "lazypull-devnode-poll");
   }
@@ -108,19 +114,20 @@ public final class FscacheFrontend implements Frontend {
 
   /** Keeps {@code janitor}'s LRU order current: every OPEN and CLOSE counts as a use. */
   public void attach(CacheJanitor janitor) {
-    handler.addListener(new BlobListener() {
-      @Override
-      public void opened(ServedBlob blob) {
-        CacheObject o = (CacheObject) blob;
-        janitor.touch(o.volumeKey, o.cookieKey);
-      }
+    handler.addListener(
+        new BlobListener() {
+          @Override
+          public void opened(ServedBlob blob) {
+            CacheObject o = (CacheObject) blob;
+            janitor.touch(o.volumeKey, o.cookieKey);
+          }
 
-      @Override
-      public void closed(ServedBlob blob) {
-        CacheObject o = (CacheObject) blob;
-        janitor.touch(o.volumeKey, o.cookieKey);
-      }
-    });
+          @Override
+          public void closed(ServedBlob blob) {
+            CacheObject o = (CacheObject) blob;
+            janitor.touch(o.volumeKey, o.cookieKey);
+          }
+        });
   }
 
   /** The error that stopped the poll loop, if it stopped on its own. */
@@ -162,7 +169,9 @@ public final class FscacheFrontend implements Frontend {
         Thread.currentThread().interrupt();
         break;
       } catch (ErrnoException e) {
-        if (e.errno() == Errno.EIO) { // the cache is dead (devnode unbound or withdrawn): nothing more will come
+        if (e.errno()
+            == Errno
+                .EIO) { // the cache is dead (devnode unbound or withdrawn): nothing more will come
           fail(e);
           return;
         }
@@ -223,8 +232,8 @@ public final class FscacheFrontend implements Frontend {
   }
 
   /**
-   * Stops taking requests, fails what is queued, closes every object and the devnode. The kernel then fails
-   * outstanding requests with EIO; mounts must be remounted against a new daemon.
+   * Stops taking requests, fails what is queued, closes every object and the devnode. The kernel
+   * then fails outstanding requests with EIO; mounts must be remounted against a new daemon.
    */
   @Override
   public void close() {

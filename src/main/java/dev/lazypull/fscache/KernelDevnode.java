@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 /** {@link Devnode} over the real {@code /dev/cachefiles} through JNA. */
 public final class KernelDevnode implements Devnode {
   public static final String PATH = "/dev/cachefiles";
+
   /** {@code _IOW(0x98, 1, int)}: CACHEFILES_IOC_READ_COMPLETE; the msg_id is passed by value. */
   public static final long IOC_READ_COMPLETE = 0x40049801L;
 
@@ -64,7 +65,8 @@ public final class KernelDevnode implements Devnode {
       throw new ErrnoException("write '" + command + "' to", PATH, e.errno());
     }
     if (n != bytes.length) {
-      throw new IOException("short write of '" + command + "' to " + PATH + ": " + n + " of " + bytes.length);
+      throw new IOException(
+          "short write of '" + command + "' to " + PATH + ": " + n + " of " + bytes.length);
     }
   }
 

@@ -1,6 +1,5 @@
 package dev.lazypull.fscache;
 
-import dev.lazypull.sys.OnceLogger;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.catalog.BlobBinding;
 import dev.lazypull.catalog.Catalog;
@@ -13,6 +12,7 @@ import dev.lazypull.frontend.BlobListener;
 import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.sys.Errno;
+import dev.lazypull.sys.OnceLogger;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -30,17 +30,21 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Answers the kernel's OPEN, READ and CLOSE requests. The contract with the kernel: every OPEN gets exactly
- * one {@code copen}, every READ exactly one READ_COMPLETE — with the range present, or without data so the
- * reader gets EIO — and CLOSE releases the object's fds.
+ * Answers the kernel's OPEN, READ and CLOSE requests. The contract with the kernel: every OPEN gets
+ * exactly one {@code copen}, every READ exactly one READ_COMPLETE — with the range present, or
+ * without data so the reader gets EIO — and CLOSE releases the object's fds.
  *
- * <p>{@link #onRead} runs on the poll thread and does no blocking I/O: it queues fetches and attaches the
- * reply to their completion. OPEN and CLOSE are serialised on one object thread; {@code copen} is a devnode
- * write and the blob source may have to be opened.
+ * <p>{@link #onRead} runs on the poll thread and does no blocking I/O: it queues fetches and
+ * attaches the reply to their completion. OPEN and CLOSE are serialised on one object thread;
+ * {@code copen} is a devnode write and the blob source may have to be opened.
  */
 final class RequestHandler {
   private static final Logger LOG = Logger.getLogger(RequestHandler.class.getName());
-  /** Larger READs are treated as malformed and failed (the kernel asks for at most a folio or a chunk). */
+
+  /**
+   * Larger READs are treated as malformed and failed (the kernel asks for at most a folio or a
+   * chunk).
+   */
   static final long MAX_READ_LENGTH = 64L << 20;
 
   private final Devnode devnode;
@@ -50,14 +54,26 @@ final class RequestHandler {
   private final Duration readDeadline;
   private final RequestStats stats;
   private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
-  /** msg_id → arrival (nanoTime) of every READ not yet answered: in-flight and hung READs for metrics. */
+
+  /**
+   * msg_id → arrival (nanoTime) of every READ not yet answered: in-flight and hung READs for
+   * metrics.
+   */
   private final Map<Integer, Long> inflightReads = new ConcurrentHashMap<>();
+
   private final OnceLogger once = new OnceLogger(LOG);
   private final Runnable readDone;
   private final List<BlobListener> listeners = new CopyOnWriteArrayList<>();
 
-  /** @param readDone called once per READ when its reply has been sent (releases a poll-loop permit) */
-  RequestHandler(Devnode devnode, Catalog catalog, ImageSources sources, FetchCore core, RequestStats stats,
+  /**
+   * @param readDone called once per READ when its reply has been sent (releases a poll-loop permit)
+   */
+  RequestHandler(
+      Devnode devnode,
+      Catalog catalog,
+      ImageSources sources,
+      FetchCore core,
+      RequestStats stats,
       Runnable readDone) {
     this.devnode = devnode;
     this.catalog = catalog;
@@ -68,25 +84,39 @@ final class RequestHandler {
     this.readDone = readDone;
   }
 
-  // ---- OPEN ----------------------------------------------------------------------------------------------
+  // ---- OPEN
+  // ----------------------------------------------------------------------------------------------
 
   void onOpen(CachefilesMsg.Open open) {
     stats.opens.increment();
     try {
       devnode.adoptAnonFd(open.fd());
     } catch (IOException e) {
-      LOG.warning("OPEN " + open.msgId() + ": cannot set close-on-exec on fd " + open.fd() + ": " + e.getMessage());
+      LOG.warning(
+          "OPEN "
+              + open.msgId()
+              + ": cannot set close-on-exec on fd "
+              + open.fd()
+              + ": "
+              + e.getMessage());
     }
     Optional<BlobBinding> found = catalog.lookup(open.volumeKey(), open.cookieKey());
     if (found.isEmpty()) {
-      refuse(open, Errno.ENOENT, "no registered image has volume '" + CachefilesMsg.printable(open.volumeKey())
-          + "' and cookie '" + open.printableCookieKey() + "'");
+      refuse(
+          open,
+          Errno.ENOENT,
+          "no registered image has volume '"
+              + CachefilesMsg.printable(open.volumeKey())
+              + "' and cookie '"
+              + open.printableCookieKey()
+              + "'");
       return;
     }
     BlobBinding binding = found.get();
     CacheObject existing = objects.get(open.objectId());
     if (existing != null && existing.addFd(open.fd())) {
-      // Re-delivered OPEN (after restore): same object, one more fd. Answer with the same stable size.
+      // Re-delivered OPEN (after restore): same object, one more fd. Answer with the same stable
+      // size.
       copen(open, LazyImage.deviceSize(binding.blob()), existing);
       return;
     }
@@ -94,14 +124,22 @@ final class RequestHandler {
     try {
       source = sources.open(binding.image().reference()).blobs();
     } catch (IOException | RuntimeException e) {
-      refuse(open, Errno.EIO, "cannot open the source of " + binding.image().reference() + ": " + e.getMessage());
+      refuse(
+          open,
+          Errno.EIO,
+          "cannot open the source of " + binding.image().reference() + ": " + e.getMessage());
       return;
     }
-    CacheObject object = new CacheObject(open.objectId(), open.volumeKey(), open.cookieKey(), binding, open.fd(),
-        devnode);
-    BlobRef ref = binding.isBootstrap()
-        ? BlobRef.metadata(binding.blob(), binding.image().reference())
-        : BlobRef.data(binding.blob(), binding.image().chunkTable(binding.deviceId()), binding.image().reference());
+    CacheObject object =
+        new CacheObject(
+            open.objectId(), open.volumeKey(), open.cookieKey(), binding, open.fd(), devnode);
+    BlobRef ref =
+        binding.isBootstrap()
+            ? BlobRef.metadata(binding.blob(), binding.image().reference())
+            : BlobRef.data(
+                binding.blob(),
+                binding.image().chunkTable(binding.deviceId()),
+                binding.image().reference());
     objects.put(open.objectId(), object);
     if (copen(open, LazyImage.deviceSize(binding.blob()), object)) {
       object.start(self -> core.open(ref, source, self));
@@ -109,8 +147,16 @@ final class RequestHandler {
         l.opened(object);
       }
     }
-    LOG.fine(() -> "OPEN " + object + " fsid " + binding.image().fsid() + " device " + binding.deviceId() + " size "
-        + LazyImage.deviceSize(binding.blob()));
+    LOG.fine(
+        () ->
+            "OPEN "
+                + object
+                + " fsid "
+                + binding.image().fsid()
+                + " device "
+                + binding.deviceId()
+                + " size "
+                + LazyImage.deviceSize(binding.blob()));
   }
 
   private boolean copen(CachefilesMsg.Open open, long size, CacheObject object) {
@@ -128,7 +174,9 @@ final class RequestHandler {
 
   private void refuse(CachefilesMsg.Open open, int errno, String why) {
     stats.opensRefused.increment();
-    once.warn("refuse:" + why, "refusing OPEN " + open.msgId() + " (object " + open.objectId() + "): " + why);
+    once.warn(
+        "refuse:" + why,
+        "refusing OPEN " + open.msgId() + " (object " + open.objectId() + "): " + why);
     try {
       devnode.command(DevnodeCommand.copenError(open.msgId(), errno));
     } catch (IOException e) {
@@ -139,7 +187,8 @@ final class RequestHandler {
     }
   }
 
-  // ---- CLOSE ---------------------------------------------------------------------------------------------
+  // ---- CLOSE
+  // ---------------------------------------------------------------------------------------------
 
   void onClose(CachefilesMsg.Close close) {
     stats.closes.increment();
@@ -155,9 +204,13 @@ final class RequestHandler {
     LOG.fine(() -> "CLOSE " + object);
   }
 
-  // ---- READ ----------------------------------------------------------------------------------------------
+  // ---- READ
+  // ----------------------------------------------------------------------------------------------
 
-  /** Called on the poll thread. Exactly one reply is sent, now or when the fetch completes or times out. */
+  /**
+   * Called on the poll thread. Exactly one reply is sent, now or when the fetch completes or times
+   * out.
+   */
   void onRead(CachefilesMsg.Read read) {
     stats.reads.increment();
     CacheObject object = objects.get(read.objectId());
@@ -174,8 +227,13 @@ final class RequestHandler {
     }
     if (offset < 0 || length < 0 || length > MAX_READ_LENGTH || offset + length < 0) {
       stats.readsInvalid.increment();
-      once.warn("badread:" + object.objectId,
-          object + ": failing READ of " + Long.toUnsignedString(length) + " bytes at " + Long.toUnsignedString(offset));
+      once.warn(
+          "badread:" + object.objectId,
+          object
+              + ": failing READ of "
+              + Long.toUnsignedString(length)
+              + " bytes at "
+              + Long.toUnsignedString(offset));
       finish(object, read, new IOException("invalid READ range"));
       return;
     }
@@ -183,8 +241,16 @@ final class RequestHandler {
     notifyRead(object, offset, length);
     long deviceSize = LazyImage.deviceSize(object.binding().blob());
     if (offset + length > deviceSize + 4095) {
-      once.warn("pastend:" + object.objectId, object + ": READ " + offset + "+" + length + " goes past the blob's "
-          + deviceSize + " bytes; serving what exists");
+      once.warn(
+          "pastend:" + object.objectId,
+          object
+              + ": READ "
+              + offset
+              + "+"
+              + length
+              + " goes past the blob's "
+              + deviceSize
+              + " bytes; serving what exists");
     }
     CompletableFuture<Void> present;
     try {
@@ -194,23 +260,27 @@ final class RequestHandler {
         present = ready.ensure(offset, length);
         readAhead(object, ready, offset, length);
       } else { // the first READs after OPEN: once the fetcher is set up
-        present = fetcher.thenCompose(f -> {
-          CompletableFuture<Void> p = f.ensure(offset, length);
-          readAhead(object, f, offset, length);
-          return p;
-        });
+        present =
+            fetcher.thenCompose(
+                f -> {
+                  CompletableFuture<Void> p = f.ensure(offset, length);
+                  readAhead(object, f, offset, length);
+                  return p;
+                });
       }
     } catch (RuntimeException e) {
       present = CompletableFuture.failedFuture(e);
     }
-    present.orTimeout(readDeadline.toMillis(), TimeUnit.MILLISECONDS)
+    present
+        .orTimeout(readDeadline.toMillis(), TimeUnit.MILLISECONDS)
         .whenComplete((v, error) -> finish(object, read, error));
   }
 
   /**
-   * Queues read-ahead behind a READ whose own fetch is queued, before its reply can release the object. Listeners
-   * see what this mount made present, not only what it asked for: a profile recorded from READs alone misses the
-   * ranges read-ahead filled, and replaying it would leave those for READs again.
+   * Queues read-ahead behind a READ whose own fetch is queued, before its reply can release the
+   * object. Listeners see what this mount made present, not only what it asked for: a profile
+   * recorded from READs alone misses the ranges read-ahead filled, and replaying it would leave
+   * those for READs again.
    */
   private void readAhead(CacheObject object, ChunkFetcher fetcher, long offset, long length) {
     ReadAhead.Range ahead = fetcher.readAhead(offset, length);
@@ -219,7 +289,10 @@ final class RequestHandler {
     }
   }
 
-  /** Tells the listeners; on the READ's path before its reply is arranged, so nothing they throw may escape. */
+  /**
+   * Tells the listeners; on the READ's path before its reply is arranged, so nothing they throw may
+   * escape.
+   */
   private void notifyRead(CacheObject object, long offset, long length) {
     for (BlobListener l : listeners) {
       try {
@@ -235,21 +308,34 @@ final class RequestHandler {
       if (error == null) {
         stats.readsOk.increment();
       } else {
-        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        Throwable cause =
+            error instanceof CompletionException && error.getCause() != null
+                ? error.getCause()
+                : error;
         if (cause instanceof TimeoutException) {
           stats.readsTimedOut.increment();
-          once.warn("timeout:" + object.objectId, object + ": READ " + read.offset() + "+" + read.length()
-              + " not ready after " + readDeadline + "; failing it with EIO");
+          once.warn(
+              "timeout:" + object.objectId,
+              object
+                  + ": READ "
+                  + read.offset()
+                  + "+"
+                  + read.length()
+                  + " not ready after "
+                  + readDeadline
+                  + "; failing it with EIO");
         } else {
           stats.readsFailed.increment();
-          once.warn("fail:" + object.objectId + ":" + cause.getMessage(), object + ": READ " + read.offset() + "+"
-              + read.length() + " failed: " + cause);
+          once.warn(
+              "fail:" + object.objectId + ":" + cause.getMessage(),
+              object + ": READ " + read.offset() + "+" + read.length() + " failed: " + cause);
         }
       }
       devnode.readComplete(object.fd(), read.msgId());
     } catch (IOException | RuntimeException e) {
       stats.replyErrors.increment();
-      LOG.log(Level.WARNING, object + ": READ_COMPLETE " + read.msgId() + " failed: " + e.getMessage());
+      LOG.log(
+          Level.WARNING, object + ": READ_COMPLETE " + read.msgId() + " failed: " + e.getMessage());
     } finally {
       Long t0 = inflightReads.remove(read.msgId());
       if (t0 != null) {
@@ -270,9 +356,9 @@ final class RequestHandler {
   }
 
   /**
-   * A READ we cannot map to an object we hold. The reply must go through an fd of the READ's object, and
-   * we have none: try every fd we hold — kernels before 6.10 accept any anon fd, newer ones reject the wrong
-   * object with EINVAL — so the reader is released if it can be at all.
+   * A READ we cannot map to an object we hold. The reply must go through an fd of the READ's
+   * object, and we have none: try every fd we hold — kernels before 6.10 accept any anon fd, newer
+   * ones reject the wrong object with EINVAL — so the reader is released if it can be at all.
    */
   private void answerOrphan(int msgId, int objectId, String why) {
     stats.readsOrphaned.increment();
@@ -292,18 +378,32 @@ final class RequestHandler {
           o.release();
         }
       }
-      LOG.severe("READ " + msgId + " of object " + objectId + " cannot be answered: no fd of that object is held");
+      LOG.severe(
+          "READ "
+              + msgId
+              + " of object "
+              + objectId
+              + " cannot be answered: no fd of that object is held");
     } finally {
       readDone.run();
     }
   }
 
-  // ---- malformed -----------------------------------------------------------------------------------------
+  // ---- malformed
+  // -----------------------------------------------------------------------------------------
 
   void onMalformed(CachefilesMsg.Malformed bad) {
     stats.malformed.increment();
-    once.warn("malformed:" + bad.opcode() + ":" + bad.reason(), "malformed cachefiles message (msg " + bad.msgId()
-        + ", opcode " + bad.opcode() + ", object " + bad.objectId() + "): " + bad.reason());
+    once.warn(
+        "malformed:" + bad.opcode() + ":" + bad.reason(),
+        "malformed cachefiles message (msg "
+            + bad.msgId()
+            + ", opcode "
+            + bad.opcode()
+            + ", object "
+            + bad.objectId()
+            + "): "
+            + bad.reason());
     if (bad.opcode() == CachefilesMsg.OPCODE_OPEN && bad.msgId() >= 0) {
       try {
         devnode.command(DevnodeCommand.copenError(bad.msgId(), Errno.EINVAL));
@@ -318,10 +418,14 @@ final class RequestHandler {
       CacheObject object = objects.get(bad.objectId());
       if (object != null && object.acquire()) {
         stats.reads.increment();
-        finish(object, new CachefilesMsg.Read(bad.msgId(), bad.objectId(), 0, 0), new IOException(bad.reason()));
+        finish(
+            object,
+            new CachefilesMsg.Read(bad.msgId(), bad.objectId(), 0, 0),
+            new IOException(bad.reason()));
         return; // finish released the permit
       }
-      answerOrphan(bad.msgId(), bad.objectId(), "malformed READ for unknown object " + bad.objectId());
+      answerOrphan(
+          bad.msgId(), bad.objectId(), "malformed READ for unknown object " + bad.objectId());
       return;
     }
   }
@@ -330,7 +434,8 @@ final class RequestHandler {
     listeners.add(listener);
   }
 
-  // ---- lifecycle -----------------------------------------------------------------------------------------
+  // ---- lifecycle
+  // -----------------------------------------------------------------------------------------
 
   /** Objects currently open, for status. */
   List<CacheObject> objects() {

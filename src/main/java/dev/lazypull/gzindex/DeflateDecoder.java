@@ -4,23 +4,27 @@ import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.zip.Inflater;
 
 /**
- * A pure-Java raw DEFLATE decoder (RFC 1951: stored, fixed and dynamic Huffman blocks) that knows where it is:
- * it stops at every block boundary and reports the exact bit position there, and it can start at any bit position
- * with a preset 32 KiB window — the two things {@link java.util.zip.Inflater} cannot do and a zran-style index
- * needs. It also reads the bytes between deflate streams (gzip headers and trailers) from the same buffer.
+ * A pure-Java raw DEFLATE decoder (RFC 1951: stored, fixed and dynamic Huffman blocks) that knows
+ * where it is: it stops at every block boundary and reports the exact bit position there, and it
+ * can start at any bit position with a preset 32 KiB window — the two things {@link Inflater}
+ * cannot do and a zran-style index needs. It also reads the bytes between deflate streams (gzip
+ * headers and trailers) from the same buffer.
  *
- * <p>Pull-based: {@link #next} decodes until an event — {@link #BOUNDARY} (about to read a block header),
- * {@link #DATA} (the output buffer is due to be flushed), {@link #LIMIT} (the output limit was reached),
- * {@link #END} (the final block ended; the input is now byte-aligned just after it). Each event comes with the
- * output produced since the previous one in {@code buffer()[dataStart() .. dataEnd())}, valid until the next call.
+ * <p>Pull-based: {@link #next} decodes until an event — {@link #BOUNDARY} (about to read a block
+ * header), {@link #DATA} (the output buffer is due to be flushed), {@link #LIMIT} (the output limit
+ * was reached), {@link #END} (the final block ended; the input is now byte-aligned just after it).
+ * Each event comes with the output produced since the previous one in {@code buffer()[dataStart()
+ * .. dataEnd())}, valid until the next call.
  *
- * <p>Bounded: a 64 KiB input buffer and a 32 KiB + 256 KiB output buffer, whatever the stream; tables are
- * preallocated. Every malformed construct (bad block type, stored length check, over-subscribed or incomplete
- * codes, invalid symbols, distances beyond the available history, truncated input) throws
- * {@link GzipFormatException} naming the compressed offset. Each event consumes at least one bit or produces at
- * least one byte, so a caller loop always makes progress.
+ * <p>Bounded: a 64 KiB input buffer and a 32 KiB + 256 KiB output buffer, whatever the stream;
+ * tables are preallocated. Every malformed construct (bad block type, stored length check,
+ * over-subscribed or incomplete codes, invalid symbols, distances beyond the available history,
+ * truncated input) throws {@link GzipFormatException} naming the compressed offset. Each event
+ * consumes at least one bit or produces at least one byte, so a caller loop always makes progress.
  */
 public final class DeflateDecoder {
   /** Source of compressed bytes: like InputStream.read, -1 at the end. */
@@ -41,10 +45,14 @@ public final class DeflateDecoder {
   public static final int WINDOW = 32 * 1024;
   private static final int CHUNK = 256 * 1024;
   private static final int IN_SIZE = 64 * 1024;
-  private static final int PAD = 32; // zero bytes appended at end of input so the fast path needs no checks
+  private static final int PAD =
+      32; // zero bytes appended at end of input so the fast path needs no checks
 
-  private static final VarHandle LONG_LE = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
-  private static final int[] CODELEN_ORDER = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+  private static final VarHandle LONG_LE =
+      MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+  private static final int[] CODELEN_ORDER = {
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15
+  };
 
   private static final int S_BOUNDARY = 0;
   private static final int S_HEADER = 1;
@@ -80,7 +88,8 @@ public final class DeflateDecoder {
   private int[] dist;
 
   /**
-   * @param startOffset the compressed offset of the first byte {@code input} yields (for positions and errors)
+   * @param startOffset the compressed offset of the first byte {@code input} yields (for positions
+   *     and errors)
    * @param release told about bytes before they leave the buffer, or null
    */
   public DeflateDecoder(Input input, long startOffset, Release release) {
@@ -89,7 +98,8 @@ public final class DeflateDecoder {
     this.inBase = startOffset;
   }
 
-  // ---------------------------------------------------------------------------------------------- positions
+  // ----------------------------------------------------------------------------------------------
+  // positions
 
   /** The compressed bit position of the next unread bit (8 × byte offset + bit within the byte). */
   public long bitPosition() {
@@ -113,26 +123,29 @@ public final class DeflateDecoder {
     return op;
   }
 
-  /** Stop producing output at this uncompressed offset (the last event may overshoot it by < 258 bytes). */
+  /**
+   * Stop producing output at this uncompressed offset (the last event may overshoot it by < 258
+   * bytes).
+   */
   public void limit(long uncompressedOffset) {
     this.limit = uncompressedOffset;
   }
 
   /**
-   * Copies the last 32 KiB of output (right-aligned; zeros before the start of the current deflate stream) into
-   * {@code dst[off .. off + 32768)}.
+   * Copies the last 32 KiB of output (right-aligned; zeros before the start of the current deflate
+   * stream) into {@code dst[off .. off + 32768)}.
    */
   public void window(byte[] dst, int off) {
     int have = Math.min(op, WINDOW);
-    java.util.Arrays.fill(dst, off, off + WINDOW - have, (byte) 0);
+    Arrays.fill(dst, off, off + WINDOW - have, (byte) 0);
     System.arraycopy(out, op - have, dst, off + WINDOW - have, have);
   }
 
   // ------------------------------------------------------------------------------------------------- setup
 
   /**
-   * Starts a new deflate stream at the current (byte-aligned or not) input position, with no history, producing
-   * output from uncompressed offset {@code outOffset}.
+   * Starts a new deflate stream at the current (byte-aligned or not) input position, with no
+   * history, producing output from uncompressed offset {@code outOffset}.
    */
   public void startStream(long outOffset) {
     outBase = outOffset;
@@ -143,8 +156,9 @@ public final class DeflateDecoder {
   }
 
   /**
-   * Starts mid-stream at a checkpoint: skips {@code skipBits} (0–7) bits of the first byte and primes the
-   * history with a 32 KiB window. The next event is the {@link #BOUNDARY} at the checkpoint.
+   * Starts mid-stream at a checkpoint: skips {@code skipBits} (0–7) bits of the first byte and
+   * primes the history with a 32 KiB window. The next event is the {@link #BOUNDARY} at the
+   * checkpoint.
    */
   public void startAt(int skipBits, byte[] window, long outOffset) throws IOException {
     if (skipBits < 0 || skipBits > 7) {
@@ -162,7 +176,8 @@ public final class DeflateDecoder {
     finalBlock = false;
   }
 
-  // ------------------------------------------------------------------------------------------- byte access
+  // -------------------------------------------------------------------------------------------
+  // byte access
 
   /** Discards bits up to the next byte boundary and returns whole buffered bytes to the input. */
   public void alignToByte() {
@@ -210,8 +225,16 @@ public final class DeflateDecoder {
   /** Passes buffered input bytes {@code [from, to)} (compressed offsets) to {@code sink}. */
   public void peekInput(long from, long to, Release sink) throws IOException {
     if (from < inBase || to > inBase + inLimit || from > to) {
-      throw new IllegalStateException("bytes " + from + ".." + to + " not buffered (" + inBase + ".."
-          + (inBase + inLimit) + ")");
+      throw new IllegalStateException(
+          "bytes "
+              + from
+              + ".."
+              + to
+              + " not buffered ("
+              + inBase
+              + ".."
+              + (inBase + inLimit)
+              + ")");
     }
     sink.release(in, (int) (from - inBase), (int) (to - from), from);
   }
@@ -237,7 +260,7 @@ public final class DeflateDecoder {
       if (n < 0) {
         eof = true;
         realEnd = inBase + inLimit;
-        java.util.Arrays.fill(in, inLimit, inLimit + PAD, (byte) 0);
+        Arrays.fill(in, inLimit, inLimit + PAD, (byte) 0);
         inLimit += PAD;
         break;
       }
@@ -267,7 +290,10 @@ public final class DeflateDecoder {
     }
   }
 
-  /** Loads at least {@code n} bits, zero bits past the end of the input allowed: check with checkConsumed. */
+  /**
+   * Loads at least {@code n} bits, zero bits past the end of the input allowed: check with
+   * checkConsumed.
+   */
   private void peek(int n) throws IOException {
     while (bc < n) {
       if (ip >= inLimit && !fill() && ip >= inLimit) {
@@ -297,15 +323,22 @@ public final class DeflateDecoder {
   }
 
   private GzipFormatException truncated() {
-    return new GzipFormatException("deflate stream truncated at compressed offset " + Math.min(realEnd, inBase + ip));
+    return new GzipFormatException(
+        "deflate stream truncated at compressed offset " + Math.min(realEnd, inBase + ip));
   }
 
   private GzipFormatException corrupt(String what) {
-    return new GzipFormatException(what + " at compressed offset " + (bitPosition() >>> 3) + " (bit "
-        + (bitPosition() & 7) + ")");
+    return new GzipFormatException(
+        what
+            + " at compressed offset "
+            + (bitPosition() >>> 3)
+            + " (bit "
+            + (bitPosition() & 7)
+            + ")");
   }
 
-  // ---------------------------------------------------------------------------------------------- decoding
+  // ----------------------------------------------------------------------------------------------
+  // decoding
 
   /** Decodes until the next event; see the class comment. */
   public int next() throws IOException {
@@ -362,20 +395,22 @@ public final class DeflateDecoder {
     int h = bits(3);
     finalBlock = (h & 1) != 0;
     switch (h >>> 1) {
-      case 0: {
-        drop(bc & 7);
-        need(32);
-        int len = (int) (bb & 0xffff);
-        int nlen = (int) ((bb >>> 16) & 0xffff);
-        if (len != (~nlen & 0xffff)) {
-          throw corrupt("stored block length check failed");
+      case 0:
+        {
+          drop(bc & 7);
+          need(32);
+          int len = (int) (bb & 0xffff);
+          int nlen = (int) ((bb >>> 16) & 0xffff);
+          if (len != (~nlen & 0xffff)) {
+            throw corrupt("stored block length check failed");
+          }
+          drop(32);
+          alignToByte(); // hand the buffered bytes back: stored data is copied straight from the
+          // input buffer
+          storedLeft = len;
+          state = S_STORED;
+          break;
         }
-        drop(32);
-        alignToByte(); // hand the buffered bytes back: stored data is copied straight from the input buffer
-        storedLeft = len;
-        state = S_STORED;
-        break;
-      }
       case 1:
         lit = Huffman.FIXED_LIT;
         dist = Huffman.FIXED_DIST;
@@ -399,7 +434,7 @@ public final class DeflateDecoder {
     if (nlen > 286 || ndist > 30) {
       throw corrupt("too many length or distance symbols (" + nlen + ", " + ndist + ")");
     }
-    java.util.Arrays.fill(lens, 0, 19, 0);
+    Arrays.fill(lens, 0, 19, 0);
     for (int i = 0; i < ncode; i++) {
       lens[CODELEN_ORDER[i]] = bits(3);
     }
@@ -443,7 +478,7 @@ public final class DeflateDecoder {
       if (i + rep > total) {
         throw corrupt("code lengths repeat past the end");
       }
-      java.util.Arrays.fill(lens, i, i + rep, val);
+      Arrays.fill(lens, i, i + rep, val);
       i += rep;
     }
     if (lens[256] == 0) {
@@ -488,7 +523,10 @@ public final class DeflateDecoder {
     return (int) Math.min(WINDOW + CHUNK, op + Math.min(room, WINDOW + CHUNK));
   }
 
-  /** Decodes symbols; true when the output buffer is due to be flushed, false at the end of the block. */
+  /**
+   * Decodes symbols; true when the output buffer is due to be flushed, false at the end of the
+   * block.
+   */
   private boolean decodeHuffman() throws IOException {
     final byte[] in = this.in;
     final byte[] out = this.out;

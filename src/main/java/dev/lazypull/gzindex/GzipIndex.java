@@ -5,10 +5,10 @@ import java.security.MessageDigest;
 import java.util.List;
 
 /**
- * A layer's checkpoints (from its {@link Zinfo}) joined with its {@link SpanTable}, checked against each other:
- * what {@link SpanReader} serves reads from. Span {@code i} starts at checkpoint {@code i}; its compressed bytes
- * are {@code [compressedStart(i), compressedEnd(i))}, its uncompressed bytes
- * {@code [uncompressedStart(i), uncompressedEnd(i))}.
+ * A layer's checkpoints (from its {@link Zinfo}) joined with its {@link SpanTable}, checked against
+ * each other: what {@link SpanReader} serves reads from. Span {@code i} starts at checkpoint {@code
+ * i}; its compressed bytes are {@code [compressedStart(i), compressedEnd(i))}, its uncompressed
+ * bytes {@code [uncompressedStart(i), uncompressedEnd(i))}.
  */
 public final class GzipIndex {
   private final Zinfo zinfo;
@@ -27,15 +27,21 @@ public final class GzipIndex {
       throw new IndexFormatException("the span table belongs to another zinfo");
     }
     if (zinfo.spanSize() != table.spanSize()) {
-      throw new IndexFormatException("zinfo span size " + zinfo.spanSize() + ", span table " + table.spanSize());
+      throw new IndexFormatException(
+          "zinfo span size " + zinfo.spanSize() + ", span table " + table.spanSize());
     }
     if (zinfo.checkpoints().size() != table.spanDigests().size()) {
-      throw new IndexFormatException("zinfo has " + zinfo.checkpoints().size() + " checkpoints, span table "
-          + table.spanDigests().size() + " spans");
+      throw new IndexFormatException(
+          "zinfo has "
+              + zinfo.checkpoints().size()
+              + " checkpoints, span table "
+              + table.spanDigests().size()
+              + " spans");
     }
     for (Checkpoint cp : zinfo.checkpoints()) {
       if (cp.in() > table.compressedSize() || cp.out() > table.uncompressedSize()) {
-        throw new IndexFormatException("zinfo checkpoint " + cp + " is outside the layer the span table describes");
+        throw new IndexFormatException(
+            "zinfo checkpoint " + cp + " is outside the layer the span table describes");
       }
     }
     return new GzipIndex(zinfo, table);
@@ -86,7 +92,8 @@ public final class GzipIndex {
   /** The span holding uncompressed offset {@code u}: the last checkpoint at or before it. */
   public int spanAt(long u) {
     if (u < 0 || u >= table.uncompressedSize()) {
-      throw new IndexOutOfBoundsException("offset " + u + " outside [0, " + table.uncompressedSize() + ")");
+      throw new IndexOutOfBoundsException(
+          "offset " + u + " outside [0, " + table.uncompressedSize() + ")");
     }
     int lo = 0;
     int hi = cps.size() - 1;

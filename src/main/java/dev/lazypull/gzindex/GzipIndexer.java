@@ -6,28 +6,31 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.zip.CRC32;
 
 /**
- * Builds a checkpoint index of a gzip stream while reading it once: an InputStream of the uncompressed bytes
- * (so a tar reader can list the layer in the same pass), recording a {@link Checkpoint} at deflate block
- * boundaries roughly every {@code span} uncompressed bytes and handing each one's 32 KiB window to a
- * {@link CheckpointSink} (which may write it straight to a zinfo file). Memory is bounded whatever the stream's
- * size: the decoder's buffers, one window, and per checkpoint its 24 bytes of offsets and a 32-byte span digest.
+ * Builds a checkpoint index of a gzip stream while reading it once: an InputStream of the
+ * uncompressed bytes (so a tar reader can list the layer in the same pass), recording a {@link
+ * Checkpoint} at deflate block boundaries roughly every {@code span} uncompressed bytes and handing
+ * each one's 32 KiB window to a {@link CheckpointSink} (which may write it straight to a zinfo
+ * file). Memory is bounded whatever the stream's size: the decoder's buffers, one window, and per
+ * checkpoint its 24 bytes of offsets and a 32-byte span digest.
  *
- * <p>Checkpoints follow zran.c and SOCI: the first at the start of the first deflate block (after the gzip
- * header), then at the first block boundary more than {@code span} bytes of output after the previous one, never
- * after the last block. Concatenated gzip members (as eStargz writes them) are read through: a member's start is
- * a boundary like the others, with a window of zeros (nothing before it can be referenced); with
- * {@link Options#checkpointEveryMember} every member start is a checkpoint, which readers that cannot cross
- * member ends (erofs-utils) need. Each member's CRC32 and ISIZE are checked; anything after the last member that
- * is not another member is an error.
+ * <p>Checkpoints follow zran.c and SOCI: the first at the start of the first deflate block (after
+ * the gzip header), then at the first block boundary more than {@code span} bytes of output after
+ * the previous one, never after the last block. Concatenated gzip members (as eStargz writes them)
+ * are read through: a member's start is a boundary like the others, with a window of zeros (nothing
+ * before it can be referenced); with {@link Options#checkpointEveryMember} every member start is a
+ * checkpoint, which readers that cannot cross member ends (erofs-utils) need. Each member's CRC32
+ * and ISIZE are checked; anything after the last member that is not another member is an error.
  *
  * <p>It also computes the whole stream's sha256 and, per span, the sha256 of the compressed bytes
- * {@code [firstByte(i), in(i+1))} (the last span runs to the end of the stream): see {@link SpanTable}.
+ * {@code [firstByte(i), in(i+1))} (the last span runs to the end of the stream): see {@link
+ * SpanTable}.
  *
- * <p>Use: read the uncompressed bytes (or not), then {@link #finish}, which reads whatever is left and returns
- * the {@link Result}.
+ * <p>Use: read the uncompressed bytes (or not), then {@link #finish}, which reads whatever is left
+ * and returns the {@link Result}.
  */
 public final class GzipIndexer extends InputStream {
   public static final long DEFAULT_SPAN = 4L << 20;
@@ -35,14 +38,15 @@ public final class GzipIndexer extends InputStream {
   /** Receives each checkpoint with its window as it is made. */
   public interface CheckpointSink {
     /**
-     * @param window the 32 KiB of output before the checkpoint (zero-filled before the member's start); valid
-     *     only during the call
+     * @param window the 32 KiB of output before the checkpoint (zero-filled before the member's
+     *     start); valid only during the call
      */
     void accept(int index, Checkpoint checkpoint, byte[] window) throws IOException;
   }
 
   /**
-   * @param span uncompressed bytes between checkpoints (at least; checkpoints wait for a block boundary)
+   * @param span uncompressed bytes between checkpoints (at least; checkpoints wait for a block
+   *     boundary)
    * @param checkpointEveryMember also put a checkpoint at the start of every gzip member
    * @param maxUncompressed fail once the stream expands beyond this many bytes (a zip bomb guard)
    */
@@ -68,8 +72,14 @@ public final class GzipIndexer extends InputStream {
    * @param spanDigests per checkpoint, the sha256 of its span's compressed bytes
    * @param sha256 of the whole compressed stream (the layer digest)
    */
-  public record Result(Options options, List<Checkpoint> checkpoints, List<byte[]> spanDigests, byte[] sha256,
-      long compressedSize, long uncompressedSize, int members) {}
+  public record Result(
+      Options options,
+      List<Checkpoint> checkpoints,
+      List<byte[]> spanDigests,
+      byte[] sha256,
+      long compressedSize,
+      long uncompressedSize,
+      int members) {}
 
   private final Options options;
   private final CheckpointSink sink;
@@ -96,19 +106,21 @@ public final class GzipIndexer extends InputStream {
   public GzipIndexer(InputStream gzip, Options options, CheckpointSink sink) {
     this.options = options;
     this.sink = sink;
-    DeflateDecoder.Input input = (b, off, len) -> {
-      int n = gzip.read(b, off, len);
-      if (n > 0) {
-        layerMd.update(b, off, n);
-        compressedSize += n;
-      }
-      return n;
-    };
+    DeflateDecoder.Input input =
+        (b, off, len) -> {
+          int n = gzip.read(b, off, len);
+          if (n > 0) {
+            layerMd.update(b, off, n);
+            compressedSize += n;
+          }
+          return n;
+        };
     this.dec = new DeflateDecoder(input, 0, this::hashSpanBytes);
   }
 
   /** Indexes a whole stream, discarding the uncompressed bytes. */
-  public static Result index(InputStream gzip, Options options, CheckpointSink sink) throws IOException {
+  public static Result index(InputStream gzip, Options options, CheckpointSink sink)
+      throws IOException {
     return new GzipIndexer(gzip, options, sink).finish();
   }
 
@@ -141,7 +153,7 @@ public final class GzipIndexer extends InputStream {
 
   @Override
   public int read(byte[] b, int off, int len) throws IOException {
-    java.util.Objects.checkFromIndexSize(off, len, b.length);
+    Objects.checkFromIndexSize(off, len, b.length);
     if (len == 0) {
       return 0;
     }
@@ -192,8 +204,12 @@ public final class GzipIndexer extends InputStream {
         dataPos = s;
         dataEnd = e;
         if (dec.outPosition() > options.maxUncompressed()) {
-          throw new GzipFormatException("gzip stream expands beyond " + options.maxUncompressed()
-              + " bytes (compressed offset " + (dec.bitPosition() >>> 3) + ")");
+          throw new GzipFormatException(
+              "gzip stream expands beyond "
+                  + options.maxUncompressed()
+                  + " bytes (compressed offset "
+                  + (dec.bitPosition() >>> 3)
+                  + ")");
         }
         if (ev == DeflateDecoder.END) {
           trailer();
@@ -207,8 +223,10 @@ public final class GzipIndexer extends InputStream {
 
   private void boundary() throws IOException {
     long out = dec.outPosition();
-    boolean due = checkpoints.isEmpty() || out - lastOut > options.span()
-        || (memberStart && options.checkpointEveryMember());
+    boolean due =
+        checkpoints.isEmpty()
+            || out - lastOut > options.span()
+            || (memberStart && options.checkpointEveryMember());
     memberStart = false;
     if (!due) {
       return;
@@ -238,13 +256,23 @@ public final class GzipIndexer extends InputStream {
     long at = dec.bitPosition() >>> 3;
     long[] t = GzipMember.readTrailer(dec, members);
     if (t[0] != crc.getValue()) {
-      throw new GzipFormatException(String.format("gzip member %d: CRC32 mismatch (trailer at offset %d says "
-          + "%08x, data has %08x)", members, at, t[0], crc.getValue()));
+      throw new GzipFormatException(
+          String.format(
+              "gzip member %d: CRC32 mismatch (trailer at offset %d says " + "%08x, data has %08x)",
+              members, at, t[0], crc.getValue()));
     }
     long size = dec.outPosition() - memberStartOut;
     if (t[1] != (size & 0xffffffffL)) {
-      throw new GzipFormatException("gzip member " + members + ": length mismatch (trailer at offset " + at
-          + " says " + t[1] + " mod 2^32, data has " + size + ")");
+      throw new GzipFormatException(
+          "gzip member "
+              + members
+              + ": length mismatch (trailer at offset "
+              + at
+              + " says "
+              + t[1]
+              + " mod 2^32, data has "
+              + size
+              + ")");
     }
   }
 
@@ -252,7 +280,14 @@ public final class GzipIndexer extends InputStream {
     dec.releaseAll();
     spanDigests.add(spanMd.digest());
     done = true;
-    result = new Result(options, List.copyOf(checkpoints), List.copyOf(spanDigests), layerMd.digest(),
-        compressedSize, dec.outPosition(), members);
+    result =
+        new Result(
+            options,
+            List.copyOf(checkpoints),
+            List.copyOf(spanDigests),
+            layerMd.digest(),
+            compressedSize,
+            dec.outPosition(),
+            members);
   }
 }

@@ -3,7 +3,10 @@ package dev.lazypull.gzindex;
 import java.io.IOException;
 import java.util.zip.CRC32;
 
-/** The gzip member framing around a deflate stream (RFC 1952): header and trailer, read through a decoder. */
+/**
+ * The gzip member framing around a deflate stream (RFC 1952): header and trailer, read through a
+ * decoder.
+ */
 final class GzipMember {
   private GzipMember() {}
 
@@ -23,23 +26,31 @@ final class GzipMember {
         if (member == 1 && i == 0) {
           throw new GzipFormatException("empty input: not a gzip stream");
         }
-        throw new GzipFormatException("gzip stream truncated in the header of member " + member
-            + " at compressed offset " + (at + i));
+        throw new GzipFormatException(
+            "gzip stream truncated in the header of member "
+                + member
+                + " at compressed offset "
+                + (at + i));
       }
       h[i] = b;
       hcrc.update(b);
       if ((i == 0 && b != 0x1f) || (i == 1 && b != 0x8b)) {
-        throw new GzipFormatException(member == 1 ? "not a gzip stream (bad magic at offset " + (at + i) + ")"
-            : "bytes after a gzip member at compressed offset " + at + " are not another gzip member");
+        throw new GzipFormatException(
+            member == 1
+                ? "not a gzip stream (bad magic at offset " + (at + i) + ")"
+                : "bytes after a gzip member at compressed offset "
+                    + at
+                    + " are not another gzip member");
       }
     }
     if (h[2] != 8) {
-      throw new GzipFormatException("gzip member " + member + " at offset " + at + ": unknown compression method "
-          + h[2]);
+      throw new GzipFormatException(
+          "gzip member " + member + " at offset " + at + ": unknown compression method " + h[2]);
     }
     int flags = h[3];
     if ((flags & 0xe0) != 0) {
-      throw new GzipFormatException("gzip member " + member + " at offset " + at + ": reserved flags set");
+      throw new GzipFormatException(
+          "gzip member " + member + " at offset " + at + ": reserved flags set");
     }
     if ((flags & 4) != 0) { // FEXTRA
       int lo = headerByte(dec, member);
@@ -62,7 +73,8 @@ final class GzipMember {
     if ((flags & 2) != 0) { // FHCRC
       int v = headerByte(dec, member) | headerByte(dec, member) << 8;
       if (v != ((int) hcrc.getValue() & 0xffff)) {
-        throw new GzipFormatException("gzip member " + member + " at offset " + at + ": header CRC mismatch");
+        throw new GzipFormatException(
+            "gzip member " + member + " at offset " + at + ": header CRC mismatch");
       }
     }
   }
@@ -75,8 +87,13 @@ final class GzipMember {
     long at = dec.bitPosition() >>> 3;
     int b = dec.readByte();
     if (b < 0) {
-      throw new GzipFormatException("gzip stream truncated in the " + where + " of member " + member
-          + " at compressed offset " + at);
+      throw new GzipFormatException(
+          "gzip stream truncated in the "
+              + where
+              + " of member "
+              + member
+              + " at compressed offset "
+              + at);
     }
     return b;
   }

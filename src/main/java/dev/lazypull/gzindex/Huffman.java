@@ -1,9 +1,11 @@
 package dev.lazypull.gzindex;
 
+import java.util.Arrays;
+
 /**
- * Canonical Huffman decoding tables for deflate (RFC 1951 §3.2.2), two-level like zlib's: a primary table indexed
- * by the next {@code rootBits} input bits (LSB-first, so codes are stored bit-reversed), and subtables for longer
- * codes. Every table entry is one int:
+ * Canonical Huffman decoding tables for deflate (RFC 1951 §3.2.2), two-level like zlib's: a primary
+ * table indexed by the next {@code rootBits} input bits (LSB-first, so codes are stored
+ * bit-reversed), and subtables for longer codes. Every table entry is one int:
  *
  * <pre>
  *   bits  0..3   code length to consume (the full length, also in subtable entries)
@@ -12,8 +14,8 @@ package dev.lazypull.gzindex;
  *   bits 16..31  value: the literal byte, the base length or distance, or the subtable's offset
  * </pre>
  *
- * Building validates the code: over-subscribed sets are rejected; incomplete sets only in the one case zlib
- * accepts (a single code of length 1, for literal/length and distance codes).
+ * Building validates the code: over-subscribed sets are rejected; incomplete sets only in the one
+ * case zlib accepts (a single code of length 1, for literal/length and distance codes).
  */
 final class Huffman {
   static final int INVALID = 0;
@@ -27,27 +29,41 @@ final class Huffman {
   static final int LIT_ROOT = 11;
   static final int DIST_ROOT = 8;
   static final int CODELEN_ROOT = 7;
-  /** Upper bounds on table sizes: the primary table plus one subtable of 2^(15-root) per long code at most. */
+
+  /**
+   * Upper bounds on table sizes: the primary table plus one subtable of 2^(15-root) per long code
+   * at most.
+   */
   static final int LIT_TABLE_SIZE = (1 << LIT_ROOT) + 288 * (1 << (15 - LIT_ROOT));
+
   static final int DIST_TABLE_SIZE = (1 << DIST_ROOT) + 32 * (1 << (15 - DIST_ROOT));
   static final int CODELEN_TABLE_SIZE = 1 << CODELEN_ROOT;
 
-  private static final int[] LENGTH_BASE = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51,
-      59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-  private static final int[] LENGTH_EXTRA = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4,
-      4, 5, 5, 5, 5, 0};
-  private static final int[] DIST_BASE = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513,
-      769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-  private static final int[] DIST_EXTRA = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10,
-      10, 11, 11, 12, 12, 13, 13};
+  private static final int[] LENGTH_BASE = {
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258
+  };
+  private static final int[] LENGTH_EXTRA = {
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0
+  };
+  private static final int[] DIST_BASE = {
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049,
+    3073, 4097, 6145, 8193, 12289, 16385, 24577
+  };
+  private static final int[] DIST_EXTRA = {
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13
+  };
 
   /** What a table's symbols mean. */
   enum Alphabet {
-    LITLEN, DIST, CODELEN
+    LITLEN,
+    DIST,
+    CODELEN
   }
 
   /** Per alphabet, each symbol's table entry without its code length. */
   private static final int[][] SYMBOLS = new int[3][];
+
   static final int[] FIXED_LIT = new int[LIT_TABLE_SIZE];
   static final int[] FIXED_DIST = new int[DIST_TABLE_SIZE];
 
@@ -64,7 +80,7 @@ final class Huffman {
       lens[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
     }
     int[] d = new int[32];
-    java.util.Arrays.fill(d, 5);
+    Arrays.fill(d, 5);
     try {
       build(lens, 0, 288, Alphabet.LITLEN, FIXED_LIT, LIT_ROOT);
       build(d, 0, 32, Alphabet.DIST, FIXED_DIST, DIST_ROOT);
@@ -99,10 +115,11 @@ final class Huffman {
   }
 
   /**
-   * Builds the table for code lengths {@code lens[from..from+n)} into {@code table}; returns the number of
-   * entries used.
+   * Builds the table for code lengths {@code lens[from..from+n)} into {@code table}; returns the
+   * number of entries used.
    *
-   * @throws GzipFormatException for an over-subscribed or (outside the single-code case) incomplete code
+   * @throws GzipFormatException for an over-subscribed or (outside the single-code case) incomplete
+   *     code
    */
   static int build(int[] lens, int from, int n, Alphabet alphabet, int[] table, int root)
       throws GzipFormatException {
@@ -130,7 +147,7 @@ final class Huffman {
       throw new GzipFormatException("incomplete " + name(alphabet) + " code");
     }
     int rootSize = 1 << root;
-    java.util.Arrays.fill(table, 0, rootSize, INVALID);
+    Arrays.fill(table, 0, rootSize, INVALID);
     int[] next = new int[16];
     int code = 0;
     for (int l = 1; l <= 15; l++) {
@@ -138,7 +155,8 @@ final class Huffman {
       next[l] = code;
     }
     int rootMask = rootSize - 1;
-    // Pass 1: short codes go straight into the primary table; for long codes note each prefix's longest code.
+    // Pass 1: short codes go straight into the primary table; for long codes note each prefix's
+    // longest code.
     int[] longest = null;
     int[] codes = new int[n];
     for (int s = 0; s < n; s++) {
@@ -169,7 +187,7 @@ final class Huffman {
       if (longest[p] != 0) {
         int subBits = longest[p] - root;
         table[p] = size << 16 | subBits << 8 | SUBTABLE | root;
-        java.util.Arrays.fill(table, size, size + (1 << subBits), INVALID);
+        Arrays.fill(table, size, size + (1 << subBits), INVALID);
         size += 1 << subBits;
       }
     }

@@ -2,19 +2,21 @@ package dev.lazypull.gzindex;
 
 import java.io.IOException;
 import java.security.MessageDigest;
+import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Serves uncompressed byte ranges of a gzip layer from its {@link GzipIndex} and ranged reads of the compressed
- * bytes: a read of {@code [u, u + len)} starts at the last checkpoint at or before {@code u}, fetches the
- * compressed bytes of the spans it covers (whole spans, consecutive ones in one range read of at most
- * {@code maxFetch} bytes), checks each span's sha256 before decoding a bit of it, inflates from the checkpoint's
- * bit offset with its window as history (across gzip member ends, if a span holds several), discards up to
- * {@code u} and stops at {@code u + len}.
+ * Serves uncompressed byte ranges of a gzip layer from its {@link GzipIndex} and ranged reads of
+ * the compressed bytes: a read of {@code [u, u + len)} starts at the last checkpoint at or before
+ * {@code u}, fetches the compressed bytes of the spans it covers (whole spans, consecutive ones in
+ * one range read of at most {@code maxFetch} bytes), checks each span's sha256 before decoding a
+ * bit of it, inflates from the checkpoint's bit offset with its window as history (across gzip
+ * member ends, if a span holds several), discards up to {@code u} and stops at {@code u + len}.
  *
- * <p>It also checks the index against the stream: every checkpoint passed must fall on a block boundary with the
- * recorded output offset, and the stream must not end early — otherwise {@link GzipFormatException}. Thread-safe:
- * each read has its own decoder (about 400 KiB of buffers) and fetch buffer.
+ * <p>It also checks the index against the stream: every checkpoint passed must fall on a block
+ * boundary with the recorded output offset, and the stream must not end early — otherwise {@link
+ * GzipFormatException}. Thread-safe: each read has its own decoder (about 400 KiB of buffers) and
+ * fetch buffer.
  */
 public final class SpanReader {
   public static final int DEFAULT_MAX_FETCH = 64 << 20;
@@ -32,7 +34,8 @@ public final class SpanReader {
 
   /**
    * @param maxFetch the largest range read (and buffer); a span bigger than this cannot be read
-   * @param verifySpanEnds inflate to the end of each span read and check it meets the next checkpoint
+   * @param verifySpanEnds inflate to the end of each span read and check it meets the next
+   *     checkpoint
    */
   public SpanReader(GzipIndex index, ByteRangeReader source, int maxFetch, boolean verifySpanEnds) {
     this.index = index;
@@ -58,16 +61,23 @@ public final class SpanReader {
   }
 
   /**
-   * Reads exactly the uncompressed bytes {@code [offset, offset + len)} into {@code dst[off..off+len)}. With
-   * {@code verifySpanEnds} (the default) it inflates on to the end of the last span read and checks the stream
-   * reaches the next checkpoint exactly (or, in the last span, ends with the size the index records), so a wrong
-   * checkpoint can never hand out wrong bytes; without, it stops at {@code offset + len}.
+   * Reads exactly the uncompressed bytes {@code [offset, offset + len)} into {@code
+   * dst[off..off+len)}. With {@code verifySpanEnds} (the default) it inflates on to the end of the
+   * last span read and checks the stream reaches the next checkpoint exactly (or, in the last span,
+   * ends with the size the index records), so a wrong checkpoint can never hand out wrong bytes;
+   * without, it stops at {@code offset + len}.
    */
   public void read(long offset, byte[] dst, int off, int len) throws IOException {
-    java.util.Objects.checkFromIndexSize(off, len, dst.length);
+    Objects.checkFromIndexSize(off, len, dst.length);
     if (offset < 0 || offset > index.uncompressedSize() - len) {
-      throw new IllegalArgumentException("range " + offset + "+" + len + " outside the layer's "
-          + index.uncompressedSize() + " uncompressed bytes");
+      throw new IllegalArgumentException(
+          "range "
+              + offset
+              + "+"
+              + len
+              + " outside the layer's "
+              + index.uncompressedSize()
+              + " uncompressed bytes");
     }
     if (len == 0) {
       return;
@@ -95,13 +105,18 @@ public final class SpanReader {
           throw mismatch(k, "no block boundary there");
         }
         if (verifySpanEnds && dec.outPosition() > stopOut) {
-          throw new GzipFormatException("span " + last + " inflates past uncompressed offset " + stopOut
-              + " where the index says it ends");
+          throw new GzipFormatException(
+              "span "
+                  + last
+                  + " inflates past uncompressed offset "
+                  + stopOut
+                  + " where the index says it ends");
         }
         if (ev == DeflateDecoder.BOUNDARY) {
           if (k < index.spans() && pos == index.checkpoint(k).bitPosition()) {
             if (dec.outPosition() != index.checkpoint(k).out()) {
-              throw mismatch(k, "the stream is at uncompressed offset " + dec.outPosition() + " there");
+              throw mismatch(
+                  k, "the stream is at uncompressed offset " + dec.outPosition() + " there");
             }
             k++;
             if (k > last + 1) {
@@ -121,7 +136,8 @@ public final class SpanReader {
         long a = Math.max(from, offset);
         long b = Math.min(to, end);
         if (a < b) {
-          System.arraycopy(dec.buffer(), s + (int) (a - from), dst, off + (int) (a - offset), (int) (b - a));
+          System.arraycopy(
+              dec.buffer(), s + (int) (a - from), dst, off + (int) (a - offset), (int) (b - a));
         }
         if (ev == DeflateDecoder.END) {
           if (!verifySpanEnds && to >= end) {
@@ -130,9 +146,15 @@ public final class SpanReader {
           GzipMember.readTrailer(dec, 0);
           if (dec.atEnd()) {
             if (to < end || (verifySpanEnds && (!lastSpan || to != index.uncompressedSize()))) {
-              throw new GzipFormatException("gzip stream ends at uncompressed offset " + to + " (compressed "
-                  + (dec.bitPosition() >>> 3) + "); the index says " + (lastSpan ? "it ends at "
-                  + index.uncompressedSize() : "span " + (last + 1) + " starts at " + stopOut));
+              throw new GzipFormatException(
+                  "gzip stream ends at uncompressed offset "
+                      + to
+                      + " (compressed "
+                      + (dec.bitPosition() >>> 3)
+                      + "); the index says "
+                      + (lastSpan
+                          ? "it ends at " + index.uncompressedSize()
+                          : "span " + (last + 1) + " starts at " + stopOut));
             }
             break;
           }
@@ -146,8 +168,13 @@ public final class SpanReader {
   }
 
   private GzipFormatException mismatch(int k, String why) {
-    return new GzipFormatException("the stream does not match its index at checkpoint " + k + " "
-        + index.checkpoint(k) + ": " + why);
+    return new GzipFormatException(
+        "the stream does not match its index at checkpoint "
+            + k
+            + " "
+            + index.checkpoint(k)
+            + ": "
+            + why);
   }
 
   /** The compressed bytes of spans first..last, fetched in groups and verified span by span. */
@@ -182,8 +209,14 @@ public final class SpanReader {
       int g = next;
       long start = index.compressedStart(g);
       if (index.compressedEnd(g) - start > maxFetch) {
-        throw new GzipFormatException("span " + g + " is " + (index.compressedEnd(g) - start)
-            + " compressed bytes, over the " + maxFetch + "-byte fetch limit");
+        throw new GzipFormatException(
+            "span "
+                + g
+                + " is "
+                + (index.compressedEnd(g) - start)
+                + " compressed bytes, over the "
+                + maxFetch
+                + "-byte fetch limit");
       }
       while (g < last && index.compressedEnd(g + 1) - start <= maxFetch) {
         g++;
@@ -194,11 +227,19 @@ public final class SpanReader {
       fetched.add(data.length);
       MessageDigest md = Zinfo.newSha256();
       for (int i = next; i <= g; i++) {
-        md.update(data, (int) (index.compressedStart(i) - start), (int) (index.compressedEnd(i)
-            - index.compressedStart(i)));
+        md.update(
+            data,
+            (int) (index.compressedStart(i) - start),
+            (int) (index.compressedEnd(i) - index.compressedStart(i)));
         if (!index.spanDigestMatches(i, md.digest())) {
-          throw new SpanIntegrityException("span " + i + " (compressed bytes " + index.compressedStart(i) + ".."
-              + index.compressedEnd(i) + ") does not match its sha256 in the index");
+          throw new SpanIntegrityException(
+              "span "
+                  + i
+                  + " (compressed bytes "
+                  + index.compressedStart(i)
+                  + ".."
+                  + index.compressedEnd(i)
+                  + ") does not match its sha256 in the index");
         }
       }
       buf = data;

@@ -5,13 +5,16 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 
 /**
- * The gzip checkpoint table in SOCI's zinfo layout, which erofs-utils 1.9 ({@code mkfs.erofs --gzinfo},
- * {@code mount.erofs oci.zinfo=}) also writes and reads. All integers little-endian, tightly packed:
+ * The gzip checkpoint table in SOCI's zinfo layout, which erofs-utils 1.9 ({@code mkfs.erofs
+ * --gzinfo}, {@code mount.erofs oci.zinfo=}) also writes and reads. All integers little-endian,
+ * tightly packed:
  *
  * <pre>
  *   header       u32 checkpoint count, u64 span size                                  12 bytes
@@ -19,14 +22,15 @@ import java.util.List;
  *                32,768-byte window                                                 32,785 bytes each
  * </pre>
  *
- * Version 2 stores every checkpoint; version 1 (old SOCI) stores all but the first, which is implicit: in 10,
- * bits 0, out 0, a zero window (it assumed a 10-byte gzip header). The version is told by the length, as SOCI's
- * {@code blob_to_zinfo} and erofs-utils' {@code erofs_gzran_zinfo_open} do. We write version 2.
+ * Version 2 stores every checkpoint; version 1 (old SOCI) stores all but the first, which is
+ * implicit: in 10, bits 0, out 0, a zero window (it assumed a 10-byte gzip header). The version is
+ * told by the length, as SOCI's {@code blob_to_zinfo} and erofs-utils' {@code
+ * erofs_gzran_zinfo_open} do. We write version 2.
  *
- * <p>The decoder is strict and bounded: the count is checked against the layer's compressed size and the file's
- * length before anything is allocated, and the checkpoints must be in order, inside the layer, start at output
- * 0, and be at least 10 bits apart (the smallest deflate block). Windows stay in the file (or byte array) and are
- * read on demand.
+ * <p>The decoder is strict and bounded: the count is checked against the layer's compressed size
+ * and the file's length before anything is allocated, and the checkpoints must be in order, inside
+ * the layer, start at output 0, and be at least 10 bits apart (the smallest deflate block). Windows
+ * stay in the file (or byte array) and are read on demand.
  */
 public final class Zinfo {
   public static final int HEADER_SIZE = 12;
@@ -44,7 +48,8 @@ public final class Zinfo {
   private final Windows windows;
   private final byte[] sha256;
 
-  private Zinfo(int version, long spanSize, List<Checkpoint> checkpoints, Windows windows, byte[] sha256) {
+  private Zinfo(
+      int version, long spanSize, List<Checkpoint> checkpoints, Windows windows, byte[] sha256) {
     this.version = version;
     this.spanSize = spanSize;
     this.checkpoints = checkpoints;
@@ -71,7 +76,7 @@ public final class Zinfo {
 
   /** Reads checkpoint {@code i}'s 32 KiB window into {@code dst}. */
   public void window(int i, byte[] dst) throws IOException {
-    java.util.Objects.checkIndex(i, checkpoints.size());
+    Objects.checkIndex(i, checkpoints.size());
     if (version == 1 && i == 0) {
       Arrays.fill(dst, 0, WINDOW_SIZE, (byte) 0);
       return;
@@ -80,7 +85,10 @@ public final class Zinfo {
     windows.read(HEADER_SIZE + (long) stored * CHECKPOINT_SIZE + 17, dst);
   }
 
-  /** The most checkpoints a layer of {@code compressedSize} bytes can have (one per 10 bits after the header). */
+  /**
+   * The most checkpoints a layer of {@code compressedSize} bytes can have (one per 10 bits after
+   * the header).
+   */
   public static long maxCheckpoints(long compressedSize) {
     return Math.max(0, (compressedSize * 8 - 80) / 10 + 1);
   }
@@ -90,16 +98,19 @@ public final class Zinfo {
     return HEADER_SIZE + count * CHECKPOINT_SIZE;
   }
 
-  // ---------------------------------------------------------------------------------------------- encoding
+  // ----------------------------------------------------------------------------------------------
+  // encoding
 
   /** Encodes a version 2 zinfo in memory. */
   public static byte[] encode(long spanSize, List<Checkpoint> checkpoints, List<byte[]> windows) {
     if (checkpoints.size() != windows.size()) {
-      throw new IllegalArgumentException(checkpoints.size() + " checkpoints, " + windows.size() + " windows");
+      throw new IllegalArgumentException(
+          checkpoints.size() + " checkpoints, " + windows.size() + " windows");
     }
     long size = size(checkpoints.size());
     if (size > Integer.MAX_VALUE - 16) {
-      throw new IllegalArgumentException("zinfo of " + checkpoints.size() + " checkpoints too large for memory");
+      throw new IllegalArgumentException(
+          "zinfo of " + checkpoints.size() + " checkpoints too large for memory");
     }
     ByteBuffer b = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
     b.putInt(checkpoints.size()).putLong(spanSize);
@@ -116,7 +127,10 @@ public final class Zinfo {
     b.putLong(cp.in()).putLong(cp.out()).put((byte) cp.bits()).put(window);
   }
 
-  /** A checkpoint sink that keeps the windows in memory (tests, small layers); {@link #encode()} at the end. */
+  /**
+   * A checkpoint sink that keeps the windows in memory (tests, small layers); {@link #encode()} at
+   * the end.
+   */
   public static final class Memory implements GzipIndexer.CheckpointSink {
     private final long spanSize;
     private final List<Checkpoint> checkpoints = new ArrayList<>();
@@ -138,14 +152,16 @@ public final class Zinfo {
   }
 
   /**
-   * A checkpoint sink that streams the zinfo to a file as checkpoints are made (memory: one checkpoint), then
-   * writes the count into the header: at most one window in memory whatever the layer's size.
+   * A checkpoint sink that streams the zinfo to a file as checkpoints are made (memory: one
+   * checkpoint), then writes the count into the header: at most one window in memory whatever the
+   * layer's size.
    */
   public static final class Writer implements GzipIndexer.CheckpointSink {
     private final FileChannel ch;
     private final long start;
     private final long spanSize;
-    private final ByteBuffer buf = ByteBuffer.allocate(CHECKPOINT_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+    private final ByteBuffer buf =
+        ByteBuffer.allocate(CHECKPOINT_SIZE).order(ByteOrder.LITTLE_ENDIAN);
     private long count;
 
     /** Writes from the channel's current position. */
@@ -187,7 +203,8 @@ public final class Zinfo {
     }
   }
 
-  // ---------------------------------------------------------------------------------------------- decoding
+  // ----------------------------------------------------------------------------------------------
+  // decoding
 
   /**
    * Decodes a zinfo held in memory.
@@ -195,11 +212,16 @@ public final class Zinfo {
    * @param compressedSize the layer's compressed size (bounds the count and the offsets)
    * @param uncompressedSize the layer's uncompressed size (bounds the offsets)
    */
-  public static Zinfo read(byte[] bytes, long compressedSize, long uncompressedSize) throws IndexFormatException {
+  public static Zinfo read(byte[] bytes, long compressedSize, long uncompressedSize)
+      throws IndexFormatException {
     try {
-      return read(bytes.length, (pos, dst) -> {
-        System.arraycopy(bytes, (int) pos, dst, 0, dst.length);
-      }, compressedSize, uncompressedSize);
+      return read(
+          bytes.length,
+          (pos, dst) -> {
+            System.arraycopy(bytes, (int) pos, dst, 0, dst.length);
+          },
+          compressedSize,
+          uncompressedSize);
     } catch (IndexFormatException e) {
       throw e;
     } catch (IOException e) {
@@ -208,19 +230,24 @@ public final class Zinfo {
   }
 
   /**
-   * Decodes a zinfo file from position 0 to the channel's size; the windows are read from the file when asked
-   * for, so the channel must stay open. Reads the whole file once (to hash it).
+   * Decodes a zinfo file from position 0 to the channel's size; the windows are read from the file
+   * when asked for, so the channel must stay open. Reads the whole file once (to hash it).
    */
-  public static Zinfo read(FileChannel ch, long compressedSize, long uncompressedSize) throws IOException {
+  public static Zinfo read(FileChannel ch, long compressedSize, long uncompressedSize)
+      throws IOException {
     long len = ch.size();
-    return read(len, (pos, dst) -> {
-      ByteBuffer b = ByteBuffer.wrap(dst);
-      while (b.hasRemaining()) {
-        if (ch.read(b, pos + b.position()) < 0) {
-          throw new IndexFormatException("zinfo file shrank while in use");
-        }
-      }
-    }, compressedSize, uncompressedSize);
+    return read(
+        len,
+        (pos, dst) -> {
+          ByteBuffer b = ByteBuffer.wrap(dst);
+          while (b.hasRemaining()) {
+            if (ch.read(b, pos + b.position()) < 0) {
+              throw new IndexFormatException("zinfo file shrank while in use");
+            }
+          }
+        },
+        compressedSize,
+        uncompressedSize);
   }
 
   private static Zinfo read(long len, Windows src, long compressedSize, long uncompressedSize)
@@ -238,8 +265,13 @@ public final class Zinfo {
     }
     long max = maxCheckpoints(compressedSize);
     if (count > max) {
-      throw new IndexFormatException("zinfo claims " + count + " checkpoints; a layer of " + compressedSize
-          + " compressed bytes has room for at most " + max);
+      throw new IndexFormatException(
+          "zinfo claims "
+              + count
+              + " checkpoints; a layer of "
+              + compressedSize
+              + " compressed bytes has room for at most "
+              + max);
     }
     int version;
     if (len == size(count)) {
@@ -247,8 +279,16 @@ public final class Zinfo {
     } else if (len == size(count - 1)) {
       version = 1;
     } else {
-      throw new IndexFormatException("zinfo of " + len + " bytes does not hold " + count + " checkpoints ("
-          + size(count) + " bytes in version 2, " + size(count - 1) + " in version 1)");
+      throw new IndexFormatException(
+          "zinfo of "
+              + len
+              + " bytes does not hold "
+              + count
+              + " checkpoints ("
+              + size(count)
+              + " bytes in version 2, "
+              + size(count - 1)
+              + " in version 1)");
     }
     if (span <= 0) {
       throw new IndexFormatException("zinfo span size " + Long.toUnsignedString(span));
@@ -268,19 +308,38 @@ public final class Zinfo {
       long out = r.getLong(8);
       int bits = rec[16];
       int index = cps.size();
-      if (bits < 0 || bits > 7 || in < (bits == 0 ? 0 : 1) || in > compressedSize || out < 0
+      if (bits < 0
+          || bits > 7
+          || in < (bits == 0 ? 0 : 1)
+          || in > compressedSize
+          || out < 0
           || out > uncompressedSize) {
-        throw new IndexFormatException("zinfo checkpoint " + index + " (in " + Long.toUnsignedString(in) + ", bits "
-            + (bits & 0xff) + ", out " + Long.toUnsignedString(out) + ") is outside the layer (" + compressedSize
-            + " compressed, " + uncompressedSize + " uncompressed bytes)");
+        throw new IndexFormatException(
+            "zinfo checkpoint "
+                + index
+                + " (in "
+                + Long.toUnsignedString(in)
+                + ", bits "
+                + (bits & 0xff)
+                + ", out "
+                + Long.toUnsignedString(out)
+                + ") is outside the layer ("
+                + compressedSize
+                + " compressed, "
+                + uncompressedSize
+                + " uncompressed bytes)");
       }
       cps.add(new Checkpoint(in, bits, out));
     }
     for (int i = 0; i < cps.size(); i++) {
       Checkpoint cp = cps.get(i);
       if (i == 0 && (cp.out() != 0 || cp.bitPosition() < 80)) {
-        throw new IndexFormatException("zinfo's first checkpoint (in " + cp.in() + ", out " + cp.out()
-            + ") is not at the start of the first deflate stream");
+        throw new IndexFormatException(
+            "zinfo's first checkpoint (in "
+                + cp.in()
+                + ", out "
+                + cp.out()
+                + ") is not at the start of the first deflate stream");
       }
       if (cp.firstByte() >= compressedSize) {
         throw new IndexFormatException("zinfo checkpoint " + i + " starts at the end of the layer");
@@ -288,8 +347,16 @@ public final class Zinfo {
       if (i > 0) {
         Checkpoint p = cps.get(i - 1);
         if (cp.bitPosition() < p.bitPosition() + 10 || cp.out() < p.out()) {
-          throw new IndexFormatException("zinfo checkpoints " + (i - 1) + " and " + i + " are out of order ("
-              + p + ", " + cp + ")");
+          throw new IndexFormatException(
+              "zinfo checkpoints "
+                  + (i - 1)
+                  + " and "
+                  + i
+                  + " are out of order ("
+                  + p
+                  + ", "
+                  + cp
+                  + ")");
         }
       }
     }
@@ -299,7 +366,7 @@ public final class Zinfo {
   static MessageDigest newSha256() {
     try {
       return MessageDigest.getInstance("SHA-256");
-    } catch (java.security.NoSuchAlgorithmException e) {
+    } catch (NoSuchAlgorithmException e) {
       throw new AssertionError(e);
     }
   }

@@ -7,7 +7,9 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.regex.Pattern;
 
-/** A content digest, {@code sha256:<64 lowercase hex>}; the only algorithm lazypull reads or writes. */
+/**
+ * A content digest, {@code sha256:<64 lowercase hex>}; the only algorithm lazypull reads or writes.
+ */
 public record Digest(String hex) {
   private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
 
@@ -17,7 +19,10 @@ public record Digest(String hex) {
     }
   }
 
-  /** Parses {@code sha256:<hex>}; anything else (other algorithms, bad hex) is an error naming the input. */
+  /**
+   * Parses {@code sha256:<hex>}; anything else (other algorithms, bad hex) is an error naming the
+   * input.
+   */
   @JsonCreator
   public static Digest parse(String s) {
     if (s == null || !s.startsWith("sha256:")) {

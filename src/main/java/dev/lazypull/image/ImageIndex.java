@@ -5,7 +5,10 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.List;
 import java.util.Map;
 
-/** An OCI image index (or Docker manifest list); also the shape of an OCI layout's {@code index.json}. */
+/**
+ * An OCI image index (or Docker manifest list); also the shape of an OCI layout's {@code
+ * index.json}.
+ */
 @JsonInclude(JsonInclude.Include.NON_EMPTY)
 public record ImageIndex(
     @JsonProperty("schemaVersion") int schemaVersion,

@@ -4,8 +4,8 @@ import java.nio.file.Path;
 import java.util.regex.Pattern;
 
 /**
- * Where an image lives: a local OCI image layout ({@code oci:DIR[:TAG]}) or a registry
- * ({@code HOST[:PORT]/REPO[:TAG|@sha256:…]}, docker-style defaults).
+ * Where an image lives: a local OCI image layout ({@code oci:DIR[:TAG]}) or a registry ({@code
+ * HOST[:PORT]/REPO[:TAG|@sha256:…]}, docker-style defaults).
  */
 public sealed interface ImageReference {
   /** The reference in its canonical text form. */
@@ -21,7 +21,10 @@ public sealed interface ImageReference {
     return Registry.parse(text);
   }
 
-  /** {@code oci:DIR[:TAG]}; the tag is the {@code org.opencontainers.image.ref.name} annotation in index.json. */
+  /**
+   * {@code oci:DIR[:TAG]}; the tag is the {@code org.opencontainers.image.ref.name} annotation in
+   * index.json.
+   */
   record OciLayout(Path dir, String tag) implements ImageReference {
     static OciLayout parse(String rest) {
       if (rest.isEmpty()) {
@@ -49,9 +52,11 @@ public sealed interface ImageReference {
    * A registry reference. {@code registry} is the name users write (docker.io for Docker Hub);
    * {@link #apiHost()} is the host to talk to.
    */
-  record Registry(String registry, String repository, String tag, Digest digest) implements ImageReference {
-    private static final Pattern REPO = Pattern.compile(
-        "[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*");
+  record Registry(String registry, String repository, String tag, Digest digest)
+      implements ImageReference {
+    private static final Pattern REPO =
+        Pattern.compile(
+            "[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*");
     private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
     public static final String DOCKER_HUB = "docker.io";
 
@@ -114,7 +119,11 @@ public sealed interface ImageReference {
 
     @Override
     public String canonical() {
-      return registry + "/" + repository + (tag == null ? "" : ":" + tag) + (digest == null ? "" : "@" + digest);
+      return registry
+          + "/"
+          + repository
+          + (tag == null ? "" : ":" + tag)
+          + (digest == null ? "" : "@" + digest);
     }
   }
 }

@@ -5,12 +5,15 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 
 /**
- * Per-image registry settings given where an image is named ({@code lazypull mount --plain-http --platform …}):
- * carried in the daemon's {@code register} request, kept in the image's catalog record (so a restarted daemon
- * pulls it the same way) and shown by {@code status} and {@code list}.
+ * Per-image registry settings given where an image is named ({@code lazypull mount --plain-http
+ * --platform …}): carried in the daemon's {@code register} request, kept in the image's catalog
+ * record (so a restarted daemon pulls it the same way) and shown by {@code status} and {@code
+ * list}.
  *
- * @param plainHttp speak plain HTTP to the image's registry (its host: the daemon's registry client is per host)
- * @param platform {@code os/arch[/variant]} chosen from a multi-platform index, or null for the daemon's default
+ * @param plainHttp speak plain HTTP to the image's registry (its host: the daemon's registry client
+ *     is per host)
+ * @param platform {@code os/arch[/variant]} chosen from a multi-platform index, or null for the
+ *     daemon's default
  */
 public record PullOptions(
     @JsonProperty("plainHttp") @JsonInclude(JsonInclude.Include.NON_DEFAULT) boolean plainHttp,
@@ -35,7 +38,8 @@ public record PullOptions(
     if (newer == null) {
       return this;
     }
-    return new PullOptions(plainHttp || newer.plainHttp, newer.platform != null ? newer.platform : platform);
+    return new PullOptions(
+        plainHttp || newer.plainHttp, newer.platform != null ? newer.platform : platform);
   }
 
   /** Human-readable, e.g. {@code plain-http, platform linux/arm64}; empty when default. */

@@ -10,13 +10,15 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.security.MessageDigest;
 import java.util.Arrays;
+import java.util.HexFormat;
 
 /**
- * Lays out one layer's virtual device while the layer is read once: each regular file's data gets the next
- * 4 KiB-aligned device range (its chunk indexes point there), its tar offset and length are recorded (the
- * {@link DeviceMap}), and the device's bytes — data and zero padding — are hashed as they pass: the whole device
- * (its name) and fixed entries of {@code entrySize} bytes (its {@link ChunkDigestTable}, which the fetch core
- * verifies every served byte against). Nothing of the data is kept; memory grows with the file count only.
+ * Lays out one layer's virtual device while the layer is read once: each regular file's data gets
+ * the next 4 KiB-aligned device range (its chunk indexes point there), its tar offset and length
+ * are recorded (the {@link DeviceMap}), and the device's bytes — data and zero padding — are hashed
+ * as they pass: the whole device (its name) and fixed entries of {@code entrySize} bytes (its
+ * {@link ChunkDigestTable}, which the fetch core verifies every served byte against). Nothing of
+ * the data is kept; memory grows with the file count only.
  */
 final class DeviceBuilder implements TarApplier.FileData {
   private static final int BLOCK = 4096;
@@ -58,7 +60,8 @@ final class DeviceBuilder implements TarApplier.FileData {
   }
 
   @Override
-  public void store(ErofsNode file, TarEntry e, long tarOffset, InputStream data) throws IOException {
+  public void store(ErofsNode file, TarEntry e, long tarOffset, InputStream data)
+      throws IOException {
     long start = position;
     long count = (file.size + chunkSize - 1) / chunkSize;
     if (count > Integer.MAX_VALUE) {
@@ -111,9 +114,15 @@ final class DeviceBuilder implements TarApplier.FileData {
   }
 
   /** What the layer's device turned out to be. */
-  record Built(int deviceId, long size, byte[] sha256, ChunkDigestTable table, long[] tarOffsets, long[] lengths) {
+  record Built(
+      int deviceId,
+      long size,
+      byte[] sha256,
+      ChunkDigestTable table,
+      long[] tarOffsets,
+      long[] lengths) {
     Digest digest() {
-      return new Digest(java.util.HexFormat.of().formatHex(sha256));
+      return new Digest(HexFormat.of().formatHex(sha256));
     }
   }
 
@@ -121,7 +130,12 @@ final class DeviceBuilder implements TarApplier.FileData {
     if (entryFill > 0) {
       closeEntry();
     }
-    return new Built(deviceId, position, device.digest(), table.build(), Arrays.copyOf(tarOffsets, extents),
+    return new Built(
+        deviceId,
+        position,
+        device.digest(),
+        table.build(),
+        Arrays.copyOf(tarOffsets, extents),
         Arrays.copyOf(lengths, extents));
   }
 }

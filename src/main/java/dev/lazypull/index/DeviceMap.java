@@ -9,12 +9,13 @@ import java.util.Arrays;
 import java.util.HexFormat;
 
 /**
- * Where the bytes of one virtual EROFS device lie in an unmodified image layer: the device holds the layer's
- * regular files' data in tar order, each file starting on a 4 KiB boundary of the device and zero-padded to the
- * next one (the kernel needs block-aligned data; the tar aligns to 512 bytes). Extent {@code i} is a file's data,
- * {@code length(i)} bytes at tar offset {@code tarOffset(i)} of the uncompressed layer; its device offset is
- * implied: extent 0 starts at 0, each further one at the 4 KiB-aligned end of the one before, and the device ends
- * at the 4 KiB-aligned end of the last. Little-endian (docs/format.md):
+ * Where the bytes of one virtual EROFS device lie in an unmodified image layer: the device holds
+ * the layer's regular files' data in tar order, each file starting on a 4 KiB boundary of the
+ * device and zero-padded to the next one (the kernel needs block-aligned data; the tar aligns to
+ * 512 bytes). Extent {@code i} is a file's data, {@code length(i)} bytes at tar offset {@code
+ * tarOffset(i)} of the uncompressed layer; its device offset is implied: extent 0 starts at 0, each
+ * further one at the 4 KiB-aligned end of the one before, and the device ends at the 4 KiB-aligned
+ * end of the last. Little-endian (docs/format.md):
  *
  * <pre>
  *   0    8  magic "LPDEVMAP"
@@ -59,9 +60,20 @@ public final class DeviceMap {
   /**
    * @param zinfoSha256 zeros (32 bytes) for a tar layer
    */
-  public DeviceMap(int compression, long deviceSize, byte[] deviceSha256, byte[] layerSha256, long layerSize,
-      long tarSize, byte[] zinfoSha256, long zinfoSize, byte[] spansSha256, long spansSize, long[] tarOffsets,
-      long[] lengths) throws InvalidIndexException {
+  public DeviceMap(
+      int compression,
+      long deviceSize,
+      byte[] deviceSha256,
+      byte[] layerSha256,
+      long layerSize,
+      long tarSize,
+      byte[] zinfoSha256,
+      long zinfoSize,
+      byte[] spansSha256,
+      long spansSize,
+      long[] tarOffsets,
+      long[] lengths)
+      throws InvalidIndexException {
     this.compression = compression;
     this.deviceSize = deviceSize;
     this.deviceSha256 = deviceSha256.clone();
@@ -82,24 +94,37 @@ public final class DeviceMap {
     if (compression != TAR && compression != GZIP) {
       throw new InvalidIndexException("device map: unknown layer compression " + compression);
     }
-    if (deviceSha256.length != 32 || layerSha256.length != 32 || zinfoSha256.length != 32
+    if (deviceSha256.length != 32
+        || layerSha256.length != 32
+        || zinfoSha256.length != 32
         || spansSha256.length != 32) {
       throw new InvalidIndexException("device map: digests must be 32 bytes");
     }
     if (layerSize <= 0 || tarSize < 1024 || tarSize > (1L << 50)) {
-      throw new InvalidIndexException("device map: layer size " + layerSize + ", tar size " + tarSize);
+      throw new InvalidIndexException(
+          "device map: layer size " + layerSize + ", tar size " + tarSize);
     }
-    if (compression == TAR && (tarSize != layerSize || zinfoSize != 0 || spansSize != 0
-        || !allZero(zinfoSha256) || !allZero(spansSha256))) {
-      throw new InvalidIndexException("device map of a tar layer: tar size must be the layer size and there is no "
-          + "zinfo or span table");
+    if (compression == TAR
+        && (tarSize != layerSize
+            || zinfoSize != 0
+            || spansSize != 0
+            || !allZero(zinfoSha256)
+            || !allZero(spansSha256))) {
+      throw new InvalidIndexException(
+          "device map of a tar layer: tar size must be the layer size and there is no "
+              + "zinfo or span table");
     }
     if (compression == GZIP && (zinfoSize <= 0 || spansSize <= 0)) {
-      throw new InvalidIndexException("device map of a gzip layer without its zinfo and span table");
+      throw new InvalidIndexException(
+          "device map of a gzip layer without its zinfo and span table");
     }
     if (deviceSize <= 0 || deviceSize % BLOCK != 0 || deviceSize > LazyImage.MAX_BLOB_SIZE) {
-      throw new InvalidIndexException("device map: device size " + deviceSize + " is not a positive multiple of 4096 up"
-          + " to " + LazyImage.MAX_BLOB_SIZE);
+      throw new InvalidIndexException(
+          "device map: device size "
+              + deviceSize
+              + " is not a positive multiple of 4096 up"
+              + " to "
+              + LazyImage.MAX_BLOB_SIZE);
     }
     if (tarOffsets.length == 0 || tarOffsets.length != lengths.length) {
       throw new InvalidIndexException("device map without extents");
@@ -109,20 +134,31 @@ public final class DeviceMap {
     for (int i = 0; i < tarOffsets.length; i++) {
       long t = tarOffsets[i];
       long n = lengths[i];
-      // data follows its member's 512-byte header: never at 0, always 512-aligned, never overlapping
+      // data follows its member's 512-byte header: never at 0, always 512-aligned, never
+      // overlapping
       if (n <= 0 || t < 512 || t % 512 != 0 || t < tarEnd || t > tarSize - n) {
-        throw new InvalidIndexException("device map: extent " + i + " (tar offset " + t + ", length " + n
-            + ") is not inside the tar after the extent before it (which ends at " + tarEnd + ")");
+        throw new InvalidIndexException(
+            "device map: extent "
+                + i
+                + " (tar offset "
+                + t
+                + ", length "
+                + n
+                + ") is not inside the tar after the extent before it (which ends at "
+                + tarEnd
+                + ")");
       }
       deviceOffsets[i] = dev;
       dev = roundUp(dev + n);
       if (dev > deviceSize) {
-        throw new InvalidIndexException("device map: extent " + i + " ends past the device size " + deviceSize);
+        throw new InvalidIndexException(
+            "device map: extent " + i + " ends past the device size " + deviceSize);
       }
       tarEnd = t + n;
     }
     if (dev != deviceSize) {
-      throw new InvalidIndexException("device map: extents end at " + dev + ", the device size is " + deviceSize);
+      throw new InvalidIndexException(
+          "device map: extents end at " + dev + ", the device size is " + deviceSize);
     }
   }
 
@@ -199,19 +235,35 @@ public final class DeviceMap {
     return deviceOffsets[i];
   }
 
-  /** The extent whose padded device range holds device offset {@code pos}: the last one starting at or before. */
+  /**
+   * The extent whose padded device range holds device offset {@code pos}: the last one starting at
+   * or before.
+   */
   public int extentAt(long pos) {
     if (pos < 0 || pos >= deviceSize) {
-      throw new IndexOutOfBoundsException("device offset " + pos + " outside [0, " + deviceSize + ")");
+      throw new IndexOutOfBoundsException(
+          "device offset " + pos + " outside [0, " + deviceSize + ")");
     }
     int i = Arrays.binarySearch(deviceOffsets, pos);
     return i >= 0 ? i : -i - 2;
   }
 
   public byte[] encode() {
-    ByteBuffer b = ByteBuffer.allocate(HEADER_SIZE + EXTENT_SIZE * tarOffsets.length).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(MAGIC).putInt(VERSION).putInt(compression).putLong(deviceSize).put(deviceSha256).put(layerSha256)
-        .putLong(layerSize).putLong(tarSize).put(zinfoSha256).putLong(zinfoSize).put(spansSha256).putLong(spansSize)
+    ByteBuffer b =
+        ByteBuffer.allocate(HEADER_SIZE + EXTENT_SIZE * tarOffsets.length)
+            .order(ByteOrder.LITTLE_ENDIAN);
+    b.put(MAGIC)
+        .putInt(VERSION)
+        .putInt(compression)
+        .putLong(deviceSize)
+        .put(deviceSha256)
+        .put(layerSha256)
+        .putLong(layerSize)
+        .putLong(tarSize)
+        .put(zinfoSha256)
+        .putLong(zinfoSize)
+        .put(spansSha256)
+        .putLong(spansSize)
         .putLong(tarOffsets.length);
     for (int i = 0; i < tarOffsets.length; i++) {
       b.putLong(tarOffsets[i]).putLong(lengths[i]);
@@ -228,7 +280,8 @@ public final class DeviceMap {
     b.position(8);
     int version = b.getInt();
     if (version != VERSION) {
-      throw new InvalidIndexException("device map version " + version + " (this lazypull reads version 1)");
+      throw new InvalidIndexException(
+          "device map version " + version + " (this lazypull reads version 1)");
     }
     int compression = b.getInt();
     long deviceSize = b.getLong();
@@ -244,8 +297,11 @@ public final class DeviceMap {
     b.get(spans);
     long spansSize = b.getLong();
     long n = b.getLong();
-    if (n <= 0 || n != (bytes.length - HEADER_SIZE) / EXTENT_SIZE || (bytes.length - HEADER_SIZE) % EXTENT_SIZE != 0) {
-      throw new InvalidIndexException("device map of " + bytes.length + " bytes does not hold " + n + " extents");
+    if (n <= 0
+        || n != (bytes.length - HEADER_SIZE) / EXTENT_SIZE
+        || (bytes.length - HEADER_SIZE) % EXTENT_SIZE != 0) {
+      throw new InvalidIndexException(
+          "device map of " + bytes.length + " bytes does not hold " + n + " extents");
     }
     long[] tar = new long[(int) n];
     long[] len = new long[(int) n];
@@ -253,7 +309,18 @@ public final class DeviceMap {
       tar[i] = b.getLong();
       len[i] = b.getLong();
     }
-    return new DeviceMap(compression, deviceSize, device, layer, layerSize, tarSize, zinfo, zinfoSize, spans,
-        spansSize, tar, len);
+    return new DeviceMap(
+        compression,
+        deviceSize,
+        device,
+        layer,
+        layerSize,
+        tarSize,
+        zinfo,
+        zinfoSize,
+        spans,
+        spansSize,
+        tar,
+        len);
   }
 }

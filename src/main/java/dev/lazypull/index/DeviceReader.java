@@ -1,7 +1,6 @@
 package dev.lazypull.index;
 
 import dev.lazypull.blob.BlobSource;
-import dev.lazypull.gzindex.ByteRangeReader;
 import dev.lazypull.gzindex.GzipIndex;
 import dev.lazypull.gzindex.SpanIntegrityException;
 import dev.lazypull.gzindex.SpanReader;
@@ -12,22 +11,32 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ReadableByteChannel;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.logging.Logger;
 
 /**
- * Serves byte ranges of one virtual device from the unmodified layer its {@link DeviceMap} names: file extents
- * are copied from the layer's uncompressed tar — for a gzip layer out of whole inflated spans ({@link SpanReader}:
- * span digests checked before a bit is inflated; {@link SpanCache} keeps recent spans), for a plain tar by ranged
- * reads of the layer — and the padding between them is zeros. It produces bytes only; the fetch core checks each
- * digest-table entry of the device before it caches a byte of it.
+ * Serves byte ranges of one virtual device from the unmodified layer its {@link DeviceMap} names:
+ * file extents are copied from the layer's uncompressed tar — for a gzip layer out of whole
+ * inflated spans ({@link SpanReader}: span digests checked before a bit is inflated; {@link
+ * SpanCache} keeps recent spans), for a plain tar by ranged reads of the layer — and the padding
+ * between them is zeros. It produces bytes only; the fetch core checks each digest-table entry of
+ * the device before it caches a byte of it.
  */
 final class DeviceReader {
   private static final Logger LOG = Logger.getLogger(DeviceReader.class.getName());
+
   /** Device bytes assembled at a time. */
   static final int WINDOW = 1 << 20;
-  /** Tar bytes between two extents read through rather than skipped with a second read (headers, small entries). */
+
+  /**
+   * Tar bytes between two extents read through rather than skipped with a second read (headers,
+   * small entries).
+   */
   static final int MAX_GAP = 64 << 10;
-  /** The most uncompressed bytes a span may hold (zlib's blocks end within 4.2 MiB of a 4 MiB span). */
+
+  /**
+   * The most uncompressed bytes a span may hold (zlib's blocks end within 4.2 MiB of a 4 MiB span).
+   */
   static final long MAX_SPAN = 64L << 20;
 
   /** Uncompressed tar bytes of the layer. */
@@ -51,7 +60,9 @@ final class DeviceReader {
 
   /** The layer's descriptor as the image lists it (the media type only tells how to read it). */
   static Descriptor layerOf(DeviceMap map) {
-    return new Descriptor(map.gzip() ? MediaTypes.OCI_LAYER_TAR_GZIP : MediaTypes.OCI_LAYER_TAR, map.layerDigest(),
+    return new Descriptor(
+        map.gzip() ? MediaTypes.OCI_LAYER_TAR_GZIP : MediaTypes.OCI_LAYER_TAR,
+        map.layerDigest(),
         map.layerSize());
   }
 
@@ -61,38 +72,61 @@ final class DeviceReader {
     return (offset, dst, off, len) -> readFully(source, layer, offset, dst, off, len, false);
   }
 
-  /** A gzip layer: whole spans through the cache, each loaded by {@link SpanReader} over ranged reads. */
-  static Tar gzip(DeviceMap map, GzipIndex index, BlobSource source, SpanCache cache) throws InvalidIndexException {
+  /**
+   * A gzip layer: whole spans through the cache, each loaded by {@link SpanReader} over ranged
+   * reads.
+   */
+  static Tar gzip(DeviceMap map, GzipIndex index, BlobSource source, SpanCache cache)
+      throws InvalidIndexException {
     Descriptor layer = layerOf(map);
-    if (index.compressedSize() != map.layerSize() || index.uncompressedSize() != map.tarSize()
-        || !Arrays.equals(index.table().layerSha256(), java.util.HexFormat.of().parseHex(map.layerDigest().hex()))) {
-      throw new InvalidIndexException("the span table of layer " + map.layerDigest() + " describes another layer");
+    if (index.compressedSize() != map.layerSize()
+        || index.uncompressedSize() != map.tarSize()
+        || !Arrays.equals(
+            index.table().layerSha256(), HexFormat.of().parseHex(map.layerDigest().hex()))) {
+      throw new InvalidIndexException(
+          "the span table of layer " + map.layerDigest() + " describes another layer");
     }
     for (int i = 0; i < index.spans(); i++) {
       long n = index.uncompressedEnd(i) - index.uncompressedStart(i);
-      if (n > MAX_SPAN || index.compressedEnd(i) - index.compressedStart(i) > SpanReader.DEFAULT_MAX_FETCH) {
-        throw new InvalidIndexException("span " + i + " of layer " + map.layerDigest() + " holds " + n
-            + " uncompressed bytes (limit " + MAX_SPAN + ")");
+      if (n > MAX_SPAN
+          || index.compressedEnd(i) - index.compressedStart(i) > SpanReader.DEFAULT_MAX_FETCH) {
+        throw new InvalidIndexException(
+            "span "
+                + i
+                + " of layer "
+                + map.layerDigest()
+                + " holds "
+                + n
+                + " uncompressed bytes (limit "
+                + MAX_SPAN
+                + ")");
       }
     }
-    SpanReader reader = new SpanReader(index, (offset, dst, off, len) ->
-        readFully(source, layer, offset, dst, off, len, false));
-    SpanReader origin = new SpanReader(index, (offset, dst, off, len) ->
-        readFully(source, layer, offset, dst, off, len, true));
+    SpanReader reader =
+        new SpanReader(
+            index,
+            (offset, dst, off, len) -> readFully(source, layer, offset, dst, off, len, false));
+    SpanReader origin =
+        new SpanReader(
+            index,
+            (offset, dst, off, len) -> readFully(source, layer, offset, dst, off, len, true));
     return (offset, dst, off, len) -> {
       long end = offset + len;
       for (int s = index.spanAt(offset); offset < end; s++) {
         long from = index.uncompressedStart(s);
         int span = s;
-        byte[] bytes = cache.get(new SpanCache.Key(map.layerDigest(), s), () -> {
-          int n = (int) (index.uncompressedEnd(span) - from);
-          try {
-            return reader.read(from, n);
-          } catch (SpanIntegrityException e) { // a mirror's bad copy: the origin decides
-            LOG.warning(e.getMessage() + "; reading it again from the origin");
-            return origin.read(from, n);
-          }
-        });
+        byte[] bytes =
+            cache.get(
+                new SpanCache.Key(map.layerDigest(), s),
+                () -> {
+                  int n = (int) (index.uncompressedEnd(span) - from);
+                  try {
+                    return reader.read(from, n);
+                  } catch (SpanIntegrityException e) { // a mirror's bad copy: the origin decides
+                    LOG.warning(e.getMessage() + "; reading it again from the origin");
+                    return origin.read(from, n);
+                  }
+                });
         int at = (int) (offset - from);
         int n = (int) Math.min(end - offset, bytes.length - at);
         System.arraycopy(bytes, at, dst, off, n);
@@ -102,15 +136,28 @@ final class DeviceReader {
     };
   }
 
-  private static void readFully(BlobSource source, Descriptor layer, long offset, byte[] dst, int off, int len,
-      boolean origin) throws IOException {
-    try (ReadableByteChannel ch = origin ? source.openRangeFromOrigin(layer, offset, len)
-        : source.openRange(layer, offset, len)) {
+  private static void readFully(
+      BlobSource source,
+      Descriptor layer,
+      long offset,
+      byte[] dst,
+      int off,
+      int len,
+      boolean origin)
+      throws IOException {
+    try (ReadableByteChannel ch =
+        origin
+            ? source.openRangeFromOrigin(layer, offset, len)
+            : source.openRange(layer, offset, len)) {
       ByteBuffer b = ByteBuffer.wrap(dst, off, len);
       while (b.hasRemaining()) {
         if (ch.read(b) < 0) {
-          throw new IOException(source.describe() + ": layer " + layer.digest() + " ended at "
-              + (offset + b.position() - off));
+          throw new IOException(
+              source.describe()
+                  + ": layer "
+                  + layer.digest()
+                  + " ended at "
+                  + (offset + b.position() - off));
         }
       }
     }
@@ -119,8 +166,15 @@ final class DeviceReader {
   /** Device bytes {@code [offset, offset + length)} as a channel assembled a window at a time. */
   ReadableByteChannel open(long offset, long length) throws IOException {
     if (offset < 0 || length < 0 || offset > map.deviceSize() - length) {
-      throw new IOException(what + ": range " + offset + "+" + length + " outside the device's " + map.deviceSize()
-          + " bytes");
+      throw new IOException(
+          what
+              + ": range "
+              + offset
+              + "+"
+              + length
+              + " outside the device's "
+              + map.deviceSize()
+              + " bytes");
     }
     return new ReadableByteChannel() {
       private long pos = offset;
@@ -162,7 +216,10 @@ final class DeviceReader {
     };
   }
 
-  /** Device bytes {@code [pos, pos + len)} into {@code buf[0, len)}: extents from the tar, zeros around them. */
+  /**
+   * Device bytes {@code [pos, pos + len)} into {@code buf[0, len)}: extents from the tar, zeros
+   * around them.
+   */
   void fill(long pos, byte[] buf, int len) throws IOException {
     Arrays.fill(buf, 0, len, (byte) 0);
     long end = pos + len;
@@ -194,7 +251,8 @@ final class DeviceReader {
     }
   }
 
-  private void readRun(int first, int last, long tarStart, long tarEnd, long pos, long end, byte[] buf)
+  private void readRun(
+      int first, int last, long tarStart, long tarEnd, long pos, long end, byte[] buf)
       throws IOException {
     byte[] tmp = new byte[(int) (tarEnd - tarStart)];
     tar.read(tarStart, tmp, 0, tmp.length);

@@ -15,6 +15,7 @@ import dev.lazypull.pack.TarApplier;
 import dev.lazypull.pack.VerifyingInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -26,21 +27,31 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * {@code lazypull index}: builds the side-car index of an unmodified image by reading each layer once, as a
- * stream. Per gzip layer one pass inflates it (checking every member's CRC and length), records checkpoints
- * (the zinfo, written straight to a scratch file) and per-span digests, lists the tar in the same pass and
- * applies it — whiteouts and opaque directories as {@code convert} applies them — to one merged tree whose
- * regular files point into the layer's virtual device ({@link DeviceBuilder}), whose digests it computes on the
- * way. The layer's sha256 and size are checked at its end; nothing is published unless all layers verify.
- * Memory is bounded by the file count (the tree, 16 bytes per file of device map), never by layer sizes.
+ * {@code lazypull index}: builds the side-car index of an unmodified image by reading each layer
+ * once, as a stream. Per gzip layer one pass inflates it (checking every member's CRC and length),
+ * records checkpoints (the zinfo, written straight to a scratch file) and per-span digests, lists
+ * the tar in the same pass and applies it — whiteouts and opaque directories as {@code convert}
+ * applies them — to one merged tree whose regular files point into the layer's virtual device
+ * ({@link DeviceBuilder}), whose digests it computes on the way. The layer's sha256 and size are
+ * checked at its end; nothing is published unless all layers verify. Memory is bounded by the file
+ * count (the tree, 16 bytes per file of device map), never by layer sizes.
  */
 public final class IndexBuilder {
-  static final Set<String> GZIP = Set.of(MediaTypes.OCI_LAYER_TAR_GZIP, MediaTypes.DOCKER_LAYER_TAR_GZIP,
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip");
-  static final Set<String> TAR = Set.of(MediaTypes.OCI_LAYER_TAR, "application/vnd.docker.image.rootfs.diff.tar",
-      "application/vnd.oci.image.layer.nondistributable.v1.tar");
-  static final Set<String> ZSTD = Set.of(MediaTypes.OCI_LAYER_TAR_ZSTD,
-      "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd");
+  static final Set<String> GZIP =
+      Set.of(
+          MediaTypes.OCI_LAYER_TAR_GZIP,
+          MediaTypes.DOCKER_LAYER_TAR_GZIP,
+          "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip");
+  static final Set<String> TAR =
+      Set.of(
+          MediaTypes.OCI_LAYER_TAR,
+          "application/vnd.docker.image.rootfs.diff.tar",
+          "application/vnd.oci.image.layer.nondistributable.v1.tar");
+  static final Set<String> ZSTD =
+      Set.of(
+          MediaTypes.OCI_LAYER_TAR_ZSTD,
+          "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd");
+
   /** The largest tar a layer may inflate to (the device map's bound): a zip-bomb guard. */
   static final long MAX_TAR = 1L << 50;
 
@@ -50,9 +61,11 @@ public final class IndexBuilder {
   }
 
   /**
-   * @param spanSize uncompressed bytes between gzip checkpoints (default 4 MiB, as SOCI and erofs-utils)
+   * @param spanSize uncompressed bytes between gzip checkpoints (default 4 MiB, as SOCI and
+   *     erofs-utils)
    * @param chunkSize the bootstrap's EROFS chunk size (power of two, 4 KiB..1 GiB)
-   * @param entrySize bytes per chunk digest table entry of each device: the verification and fetch unit
+   * @param entrySize bytes per chunk digest table entry of each device: the verification and fetch
+   *     unit
    */
   public record Options(long spanSize, int chunkSize, int entrySize) {
     public static final int DEFAULT_CHUNK_SIZE = 1 << 20;
@@ -63,10 +76,12 @@ public final class IndexBuilder {
         throw new IllegalArgumentException("span size must be in [64 KiB, 1 GiB]: " + spanSize);
       }
       if (Integer.bitCount(chunkSize) != 1 || chunkSize < 4096 || chunkSize > (1 << 30)) {
-        throw new IllegalArgumentException("chunk size must be a power of two in [4 KiB, 1 GiB]: " + chunkSize);
+        throw new IllegalArgumentException(
+            "chunk size must be a power of two in [4 KiB, 1 GiB]: " + chunkSize);
       }
       if (entrySize < 4096 || entrySize % 4096 != 0 || entrySize > (16 << 20)) {
-        throw new IllegalArgumentException("entry size must be a multiple of 4 KiB up to 16 MiB: " + entrySize);
+        throw new IllegalArgumentException(
+            "entry size must be a multiple of 4 KiB up to 16 MiB: " + entrySize);
       }
     }
 
@@ -84,18 +99,28 @@ public final class IndexBuilder {
   }
 
   /** What one layer turned into. {@code device} is null for a layer without file data. */
-  public record LayerStats(Descriptor layer, long tarSize, int checkpoints, IndexArtifact.Device device) {}
+  public record LayerStats(
+      Descriptor layer, long tarSize, int checkpoints, IndexArtifact.Device device) {}
 
   /** The published index. */
-  public record Result(Descriptor manifest, byte[] manifestBytes, Descriptor bootstrap, List<LayerStats> layers,
+  public record Result(
+      Descriptor manifest,
+      byte[] manifestBytes,
+      Descriptor bootstrap,
+      List<LayerStats> layers,
       long files) {
-    /** Bytes of every part: manifest, bootstrap, zinfos, span tables, device maps, digest tables. */
+    /**
+     * Bytes of every part: manifest, bootstrap, zinfos, span tables, device maps, digest tables.
+     */
     public long indexBytes() {
       long n = manifestBytes.length + bootstrap.size();
       for (LayerStats l : layers) {
         IndexArtifact.Device d = l.device();
         if (d != null) {
-          n += d.map().size() + d.table().size() + (d.zinfo() == null ? 0 : d.zinfo().size() + d.spans().size());
+          n +=
+              d.map().size()
+                  + d.table().size()
+                  + (d.zinfo() == null ? 0 : d.zinfo().size() + d.spans().size());
         }
       }
       return n;
@@ -105,31 +130,58 @@ public final class IndexBuilder {
   private IndexBuilder() {}
 
   /**
-   * Indexes the image whose manifest is {@code subject} (its layers {@code layers}, in order), writing the parts
-   * and finally the artifact manifest to {@code out}, published there.
+   * Indexes the image whose manifest is {@code subject} (its layers {@code layers}, in order),
+   * writing the parts and finally the artifact manifest to {@code out}, published there.
    */
-  public static Result build(String reference, Descriptor subject, List<Descriptor> layers, LayerReader reader,
-      Options o, ImageOutput out, Progress progress) throws IOException {
+  public static Result build(
+      String reference,
+      Descriptor subject,
+      List<Descriptor> layers,
+      LayerReader reader,
+      Options o,
+      ImageOutput out,
+      Progress progress)
+      throws IOException {
     for (Descriptor l : layers) {
       if (ZSTD.contains(l.mediaType())) {
-        throw new InvalidImageException(reference + ": layer " + l.digest() + " is zstd-compressed (" + l.mediaType()
-            + "): lazypull index does not support zstd layers yet (gzip and uncompressed tar only; `lazypull convert`"
-            + " takes zstd)");
+        throw new InvalidImageException(
+            reference
+                + ": layer "
+                + l.digest()
+                + " is zstd-compressed ("
+                + l.mediaType()
+                + "): lazypull index does not support zstd layers yet (gzip and uncompressed tar only; `lazypull convert`"
+                + " takes zstd)");
       }
       if (!GZIP.contains(l.mediaType()) && !TAR.contains(l.mediaType())) {
-        throw new InvalidImageException(reference + ": layer " + l.digest() + " has media type " + l.mediaType()
-            + " (lazypull index reads tar and tar+gzip layers)");
+        throw new InvalidImageException(
+            reference
+                + ": layer "
+                + l.digest()
+                + " has media type "
+                + l.mediaType()
+                + " (lazypull index reads tar and tar+gzip layers)");
       }
     }
     TarApplier.FileData[] current = new TarApplier.FileData[1];
-    TarApplier applier = new TarApplier((file, e, tarOffset, data) -> current[0].store(file, e, tarOffset, data),
-        progress);
+    TarApplier applier =
+        new TarApplier(
+            (file, e, tarOffset, data) -> current[0].store(file, e, tarOffset, data), progress);
     List<LayerStats> stats = new ArrayList<>();
     List<IndexArtifact.Device> devices = new ArrayList<>();
     for (int i = 0; i < layers.size(); i++) {
       Descriptor l = layers.get(i);
       String what = reference + " layer " + (i + 1) + " (" + l.digest().shortHex() + ")";
-      progress.stage("layer " + (i + 1) + "/" + layers.size() + ": " + l.digest() + " (" + l.size() + " bytes)");
+      progress.stage(
+          "layer "
+              + (i + 1)
+              + "/"
+              + layers.size()
+              + ": "
+              + l.digest()
+              + " ("
+              + l.size()
+              + " bytes)");
       DeviceBuilder dev = new DeviceBuilder(devices.size() + 1, o.chunkSize(), o.entrySize());
       current[0] = dev;
       boolean gzip = GZIP.contains(l.mediaType());
@@ -141,9 +193,11 @@ public final class IndexBuilder {
       long zinfoSize = 0;
       try (InputStream raw = reader.open(l)) {
         if (gzip) {
-          try (FileChannel ch = FileChannel.open(zinfoFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+          try (FileChannel ch =
+              FileChannel.open(zinfoFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             Zinfo.Writer zw = new Zinfo.Writer(ch, o.spanSize());
-            GzipIndexer gz = new GzipIndexer(raw, new GzipIndexer.Options(o.spanSize(), false, MAX_TAR), zw);
+            GzipIndexer gz =
+                new GzipIndexer(raw, new GzipIndexer.Options(o.spanSize(), false, MAX_TAR), zw);
             applier.apply(gz, what, i + 1, true);
             GzipIndexer.Result r = gz.finish();
             check(what, l, r.sha256(), r.compressedSize());
@@ -157,7 +211,7 @@ public final class IndexBuilder {
           // fails at the end unless the layer has its descriptor's size and sha256
           InputStream tar = new VerifyingInputStream(raw, l, what);
           applier.apply(tar, what, i + 1, true);
-          tar.transferTo(java.io.OutputStream.nullOutputStream());
+          tar.transferTo(OutputStream.nullOutputStream());
           tarSize = l.size();
         }
       }
@@ -171,14 +225,25 @@ public final class IndexBuilder {
           zinfo = out.putFile(zinfoFile, IndexArtifact.ZINFO, zinfoDigest);
           spansDesc = out.putBytes(spans, IndexArtifact.SPANS);
         }
-        DeviceMap map = new DeviceMap(gzip ? DeviceMap.GZIP : DeviceMap.TAR, b.size(), b.sha256(),
-            HexFormat.of().parseHex(l.digest().hex()), l.size(), tarSize,
-            gzip ? HexFormat.of().parseHex(zinfoDigest.hex()) : zeros, zinfoSize,
-            gzip ? HexFormat.of().parseHex(spansDesc.digest().hex()) : zeros, gzip ? spans.length : 0,
-            b.tarOffsets(), b.lengths());
+        DeviceMap map =
+            new DeviceMap(
+                gzip ? DeviceMap.GZIP : DeviceMap.TAR,
+                b.size(),
+                b.sha256(),
+                HexFormat.of().parseHex(l.digest().hex()),
+                l.size(),
+                tarSize,
+                gzip ? HexFormat.of().parseHex(zinfoDigest.hex()) : zeros,
+                zinfoSize,
+                gzip ? HexFormat.of().parseHex(spansDesc.digest().hex()) : zeros,
+                gzip ? spans.length : 0,
+                b.tarOffsets(),
+                b.lengths());
         Descriptor mapDesc = out.putBytes(map.encode(), IndexArtifact.DEVICE_MAP);
         Descriptor table = out.putBytes(b.table().encode(), MediaTypes.CHUNK_DIGESTS);
-        device = new IndexArtifact.Device(l.digest(), b.digest(), b.size(), zinfo, spansDesc, mapDesc, table);
+        device =
+            new IndexArtifact.Device(
+                l.digest(), b.digest(), b.size(), zinfo, spansDesc, mapDesc, table);
         devices.add(device);
       }
       stats.add(new LayerStats(l, tarSize, checkpoints, device));
@@ -190,25 +255,42 @@ public final class IndexBuilder {
     }
     Path bootFile = out.newScratchFile();
     Digest bootDigest;
-    try (FileChannel ch = FileChannel.open(bootFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      ErofsWriter.write(applier.root(), new ErofsWriter.Options(Integer.numberOfTrailingZeros(o.chunkSize()),
-          buildTime[0], (int) buildTime[1]), devs, ch);
+    try (FileChannel ch =
+        FileChannel.open(bootFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ErofsWriter.write(
+          applier.root(),
+          new ErofsWriter.Options(
+              Integer.numberOfTrailingZeros(o.chunkSize()), buildTime[0], (int) buildTime[1]),
+          devs,
+          ch);
       bootDigest = sha256(ch, ch.size());
     }
     Descriptor boot = out.putFile(bootFile, MediaTypes.EROFS_BOOTSTRAP, bootDigest);
     out.putBytes(IndexArtifact.EMPTY, MediaTypes.OCI_EMPTY);
-    byte[] manifest = IndexArtifact.manifest(subject, boot, devices, o.spanSize(), o.chunkSize(), o.entrySize());
+    byte[] manifest =
+        IndexArtifact.manifest(subject, boot, devices, o.spanSize(), o.chunkSize(), o.entrySize());
     Descriptor m = out.putBytes(manifest, MediaTypes.OCI_MANIFEST);
     out.publish(m);
-    progress.stage("published index " + m.digest() + " of " + subject.digest() + " to " + out.describe());
+    progress.stage(
+        "published index " + m.digest() + " of " + subject.digest() + " to " + out.describe());
     return new Result(m, manifest, boot, stats, progress.files.get());
   }
 
-  private static void check(String what, Descriptor l, byte[] sha256, long size) throws IOException {
+  private static void check(String what, Descriptor l, byte[] sha256, long size)
+      throws IOException {
     String actual = HexFormat.of().formatHex(sha256);
     if (size != l.size() || !actual.equals(l.digest().hex())) {
-      throw new IOException(what + ": the layer read has " + size + " bytes and sha256:" + actual
-          + "; the manifest says " + l.size() + " bytes, " + l.digest() + " (nothing was published)");
+      throw new IOException(
+          what
+              + ": the layer read has "
+              + size
+              + " bytes and sha256:"
+              + actual
+              + "; the manifest says "
+              + l.size()
+              + " bytes, "
+              + l.digest()
+              + " (nothing was published)");
     }
   }
 

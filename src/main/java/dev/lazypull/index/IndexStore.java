@@ -16,11 +16,11 @@ import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * The host's local store of side-car indexes ({@code <cache>/indexes}, an OCI image layout): indexes built here
- * ({@code lazypull index} without {@code --push}, {@code mount --index-locally}), each tagged
- * {@code sha256-<image manifest hex>.lazypull-index}, and verified copies of the index parts fetched from
- * registries (so a restart or a second process needs no registry request for them, and zinfo windows are read
- * from a file rather than held in memory).
+ * The host's local store of side-car indexes ({@code <cache>/indexes}, an OCI image layout):
+ * indexes built here ({@code lazypull index} without {@code --push}, {@code mount
+ * --index-locally}), each tagged {@code sha256-<image manifest hex>.lazypull-index}, and verified
+ * copies of the index parts fetched from registries (so a restart or a second process needs no
+ * registry request for them, and zinfo windows are read from a file rather than held in memory).
  */
 public final class IndexStore {
   private final Path dir;
@@ -40,7 +40,9 @@ public final class IndexStore {
     return dir;
   }
 
-  /** The index manifest stored for the image {@code subject}, checked against its digest, if any. */
+  /**
+   * The index manifest stored for the image {@code subject}, checked against its digest, if any.
+   */
   public Optional<byte[]> find(Digest subject) throws IOException {
     if (!Files.isRegularFile(dir.resolve("index.json"))) {
       return Optional.empty();
@@ -69,8 +71,8 @@ public final class IndexStore {
   }
 
   /**
-   * The path of a verified local copy of {@code blob}: the stored one, or one fetched from {@code from} now (its
-   * size and sha256 checked before it is kept).
+   * The path of a verified local copy of {@code blob}: the stored one, or one fetched from {@code
+   * from} now (its size and sha256 checked before it is kept).
    */
   public Path fetch(Descriptor blob, BlobSource from) throws IOException {
     Path p = blobs.blobPath(blob);

@@ -17,18 +17,23 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The blobs of an image source, plus the virtual devices of side-car indexes: a descriptor of type
- * {@link IndexArtifact#DEVICE} is assembled by a {@link DeviceReader} from the layer its device map names (the
- * map, zinfo and span table are read — verified against their digests — from the local {@link IndexStore} when
- * it has them, else from the source, and kept in the store); any other blob is read from the store when it holds
- * it (indexes built here), else from the source. Devices are loaded once per source and kept.
+ * {@link IndexArtifact#DEVICE} is assembled by a {@link DeviceReader} from the layer its device map
+ * names (the map, zinfo and span table are read — verified against their digests — from the local
+ * {@link IndexStore} when it has them, else from the source, and kept in the store); any other blob
+ * is read from the store when it holds it (indexes built here), else from the source. Devices are
+ * loaded once per source and kept.
  */
 public final class IndexedBlobSource implements BlobSource {
   private final BlobSource base;
   private final IndexStore store;
   private final SpanCache spans;
-  private final Map<Descriptor, CompletableFuture<DeviceReader>> devices = new ConcurrentHashMap<>();
+  private final Map<Descriptor, CompletableFuture<DeviceReader>> devices =
+      new ConcurrentHashMap<>();
 
-  /** @param store the host's index store, or null (parts are then read from the source and kept in memory) */
+  /**
+   * @param store the host's index store, or null (parts are then read from the source and kept in
+   *     memory)
+   */
   public IndexedBlobSource(BlobSource base, IndexStore store, SpanCache spans) {
     this.base = base;
     this.store = store;
@@ -40,7 +45,8 @@ public final class IndexedBlobSource implements BlobSource {
   }
 
   @Override
-  public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+      throws IOException {
     if (IndexArtifact.isDevice(blob)) {
       return device(blob).open(offset, length);
     }
@@ -51,9 +57,11 @@ public final class IndexedBlobSource implements BlobSource {
   }
 
   @Override
-  public ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length)
+      throws IOException {
     if (IndexArtifact.isDevice(blob) || (store != null && store.has(blob))) {
-      return openRange(blob, offset, length); // layers inside are re-read from the origin span by span
+      return openRange(
+          blob, offset, length); // layers inside are re-read from the origin span by span
     }
     return base.openRangeFromOrigin(blob, offset, length);
   }
@@ -63,7 +71,9 @@ public final class IndexedBlobSource implements BlobSource {
     return base.describe();
   }
 
-  /** The reader of a virtual device (loaded the first time; a failed load is tried again next time). */
+  /**
+   * The reader of a virtual device (loaded the first time; a failed load is tried again next time).
+   */
   DeviceReader device(Descriptor device) throws IOException {
     CompletableFuture<DeviceReader> mine = new CompletableFuture<>();
     CompletableFuture<DeviceReader> f = devices.putIfAbsent(device, mine);
@@ -81,7 +91,9 @@ public final class IndexedBlobSource implements BlobSource {
       return f.join();
     } catch (CompletionException e) {
       Throwable c = e.getCause();
-      throw c instanceof IOException io ? new IOException(io.getMessage(), io) : new IOException(String.valueOf(c), c);
+      throw c instanceof IOException io
+          ? new IOException(io.getMessage(), io)
+          : new IOException(String.valueOf(c), c);
     }
   }
 
@@ -90,8 +102,15 @@ public final class IndexedBlobSource implements BlobSource {
     String what = "device " + device.digest().shortHex();
     DeviceMap map = DeviceMap.decode(small(mapDesc, "device map"));
     if (!map.deviceDigest().equals(device.digest()) || map.deviceSize() != device.size()) {
-      throw new InvalidIndexException(what + ": its device map " + mapDesc.digest() + " describes device "
-          + map.deviceDigest() + " of " + map.deviceSize() + " bytes");
+      throw new InvalidIndexException(
+          what
+              + ": its device map "
+              + mapDesc.digest()
+              + " describes device "
+              + map.deviceDigest()
+              + " of "
+              + map.deviceSize()
+              + " bytes");
     }
     if (!map.gzip()) {
       return new DeviceReader(map, DeviceReader.plain(map, base), what);
@@ -105,7 +124,8 @@ public final class IndexedBlobSource implements BlobSource {
     Zinfo zinfo;
     if (store != null) {
       Path p = store.fetch(zinfoDesc, base);
-      FileChannel ch = FileChannel.open(p, StandardOpenOption.READ); // open while the device is served
+      FileChannel ch =
+          FileChannel.open(p, StandardOpenOption.READ); // open while the device is served
       try {
         zinfo = Zinfo.read(ch, table.compressedSize(), table.uncompressedSize());
       } catch (IOException | RuntimeException e) {
@@ -113,14 +133,20 @@ public final class IndexedBlobSource implements BlobSource {
         throw e;
       }
     } else {
-      zinfo = Zinfo.read(base.readVerified(zinfoDesc, IndexArtifact.MAX_ZINFO_BYTES, "zinfo"),
-          table.compressedSize(), table.uncompressedSize());
+      zinfo =
+          Zinfo.read(
+              base.readVerified(zinfoDesc, IndexArtifact.MAX_ZINFO_BYTES, "zinfo"),
+              table.compressedSize(),
+              table.uncompressedSize());
     }
     GzipIndex index = GzipIndex.of(zinfo, table);
     return new DeviceReader(map, DeviceReader.gzip(map, index, base, spans), what);
   }
 
-  /** A small part, verified: from the store (fetched into it first when it is missing), else from the source. */
+  /**
+   * A small part, verified: from the store (fetched into it first when it is missing), else from
+   * the source.
+   */
   private byte[] small(Descriptor d, String what) throws IOException {
     if (store != null) {
       store.fetch(d, base);

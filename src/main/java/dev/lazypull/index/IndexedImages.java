@@ -29,12 +29,13 @@ import java.util.logging.Logger;
 
 /**
  * Serving unmodified images through side-car indexes, for one process: its {@link IndexStore} and
- * {@link SpanCache}, and {@link #wrap}, which makes any image source index-aware. A wrapped source resolves a
- * lazypull image as before; an ordinary image to the image its index describes (the bootstrap and one virtual
- * device per layer with file data), the index found — in this order — through the registry's referrers API, the
- * referrers tag schema ({@code sha256-<hex>}, an index of referrers), the artifact's own tag
- * ({@code sha256-<hex>.lazypull-index}; in an {@code oci:} layout, the same tag in its index.json), then the local
- * store. Its blobs are the source's plus the devices ({@link IndexedBlobSource}).
+ * {@link SpanCache}, and {@link #wrap}, which makes any image source index-aware. A wrapped source
+ * resolves a lazypull image as before; an ordinary image to the image its index describes (the
+ * bootstrap and one virtual device per layer with file data), the index found — in this order —
+ * through the registry's referrers API, the referrers tag schema ({@code sha256-<hex>}, an index of
+ * referrers), the artifact's own tag ({@code sha256-<hex>.lazypull-index}; in an {@code oci:}
+ * layout, the same tag in its index.json), then the local store. Its blobs are the source's plus
+ * the devices ({@link IndexedBlobSource}).
  */
 public final class IndexedImages {
   private static final Logger LOG = Logger.getLogger(IndexedImages.class.getName());
@@ -42,7 +43,9 @@ public final class IndexedImages {
   private final IndexStore store;
   private final SpanCache spans;
 
-  /** @param store the local store (null: none; parts are then kept in memory) */
+  /**
+   * @param store the local store (null: none; parts are then kept in memory)
+   */
   public IndexedImages(IndexStore store, SpanCache spans) {
     this.store = store;
     this.spans = spans;
@@ -66,8 +69,8 @@ public final class IndexedImages {
   }
 
   /**
-   * The image a reference names, as indexing needs it: its manifest's descriptor (the index's subject) and
-   * content.
+   * The image a reference names, as indexing needs it: its manifest's descriptor (the index's
+   * subject) and content.
    */
   public record Subject(String reference, Descriptor descriptor, Manifest manifest) {
     public boolean isLazypull() {
@@ -103,8 +106,9 @@ public final class IndexedImages {
     }
 
     /**
-     * Resolves the image; an ordinary image without an index is an error saying how to make one, unless
-     * {@code indexLocally}: then one is built now from the image's layers into the local store.
+     * Resolves the image; an ordinary image without an index is an error saying how to make one,
+     * unless {@code indexLocally}: then one is built now from the image's layers into the local
+     * store.
      */
     public LazyImage resolve(boolean indexLocally, Progress progress) throws IOException {
       if (!(base instanceof RegistryImageSource) && !(base instanceof OciLayout)) {
@@ -119,17 +123,39 @@ public final class IndexedImages {
         return found.get().image(reference);
       }
       if (!indexLocally || store == null) {
-        throw new InvalidImageException(reference + " (" + s.descriptor().digest() + ") is an ordinary OCI image "
-            + "without a lazypull index: make one with `lazypull index " + reference + " --push` (or --output "
-            + "oci:DIR), or mount it with --index-locally to build one on this host");
+        throw new InvalidImageException(
+            reference
+                + " ("
+                + s.descriptor().digest()
+                + ") is an ordinary OCI image "
+                + "without a lazypull index: make one with `lazypull index "
+                + reference
+                + " --push` (or --output "
+                + "oci:DIR), or mount it with --index-locally to build one on this host");
       }
       IndexBuilder.Result r;
       try (ImageOutput out = store.output(s.descriptor().digest())) {
-        r = build(s, IndexBuilder.Options.defaults(), out, progress != null ? progress : Progress.silent());
+        r =
+            build(
+                s,
+                IndexBuilder.Options.defaults(),
+                out,
+                progress != null ? progress : Progress.silent());
       }
-      LOG.info("indexed " + reference + " locally: " + r.manifest().digest() + " (" + r.indexBytes() + " bytes)");
-      return IndexArtifact.parse(r.manifestBytes(), s.descriptor(), s.manifest().layers(), "local index of "
-          + reference).image(reference);
+      LOG.info(
+          "indexed "
+              + reference
+              + " locally: "
+              + r.manifest().digest()
+              + " ("
+              + r.indexBytes()
+              + " bytes)");
+      return IndexArtifact.parse(
+              r.manifestBytes(),
+              s.descriptor(),
+              s.manifest().layers(),
+              "local index of " + reference)
+          .image(reference);
     }
 
     /** The image's manifest, read and checked against its digest. */
@@ -137,10 +163,13 @@ public final class IndexedImages {
       if (base instanceof RegistryImageSource r) {
         RawManifest m = r.resolveManifest();
         if (!MediaTypes.isManifest(m.mediaType())) {
-          throw new InvalidImageException(reference + ": " + m.mediaType() + " is not an image manifest");
+          throw new InvalidImageException(
+              reference + ": " + m.mediaType() + " is not an image manifest");
         }
-        Manifest manifest = Json.parse(m.bytes(), Manifest.class, reference + " manifest " + m.digest());
-        return new Subject(reference, new Descriptor(m.mediaType(), m.digest(), m.bytes().length), manifest);
+        Manifest manifest =
+            Json.parse(m.bytes(), Manifest.class, reference + " manifest " + m.digest());
+        return new Subject(
+            reference, new Descriptor(m.mediaType(), m.digest(), m.bytes().length), manifest);
       }
       OciLayout o = (OciLayout) base;
       Descriptor d = o.findManifest();
@@ -150,18 +179,28 @@ public final class IndexedImages {
     }
 
     /** Builds the index of {@code s} into {@code out}, reading each layer once from this source. */
-    public IndexBuilder.Result build(Subject s, IndexBuilder.Options o, ImageOutput out, Progress progress)
-        throws IOException {
-      return IndexBuilder.build(reference, s.descriptor(), s.manifest().layers(),
-          l -> Channels.newInputStream(base.blobs().openRange(l, 0, l.size())), o, out, progress);
+    public IndexBuilder.Result build(
+        Subject s, IndexBuilder.Options o, ImageOutput out, Progress progress) throws IOException {
+      return IndexBuilder.build(
+          reference,
+          s.descriptor(),
+          s.manifest().layers(),
+          l -> Channels.newInputStream(base.blobs().openRange(l, 0, l.size())),
+          o,
+          out,
+          progress);
     }
 
-    /** The index of {@code s}: published next to it, or in the local store; checked against the image. */
+    /**
+     * The index of {@code s}: published next to it, or in the local store; checked against the
+     * image.
+     */
     public Optional<IndexArtifact.Parsed> findIndex(Subject s) throws IOException {
       Optional<byte[]> bytes = Optional.empty();
       String where = null;
       if (base instanceof RegistryImageSource r) {
-        Optional<RawManifest> m = RegistryIndexes.find(r.client(), r.repository(), s.descriptor().digest());
+        Optional<RawManifest> m =
+            RegistryIndexes.find(r.client(), r.repository(), s.descriptor().digest());
         if (m.isPresent()) {
           bytes = Optional.of(m.get().bytes());
           where = r.repository() + " index " + m.get().digest();
@@ -183,7 +222,8 @@ public final class IndexedImages {
       if (bytes.isEmpty()) {
         return Optional.empty();
       }
-      return Optional.of(IndexArtifact.parse(bytes.get(), s.descriptor(), s.manifest().layers(), where));
+      return Optional.of(
+          IndexArtifact.parse(bytes.get(), s.descriptor(), s.manifest().layers(), where));
     }
   }
 
@@ -196,10 +236,14 @@ public final class IndexedImages {
       return "sha256-" + subject.hex();
     }
 
-    /** The newest index of {@code subject} in {@code repo}: referrers API, referrers tag, the artifact's tag. */
+    /**
+     * The newest index of {@code subject} in {@code repo}: referrers API, referrers tag, the
+     * artifact's tag.
+     */
     public static Optional<RawManifest> find(RegistryClient client, Repository repo, Digest subject)
         throws IOException {
-      Optional<RawManifest> referrers = client.fetchReferrers(repo, subject, IndexArtifact.ARTIFACT_TYPE);
+      Optional<RawManifest> referrers =
+          client.fetchReferrers(repo, subject, IndexArtifact.ARTIFACT_TYPE);
       if (referrers.isEmpty()) {
         referrers = manifest(client, repo, referrersTag(subject));
       }
@@ -213,8 +257,8 @@ public final class IndexedImages {
       return manifest(client, repo, IndexArtifact.localTag(subject));
     }
 
-    private static Optional<RawManifest> manifest(RegistryClient client, Repository repo, String tag)
-        throws IOException {
+    private static Optional<RawManifest> manifest(
+        RegistryClient client, Repository repo, String tag) throws IOException {
       try {
         return Optional.of(client.fetchManifest(repo, tag, null));
       } catch (RegistryException e) {
@@ -245,11 +289,13 @@ public final class IndexedImages {
     }
 
     /**
-     * Makes an index pushed as {@code artifact} (tagged already) findable by {@code subject}: registries with the
-     * referrers API list it by its subject; for the others the referrers tag's image index gets its descriptor
-     * (replacing older lazypull indexes, keeping other artifacts' entries).
+     * Makes an index pushed as {@code artifact} (tagged already) findable by {@code subject}:
+     * registries with the referrers API list it by its subject; for the others the referrers tag's
+     * image index gets its descriptor (replacing older lazypull indexes, keeping other artifacts'
+     * entries).
      */
-    public static void link(RegistryClient client, Repository repo, Digest subject, Descriptor artifact)
+    public static void link(
+        RegistryClient client, Repository repo, Digest subject, Descriptor artifact)
         throws IOException {
       if (client.fetchReferrers(repo, subject, IndexArtifact.ARTIFACT_TYPE).isPresent()) {
         return;

@@ -10,11 +10,12 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Recently inflated gzip spans (their uncompressed bytes), shared by every device of the process, least recently
- * used first out, within a byte budget. A span holds many small files; the fetch core asks for them one digest
- * entry at a time, so without this each entry would fetch and inflate its whole span again. Concurrent misses of
- * one span share one load; a failed load is not kept (the next reader tries again). Only bytes of spans that
- * verified (span digest, checkpoint and end checks) are ever put here.
+ * Recently inflated gzip spans (their uncompressed bytes), shared by every device of the process,
+ * least recently used first out, within a byte budget. A span holds many small files; the fetch
+ * core asks for them one digest entry at a time, so without this each entry would fetch and inflate
+ * its whole span again. Concurrent misses of one span share one load; a failed load is not kept
+ * (the next reader tries again). Only bytes of spans that verified (span digest, checkpoint and end
+ * checks) are ever put here.
  */
 public final class SpanCache {
   public static final long DEFAULT_BUDGET = 64L << 20;

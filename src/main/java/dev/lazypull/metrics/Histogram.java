@@ -2,11 +2,16 @@ package dev.lazypull.metrics;
 
 import java.util.concurrent.atomic.LongAdder;
 
-/** A fixed-bucket latency histogram in seconds (Prometheus semantics: cumulative buckets, sum, count). */
+/**
+ * A fixed-bucket latency histogram in seconds (Prometheus semantics: cumulative buckets, sum,
+ * count).
+ */
 public final class Histogram {
   /** 100 µs to 60 s: covers a page-cache hit on a warm registry up to a read deadline. */
-  public static final double[] LATENCY_BUCKETS =
-      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  public static final double[] LATENCY_BUCKETS = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    30, 60
+  };
 
   private final double[] bounds;
   private final LongAdder[] counts;

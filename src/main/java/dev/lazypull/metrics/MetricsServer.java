@@ -1,6 +1,7 @@
 package dev.lazypull.metrics;
 
 import com.sun.net.httpserver.HttpServer;
+import dev.lazypull.sys.DaemonThreads;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
@@ -13,8 +14,9 @@ import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
- * Serves {@code GET /metrics} in Prometheus text format from the JDK's HTTP server. Loopback only unless the
- * operator explicitly allows another address. Subsystems add collectors; each scrape asks all of them.
+ * Serves {@code GET /metrics} in Prometheus text format from the JDK's HTTP server. Loopback only
+ * unless the operator explicitly allows another address. Subsystems add collectors; each scrape
+ * asks all of them.
  */
 public final class MetricsServer implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(MetricsServer.class.getName());
@@ -31,7 +33,8 @@ public final class MetricsServer implements AutoCloseable {
   public static MetricsServer start(String listen, boolean allowRemote) throws IOException {
     int colon = listen.lastIndexOf(':');
     if (colon <= 0) {
-      throw new IllegalArgumentException("metrics listen address must be HOST:PORT, got '" + listen + "'");
+      throw new IllegalArgumentException(
+          "metrics listen address must be HOST:PORT, got '" + listen + "'");
     }
     String host = listen.substring(0, colon).replace("[", "").replace("]", "");
     int port;
@@ -42,26 +45,33 @@ public final class MetricsServer implements AutoCloseable {
     }
     InetAddress addr = InetAddress.getByName(host);
     if (!addr.isLoopbackAddress() && !allowRemote) {
-      throw new IllegalArgumentException("metrics address " + listen + " is not loopback; set "
-          + "metrics.allow_remote = true to expose it");
+      throw new IllegalArgumentException(
+          "metrics address "
+              + listen
+              + " is not loopback; set "
+              + "metrics.allow_remote = true to expose it");
     }
     HttpServer server = HttpServer.create(new InetSocketAddress(addr, port), 16);
     MetricsServer m = new MetricsServer(server);
-    server.createContext("/metrics", exchange -> {
-      try (exchange) {
-        if (!"GET".equals(exchange.getRequestMethod())) {
-          exchange.sendResponseHeaders(405, -1);
-          return;
-        }
-        byte[] body = m.scrape().getBytes(StandardCharsets.UTF_8);
-        exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        exchange.sendResponseHeaders(200, body.length);
-        try (OutputStream out = exchange.getResponseBody()) {
-          out.write(body);
-        }
-      }
-    });
-    server.setExecutor(Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-metrics")));
+    server.createContext(
+        "/metrics",
+        exchange -> {
+          try (exchange) {
+            if (!"GET".equals(exchange.getRequestMethod())) {
+              exchange.sendResponseHeaders(405, -1);
+              return;
+            }
+            byte[] body = m.scrape().getBytes(StandardCharsets.UTF_8);
+            exchange
+                .getResponseHeaders()
+                .set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+              out.write(body);
+            }
+          }
+        });
+    server.setExecutor(Executors.newSingleThreadExecutor(DaemonThreads.named("lazypull-metrics")));
     server.start();
     LOG.info("metrics on http://" + listen + "/metrics");
     return m;

@@ -11,7 +11,11 @@ public final class PrometheusText {
   /** HELP and TYPE lines, once per metric family. */
   public PrometheusText header(String name, String help, String type) {
     if (headers.add(name)) {
-      b.append("# HELP ").append(name).append(' ').append(help.replace("\\", "\\\\").replace("\n", "\\n")).append('\n');
+      b.append("# HELP ")
+          .append(name)
+          .append(' ')
+          .append(help.replace("\\", "\\\\").replace("\n", "\\n"))
+          .append('\n');
       b.append("# TYPE ").append(name).append(' ').append(type).append('\n');
     }
     return this;
@@ -37,7 +41,10 @@ public final class PrometheusText {
 
   /** A label value, escaped. */
   public static String label(String key, String value) {
-    return key + "=\"" + value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + "\"";
+    return key
+        + "=\""
+        + value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+        + "\"";
   }
 
   @Override

@@ -45,7 +45,8 @@ public final class OciLayout implements ImageSource {
   public LazyImage resolve() throws IOException {
     Descriptor manifestDesc = findManifest();
     byte[] bytes = readVerified(manifestDesc);
-    Manifest manifest = Json.parse(bytes, Manifest.class, reference() + " manifest " + manifestDesc.digest());
+    Manifest manifest =
+        Json.parse(bytes, Manifest.class, reference() + " manifest " + manifestDesc.digest());
     return LazyImage.of(reference(), manifestDesc.digest(), manifest);
   }
 
@@ -55,8 +56,11 @@ public final class OciLayout implements ImageSource {
     List<Descriptor> entries = index.manifests();
     if (tag == null) {
       if (entries.size() != 1) {
-        throw new InvalidImageException(reference() + ": index.json has " + entries.size()
-            + " images; name one with oci:DIR:TAG");
+        throw new InvalidImageException(
+            reference()
+                + ": index.json has "
+                + entries.size()
+                + " images; name one with oci:DIR:TAG");
       }
       return checkManifestType(entries.get(0));
     }
@@ -67,15 +71,21 @@ public final class OciLayout implements ImageSource {
       }
     }
     if (found == null) {
-      throw new InvalidImageException(reference() + ": no image tagged '" + tag + "' in index.json");
+      throw new InvalidImageException(
+          reference() + ": no image tagged '" + tag + "' in index.json");
     }
     return checkManifestType(found);
   }
 
   private Descriptor checkManifestType(Descriptor d) throws InvalidImageException {
     if (!MediaTypes.isManifest(d.mediaType())) {
-      throw new InvalidImageException(reference() + ": entry " + d.digest() + " is " + d.mediaType()
-          + ", expected an image manifest");
+      throw new InvalidImageException(
+          reference()
+              + ": entry "
+              + d.digest()
+              + " is "
+              + d.mediaType()
+              + ", expected an image manifest");
     }
     return d;
   }
@@ -87,7 +97,8 @@ public final class OciLayout implements ImageSource {
     }
     long size = Files.size(index);
     if (size > Json.MAX_DOCUMENT_BYTES) {
-      throw new IOException(index + " is " + size + " bytes, larger than " + Json.MAX_DOCUMENT_BYTES);
+      throw new IOException(
+          index + " is " + size + " bytes, larger than " + Json.MAX_DOCUMENT_BYTES);
     }
     return Json.parse(Files.readAllBytes(index), ImageIndex.class, index.toString());
   }
@@ -95,7 +106,8 @@ public final class OciLayout implements ImageSource {
   /** Reads a small blob whole and checks its sha256 against the descriptor. */
   public byte[] readVerified(Descriptor d) throws IOException {
     if (d.size() > Json.MAX_DOCUMENT_BYTES) {
-      throw new IOException(reference() + ": " + d.digest() + " is " + d.size() + " bytes, too large to read whole");
+      throw new IOException(
+          reference() + ": " + d.digest() + " is " + d.size() + " bytes, too large to read whole");
     }
     Path path = blobs.blobPath(d);
     byte[] bytes;
@@ -105,8 +117,14 @@ public final class OciLayout implements ImageSource {
       throw new IOException(reference() + ": blob " + d.digest() + " is missing", e);
     }
     if (bytes.length != d.size()) {
-      throw new IOException(reference() + ": blob " + d.digest() + " has " + bytes.length + " bytes, expected "
-          + d.size());
+      throw new IOException(
+          reference()
+              + ": blob "
+              + d.digest()
+              + " has "
+              + bytes.length
+              + " bytes, expected "
+              + d.size());
     }
     Digest actual = Digest.of(bytes);
     if (!actual.equals(d.digest())) {

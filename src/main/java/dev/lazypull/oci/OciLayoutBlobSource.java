@@ -2,7 +2,6 @@ package dev.lazypull.oci;
 
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.BoundedChannel;
-
 import dev.lazypull.image.Descriptor;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -24,10 +23,20 @@ public final class OciLayoutBlobSource implements BlobSource {
   }
 
   @Override
-  public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+      throws IOException {
     if (offset < 0 || length < 0 || offset + length > blob.size()) {
-      throw new IOException(describe() + ": range " + offset + "+" + length + " outside blob " + blob.digest()
-          + " of " + blob.size() + " bytes");
+      throw new IOException(
+          describe()
+              + ": range "
+              + offset
+              + "+"
+              + length
+              + " outside blob "
+              + blob.digest()
+              + " of "
+              + blob.size()
+              + " bytes");
     }
     Path path = blobPath(blob);
     FileChannel ch;
@@ -39,8 +48,14 @@ public final class OciLayoutBlobSource implements BlobSource {
     try {
       long actual = ch.size();
       if (actual != blob.size()) {
-        throw new IOException(describe() + ": blob " + blob.digest() + " has " + actual
-            + " bytes, the manifest says " + blob.size());
+        throw new IOException(
+            describe()
+                + ": blob "
+                + blob.digest()
+                + " has "
+                + actual
+                + " bytes, the manifest says "
+                + blob.size());
       }
       ch.position(offset);
       return new BoundedChannel(ch, length, describe() + " blob " + blob.digest().shortHex());

@@ -5,6 +5,7 @@ import dev.lazypull.image.Digest;
 import dev.lazypull.image.ImageIndex;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.sys.AtomicFiles;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -15,8 +16,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.ArrayList;
@@ -24,7 +25,10 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 
-/** Writes blobs and tags into an OCI image layout, creating it if needed. Blobs are content-addressed. */
+/**
+ * Writes blobs and tags into an OCI image layout, creating it if needed. Blobs are
+ * content-addressed.
+ */
 public final class OciLayoutWriter {
   private final Path dir;
   private final Path blobDir;
@@ -39,7 +43,8 @@ public final class OciLayoutWriter {
     }
     Path index = this.dir.resolve("index.json");
     if (!Files.exists(index)) {
-      writeAtomically(index, Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, List.of(), Map.of())));
+      writeAtomically(
+          index, Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, List.of(), Map.of())));
     }
   }
 
@@ -68,7 +73,10 @@ public final class OciLayoutWriter {
         size = in.transferTo(out);
       }
       Digest digest = new Digest(HexFormat.of().formatHex(sha.digest()));
-      Files.move(tmp, blobDir.resolve(digest.hex()), StandardCopyOption.REPLACE_EXISTING,
+      Files.move(
+          tmp,
+          blobDir.resolve(digest.hex()),
+          StandardCopyOption.REPLACE_EXISTING,
           StandardCopyOption.ATOMIC_MOVE);
       return new Descriptor(mediaType, digest, size);
     } finally {
@@ -76,20 +84,30 @@ public final class OciLayoutWriter {
     }
   }
 
-  /** A new empty file inside the layout's blob directory, so a finished blob is renamed into place, not copied. */
+  /**
+   * A new empty file inside the layout's blob directory, so a finished blob is renamed into place,
+   * not copied.
+   */
   public Path newScratchFile() throws IOException {
-    // Blobs are world-readable like every other file in a layout (createTempFile would make them 0600).
-    return Files.createTempFile(blobDir, ".incoming-", ".tmp",
+    // Blobs are world-readable like every other file in a layout (createTempFile would make them
+    // 0600).
+    return Files.createTempFile(
+        blobDir,
+        ".incoming-",
+        ".tmp",
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
   }
 
   /**
-   * Moves a finished scratch file (from {@link #newScratchFile}) into place as the blob with the digest the
-   * caller computed while writing it; returns its descriptor.
+   * Moves a finished scratch file (from {@link #newScratchFile}) into place as the blob with the
+   * digest the caller computed while writing it; returns its descriptor.
    */
   public Descriptor putScratch(Path scratch, String mediaType, Digest digest) throws IOException {
     long size = Files.size(scratch);
-    Files.move(scratch, blobDir.resolve(digest.hex()), StandardCopyOption.REPLACE_EXISTING,
+    Files.move(
+        scratch,
+        blobDir.resolve(digest.hex()),
+        StandardCopyOption.REPLACE_EXISTING,
         StandardCopyOption.ATOMIC_MOVE);
     return new Descriptor(mediaType, digest, size);
   }
@@ -101,9 +119,9 @@ public final class OciLayoutWriter {
   }
 
   /**
-   * Stores exactly {@code expected.size()} bytes read from {@code in} as blob {@code expected}, hashing while
-   * writing. The file appears under its digest only if the size and sha256 match; otherwise nothing is kept
-   * and the error names the blob.
+   * Stores exactly {@code expected.size()} bytes read from {@code in} as blob {@code expected},
+   * hashing while writing. The file appears under its digest only if the size and sha256 match;
+   * otherwise nothing is kept and the error names the blob.
    */
   public Descriptor putBlob(Descriptor expected, ReadableByteChannel in) throws IOException {
     Path tmp = newScratchFile();
@@ -117,7 +135,12 @@ public final class OciLayoutWriter {
           sha.update(buf.duplicate());
           size += buf.remaining();
           if (size > expected.size()) {
-            throw new IOException("blob " + expected.digest() + ": more than the " + expected.size() + " bytes expected");
+            throw new IOException(
+                "blob "
+                    + expected.digest()
+                    + ": more than the "
+                    + expected.size()
+                    + " bytes expected");
           }
           while (buf.hasRemaining()) {
             out.write(buf);
@@ -127,10 +150,21 @@ public final class OciLayoutWriter {
       }
       Digest actual = new Digest(HexFormat.of().formatHex(sha.digest()));
       if (size != expected.size() || !actual.equals(expected.digest())) {
-        throw new IOException("blob " + expected.digest() + ": got " + size + " bytes hashing to " + actual
-            + ", expected " + expected.size() + " bytes");
+        throw new IOException(
+            "blob "
+                + expected.digest()
+                + ": got "
+                + size
+                + " bytes hashing to "
+                + actual
+                + ", expected "
+                + expected.size()
+                + " bytes");
       }
-      Files.move(tmp, blobDir.resolve(actual.hex()), StandardCopyOption.REPLACE_EXISTING,
+      Files.move(
+          tmp,
+          blobDir.resolve(actual.hex()),
+          StandardCopyOption.REPLACE_EXISTING,
           StandardCopyOption.ATOMIC_MOVE);
       return expected;
     } finally {
@@ -141,7 +175,8 @@ public final class OciLayoutWriter {
   /** Points {@code tag} at a manifest in index.json, replacing any earlier entry with that tag. */
   public void tag(Descriptor manifest, String tag) throws IOException {
     Path indexPath = dir.resolve("index.json");
-    ImageIndex index = Json.parse(Files.readAllBytes(indexPath), ImageIndex.class, indexPath.toString());
+    ImageIndex index =
+        Json.parse(Files.readAllBytes(indexPath), ImageIndex.class, indexPath.toString());
     List<Descriptor> entries = new ArrayList<>();
     for (Descriptor d : index.manifests()) {
       if (tag == null || !tag.equals(d.annotation(OciLayout.REF_NAME))) {
@@ -149,12 +184,18 @@ public final class OciLayoutWriter {
       }
     }
     Map<String, String> annotations = tag == null ? Map.of() : Map.of(OciLayout.REF_NAME, tag);
-    entries.add(new Descriptor(manifest.mediaType(), manifest.digest(), manifest.size(), annotations, null));
-    writeAtomically(indexPath, Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, entries, index.annotations())));
+    entries.add(
+        new Descriptor(
+            manifest.mediaType(), manifest.digest(), manifest.size(), annotations, null));
+    writeAtomically(
+        indexPath,
+        Json.write(new ImageIndex(2, MediaTypes.OCI_INDEX, entries, index.annotations())));
   }
 
   private static void writeAtomically(Path target, byte[] bytes) throws IOException {
-    dev.lazypull.sys.AtomicFiles.write(target, bytes,
+    AtomicFiles.write(
+        target,
+        bytes,
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--")));
   }
 }

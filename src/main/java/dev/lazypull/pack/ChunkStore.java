@@ -8,6 +8,7 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.sys.DaemonThreads;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -29,33 +30,37 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Stores file data as chunks in data blobs: the producer (one thread: a directory reader or a tar stream) fills
- * pooled buffers with one chunk each and submits them; worker threads check for all-zero chunks (stored as
- * holes), compute each chunk's sha256 over its block-padded bytes and, unless the compression is
- * {@link Compression#NONE}, compress those padded bytes into one zstd frame; one committer thread takes the
- * results in submission order, deduplicates by digest, appends new chunks to the current blob (raw: 4 KiB-aligned
- * padded bytes; compressed: the frames back to back) while hashing the blob (and, when compressed, the
- * uncompressed device it stands for: the layer's diff_id), and records each blob's chunk digest table (version 1
- * raw, version 2 compressed).
+ * Stores file data as chunks in data blobs: the producer (one thread: a directory reader or a tar
+ * stream) fills pooled buffers with one chunk each and submits them; worker threads check for
+ * all-zero chunks (stored as holes), compute each chunk's sha256 over its block-padded bytes and,
+ * unless the compression is {@link Compression#NONE}, compress those padded bytes into one zstd
+ * frame; one committer thread takes the results in submission order, deduplicates by digest,
+ * appends new chunks to the current blob (raw: 4 KiB-aligned padded bytes; compressed: the frames
+ * back to back) while hashing the blob (and, when compressed, the uncompressed device it stands
+ * for: the layer's diff_id), and records each blob's chunk digest table (version 1 raw, version 2
+ * compressed).
  *
- * <p>Submission order alone decides the blob bytes, and zstd gives the same frame for the same bytes and level
- * whichever thread compresses them, so the same input gives the same blobs at any thread count. Memory is bounded by the buffer pool (a few chunks per thread), whatever the tree size; the dedup map
- * and digest tables grow with the number of distinct chunks (about 80 bytes each).
+ * <p>Submission order alone decides the blob bytes, and zstd gives the same frame for the same
+ * bytes and level whichever thread compresses them, so the same input gives the same blobs at any
+ * thread count. Memory is bounded by the buffer pool (a few chunks per thread), whatever the tree
+ * size; the dedup map and digest tables grow with the number of distinct chunks (about 80 bytes
+ * each).
  *
- * <p>Dedup scope: a {@link #startGroup group} (an image conversion starts one per source layer, so a layer's
- * blob depends on that layer only and is shared by every image built on it). A blob size cap starts a new blob
- * within a group; chunks stay deduplicated across the group's blobs.
+ * <p>Dedup scope: a {@link #startGroup group} (an image conversion starts one per source layer, so
+ * a layer's blob depends on that layer only and is shared by every image built on it). A blob size
+ * cap starts a new blob within a group; chunks stay deduplicated across the group's blobs.
  *
  * <p>Failure policy: the first error (I/O, interrupted) stops the pipeline; {@link #submit} and
  * {@link #finish} rethrow it, and {@link ImageOutput#close} removes the unfinished blob.
  */
 public final class ChunkStore implements AutoCloseable {
   /**
-   * One data blob as stored: its EROFS device id (1-based), descriptor (a compressed blob's carries its media type
-   * and uncompressed-size annotation), digest table, and the sha256 of the device it holds (= the blob's digest
-   * when raw; the OCI diff_id).
+   * One data blob as stored: its EROFS device id (1-based), descriptor (a compressed blob's carries
+   * its media type and uncompressed-size annotation), digest table, and the sha256 of the device it
+   * holds (= the blob's digest when raw; the OCI diff_id).
    */
-  public record StoredBlob(int device, Descriptor blob, ChunkDigestTable table, Digest uncompressedDigest) {
+  public record StoredBlob(
+      int device, Descriptor blob, ChunkDigestTable table, Digest uncompressedDigest) {
     /** The EROFS device size: what the device table and flattened layout count. */
     public long deviceSize() {
       return table.blobSize();
@@ -70,7 +75,8 @@ public final class ChunkStore implements AutoCloseable {
   }
 
   /** A hashed chunk; {@code frame} holds its compressed bytes (null when stored raw or a hole). */
-  private record Hashed(ErofsNode file, int chunkNo, ByteBuffer buf, boolean zero, byte[] sha, ByteBuffer frame) {}
+  private record Hashed(
+      ErofsNode file, int chunkNo, ByteBuffer buf, boolean zero, byte[] sha, ByteBuffer frame) {}
 
   private static final Object GROUP = new Object();
   private static final Object END = new Object();
@@ -88,8 +94,12 @@ public final class ChunkStore implements AutoCloseable {
   private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(Digest::sha256);
   private final Compression compression;
   private final int level;
-  /** Each pooled chunk buffer's frame buffer (compressed stores only); filled once, then only read. */
+
+  /**
+   * Each pooled chunk buffer's frame buffer (compressed stores only); filled once, then only read.
+   */
   private final Map<ByteBuffer, ByteBuffer> frameBuffers = new IdentityHashMap<>();
+
   private final List<ZstdCodec.Compressor> compressors = new ArrayList<>();
   private final ThreadLocal<ZstdCodec.Compressor> compressor;
   private final List<StoredBlob> blobs = new ArrayList<>();
@@ -114,24 +124,33 @@ public final class ChunkStore implements AutoCloseable {
   }
 
   /** Raw chunks (chunk digest tables version 1). */
-  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Progress progress) {
+  public ChunkStore(
+      ImageOutput output, int chunkSize, long blobCap, int threads, Progress progress) {
     this(output, chunkSize, blobCap, threads, Compression.NONE, ZstdCodec.DEFAULT_LEVEL, progress);
   }
 
   /**
    * @param chunkSize power of two, 4 KiB to 16 MiB
-   * @param blobCap start a new blob before its stored size would exceed this many bytes (0 = no cap; else
-   *     ≥ chunkSize)
+   * @param blobCap start a new blob before its stored size would exceed this many bytes (0 = no
+   *     cap; else ≥ chunkSize)
    * @param compression how chunks are stored
    * @param level the zstd level (ignored for {@link Compression#NONE})
    */
-  public ChunkStore(ImageOutput output, int chunkSize, long blobCap, int threads, Compression compression,
-      int level, Progress progress) {
+  public ChunkStore(
+      ImageOutput output,
+      int chunkSize,
+      long blobCap,
+      int threads,
+      Compression compression,
+      int level,
+      Progress progress) {
     if (Integer.bitCount(chunkSize) != 1 || chunkSize < BLOCK || chunkSize > (16 << 20)) {
-      throw new IllegalArgumentException("chunk size must be a power of two from 4 KiB to 16 MiB: " + chunkSize);
+      throw new IllegalArgumentException(
+          "chunk size must be a power of two from 4 KiB to 16 MiB: " + chunkSize);
     }
     if (blobCap != 0 && blobCap < chunkSize) {
-      throw new IllegalArgumentException("blob size cap " + blobCap + " is smaller than the chunk size");
+      throw new IllegalArgumentException(
+          "blob size cap " + blobCap + " is smaller than the chunk size");
     }
     this.output = output;
     this.chunkSize = chunkSize;
@@ -143,13 +162,15 @@ public final class ChunkStore implements AutoCloseable {
       new ZstdCodec.Compressor(level).close(); // a bad level fails here, not on a worker
       ZstdCodec.load();
     }
-    this.compressor = ThreadLocal.withInitial(() -> {
-      ZstdCodec.Compressor c = new ZstdCodec.Compressor(this.level);
-      synchronized (compressors) {
-        compressors.add(c);
-      }
-      return c;
-    });
+    this.compressor =
+        ThreadLocal.withInitial(
+            () -> {
+              ZstdCodec.Compressor c = new ZstdCodec.Compressor(this.level);
+              synchronized (compressors) {
+                compressors.add(c);
+              }
+              return c;
+            });
     int n = Math.max(1, threads);
     int buffers = Math.max(n + 2, Math.min(4 * n + 4, (64 << 20) / chunkSize));
     this.pool = new ArrayBlockingQueue<>(buffers);
@@ -161,7 +182,7 @@ public final class ChunkStore implements AutoCloseable {
       }
     }
     this.ordered = new ArrayBlockingQueue<>(buffers + 2);
-    this.hashers = Executors.newFixedThreadPool(n, dev.lazypull.sys.DaemonThreads.numbered("lazypull-hash-"));
+    this.hashers = Executors.newFixedThreadPool(n, DaemonThreads.numbered("lazypull-hash-"));
     this.zeros = ByteBuffer.allocateDirect(chunkSize);
     this.committer = new Thread(this::commitLoop, "lazypull-blob-writer");
     committer.setDaemon(true);
@@ -176,7 +197,10 @@ public final class ChunkStore implements AutoCloseable {
     return compression;
   }
 
-  /** A cleared chunk buffer from the pool; blocks while every buffer is in flight (that is the memory bound). */
+  /**
+   * A cleared chunk buffer from the pool; blocks while every buffer is in flight (that is the
+   * memory bound).
+   */
   public ByteBuffer acquire() throws IOException {
     try {
       while (true) {
@@ -198,8 +222,8 @@ public final class ChunkStore implements AutoCloseable {
   }
 
   /**
-   * Submits chunk {@code chunkNo} of {@code file}: {@code buf} (from {@link #acquire}) holds its bytes in
-   * [0, limit). The location lands in {@code file.chunks[chunkNo]} once committed.
+   * Submits chunk {@code chunkNo} of {@code file}: {@code buf} (from {@link #acquire}) holds its
+   * bytes in [0, limit). The location lands in {@code file.chunks[chunkNo]} once committed.
    */
   public void submit(ErofsNode file, int chunkNo, ByteBuffer buf) throws IOException {
     checkFailure();
@@ -317,7 +341,9 @@ public final class ChunkStore implements AutoCloseable {
     if (loc == null) {
       int len = h.buf.remaining();
       int frameLen = h.frame != null ? h.frame.remaining() : len;
-      if (current != null && blobCap > 0 && current.table.storedSize() > 0
+      if (current != null
+          && blobCap > 0
+          && current.table.storedSize() > 0
           && current.table.storedSize() + frameLen > blobCap) {
         closeBlob();
       }
@@ -365,22 +391,31 @@ public final class ChunkStore implements AutoCloseable {
       return;
     }
     Descriptor put = output.putFile(b.path, MediaTypes.EROFS_BLOB_ZSTD, digest);
-    Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB_ZSTD, put.digest(), put.size(),
-        Map.of(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE, Long.toString(table.blobSize())), null);
-    blobs.add(new StoredBlob(b.device, d, table,
-        new Digest(HexFormat.of().formatHex(b.uncompressed.digest()))));
+    Descriptor d =
+        new Descriptor(
+            MediaTypes.EROFS_BLOB_ZSTD,
+            put.digest(),
+            put.size(),
+            Map.of(LazyManifests.ANNOTATION_UNCOMPRESSED_SIZE, Long.toString(table.blobSize())),
+            null);
+    blobs.add(
+        new StoredBlob(
+            b.device, d, table, new Digest(HexFormat.of().formatHex(b.uncompressed.digest()))));
     progress.blobDone(d);
   }
 
   private void checkFailure() throws IOException {
     Throwable t = failure;
     if (t != null) {
-      throw t instanceof IOException io ? new IOException(io.getMessage(), io)
+      throw t instanceof IOException io
+          ? new IOException(io.getMessage(), io)
           : new IOException("storing file data failed: " + t, t);
     }
   }
 
-  /** Waits for every submitted chunk, closes the last blob and returns all blobs in device order. */
+  /**
+   * Waits for every submitted chunk, closes the last blob and returns all blobs in device order.
+   */
   public List<StoredBlob> finish() throws IOException {
     if (!finished) {
       finished = true;

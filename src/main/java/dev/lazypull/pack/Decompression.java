@@ -19,7 +19,10 @@ public final class Decompression {
     if (magic.length >= 2 && (magic[0] & 0xff) == 0x1f && (magic[1] & 0xff) == 0x8b) {
       return new BufferedInputStream(new GZIPInputStream(in, 1 << 16), 1 << 16);
     }
-    if (magic.length == 4 && (magic[0] & 0xff) == 0x28 && (magic[1] & 0xff) == 0xb5 && (magic[2] & 0xff) == 0x2f
+    if (magic.length == 4
+        && (magic[0] & 0xff) == 0x28
+        && (magic[1] & 0xff) == 0xb5
+        && (magic[2] & 0xff) == 0x2f
         && (magic[3] & 0xff) == 0xfd) {
       return new BufferedInputStream(new ZstdInputStream(in), 1 << 16);
     }

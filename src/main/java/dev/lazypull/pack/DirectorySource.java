@@ -18,21 +18,27 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Reads a directory tree into {@link ErofsNode}s and streams its file data into a {@link ChunkStore}.
+ * Reads a directory tree into {@link ErofsNode}s and streams its file data into a {@link
+ * ChunkStore}.
  *
- * <p>Names and paths are raw bytes end to end (any byte string Linux allows, valid UTF-8 or not); nothing is
- * followed except SRC itself, so symlink loops are stored as the symlinks they are. Metadata comes from
- * statx: full mode, uid/gid, mtime with nanoseconds, rdev; xattrs from llistxattr. Hard links are entries of
- * any type but directory sharing (device, inode): one node under several names, so one inode in the image. Device nodes, fifos and sockets need no privilege: they are recorded, never opened.
+ * <p>Names and paths are raw bytes end to end (any byte string Linux allows, valid UTF-8 or not);
+ * nothing is followed except SRC itself, so symlink loops are stored as the symlinks they are.
+ * Metadata comes from statx: full mode, uid/gid, mtime with nanoseconds, rdev; xattrs from
+ * llistxattr. Hard links are entries of any type but directory sharing (device, inode): one node
+ * under several names, so one inode in the image. Device nodes, fifos and sockets need no
+ * privilege: they are recorded, never opened.
  *
- * <p>Children are visited in bytewise name order, depth first, so file data lands in the blobs in the same
- * order on every run. File data is read with pread; whole-chunk holes found with SEEK_DATA are not read.
- * A file that cannot be read, or changes size while it is read, fails the build with its path.
+ * <p>Children are visited in bytewise name order, depth first, so file data lands in the blobs in
+ * the same order on every run. File data is read with pread; whole-chunk holes found with SEEK_DATA
+ * are not read. A file that cannot be read, or changes size while it is read, fails the build with
+ * its path.
  */
 public final class DirectorySource {
   /** Linux PATH_MAX: longer paths cannot be opened by name. */
   private static final int PATH_MAX = 4095;
-  private static final ThreadLocal<ByteBuffer> PROBE = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1));
+
+  private static final ThreadLocal<ByteBuffer> PROBE =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1));
 
   private record SourceFile(ErofsNode node, byte[] path) {}
 
@@ -48,8 +54,12 @@ public final class DirectorySource {
     this.progress = progress;
   }
 
-  /** Scans {@code root} and stores every regular file's data through {@code store}; returns the tree. */
-  public static ErofsNode read(byte[] root, ChunkStore store, Progress progress) throws IOException {
+  /**
+   * Scans {@code root} and stores every regular file's data through {@code store}; returns the
+   * tree.
+   */
+  public static ErofsNode read(byte[] root, ChunkStore store, Progress progress)
+      throws IOException {
     DirectorySource src = new DirectorySource(root, progress);
     ErofsNode tree = src.scan();
     progress.stage("scanned " + progress.files.get() + " entries; storing file data");
@@ -76,7 +86,8 @@ public final class DirectorySource {
       byte[] path = child(f.path, name);
       StatX cs = PosixFs.lstat(path);
       ErofsNode n;
-      if (!cs.isDirectory() && cs.nlink() > 1) { // hard links of every type: files, symlinks, fifos, devices, sockets
+      if (!cs.isDirectory()
+          && cs.nlink() > 1) { // hard links of every type: files, symlinks, fifos, devices, sockets
         InodeKey key = new InodeKey(cs.devMajor(), cs.devMinor(), cs.ino());
         n = links.get(key);
         if (n == null) {
@@ -107,8 +118,8 @@ public final class DirectorySource {
     p[dir.length] = '/';
     System.arraycopy(name, 0, p, dir.length + 1, name.length);
     if (p.length > PATH_MAX) {
-      throw new IOException("path longer than " + PATH_MAX + " bytes: " + PosixFs.show(p).substring(0, 200)
-          + "…");
+      throw new IOException(
+          "path longer than " + PATH_MAX + " bytes: " + PosixFs.show(p).substring(0, 200) + "…");
     }
     return p;
   }
@@ -116,8 +127,11 @@ public final class DirectorySource {
   private ErofsNode node(byte[] path, StatX st) throws IOException {
     FileType type = FileType.ofMode(st.mode());
     if (type == null) {
-      throw new IOException(PosixFs.show(path) + ": unknown file type (mode 0" + Integer.toOctalString(st.mode())
-          + ")");
+      throw new IOException(
+          PosixFs.show(path)
+              + ": unknown file type (mode 0"
+              + Integer.toOctalString(st.mode())
+              + ")");
     }
     ErofsNode n = new ErofsNode(type);
     n.permissions = st.mode() & 07777;
@@ -164,10 +178,12 @@ public final class DirectorySource {
     f.node.chunks = new long[(int) count];
     int fd;
     try {
-      // O_NONBLOCK: should the file have been swapped for a fifo since the scan, fail instead of blocking.
+      // O_NONBLOCK: should the file have been swapped for a fifo since the scan, fail instead of
+      // blocking.
       fd = PosixFs.openRead(f.path, Posix.O_NONBLOCK);
     } catch (ErrnoException e) {
-      throw new IOException("cannot read " + PosixFs.show(f.path) + ": " + Errno.describe(e.errno()), e);
+      throw new IOException(
+          "cannot read " + PosixFs.show(f.path) + ": " + Errno.describe(e.errno()), e);
     }
     try {
       for (int c = 0; c < count; c++) {
@@ -175,7 +191,8 @@ public final class DirectorySource {
         int len = (int) Math.min(chunk, size - off);
         long data = Posix.lseek(fd, off, Posix.SEEK_DATA);
         if (data < 0 || data >= off + len) {
-          f.node.chunks[c] = ErofsNode.HOLE; // a hole the size of the chunk: nothing to read or store
+          f.node.chunks[c] =
+              ErofsNode.HOLE; // a hole the size of the chunk: nothing to read or store
           continue;
         }
         ByteBuffer buf = store.acquire();
@@ -195,14 +212,16 @@ public final class DirectorySource {
     }
   }
 
-  private static void readFully(int fd, ByteBuffer buf, long off, int len, byte[] path) throws IOException {
+  private static void readFully(int fd, ByteBuffer buf, long off, int len, byte[] path)
+      throws IOException {
     buf.clear().limit(len);
     while (buf.hasRemaining()) {
       long n;
       try {
         n = Posix.pread(fd, buf, off + buf.position());
       } catch (ErrnoException e) {
-        throw new IOException("cannot read " + PosixFs.show(path) + ": " + Errno.describe(e.errno()), e);
+        throw new IOException(
+            "cannot read " + PosixFs.show(path) + ": " + Errno.describe(e.errno()), e);
       }
       if (n == 0) {
         throw new IOException(PosixFs.show(path) + " shrank while it was being packed");

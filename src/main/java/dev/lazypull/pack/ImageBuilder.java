@@ -23,36 +23,51 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Function;
 
 /**
- * Finishes an image once its tree is built and its file data stored: fixes timestamps, writes the bootstrap,
- * the chunk digest tables, the config and the manifest to an {@link ImageOutput}, and publishes it.
+ * Finishes an image once its tree is built and its file data stored: fixes timestamps, writes the
+ * bootstrap, the chunk digest tables, the config and the manifest to an {@link ImageOutput}, and
+ * publishes it.
  *
- * <p>Reproducible: nothing depends on the clock, the host or thread timing. The superblock build time (the
- * mtime of every compact inode) is {@code --mtime} when given, else the most common mtime in the tree (ties:
- * the earliest), which keeps most inodes compact for trees unpacked from tars.
+ * <p>Reproducible: nothing depends on the clock, the host or thread timing. The superblock build
+ * time (the mtime of every compact inode) is {@code --mtime} when given, else the most common mtime
+ * in the tree (ties: the earliest), which keeps most inodes compact for trees unpacked from tars.
  */
 public final class ImageBuilder {
   /** What was built. */
-  public record Built(Descriptor manifest, Manifest content, Descriptor bootstrap, List<ChunkStore.StoredBlob> blobs,
+  public record Built(
+      Descriptor manifest,
+      Manifest content,
+      Descriptor bootstrap,
+      List<ChunkStore.StoredBlob> blobs,
       long inodes) {}
 
   private ImageBuilder() {}
 
   /**
    * @param fixedMtime every inode's mtime (seconds) or null to keep the sources'
-   * @param configFor builds the image config from the diff_ids of the final layers (the sha256 of each layer's
-   *     uncompressed content, in layer order; null: a minimal config)
+   * @param configFor builds the image config from the diff_ids of the final layers (the sha256 of
+   *     each layer's uncompressed content, in layer order; null: a minimal config)
    */
-  public static Built finish(ErofsNode root, List<ChunkStore.StoredBlob> blobs, int chunkSize, Long fixedMtime,
-      ImageOutput out, Map<String, String> annotations, Function<List<String>, byte[]> configFor,
-      Progress progress) throws IOException {
+  public static Built finish(
+      ErofsNode root,
+      List<ChunkStore.StoredBlob> blobs,
+      int chunkSize,
+      Long fixedMtime,
+      ImageOutput out,
+      Map<String, String> annotations,
+      Function<List<String>, byte[]> configFor,
+      Progress progress)
+      throws IOException {
     if (fixedMtime != null) {
-      forEachNode(root, n -> {
-        n.mtimeSec = fixedMtime;
-        n.mtimeNsec = 0;
-      });
+      forEachNode(
+          root,
+          n -> {
+            n.mtimeSec = fixedMtime;
+            n.mtimeNsec = 0;
+          });
     }
     long[] buildTime = mostCommonMtime(root);
     List<ErofsWriter.Device> devices = new ArrayList<>();
@@ -62,14 +77,26 @@ public final class ImageBuilder {
     Path scratch = out.newScratchFile();
     ErofsWriter.Result result;
     Digest bootDigest;
-    try (FileChannel ch = FileChannel.open(scratch, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      result = ErofsWriter.write(root, new ErofsWriter.Options(Integer.numberOfTrailingZeros(chunkSize),
-          buildTime[0], (int) buildTime[1]), devices, ch);
+    try (FileChannel ch =
+        FileChannel.open(scratch, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      result =
+          ErofsWriter.write(
+              root,
+              new ErofsWriter.Options(
+                  Integer.numberOfTrailingZeros(chunkSize), buildTime[0], (int) buildTime[1]),
+              devices,
+              ch);
       bootDigest = sha256(ch);
     }
     Descriptor boot = out.putFile(scratch, MediaTypes.EROFS_BOOTSTRAP, bootDigest);
-    progress.stage("wrote bootstrap " + boot.digest() + " (" + result.inodes() + " inodes, " + boot.size()
-        + " bytes)");
+    progress.stage(
+        "wrote bootstrap "
+            + boot.digest()
+            + " ("
+            + result.inodes()
+            + " inodes, "
+            + boot.size()
+            + " bytes)");
     List<Descriptor> blobDescs = new ArrayList<>();
     List<Descriptor> tables = new ArrayList<>();
     for (ChunkStore.StoredBlob b : blobs) {
@@ -84,7 +111,10 @@ public final class ImageBuilder {
     for (Descriptor t : tables) {
       diffIds.add(t.digest().toString());
     }
-    byte[] config = configFor != null ? configFor.apply(diffIds) : LazyManifests.minimalConfigWithDiffIds(diffIds);
+    byte[] config =
+        configFor != null
+            ? configFor.apply(diffIds)
+            : LazyManifests.minimalConfigWithDiffIds(diffIds);
     Descriptor configDesc = out.putBytes(config, MediaTypes.OCI_CONFIG);
     Map<String, String> ann = new LinkedHashMap<>(annotations);
     ann.put(LazyManifests.ANNOTATION_CHUNK_SIZE, Integer.toString(chunkSize));
@@ -116,8 +146,10 @@ public final class ImageBuilder {
     for (Map.Entry<List<Long>, Integer> e : counts.entrySet()) {
       List<Long> k = e.getKey();
       int c = e.getValue();
-      if (c > bestCount || (c == bestCount && (k.get(0) < best.get(0)
-          || (k.get(0).equals(best.get(0)) && k.get(1) < best.get(1))))) {
+      if (c > bestCount
+          || (c == bestCount
+              && (k.get(0) < best.get(0)
+                  || (k.get(0).equals(best.get(0)) && k.get(1) < best.get(1))))) {
         best = k;
         bestCount = c;
       }
@@ -126,7 +158,7 @@ public final class ImageBuilder {
   }
 
   /** Visits every distinct node once (hard links once). */
-  public static void forEachNode(ErofsNode root, java.util.function.Consumer<ErofsNode> visit) {
+  public static void forEachNode(ErofsNode root, Consumer<ErofsNode> visit) {
     Map<ErofsNode, Boolean> seen = new IdentityHashMap<>();
     ArrayDeque<ErofsNode> todo = new ArrayDeque<>();
     todo.push(root);

@@ -9,7 +9,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Writes a built image into a local OCI image layout ({@code oci:DIR[:TAG]}); scratch files live beside the blobs. */
+/**
+ * Writes a built image into a local OCI image layout ({@code oci:DIR[:TAG]}); scratch files live
+ * beside the blobs.
+ */
 public final class OciLayoutOutput implements ImageOutput {
   private final OciLayoutWriter writer;
   private final String tag;
@@ -28,7 +31,8 @@ public final class OciLayoutOutput implements ImageOutput {
   }
 
   @Override
-  public synchronized Descriptor putFile(Path file, String mediaType, Digest digest) throws IOException {
+  public synchronized Descriptor putFile(Path file, String mediaType, Digest digest)
+      throws IOException {
     Descriptor d = writer.putScratch(file, mediaType, digest);
     scratch.remove(file);
     return d;

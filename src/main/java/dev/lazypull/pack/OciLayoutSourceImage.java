@@ -17,8 +17,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An ordinary image in a local OCI layout ({@code oci:DIR[:TAG]}); a tag naming an image index (multi-platform)
- * resolves to the manifest for the requested platform.
+ * An ordinary image in a local OCI layout ({@code oci:DIR[:TAG]}); a tag naming an image index
+ * (multi-platform) resolves to the manifest for the requested platform.
  */
 public final class OciLayoutSourceImage implements SourceImage {
   private final String reference;
@@ -27,7 +27,11 @@ public final class OciLayoutSourceImage implements SourceImage {
   private final Digest manifestDigest;
   private final Manifest manifest;
 
-  private OciLayoutSourceImage(String reference, OciLayout layout, OciLayoutBlobSource blobs, Digest digest,
+  private OciLayoutSourceImage(
+      String reference,
+      OciLayout layout,
+      OciLayoutBlobSource blobs,
+      Digest digest,
       Manifest manifest) {
     this.reference = reference;
     this.layout = layout;
@@ -36,27 +40,33 @@ public final class OciLayoutSourceImage implements SourceImage {
     this.manifest = manifest;
   }
 
-  /** @param platform "os/arch[/variant]" used when the tag names an index */
-  public static OciLayoutSourceImage open(Path dir, String tag, String platform) throws IOException {
+  /**
+   * @param platform "os/arch[/variant]" used when the tag names an index
+   */
+  public static OciLayoutSourceImage open(Path dir, String tag, String platform)
+      throws IOException {
     String reference = "oci:" + dir + (tag == null ? "" : ":" + tag);
     OciLayout layout = new OciLayout(dir, tag);
     Descriptor d = findEntry(layout, tag, reference);
     if (MediaTypes.isIndex(d.mediaType())) {
-      ImageIndex index = Json.parse(layout.readVerified(d), ImageIndex.class, reference + " index " + d.digest());
+      ImageIndex index =
+          Json.parse(layout.readVerified(d), ImageIndex.class, reference + " index " + d.digest());
       d = selectPlatform(index, platform, reference);
     }
     if (!MediaTypes.isManifest(d.mediaType())) {
-      throw new InvalidImageException(reference + ": " + d.digest() + " is " + d.mediaType()
-          + ", not an image manifest");
+      throw new InvalidImageException(
+          reference + ": " + d.digest() + " is " + d.mediaType() + ", not an image manifest");
     }
-    Manifest m = Json.parse(layout.readVerified(d), Manifest.class, reference + " manifest " + d.digest());
+    Manifest m =
+        Json.parse(layout.readVerified(d), Manifest.class, reference + " manifest " + d.digest());
     if (m.config() == null) {
       throw new InvalidImageException(reference + ": manifest " + d.digest() + " has no config");
     }
     return new OciLayoutSourceImage(reference, layout, new OciLayoutBlobSource(dir), d.digest(), m);
   }
 
-  private static Descriptor findEntry(OciLayout layout, String tag, String reference) throws IOException {
+  private static Descriptor findEntry(OciLayout layout, String tag, String reference)
+      throws IOException {
     List<Descriptor> entries = layout.readIndex().manifests();
     Descriptor found = null;
     for (Descriptor e : entries) {
@@ -65,8 +75,11 @@ public final class OciLayoutSourceImage implements SourceImage {
       }
     }
     if (found == null) {
-      throw new InvalidImageException(reference + (tag == null ? ": index.json has " + entries.size()
-          + " images; name one with oci:DIR:TAG" : ": no image tagged '" + tag + "' in index.json"));
+      throw new InvalidImageException(
+          reference
+              + (tag == null
+                  ? ": index.json has " + entries.size() + " images; name one with oci:DIR:TAG"
+                  : ": no image tagged '" + tag + "' in index.json"));
     }
     return found;
   }
@@ -85,7 +98,8 @@ public final class OciLayoutSourceImage implements SourceImage {
         return m;
       }
     }
-    throw new InvalidImageException(reference + ": no manifest for platform " + platform + " (has " + seen + ")");
+    throw new InvalidImageException(
+        reference + ": no manifest for platform " + platform + " (has " + seen + ")");
   }
 
   @Override

@@ -4,8 +4,9 @@ import dev.lazypull.image.Descriptor;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Counters of a build, updated from the build's threads and read by whoever shows progress (the CLI prints a
- * live line on a terminal, plain stage lines otherwise). Stage messages go to a {@link Listener}.
+ * Counters of a build, updated from the build's threads and read by whoever shows progress (the CLI
+ * prints a live line on a terminal, plain stage lines otherwise). Stage messages go to a {@link
+ * Listener}.
  */
 public final class Progress {
   /** Receives stage messages ("scanned 1234 entries", "wrote blob …"). */
@@ -19,8 +20,10 @@ public final class Progress {
   public final AtomicLong chunksDeduplicated = new AtomicLong();
   public final AtomicLong bytesStored = new AtomicLong();
   public final AtomicLong blobs = new AtomicLong();
+
   /** Bytes uploaded to a registry (blobs the registry already had or mounted are not counted). */
   public final AtomicLong bytesPushed = new AtomicLong();
+
   private final Listener listener;
 
   public Progress(Listener listener) {
@@ -29,7 +32,7 @@ public final class Progress {
 
   /** Progress that reports nothing (tests, library use). */
   public static Progress silent() {
-    return new Progress(m -> { });
+    return new Progress(m -> {});
   }
 
   public void stage(String message) {

@@ -23,18 +23,23 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 
 /**
- * Pushes a built image to a registry repository ({@code lazypull pack --push}, {@code convert … HOST/REPO:TAG}).
+ * Pushes a built image to a registry repository ({@code lazypull pack --push}, {@code convert …
+ * HOST/REPO:TAG}).
  *
- * <p>Large content (bootstrap, data blobs) is staged in scratch files in a private temporary directory and
- * uploaded in the background as soon as the builder commits it, so uploads overlap packing; small content
- * (config, digest tables) is uploaded directly. Every blob goes through {@link ImagePusher#pushBlob}: skipped
- * when the repository has it (HEAD), mounted from {@code mountFrom} when given and the registry allows it, else
- * uploaded monolithically or in chunks. The manifest is kept in memory and PUT under the tag by
- * {@link #publish} only after every blob upload succeeded, so a failed push never tags a partial image.
- * {@link #close} waits for (or abandons) running uploads and deletes the scratch directory.
+ * <p>Large content (bootstrap, data blobs) is staged in scratch files in a private temporary
+ * directory and uploaded in the background as soon as the builder commits it, so uploads overlap
+ * packing; small content (config, digest tables) is uploaded directly. Every blob goes through
+ * {@link ImagePusher#pushBlob}: skipped when the repository has it (HEAD), mounted from {@code
+ * mountFrom} when given and the registry allows it, else uploaded monolithically or in chunks. The
+ * manifest is kept in memory and PUT under the tag by {@link #publish} only after every blob upload
+ * succeeded, so a failed push never tags a partial image. {@link #close} waits for (or abandons)
+ * running uploads and deletes the scratch directory.
  */
 public final class RegistryOutput implements ImageOutput {
-  /** Blob uploads at once: enough to overlap a slow link with the next blob, few enough to stay polite. */
+  /**
+   * Blob uploads at once: enough to overlap a slow link with the next blob, few enough to stay
+   * polite.
+   */
   private static final int UPLOAD_THREADS = 2;
 
   private final ImagePusher pusher;
@@ -50,14 +55,21 @@ public final class RegistryOutput implements ImageOutput {
    * @param scratchRoot where the private scratch directory is created (must hold the image's blobs)
    * @param mountFrom a repository on the same registry to mount existing blobs from, or null
    */
-  public RegistryOutput(ImagePusher pusher, ImageReference.Registry reference, Path scratchRoot, String mountFrom,
-      Progress progress) throws IOException {
+  public RegistryOutput(
+      ImagePusher pusher,
+      ImageReference.Registry reference,
+      Path scratchRoot,
+      String mountFrom,
+      Progress progress)
+      throws IOException {
     this.pusher = pusher;
     this.reference = reference;
     this.repository = Repository.of(reference);
     this.mountFrom = mountFrom;
     this.progress = progress;
-    this.scratch = new ScratchDir(scratchRoot, "lazypull-push-", ScratchDir.pool(UPLOAD_THREADS, "lazypull-upload"));
+    this.scratch =
+        new ScratchDir(
+            scratchRoot, "lazypull-push-", ScratchDir.pool(UPLOAD_THREADS, "lazypull-upload"));
   }
 
   @Override
@@ -69,14 +81,15 @@ public final class RegistryOutput implements ImageOutput {
   public Descriptor putFile(Path file, String mediaType, Digest digest) throws IOException {
     failIfAnUploadFailed();
     Descriptor d = new Descriptor(mediaType, digest, Files.size(file));
-    submit(() -> {
-      try {
-        push(d, fileContent(file, d.size()));
-      } finally {
-        Files.deleteIfExists(file);
-      }
-      return null;
-    });
+    submit(
+        () -> {
+          try {
+            push(d, fileContent(file, d.size()));
+          } finally {
+            Files.deleteIfExists(file);
+          }
+          return null;
+        });
     return d;
   }
 
@@ -86,7 +99,8 @@ public final class RegistryOutput implements ImageOutput {
     Descriptor d = new Descriptor(mediaType, Digest.of(bytes), bytes.length);
     if (MediaTypes.isManifest(mediaType) || MediaTypes.isIndex(mediaType)) {
       synchronized (manifests) {
-        manifests.put(d.digest(), bytes.clone()); // PUT to the manifest endpoint by publish, not a blob
+        manifests.put(
+            d.digest(), bytes.clone()); // PUT to the manifest endpoint by publish, not a blob
       }
       return d;
     }
@@ -109,14 +123,23 @@ public final class RegistryOutput implements ImageOutput {
     if (r == ImagePusher.PushResult.UPLOADED) {
       progress.bytesPushed.addAndGet(d.size());
     }
-    progress.stage(switch (r) {
-      case EXISTED -> "present  ";
-      case MOUNTED -> "mounted  ";
-      case UPLOADED -> "uploaded ";
-    } + d.digest() + " (" + d.size() + " bytes) in " + repository);
+    progress.stage(
+        switch (r) {
+              case EXISTED -> "present  ";
+              case MOUNTED -> "mounted  ";
+              case UPLOADED -> "uploaded ";
+            }
+            + d.digest()
+            + " ("
+            + d.size()
+            + " bytes) in "
+            + repository);
   }
 
-  /** Waits for every blob upload, then PUTs the manifest under the reference's tag (or by its digest). */
+  /**
+   * Waits for every blob upload, then PUTs the manifest under the reference's tag (or by its
+   * digest).
+   */
   @Override
   public void publish(Descriptor manifest) throws IOException {
     awaitUploads();
@@ -125,19 +148,23 @@ public final class RegistryOutput implements ImageOutput {
       bytes = manifests.get(manifest.digest());
     }
     if (bytes == null) {
-      throw new IllegalStateException("manifest " + manifest.digest() + " was not stored with putBytes");
+      throw new IllegalStateException(
+          "manifest " + manifest.digest() + " was not stored with putBytes");
     }
     if (reference.digest() != null && !reference.digest().equals(manifest.digest())) {
-      throw new IOException(reference.canonical() + ": the built manifest's digest is " + manifest.digest()
-          + ", not the one in the reference");
+      throw new IOException(
+          reference.canonical()
+              + ": the built manifest's digest is "
+              + manifest.digest()
+              + ", not the one in the reference");
     }
     List<String> tags = reference.tag() != null ? List.of(reference.tag()) : List.of();
     pusher.pushManifest(repository, bytes, manifest.mediaType(), tags);
   }
 
   /**
-   * Stops the build at the first failed background upload (refused credentials, a denied repository) instead
-   * of packing the rest of a large tree for nothing.
+   * Stops the build at the first failed background upload (refused credentials, a denied
+   * repository) instead of packing the rest of a large tree for nothing.
    */
   private void failIfAnUploadFailed() throws IOException {
     List<Future<?>> done = new ArrayList<>();
@@ -162,7 +189,9 @@ public final class RegistryOutput implements ImageOutput {
 
   private IOException failure(ExecutionException e) {
     Throwable c = e.getCause();
-    return c instanceof IOException io ? io : new IOException("upload to " + repository + " failed: " + c, c);
+    return c instanceof IOException io
+        ? io
+        : new IOException("upload to " + repository + " failed: " + c, c);
   }
 
   private void awaitUploads() throws IOException {

@@ -27,11 +27,12 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 
 /**
- * An ordinary image in a registry, to convert: the manifest (an index resolved by the client's platform), the
- * config, and each layer downloaded whole into a scratch file — sha256 and size verified by
- * {@link RegistryClient#downloadBlob} before a byte is handed out — then read from disk and deleted when its
- * stream closes. Memory stays bounded whatever the layer sizes; disk holds at most the layer being converted
- * and the next one, which downloads in the background meanwhile (layers are converted in manifest order).
+ * An ordinary image in a registry, to convert: the manifest (an index resolved by the client's
+ * platform), the config, and each layer downloaded whole into a scratch file — sha256 and size
+ * verified by {@link RegistryClient#downloadBlob} before a byte is handed out — then read from disk
+ * and deleted when its stream closes. Memory stays bounded whatever the layer sizes; disk holds at
+ * most the layer being converted and the next one, which downloads in the background meanwhile
+ * (layers are converted in manifest order).
  */
 public final class RegistrySourceImage implements SourceImage {
   private final String reference;
@@ -41,11 +42,17 @@ public final class RegistrySourceImage implements SourceImage {
   private final Manifest manifest;
   private final ScratchDir scratch;
   private final Map<Digest, CompletableFuture<Path>> files = new HashMap<>();
+
   /** Where the next layer is expected in the manifest's order (for the look-ahead download). */
   private int cursor;
 
-  private RegistrySourceImage(String reference, RegistryClient client, Repository repository, Digest digest,
-      Manifest manifest, ScratchDir scratch) {
+  private RegistrySourceImage(
+      String reference,
+      RegistryClient client,
+      Repository repository,
+      Digest digest,
+      Manifest manifest,
+      ScratchDir scratch) {
     this.reference = reference;
     this.client = client;
     this.repository = repository;
@@ -54,9 +61,12 @@ public final class RegistrySourceImage implements SourceImage {
     this.scratch = scratch;
   }
 
-  /** Resolves the reference's manifest; layers are downloaded into a private directory under {@code scratchRoot}. */
-  public static RegistrySourceImage open(RegistryClient client, ImageReference.Registry ref, Path scratchRoot)
-      throws IOException {
+  /**
+   * Resolves the reference's manifest; layers are downloaded into a private directory under {@code
+   * scratchRoot}.
+   */
+  public static RegistrySourceImage open(
+      RegistryClient client, ImageReference.Registry ref, Path scratchRoot) throws IOException {
     RegistryImageSource source = new RegistryImageSource(client, ref);
     RawManifest raw = source.resolveManifest();
     String what = ref.canonical() + " manifest " + raw.digest();
@@ -67,8 +77,11 @@ public final class RegistrySourceImage implements SourceImage {
     if (m.config() == null) {
       throw new InvalidImageException(what + " has no config");
     }
-    ScratchDir dir = new ScratchDir(scratchRoot, "lazypull-layers-", ScratchDir.pool(2, "lazypull-layer-download"));
-    return new RegistrySourceImage(ref.canonical(), client, source.repository(), raw.digest(), m, dir);
+    ScratchDir dir =
+        new ScratchDir(
+            scratchRoot, "lazypull-layers-", ScratchDir.pool(2, "lazypull-layer-download"));
+    return new RegistrySourceImage(
+        ref.canonical(), client, source.repository(), raw.digest(), m, dir);
   }
 
   @Override
@@ -91,22 +104,31 @@ public final class RegistrySourceImage implements SourceImage {
   public byte[] config() throws IOException {
     Descriptor c = manifest.config();
     if (c.size() > Json.MAX_DOCUMENT_BYTES) {
-      throw new InvalidImageException(reference + ": config " + c.digest() + " claims " + c.size() + " bytes (limit "
-          + Json.MAX_DOCUMENT_BYTES + ")");
+      throw new InvalidImageException(
+          reference
+              + ": config "
+              + c.digest()
+              + " claims "
+              + c.size()
+              + " bytes (limit "
+              + Json.MAX_DOCUMENT_BYTES
+              + ")");
     }
-    return new RegistryBlobSource(client, repository).readVerified(c, Json.MAX_DOCUMENT_BYTES, "config");
+    return new RegistryBlobSource(client, repository)
+        .readVerified(c, Json.MAX_DOCUMENT_BYTES, "config");
   }
 
   /**
-   * The layer's verified bytes from its scratch file (downloading it now if the look-ahead has not); starts
-   * downloading the next layer in the background. Closing the stream deletes the file.
+   * The layer's verified bytes from its scratch file (downloading it now if the look-ahead has
+   * not); starts downloading the next layer in the background. Closing the stream deletes the file.
    */
   @Override
   public InputStream openLayer(Descriptor layer) throws IOException {
     CompletableFuture<Path> f;
     synchronized (this) {
       f = download(layer);
-      files.remove(layer.digest()); // taken: a layer listed twice (empty layers often are) downloads again
+      files.remove(
+          layer.digest()); // taken: a layer listed twice (empty layers often are) downloads again
     }
     List<Descriptor> layers = manifest.layers();
     synchronized (this) {
@@ -127,7 +149,9 @@ public final class RegistrySourceImage implements SourceImage {
       throw new InterruptedIOException("interrupted while downloading " + layer.digest());
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      throw c instanceof IOException io ? io : new IOException(reference + " layer " + layer.digest() + ": " + c, c);
+      throw c instanceof IOException io
+          ? io
+          : new IOException(reference + " layer " + layer.digest() + ": " + c, c);
     }
     return new FilterInputStream(Files.newInputStream(file)) {
       @Override
@@ -142,25 +166,34 @@ public final class RegistrySourceImage implements SourceImage {
   }
 
   private synchronized CompletableFuture<Path> download(Descriptor layer) {
-    return files.computeIfAbsent(layer.digest(), d -> {
-      CompletableFuture<Path> f = new CompletableFuture<>();
-      scratch.workers().execute(() -> {
-        Path file = scratch.newPath(d.hex());
-        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING)) {
-          client.downloadBlob(repository, layer, out);
-          f.complete(file);
-        } catch (Throwable e) {
-          try {
-            Files.deleteIfExists(file); // never leave unverified bytes behind
-          } catch (IOException ignored) {
-            // the directory goes at close
-          }
-          f.completeExceptionally(e);
-        }
-      });
-      return f;
-    });
+    return files.computeIfAbsent(
+        layer.digest(),
+        d -> {
+          CompletableFuture<Path> f = new CompletableFuture<>();
+          scratch
+              .workers()
+              .execute(
+                  () -> {
+                    Path file = scratch.newPath(d.hex());
+                    try (FileChannel out =
+                        FileChannel.open(
+                            file,
+                            StandardOpenOption.CREATE,
+                            StandardOpenOption.WRITE,
+                            StandardOpenOption.TRUNCATE_EXISTING)) {
+                      client.downloadBlob(repository, layer, out);
+                      f.complete(file);
+                    } catch (Throwable e) {
+                      try {
+                        Files.deleteIfExists(file); // never leave unverified bytes behind
+                      } catch (IOException ignored) {
+                        // the directory goes at close
+                      }
+                      f.completeExceptionally(e);
+                    }
+                  });
+          return f;
+        });
   }
 
   /** Stops downloads and deletes every scratch file. */

@@ -1,17 +1,20 @@
 package dev.lazypull.pack;
 
+import dev.lazypull.sys.DaemonThreads;
 import java.io.Closeable;
 import java.io.IOException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A private directory for one command's large temporary files (staged blobs, downloaded layers), with the
- * background workers that fill or drain it: {@link #close} stops the workers first (no file appears after it)
- * and then deletes everything.
+ * A private directory for one command's large temporary files (staged blobs, downloaded layers),
+ * with the background workers that fill or drain it: {@link #close} stops the workers first (no
+ * file appears after it) and then deletes everything.
  */
 final class ScratchDir implements Closeable {
   private final Path dir;
@@ -43,7 +46,9 @@ final class ScratchDir implements Closeable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    for (int attempt = 0; ; attempt++) { // a worker that did not stop in time may still create a file
+    for (int attempt = 0;
+        ;
+        attempt++) { // a worker that did not stop in time may still create a file
       try (var files = Files.list(dir)) {
         for (Path p : files.toList()) {
           Files.deleteIfExists(p);
@@ -52,10 +57,15 @@ final class ScratchDir implements Closeable {
       try {
         Files.deleteIfExists(dir);
         return;
-      } catch (java.nio.file.DirectoryNotEmptyException e) {
+      } catch (DirectoryNotEmptyException e) {
         if (attempt >= 2) {
-          throw new IOException("scratch dir " + dir + " left behind: " + (stopped ? "" : "a worker did not stop; ")
-              + e.getMessage(), e);
+          throw new IOException(
+              "scratch dir "
+                  + dir
+                  + " left behind: "
+                  + (stopped ? "" : "a worker did not stop; ")
+                  + e.getMessage(),
+              e);
         }
       }
     }
@@ -63,7 +73,6 @@ final class ScratchDir implements Closeable {
 
   /** A pool of daemon threads named {@code name-N}. */
   static ExecutorService pool(int threads, String name) {
-    return java.util.concurrent.Executors.newFixedThreadPool(threads,
-        dev.lazypull.sys.DaemonThreads.numbered(name + "-"));
+    return Executors.newFixedThreadPool(threads, DaemonThreads.numbered(name + "-"));
   }
 }

@@ -9,6 +9,7 @@ import dev.lazypull.tar.TarReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -16,29 +17,31 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Applies tar streams to one tree, in order: a plain tar for {@code pack}, or the layers of a container image
- * for {@code convert} (with OCI whiteouts: {@code .wh.NAME} deletes NAME from lower layers,
- * {@code .wh..wh..opq} empties a directory of everything lower layers put there).
+ * Applies tar streams to one tree, in order: a plain tar for {@code pack}, or the layers of a
+ * container image for {@code convert} (with OCI whiteouts: {@code .wh.NAME} deletes NAME from lower
+ * layers, {@code .wh..wh..opq} empties a directory of everything lower layers put there).
  *
- * <p>Paths resolve inside the tree only: a symlink met as an intermediate component is followed within the
- * image root (absolute targets start at the root, ".." stops at it), as container runtimes do when they
- * unpack layers; more than 40 links on one path is reported as a symlink loop. Missing parent directories are
- * created (mode 0755, owner 0, the entry's mtime). Later entries replace earlier ones; a directory over a
- * directory only updates its metadata. File data goes straight from the stream into the {@link ChunkStore}.
+ * <p>Paths resolve inside the tree only: a symlink met as an intermediate component is followed
+ * within the image root (absolute targets start at the root, ".." stops at it), as container
+ * runtimes do when they unpack layers; more than 40 links on one path is reported as a symlink
+ * loop. Missing parent directories are created (mode 0755, owner 0, the entry's mtime). Later
+ * entries replace earlier ones; a directory over a directory only updates its metadata. File data
+ * goes straight from the stream into the {@link ChunkStore}.
  */
 public final class TarApplier {
-  private static final byte[] WHITEOUT = ".wh.".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-  private static final byte[] OPAQUE = ".wh..wh..opq".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  private static final byte[] WHITEOUT = ".wh.".getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] OPAQUE = ".wh..wh..opq".getBytes(StandardCharsets.US_ASCII);
   private static final int MAX_LINKS = 40;
 
   /**
-   * Where a regular file's data goes: {@link ChunkStore} chunks ({@code pack}, {@code convert}), or a side-car
-   * index that only records where the data lies in the tar ({@code index}).
+   * Where a regular file's data goes: {@link ChunkStore} chunks ({@code pack}, {@code convert}), or
+   * a side-car index that only records where the data lies in the tar ({@code index}).
    */
   public interface FileData {
     /**
-     * Stores the data of {@code file} (its size set): {@code data} yields exactly {@code file.size} bytes, which
-     * start at byte {@code tarOffset} of the (uncompressed) tar. Sets {@code file.chunks}.
+     * Stores the data of {@code file} (its size set): {@code data} yields exactly {@code file.size}
+     * bytes, which start at byte {@code tarOffset} of the (uncompressed) tar. Sets {@code
+     * file.chunks}.
      */
     void store(ErofsNode file, TarEntry entry, long tarOffset, InputStream data) throws IOException;
   }
@@ -78,7 +81,8 @@ public final class TarApplier {
     }
   }
 
-  private void applyEntry(TarEntry e, TarReader reader, int layer, boolean whiteouts) throws IOException {
+  private void applyEntry(TarEntry e, TarReader reader, int layer, boolean whiteouts)
+      throws IOException {
     List<byte[]> path = e.path();
     if (path.isEmpty()) {
       if (e.type() != TarEntry.Type.DIRECTORY) {
@@ -113,19 +117,21 @@ public final class TarApplier {
           parent.put(name, d);
         }
         return;
-      case HARDLINK: {
-        ErofsNode target = resolve(TarPaths.split(e.linkTarget()), e);
-        if (target == null) {
-          throw new TarFormatException("hard link " + e.show() + " to missing " + TarPaths.show(e.linkTarget()));
+      case HARDLINK:
+        {
+          ErofsNode target = resolve(TarPaths.split(e.linkTarget()), e);
+          if (target == null) {
+            throw new TarFormatException(
+                "hard link " + e.show() + " to missing " + TarPaths.show(e.linkTarget()));
+          }
+          if (target.isDirectory()) {
+            throw new TarFormatException("hard link " + e.show() + " to a directory");
+          }
+          if (target != existing) {
+            parent.put(name, target);
+          }
+          return;
         }
-        if (target.isDirectory()) {
-          throw new TarFormatException("hard link " + e.show() + " to a directory");
-        }
-        if (target != existing) {
-          parent.put(name, target);
-        }
-        return;
-      }
       default:
         break;
     }
@@ -209,8 +215,12 @@ public final class TarApplier {
     };
   }
 
-  /** Resolves a directory path, following symlinks inside the tree; creates missing directories if asked. */
-  private ErofsNode resolveDir(List<byte[]> path, TarEntry e, boolean create) throws TarFormatException {
+  /**
+   * Resolves a directory path, following symlinks inside the tree; creates missing directories if
+   * asked.
+   */
+  private ErofsNode resolveDir(List<byte[]> path, TarEntry e, boolean create)
+      throws TarFormatException {
     List<ErofsNode> stack = new ArrayList<>();
     stack.add(root);
     int[] hops = {0};
@@ -267,7 +277,8 @@ public final class TarApplier {
     }
     if (next.type() == FileType.SYMLINK) {
       if (++hops[0] > MAX_LINKS) {
-        throw new TarFormatException("entry " + e.show() + ": too many levels of symbolic links (a symlink loop)");
+        throw new TarFormatException(
+            "entry " + e.show() + ": too many levels of symbolic links (a symlink loop)");
       }
       byte[] t = next.linkTarget;
       if (t.length > 0 && t[0] == '/') {
@@ -281,7 +292,8 @@ public final class TarApplier {
       return;
     }
     if (!next.isDirectory()) {
-      throw new TarFormatException("entry " + e.show() + ": " + TarPaths.show(c) + " is not a directory");
+      throw new TarFormatException(
+          "entry " + e.show() + ": " + TarPaths.show(c) + " is not a directory");
     }
     stack.add(next);
   }
@@ -301,6 +313,7 @@ public final class TarApplier {
   }
 
   private static boolean startsWith(byte[] a, byte[] prefix) {
-    return a.length >= prefix.length && Arrays.equals(a, 0, prefix.length, prefix, 0, prefix.length);
+    return a.length >= prefix.length
+        && Arrays.equals(a, 0, prefix.length, prefix, 0, prefix.length);
   }
 }

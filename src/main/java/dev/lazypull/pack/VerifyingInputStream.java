@@ -8,7 +8,10 @@ import java.io.InputStream;
 import java.security.MessageDigest;
 import java.util.HexFormat;
 
-/** Passes a blob's bytes through and fails at its end if the size or sha256 differ from the descriptor. */
+/**
+ * Passes a blob's bytes through and fails at its end if the size or sha256 differ from the
+ * descriptor.
+ */
 public final class VerifyingInputStream extends FilterInputStream {
   private final Descriptor expected;
   private final String what;
@@ -38,8 +41,13 @@ public final class VerifyingInputStream extends FilterInputStream {
     md.update(b, off, n);
     count += n;
     if (count > expected.size()) {
-      throw new IOException(what + ": blob " + expected.digest() + " is longer than its " + expected.size()
-          + " bytes");
+      throw new IOException(
+          what
+              + ": blob "
+              + expected.digest()
+              + " is longer than its "
+              + expected.size()
+              + " bytes");
     }
     return n;
   }
@@ -64,8 +72,14 @@ public final class VerifyingInputStream extends FilterInputStream {
     }
     checked = true;
     if (count != expected.size()) {
-      throw new IOException(what + ": blob " + expected.digest() + " has " + count + " bytes, expected "
-          + expected.size());
+      throw new IOException(
+          what
+              + ": blob "
+              + expected.digest()
+              + " has "
+              + count
+              + " bytes, expected "
+              + expected.size());
     }
     Digest actual = new Digest(HexFormat.of().formatHex(md.digest()));
     if (!actual.equals(expected.digest())) {

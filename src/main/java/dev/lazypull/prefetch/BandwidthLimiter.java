@@ -1,6 +1,9 @@
 package dev.lazypull.prefetch;
 
-/** A token bucket in bytes per second; {@link #acquire} sleeps the caller until its bytes fit. 0 = unlimited. */
+/**
+ * A token bucket in bytes per second; {@link #acquire} sleeps the caller until its bytes fit. 0 =
+ * unlimited.
+ */
 final class BandwidthLimiter {
   private final long bytesPerSecond;
   private long nextFreeNanos = System.nanoTime();

@@ -10,17 +10,21 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
 /**
- * Fills blob cache files ahead of any reader (the standalone {@code lazypull prefetch}): each target's ranges
- * are made present through the files' own fetch core, so the work is chunk-aligned, merged into ranged reads
- * of up to the merge limit, spread over the fetch pool, deduplicated against anything else fetching the same
- * chunks, and verified against digest tables where the files have them. Chunks already cached are skipped.
+ * Fills blob cache files ahead of any reader (the standalone {@code lazypull prefetch}): each
+ * target's ranges are made present through the files' own fetch core, so the work is chunk-aligned,
+ * merged into ranged reads of up to the merge limit, spread over the fetch pool, deduplicated
+ * against anything else fetching the same chunks, and verified against digest tables where the
+ * files have them. Chunks already cached are skipped.
  *
- * <p>Every range runs to its end even when another fails; {@link #errors} lists what failed. Progress is read
- * from the files' chunk maps, so it counts chunks that were cached before the run too; files whose fetchers are
- * not ready yet count as nothing planned.
+ * <p>Every range runs to its end even when another fails; {@link #errors} lists what failed.
+ * Progress is read from the files' chunk maps, so it counts chunks that were cached before the run
+ * too; files whose fetchers are not ready yet count as nothing planned.
  */
 public final class CachePrefetch {
-  /** One cache file to fill: the whole file when {@code ranges} is null, else these [offset, length] pairs. */
+  /**
+   * One cache file to fill: the whole file when {@code ranges} is null, else these [offset, length]
+   * pairs.
+   */
   public record Target(BlobCacheFile file, List<long[]> ranges) {
     List<long[]> effectiveRanges() {
       return ranges != null ? ranges : List.of(new long[] {0, file.size()});
@@ -36,24 +40,41 @@ public final class CachePrefetch {
     this.targets = List.copyOf(targets);
   }
 
-  /** Starts every fetch (none blocks the caller); the future completes when all have finished, failed or not. */
+  /**
+   * Starts every fetch (none blocks the caller); the future completes when all have finished,
+   * failed or not.
+   */
   public synchronized CompletableFuture<Void> start() {
     if (all != null) {
       return all;
     }
     for (Target t : targets) {
       for (long[] r : t.effectiveRanges()) {
-        CompletableFuture<Void> f = t.file().ensure(r[0], r[1]).handle((v, e) -> {
-          if (e != null) {
-            Throwable c = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
-            synchronized (errors) {
-              if (errors.size() < 100) {
-                errors.add(t.file().ref().blob().digest() + " " + r[0] + "+" + r[1] + ": " + c.getMessage());
-              }
-            }
-          }
-          return null;
-        });
+        CompletableFuture<Void> f =
+            t.file()
+                .ensure(r[0], r[1])
+                .handle(
+                    (v, e) -> {
+                      if (e != null) {
+                        Throwable c =
+                            e instanceof CompletionException && e.getCause() != null
+                                ? e.getCause()
+                                : e;
+                        synchronized (errors) {
+                          if (errors.size() < 100) {
+                            errors.add(
+                                t.file().ref().blob().digest()
+                                    + " "
+                                    + r[0]
+                                    + "+"
+                                    + r[1]
+                                    + ": "
+                                    + c.getMessage());
+                          }
+                        }
+                      }
+                      return null;
+                    });
         running.add(f);
       }
     }

@@ -3,7 +3,6 @@ package dev.lazypull.prefetch;
 import dev.lazypull.erofs.ByteSource;
 import dev.lazypull.erofs.ErofsReader;
 import dev.lazypull.erofs.FileType;
-import dev.lazypull.erofs.InodeRecord;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileSystems;
@@ -15,48 +14,56 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Which byte ranges of which device hold the files matching some globs: walks the bootstrap (EROFS reader) and
- * maps each matching regular file to its chunks (device k, {@code blkaddr × block size}) or, for flat files, to
- * its blocks in the bootstrap itself. Used by {@code lazypull prefetch --path} (through the daemon, and standalone
- * into the NBD cache).
+ * Which byte ranges of which device hold the files matching some globs: walks the bootstrap (EROFS
+ * reader) and maps each matching regular file to its chunks (device k, {@code blkaddr × block
+ * size}) or, for flat files, to its blocks in the bootstrap itself. Used by {@code lazypull
+ * prefetch --path} (through the daemon, and standalone into the NBD cache).
  */
 public final class PathRanges {
   /** Largest bootstrap read whole to resolve paths (metadata only: ~20 MiB for 70,000 files). */
   public static final long MAX_BOOTSTRAP_BYTES = 256L << 20;
 
-  /** Ranges per device id (0 = bootstrap), as [offset, length] pairs, plus how many files matched. */
+  /**
+   * Ranges per device id (0 = bootstrap), as [offset, length] pairs, plus how many files matched.
+   */
   public record Result(Map<Integer, List<long[]>> byDevice, int files, long bytes) {}
 
   private PathRanges() {}
 
   /**
-   * @param globs {@code java.nio} glob patterns matched against absolute image paths ("/usr/bin/*", "/etc/**")
+   * @param globs {@code java.nio} glob patterns matched against absolute image paths ("/usr/bin/*",
+   *     "/etc/**")
    */
   public static Result of(ByteSource bootstrap, List<String> globs) throws IOException {
     List<PathMatcher> matchers = new ArrayList<>();
     for (String g : globs) {
-      matchers.add(FileSystems.getDefault().getPathMatcher("glob:" + (g.startsWith("/") ? g : "/" + g)));
+      matchers.add(
+          FileSystems.getDefault().getPathMatcher("glob:" + (g.startsWith("/") ? g : "/" + g)));
     }
     ErofsReader reader = ErofsReader.open(bootstrap);
     int blockSize = reader.header().superblock().blockSize();
     Map<Integer, List<long[]>> out = new HashMap<>();
     int[] files = {0};
     long[] bytes = {0};
-    reader.walk((raw, inode) -> {
-      if (inode.type() != FileType.REGULAR || inode.size() == 0) {
-        return;
-      }
-      Path p = Path.of("/" + new String(raw, StandardCharsets.UTF_8));
-      if (matchers.stream().noneMatch(m -> m.matches(p))) {
-        return;
-      }
-      files[0]++;
-      // every layout, EROFS-compressed inodes included: the device ranges the file's data occupies
-      reader.forEachDataExtent(inode, e -> {
-        add(out, e.device(), e.offset(), e.length());
-        bytes[0] += e.length();
-      });
-    });
+    reader.walk(
+        (raw, inode) -> {
+          if (inode.type() != FileType.REGULAR || inode.size() == 0) {
+            return;
+          }
+          Path p = Path.of("/" + new String(raw, StandardCharsets.UTF_8));
+          if (matchers.stream().noneMatch(m -> m.matches(p))) {
+            return;
+          }
+          files[0]++;
+          // every layout, EROFS-compressed inodes included: the device ranges the file's data
+          // occupies
+          reader.forEachDataExtent(
+              inode,
+              e -> {
+                add(out, e.device(), e.offset(), e.length());
+                bytes[0] += e.length();
+              });
+        });
     return new Result(out, files[0], bytes[0]);
   }
 

@@ -10,7 +10,8 @@ import java.time.Duration;
  * @param bytesPerSecond bandwidth cap for prefetch, 0 = none
  * @param profileWindow how long after the first mount reads are recorded into the access profile
  */
-public record PrefetchConfig(PrefetchPolicy policy, int threads, long bytesPerSecond, Duration profileWindow) {
+public record PrefetchConfig(
+    PrefetchPolicy policy, int threads, long bytesPerSecond, Duration profileWindow) {
   public PrefetchConfig {
     if (threads < 1 || threads > 256) {
       throw new IllegalArgumentException("prefetch threads must be in [1, 256]: " + threads);

@@ -2,11 +2,18 @@ package dev.lazypull.prefetch;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import dev.lazypull.catalog.ImageRecord;
+import dev.lazypull.frontend.BlobListener;
+import dev.lazypull.frontend.ServedBlob;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.Json;
+import dev.lazypull.sys.AtomicFiles;
+import dev.lazypull.sys.DaemonThreads;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -17,19 +24,20 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.logging.Logger;
-import dev.lazypull.frontend.BlobListener;
-import dev.lazypull.frontend.ServedBlob;
 
 /**
- * Applies prefetch policies as a front end starts serving blobs, and records access profiles: on the first mount
- * of an image with no profile, kernel requests during the first {@code profileWindow} are recorded (in
- * first-access order) and saved; on later mounts with policy {@code profile} those ranges are prefetched as each
- * blob is opened, ahead of the reader.
+ * Applies prefetch policies as a front end starts serving blobs, and records access profiles: on
+ * the first mount of an image with no profile, kernel requests during the first {@code
+ * profileWindow} are recorded (in first-access order) and saved; on later mounts with policy {@code
+ * profile} those ranges are prefetched as each blob is opened, ahead of the reader.
  */
 public final class PrefetchManager implements BlobListener, AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PrefetchManager.class.getName());
@@ -38,24 +46,31 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
   private final Prefetcher prefetcher;
   private final PrefetchConfig config;
   private final Path stateDir;
+
   /** Profiles are aligned to the daemon's fetch unit. */
   private final int chunk;
+
   private final Map<String, PrefetchPolicy> policies = new ConcurrentHashMap<>();
   private final Map<String, Recording> recordings = new ConcurrentHashMap<>();
   private final ScheduledExecutorService timer =
-      Executors.newSingleThreadScheduledExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile"));
+      Executors.newSingleThreadScheduledExecutor(DaemonThreads.named("lazypull-profile"));
 
-  /** Registry look-ups of published profiles: network I/O, kept off the timer that ends recording windows. */
-  private final java.util.concurrent.ExecutorService fetcherThread =
-      Executors.newSingleThreadExecutor(dev.lazypull.sys.DaemonThreads.named("lazypull-profile-fetch"));
+  /**
+   * Registry look-ups of published profiles: network I/O, kept off the timer that ends recording
+   * windows.
+   */
+  private final ExecutorService fetcherThread =
+      Executors.newSingleThreadExecutor(DaemonThreads.named("lazypull-profile-fetch"));
 
   /** READs of one image during its recording window. Appended from the poll thread: lock-free. */
   private static final class Recording {
     final ImageRecord image;
     final long startNanos = System.nanoTime();
     final ConcurrentLinkedQueue<AccessProfile.Range> reads = new ConcurrentLinkedQueue<>();
+
     /** reads.size() walks the queue: counted apart, as READs arrive on the poll thread. */
-    final java.util.concurrent.atomic.AtomicInteger count = new java.util.concurrent.atomic.AtomicInteger();
+    final AtomicInteger count = new AtomicInteger();
+
     volatile boolean closed;
 
     Recording(ImageRecord image) {
@@ -65,9 +80,14 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
 
   /** Served blobs of an image (by fsid), to replay a profile that arrives after its mount. */
   private final Function<String, List<ServedBlob>> openObjects;
+
   private volatile ProfileFetcher profileFetcher;
 
-  public PrefetchManager(Prefetcher prefetcher, PrefetchConfig config, Path stateDir, int chunkSize,
+  public PrefetchManager(
+      Prefetcher prefetcher,
+      PrefetchConfig config,
+      Path stateDir,
+      int chunkSize,
       Function<String, List<ServedBlob>> openObjects) {
     this.openObjects = openObjects;
     this.prefetcher = prefetcher;
@@ -99,10 +119,11 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
   }
 
   /**
-   * A newly registered image without a local profile: looks for one next to the image (best effort, on the
-   * profile thread — registration never waits for it or fails because of it). A profile found is saved and
-   * replaces a recording in progress; if the image is already mounted with policy {@code profile}, it is
-   * replayed for the open objects at once. A local profile recorded meanwhile wins.
+   * A newly registered image without a local profile: looks for one next to the image (best effort,
+   * on the profile thread — registration never waits for it or fails because of it). A profile
+   * found is saved and replaces a recording in progress; if the image is already mounted with
+   * policy {@code profile}, it is replayed for the open objects at once. A local profile recorded
+   * meanwhile wins.
    */
   public void imageRegistered(ImageRecord image) {
     ProfileFetcher f = profileFetcher;
@@ -112,7 +133,7 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     }
     try {
       fetcherThread.execute(() -> fetchProfile(f, image, local));
-    } catch (java.util.concurrent.RejectedExecutionException e) {
+    } catch (RejectedExecutionException e) {
       LOG.fine(() -> "not fetching the profile of " + image.fsid() + ": shutting down");
     }
   }
@@ -124,7 +145,8 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
         LOG.fine(() -> "no access profile published for " + image.fsid());
         return;
       }
-      if (!p.get().manifestDigest().equals(image.manifestDigest().toString()) || Files.exists(local)) {
+      if (!p.get().manifestDigest().equals(image.manifestDigest().toString())
+          || Files.exists(local)) {
         return;
       }
       p.get().save(stateDir);
@@ -132,53 +154,81 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
       if (rec != null) {
         rec.closed = true;
       }
-      LOG.info("fetched the access profile of " + image.fsid() + " from its registry: " + p.get().ranges().size()
-          + " ranges, " + p.get().totalBytes() + " bytes");
+      LOG.info(
+          "fetched the access profile of "
+              + image.fsid()
+              + " from its registry: "
+              + p.get().ranges().size()
+              + " ranges, "
+              + p.get().totalBytes()
+              + " bytes");
       if (policyOf(image.fsid()) == PrefetchPolicy.PROFILE) {
         openObjects.apply(image.fsid()).forEach(this::replay);
       }
     } catch (IOException | RuntimeException e) {
-      LOG.warning("fetching the access profile of " + image.fsid() + " (" + image.reference() + "): "
-          + e.getMessage() + "; continuing without it");
+      LOG.warning(
+          "fetching the access profile of "
+              + image.fsid()
+              + " ("
+              + image.reference()
+              + "): "
+              + e.getMessage()
+              + "; continuing without it");
     }
   }
 
   @Override
   public void opened(ServedBlob object) {
     ImageRecord image = object.binding().image();
-    if (object.binding().isBootstrap() && !Files.exists(AccessProfile.path(stateDir, image.manifestDigest()))
+    if (object.binding().isBootstrap()
+        && !Files.exists(AccessProfile.path(stateDir, image.manifestDigest()))
         && config.profileWindow().toMillis() > 0) {
       Recording rec = new Recording(image);
       if (recordings.putIfAbsent(image.fsid(), rec) == null) {
-        timer.schedule(() -> finish(image.fsid(), rec), config.profileWindow().toMillis(), TimeUnit.MILLISECONDS);
+        timer.schedule(
+            () -> finish(image.fsid(), rec),
+            config.profileWindow().toMillis(),
+            TimeUnit.MILLISECONDS);
         LOG.fine(() -> "recording the access profile of " + image.fsid());
       }
     }
     switch (policyOf(image.fsid())) {
-      case ALL -> prefetcher.start("all:" + image.fsid() + ":" + object.binding().blob().digest().shortHex(),
-          image.fsid(), List.of(new Prefetcher.Target(object, null)));
+      case ALL ->
+          prefetcher.start(
+              "all:" + image.fsid() + ":" + object.binding().blob().digest().shortHex(),
+              image.fsid(),
+              List.of(new Prefetcher.Target(object, null)));
       case PROFILE -> replay(object);
-      case NONE -> { }
+      case NONE -> {}
     }
   }
 
-  /** The last profile read, with the file's identity then: a mount's objects open back to back and share it. */
+  /**
+   * The last profile read, with the file's identity then: a mount's objects open back to back and
+   * share it.
+   */
   private volatile LastProfile lastProfile;
 
-  private record LastProfile(Path path, java.nio.file.attribute.FileTime mtime, long size,
-      Optional<AccessProfile> profile) {}
+  private record LastProfile(
+      Path path, FileTime mtime, long size, Optional<AccessProfile> profile) {}
 
-  /** {@link AccessProfile#load}, reused while the file is unchanged (each blob object of a mount replays it). */
+  /**
+   * {@link AccessProfile#load}, reused while the file is unchanged (each blob object of a mount
+   * replays it).
+   */
   private Optional<AccessProfile> loadProfile(Digest manifest) throws IOException {
     Path p = AccessProfile.path(stateDir, manifest);
-    java.nio.file.attribute.BasicFileAttributes a;
+    BasicFileAttributes a;
     try {
-      a = Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class);
-    } catch (java.nio.file.NoSuchFileException e) {
+      a = Files.readAttributes(p, BasicFileAttributes.class);
+    } catch (NoSuchFileException e) {
       return Optional.empty();
     }
     LastProfile last = lastProfile;
-    if (last != null && last.path().equals(p) && last.mtime().equals(a.lastModifiedTime()) && last.size() == a.size()) {
+    if (last != null
+        && last.path().equals(p)
+        && last.mtime().equals(a.lastModifiedTime())
+        && last.size() == a.size()) {
       return last.profile();
     }
     Optional<AccessProfile> loaded = AccessProfile.load(stateDir, manifest);
@@ -206,7 +256,9 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
       }
     }
     if (!ranges.isEmpty()) {
-      prefetcher.start("profile:" + image.fsid() + ":" + object.binding().blob().digest().shortHex(), image.fsid(),
+      prefetcher.start(
+          "profile:" + image.fsid() + ":" + object.binding().blob().digest().shortHex(),
+          image.fsid(),
           List.of(new Prefetcher.Target(object, ranges)));
     }
   }
@@ -215,7 +267,8 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
   public void read(ServedBlob object, long offset, long length) {
     Recording rec = recordings.get(object.binding().image().fsid());
     if (rec != null && !rec.closed && rec.count.getAndIncrement() < AccessProfile.MAX_RANGES) {
-      rec.reads.add(new AccessProfile.Range(object.binding().blob().digest().toString(), offset, length));
+      rec.reads.add(
+          new AccessProfile.Range(object.binding().blob().digest().toString(), offset, length));
     }
   }
 
@@ -224,7 +277,8 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     if (object.binding().isBootstrap()) {
       Recording rec = recordings.get(object.binding().image().fsid());
       if (rec != null) {
-        timer.execute(() -> finish(object.binding().image().fsid(), rec)); // umount ends the window early
+        timer.execute(
+            () -> finish(object.binding().image().fsid(), rec)); // umount ends the window early
       }
     }
   }
@@ -250,10 +304,13 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
       if (size == null) {
         continue;
       }
-      Set<Long> seen = order.computeIfAbsent(r.blob(), k -> {
-        blobOrder.add(k);
-        return new LinkedHashSet<>();
-      });
+      Set<Long> seen =
+          order.computeIfAbsent(
+              r.blob(),
+              k -> {
+                blobOrder.add(k);
+                return new LinkedHashSet<>();
+              });
       long end = Math.min(r.offset() + r.length(), size);
       for (long c = r.offset() / chunk; c * chunk < end; c++) {
         if (seen.add(c)) {
@@ -268,17 +325,28 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
       long len = Math.min(chunk, sizes.get(blob) - off);
       AccessProfile.Range last = ranges.isEmpty() ? null : ranges.get(ranges.size() - 1);
       if (last != null && last.blob().equals(blob) && last.offset() + last.length() == off) {
-        ranges.set(ranges.size() - 1, new AccessProfile.Range(blob, last.offset(), last.length() + len));
+        ranges.set(
+            ranges.size() - 1, new AccessProfile.Range(blob, last.offset(), last.length() + len));
       } else {
         ranges.add(new AccessProfile.Range(blob, off, len));
       }
     }
-    AccessProfile profile = new AccessProfile(1, rec.image.manifestDigest().toString(),
-        (System.nanoTime() - rec.startNanos) / 1_000_000, ranges);
+    AccessProfile profile =
+        new AccessProfile(
+            1,
+            rec.image.manifestDigest().toString(),
+            (System.nanoTime() - rec.startNanos) / 1_000_000,
+            ranges);
     try {
       profile.save(stateDir);
-      LOG.info("saved the access profile of " + fsid + ": " + ranges.size() + " ranges, " + profile.totalBytes()
-          + " bytes");
+      LOG.info(
+          "saved the access profile of "
+              + fsid
+              + ": "
+              + ranges.size()
+              + " ranges, "
+              + profile.totalBytes()
+              + " bytes");
     } catch (IOException e) {
       LOG.warning("saving the access profile of " + fsid + ": " + e.getMessage());
     }
@@ -290,11 +358,13 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
       return;
     }
     try {
-      Map<String, String> saved = Json.MAPPER.readValue(Files.readAllBytes(p),
-          new TypeReference<HashMap<String, String>>() {});
+      Map<String, String> saved =
+          Json.MAPPER.readValue(
+              Files.readAllBytes(p), new TypeReference<HashMap<String, String>>() {});
       saved.forEach((k, v) -> policies.put(k, PrefetchPolicy.parse(v)));
     } catch (IOException | RuntimeException e) {
-      LOG.warning(p + ": " + e.getMessage() + "; using the default prefetch policy for every image");
+      LOG.warning(
+          p + ": " + e.getMessage() + "; using the default prefetch policy for every image");
     }
   }
 
@@ -302,7 +372,7 @@ public final class PrefetchManager implements BlobListener, AutoCloseable {
     try {
       Map<String, String> out = new HashMap<>();
       policies.forEach((k, v) -> out.put(k, v.text()));
-      dev.lazypull.sys.AtomicFiles.write(stateDir.resolve(POLICY_FILE), Json.write(out));
+      AtomicFiles.write(stateDir.resolve(POLICY_FILE), Json.write(out));
     } catch (IOException e) {
       LOG.warning("saving prefetch policies: " + e.getMessage());
     }

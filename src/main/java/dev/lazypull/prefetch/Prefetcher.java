@@ -32,19 +32,25 @@ import java.util.function.LongSupplier;
 import java.util.logging.Logger;
 
 /**
- * Background prefetch through the blobs a front end serves: it makes ranges present exactly as a kernel request
- * would (same fetch core, same cache files), so afterwards the kernel finds the data and asks nothing at all.
+ * Background prefetch through the blobs a front end serves: it makes ranges present exactly as a
+ * kernel request would (same fetch core, same cache files), so afterwards the kernel finds the data
+ * and asks nothing at all.
  *
- * <p>Always behind on-demand READs: prefetch fetches run on their own small pool (never queued ahead of READs
- * in the shared one), wait while READs are in flight, and are capped in concurrency and bandwidth. A job stops
- * when everything it covers is present, when cancelled, or when its objects close.
+ * <p>Always behind on-demand READs: prefetch fetches run on their own small pool (never queued
+ * ahead of READs in the shared one), wait while READs are in flight, and are capped in concurrency
+ * and bandwidth. A job stops when everything it covers is present, when cancelled, or when its
+ * objects close.
  */
 public final class Prefetcher implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(Prefetcher.class.getName());
+
   /** How long prefetch waits for in-flight READs to drain before going ahead anyway. */
   private static final long YIELD_LIMIT_NANOS = 200_000_000L;
 
-  /** One served blob to prefetch: the whole blob when {@code ranges} is null, else these [offset, length] pairs. */
+  /**
+   * One served blob to prefetch: the whole blob when {@code ranges} is null, else these [offset,
+   * length] pairs.
+   */
   public record Target(ServedBlob blob, List<long[]> ranges) {}
 
   /** A running or finished prefetch of one image. */
@@ -89,7 +95,11 @@ public final class Prefetcher implements AutoCloseable {
    * @param runBytes the largest range one prefetch fetch covers (the fetch core's merge limit)
    * @param inflightReads kernel requests in flight: prefetch waits (a little) while there are any
    */
-  public Prefetcher(int concurrency, long bytesPerSecond, int runBytes, LongSupplier inflightReads,
+  public Prefetcher(
+      int concurrency,
+      long bytesPerSecond,
+      int runBytes,
+      LongSupplier inflightReads,
       Path scratchDir) {
     this.scratchDir = scratchDir;
     this.concurrency = Math.max(1, concurrency);
@@ -97,17 +107,21 @@ public final class Prefetcher implements AutoCloseable {
     this.inflightReads = inflightReads;
     this.runBytes = runBytes;
     ThreadFactory numbered = DaemonThreads.numbered("lazypull-prefetch-");
-    this.prefetchPool = (ThreadPoolExecutor) Executors.newFixedThreadPool(this.concurrency, r -> {
-      Thread t = numbered.newThread(r);
-      t.setPriority(Thread.MIN_PRIORITY);
-      return t;
-    });
+    this.prefetchPool =
+        (ThreadPoolExecutor)
+            Executors.newFixedThreadPool(
+                this.concurrency,
+                r -> {
+                  Thread t = numbered.newThread(r);
+                  t.setPriority(Thread.MIN_PRIORITY);
+                  return t;
+                });
     this.drivers = Executors.newCachedThreadPool(DaemonThreads.named("lazypull-prefetch-driver"));
   }
 
   /**
-   * Starts a job (replacing a finished one with the same id; a running one is returned as is). Its planned
-   * bytes are counted once the targets' fetchers are ready, on the job's driver thread.
+   * Starts a job (replacing a finished one with the same id; a running one is returned as is). Its
+   * planned bytes are counted once the targets' fetchers are ready, on the job's driver thread.
    */
   public Job start(String id, String fsid, List<Target> targets) {
     Job existing = jobs.get(id);
@@ -165,7 +179,9 @@ public final class Prefetcher implements AutoCloseable {
     Semaphore permits = new Semaphore(concurrency);
     try {
       List<ChunkFetcher> fetchers = new ArrayList<>();
-      for (Target t : targets) { // the table (if the image has one) decides the chunking and whether it verifies
+      for (Target t :
+          targets) { // the table (if the image has one) decides the chunking and whether it
+        // verifies
         ChunkFetcher f = fetcherOf(t.blob(), job);
         fetchers.add(f);
         if (f != null) {
@@ -180,7 +196,11 @@ public final class Prefetcher implements AutoCloseable {
           continue;
         }
         ChunkMap map = fetcher.map();
-        if (t.ranges() == null && scratchDir != null && !job.cancelled && !fetcher.verifying() && !map.allReady()) {
+        if (t.ranges() == null
+            && scratchDir != null
+            && !job.cancelled
+            && !fetcher.verifying()
+            && !map.allReady()) {
           prefetchVerifiedWhole(job, o, fetcher);
           continue;
         }
@@ -194,7 +214,8 @@ public final class Prefetcher implements AutoCloseable {
               break;
             }
             int runEnd = c;
-            while (runEnd < last && !map.isReady(runEnd + 1)
+            while (runEnd < last
+                && !map.isReady(runEnd + 1)
                 && map.chunkStart(runEnd + 2) - map.chunkStart(c) <= runBytes) {
               runEnd++;
             }
@@ -207,22 +228,36 @@ public final class Prefetcher implements AutoCloseable {
               permits.release();
               break; // no longer served (umount): nothing left to write through
             }
-            fetcher.ensure(off, len, prefetchPool).whenComplete((v, e) -> {
-              if (e == null) {
-                job.doneBytes.addAndGet(len);
-              } else {
-                job.failedBytes.addAndGet(len);
-                job.error = String.valueOf(e.getCause() != null ? e.getCause().getMessage() : e.getMessage());
-              }
-              permits.release();
-            });
+            fetcher
+                .ensure(off, len, prefetchPool)
+                .whenComplete(
+                    (v, e) -> {
+                      if (e == null) {
+                        job.doneBytes.addAndGet(len);
+                      } else {
+                        job.failedBytes.addAndGet(len);
+                        job.error =
+                            String.valueOf(
+                                e.getCause() != null ? e.getCause().getMessage() : e.getMessage());
+                      }
+                      permits.release();
+                    });
             c = runEnd + 1;
           }
         }
       }
       permits.acquire(concurrency); // every started fetch has finished
-      LOG.info("prefetch " + job.id + ": " + job.state() + ", " + job.doneBytes.get() + " bytes fetched"
-          + (job.failedBytes.get() > 0 ? ", " + job.failedBytes.get() + " failed: " + job.error : ""));
+      LOG.info(
+          "prefetch "
+              + job.id
+              + ": "
+              + job.state()
+              + ", "
+              + job.doneBytes.get()
+              + " bytes fetched"
+              + (job.failedBytes.get() > 0
+                  ? ", " + job.failedBytes.get() + " failed: " + job.error
+                  : ""));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       job.cancelled = true;
@@ -246,12 +281,13 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   /**
-   * Images without chunk digest tables can only be verified whole: stream the blob to a scratch file while
-   * hashing it, and only when its sha256 is the blob's digest write the missing chunks from that copy. (The
-   * cache file itself cannot be read back: the kernel's anon fd is write-only.) A mismatch writes nothing and
-   * fails the job with an error naming the digest.
+   * Images without chunk digest tables can only be verified whole: stream the blob to a scratch
+   * file while hashing it, and only when its sha256 is the blob's digest write the missing chunks
+   * from that copy. (The cache file itself cannot be read back: the kernel's anon fd is
+   * write-only.) A mismatch writes nothing and fails the job with an error naming the digest.
    */
-  private void prefetchVerifiedWhole(Job job, ServedBlob o, ChunkFetcher fetcher) throws InterruptedException {
+  private void prefetchVerifiedWhole(Job job, ServedBlob o, ChunkFetcher fetcher)
+      throws InterruptedException {
     Descriptor blob = o.binding().blob();
     if (o.isClosed()) {
       return;
@@ -262,7 +298,8 @@ public final class Prefetcher implements AutoCloseable {
       scratch = Files.createTempFile(scratchDir, "blob-" + blob.digest().shortHex() + "-", ".tmp");
       MessageDigest sha = Digest.sha256();
       ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-      try (FileChannel out = FileChannel.open(scratch, StandardOpenOption.WRITE, StandardOpenOption.READ);
+      try (FileChannel out =
+              FileChannel.open(scratch, StandardOpenOption.WRITE, StandardOpenOption.READ);
           ReadableByteChannel in = fetcher.source().openRange(blob, 0, blob.size())) {
         long total = 0;
         while (!job.cancelled) {
@@ -286,12 +323,21 @@ public final class Prefetcher implements AutoCloseable {
         Digest actual = new Digest(HexFormat.of().formatHex(sha.digest()));
         if (total != blob.size() || !actual.equals(blob.digest())) {
           fetcher.stats().integrityMismatchesOrigin.increment();
-          throw new IOException("blob " + blob.digest() + " from " + fetcher.source().describe() + " hashes to "
-              + actual + " (" + total + " bytes): nothing written");
+          throw new IOException(
+              "blob "
+                  + blob.digest()
+                  + " from "
+                  + fetcher.source().describe()
+                  + " hashes to "
+                  + actual
+                  + " ("
+                  + total
+                  + " bytes): nothing written");
         }
         fetcher.stats().bytesFetched.add(total);
         job.doneBytes.addAndGet(fetcher.fillFrom(out));
-        LOG.fine(() -> "prefetch " + job.id + ": blob " + blob.digest().shortHex() + " verified whole");
+        LOG.fine(
+            () -> "prefetch " + job.id + ": blob " + blob.digest().shortHex() + " verified whole");
       }
     } catch (IOException | RuntimeException e) {
       job.failedBytes.addAndGet(blob.size());

@@ -2,13 +2,14 @@ package dev.lazypull.registry;
 
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.image.Descriptor;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.Channels;
 
 /**
- * The bytes of a blob to upload, re-readable from any offset (a retried upload starts over; a chunked one
- * reads each chunk separately).
+ * The bytes of a blob to upload, re-readable from any offset (a retried upload starts over; a
+ * chunked one reads each chunk separately).
  */
 public interface BlobContent {
   long size();
@@ -40,7 +41,7 @@ public interface BlobContent {
 
       @Override
       public InputStream open(long offset) {
-        return new java.io.ByteArrayInputStream(bytes, (int) offset, bytes.length - (int) offset);
+        return new ByteArrayInputStream(bytes, (int) offset, bytes.length - (int) offset);
       }
     };
   }

@@ -9,13 +9,14 @@ final class Bodies {
   private Bodies() {}
 
   /**
-   * The whole body, or a {@link RegistryException} naming {@code what} if it is (or claims to be) larger than
-   * {@code max}, or shorter than its Content-Length.
+   * The whole body, or a {@link RegistryException} naming {@code what} if it is (or claims to be)
+   * larger than {@code max}, or shorter than its Content-Length.
    */
   static byte[] read(Response r, long max, String what) throws IOException {
     long declared = r.body().contentLength();
     if (declared > max) {
-      throw new RegistryException(what + ": response of " + declared + " bytes exceeds the " + max + "-byte limit");
+      throw new RegistryException(
+          what + ": response of " + declared + " bytes exceeds the " + max + "-byte limit");
     }
     BufferedSource src = r.body().source();
     if (src.request(max + 1)) {
@@ -23,7 +24,8 @@ final class Bodies {
     }
     byte[] bytes = src.getBuffer().readByteArray();
     if (declared >= 0 && bytes.length != declared) {
-      throw new RegistryException(what + ": body has " + bytes.length + " bytes, Content-Length said " + declared);
+      throw new RegistryException(
+          what + ": body has " + bytes.length + " bytes, Content-Length said " + declared);
     }
     return bytes;
   }

@@ -7,13 +7,15 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * One authentication challenge from a {@code WWW-Authenticate} header (RFC 7235 §4.1): a scheme and either
- * auth-params or a token68. Parameter names and the scheme are case-insensitive and stored lowercase; values
- * keep their case. {@link #parse} is a pure codec: it never throws, and malformed tails are dropped.
+ * One authentication challenge from a {@code WWW-Authenticate} header (RFC 7235 §4.1): a scheme and
+ * either auth-params or a token68. Parameter names and the scheme are case-insensitive and stored
+ * lowercase; values keep their case. {@link #parse} is a pure codec: it never throws, and malformed
+ * tails are dropped.
  *
- * <p>Registries send {@code Bearer realm="…",service="…",scope="repository:a/b:pull,push"}: quoted values
- * contain commas, so a header cannot be split on commas. One header may also carry several challenges
- * ({@code Basic realm="x", Bearer realm="y"}); a challenge starts wherever a token is not followed by '='.
+ * <p>Registries send {@code Bearer realm="…",service="…",scope="repository:a/b:pull,push"}: quoted
+ * values contain commas, so a header cannot be split on commas. One header may also carry several
+ * challenges ({@code Basic realm="x", Bearer realm="y"}); a challenge starts wherever a token is
+ * not followed by '='.
  */
 record Challenge(String scheme, Map<String, String> params, String token68) {
   public Challenge {
@@ -96,7 +98,10 @@ record Challenge(String scheme, Map<String, String> params, String token68) {
       }
     }
 
-    /** True if the input at pos is {@code token BWS "="} (an auth-param), not the start of a new challenge. */
+    /**
+     * True if the input at pos is {@code token BWS "="} (an auth-param), not the start of a new
+     * challenge.
+     */
     private boolean paramFollows() {
       int save = pos;
       try {

@@ -1,9 +1,9 @@
 package dev.lazypull.registry;
 
 /**
- * A {@code Content-Range: bytes FIRST-LAST/TOTAL} response header (RFC 9110 §14.4), {@code total} -1 for
- * {@code *}. {@link #parse} returns null for anything else (multipart, other units, {@code bytes *}/N,
- * garbage), so the caller treats it as a range mismatch.
+ * A {@code Content-Range: bytes FIRST-LAST/TOTAL} response header (RFC 9110 §14.4), {@code total}
+ * -1 for {@code *}. {@link #parse} returns null for anything else (multipart, other units, {@code
+ * bytes *}/N, garbage), so the caller treats it as a range mismatch.
  */
 public record ContentRange(long first, long last, long total) {
   public static ContentRange parse(String header) {

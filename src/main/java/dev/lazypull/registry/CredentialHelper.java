@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -17,10 +18,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
 /**
- * Runs docker credential helpers: {@code docker-credential-<name> get} with the server URL on stdin, JSON
- * {@code {"ServerURL","Username","Secret"}} on stdout. "credentials not found" means anonymous. A username of
- * {@code <token>} marks the secret as an identity (refresh) token. Answers are cached briefly so a Basic-auth
- * registry does not fork a helper per request; the helper's stdout never appears in an error.
+ * Runs docker credential helpers: {@code docker-credential-<name> get} with the server URL on
+ * stdin, JSON {@code {"ServerURL","Username","Secret"}} on stdout. "credentials not found" means
+ * anonymous. A username of {@code <token>} marks the secret as an identity (refresh) token. Answers
+ * are cached briefly so a Basic-auth registry does not fork a helper per request; the helper's
+ * stdout never appears in an error.
  */
 final class CredentialHelper {
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
@@ -44,7 +46,7 @@ final class CredentialHelper {
 
   private static List<Path> pathDirs() {
     String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
-    return java.util.Arrays.stream(path.split(":")).filter(s -> !s.isEmpty()).map(Path::of).toList();
+    return Arrays.stream(path.split(":")).filter(s -> !s.isEmpty()).map(Path::of).toList();
   }
 
   /** Credentials the helper has for {@code serverUrl}, or null if it has none. */
@@ -64,16 +66,27 @@ final class CredentialHelper {
       throw new IOException("invalid credential helper name '" + name + "'");
     }
     String program = "docker-credential-" + name;
-    Path exe = searchPath.stream().map(d -> d.resolve(program)).filter(Files::isExecutable).findFirst()
-        .orElseThrow(() -> new IOException("credential helper " + program + " not found on PATH"));
-    Process p = new ProcessBuilder(exe.toString(), "get").redirectError(ProcessBuilder.Redirect.PIPE).start();
+    Path exe =
+        searchPath.stream()
+            .map(d -> d.resolve(program))
+            .filter(Files::isExecutable)
+            .findFirst()
+            .orElseThrow(
+                () -> new IOException("credential helper " + program + " not found on PATH"));
+    Process p =
+        new ProcessBuilder(exe.toString(), "get")
+            .redirectError(ProcessBuilder.Redirect.PIPE)
+            .start();
     try {
       try (OutputStream in = p.getOutputStream()) {
         in.write(serverUrl.getBytes(StandardCharsets.UTF_8));
       }
-      // Both pipes are drained concurrently, so a chatty or hung helper can neither deadlock nor stall us.
-      CompletableFuture<byte[]> outF = CompletableFuture.supplyAsync(() -> readBounded(p.getInputStream()));
-      CompletableFuture<byte[]> errF = CompletableFuture.supplyAsync(() -> readBounded(p.getErrorStream()));
+      // Both pipes are drained concurrently, so a chatty or hung helper can neither deadlock nor
+      // stall us.
+      CompletableFuture<byte[]> outF =
+          CompletableFuture.supplyAsync(() -> readBounded(p.getInputStream()));
+      CompletableFuture<byte[]> errF =
+          CompletableFuture.supplyAsync(() -> readBounded(p.getErrorStream()));
       if (!p.waitFor(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
         throw new IOException(program + " get did not finish within " + TIMEOUT.toSeconds() + " s");
       }
@@ -82,18 +95,25 @@ final class CredentialHelper {
       String outText = new String(out, StandardCharsets.UTF_8).trim();
       String errText = new String(err, StandardCharsets.UTF_8).trim();
       if (p.exitValue() != 0) {
-        if (outText.contains("credentials not found") || errText.contains("credentials not found")) {
+        if (outText.contains("credentials not found")
+            || errText.contains("credentials not found")) {
           return null;
         }
         String first = errText.lines().findFirst().orElse("");
-        throw new IOException(program + " get exited " + p.exitValue()
-            + (first.isEmpty() ? "" : ": " + first.substring(0, Math.min(200, first.length()))));
+        throw new IOException(
+            program
+                + " get exited "
+                + p.exitValue()
+                + (first.isEmpty()
+                    ? ""
+                    : ": " + first.substring(0, Math.min(200, first.length()))));
       }
       JsonNode n;
       try {
         n = Json.MAPPER.readTree(out);
       } catch (IOException e) {
-        throw new IOException(program + " get printed something that is not JSON (not shown: it may hold secrets)");
+        throw new IOException(
+            program + " get printed something that is not JSON (not shown: it may hold secrets)");
       }
       String user = n.path("Username").asText("");
       String secret = n.path("Secret").asText("");
@@ -115,7 +135,8 @@ final class CredentialHelper {
   private static byte[] readBounded(InputStream in) {
     try (in) {
       byte[] b = in.readNBytes(MAX_OUTPUT);
-      in.transferTo(OutputStream.nullOutputStream()); // drain so the helper never blocks on a full pipe
+      in.transferTo(
+          OutputStream.nullOutputStream()); // drain so the helper never blocks on a full pipe
       return b;
     } catch (IOException e) {
       return new byte[0];

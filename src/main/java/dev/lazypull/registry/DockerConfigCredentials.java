@@ -10,21 +10,22 @@ import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Base64;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.logging.Logger;
 
 /**
- * Credentials from a docker {@code config.json}: {@code credHelpers[host]}, else {@code credsStore}, run as
- * {@code docker-credential-<name> get}; else {@code auths[host]} ({@code auth} = base64 user:password,
- * {@code identitytoken}, {@code registrytoken}). The {@code DOCKER_AUTH_CONFIG} environment variable, when set,
- * is consulted before the file. Docker Hub's key is {@code https://index.docker.io/v1/}; legacy keys with a
- * scheme or path match by host.
+ * Credentials from a docker {@code config.json}: {@code credHelpers[host]}, else {@code
+ * credsStore}, run as {@code docker-credential-<name> get}; else {@code auths[host]} ({@code auth}
+ * = base64 user:password, {@code identitytoken}, {@code registrytoken}). The {@code
+ * DOCKER_AUTH_CONFIG} environment variable, when set, is consulted before the file. Docker Hub's
+ * key is {@code https://index.docker.io/v1/}; legacy keys with a scheme or path match by host.
  *
- * <p>The file is re-read whenever its modification time, size or inode changes, so {@code docker login} while
- * the daemon runs takes effect at the next token fetch. A missing file means anonymous access. A malformed
- * file is an error naming the file (never its contents).
+ * <p>The file is re-read whenever its modification time, size or inode changes, so {@code docker
+ * login} while the daemon runs takes effect at the next token fetch. A missing file means anonymous
+ * access. A malformed file is an error naming the file (never its contents).
  */
 final class DockerConfigCredentials implements CredentialStore {
   private static final Logger LOG = Logger.getLogger(DockerConfigCredentials.class.getName());
@@ -48,10 +49,14 @@ final class DockerConfigCredentials implements CredentialStore {
     this.helpers = helpers;
   }
 
-  /** From the environment: {@code $DOCKER_CONFIG/config.json}, else {@code ~/.docker/config.json}. */
+  /**
+   * From the environment: {@code $DOCKER_CONFIG/config.json}, else {@code ~/.docker/config.json}.
+   */
   public static DockerConfigCredentials fromEnvironment(Path override) {
-    Path path = override != null ? override : defaultPath(System.getenv(), System.getProperty("user.home"));
-    return new DockerConfigCredentials(path, System.getenv("DOCKER_AUTH_CONFIG"), new CredentialHelper());
+    Path path =
+        override != null ? override : defaultPath(System.getenv(), System.getProperty("user.home"));
+    return new DockerConfigCredentials(
+        path, System.getenv("DOCKER_AUTH_CONFIG"), new CredentialHelper());
   }
 
   public static Path defaultPath(Map<String, String> env, String home) {
@@ -89,7 +94,10 @@ final class DockerConfigCredentials implements CredentialStore {
     return p.auth(key);
   }
 
-  /** DOCKER_AUTH_CONFIG, parsed on first use (lookups run per request for Basic auth); a bad value fails each. */
+  /**
+   * DOCKER_AUTH_CONFIG, parsed on first use (lookups run per request for Basic auth); a bad value
+   * fails each.
+   */
   private Parsed envParsed() throws IOException {
     Parsed p = envParsed;
     if (p == null) {
@@ -115,7 +123,9 @@ final class DockerConfigCredentials implements CredentialStore {
     if (slash >= 0) {
       s = s.substring(0, slash);
     }
-    if (s.equals("index.docker.io") || s.equals("registry-1.docker.io") || s.equals("registry.hub.docker.com")) {
+    if (s.equals("index.docker.io")
+        || s.equals("registry-1.docker.io")
+        || s.equals("registry.hub.docker.com")) {
       return "docker.io";
     }
     return s;
@@ -130,7 +140,7 @@ final class DockerConfigCredentials implements CredentialStore {
       cachedKey = null;
       return null;
     }
-    Object key = java.util.List.of(attrs.lastModifiedTime(), attrs.size(), Objects.toString(attrs.fileKey()));
+    Object key = List.of(attrs.lastModifiedTime(), attrs.size(), Objects.toString(attrs.fileKey()));
     if (cached != null && key.equals(cachedKey)) {
       return cached;
     }
@@ -170,7 +180,10 @@ final class DockerConfigCredentials implements CredentialStore {
     return new Parsed(auths, credHelpers, store, what);
   }
 
-  private record Parsed(Map<String, JsonNode> auths, Map<String, String> credHelpers, String credsStore,
+  private record Parsed(
+      Map<String, JsonNode> auths,
+      Map<String, String> credHelpers,
+      String credsStore,
       String source) {
     Credentials auth(String key) throws IOException {
       JsonNode e = auths.get(key);
@@ -189,7 +202,8 @@ final class DockerConfigCredentials implements CredentialStore {
         }
         int colon = decoded.indexOf(':');
         if (colon <= 0) {
-          throw new IOException(source + ": auths[\"" + key + "\"].auth is not base64 of user:password");
+          throw new IOException(
+              source + ": auths[\"" + key + "\"].auth is not base64 of user:password");
         }
         user = decoded.substring(0, colon);
         pass = stripTrailingNuls(decoded.substring(colon + 1));

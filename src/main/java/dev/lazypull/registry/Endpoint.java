@@ -7,8 +7,8 @@ import okhttp3.HttpUrl;
  *
  * @param base {@code scheme://host[:port]/}
  * @param registry the registry the endpoint serves, as written in references
- * @param credentialKey the host credentials are looked up for (the registry for the origin, the mirror's
- *     {@code host[:port]} for a mirror)
+ * @param credentialKey the host credentials are looked up for (the registry for the origin, the
+ *     mirror's {@code host[:port]} for a mirror)
  */
 record Endpoint(HttpUrl base, String registry, String credentialKey, boolean mirror) {
   /** {@code host[:port]} as used for auth state and the redirect cache. */
@@ -26,9 +26,13 @@ record Endpoint(HttpUrl base, String registry, String credentialKey, boolean mir
     return b.build();
   }
 
-  /** True if {@code url} is on this endpoint (same scheme, host and port): credentials may go there. */
+  /**
+   * True if {@code url} is on this endpoint (same scheme, host and port): credentials may go there.
+   */
   public boolean sameOrigin(HttpUrl url) {
-    return url.scheme().equals(base.scheme()) && url.host().equals(base.host()) && url.port() == base.port();
+    return url.scheme().equals(base.scheme())
+        && url.host().equals(base.host())
+        && url.port() == base.port();
   }
 
   @Override

@@ -5,8 +5,9 @@ import dev.lazypull.image.Json;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The distribution error body {@code {"errors":[{"code","message","detail"}]}}, read leniently: bodies may be
- * in any format, so anything unparseable becomes a short printable excerpt. Only the first error is kept.
+ * The distribution error body {@code {"errors":[{"code","message","detail"}]}}, read leniently:
+ * bodies may be in any format, so anything unparseable becomes a short printable excerpt. Only the
+ * first error is kept.
  */
 record ErrorBody(String code, String message) {
   static final int MAX_BYTES = 16 << 10;
@@ -27,8 +28,9 @@ record ErrorBody(String code, String message) {
     } catch (Exception e) {
       // not JSON: fall through to the excerpt
     }
-    return new ErrorBody(null, printable(new String(body, 0, Math.min(body.length, EXCERPT * 2),
-        StandardCharsets.UTF_8)));
+    return new ErrorBody(
+        null,
+        printable(new String(body, 0, Math.min(body.length, EXCERPT * 2), StandardCharsets.UTF_8)));
   }
 
   /** " CODE: message", or "" when the body said nothing useful. */

@@ -23,9 +23,9 @@ import okhttp3.Dns;
 import okhttp3.OkHttpClient;
 
 /**
- * Builds the one shared {@link OkHttpClient}: redirects off (we follow them ourselves, see
- * {@link RegistryTransport}), OkHttp's own auth off, idle pool sized to the fetch threads, timeouts from the
- * config, and TLS verified against the system's trust store plus any extra CA files.
+ * Builds the one shared {@link OkHttpClient}: redirects off (we follow them ourselves, see {@link
+ * RegistryTransport}), OkHttp's own auth off, idle pool sized to the fetch threads, timeouts from
+ * the config, and TLS verified against the system's trust store plus any extra CA files.
  */
 final class HttpClients {
   private HttpClients() {}
@@ -36,13 +36,15 @@ final class HttpClients {
 
   /** With {@code dns} (null: the system's) resolving registry names. */
   static OkHttpClient create(RegistryConfig config, Dns dns) throws IOException {
-    OkHttpClient.Builder b = new OkHttpClient.Builder()
-        .followRedirects(false)
-        .followSslRedirects(false)
-        .connectTimeout(config.connectTimeout())
-        .readTimeout(config.readTimeout())
-        .writeTimeout(config.readTimeout())
-        .connectionPool(new ConnectionPool(Math.max(5, config.maxConnections()), 5, TimeUnit.MINUTES));
+    OkHttpClient.Builder b =
+        new OkHttpClient.Builder()
+            .followRedirects(false)
+            .followSslRedirects(false)
+            .connectTimeout(config.connectTimeout())
+            .readTimeout(config.readTimeout())
+            .writeTimeout(config.readTimeout())
+            .connectionPool(
+                new ConnectionPool(Math.max(5, config.maxConnections()), 5, TimeUnit.MINUTES));
     if (dns != null) {
       b.dns(dns);
     }
@@ -59,7 +61,9 @@ final class HttpClients {
     return b.build();
   }
 
-  /** The system's trust anchors plus every certificate in {@code caFiles} (PEM, one or more each). */
+  /**
+   * The system's trust anchors plus every certificate in {@code caFiles} (PEM, one or more each).
+   */
   static X509TrustManager trustManager(List<Path> caFiles) throws IOException {
     try {
       KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
@@ -83,7 +87,8 @@ final class HttpClients {
           ks.setCertificateEntry("extra-" + n++, c);
         }
       }
-      TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+      TrustManagerFactory tmf =
+          TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
       tmf.init(ks);
       for (TrustManager tm : tmf.getTrustManagers()) {
         if (tm instanceof X509TrustManager x) {
@@ -97,7 +102,8 @@ final class HttpClients {
   }
 
   private static List<X509Certificate> systemAnchors() throws GeneralSecurityException {
-    TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+    TrustManagerFactory tmf =
+        TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
     tmf.init((KeyStore) null);
     List<X509Certificate> out = new ArrayList<>();
     for (TrustManager tm : tmf.getTrustManagers()) {

@@ -3,10 +3,11 @@ package dev.lazypull.registry;
 import java.util.Locale;
 
 /**
- * Docker's convention for registries on this machine: {@code localhost}, {@code 127.0.0.0/8} and {@code ::1}
- * (with or without a port) are usable without configuration — HTTPS is tried first and plain HTTP used when the
- * server does not speak TLS. Only literal addresses and the name {@code localhost} count: no name is resolved, so
- * a DNS answer can never turn a remote registry into a "loopback" one.
+ * Docker's convention for registries on this machine: {@code localhost}, {@code 127.0.0.0/8} and
+ * {@code ::1} (with or without a port) are usable without configuration — HTTPS is tried first and
+ * plain HTTP used when the server does not speak TLS. Only literal addresses and the name {@code
+ * localhost} count: no name is resolved, so a DNS answer can never turn a remote registry into a
+ * "loopback" one.
  */
 public final class Loopback {
   private Loopback() {}

@@ -6,10 +6,10 @@ import java.util.function.LongSupplier;
 import okhttp3.HttpUrl;
 
 /**
- * Where a blob's GET was last redirected (typically a presigned object-store URL), reused for later range
- * reads of the same blob until it fails or {@code ttl} passes — presigned URLs expire, and a cached target
- * that answers 401/403 is dropped and the read goes through the registry again. Bounded: when full it is
- * simply cleared.
+ * Where a blob's GET was last redirected (typically a presigned object-store URL), reused for later
+ * range reads of the same blob until it fails or {@code ttl} passes — presigned URLs expire, and a
+ * cached target that answers 401/403 is dropped and the read goes through the registry again.
+ * Bounded: when full it is simply cleared.
  */
 final class RedirectCache {
   private static final int MAX_ENTRIES = 4096;

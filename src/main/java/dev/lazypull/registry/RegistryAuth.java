@@ -15,21 +15,21 @@ import okhttp3.Request;
 import okhttp3.Response;
 
 /**
- * Registry authentication: remembers per endpoint which scheme the registry challenged with, builds the
- * {@code Authorization} header up front for later requests (so a blob GET does not pay a 401 round trip),
- * and answers 401 challenges.
+ * Registry authentication: remembers per endpoint which scheme the registry challenged with, builds
+ * the {@code Authorization} header up front for later requests (so a blob GET does not pay a 401
+ * round trip), and answers 401 challenges.
  *
  * <ul>
  *   <li>Basic: the host's credentials, read from the {@link CredentialStore} on every use.
- *   <li>Bearer: a token from the challenge's realm for (realm, service, scopes): GET with {@code service} and
- *       one {@code scope} parameter per scope, with Basic credentials if there are any and none for anonymous
- *       pulls; an OAuth2 POST ({@code grant_type=refresh_token}) when the host has an identity token; a
- *       configured registry token is sent as-is. Tokens are cached and refreshed before they expire; a 401
- *       with a cached token fetches a new one, once.
+ *   <li>Bearer: a token from the challenge's realm for (realm, service, scopes): GET with {@code
+ *       service} and one {@code scope} parameter per scope, with Basic credentials if there are any
+ *       and none for anonymous pulls; an OAuth2 POST ({@code grant_type=refresh_token}) when the
+ *       host has an identity token; a configured registry token is sent as-is. Tokens are cached
+ *       and refreshed before they expire; a 401 with a cached token fetches a new one, once.
  * </ul>
  *
- * Concurrent requests needing the same token wait for one fetch instead of each asking the token server.
- * No header, token or credential ever appears in an exception message or a log line.
+ * Concurrent requests needing the same token wait for one fetch instead of each asking the token
+ * server. No header, token or credential ever appears in an exception message or a log line.
  */
 final class RegistryAuth {
   private static final Logger LOG = Logger.getLogger(RegistryAuth.class.getName());
@@ -68,7 +68,10 @@ final class RegistryAuth {
     return hosts.computeIfAbsent(ep.base().toString(), k -> new HostState());
   }
 
-  /** The header to send before any challenge, from what this endpoint asked for last time; null if none. */
+  /**
+   * The header to send before any challenge, from what this endpoint asked for last time; null if
+   * none.
+   */
   String preemptive(Endpoint ep, Scope scope) throws IOException {
     HostState s = state(ep);
     Challenge bearer = s.bearer;
@@ -83,10 +86,11 @@ final class RegistryAuth {
   }
 
   /**
-   * Handles a 401's challenges. Returns the header to retry with, or null when retrying cannot help (no
-   * credentials, the same credentials were just refused, no supported scheme).
+   * Handles a 401's challenges. Returns the header to retry with, or null when retrying cannot help
+   * (no credentials, the same credentials were just refused, no supported scheme).
    */
-  String answer(Endpoint ep, Scope scope, List<Challenge> challenges, String failedHeader) throws IOException {
+  String answer(Endpoint ep, Scope scope, List<Challenge> challenges, String failedHeader)
+      throws IOException {
     Challenge bearer = null;
     Challenge basic = null;
     for (Challenge c : challenges) {
@@ -116,7 +120,9 @@ final class RegistryAuth {
     return null;
   }
 
-  /** Whether the endpoint's credentials exist, for error messages ("no credentials" vs "refused"). */
+  /**
+   * Whether the endpoint's credentials exist, for error messages ("no credentials" vs "refused").
+   */
   /** Where token fetches are counted (set by the transport that uses this). */
   volatile RegistryStats stats;
 
@@ -129,10 +135,11 @@ final class RegistryAuth {
   }
 
   /**
-   * A usable token for the scope. {@code refused}, when set, is a header the registry just rejected: a cached
-   * token equal to it is dropped and a fresh one fetched.
+   * A usable token for the scope. {@code refused}, when set, is a header the registry just
+   * rejected: a cached token equal to it is dropped and a fresh one fetched.
    */
-  private Token token(Endpoint ep, Challenge bearer, Scope scope, String refused) throws IOException {
+  private Token token(Endpoint ep, Challenge bearer, Scope scope, String refused)
+      throws IOException {
     Key key = new Key(bearer.param("realm"), Objects.toString(bearer.param("service"), ""), scope);
     Token t = tokens.get(key);
     long now = nanoClock.getAsLong();
@@ -167,10 +174,11 @@ final class RegistryAuth {
     Request req;
     boolean idempotent;
     if (c != null && c.identityToken() != null) {
-      FormBody.Builder form = new FormBody.Builder()
-          .add("grant_type", "refresh_token")
-          .add("refresh_token", c.identityToken())
-          .add("client_id", CLIENT_ID);
+      FormBody.Builder form =
+          new FormBody.Builder()
+              .add("grant_type", "refresh_token")
+              .add("refresh_token", c.identityToken())
+              .add("client_id", CLIENT_ID);
       if (!key.service.isEmpty()) {
         form.add("service", key.service);
       }
@@ -195,12 +203,29 @@ final class RegistryAuth {
       req = b.build();
       idempotent = true;
     }
-    String where = "token server " + realm.scheme() + "://" + realm.host() + ":" + realm.port() + realm.encodedPath()
-        + " (for " + ep + ", scope '" + key.scope + "')";
+    String where =
+        "token server "
+            + realm.scheme()
+            + "://"
+            + realm.host()
+            + ":"
+            + realm.port()
+            + realm.encodedPath()
+            + " (for "
+            + ep
+            + ", scope '"
+            + key.scope
+            + "')";
     try (Response r = http.execute(req, idempotent)) {
       if (r.code() == 401 || r.code() == 403) {
-        throw new RegistryException(where + " refused " + (c == null ? "an anonymous request" : "the credentials for "
-            + ep.credentialKey()) + ": HTTP " + r.code(), r.code(), null);
+        throw new RegistryException(
+            where
+                + " refused "
+                + (c == null ? "an anonymous request" : "the credentials for " + ep.credentialKey())
+                + ": HTTP "
+                + r.code(),
+            r.code(),
+            null);
       }
       if (r.code() != 200) {
         throw new RegistryException(where + ": HTTP " + r.code(), r.code(), null);
@@ -220,7 +245,13 @@ final class RegistryAuth {
         throw new RegistryException(where + ": response has no token");
       }
       long expiresIn = n.path("expires_in").canConvertToLong() ? n.path("expires_in").asLong() : 0;
-      LOG.fine(() -> "got a token from " + where + ", expires in " + (expiresIn > 0 ? expiresIn : 60) + " s");
+      LOG.fine(
+          () ->
+              "got a token from "
+                  + where
+                  + ", expires in "
+                  + (expiresIn > 0 ? expiresIn : 60)
+                  + " s");
       return Token.of(token, expiresIn, nanoClock.getAsLong());
     }
   }

@@ -6,8 +6,9 @@ import java.io.IOException;
 import java.nio.channels.ReadableByteChannel;
 
 /**
- * The blobs of one registry repository as a {@link BlobSource}: each range is one ranged GET (through the
- * repository's mirrors first), streamed straight from the response into the fetch core's buffer.
+ * The blobs of one registry repository as a {@link BlobSource}: each range is one ranged GET
+ * (through the repository's mirrors first), streamed straight from the response into the fetch
+ * core's buffer.
  */
 public final class RegistryBlobSource implements BlobSource {
   private final RegistryClient client;
@@ -19,12 +20,14 @@ public final class RegistryBlobSource implements BlobSource {
   }
 
   @Override
-  public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+      throws IOException {
     return client.openBlob(repository, blob, offset, length);
   }
 
   @Override
-  public ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRangeFromOrigin(Descriptor blob, long offset, long length)
+      throws IOException {
     return client.openBlobFromOrigin(repository, blob, offset, length);
   }
 

@@ -13,19 +13,23 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Settings of the registry client: the config file's {@code [registry]} table and its {@code [[registry.host]]}
- * entries (docs/config.md), with command-line overrides applied through the {@code with…} methods.
+ * Settings of the registry client: the config file's {@code [registry]} table and its {@code
+ * [[registry.host]]} entries (docs/config.md), with command-line overrides applied through the
+ * {@code with…} methods.
  *
  * @param plainHttp talk plain HTTP to every registry (the {@code --plain-http} flag)
  * @param caFiles PEM files with extra trusted CA certificates (added to the system's)
  * @param platform {@code os/arch[/variant]} picked from image indexes
  * @param connectTimeout TCP+TLS connect timeout
  * @param readTimeout longest silence while reading a response
- * @param requestTimeout whole-call limit for manifests, tokens and ranged blob reads (not whole-blob transfers)
+ * @param requestTimeout whole-call limit for manifests, tokens and ranged blob reads (not
+ *     whole-blob transfers)
  * @param retry retries of idempotent requests
  * @param mirrorCooldown how long a failing mirror is skipped
- * @param dockerConfig docker config.json for credentials (null: {@code $DOCKER_CONFIG} or {@code ~/.docker})
- * @param maxSkip most bytes discarded when a registry ignores {@code Range} and sends the whole blob
+ * @param dockerConfig docker config.json for credentials (null: {@code $DOCKER_CONFIG} or {@code
+ *     ~/.docker})
+ * @param maxSkip most bytes discarded when a registry ignores {@code Range} and sends the whole
+ *     blob
  * @param redirectTtl how long a blob's redirect target is reused
  * @param chunkedUploadThreshold blobs at least this large are pushed in PATCH chunks
  * @param uploadChunkSize size of each PATCH chunk
@@ -49,9 +53,25 @@ public record RegistryConfig(
     int maxConnections,
     Map<String, Host> hosts) {
 
-  static final String[] KEYS = {"plain_http", "ca_files", "platform", "connect_timeout", "read_timeout",
-      "request_timeout", "retries", "retry_backoff", "retry_max_backoff", "max_retry_after", "mirror_cooldown",
-      "docker_config", "max_skip", "redirect_ttl", "chunked_upload_threshold", "upload_chunk_size", "host"};
+  static final String[] KEYS = {
+    "plain_http",
+    "ca_files",
+    "platform",
+    "connect_timeout",
+    "read_timeout",
+    "request_timeout",
+    "retries",
+    "retry_backoff",
+    "retry_max_backoff",
+    "max_retry_after",
+    "mirror_cooldown",
+    "docker_config",
+    "max_skip",
+    "redirect_ttl",
+    "chunked_upload_threshold",
+    "upload_chunk_size",
+    "host"
+  };
   static final String[] HOST_KEYS = {"name", "plain_http", "mirrors"};
 
   /**
@@ -78,13 +98,27 @@ public record RegistryConfig(
   }
 
   public static RegistryConfig defaults() {
-    return new RegistryConfig(false, List.of(), "linux/amd64", Duration.ofSeconds(10), Duration.ofSeconds(30),
-        Duration.ofSeconds(120), new RetryPolicy(3, Duration.ofMillis(200), Duration.ofSeconds(5),
-            Duration.ofSeconds(30)),
-        Duration.ofSeconds(30), null, 64L << 20, Duration.ofMinutes(5), 64L << 20, 16L << 20, 16, Map.of());
+    return new RegistryConfig(
+        false,
+        List.of(),
+        "linux/amd64",
+        Duration.ofSeconds(10),
+        Duration.ofSeconds(30),
+        Duration.ofSeconds(120),
+        new RetryPolicy(3, Duration.ofMillis(200), Duration.ofSeconds(5), Duration.ofSeconds(30)),
+        Duration.ofSeconds(30),
+        null,
+        64L << 20,
+        Duration.ofMinutes(5),
+        64L << 20,
+        16L << 20,
+        16,
+        Map.of());
   }
 
-  /** Reads the {@code [registry]} table (absent: defaults); unknown keys and bad values are refused. */
+  /**
+   * Reads the {@code [registry]} table (absent: defaults); unknown keys and bad values are refused.
+   */
   public static RegistryConfig from(ConfigNode t) throws ConfigException {
     RegistryConfig d = defaults();
     t.allowOnly(KEYS);
@@ -103,15 +137,20 @@ public record RegistryConfig(
     if (max.compareTo(base) < 0) {
       throw new ConfigException("registry.retry_max_backoff must be >= registry.retry_backoff");
     }
-    RetryPolicy retry = new RetryPolicy((int) t.integer("retries", d.retry.retries(), 0, 20), base, max,
-        t.duration("max_retry_after", d.retry.maxRetryAfter()));
+    RetryPolicy retry =
+        new RetryPolicy(
+            (int) t.integer("retries", d.retry.retries(), 0, 20),
+            base,
+            max,
+            t.duration("max_retry_after", d.retry.maxRetryAfter()));
     String dockerConfig = t.string("docker_config", null);
     Map<String, Host> hosts = new LinkedHashMap<>();
     for (ConfigNode h : t.sections("host")) {
       h.allowOnly(HOST_KEYS);
       String name = h.string("name", null);
       if (name == null || name.isBlank()) {
-        throw new ConfigException("registry.host entries need a name (the registry as written in references)");
+        throw new ConfigException(
+            "registry.host entries need a name (the registry as written in references)");
       }
       name = name.toLowerCase(Locale.ROOT);
       List<URI> mirrors = new ArrayList<>();
@@ -119,20 +158,30 @@ public record RegistryConfig(
         try {
           mirrors.add(parseMirror(m));
         } catch (IllegalArgumentException e) {
-          throw new ConfigException("registry.host " + name + ": mirror '" + m + "': " + e.getMessage());
+          throw new ConfigException(
+              "registry.host " + name + ": mirror '" + m + "': " + e.getMessage());
         }
       }
       if (hosts.put(name, new Host(name, h.bool("plain_http", false), mirrors)) != null) {
         throw new ConfigException("registry.host " + name + " is listed twice");
       }
     }
-    return new RegistryConfig(t.bool("plain_http", false), cas, platform,
-        positive(t, "connect_timeout", d.connectTimeout), positive(t, "read_timeout", d.readTimeout),
-        positive(t, "request_timeout", d.requestTimeout), retry, t.duration("mirror_cooldown", d.mirrorCooldown),
+    return new RegistryConfig(
+        t.bool("plain_http", false),
+        cas,
+        platform,
+        positive(t, "connect_timeout", d.connectTimeout),
+        positive(t, "read_timeout", d.readTimeout),
+        positive(t, "request_timeout", d.requestTimeout),
+        retry,
+        t.duration("mirror_cooldown", d.mirrorCooldown),
         dockerConfig == null ? null : Path.of(dockerConfig),
-        t.size("max_skip", d.maxSkip, 0, 1L << 40), t.duration("redirect_ttl", d.redirectTtl),
+        t.size("max_skip", d.maxSkip, 0, 1L << 40),
+        t.duration("redirect_ttl", d.redirectTtl),
         t.size("chunked_upload_threshold", d.chunkedUploadThreshold, 1, Long.MAX_VALUE),
-        t.size("upload_chunk_size", d.uploadChunkSize, 64 << 10, 1L << 30), d.maxConnections, hosts);
+        t.size("upload_chunk_size", d.uploadChunkSize, 64 << 10, 1L << 30),
+        d.maxConnections,
+        hosts);
   }
 
   private static Duration positive(ConfigNode t, String key, Duration def) throws ConfigException {
@@ -161,7 +210,8 @@ public record RegistryConfig(
       throw new IllegalArgumentException("must not have a path (mirrors serve the same /v2/ API)");
     }
     if (u.getRawQuery() != null || u.getRawUserInfo() != null) {
-      throw new IllegalArgumentException("must not have a query or user info (credentials go in config.json)");
+      throw new IllegalArgumentException(
+          "must not have a query or user info (credentials go in config.json)");
     }
     return URI.create(u.getScheme() + "://" + u.getRawAuthority());
   }
@@ -177,61 +227,195 @@ public record RegistryConfig(
   }
 
   public RegistryConfig withPlainHttp(boolean all) {
-    return new RegistryConfig(all || plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout,
-        retry, mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize,
-        maxConnections, hosts);
+    return new RegistryConfig(
+        all || plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        hosts);
   }
 
   public RegistryConfig withPlatform(String p) {
     Platform.parse(p);
-    return new RegistryConfig(plainHttp, caFiles, p, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize,
-        maxConnections, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        p,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        hosts);
   }
 
   public RegistryConfig withMaxConnections(int n) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, n, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        n,
+        hosts);
   }
 
   public RegistryConfig withRetry(RetryPolicy r) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, r,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize,
-        maxConnections, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        r,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        hosts);
   }
 
   public RegistryConfig withHost(Host h) {
     Map<String, Host> m = new LinkedHashMap<>(hosts);
     m.put(h.name().toLowerCase(Locale.ROOT), h);
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize,
-        maxConnections, m);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        m);
   }
 
   public RegistryConfig withUploads(long threshold, long chunkSize) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, threshold, chunkSize, maxConnections, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        threshold,
+        chunkSize,
+        maxConnections,
+        hosts);
   }
 
   public RegistryConfig withTimeouts(Duration connect, Duration read, Duration request) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connect, read, request, retry, mirrorCooldown,
-        dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connect,
+        read,
+        request,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        hosts);
   }
 
   public RegistryConfig withMaxSkip(long n) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, n, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections,
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        n,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
         hosts);
   }
 
   public RegistryConfig withCaFiles(List<Path> files) {
-    return new RegistryConfig(plainHttp, files, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, dockerConfig, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections,
+    return new RegistryConfig(
+        plainHttp,
+        files,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        dockerConfig,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
         hosts);
   }
 
   public RegistryConfig withDockerConfig(Path p) {
-    return new RegistryConfig(plainHttp, caFiles, platform, connectTimeout, readTimeout, requestTimeout, retry,
-        mirrorCooldown, p, maxSkip, redirectTtl, chunkedUploadThreshold, uploadChunkSize, maxConnections, hosts);
+    return new RegistryConfig(
+        plainHttp,
+        caFiles,
+        platform,
+        connectTimeout,
+        readTimeout,
+        requestTimeout,
+        retry,
+        mirrorCooldown,
+        p,
+        maxSkip,
+        redirectTtl,
+        chunkedUploadThreshold,
+        uploadChunkSize,
+        maxConnections,
+        hosts);
   }
 }

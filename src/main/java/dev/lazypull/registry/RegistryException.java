@@ -3,10 +3,11 @@ package dev.lazypull.registry;
 import java.io.IOException;
 
 /**
- * A registry said no, or sent something we refuse. The message always names the registry, the repository
- * and what was asked for (digest or tag), and never a credential or a token.
+ * A registry said no, or sent something we refuse. The message always names the registry, the
+ * repository and what was asked for (digest or tag), and never a credential or a token.
  *
- * @see #status() the HTTP status, or 0 when the failure is not an HTTP status (bad body, digest mismatch)
+ * @see #status() the HTTP status, or 0 when the failure is not an HTTP status (bad body, digest
+ *     mismatch)
  */
 public class RegistryException extends IOException {
   private static final long serialVersionUID = 1L;

@@ -15,8 +15,9 @@ import java.io.IOException;
 import java.util.stream.Collectors;
 
 /**
- * An image in a registry: resolves {@code HOST/REPO[:TAG|@DIGEST]} to its manifest — through an index by
- * platform when it is one — verifying every digest, and serves its blobs from the same repository.
+ * An image in a registry: resolves {@code HOST/REPO[:TAG|@DIGEST]} to its manifest — through an
+ * index by platform when it is one — verifying every digest, and serves its blobs from the same
+ * repository.
  */
 public final class RegistryImageSource implements ImageSource {
   private final RegistryClient client;
@@ -29,8 +30,12 @@ public final class RegistryImageSource implements ImageSource {
     this(client, reference, null);
   }
 
-  /** With {@code platform} ({@code os/arch[/variant]}) picked from an index instead of the client's default. */
-  public RegistryImageSource(RegistryClient client, ImageReference.Registry reference, String platform) {
+  /**
+   * With {@code platform} ({@code os/arch[/variant]}) picked from an index instead of the client's
+   * default.
+   */
+  public RegistryImageSource(
+      RegistryClient client, ImageReference.Registry reference, String platform) {
     this.client = client;
     this.reference = reference;
     this.repository = Repository.of(reference);
@@ -39,11 +44,11 @@ public final class RegistryImageSource implements ImageSource {
   }
 
   /**
-   * An image with per-image registry settings: its platform, and plain HTTP for its registry (which the client
-   * applies to that registry host from now on).
+   * An image with per-image registry settings: its platform, and plain HTTP for its registry (which
+   * the client applies to that registry host from now on).
    */
-  public static RegistryImageSource open(RegistryClient client, ImageReference.Registry reference,
-      PullOptions options) {
+  public static RegistryImageSource open(
+      RegistryClient client, ImageReference.Registry reference, PullOptions options) {
     RegistryImageSource s = new RegistryImageSource(client, reference, options.platform());
     if (options.plainHttp()) {
       client.usePlainHttp(reference.registry());
@@ -64,11 +69,12 @@ public final class RegistryImageSource implements ImageSource {
   }
 
   /**
-   * The image manifest's exact bytes: the reference's manifest, or the platform's entry of its index. The
-   * digest of a pinned reference, and of an index entry, is checked.
+   * The image manifest's exact bytes: the reference's manifest, or the platform's entry of its
+   * index. The digest of a pinned reference, and of an index entry, is checked.
    */
   public RawManifest resolveManifest() throws IOException {
-    RawManifest m = client.fetchManifest(repository, reference.manifestReference(), reference.digest());
+    RawManifest m =
+        client.fetchManifest(repository, reference.manifestReference(), reference.digest());
     if (!MediaTypes.isIndex(m.mediaType())) {
       return m;
     }
@@ -76,19 +82,32 @@ public final class RegistryImageSource implements ImageSource {
     ImageIndex index = Json.parse(m.bytes(), ImageIndex.class, what);
     Descriptor entry = platform.select(index);
     if (entry == null) {
-      String has = index.manifests().stream()
-          .map(d -> d.platform() == null ? "(no platform)" : d.platform().toString())
-          .collect(Collectors.joining(", "));
-      throw new InvalidImageException(what + " has no manifest for " + platform + " (it has: "
-          + (has.isEmpty() ? "nothing" : has) + "); choose one with --platform or registry.platform");
+      String has =
+          index.manifests().stream()
+              .map(d -> d.platform() == null ? "(no platform)" : d.platform().toString())
+              .collect(Collectors.joining(", "));
+      throw new InvalidImageException(
+          what
+              + " has no manifest for "
+              + platform
+              + " (it has: "
+              + (has.isEmpty() ? "nothing" : has)
+              + "); choose one with --platform or registry.platform");
     }
     if (entry.size() > Json.MAX_DOCUMENT_BYTES) {
-      throw new InvalidImageException(what + ": entry " + entry.digest() + " claims " + entry.size() + " bytes");
+      throw new InvalidImageException(
+          what + ": entry " + entry.digest() + " claims " + entry.size() + " bytes");
     }
     RawManifest child = client.fetchManifest(repository, entry.digest().toString(), entry.digest());
     if (child.bytes().length != entry.size()) {
-      throw new InvalidImageException(what + ": manifest " + entry.digest() + " has " + child.bytes().length
-          + " bytes, the index says " + entry.size());
+      throw new InvalidImageException(
+          what
+              + ": manifest "
+              + entry.digest()
+              + " has "
+              + child.bytes().length
+              + " bytes, the index says "
+              + entry.size());
     }
     if (MediaTypes.isIndex(child.mediaType())) {
       throw new InvalidImageException(what + ": entry " + entry.digest() + " is another index");
@@ -99,7 +118,8 @@ public final class RegistryImageSource implements ImageSource {
   @Override
   public LazyImage resolve() throws IOException {
     RawManifest m = resolveManifest();
-    Manifest manifest = Json.parse(m.bytes(), Manifest.class, reference.canonical() + " manifest " + m.digest());
+    Manifest manifest =
+        Json.parse(m.bytes(), Manifest.class, reference.canonical() + " manifest " + m.digest());
     return LazyImage.of(reference.canonical(), m.digest(), manifest);
   }
 

@@ -10,10 +10,18 @@ import okhttp3.RequestBody;
  * @param scope the token scope the request needs
  * @param idempotent GET/HEAD: may be retried and may follow redirects
  * @param redirectKey when set, a redirect target reached by this request is cached under it
- * @param timed whether the whole call (including reading the body) is bounded by the request timeout
+ * @param timed whether the whole call (including reading the body) is bounded by the request
+ *     timeout
  */
-record RegistryRequest(String method, HttpUrl url, Headers headers, RequestBody body, Scope scope,
-    boolean idempotent, String redirectKey, boolean timed) {
+record RegistryRequest(
+    String method,
+    HttpUrl url,
+    Headers headers,
+    RequestBody body,
+    Scope scope,
+    boolean idempotent,
+    String redirectKey,
+    boolean timed) {
 
   static RegistryRequest get(HttpUrl url, Scope scope) {
     return new RegistryRequest("GET", url, Headers.of(), null, scope, true, null, true);
@@ -23,17 +31,26 @@ record RegistryRequest(String method, HttpUrl url, Headers headers, RequestBody 
     return new RegistryRequest("HEAD", url, Headers.of(), null, scope, true, null, true);
   }
 
-  static RegistryRequest send(String method, HttpUrl url, RequestBody body, Scope scope, boolean timed) {
+  static RegistryRequest send(
+      String method, HttpUrl url, RequestBody body, Scope scope, boolean timed) {
     return new RegistryRequest(method, url, Headers.of(), body, scope, false, null, timed);
   }
 
   RegistryRequest header(String name, String value) {
-    return new RegistryRequest(method, url, headers.newBuilder().set(name, value).build(), body, scope, idempotent,
-        redirectKey, timed);
+    return new RegistryRequest(
+        method,
+        url,
+        headers.newBuilder().set(name, value).build(),
+        body,
+        scope,
+        idempotent,
+        redirectKey,
+        timed);
   }
 
   RegistryRequest withMethod(String m) {
-    return new RegistryRequest(m, url, headers, m.equals("GET") ? null : body, scope, idempotent, redirectKey, timed);
+    return new RegistryRequest(
+        m, url, headers, m.equals("GET") ? null : body, scope, idempotent, redirectKey, timed);
   }
 
   RegistryRequest cachingRedirectsAs(String key) {

@@ -2,12 +2,14 @@ package dev.lazypull.registry;
 
 import java.io.IOException;
 import java.io.InterruptedIOException;
+import java.security.cert.CertificateException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import okhttp3.Call;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
@@ -15,21 +17,23 @@ import okhttp3.Request;
 import okhttp3.Response;
 
 /**
- * Sends {@link RegistryRequest}s to an endpoint: authorization, redirects and retries, in that nesting.
+ * Sends {@link RegistryRequest}s to an endpoint: authorization, redirects and retries, in that
+ * nesting.
  *
  * <ul>
- *   <li><b>Retries</b> ({@link RetryPolicy}): idempotent requests only, on connection errors, 5xx and 429,
- *       waiting {@code Retry-After} when given. A response still failing after the last attempt is returned
- *       for the caller to report.
- *   <li><b>Auth</b> ({@link RegistryAuth}): a header is attached up front when the endpoint's scheme is known;
- *       a 401 from the endpoint itself is answered once with a fresh header. Requests with a one-shot body are
- *       not re-sent.
- *   <li><b>Redirects</b>, followed here and not by OkHttp: 301/302/303/307/308 for GET and HEAD, relative
- *       {@code Location}s resolved against the request URL, every header (notably {@code Range}) kept except
- *       {@code Authorization}, which only goes to the endpoint's own scheme+host+port. An https→http
- *       downgrade is refused. With a redirect key, the final target is cached ({@link RedirectCache}) and
- *       tried directly next time; if it fails (401/403 from an expired presigned URL, or anything else) the
- *       request goes through the registry again, once.
+ *   <li><b>Retries</b> ({@link RetryPolicy}): idempotent requests only, on connection errors, 5xx
+ *       and 429, waiting {@code Retry-After} when given. A response still failing after the last
+ *       attempt is returned for the caller to report.
+ *   <li><b>Auth</b> ({@link RegistryAuth}): a header is attached up front when the endpoint's
+ *       scheme is known; a 401 from the endpoint itself is answered once with a fresh header.
+ *       Requests with a one-shot body are not re-sent.
+ *   <li><b>Redirects</b>, followed here and not by OkHttp: 301/302/303/307/308 for GET and HEAD,
+ *       relative {@code Location}s resolved against the request URL, every header (notably {@code
+ *       Range}) kept except {@code Authorization}, which only goes to the endpoint's own
+ *       scheme+host+port. An https→http downgrade is refused. With a redirect key, the final target
+ *       is cached ({@link RedirectCache}) and tried directly next time; if it fails (401/403 from
+ *       an expired presigned URL, or anything else) the request goes through the registry again,
+ *       once.
  * </ul>
  */
 final class RegistryTransport {
@@ -42,7 +46,11 @@ final class RegistryTransport {
   private final Sleeper sleeper;
   private final Duration requestTimeout;
 
-  RegistryTransport(OkHttpClient client, RegistryAuth auth, RedirectCache redirects, Sleeper sleeper,
+  RegistryTransport(
+      OkHttpClient client,
+      RegistryAuth auth,
+      RedirectCache redirects,
+      Sleeper sleeper,
       Duration requestTimeout) {
     this.client = client;
     this.auth = auth;
@@ -64,30 +72,39 @@ final class RegistryTransport {
 
   /** Sends {@code req}; the caller closes the response. */
   Response execute(Endpoint ep, RegistryRequest req, RetryPolicy policy) throws IOException {
-    return retrying(() -> authorized(ep, req), req.idempotent(), policy,
+    return retrying(
+        () -> authorized(ep, req),
+        req.idempotent(),
+        policy,
         () -> ep + ": " + req.method() + " " + req.url().encodedPath());
   }
 
   /** A plain request with retries, no registry auth and no redirects (token endpoints). */
-  Response executePlain(Request request, boolean idempotent, RetryPolicy policy) throws IOException {
+  Response executePlain(Request request, boolean idempotent, RetryPolicy policy)
+      throws IOException {
     return executePlain(request, idempotent, policy, requestTimeout);
   }
 
   /** {@link #executePlain(Request, boolean, RetryPolicy)} with its own whole-call limit. */
   Response executePlain(Request request, boolean idempotent, RetryPolicy policy, Duration timeout)
       throws IOException {
-    return retrying(() -> {
-      Call call = client.newCall(request);
-      call.timeout().timeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
-      return call.execute();
-    }, idempotent, policy, () -> request.method() + " " + request.url().host() + request.url().encodedPath());
+    return retrying(
+        () -> {
+          Call call = client.newCall(request);
+          call.timeout().timeout(timeout.toMillis(), TimeUnit.MILLISECONDS);
+          return call.execute();
+        },
+        idempotent,
+        policy,
+        () -> request.method() + " " + request.url().host() + request.url().encodedPath());
   }
 
   private interface Attempt {
     Response run() throws IOException;
   }
 
-  private Response retrying(Attempt attempt, boolean idempotent, RetryPolicy policy, Supplier<String> what)
+  private Response retrying(
+      Attempt attempt, boolean idempotent, RetryPolicy policy, Supplier<String> what)
       throws IOException {
     for (int n = 0; ; n++) {
       Response r;
@@ -100,7 +117,10 @@ final class RegistryTransport {
       } catch (RegistryException e) {
         throw e; // a protocol refusal (bad redirect, token refused): repeating it changes nothing
       } catch (IOException e) {
-        if (Thread.currentThread().isInterrupted() || !idempotent || n >= policy.retries() || untrusted(e)) {
+        if (Thread.currentThread().isInterrupted()
+            || !idempotent
+            || n >= policy.retries()
+            || untrusted(e)) {
           throw e;
         }
         Duration d = policy.backoff(n);
@@ -126,7 +146,7 @@ final class RegistryTransport {
   /** A certificate the trust store rejects: asking again gets the same certificate. */
   static boolean untrusted(Throwable e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t instanceof java.security.cert.CertificateException || t instanceof javax.net.ssl.SSLPeerUnverifiedException) {
+      if (t instanceof CertificateException || t instanceof SSLPeerUnverifiedException) {
         return true;
       }
     }
@@ -170,12 +190,24 @@ final class RegistryTransport {
           if (r.isSuccessful()) {
             return r;
           }
-          LOG.fine(() -> ep + ": cached redirect target on " + cached.host() + " answered " + r.code()
-              + "; going through the registry again");
+          LOG.fine(
+              () ->
+                  ep
+                      + ": cached redirect target on "
+                      + cached.host()
+                      + " answered "
+                      + r.code()
+                      + "; going through the registry again");
           r.close();
         } catch (IOException e) {
-          LOG.fine(() -> ep + ": cached redirect target on " + cached.host() + " failed (" + e
-              + "); going through the registry again");
+          LOG.fine(
+              () ->
+                  ep
+                      + ": cached redirect target on "
+                      + cached.host()
+                      + " failed ("
+                      + e
+                      + "); going through the registry again");
         }
         redirects.remove(key);
       }
@@ -183,8 +215,11 @@ final class RegistryTransport {
     HttpUrl url = req.url();
     String method = req.method();
     for (int hops = 0; ; hops++) {
-      Response r = send(url, method.equals(req.method()) ? req : req.withMethod(method),
-          ep.sameOrigin(url) ? authHeader : null);
+      Response r =
+          send(
+              url,
+              method.equals(req.method()) ? req : req.withMethod(method),
+              ep.sameOrigin(url) ? authHeader : null);
       if (!isRedirect(r.code()) || !req.idempotent()) {
         if (hops > 0 && key != null && r.isSuccessful()) {
           redirects.put(key, url);
@@ -195,15 +230,21 @@ final class RegistryTransport {
       int code = r.code();
       r.close();
       if (hops >= MAX_REDIRECTS) {
-        throw new RegistryException(ep + ": more than " + MAX_REDIRECTS + " redirects for " + req.url().encodedPath());
+        throw new RegistryException(
+            ep + ": more than " + MAX_REDIRECTS + " redirects for " + req.url().encodedPath());
       }
       HttpUrl next = location == null ? null : url.resolve(location);
       if (next == null) {
-        throw new RegistryException(ep + ": HTTP " + code + " redirect without a usable Location for "
-            + req.url().encodedPath());
+        throw new RegistryException(
+            ep
+                + ": HTTP "
+                + code
+                + " redirect without a usable Location for "
+                + req.url().encodedPath());
       }
       if (url.isHttps() && !next.isHttps()) {
-        throw new RegistryException(ep + ": refusing a redirect from https to http (" + next.host() + ")");
+        throw new RegistryException(
+            ep + ": refusing a redirect from https to http (" + next.host() + ")");
       }
       if (code == 303) {
         method = "GET";
@@ -211,8 +252,16 @@ final class RegistryTransport {
       HttpUrl from = url;
       url = next;
       HttpUrl to = next;
-      LOG.fine(() -> ep + ": " + code + " redirect from " + from.host() + " to " + to.host()
-          + (ep.sameOrigin(to) ? "" : " (Authorization dropped)"));
+      LOG.fine(
+          () ->
+              ep
+                  + ": "
+                  + code
+                  + " redirect from "
+                  + from.host()
+                  + " to "
+                  + to.host()
+                  + (ep.sameOrigin(to) ? "" : " (Authorization dropped)"));
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.lazypull.registry;
 
+import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.BoundedChannel;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -10,10 +11,10 @@ import okio.BufferedSource;
 /**
  * Exactly {@code length} bytes of a response body, read straight from OkHttp's buffered source (a
  * {@link ReadableByteChannel}) into the caller's buffer. A body that ends early is an error (from
- * {@link BoundedChannel}); with {@code mustEnd}, so is one that goes on past {@code length}. Closing it
- * closes the response, returning the connection to the pool when the body was consumed.
+ * {@link BoundedChannel}); with {@code mustEnd}, so is one that goes on past {@code length}.
+ * Closing it closes the response, returning the connection to the pool when the body was consumed.
  */
-final class ResponseChannel implements ReadableByteChannel, dev.lazypull.blob.BlobSource.Served {
+final class ResponseChannel implements ReadableByteChannel, BlobSource.Served {
   private final Response response;
   private final BufferedSource source;
   private final BoundedChannel bounded;
@@ -26,8 +27,11 @@ final class ResponseChannel implements ReadableByteChannel, dev.lazypull.blob.Bl
     this(response, length, mustEnd, what, false);
   }
 
-  /** @param fromMirror whether a mirror (not the registry itself) is sending these bytes */
-  ResponseChannel(Response response, long length, boolean mustEnd, String what, boolean fromMirror) {
+  /**
+   * @param fromMirror whether a mirror (not the registry itself) is sending these bytes
+   */
+  ResponseChannel(
+      Response response, long length, boolean mustEnd, String what, boolean fromMirror) {
     this.response = response;
     this.source = response.body().source();
     this.bounded = new BoundedChannel(source, length, what);

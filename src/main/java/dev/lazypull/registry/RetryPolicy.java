@@ -8,12 +8,12 @@ import java.time.format.DateTimeParseException;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * When to retry a registry request and how long to wait. Only idempotent requests (GET, HEAD) are retried,
- * on connection errors, 5xx other than 501/505, and 429. The wait is exponential with jitter: attempt n
- * waits a random time in {@code [d/2, d]} with {@code d = min(max, base · 2^n)}, so a burst of failing
- * fetch threads does not retry in lockstep. A {@code Retry-After} header (seconds or an HTTP-date) replaces
- * the computed wait; one longer than {@code maxRetryAfter} is not waited for — the request fails instead,
- * because a kernel reader is blocked behind it.
+ * When to retry a registry request and how long to wait. Only idempotent requests (GET, HEAD) are
+ * retried, on connection errors, 5xx other than 501/505, and 429. The wait is exponential with
+ * jitter: attempt n waits a random time in {@code [d/2, d]} with {@code d = min(max, base · 2^n)},
+ * so a burst of failing fetch threads does not retry in lockstep. A {@code Retry-After} header
+ * (seconds or an HTTP-date) replaces the computed wait; one longer than {@code maxRetryAfter} is
+ * not waited for — the request fails instead, because a kernel reader is blocked behind it.
  *
  * @param retries attempts after the first
  */
@@ -45,8 +45,8 @@ public record RetryPolicy(int retries, Duration base, Duration max, Duration max
   }
 
   /**
-   * Parses {@code Retry-After}: delta-seconds or an IMF-fixdate. Null when absent or unparseable; a date in the
-   * past is zero.
+   * Parses {@code Retry-After}: delta-seconds or an IMF-fixdate. Null when absent or unparseable; a
+   * date in the past is zero.
    */
   public static Duration parseRetryAfter(String value, Instant now) {
     if (value == null || value.isBlank()) {

@@ -1,16 +1,17 @@
 package dev.lazypull.registry;
 
+import java.util.Collections;
 import java.util.Set;
 import java.util.TreeSet;
 
 /**
- * Token scopes ({@code repository:<name>:pull[,push]}), kept sorted so equal sets make equal cache keys. A
- * challenge's {@code scope} attribute may hold several space-separated scopes; each is sent as its own
- * {@code scope=} parameter.
+ * Token scopes ({@code repository:<name>:pull[,push]}), kept sorted so equal sets make equal cache
+ * keys. A challenge's {@code scope} attribute may hold several space-separated scopes; each is sent
+ * as its own {@code scope=} parameter.
  */
 record Scope(Set<String> items) {
   public Scope {
-    items = java.util.Collections.unmodifiableSortedSet(new TreeSet<>(items));
+    items = Collections.unmodifiableSortedSet(new TreeSet<>(items));
   }
 
   public static Scope pull(String repository) {

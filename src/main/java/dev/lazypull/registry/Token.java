@@ -1,9 +1,9 @@
 package dev.lazypull.registry;
 
 /**
- * A bearer token and when it stops being used: {@code expires_in} seconds (60 when absent) after it was
- * obtained, minus a margin of a fifth of its life (at most 30 s), so it is refreshed before the registry
- * starts refusing it. {@link #toString} hides the token.
+ * A bearer token and when it stops being used: {@code expires_in} seconds (60 when absent) after it
+ * was obtained, minus a margin of a fifth of its life (at most 30 s), so it is refreshed before the
+ * registry starts refusing it. {@link #toString} hides the token.
  */
 record Token(String value, long obtainedNanos, long lifetimeNanos) {
   static final long DEFAULT_LIFETIME_SECONDS = 60;

@@ -4,15 +4,19 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * Off-heap buffers aligned for O_DIRECT. cachefiles writes through the anon fd with direct I/O, which needs
- * the user buffer, the file offset and the length aligned to the backing filesystem's block (4096 covers all).
+ * Off-heap buffers aligned for O_DIRECT. cachefiles writes through the anon fd with direct I/O,
+ * which needs the user buffer, the file offset and the length aligned to the backing filesystem's
+ * block (4096 covers all).
  */
 public final class AlignedBuffers {
   public static final int ALIGNMENT = 4096;
 
   private AlignedBuffers() {}
 
-  /** A direct buffer of {@code size} bytes (rounded up to the alignment) whose address is 4096-aligned. */
+  /**
+   * A direct buffer of {@code size} bytes (rounded up to the alignment) whose address is
+   * 4096-aligned.
+   */
   public static ByteBuffer allocate(int size) {
     int rounded = (int) roundUp(size, ALIGNMENT);
     ByteBuffer raw = ByteBuffer.allocateDirect(rounded + ALIGNMENT);

@@ -4,13 +4,16 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Thread factories for the pools and timers here: daemon threads (a worker stuck in I/O never keeps the JVM
- * from exiting), named so thread dumps and logs say what each one does.
+ * Thread factories for the pools and timers here: daemon threads (a worker stuck in I/O never keeps
+ * the JVM from exiting), named so thread dumps and logs say what each one does.
  */
 public final class DaemonThreads {
   private DaemonThreads() {}
 
-  /** Every thread named {@code name} (single-thread executors, timers, pools whose threads are alike). */
+  /**
+   * Every thread named {@code name} (single-thread executors, timers, pools whose threads are
+   * alike).
+   */
   public static ThreadFactory named(String name) {
     return r -> {
       Thread t = new Thread(r, name);

@@ -9,8 +9,11 @@ public final class ErrnoException extends IOException {
   private final String call;
 
   public ErrnoException(String call, String subject, int errno) {
-    super(call + (subject == null || subject.isEmpty() ? "" : "(" + subject + ")") + ": "
-        + Errno.describe(errno));
+    super(
+        call
+            + (subject == null || subject.isEmpty() ? "" : "(" + subject + ")")
+            + ": "
+            + Errno.describe(errno));
     this.errno = errno;
     this.call = call;
   }

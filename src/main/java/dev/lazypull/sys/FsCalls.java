@@ -4,8 +4,9 @@ import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
 
 /**
- * Direct-mapped libc calls for reading a file tree byte-exactly (names and paths as raw bytes, so names that
- * are not valid in the JVM's file-name charset still work). Raw: checked by {@link PosixFs}.
+ * Direct-mapped libc calls for reading a file tree byte-exactly (names and paths as raw bytes, so
+ * names that are not valid in the JVM's file-name charset still work). Raw: checked by {@link
+ * PosixFs}.
  */
 final class FsCalls {
   static {
@@ -23,5 +24,4 @@ final class FsCalls {
   static native long llistxattr(byte[] path, long list, long size);
 
   static native long lgetxattr(byte[] path, byte[] name, long value, long size);
-
 }

@@ -4,9 +4,10 @@ import java.io.IOException;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * A descriptor several threads use and any thread may close. Calls run under a read lock and close takes the
- * write lock, so close(2) never happens while a call is using the number — after close the kernel may hand
- * the same number to an unrelated file, and a late pread or write would hit that file instead.
+ * A descriptor several threads use and any thread may close. Calls run under a read lock and close
+ * takes the write lock, so close(2) never happens while a call is using the number — after close
+ * the kernel may hand the same number to an unrelated file, and a late pread or write would hit
+ * that file instead.
  */
 public final class GuardedFd {
   /** A call on the descriptor. */
@@ -28,7 +29,9 @@ public final class GuardedFd {
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private boolean closed;
 
-  /** @param what names the descriptor in errors ("cache file /x", "kernel socket 1") */
+  /**
+   * @param what names the descriptor in errors ("cache file /x", "kernel socket 1")
+   */
   public GuardedFd(int fd, String what) {
     this.fd = fd;
     this.what = what;
@@ -58,8 +61,9 @@ public final class GuardedFd {
   }
 
   /**
-   * Closes the descriptor once no call is using it (idempotent). A call blocked in the kernel holds it open:
-   * wake it first through {@link #use} (e.g. shutdown(2) a socket; calls may run concurrently).
+   * Closes the descriptor once no call is using it (idempotent). A call blocked in the kernel holds
+   * it open: wake it first through {@link #use} (e.g. shutdown(2) a socket; calls may run
+   * concurrently).
    */
   public void close() {
     lock.writeLock().lock();

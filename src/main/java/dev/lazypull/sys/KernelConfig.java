@@ -14,8 +14,8 @@ import java.util.Map;
 import java.util.zip.GZIPInputStream;
 
 /**
- * Reads the running kernel's build configuration to explain a failure (never to predict success: modules may
- * be rebuilt with options the packaged config does not show).
+ * Reads the running kernel's build configuration to explain a failure (never to predict success:
+ * modules may be rebuilt with options the packaged config does not show).
  */
 public final class KernelConfig {
   private KernelConfig() {}
@@ -29,7 +29,8 @@ public final class KernelConfig {
       }
       try (InputStream raw = Files.newInputStream(p);
           InputStream in = p.toString().endsWith(".gz") ? new GZIPInputStream(raw) : raw;
-          BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+          BufferedReader r =
+              new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
         Map<String, String> config = new HashMap<>();
         String line;
         while ((line = r.readLine()) != null) {
@@ -46,11 +47,15 @@ public final class KernelConfig {
     return Map.of();
   }
 
-  /** Which of {@code options} this kernel is built without, in a sentence (or why that cannot be said). */
+  /**
+   * Which of {@code options} this kernel is built without, in a sentence (or why that cannot be
+   * said).
+   */
   public static String describeMissing(List<String> options) {
     Map<String, String> config = kernelConfig();
     if (config.isEmpty()) {
-      return "the kernel config could not be read to say which of " + String.join(", ", options)
+      return "the kernel config could not be read to say which of "
+          + String.join(", ", options)
           + " is missing";
     }
     List<String> missing = new ArrayList<>();
@@ -63,6 +68,9 @@ public final class KernelConfig {
     if (missing.isEmpty()) {
       return "the kernel config has " + String.join(", ", options);
     }
-    return "this kernel (" + System.getProperty("os.version") + ") is built without " + String.join(", ", missing);
+    return "this kernel ("
+        + System.getProperty("os.version")
+        + ") is built without "
+        + String.join(", ", missing);
   }
 }

@@ -6,10 +6,11 @@ import com.sun.jna.NativeLibrary;
 /**
  * Direct-mapped libc entry points. Raw: return values and errno are checked by {@link Posix}.
  *
- * <p>Buffers are passed as raw addresses ({@code long}) so that a direct {@code ByteBuffer}'s position can be
- * honoured without allocating a {@code Pointer} per call. Variadic functions ({@code open}, {@code ioctl},
- * {@code fcntl}) are declared with fixed arity: on x86-64 and aarch64 Linux integer varargs travel in the same
- * registers as fixed arguments, so this is safe there (JNA direct mapping has no varargs).
+ * <p>Buffers are passed as raw addresses ({@code long}) so that a direct {@code ByteBuffer}'s
+ * position can be honoured without allocating a {@code Pointer} per call. Variadic functions
+ * ({@code open}, {@code ioctl}, {@code fcntl}) are declared with fixed arity: on x86-64 and aarch64
+ * Linux integer varargs travel in the same registers as fixed arguments, so this is safe there (JNA
+ * direct mapping has no varargs).
  */
 final class LibC {
   static {
@@ -39,6 +40,8 @@ final class LibC {
   static native int fcntl(int fd, int cmd, long arg);
 
   static native int fsync(int fd);
+
+  static native int fdatasync(int fd);
 
   static native int ftruncate(int fd, long length);
 

@@ -4,9 +4,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Descriptors passed by a service manager (systemd socket activation or its fd store) per sd_listen_fds(3):
- * {@code LISTEN_PID} must be this process, {@code LISTEN_FDS} counts fds from 3, {@code LISTEN_FDNAMES} names
- * them (colon-separated).
+ * Descriptors passed by a service manager (systemd socket activation or its fd store) per
+ * sd_listen_fds(3): {@code LISTEN_PID} must be this process, {@code LISTEN_FDS} counts fds from 3,
+ * {@code LISTEN_FDNAMES} names them (colon-separated).
  */
 public final class ListenFds {
   public static final int SD_LISTEN_FDS_START = 3;
@@ -15,7 +15,10 @@ public final class ListenFds {
 
   /** Name → fd of the passed descriptors; empty when none were passed to this process. */
   public static Map<String, Integer> fromEnvironment() {
-    return parse(System.getenv("LISTEN_PID"), System.getenv("LISTEN_FDS"), System.getenv("LISTEN_FDNAMES"),
+    return parse(
+        System.getenv("LISTEN_PID"),
+        System.getenv("LISTEN_FDS"),
+        System.getenv("LISTEN_FDNAMES"),
         Posix.getpid());
   }
 

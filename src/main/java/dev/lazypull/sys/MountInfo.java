@@ -8,8 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The mounts of this process's mount namespace ({@code /proc/self/mountinfo}, proc(5)): mount point, file system
- * type and source, with the kernel's octal escapes ({@code \040} for a space) undone.
+ * The mounts of this process's mount namespace ({@code /proc/self/mountinfo}, proc(5)): mount
+ * point, file system type and source, with the kernel's octal escapes ({@code \040} for a space)
+ * undone.
  */
 public final class MountInfo {
   public record Mount(String mountPoint, String fsType, String source) {}

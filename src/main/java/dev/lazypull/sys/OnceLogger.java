@@ -6,8 +6,8 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Logs each distinct problem once at WARNING (later repeats at FINE): bad input from the kernel or a peer
- * must be visible, but must not flood the journal.
+ * Logs each distinct problem once at WARNING (later repeats at FINE): bad input from the kernel or
+ * a peer must be visible, but must not flood the journal.
  */
 public final class OnceLogger {
   private static final int MAX_KEYS = 1024;

@@ -7,9 +7,10 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Checked wrappers over {@link LibC}: every failure becomes an {@link ErrnoException} naming the call and its
- * subject. {@code EINTR} is retried where the call is restartable. Buffers must be direct; I/O covers the
- * buffer's remaining bytes and does not move its position (callers decide what a short transfer means).
+ * Checked wrappers over {@link LibC}: every failure becomes an {@link ErrnoException} naming the
+ * call and its subject. {@code EINTR} is retried where the call is restartable. Buffers must be
+ * direct; I/O covers the buffer's remaining bytes and does not move its position (callers decide
+ * what a short transfer means).
  */
 public final class Posix {
   public static final int O_RDONLY = 0;
@@ -55,7 +56,10 @@ public final class Posix {
 
   private Posix() {}
 
-  /** NUL-terminated UTF-8 (JNA's String conversion would follow the platform charset, which may be ASCII). */
+  /**
+   * NUL-terminated UTF-8 (JNA's String conversion would follow the platform charset, which may be
+   * ASCII).
+   */
   public static byte[] cString(String s) {
     byte[] utf8 = s.getBytes(StandardCharsets.UTF_8);
     for (byte b : utf8) {
@@ -98,7 +102,9 @@ public final class Posix {
     }
   }
 
-  /** Closes {@code fd}; errors are reported but the descriptor is gone either way (Linux semantics). */
+  /**
+   * Closes {@code fd}; errors are reported but the descriptor is gone either way (Linux semantics).
+   */
   public static void close(int fd) throws ErrnoException {
     if (LibC.close(fd) != 0) {
       int errno = Native.getLastError();
@@ -108,14 +114,19 @@ public final class Posix {
     }
   }
 
-  /** Closes {@code fd}, ignoring errors: for cleanup paths that already have a failure to report. */
+  /**
+   * Closes {@code fd}, ignoring errors: for cleanup paths that already have a failure to report.
+   */
   public static void closeQuietly(int fd) {
     if (fd >= 0) {
       LibC.close(fd);
     }
   }
 
-  /** read(2) into buf's remaining space; returns the byte count, 0 at end or when nothing is pending. */
+  /**
+   * read(2) into buf's remaining space; returns the byte count, 0 at end or when nothing is
+   * pending.
+   */
   public static int read(int fd, ByteBuffer buf) throws ErrnoException {
     while (true) {
       long n = LibC.read(fd, address(buf), buf.remaining());
@@ -173,8 +184,8 @@ public final class Posix {
   }
 
   /**
-   * lseek(2); for SEEK_DATA/SEEK_HOLE returns -1 instead of throwing on ENXIO ("no data/hole at or after
-   * offset"), which is an answer, not an error.
+   * lseek(2); for SEEK_DATA/SEEK_HOLE returns -1 instead of throwing on ENXIO ("no data/hole at or
+   * after offset"), which is an answer, not an error.
    */
   public static long lseek(int fd, long offset, int whence) throws ErrnoException {
     long r = LibC.lseek(fd, offset, whence);
@@ -195,7 +206,8 @@ public final class Posix {
       }
       int errno = Native.getLastError();
       if (errno != Errno.EINTR) {
-        throw new ErrnoException("ioctl", "fd " + fd + " request 0x" + Long.toHexString(request), errno);
+        throw new ErrnoException(
+            "ioctl", "fd " + fd + " request 0x" + Long.toHexString(request), errno);
       }
     }
   }
@@ -214,6 +226,25 @@ public final class Posix {
     }
   }
 
+  /** fdatasync(2): the file's data, and the metadata needed to read it back, reach the disk. */
+  public static void fdatasync(int fd) throws ErrnoException {
+    if (LibC.fdatasync(fd) != 0) {
+      throw fail("fdatasync", "fd " + fd);
+    }
+  }
+
+  /** fsync(2) of a directory: the names created, renamed or removed in it reach the disk. */
+  public static void fsyncDirectory(String path) throws ErrnoException {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    try {
+      if (LibC.fsync(fd) != 0) {
+        throw fail("fsync", path);
+      }
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
   public static void ftruncate(int fd, long length) throws ErrnoException {
     if (LibC.ftruncate(fd, length) != 0) {
       throw fail("ftruncate", "fd " + fd);
@@ -227,7 +258,8 @@ public final class Posix {
   }
 
   /**
-   * poll(2) on one fd. Returns the revents, 0 on timeout (or EINTR, which callers treat like a timeout).
+   * poll(2) on one fd. Returns the revents, 0 on timeout (or EINTR, which callers treat like a
+   * timeout).
    */
   public static int pollOne(int fd, short events, int timeoutMillis, ByteBuffer pollfdScratch)
       throws ErrnoException {
@@ -247,7 +279,12 @@ public final class Posix {
 
   public static void mount(String source, String target, String fstype, long flags, String data)
       throws ErrnoException {
-    if (LibC.mount(cStringOrNull(source), cString(target), cStringOrNull(fstype), flags, cStringOrNull(data))
+    if (LibC.mount(
+            cStringOrNull(source),
+            cString(target),
+            cStringOrNull(fstype),
+            flags,
+            cStringOrNull(data))
         != 0) {
       throw fail("mount", fstype + " on " + target);
     }
@@ -275,8 +312,9 @@ public final class Posix {
   }
 
   /**
-   * Bytes a file actually occupies on disk (st_blocks × 512; sparse holes cost nothing), without following a
-   * final symlink. st_blocks sits at offset 64 of struct stat on both x86-64 and aarch64.
+   * Bytes a file actually occupies on disk (st_blocks × 512; sparse holes cost nothing), without
+   * following a final symlink. st_blocks sits at offset 64 of struct stat on both x86-64 and
+   * aarch64.
    */
   public static long allocatedBytes(String path) throws ErrnoException {
     ByteBuffer st = ByteBuffer.allocateDirect(256).order(ByteOrder.nativeOrder());
@@ -301,8 +339,8 @@ public final class Posix {
   }
 
   /**
-   * shutdown(2) both directions: wakes a thread blocked reading the socket (close(2) alone does not on Linux).
-   * Errors are ignored: the socket may already be disconnected.
+   * shutdown(2) both directions: wakes a thread blocked reading the socket (close(2) alone does not
+   * on Linux). Errors are ignored: the socket may already be disconnected.
    */
   public static void shutdownQuietly(int fd) {
     if (fd >= 0) {
@@ -311,8 +349,8 @@ public final class Posix {
   }
 
   /**
-   * Takes an exclusive, non-blocking flock(2) on {@code fd}; false if another open file description holds it.
-   * The lock goes with the descriptor's last close.
+   * Takes an exclusive, non-blocking flock(2) on {@code fd}; false if another open file description
+   * holds it. The lock goes with the descriptor's last close.
    */
   public static boolean tryLockExclusive(int fd, String subject) throws ErrnoException {
     while (true) {
@@ -330,8 +368,8 @@ public final class Posix {
   }
 
   /**
-   * Takes a shared, non-blocking flock(2) on {@code fd}; false if another open file description holds it
-   * exclusively. The lock goes with the descriptor's last close.
+   * Takes a shared, non-blocking flock(2) on {@code fd}; false if another open file description
+   * holds it exclusively. The lock goes with the descriptor's last close.
    */
   public static boolean tryLockShared(int fd, String subject) throws ErrnoException {
     while (true) {
@@ -348,7 +386,10 @@ public final class Posix {
     }
   }
 
-  /** fcntl(2) with a pointer argument (record locks); the raw return value, errno left for the caller. */
+  /**
+   * fcntl(2) with a pointer argument (record locks); the raw return value, errno left for the
+   * caller.
+   */
   static int fcntlPointer(int fd, int cmd, long arg) {
     return LibC.fcntl(fd, cmd, arg);
   }

@@ -2,6 +2,8 @@ package dev.lazypull.sys;
 
 import com.sun.jna.Native;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -9,9 +11,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Byte-exact file-tree calls: paths are raw bytes (no charset round trip), nothing follows a final symlink.
- * Every failure is an {@link ErrnoException} naming the call and the path (shown as UTF-8 with invalid bytes
- * replaced, for messages only).
+ * Byte-exact file-tree calls: paths are raw bytes (no charset round trip), nothing follows a final
+ * symlink. Every failure is an {@link ErrnoException} naming the call and the path (shown as UTF-8
+ * with invalid bytes replaced, for messages only).
  */
 public final class PosixFs {
   private static final int AT_FDCWD = -100;
@@ -19,8 +21,10 @@ public final class PosixFs {
   private static final int AT_EMPTY_PATH = 0x1000;
   private static final byte[] EMPTY = {0};
   private static final int STATX_BASIC_STATS = 0x7ff;
+
   /** Linux limits: XATTR_LIST_MAX and XATTR_SIZE_MAX. */
   private static final int XATTR_LIST_MAX = 65536;
+
   private static final int XATTR_SIZE_MAX = 65536;
   private static final int PATH_MAX = 4096;
   private static final int O_NOFOLLOW = 0400000;
@@ -53,7 +57,9 @@ public final class PosixFs {
   /** lstat-like: statx without following a final symlink. */
   public static StatX lstat(byte[] path) throws ErrnoException {
     ByteBuffer buf = SCRATCH.get().clear();
-    if (FsCalls.statx(AT_FDCWD, cPath(path), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Posix.address(buf)) != 0) {
+    if (FsCalls.statx(
+            AT_FDCWD, cPath(path), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Posix.address(buf))
+        != 0) {
       throw fail("statx", path);
     }
     return StatX.decode(buf);
@@ -68,7 +74,10 @@ public final class PosixFs {
     return StatX.decode(buf);
   }
 
-  /** Opens for reading, never following a final symlink; {@code extraFlags} e.g. {@link Posix#O_DIRECTORY}. */
+  /**
+   * Opens for reading, never following a final symlink; {@code extraFlags} e.g. {@link
+   * Posix#O_DIRECTORY}.
+   */
   public static int openRead(byte[] path, int extraFlags) throws ErrnoException {
     byte[] p = cPath(path);
     while (true) {
@@ -123,7 +132,10 @@ public final class PosixFs {
     return out;
   }
 
-  /** Every extended attribute of a file (not following a final symlink), name → value, in listing order. */
+  /**
+   * Every extended attribute of a file (not following a final symlink), name → value, in listing
+   * order.
+   */
   public static Map<String, byte[]> xattrs(byte[] path) throws ErrnoException {
     byte[] p = cPath(path);
     ByteBuffer buf = SCRATCH.get().clear();
@@ -163,12 +175,16 @@ public final class PosixFs {
     return out;
   }
 
-  /** Xattr names are kept as Strings: refuse the (rare) ones that are not UTF-8 rather than alter them. */
+  /**
+   * Xattr names are kept as Strings: refuse the (rare) ones that are not UTF-8 rather than alter
+   * them.
+   */
   private static String utf8(byte[] b, int len, byte[] path) throws ErrnoException {
     try {
       return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(b, 0, len)).toString();
-    } catch (java.nio.charset.CharacterCodingException e) {
-      throw new ErrnoException("llistxattr", show(path) + ": an xattr name that is not UTF-8", Errno.EINVAL);
+    } catch (CharacterCodingException e) {
+      throw new ErrnoException(
+          "llistxattr", show(path) + ": an xattr name that is not UTF-8", Errno.EINVAL);
     }
   }
 
@@ -177,7 +193,7 @@ public final class PosixFs {
     private Dirents() {}
 
     static void decode(ByteBuffer raw, int length, List<byte[]> names) {
-      ByteBuffer b = raw.duplicate().order(java.nio.ByteOrder.nativeOrder());
+      ByteBuffer b = raw.duplicate().order(ByteOrder.nativeOrder());
       int pos = 0;
       while (pos + 19 <= length) {
         int reclen = b.getShort(pos + 16) & 0xffff;

@@ -6,10 +6,10 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * systemd's notification protocol without libsystemd: one AF_UNIX datagram to {@code $NOTIFY_SOCKET}
- * ({@code READY=1}, {@code STATUS=…}, {@code WATCHDOG=1}, {@code FDSTORE=1} with descriptors attached as
- * SCM_RIGHTS). A leading '@' in the socket path names the Linux abstract namespace. The JDK has no unix
- * datagram sockets, hence JNA; struct layouts below are LP64 Linux.
+ * systemd's notification protocol without libsystemd: one AF_UNIX datagram to {@code
+ * $NOTIFY_SOCKET} ({@code READY=1}, {@code STATUS=…}, {@code WATCHDOG=1}, {@code FDSTORE=1} with
+ * descriptors attached as SCM_RIGHTS). A leading '@' in the socket path names the Linux abstract
+ * namespace. The JDK has no unix datagram sockets, hence JNA; struct layouts below are LP64 Linux.
  */
 public final class SdNotify {
   private static final int SOCK_DGRAM = 2;
@@ -55,8 +55,8 @@ public final class SdNotify {
     iov.putLong(0, Posix.address(data)).putLong(8, text.length);
     ByteBuffer control = null;
     if (fds.length > 0) {
-      int cmsgLen = 16 + 4 * fds.length;            // CMSG_LEN
-      int space = (cmsgLen + 7) & ~7;               // CMSG_SPACE
+      int cmsgLen = 16 + 4 * fds.length; // CMSG_LEN
+      int space = (cmsgLen + 7) & ~7; // CMSG_SPACE
       control = ByteBuffer.allocateDirect(space).order(ByteOrder.nativeOrder());
       control.putLong(0, cmsgLen).putInt(8, SOL_SOCKET).putInt(12, SCM_RIGHTS);
       for (int i = 0; i < fds.length; i++) {

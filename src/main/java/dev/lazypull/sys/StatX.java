@@ -4,11 +4,22 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * What {@code statx(2)} says about one file (not following a final symlink). The struct statx layout is the
- * same on every Linux architecture, unlike struct stat.
+ * What {@code statx(2)} says about one file (not following a final symlink). The struct statx
+ * layout is the same on every Linux architecture, unlike struct stat.
  */
-public record StatX(int mode, long uid, long gid, long nlink, long ino, long devMajor, long devMinor, long size,
-    long mtimeSec, int mtimeNsec, long rdevMajor, long rdevMinor) {
+public record StatX(
+    int mode,
+    long uid,
+    long gid,
+    long nlink,
+    long ino,
+    long devMajor,
+    long devMinor,
+    long size,
+    long mtimeSec,
+    int mtimeNsec,
+    long rdevMajor,
+    long rdevMinor) {
   public static final int S_IFMT = 0170000;
   public static final int S_IFSOCK = 0140000;
   public static final int S_IFLNK = 0120000;

@@ -11,8 +11,9 @@ public final class TarPaths {
   private TarPaths() {}
 
   /**
-   * Splits a raw path into components, dropping a leading "/", empty components and "."; rejects ".." (an entry
-   * that could escape the root, or whose meaning depends on symlinks) and components over 255 bytes.
+   * Splits a raw path into components, dropping a leading "/", empty components and "."; rejects
+   * ".." (an entry that could escape the root, or whose meaning depends on symlinks) and components
+   * over 255 bytes.
    */
   public static List<byte[]> split(byte[] raw) throws TarFormatException {
     List<byte[]> out = new ArrayList<>();
@@ -21,11 +22,12 @@ public final class TarPaths {
       if (i == raw.length || raw[i] == '/') {
         int len = i - start;
         if (len == 2 && raw[start] == '.' && raw[start + 1] == '.') {
-          throw new TarFormatException("entry '" + show(raw) + "' contains '..' (it could escape the image root)");
+          throw new TarFormatException(
+              "entry '" + show(raw) + "' contains '..' (it could escape the image root)");
         }
         if (len > MAX_NAME) {
-          throw new TarFormatException("entry '" + show(raw) + "' has a name of " + len
-              + " bytes (EROFS allows 255)");
+          throw new TarFormatException(
+              "entry '" + show(raw) + "' has a name of " + len + " bytes (EROFS allows 255)");
         }
         if (len > 0 && !(len == 1 && raw[start] == '.')) {
           byte[] c = new byte[len];

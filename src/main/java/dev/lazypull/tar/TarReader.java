@@ -3,23 +3,28 @@ package dev.lazypull.tar;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * A streaming tar reader: ustar, POSIX pax (local and global extended headers: path, linkpath, size, uid, gid,
- * mtime with fractions, {@code SCHILY.xattr.*}) and GNU (long names 'L'/'K', base-256 numbers).
+ * A streaming tar reader: ustar, POSIX pax (local and global extended headers: path, linkpath,
+ * size, uid, gid, mtime with fractions, {@code SCHILY.xattr.*}) and GNU (long names 'L'/'K',
+ * base-256 numbers).
  *
- * <p>Every header is checked: checksum (unsigned, or the historic signed sum), octal/base-256 fields, sizes,
- * pax record syntax. Sparse members, multi-volume members and unknown types are rejected, as are paths with
- * "..". Bounded: extended headers and long names are capped at 1 MiB. End of input exactly at a header
- * boundary ends the archive (some writers omit the two zero blocks); anywhere else it is a truncation error.
+ * <p>Every header is checked: checksum (unsigned, or the historic signed sum), octal/base-256
+ * fields, sizes, pax record syntax. Sparse members, multi-volume members and unknown types are
+ * rejected, as are paths with "..". Bounded: extended headers and long names are capped at 1 MiB.
+ * End of input exactly at a header boundary ends the archive (some writers omit the two zero
+ * blocks); anywhere else it is a truncation error.
  *
- * <p>Use: {@link #next} returns the next member; read its data from {@link #data} before calling next again
- * (unread data is skipped).
+ * <p>Use: {@link #next} returns the next member; read its data from {@link #data} before calling
+ * next again (unread data is skipped).
  */
 public final class TarReader {
   private static final int BLOCK = 512;
@@ -75,8 +80,8 @@ public final class TarReader {
   }
 
   /**
-   * How many bytes of the archive have been consumed: right after {@link #next} returned a regular file, the
-   * offset of its first data byte in the archive (what a side-car index records).
+   * How many bytes of the archive have been consumed: right after {@link #next} returned a regular
+   * file, the offset of its first data byte in the archive (what a side-car index records).
    */
   public long position() {
     return offset;
@@ -98,7 +103,8 @@ public final class TarReader {
         }
         int n = in.read(b, off, (int) Math.min(len, remaining));
         if (n < 0) {
-          throw new EOFException(what + ": archive truncated inside a member (" + remaining + " bytes missing)");
+          throw new EOFException(
+              what + ": archive truncated inside a member (" + remaining + " bytes missing)");
         }
         remaining -= n;
         offset += n;
@@ -107,11 +113,14 @@ public final class TarReader {
     };
   }
 
-  private TarEntry entry(char type, long size, Map<String, byte[]> pax, byte[] longName, byte[] longLink, long at)
+  private TarEntry entry(
+      char type, long size, Map<String, byte[]> pax, byte[] longName, byte[] longLink, long at)
       throws IOException {
     TarEntry.Type t;
     switch (type) {
-      case '0': case '\0': case '7':
+      case '0':
+      case '\0':
+      case '7':
         t = TarEntry.Type.REGULAR;
         break;
       case '1':
@@ -142,7 +151,9 @@ public final class TarReader {
         throw error(at, "pax sparse members are not supported");
       }
     }
-    boolean ustar = Arrays.equals(Arrays.copyOfRange(header, 257, 263), "ustar\0".getBytes(StandardCharsets.US_ASCII));
+    boolean ustar =
+        Arrays.equals(
+            Arrays.copyOfRange(header, 257, 263), "ustar\0".getBytes(StandardCharsets.US_ASCII));
     byte[] name = field(0, 100);
     if (ustar && header[345] != 0) {
       byte[] prefix = field(345, 155);
@@ -175,9 +186,9 @@ public final class TarReader {
     if (pax.containsKey("mtime")) {
       String v = new String(pax.get("mtime"), StandardCharsets.US_ASCII);
       try {
-        java.math.BigDecimal d = new java.math.BigDecimal(v);
-        mtime = d.setScale(0, java.math.RoundingMode.FLOOR).longValueExact();
-        nsec = d.subtract(java.math.BigDecimal.valueOf(mtime)).movePointRight(9).intValue();
+        BigDecimal d = new BigDecimal(v);
+        mtime = d.setScale(0, RoundingMode.FLOOR).longValueExact();
+        nsec = d.subtract(BigDecimal.valueOf(mtime)).movePointRight(9).intValue();
       } catch (NumberFormatException | ArithmeticException e) {
         throw error(at, "bad pax mtime '" + v + "'");
       }
@@ -193,15 +204,18 @@ public final class TarReader {
       throw error(at, "uid/gid out of range");
     }
     Map<String, byte[]> xattrs = new LinkedHashMap<>();
-    pax.keySet().stream().sorted().forEach(k -> {
-      if (k.startsWith("SCHILY.xattr.")) {
-        xattrs.put(k.substring("SCHILY.xattr.".length()), pax.get(k));
-      }
-    });
+    pax.keySet().stream()
+        .sorted()
+        .forEach(
+            k -> {
+              if (k.startsWith("SCHILY.xattr.")) {
+                xattrs.put(k.substring("SCHILY.xattr.".length()), pax.get(k));
+              }
+            });
     if (name.length == 0) {
       throw error(at, "member with an empty name");
     }
-    java.util.List<byte[]> path = TarPaths.split(name);
+    List<byte[]> path = TarPaths.split(name);
     byte[] target = null;
     if (t == TarEntry.Type.SYMLINK) {
       if (link.length == 0) {
@@ -218,13 +232,19 @@ public final class TarReader {
     remaining = size;
     padding = (BLOCK - size % BLOCK) % BLOCK;
     long dataSize = t == TarEntry.Type.REGULAR ? size : 0;
-    if (t != TarEntry.Type.REGULAR && t != TarEntry.Type.HARDLINK && size != 0 && t != TarEntry.Type.DIRECTORY) {
-      throw error(at, "member " + TarPaths.show(name) + " of type " + t + " declares " + size + " data bytes");
+    if (t != TarEntry.Type.REGULAR
+        && t != TarEntry.Type.HARDLINK
+        && size != 0
+        && t != TarEntry.Type.DIRECTORY) {
+      throw error(
+          at,
+          "member " + TarPaths.show(name) + " of type " + t + " declares " + size + " data bytes");
     }
     if (t != TarEntry.Type.REGULAR) {
       skipRest();
     }
-    return new TarEntry(path, t, mode, uid, gid, mtime, nsec, dataSize, target, major, minor, xattrs);
+    return new TarEntry(
+        path, t, mode, uid, gid, mtime, nsec, dataSize, target, major, minor, xattrs);
   }
 
   /** Reads the next header block; false at the end of the archive. */
@@ -362,8 +382,13 @@ public final class TarReader {
     }
     while (i < end) {
       if (header[i] != ' ' && header[i] != 0) {
-        throw error(at, "bad " + name + " field '" + printable(new String(header, off, len,
-            StandardCharsets.ISO_8859_1)) + "'");
+        throw error(
+            at,
+            "bad "
+                + name
+                + " field '"
+                + printable(new String(header, off, len, StandardCharsets.ISO_8859_1))
+                + "'");
       }
       i++;
     }

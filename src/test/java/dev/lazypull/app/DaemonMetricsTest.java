@@ -6,14 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
-import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.metrics.MetricsServer;
 import dev.lazypull.oci.OciLayoutWriter;
-import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
@@ -22,7 +22,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -48,16 +47,35 @@ class DaemonMetricsTest {
   void scrapeReportsWhatTheDaemonDid() throws Exception {
     Catalog catalog = Catalog.load(tmp.resolve("state"));
     OciLayoutWriter w = new OciLayoutWriter(tmp.resolve("layout"));
-    // a data blob: fetched chunk by chunk (a bootstrap is fetched whole, to check it against its digest)
-    Descriptor bootDesc = w.putBlob(MemoryBlobSource.randomBytes(4096, 2), MediaTypes.EROFS_BOOTSTRAP);
-    Descriptor blobDesc = w.putBlob(MemoryBlobSource.randomBytes(256 << 10, 1), MediaTypes.EROFS_BLOB);
-    catalog.register(new ImageRecord("img", null, "oci:" + tmp.resolve("layout"), Digest.of(new byte[] {1}),
-        bootDesc, List.of(blobDesc), List.of(blobDesc.digest().hex()), false), false);
+    // a data blob: fetched chunk by chunk (a bootstrap is fetched whole, to check it against its
+    // digest)
+    Descriptor bootDesc =
+        w.putBlob(MemoryBlobSource.randomBytes(4096, 2), MediaTypes.EROFS_BOOTSTRAP);
+    Descriptor blobDesc =
+        w.putBlob(MemoryBlobSource.randomBytes(256 << 10, 1), MediaTypes.EROFS_BLOB);
+    catalog.register(
+        new ImageRecord(
+            "img",
+            null,
+            "oci:" + tmp.resolve("layout"),
+            Digest.of(new byte[] {1}),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false),
+        false);
     // no read-ahead: the test counts fetches exactly
-    FetchSettings fetch = new FetchSettings(2, 64 << 10, 64 << 10, 0, Duration.ofSeconds(5), 64 << 10);
-    try (DaemonHarness h = DaemonHarness.in(tmp)
-        .config(c -> c.fetch(fetch).maxOutstandingReads(16).cacheBudget(1 << 30).metrics("127.0.0.1:0", false))
-        .start()) {
+    FetchSettings fetch =
+        new FetchSettings(2, 64 << 10, 64 << 10, 0, Duration.ofSeconds(5), 64 << 10);
+    try (DaemonHarness h =
+        DaemonHarness.in(tmp)
+            .config(
+                c ->
+                    c.fetch(fetch)
+                        .maxOutstandingReads(16)
+                        .cacheBudget(1 << 30)
+                        .metrics("127.0.0.1:0", false))
+            .start()) {
       FakeKernel kernel = h.kernel;
       MetricsServer server = h.daemon.metrics();
       FakeObject o = kernel.open("erofs,img", blobDesc.digest().hex());
@@ -65,21 +83,39 @@ class DaemonMetricsTest {
       for (int i = 0; i < 3; i++) {
         assertEquals(Outcome.DATA, kernel.read(o, i * 65536L, 4096).get(5, TimeUnit.SECONDS));
       }
-      dev.lazypull.testing.ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + 3 * 65536L);
-      dev.lazypull.testing.ExpectedLogs.warning(
-          "READ " + 3 * 65536L + "+" + (1L << 40) + " failed: java.io.IOException: invalid READ range");
-      assertEquals(Outcome.EIO, kernel.read(o, 3 * 65536L, 1L << 40).get(5, TimeUnit.SECONDS)); // invalid: no data
-      dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,nope' and cookie 'nope'");
+      ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + 3 * 65536L);
+      ExpectedLogs.warning(
+          "READ "
+              + 3 * 65536L
+              + "+"
+              + (1L << 40)
+              + " failed: java.io.IOException: invalid READ range");
+      assertEquals(
+          Outcome.EIO,
+          kernel.read(o, 3 * 65536L, 1L << 40).get(5, TimeUnit.SECONDS)); // invalid: no data
+      ExpectedLogs.warning("no registered image has volume 'erofs,nope' and cookie 'nope'");
       kernel.open("erofs,nope", "nope").copen.get(5, TimeUnit.SECONDS);
 
-      HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-          URI.create("http://127.0.0.1:" + server.port() + "/metrics")).build(), HttpResponse.BodyHandlers.ofString());
+      HttpResponse<String> r =
+          HttpClient.newHttpClient()
+              .send(
+                  HttpRequest.newBuilder(
+                          URI.create("http://127.0.0.1:" + server.port() + "/metrics"))
+                      .build(),
+                  HttpResponse.BodyHandlers.ofString());
       assertEquals(200, r.statusCode());
-      assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/plain; version=0.0.4"));
+      assertTrue(
+          r.headers()
+              .firstValue("Content-Type")
+              .orElse("")
+              .startsWith("text/plain; version=0.0.4"));
       String text = r.body();
       assertEquals(3, value(text, "lazypull_reads_total{outcome=\"ok\"}"));
       assertEquals(1, value(text, "lazypull_reads_total{outcome=\"invalid\"}"));
-      assertEquals(3 * 4096, value(text, "lazypull_read_requested_bytes_total"), "invalid READs are not counted");
+      assertEquals(
+          3 * 4096,
+          value(text, "lazypull_read_requested_bytes_total"),
+          "invalid READs are not counted");
       assertEquals(3 * 65536, value(text, "lazypull_fetched_bytes_total"));
       assertEquals(3, value(text, "lazypull_fetch_duration_seconds_count"));
       assertEquals(4, value(text, "lazypull_read_duration_seconds_count"));
@@ -95,8 +131,8 @@ class DaemonMetricsTest {
 
   @Test
   void nonLoopbackAddressesNeedExplicitPermission() {
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> MetricsServer.start("0.0.0.0:0", false));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> MetricsServer.start("0.0.0.0:0", false));
     assertTrue(e.getMessage().contains("allow_remote"));
   }
 }

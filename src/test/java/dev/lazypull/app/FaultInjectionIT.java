@@ -8,6 +8,8 @@ import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
 import dev.lazypull.catalog.ImageSources;
 import dev.lazypull.cli.Main;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.registry.CredentialStore;
 import dev.lazypull.registry.RegistryClient;
@@ -16,10 +18,8 @@ import dev.lazypull.registry.RegistryImageSource;
 import dev.lazypull.registry.RetryPolicy;
 import dev.lazypull.registry.Sleeper;
 import dev.lazypull.sys.Posix;
-import dev.lazypull.testing.DockerRegistryFixture;
-import dev.lazypull.fetch.FetchSettings;
-import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.DockerRegistryFixture;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
@@ -56,19 +56,21 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The issue's fault acceptance test: cold READs through the real daemon ({@link FscacheFrontend} with the
- * {@link FakeKernel}, which checks every reply against real O_DIRECT sparse backing files) from the real
- * {@code docker-registry} behind a {@link FaultProxy} that damages blob responses on a seeded random schedule —
- * and takes the registry down altogether for a stretch. Every READ must be answered within its deadline (plus a
- * margin for a loaded machine), every answer with data must have exactly the blob's bytes, a second image served
- * by the same daemon from the registry directly keeps being served meanwhile, and reads succeed again once the
- * faults stop.
+ * The issue's fault acceptance test: cold READs through the real daemon ({@link FscacheFrontend}
+ * with the {@link FakeKernel}, which checks every reply against real O_DIRECT sparse backing files)
+ * from the real {@code docker-registry} behind a {@link FaultProxy} that damages blob responses on
+ * a seeded random schedule — and takes the registry down altogether for a stretch. Every READ must
+ * be answered within its deadline (plus a margin for a loaded machine), every answer with data must
+ * have exactly the blob's bytes, a second image served by the same daemon from the registry
+ * directly keeps being served meanwhile, and reads succeed again once the faults stop.
  */
 class FaultInjectionIT {
   private static final int CHUNK = 64 << 10;
   private static final Duration DEADLINE = Duration.ofMillis(1000);
+
   /** Allowance for scheduling on a loaded 2-core CI machine; a real hang is unbounded. */
   private static final long MARGIN_MS = 1000;
+
   private static final int WORKERS = 8;
   private static final int FETCH_THREADS = 4;
 
@@ -80,12 +82,30 @@ class FaultInjectionIT {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("data.bin"), (20 << 20) + 777, new Random(11));
     Path layout = tmp.resolve("layout");
-    assertEquals(0, Main.run("pack", tree.toString(), "--chunk-size", "64K", "--compression", "none", "--output",
-        "oci:" + layout + ":v1")); // raw chunks: the readers compare against the blob as stored
-    Figures f = run("packed image (chunk digest tables), every fault incl. flipped bits, registry down for a while",
-        layout, true, Fault.all(), 1000, 0xFA17L, true);
-    assertTrue(f.verifiedChunks > 0, "the packed image's chunks were verified against its digest table");
-    assertTrue(f.faults.get(Fault.CORRUPT) > 0 && f.integrityMismatches > 0,
+    assertEquals(
+        0,
+        Main.run(
+            "pack",
+            tree.toString(),
+            "--chunk-size",
+            "64K",
+            "--compression",
+            "none",
+            "--output",
+            "oci:" + layout + ":v1")); // raw chunks: the readers compare against the blob as stored
+    Figures f =
+        run(
+            "packed image (chunk digest tables), every fault incl. flipped bits, registry down for a while",
+            layout,
+            true,
+            Fault.all(),
+            1000,
+            0xFA17L,
+            true);
+    assertTrue(
+        f.verifiedChunks > 0, "the packed image's chunks were verified against its digest table");
+    assertTrue(
+        f.faults.get(Fault.CORRUPT) > 0 && f.integrityMismatches > 0,
         "corrupted bytes were injected and caught by the digest table: " + f.faults);
   }
 
@@ -95,107 +115,225 @@ class FaultInjectionIT {
     Requirements.requireTool("mkfs.erofs");
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("data.bin"), (12 << 20) + 4321, new Random(12));
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", "--chunksize=65536", "--blobdev=" + tmp.resolve("img.blob"),
-        tmp.resolve("img.erofs").toString(), tree.toString());
+    Requirements.run(
+        "mkfs.erofs",
+        "--quiet",
+        "-T0",
+        "--chunksize=65536",
+        "--blobdev=" + tmp.resolve("img.blob"),
+        tmp.resolve("img.erofs").toString(),
+        tree.toString());
     Path layout = tmp.resolve("layout");
-    assertEquals(0, Main.run("import", tmp.resolve("img.erofs").toString(), tmp.resolve("img.blob").toString(),
-        "--compression", "none", "--output", "oci:" + layout + ":v1"));
-    run("imported mkfs.erofs image (no digest tables), every fault but flipped bits", layout, false,
-        Fault.detectableWithoutDigests(), 300, 0xB10BL, false);
+    assertEquals(
+        0,
+        Main.run(
+            "import",
+            tmp.resolve("img.erofs").toString(),
+            tmp.resolve("img.blob").toString(),
+            "--compression",
+            "none",
+            "--output",
+            "oci:" + layout + ":v1"));
+    run(
+        "imported mkfs.erofs image (no digest tables), every fault but flipped bits",
+        layout,
+        false,
+        Fault.detectableWithoutDigests(),
+        300,
+        0xB10BL,
+        false);
   }
 
-  // ---- the run -------------------------------------------------------------------------------------------
+  // ---- the run
+  // -------------------------------------------------------------------------------------------
 
   /** What one run measured. */
-  record Figures(int reads, long data, long eio, long hangs, long wrongBytes, long maxReadMs, long maxWaitMs,
-      long p99WaitMs, long followUps, long bytesChecked, long downData, long downEio, long steadyReads, long steadyEio, long steadyMaxMs,
-      int recoveryOk, int recoveryReads, long recoveryFirstMs, Map<Fault, Long> faults, long verifiedChunks,
-      long integrityMismatches, long seconds) {
+  record Figures(
+      int reads,
+      long data,
+      long eio,
+      long hangs,
+      long wrongBytes,
+      long maxReadMs,
+      long maxWaitMs,
+      long p99WaitMs,
+      long followUps,
+      long bytesChecked,
+      long downData,
+      long downEio,
+      long steadyReads,
+      long steadyEio,
+      long steadyMaxMs,
+      int recoveryOk,
+      int recoveryReads,
+      long recoveryFirstMs,
+      Map<Fault, Long> faults,
+      long verifiedChunks,
+      long integrityMismatches,
+      long seconds) {
     void print(String what) {
-      System.out.printf("fault injection, %s: %d cold READs in %d s: %d with data, %d EIO; hangs %d (slowest READ "
+      System.out.printf(
+          "fault injection, %s: %d cold READs in %d s: %d with data, %d EIO; hangs %d (slowest READ "
               + "answered in %d ms, deadline %d ms; reader waits max %d ms, p99 %d ms, %d follow-up READs); wrong "
               + "bytes %d (%d bytes compared); %s; other image: %d READs, %d EIO, "
               + "max %d ms; after the faults %d/%d READs served, the first in %d ms; chunks verified (both images) %d, "
               + "digest mismatches %d; faults injected %s%n",
-          what, reads, seconds, data, eio, hangs, maxReadMs, DEADLINE.toMillis(), maxWaitMs, p99WaitMs, followUps,
-          wrongBytes, bytesChecked, downData + downEio == 0 ? "registry not taken down"
-              : "while the registry was down " + downData + " READs served, " + downEio + " EIO", steadyReads, steadyEio, steadyMaxMs, recoveryOk, recoveryReads,
-          recoveryFirstMs, verifiedChunks, integrityMismatches, faults);
+          what,
+          reads,
+          seconds,
+          data,
+          eio,
+          hangs,
+          maxReadMs,
+          DEADLINE.toMillis(),
+          maxWaitMs,
+          p99WaitMs,
+          followUps,
+          wrongBytes,
+          bytesChecked,
+          downData + downEio == 0
+              ? "registry not taken down"
+              : "while the registry was down " + downData + " READs served, " + downEio + " EIO",
+          steadyReads,
+          steadyEio,
+          steadyMaxMs,
+          recoveryOk,
+          recoveryReads,
+          recoveryFirstMs,
+          verifiedChunks,
+          integrityMismatches,
+          faults);
     }
   }
 
   /**
-   * Serves the image in {@code layout} (with or without {@code digestTables}) from a registry behind a fault proxy injecting {@code faults} into half
-   * of the blob requests, and another image from the registry directly, to {@code reads} cold READs by
-   * {@link #WORKERS} concurrent readers; then stops the faults and reads again. Prints and asserts the figures.
+   * Serves the image in {@code layout} (with or without {@code digestTables}) from a registry
+   * behind a fault proxy injecting {@code faults} into half of the blob requests, and another image
+   * from the registry directly, to {@code reads} cold READs by {@link #WORKERS} concurrent readers;
+   * then stops the faults and reads again. Prints and asserts the figures.
    */
-  private Figures run(String what, Path layout, boolean digestTables, Set<Fault> faults, int reads, long seed,
-      boolean withDown) throws Exception {
+  private Figures run(
+      String what,
+      Path layout,
+      boolean digestTables,
+      Set<Fault> faults,
+      int reads,
+      long seed,
+      boolean withDown)
+      throws Exception {
     long t0 = System.nanoTime();
     Path otherTree = Files.createDirectories(tmp.resolve("other-tree"));
     TestTrees.write(otherTree.resolve("other.bin"), (6 << 20) + 99, new Random(seed));
     Path otherLayout = tmp.resolve("other-layout");
-    assertEquals(0, Main.run("pack", otherTree.toString(), "--chunk-size", "64K", "--compression", "none",
-        "--output", "oci:" + otherLayout + ":v1"));
-    try (DockerRegistryFixture registry = DockerRegistryFixture.builder(tmp.resolve("registry")).start();
+    assertEquals(
+        0,
+        Main.run(
+            "pack",
+            otherTree.toString(),
+            "--chunk-size",
+            "64K",
+            "--compression",
+            "none",
+            "--output",
+            "oci:" + otherLayout + ":v1"));
+    try (DockerRegistryFixture registry =
+            DockerRegistryFixture.builder(tmp.resolve("registry")).start();
         FaultProxy proxy = FaultProxy.in(registry, seed)) {
-      assertEquals(0, Main.run("copy", "--plain-http", "oci:" + layout + ":v1", registry.host() + "/fault/app:v1"));
-      assertEquals(0, Main.run("copy", "--plain-http", "oci:" + otherLayout + ":v1",
-          registry.host() + "/fault/other:v1"));
-      // the defaults' proportions (read timeout = READ deadline, request timeout 4×, 3 retries), scaled down
-      RegistryConfig rc = RegistryConfig.defaults().withPlainHttp(true).withMaxConnections(FETCH_THREADS)
-          .withTimeouts(Duration.ofMillis(300), DEADLINE, DEADLINE.multipliedBy(4))
-          .withRetry(new RetryPolicy(3, Duration.ofMillis(10), Duration.ofMillis(250), DEADLINE));
-      try (RegistryClient client = new RegistryClient(rc, CredentialStore.anonymous(), Sleeper.REAL)) {
+      assertEquals(
+          0,
+          Main.run(
+              "copy", "--plain-http", "oci:" + layout + ":v1", registry.host() + "/fault/app:v1"));
+      assertEquals(
+          0,
+          Main.run(
+              "copy",
+              "--plain-http",
+              "oci:" + otherLayout + ":v1",
+              registry.host() + "/fault/other:v1"));
+      // the defaults' proportions (read timeout = READ deadline, request timeout 4×, 3 retries),
+      // scaled down
+      RegistryConfig rc =
+          RegistryConfig.defaults()
+              .withPlainHttp(true)
+              .withMaxConnections(FETCH_THREADS)
+              .withTimeouts(Duration.ofMillis(300), DEADLINE, DEADLINE.multipliedBy(4))
+              .withRetry(
+                  new RetryPolicy(3, Duration.ofMillis(10), Duration.ofMillis(250), DEADLINE));
+      try (RegistryClient client =
+          new RegistryClient(rc, CredentialStore.anonymous(), Sleeper.REAL)) {
         ImageSources sources = new ImageSources(ref -> new RegistryImageSource(client, ref));
         Catalog catalog = Catalog.load(tmp.resolve("state"));
         ImageRegistrar registrar = new ImageRegistrar(catalog, sources);
-        ImageRecord image = registrar.register(proxy.host() + "/fault/app:v1", "faulty", null, false);
-        assertEquals(digestTables, !image.chunkTables().isEmpty(), "chunk digest tables in the image");
+        ImageRecord image =
+            registrar.register(proxy.host() + "/fault/app:v1", "faulty", null, false);
+        assertEquals(
+            digestTables, !image.chunkTables().isEmpty(), "chunk digest tables in the image");
         Descriptor blob = image.blobs().get(0);
-        Descriptor otherBlob = registrar.register(registry.host() + "/fault/other:v1", "steady", null, false)
-            .blobs().get(0);
-        DaemonHarness h = DaemonHarness.in(tmp).sources(sources).config(c -> c.maxOutstandingReads(256)
-            .fetch(new FetchSettings(FETCH_THREADS, CHUNK, 4 * CHUNK, 0, DEADLINE, 256 << 10))).start();
+        Descriptor otherBlob =
+            registrar
+                .register(registry.host() + "/fault/other:v1", "steady", null, false)
+                .blobs()
+                .get(0);
+        DaemonHarness h =
+            DaemonHarness.in(tmp)
+                .sources(sources)
+                .config(
+                    c ->
+                        c.maxOutstandingReads(256)
+                            .fetch(
+                                new FetchSettings(
+                                    FETCH_THREADS, CHUNK, 4 * CHUNK, 0, DEADLINE, 256 << 10)))
+                .start();
         FakeKernel kernel = h.kernel;
         FetchStats stats = h.fetchStats();
-        Driver faulty = new Driver(kernel, "erofs,faulty", blob, blobBytes(layout, blob), new Random(seed));
-        Driver steady = new Driver(kernel, "erofs,steady", otherBlob, blobBytes(otherLayout, otherBlob),
-            new Random(seed + 1));
+        Driver faulty =
+            new Driver(kernel, "erofs,faulty", blob, blobBytes(layout, blob), new Random(seed));
+        Driver steady =
+            new Driver(
+                kernel,
+                "erofs,steady",
+                otherBlob,
+                blobBytes(otherLayout, otherBlob),
+                new Random(seed + 1));
         Figures figures;
         ExecutorService pool = Executors.newFixedThreadPool(WORKERS + 1);
         try {
           proxy.slowMillis(200);
           proxy.schedule(FaultProxy.Schedule.random(seed, 0.5, faults));
           AtomicBoolean faulting = new AtomicBoolean(true);
-          Future<?> steadyLoop = pool.submit(() -> {
-            Driver.Cursor c = steady.cursor();
-            while (faulting.get()) {
-              steady.coldRead(c);
-              Thread.sleep(20);
-            }
-            return null;
-          });
+          Future<?> steadyLoop =
+              pool.submit(
+                  () -> {
+                    Driver.Cursor c = steady.cursor();
+                    while (faulting.get()) {
+                      steady.coldRead(c);
+                      Thread.sleep(20);
+                    }
+                    return null;
+                  });
           AtomicInteger next = new AtomicInteger();
           LongAdder[] whileDown = {new LongAdder(), new LongAdder()}; // data, EIO
           List<Future<?>> workers = new ArrayList<>();
           for (int w = 0; w < WORKERS; w++) {
-            workers.add(pool.submit(() -> {
-              Driver.Cursor c = faulty.cursor();
-              for (int i; (i = next.getAndIncrement()) < reads; ) {
-                boolean down = withDown && i >= reads * 2 / 5 && i < reads / 2;
-                if (withDown && i == reads * 2 / 5) {
-                  proxy.down(); // the registry goes away: refused connections for the next stretch of READs
-                } else if (withDown && i == reads / 2) {
-                  proxy.up();
-                }
-                Outcome o = faulty.coldRead(c);
-                if (down) {
-                  whileDown[o == Outcome.DATA ? 0 : 1].increment();
-                }
-              }
-              return null;
-            }));
+            workers.add(
+                pool.submit(
+                    () -> {
+                      Driver.Cursor c = faulty.cursor();
+                      for (int i; (i = next.getAndIncrement()) < reads; ) {
+                        boolean down = withDown && i >= reads * 2 / 5 && i < reads / 2;
+                        if (withDown && i == reads * 2 / 5) {
+                          proxy.down(); // the registry goes away: refused connections for the next
+                          // stretch of READs
+                        } else if (withDown && i == reads / 2) {
+                          proxy.up();
+                        }
+                        Outcome o = faulty.coldRead(c);
+                        if (down) {
+                          whileDown[o == Outcome.DATA ? 0 : 1].increment();
+                        }
+                      }
+                      return null;
+                    }));
           }
           for (Future<?> w : workers) {
             w.get(5, TimeUnit.MINUTES);
@@ -208,7 +346,8 @@ class FaultInjectionIT {
           faulting.set(false);
           steadyLoop.get(1, TimeUnit.MINUTES);
 
-          // faults over: READs are served again, first those that failed (their chunks may still have fetches in
+          // faults over: READs are served again, first those that failed (their chunks may still
+          // have fetches in
           // flight from the faulty time), then new cold ones
           long r0 = System.nanoTime();
           long first = -1;
@@ -225,14 +364,30 @@ class FaultInjectionIT {
             }
           }
           long fileBytes = faulty.checkBackingFiles() + steady.checkBackingFiles();
-          figures = new Figures(reads, faultData, faultEio, faulty.hangs.sum() + steady.hangs.sum(),
-              faulty.wrongBytes.sum() + steady.wrongBytes.sum(), kernel.maxReadNanos.get() / 1_000_000,
-              waits[waits.length - 1], waits[(int) (waits.length * 0.99)], kernel.followUps.get(),
-              faulty.bytesChecked.sum() + steady.bytesChecked.sum() + fileBytes,
-              whileDown[0].sum(), whileDown[1].sum(), steady.data.sum() + steady.eio.sum(), steady.eio.sum(),
-              steady.maxLatencyMs(), ok, recoveryReads,
-              first, proxy.counts(), stats.chunksVerified.sum(), stats.integrityMismatchesOrigin.sum(),
-              (System.nanoTime() - t0) / 1_000_000_000);
+          figures =
+              new Figures(
+                  reads,
+                  faultData,
+                  faultEio,
+                  faulty.hangs.sum() + steady.hangs.sum(),
+                  faulty.wrongBytes.sum() + steady.wrongBytes.sum(),
+                  kernel.maxReadNanos.get() / 1_000_000,
+                  waits[waits.length - 1],
+                  waits[(int) (waits.length * 0.99)],
+                  kernel.followUps.get(),
+                  faulty.bytesChecked.sum() + steady.bytesChecked.sum() + fileBytes,
+                  whileDown[0].sum(),
+                  whileDown[1].sum(),
+                  steady.data.sum() + steady.eio.sum(),
+                  steady.eio.sum(),
+                  steady.maxLatencyMs(),
+                  ok,
+                  recoveryReads,
+                  first,
+                  proxy.counts(),
+                  stats.chunksVerified.sum(),
+                  stats.integrityMismatchesOrigin.sum(),
+                  (System.nanoTime() - t0) / 1_000_000_000);
         } finally {
           pool.shutdownNow();
           h.daemon.close();
@@ -241,16 +396,24 @@ class FaultInjectionIT {
         figures.print(what);
         assertEquals(List.of(), kernel.violations, "protocol violations");
         assertEquals(0, figures.hangs(), "READs not answered within their deadline (+ margin)");
-        assertTrue(figures.maxReadMs() <= DEADLINE.toMillis() + MARGIN_MS, "a READ took " + figures.maxReadMs()
-            + " ms to be answered");
-        assertEquals(0, figures.wrongBytes(), "bytes that differ from the blob: " + faulty.wrongAt + " "
-            + steady.wrongAt);
-        assertTrue(figures.eio() > 0 && figures.data() > reads / 4,
+        assertTrue(
+            figures.maxReadMs() <= DEADLINE.toMillis() + MARGIN_MS,
+            "a READ took " + figures.maxReadMs() + " ms to be answered");
+        assertEquals(
+            0,
+            figures.wrongBytes(),
+            "bytes that differ from the blob: " + faulty.wrongAt + " " + steady.wrongAt);
+        assertTrue(
+            figures.eio() > 0 && figures.data() > reads / 4,
             "the faults bit, and many READs were still served");
         assertEquals(0, figures.steadyEio(), "the image served without faults kept being served");
         assertTrue(figures.steadyReads() > 10, "the other image was read meanwhile");
-        assertEquals(figures.recoveryReads(), figures.recoveryOk(), "after the faults stop every READ is served");
-        assertTrue(figures.faults().values().stream().mapToLong(Long::longValue).sum() > reads,
+        assertEquals(
+            figures.recoveryReads(),
+            figures.recoveryOk(),
+            "after the faults stop every READ is served");
+        assertTrue(
+            figures.faults().values().stream().mapToLong(Long::longValue).sum() > reads,
             "faults were injected: " + figures.faults());
         return figures;
       }
@@ -262,9 +425,9 @@ class FaultInjectionIT {
   }
 
   /**
-   * Issues cold READs (ranges no earlier READ on the object touched) and checks every answer: data must be the
-   * blob's bytes; no answer within the deadline (twice for a two-chunk READ, which the kernel may split in two)
-   * plus the margin is a hang.
+   * Issues cold READs (ranges no earlier READ on the object touched) and checks every answer: data
+   * must be the blob's bytes; no answer within the deadline (twice for a two-chunk READ, which the
+   * kernel may split in two) plus the margin is a hang.
    */
   private static final class Driver {
     private final FakeKernel kernel;
@@ -282,6 +445,7 @@ class FaultInjectionIT {
     private final List<Long> latencies = Collections.synchronizedList(new ArrayList<>());
     private final List<long[]> failed = Collections.synchronizedList(new ArrayList<>());
     private final AtomicLong maxLatency = new AtomicLong();
+
     /** Where the first wrong bytes were found, for the failure message. */
     final List<String> wrongAt = Collections.synchronizedList(new ArrayList<>());
 
@@ -294,7 +458,9 @@ class FaultInjectionIT {
       this.chunks = (int) ((blob.size() + CHUNK - 1) / CHUNK);
     }
 
-    /** One kernel object (backing file) and the chunks READs have touched on it; one thread uses it. */
+    /**
+     * One kernel object (backing file) and the chunks READs have touched on it; one thread uses it.
+     */
     final class Cursor {
       FakeObject object;
       final BitSet touched = new BitSet();
@@ -318,7 +484,8 @@ class FaultInjectionIT {
 
     /** A READ of 4 KiB to two chunks at a random place no READ on this object touched before. */
     Outcome coldRead(Cursor c) throws Exception {
-      List<Integer> cold = new ArrayList<>(); // chunks untouched, and so is the next one (a READ may span two)
+      List<Integer> cold =
+          new ArrayList<>(); // chunks untouched, and so is the next one (a READ may span two)
       for (int i = c.touched.nextClearBit(0); i < chunks; i = c.touched.nextClearBit(i + 1)) {
         if (i + 1 == chunks || !c.touched.get(i + 1)) {
           cold.add(i);
@@ -334,16 +501,18 @@ class FaultInjectionIT {
       synchronized (rnd) {
         chunk = cold.get(rnd.nextInt(cold.size()));
         span = rnd.nextInt(4);
-        long inChunk = Math.min(CHUNK, blob.size() - (long) chunk * CHUNK); // the last chunk may be short
+        long inChunk =
+            Math.min(CHUNK, blob.size() - (long) chunk * CHUNK); // the last chunk may be short
         block = rnd.nextInt((int) ((inChunk + 4095) / 4096));
       }
       long offset = (long) chunk * CHUNK + (span == 3 ? 0 : 4096L * block);
-      long length = switch (span) {
-        case 0 -> 4096;
-        case 1 -> 16384;
-        case 2 -> CHUNK;
-        default -> 2L * CHUNK;
-      };
+      long length =
+          switch (span) {
+            case 0 -> 4096;
+            case 1 -> 16384;
+            case 2 -> CHUNK;
+            default -> 2L * CHUNK;
+          };
       length = Math.min(length, blob.size() - offset);
       c.touched.set(chunk);
       if (offset + length > (long) (chunk + 1) * CHUNK) {
@@ -352,7 +521,9 @@ class FaultInjectionIT {
       return read(c.object, offset, length);
     }
 
-    /** The same range again on the object that failed it (or a fresh one if that was closed since). */
+    /**
+     * The same range again on the object that failed it (or a fresh one if that was closed since).
+     */
     Outcome reread(long[] range) throws Exception {
       FakeObject o;
       synchronized (objects) {
@@ -364,21 +535,38 @@ class FaultInjectionIT {
     private Outcome read(FakeObject o, long offset, long length) throws Exception {
       long t0 = System.nanoTime();
       CompletableFuture<Outcome> f = kernel.read(o, offset, length);
-      long bound = DEADLINE.toMillis() * (length > CHUNK || offset % CHUNK + length > CHUNK ? 2 : 1) + MARGIN_MS;
+      long bound =
+          DEADLINE.toMillis() * (length > CHUNK || offset % CHUNK + length > CHUNK ? 2 : 1)
+              + MARGIN_MS;
       Outcome outcome;
       try {
         outcome = f.get(bound, TimeUnit.MILLISECONDS);
       } catch (TimeoutException e) {
         hangs.increment();
-        System.out.println("HANG: " + volumeKey + " object " + o.objectId + " READ " + offset + "+" + length
-            + " not answered in " + bound + " ms; " + kernel.pendingReads() + " READs pending; threads:");
-        Thread.getAllStackTraces().forEach((t, st) -> {
-          System.out.println("  " + t.getName() + " " + t.getState());
-          for (StackTraceElement el : Arrays.copyOf(st, Math.min(st.length, 12))) {
-            System.out.println("      at " + el);
-          }
-        });
-        outcome = f.get(20, TimeUnit.SECONDS); // answered late, or the test fails on the timeout here
+        System.out.println(
+            "HANG: "
+                + volumeKey
+                + " object "
+                + o.objectId
+                + " READ "
+                + offset
+                + "+"
+                + length
+                + " not answered in "
+                + bound
+                + " ms; "
+                + kernel.pendingReads()
+                + " READs pending; threads:");
+        Thread.getAllStackTraces()
+            .forEach(
+                (t, st) -> {
+                  System.out.println("  " + t.getName() + " " + t.getState());
+                  for (StackTraceElement el : Arrays.copyOf(st, Math.min(st.length, 12))) {
+                    System.out.println("      at " + el);
+                  }
+                });
+        outcome =
+            f.get(20, TimeUnit.SECONDS); // answered late, or the test fails on the timeout here
       }
       long ms = (System.nanoTime() - t0) / 1_000_000;
       latencies.add(ms);
@@ -387,7 +575,16 @@ class FaultInjectionIT {
         data.increment();
         long wrong = compare(o.file, offset, length);
         if (wrong > 0 && wrongAt.size() < 10) {
-          wrongAt.add("READ reply: object " + o.objectId + " " + offset + "+" + length + ": " + wrong + " bytes");
+          wrongAt.add(
+              "READ reply: object "
+                  + o.objectId
+                  + " "
+                  + offset
+                  + "+"
+                  + length
+                  + ": "
+                  + wrong
+                  + " bytes");
         }
         wrongBytes.add(wrong);
       } else {
@@ -417,9 +614,9 @@ class FaultInjectionIT {
     }
 
     /**
-     * Every byte present in the backing files (SEEK_DATA extents) against the blob — torn and abandoned fetches
-     * included, not only the ranges READs asked for; the padding past the blob's end must be zero. Adds what
-     * differs to {@link #wrongBytes}, returns the bytes compared.
+     * Every byte present in the backing files (SEEK_DATA extents) against the blob — torn and
+     * abandoned fetches included, not only the ranges READs asked for; the padding past the blob's
+     * end must be zero. Adds what differs to {@link #wrongBytes}, returns the bytes compared.
      */
     long checkBackingFiles() throws IOException {
       long checked = 0;
@@ -452,8 +649,16 @@ class FaultInjectionIT {
             }
           }
           if (wrong > 0 && wrongAt.size() < 10) {
-            wrongAt.add(file.getFileName() + " extent " + pos + ".." + end + ": " + wrong + " bytes, the first at "
-                + firstWrong);
+            wrongAt.add(
+                file.getFileName()
+                    + " extent "
+                    + pos
+                    + ".."
+                    + end
+                    + ": "
+                    + wrong
+                    + " bytes, the first at "
+                    + firstWrong);
           }
           wrongBytes.add(wrong);
           checked += buf.position();

@@ -41,14 +41,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Per-image registry settings through the control API: {@code register} with {@code "pull": {"plainHttp": true}}
- * makes the daemon's one registry client speak plain HTTP to that image's registry, the setting is kept in the
- * catalog record and shown by {@code list} and {@code status}, and a restarted daemon (a fresh client, nothing
- * configured) still reads the image over plain HTTP. The registry is a plain-HTTP server reached under a name that
- * is not a loopback name, so only the per-image setting can make it work.
+ * Per-image registry settings through the control API: {@code register} with {@code "pull":
+ * {"plainHttp": true}} makes the daemon's one registry client speak plain HTTP to that image's
+ * registry, the setting is kept in the catalog record and shown by {@code list} and {@code status},
+ * and a restarted daemon (a fresh client, nothing configured) still reads the image over plain
+ * HTTP. The registry is a plain-HTTP server reached under a name that is not a loopback name, so
+ * only the per-image setting can make it work.
  */
 class PerImageRegistryTest {
-  /** Not a loopback name (so no automatic fallback); resolved to the test server by the client's own DNS. */
+  /**
+   * Not a loopback name (so no automatic fallback); resolved to the test server by the client's own
+   * DNS.
+   */
   private static final String NAME = "registry.lazypull.test";
 
   @StartStop public final MockWebServer server = new MockWebServer();
@@ -70,9 +74,17 @@ class PerImageRegistryTest {
         reg.putBlob("acc/app", Files.readAllBytes(b));
       }
     }
-    String manifest = Json.MAPPER.readTree(layout.resolve("index.json").toFile()).path("manifests").get(0)
-        .path("digest").asText();
-    reg.putManifest("acc/app", "v1", Files.readAllBytes(layout.resolve("blobs/sha256/" + manifest.substring(7))),
+    String manifest =
+        Json.MAPPER
+            .readTree(layout.resolve("index.json").toFile())
+            .path("manifests")
+            .get(0)
+            .path("digest")
+            .asText();
+    reg.putManifest(
+        "acc/app",
+        "v1",
+        Files.readAllBytes(layout.resolve("blobs/sha256/" + manifest.substring(7))),
         MediaTypes.OCI_MANIFEST);
     ref = NAME + ":" + server.getPort() + "/acc/app:v1";
   }
@@ -87,19 +99,32 @@ class PerImageRegistryTest {
     }
   }
 
-  /** A daemon over a fresh client: defaults (TLS everywhere), quick retries, {@link #NAME} → 127.0.0.1. */
+  /**
+   * A daemon over a fresh client: defaults (TLS everywhere), quick retries, {@link #NAME} →
+   * 127.0.0.1.
+   */
   private DaemonApi startDaemon() throws IOException {
-    client = new RegistryClient(RegistryConfig.defaults()
-        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1)))
-        .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(60)),
-        CredentialStore.anonymous(), d -> { }, host -> {
-          if (host.equals(NAME)) {
-            return List.of(InetAddress.getLoopbackAddress());
-          }
-          throw new UnknownHostException(host);
-        });
-    harness = DaemonHarness.in(tmp).registry(client)
-        .config(c -> c.prefetch(new PrefetchConfig(PrefetchPolicy.NONE, 1, 0, Duration.ZERO))).start();
+    client =
+        new RegistryClient(
+            RegistryConfig.defaults()
+                .withRetry(
+                    new RetryPolicy(
+                        1, Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofSeconds(1)))
+                .withTimeouts(
+                    Duration.ofSeconds(2), Duration.ofSeconds(30), Duration.ofSeconds(60)),
+            CredentialStore.anonymous(),
+            d -> {},
+            host -> {
+              if (host.equals(NAME)) {
+                return List.of(InetAddress.getLoopbackAddress());
+              }
+              throw new UnknownHostException(host);
+            });
+    harness =
+        DaemonHarness.in(tmp)
+            .registry(client)
+            .config(c -> c.prefetch(new PrefetchConfig(PrefetchPolicy.NONE, 1, 0, Duration.ZERO)))
+            .start();
     return new DaemonApi(harness.daemon);
   }
 
@@ -124,10 +149,12 @@ class PerImageRegistryTest {
   }
 
   @Test
-  void plainHttpAskedForAtRegistrationIsHonouredPersistedShownAndKeptAcrossARestart() throws Exception {
+  void plainHttpAskedForAtRegistrationIsHonouredPersistedShownAndKeptAcrossARestart()
+      throws Exception {
     DaemonApi api = startDaemon();
     // without the flag the daemon speaks TLS to a non-loopback name, and this registry has none
-    Exception tls = assertThrows(IOException.class, () -> api.handle("register", register(ref, null)));
+    Exception tls =
+        assertThrows(IOException.class, () -> api.handle("register", register(ref, null)));
     assertTrue(tls.getMessage().contains("https://" + NAME), tls.getMessage());
     assertTrue(harness.catalog().list().isEmpty());
 
@@ -136,20 +163,24 @@ class PerImageRegistryTest {
     assertEquals("linux/arm64", reply.path("image").path("pull").path("platform").asText());
     String fsid = reply.path("image").path("fsid").asText();
     assertTrue(client.isPlainHttp(NAME + ":" + server.getPort()));
-    assertEquals(new PullOptions(true, "linux/arm64"), harness.catalog().get(fsid).orElseThrow().pull());
+    assertEquals(
+        new PullOptions(true, "linux/arm64"), harness.catalog().get(fsid).orElseThrow().pull());
 
     JsonNode listed = api.handle("list", Json.MAPPER.createObjectNode()).path("images").get(0);
     assertTrue(listed.path("pull").path("plainHttp").asBoolean(), listed.toString());
-    JsonNode status = api.handle("status", Json.MAPPER.createObjectNode()).path("registered").get(0);
+    JsonNode status =
+        api.handle("status", Json.MAPPER.createObjectNode()).path("registered").get(0);
     assertEquals(fsid, status.path("fsid").asText());
     assertTrue(status.path("pull").path("plainHttp").asBoolean(), status.toString());
     assertEquals("linux/arm64", status.path("pull").path("platform").asText());
 
     // the same image again without flags keeps its settings
     api.handle("register", register(ref, null));
-    assertEquals(new PullOptions(true, "linux/arm64"), harness.catalog().get(fsid).orElseThrow().pull());
+    assertEquals(
+        new PullOptions(true, "linux/arm64"), harness.catalog().get(fsid).orElseThrow().pull());
 
-    // a restart: new process state, a client that was never told anything; the kernel asks for the bootstrap
+    // a restart: new process state, a client that was never told anything; the kernel asks for the
+    // bootstrap
     restart();
     DaemonApi again = startDaemon();
     ImageRecord r = harness.catalog().get(fsid).orElseThrow();
@@ -157,11 +188,20 @@ class PerImageRegistryTest {
     int before = reg.requestsTo("/blobs/" + r.bootstrap().digest()).size();
     FakeKernel.FakeObject boot = harness.kernel.open("erofs," + fsid, fsid);
     assertEquals(r.bootstrap().size(), boot.copen.get(10, TimeUnit.SECONDS));
-    assertEquals(FakeKernel.Outcome.DATA, harness.kernel.read(boot, 0, 4096).get(10, TimeUnit.SECONDS));
-    assertTrue(reg.requestsTo("/blobs/" + r.bootstrap().digest()).size() > before, "read from the registry");
+    assertEquals(
+        FakeKernel.Outcome.DATA, harness.kernel.read(boot, 0, 4096).get(10, TimeUnit.SECONDS));
+    assertTrue(
+        reg.requestsTo("/blobs/" + r.bootstrap().digest()).size() > before,
+        "read from the registry");
     assertTrue(client.isPlainHttp(NAME + ":" + server.getPort()));
-    assertTrue(again.handle("list", Json.MAPPER.createObjectNode()).path("images").get(0).path("pull")
-        .path("plainHttp").asBoolean());
+    assertTrue(
+        again
+            .handle("list", Json.MAPPER.createObjectNode())
+            .path("images")
+            .get(0)
+            .path("pull")
+            .path("plainHttp")
+            .asBoolean());
   }
 
   @Test
@@ -184,14 +224,15 @@ class PerImageRegistryTest {
     assertNull(harness.catalog().get(fsid).orElseThrow().pull());
 
     ObjectNode wrongPlatform = register(fsid, pull(false, "linux/arm64"));
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> api.handle("prefetch", wrongPlatform));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> api.handle("prefetch", wrongPlatform));
     assertTrue(e.getMessage().contains("default platform"), e.getMessage());
 
-    // not mounted, so the prefetch itself is refused — but the image's settings were updated and persisted
+    // not mounted, so the prefetch itself is refused — but the image's settings were updated and
+    // persisted
     ObjectNode plain = register(fsid, pull(true, null));
-    IllegalArgumentException notMounted = assertThrows(IllegalArgumentException.class,
-        () -> api.handle("prefetch", plain));
+    IllegalArgumentException notMounted =
+        assertThrows(IllegalArgumentException.class, () -> api.handle("prefetch", plain));
     assertTrue(notMounted.getMessage().contains("not mounted"), notMounted.getMessage());
     assertEquals(new PullOptions(true, null), harness.catalog().get(fsid).orElseThrow().pull());
     restart();

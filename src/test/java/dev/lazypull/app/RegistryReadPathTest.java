@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
@@ -16,16 +18,14 @@ import dev.lazypull.registry.RegistryConfig;
 import dev.lazypull.registry.RegistryImageSource;
 import dev.lazypull.registry.RetryPolicy;
 import dev.lazypull.sys.Posix;
-import dev.lazypull.fetch.FetchStats;
-import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.testing.Await;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
 import dev.lazypull.testing.FakeRegistry;
 import dev.lazypull.testing.MemoryBlobSource;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -42,8 +42,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The daemon serving READs from a registry (MockWebServer) through the fake kernel: bytes land in the
- * backing file only when a chunk arrived whole; bad responses become EIO; sequential readers get read-ahead.
+ * The daemon serving READs from a registry (MockWebServer) through the fake kernel: bytes land in
+ * the backing file only when a chunk arrived whole; bad responses become EIO; sequential readers
+ * get read-ahead.
  */
 class RegistryReadPathTest {
   private static final int CHUNK = 64 << 10;
@@ -71,15 +72,33 @@ class RegistryReadPathTest {
     reg.putBlob("test/app", blob);
     Descriptor bootDesc = new Descriptor(MediaTypes.EROFS_BOOTSTRAP, Digest.of(boot), boot.length);
     blobDesc = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(blob), blob.length);
-    RegistryClient client = new RegistryClient(RegistryConfig.defaults().withPlainHttp(true)
-        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(5), Duration.ofSeconds(1))),
-        CredentialStore.anonymous(), d -> { });
+    RegistryClient client =
+        new RegistryClient(
+            RegistryConfig.defaults()
+                .withPlainHttp(true)
+                .withRetry(
+                    new RetryPolicy(
+                        1, Duration.ofMillis(1), Duration.ofMillis(5), Duration.ofSeconds(1))),
+            CredentialStore.anonymous(),
+            d -> {});
     ImageSources sources = new ImageSources(ref -> new RegistryImageSource(client, ref));
     Catalog catalog = Catalog.load(tmp.resolve("state"));
-    catalog.register(new ImageRecord("img", null, host + "/test/app:v1", Digest.of(new byte[] {1}), bootDesc,
-        List.of(blobDesc), List.of(blobDesc.digest().hex()), false), false);
-    harness = DaemonHarness.in(tmp).sources(sources)
-        .config(c -> c.fetch(f -> f.withMergeLimit(4 * CHUNK).withReadAhead(readAhead))).start();
+    catalog.register(
+        new ImageRecord(
+            "img",
+            null,
+            host + "/test/app:v1",
+            Digest.of(new byte[] {1}),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false),
+        false);
+    harness =
+        DaemonHarness.in(tmp)
+            .sources(sources)
+            .config(c -> c.fetch(f -> f.withMergeLimit(4 * CHUNK).withReadAhead(readAhead)))
+            .start();
     kernel = harness.kernel;
     stats = harness.stats();
     fetchStats = harness.fetchStats();
@@ -103,14 +122,20 @@ class RegistryReadPathTest {
   void readsAreServedFromTheRegistryWithChunkAlignedRanges() throws Exception {
     FakeObject data = start(0);
     assertEquals(Outcome.DATA, kernel.read(data, 3 * CHUNK + 4096, 8192).get(5, TimeUnit.SECONDS));
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "READ " + 39 * CHUNK + "+" + 2 * CHUNK + " goes past the blob's " + blob.length + " bytes");
     assertEquals(Outcome.DATA, kernel.read(data, 39 * CHUNK, 2 * CHUNK).get(5, TimeUnit.SECONDS));
     byte[] file = Files.readAllBytes(data.file);
-    assertArrayEquals(Arrays.copyOfRange(blob, 3 * CHUNK, 4 * CHUNK), Arrays.copyOfRange(file, 3 * CHUNK, 4 * CHUNK));
-    assertArrayEquals(Arrays.copyOfRange(blob, 39 * CHUNK, blob.length),
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 3 * CHUNK, 4 * CHUNK),
+        Arrays.copyOfRange(file, 3 * CHUNK, 4 * CHUNK));
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 39 * CHUNK, blob.length),
         Arrays.copyOfRange(file, 39 * CHUNK, blob.length));
-    assertEquals(List.of("bytes=" + 3 * CHUNK + "-" + (4 * CHUNK - 1), "bytes=" + 39 * CHUNK + "-" + (blob.length - 1)),
+    assertEquals(
+        List.of(
+            "bytes=" + 3 * CHUNK + "-" + (4 * CHUNK - 1),
+            "bytes=" + 39 * CHUNK + "-" + (blob.length - 1)),
         blobGets().stream().map(r -> r.getHeaders().get("Range")).toList());
     assertEquals(2, stats.readsOk.sum());
   }
@@ -118,28 +143,45 @@ class RegistryReadPathTest {
   @Test
   void aShortOrMismatchedBodyIsEioAndWritesNothing() throws Exception {
     FakeObject data = start(0);
-    reg.intercept = r -> r.getUrl().encodedPath().contains(blobDesc.digest().toString())
-        ? new MockResponse.Builder().code(206)
-            .addHeader("Content-Range", "bytes " + 5 * CHUNK + "-" + (6 * CHUNK - 1) + "/" + blob.length)
-            .body(FakeRegistry.buffer(blob, 5 * CHUNK, CHUNK / 2)).setHeader("Content-Length", CHUNK)
-            .onResponseEnd(SocketEffect.ShutdownConnection.INSTANCE).build()
-        : null;
-    dev.lazypull.testing.ExpectedLogs.warning("READ " + 5 * CHUNK + "+4096 failed: ");
+    reg.intercept =
+        r ->
+            r.getUrl().encodedPath().contains(blobDesc.digest().toString())
+                ? new MockResponse.Builder()
+                    .code(206)
+                    .addHeader(
+                        "Content-Range",
+                        "bytes " + 5 * CHUNK + "-" + (6 * CHUNK - 1) + "/" + blob.length)
+                    .body(FakeRegistry.buffer(blob, 5 * CHUNK, CHUNK / 2))
+                    .setHeader("Content-Length", CHUNK)
+                    .onResponseEnd(SocketEffect.ShutdownConnection.INSTANCE)
+                    .build()
+                : null;
+    ExpectedLogs.warning("READ " + 5 * CHUNK + "+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(data, 5 * CHUNK, 4096).get(10, TimeUnit.SECONDS));
-    assertEquals(-1, Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA), "no byte of the torn chunk reached the file");
+    assertEquals(
+        -1,
+        Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA),
+        "no byte of the torn chunk reached the file");
 
-    reg.intercept = r -> r.getUrl().encodedPath().contains(blobDesc.digest().toString())
-        ? new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-" + (CHUNK - 1) + "/" + blob.length)
-            .body(FakeRegistry.buffer(blob, 0, CHUNK)).build()
-        : null;
-    dev.lazypull.testing.ExpectedLogs.warning("READ " + 7 * CHUNK + "+4096 failed: ");
+    reg.intercept =
+        r ->
+            r.getUrl().encodedPath().contains(blobDesc.digest().toString())
+                ? new MockResponse.Builder()
+                    .code(206)
+                    .addHeader("Content-Range", "bytes 0-" + (CHUNK - 1) + "/" + blob.length)
+                    .body(FakeRegistry.buffer(blob, 0, CHUNK))
+                    .build()
+                : null;
+    ExpectedLogs.warning("READ " + 7 * CHUNK + "+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(data, 7 * CHUNK, 4096).get(10, TimeUnit.SECONDS));
-    assertEquals(-1, Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA), "a wrong Content-Range writes nothing");
+    assertEquals(
+        -1, Posix.lseek(data.anonFd, 0, Posix.SEEK_DATA), "a wrong Content-Range writes nothing");
     assertEquals(2, stats.readsFailed.sum());
 
     reg.intercept = null; // the registry recovers: the same ranges now succeed
     assertEquals(Outcome.DATA, kernel.read(data, 5 * CHUNK, 4096).get(5, TimeUnit.SECONDS));
-    assertArrayEquals(Arrays.copyOfRange(blob, 5 * CHUNK, 6 * CHUNK),
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 5 * CHUNK, 6 * CHUNK),
         Arrays.copyOfRange(Files.readAllBytes(data.file), 5 * CHUNK, 6 * CHUNK));
   }
 
@@ -151,10 +193,12 @@ class RegistryReadPathTest {
     // the second sequential READ started read-ahead of the next chunk, unasked by the kernel
     Await.until(() -> fetchStats.bytesFetched.sum() >= 3L * CHUNK, "read-ahead of the third chunk");
     assertEquals(3L * CHUNK, fetchStats.bytesFetched.sum());
-    assertArrayEquals(Arrays.copyOfRange(blob, 2 * CHUNK, 3 * CHUNK),
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 2 * CHUNK, 3 * CHUNK),
         Arrays.copyOfRange(Files.readAllBytes(data.file), 2 * CHUNK, 3 * CHUNK));
 
-    // a reader going through the whole blob, the kernel's way: a READ only where the file still has a hole
+    // a reader going through the whole blob, the kernel's way: a READ only where the file still has
+    // a hole
     int reads = 0;
     for (long off = 2L * CHUNK; off < blob.length; off += CHUNK) {
       if (Posix.lseek(data.anonFd, off, Posix.SEEK_DATA) != off) {
@@ -165,10 +209,17 @@ class RegistryReadPathTest {
     assertTrue(reads < 199, "read-ahead spared the reader some READs: " + reads);
     assertArrayEquals(blob, Arrays.copyOf(Files.readAllBytes(data.file), blob.length));
     assertEquals(blob.length, fetchStats.bytesFetched.sum(), "each byte fetched once");
-    assertTrue(fetchStats.fetches.sum() < 150, "fewer ranged reads than chunks: " + fetchStats.fetches.sum());
-    assertTrue(blobGets().stream().map(r -> r.getHeaders().get("Range")).anyMatch(r -> {
-      String[] ab = r.substring(6).split("-");
-      return Long.parseLong(ab[1]) - Long.parseLong(ab[0]) + 1 > CHUNK;
-    }), "some read-ahead requests cover several chunks");
+    assertTrue(
+        fetchStats.fetches.sum() < 150,
+        "fewer ranged reads than chunks: " + fetchStats.fetches.sum());
+    assertTrue(
+        blobGets().stream()
+            .map(r -> r.getHeaders().get("Range"))
+            .anyMatch(
+                r -> {
+                  String[] ab = r.substring(6).split("-");
+                  return Long.parseLong(ab[1]) - Long.parseLong(ab[0]) + 1 > CHUNK;
+                }),
+        "some read-ahead requests cover several chunks");
   }
 }

@@ -16,19 +16,23 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * The package layout reads as the data path, and this keeps it so: the front ends (fscache, fanotify, nbd) sit
- * on the one fetch core and never on each other; nothing below them imports a front end, the application layer
- * or the CLI; the application layer never imports the CLI; JNA stays in {@code sys}; NBD's wire codecs know
- * nothing of its server, and the server nothing of the devices it serves. Every reference counts: imports and
- * names written out in full.
+ * The package layout reads as the data path, and this keeps it so: the front ends (fscache,
+ * fanotify, nbd) sit on the one fetch core and never on each other; nothing below them imports a
+ * front end, the application layer or the CLI; the application layer never imports the CLI; JNA
+ * stays in {@code sys}; NBD's wire codecs know nothing of its server, and the server nothing of the
+ * devices it serves. Every reference counts: imports and names written out in full.
  */
 class LayeringTest {
   private static final Path SOURCES = Path.of("src/main/java/dev/lazypull");
   private static final Set<String> FRONT_ENDS = Set.of("fscache", "fanotify", "nbd");
   private static final Set<String> ABOVE = Set.of("app", "cli");
-  private static final Pattern REF = Pattern.compile("\\bdev\\.lazypull\\.([a-z]+)(?:\\.([a-z]+))?\\.[A-Z]");
+  private static final Pattern REF =
+      Pattern.compile("\\bdev\\.lazypull\\.([a-z]+)(?:\\.([a-z]+))?\\.[A-Z]");
 
-  /** Each source file's package (first segment below dev.lazypull, and its sub-package) and what it refers to. */
+  /**
+   * Each source file's package (first segment below dev.lazypull, and its sub-package) and what it
+   * refers to.
+   */
   private record Source(Path file, String pkg, String sub, List<String[]> refs, boolean jna) {}
 
   private static List<Source> sources() throws IOException {
@@ -65,7 +69,8 @@ class LayeringTest {
         boolean below = !FRONT_ENDS.contains(s.pkg()) && !ABOVE.contains(s.pkg());
         if (below && (FRONT_ENDS.contains(to) || ABOVE.contains(to))) {
           violations.add(s.file() + " (below the front ends) -> " + to);
-        } else if (FRONT_ENDS.contains(s.pkg()) && (FRONT_ENDS.contains(to) || ABOVE.contains(to))) {
+        } else if (FRONT_ENDS.contains(s.pkg())
+            && (FRONT_ENDS.contains(to) || ABOVE.contains(to))) {
           violations.add(s.file() + " (front end " + s.pkg() + ") -> " + to);
         } else if (s.pkg().equals("app") && to.equals("cli")) {
           violations.add(s.file() + " (application) -> cli");
@@ -77,7 +82,8 @@ class LayeringTest {
 
   @Test
   void nbdCodecsKnowNoServerAndTheServerNoDevice() throws IOException {
-    Map<String, Set<String>> forbidden = Map.of("protocol", Set.of("server", "device"), "server", Set.of("device"));
+    Map<String, Set<String>> forbidden =
+        Map.of("protocol", Set.of("server", "device"), "server", Set.of("device"));
     List<String> violations = new ArrayList<>();
     for (Source s : sources()) {
       if (!s.pkg().equals("nbd") || !forbidden.containsKey(s.sub())) {
@@ -96,6 +102,8 @@ class LayeringTest {
   void jnaStaysInSys() throws IOException {
     List<Source> all = sources();
     assertTrue(all.size() > 100, "the sources were found: " + all.size());
-    assertEquals(List.of(), all.stream().filter(s -> s.jna() && !s.pkg().equals("sys")).map(Source::file).toList());
+    assertEquals(
+        List.of(),
+        all.stream().filter(s -> s.jna() && !s.pkg().equals("sys")).map(Source::file).toList());
   }
 }

@@ -2,6 +2,7 @@ package dev.lazypull.bench;
 
 import com.github.luben.zstd.Zstd;
 import dev.lazypull.compress.ZstdCodec;
+import io.airlift.compress.zstd.ZstdDecompressor;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,14 +14,15 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * Decompression speed per core of the zstd libraries lazypull could use for compressed chunks, on real files:
- * every regular file of a tree ({@code -Dbench.tree=DIR}, default the JDK 17 directory) cut into chunks of
- * {@code -Dbench.chunk} bytes (default 1 MiB; each file's last chunk zero-padded to 4 KiB, as pack stores them),
- * each compressed at {@code -Dbench.level} (default 3) as one frame. Then five rounds, one thread, of decoding
- * every frame into one direct buffer with {@link ZstdCodec#decompress} (zstd-jni: zstd's C library, with all its
- * checks) and with aircompressor's pure-Java decoder (already a dependency, for zstd layers); MB/s are of
- * uncompressed output. Prints the machine load too: the machine is shared. Asserts nothing.
- * Run: {@code mvn -Pbench test -Dtest=CodecBench}.
+ * Decompression speed per core of the zstd libraries lazypull could use for compressed chunks, on
+ * real files: every regular file of a tree ({@code -Dbench.tree=DIR}, default the JDK 17 directory)
+ * cut into chunks of {@code -Dbench.chunk} bytes (default 1 MiB; each file's last chunk zero-padded
+ * to 4 KiB, as pack stores them), each compressed at {@code -Dbench.level} (default 3) as one
+ * frame. Then five rounds, one thread, of decoding every frame into one direct buffer with {@link
+ * ZstdCodec#decompress} (zstd-jni: zstd's C library, with all its checks) and with aircompressor's
+ * pure-Java decoder (already a dependency, for zstd layers); MB/s are of uncompressed output.
+ * Prints the machine load too: the machine is shared. Asserts nothing. Run: {@code mvn -Pbench test
+ * -Dtest=CodecBench}.
  */
 @Tag("bench")
 class CodecBench {
@@ -31,8 +33,11 @@ class CodecBench {
     int level = Integer.getInteger("bench.level", ZstdCodec.DEFAULT_LEVEL);
     long t0 = System.nanoTime();
     ZstdCodec.load();
-    System.out.printf(Locale.ROOT, "zstd-jni native library loaded in %.0f ms (JDK %s)%n",
-        (System.nanoTime() - t0) / 1e6, Runtime.version());
+    System.out.printf(
+        Locale.ROOT,
+        "zstd-jni native library loaded in %.0f ms (JDK %s)%n",
+        (System.nanoTime() - t0) / 1e6,
+        Runtime.version());
     List<Path> files;
     try (Stream<Path> s = Files.walk(tree)) {
       files = s.filter(p -> Files.isRegularFile(p) && !Files.isSymbolicLink(p)).sorted().toList();
@@ -68,11 +73,20 @@ class CodecBench {
       }
     }
     double csec = (System.nanoTime() - ct) / 1e9;
-    System.out.printf(Locale.ROOT, "%s: %d chunks of %d KiB, %.1f MiB -> %.1f MiB at level %d (%.3f), "
-        + "compressed at %.0f MB/s on one core%n", tree, frames.size(), chunk >> 10, total / 1048576.0,
-        stored / 1048576.0, level, (double) stored / total, total / 1e6 / csec);
+    System.out.printf(
+        Locale.ROOT,
+        "%s: %d chunks of %d KiB, %.1f MiB -> %.1f MiB at level %d (%.3f), "
+            + "compressed at %.0f MB/s on one core%n",
+        tree,
+        frames.size(),
+        chunk >> 10,
+        total / 1048576.0,
+        stored / 1048576.0,
+        level,
+        (double) stored / total,
+        total / 1e6 / csec);
     ByteBuffer dst = ByteBuffer.allocateDirect(chunk);
-    io.airlift.compress.zstd.ZstdDecompressor air = new io.airlift.compress.zstd.ZstdDecompressor();
+    ZstdDecompressor air = new ZstdDecompressor();
     double bestJni = 0;
     double bestAir = 0;
     for (int round = 0; round < 5; round++) {
@@ -88,10 +102,19 @@ class CodecBench {
       double a = total / 1e6 / ((System.nanoTime() - s) / 1e9);
       bestJni = Math.max(bestJni, jni);
       bestAir = Math.max(bestAir, a);
-      System.out.printf(Locale.ROOT, "round %d: zstd-jni (ZstdCodec) %.0f MB/s, aircompressor %.0f MB/s, load %s%n",
-          round, jni, a, Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
+      System.out.printf(
+          Locale.ROOT,
+          "round %d: zstd-jni (ZstdCodec) %.0f MB/s, aircompressor %.0f MB/s, load %s%n",
+          round,
+          jni,
+          a,
+          Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
     }
-    System.out.printf(Locale.ROOT, "best of 5: zstd-jni %.0f MB/s, aircompressor %.0f MB/s per core (zstd %s)%n",
-        bestJni, bestAir, Zstd.class.getPackage().getImplementationVersion());
+    System.out.printf(
+        Locale.ROOT,
+        "best of 5: zstd-jni %.0f MB/s, aircompressor %.0f MB/s per core (zstd %s)%n",
+        bestJni,
+        bestAir,
+        Zstd.class.getPackage().getImplementationVersion());
   }
 }

@@ -18,13 +18,15 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code nbdcopy} of the whole flattened export through {@code lazypull nbd} (the packaged jar) versus
- * {@code nbdkit file} serving the same bytes (the flattened image as a file), in one run, over unix sockets:
+ * {@code nbdcopy} of the whole flattened export through {@code lazypull nbd} (the packaged jar)
+ * versus {@code nbdkit file} serving the same bytes (the flattened image as a file), in one run,
+ * over unix sockets:
  *
  * <ul>
- *   <li>warm: our cache already holds every chunk (both sides read from the page cache); goal ≥ 0.9x;
- *   <li>cold: a fresh cache filled from the OCI layout (a local file source; a registry source comes with the
- *       registry client).
+ *   <li>warm: our cache already holds every chunk (both sides read from the page cache); goal ≥
+ *       0.9x;
+ *   <li>cold: a fresh cache filled from the OCI layout (a local file source; a registry source
+ *       comes with the registry client).
  * </ul>
  *
  * Run after {@code mvn package -DskipTests} (it uses target/lazypull.jar): {@code mvn -Pbench test
@@ -47,32 +49,68 @@ class NbdExportBench {
       Files.createDirectories(work);
       Path tree = Files.createDirectories(work.resolve("tree"));
       write(tree.resolve("big.bin"), (long) mib << 20, 1);
-      Requirements.run("mkfs.erofs", "--quiet", "-T0", "--chunksize=1048576", "--blobdev="
-          + work.resolve("bench.blob"), work.resolve("bench.erofs").toString(), tree.toString());
-      if (Main.run("import", work.resolve("bench.erofs").toString(), work.resolve("bench.blob").toString(),
-          "--output", layout) != 0) {
+      Requirements.run(
+          "mkfs.erofs",
+          "--quiet",
+          "-T0",
+          "--chunksize=1048576",
+          "--blobdev=" + work.resolve("bench.blob"),
+          work.resolve("bench.erofs").toString(),
+          tree.toString());
+      if (Main.run(
+              "import",
+              work.resolve("bench.erofs").toString(),
+              work.resolve("bench.blob").toString(),
+              "--output",
+              layout)
+          != 0) {
         throw new AssertionError("import failed");
       }
-      // The same bytes for nbdkit: our export copied to a file (NbdClientsIT checks it equals an independent
+      // The same bytes for nbdkit: our export copied to a file (NbdClientsIT checks it equals an
+      // independent
       // flattening), kept sparse so nbdkit reports the same holes.
       Path cache = work.resolve("cache-build");
-      try (LazypullProcess p = LazypullProcess.start(jar, work.resolve("build"), "nbd", layout, "--listen",
-          "unix:" + work.resolve("build.sock"), "--cache-dir", cache.toString())) {
+      try (LazypullProcess p =
+          LazypullProcess.start(
+              jar,
+              work.resolve("build"),
+              "nbd",
+              layout,
+              "--listen",
+              "unix:" + work.resolve("build.sock"),
+              "--cache-dir",
+              cache.toString())) {
         p.awaitLine("serving", 60);
-        Requirements.run("nbdcopy", uri(work.resolve("build.sock")), work.resolve("flat.img").toString());
+        Requirements.run(
+            "nbdcopy", uri(work.resolve("build.sock")), work.resolve("flat.img").toString());
         p.stop();
       }
       Requirements.run("rm", "-rf", cache.toString());
     }
     long bytes = Files.size(work.resolve("flat.img"));
-    Requirements.run("bash", "-c", "cat '" + work.resolve("flat.img") + "' '" + work.resolve("bench.blob")
-        + "' >/dev/null"); // both sources in the page cache before anything is timed
+    Requirements.run(
+        "bash",
+        "-c",
+        "cat '"
+            + work.resolve("flat.img")
+            + "' '"
+            + work.resolve("bench.blob")
+            + "' >/dev/null"); // both sources in the page cache before anything is timed
 
     Path nbdkitSock = work.resolve("nbdkit.sock");
     Files.deleteIfExists(nbdkitSock);
-    Process nbdkit = new ProcessBuilder("nbdkit", "-f", "-r", "-U", nbdkitSock.toString(), "file",
-        "file=" + work.resolve("flat.img")).redirectErrorStream(true)
-        .redirectOutput(work.resolve("nbdkit.log").toFile()).start();
+    Process nbdkit =
+        new ProcessBuilder(
+                "nbdkit",
+                "-f",
+                "-r",
+                "-U",
+                nbdkitSock.toString(),
+                "file",
+                "file=" + work.resolve("flat.img"))
+            .redirectErrorStream(true)
+            .redirectOutput(work.resolve("nbdkit.log").toFile())
+            .start();
     List<Double> cold = new ArrayList<>();
     List<Double> warm = new ArrayList<>();
     List<Double> peer = new ArrayList<>();
@@ -84,7 +122,8 @@ class NbdExportBench {
       for (int run = 0; run < 3; run++) {
         Path cache = work.resolve("cache-cold");
         Requirements.run("rm", "-rf", cache.toString());
-        Requirements.run("sync"); // the previous run's cache writes must not be flushed during this one
+        Requirements.run(
+            "sync"); // the previous run's cache writes must not be flushed during this one
         try (LazypullProcess p = serve(jar, work, layout, cache)) {
           double c0 = cpuSeconds(p.pid());
           cold.add(copySeconds(work.resolve("ours.sock")));
@@ -114,25 +153,62 @@ class NbdExportBench {
       nbdkit.waitFor(10, TimeUnit.SECONDS);
     }
     double mb = bytes / 1048576.0;
-    System.out.printf(Locale.ROOT, "%nNBD export benchmark: nbdcopy of %.0f MiB (flattened, %d CPUs)%n", mb,
+    System.out.printf(
+        Locale.ROOT,
+        "%nNBD export benchmark: nbdcopy of %.0f MiB (flattened, %d CPUs)%n",
+        mb,
         Runtime.getRuntime().availableProcessors());
-    System.out.printf(Locale.ROOT, "  warm  lazypull nbd : median %.3f s = %6.0f MiB/s  (runs %s)%n", median(warm),
-        mb / median(warm), warm);
-    System.out.printf(Locale.ROOT, "  warm  nbdkit file  : median %.3f s = %6.0f MiB/s  (runs %s)%n", median(peer),
-        mb / median(peer), peer);
-    System.out.printf(Locale.ROOT, "  warm ratio (lazypull / nbdkit throughput): %.2fx  (goal >= 0.9x)%n",
+    System.out.printf(
+        Locale.ROOT,
+        "  warm  lazypull nbd : median %.3f s = %6.0f MiB/s  (runs %s)%n",
+        median(warm),
+        mb / median(warm),
+        warm);
+    System.out.printf(
+        Locale.ROOT,
+        "  warm  nbdkit file  : median %.3f s = %6.0f MiB/s  (runs %s)%n",
+        median(peer),
+        mb / median(peer),
+        peer);
+    System.out.printf(
+        Locale.ROOT,
+        "  warm ratio (lazypull / nbdkit throughput): %.2fx  (goal >= 0.9x)%n",
         median(peer) / median(warm));
-    System.out.printf(Locale.ROOT, "  server CPU per copy: lazypull median %.2f s %s, nbdkit median %.2f s %s; "
-        + "nbdkit/lazypull %.2fx%n", median(warmCpu), warmCpu, median(peerCpu), peerCpu,
+    System.out.printf(
+        Locale.ROOT,
+        "  server CPU per copy: lazypull median %.2f s %s, nbdkit median %.2f s %s; "
+            + "nbdkit/lazypull %.2fx%n",
+        median(warmCpu),
+        warmCpu,
+        median(peerCpu),
+        peerCpu,
         median(peerCpu) / median(warmCpu));
-    System.out.printf(Locale.ROOT, "  cold  lazypull nbd from the OCI layout: median %.3f s = %6.0f MiB/s (runs %s);"
-        + " %.2fx of nbdkit file; server CPU median %.2f s %s%n", median(cold), mb / median(cold), cold,
-        median(peer) / median(cold), median(coldCpu), coldCpu);
+    System.out.printf(
+        Locale.ROOT,
+        "  cold  lazypull nbd from the OCI layout: median %.3f s = %6.0f MiB/s (runs %s);"
+            + " %.2fx of nbdkit file; server CPU median %.2f s %s%n",
+        median(cold),
+        mb / median(cold),
+        cold,
+        median(peer) / median(cold),
+        median(coldCpu),
+        coldCpu);
   }
 
-  private static LazypullProcess serve(Path jar, Path work, String layout, Path cache) throws Exception {
-    LazypullProcess p = LazypullProcess.start(jar, work.resolve("ours"), "nbd", layout, "--listen",
-        "unix:" + work.resolve("ours.sock"), "--cache-dir", cache.toString(), "--log-level", "warn");
+  private static LazypullProcess serve(Path jar, Path work, String layout, Path cache)
+      throws Exception {
+    LazypullProcess p =
+        LazypullProcess.start(
+            jar,
+            work.resolve("ours"),
+            "nbd",
+            layout,
+            "--listen",
+            "unix:" + work.resolve("ours.sock"),
+            "--cache-dir",
+            cache.toString(),
+            "--log-level",
+            "warn");
     p.awaitLine("serving", 60);
     return p;
   }

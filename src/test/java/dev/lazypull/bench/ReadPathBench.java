@@ -1,21 +1,19 @@
 package dev.lazypull.bench;
 
-import dev.lazypull.fetch.FetchCore;
-import dev.lazypull.fetch.FetchSettings;
-import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.blob.BlobSource;
-import dev.lazypull.fscache.Devnode;
+import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
-import dev.lazypull.app.DaemonConfig;
-import dev.lazypull.frontend.RequestStats;
+import dev.lazypull.fetch.FetchCore;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.fscache.Devnode;
 import dev.lazypull.fscache.FscacheFrontend;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
-import dev.lazypull.image.MediaTypes;
-import dev.lazypull.blob.ImageSource;
 import dev.lazypull.image.LazyImage;
+import dev.lazypull.image.MediaTypes;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.Msgs;
 import java.io.IOException;
@@ -34,10 +32,11 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The daemon's own time per READ, excluding the blob source and the disk: from the moment the devnode hands a
- * READ to the poll thread until READ_COMPLETE, minus the time spent inside the source's reads and the
- * pwrites (which are no-ops here). One READ in flight at a time, each a cache miss, so the fetch path runs
- * every time. Run: {@code mvn -Pbench test -Dtest=ReadPathBench}.
+ * The daemon's own time per READ, excluding the blob source and the disk: from the moment the
+ * devnode hands a READ to the poll thread until READ_COMPLETE, minus the time spent inside the
+ * source's reads and the pwrites (which are no-ops here). One READ in flight at a time, each a
+ * cache miss, so the fetch path runs every time. Run: {@code mvn -Pbench test
+ * -Dtest=ReadPathBench}.
  */
 @Tag("bench")
 class ReadPathBench {
@@ -124,7 +123,8 @@ class ReadPathBench {
     }
 
     @Override
-    public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+    public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+        throws IOException {
       long t0 = System.nanoTime();
       ReadableByteChannel ch = inner.openRange(blob, offset, length);
       nanos += System.nanoTime() - t0;
@@ -169,38 +169,57 @@ class ReadPathBench {
     Descriptor blob = mem.add(data, MediaTypes.EROFS_BLOB);
     // The bench addresses past `data` by wrapping offsets into it: every READ is a fresh miss.
     Descriptor big = new Descriptor(MediaTypes.EROFS_BLOB, blob.digest(), blobSize);
-    BlobSource wrapping = new BlobSource() {
-      @Override
-      public ReadableByteChannel openRange(Descriptor b, long offset, long length) throws IOException {
-        return mem.openRange(blob, offset % data.length, length);
-      }
+    BlobSource wrapping =
+        new BlobSource() {
+          @Override
+          public ReadableByteChannel openRange(Descriptor b, long offset, long length)
+              throws IOException {
+            return mem.openRange(blob, offset % data.length, length);
+          }
 
-      @Override
-      public String describe() {
-        return "wrap";
-      }
-    };
+          @Override
+          public String describe() {
+            return "wrap";
+          }
+        };
     TimedSource source = new TimedSource(wrapping);
-    ImageSource image = new ImageSource() {
-      @Override
-      public LazyImage resolve() {
-        throw new UnsupportedOperationException();
-      }
+    ImageSource image =
+        new ImageSource() {
+          @Override
+          public LazyImage resolve() {
+            throw new UnsupportedOperationException();
+          }
 
-      @Override
-      public BlobSource blobs() {
-        return source;
-      }
-    };
+          @Override
+          public BlobSource blobs() {
+            return source;
+          }
+        };
     Path state = Files.createTempDirectory("lp-bench");
     Catalog catalog = Catalog.load(state);
-    catalog.register(new ImageRecord("bench", null, "bench:image", Digest.of(new byte[] {1}), big, List.of(),
-        List.of(), false), false);
-    ImageSources sources = new ImageSources(ref -> image); // "bench:image" parses as a registry reference
+    catalog.register(
+        new ImageRecord(
+            "bench",
+            null,
+            "bench:image",
+            Digest.of(new byte[] {1}),
+            big,
+            List.of(),
+            List.of(),
+            false),
+        false);
+    ImageSources sources =
+        new ImageSources(ref -> image); // "bench:image" parses as a registry reference
     BenchDevnode dev = new BenchDevnode();
     dev.waiter = Thread.currentThread();
-    FetchSettings settings = new FetchSettings(4, chunkSize, chunkSize, FetchSettings.DEFAULT_READ_AHEAD,
-        Duration.ofSeconds(30), Math.max(chunkSize, 4096));
+    FetchSettings settings =
+        new FetchSettings(
+            4,
+            chunkSize,
+            chunkSize,
+            FetchSettings.DEFAULT_READ_AHEAD,
+            Duration.ofSeconds(30),
+            Math.max(chunkSize, 4096));
     try (FetchCore core = new FetchCore(settings, new FetchStats(), null);
         FscacheFrontend daemon = new FscacheFrontend(dev, catalog, sources, core, 64)) {
       daemon.start();
@@ -220,9 +239,16 @@ class ReadPathBench {
         }
       }
       Arrays.sort(own);
-      System.out.printf(Locale.ROOT, "ReadPathBench chunk=%dK read=%dK n=%d: daemon time per READ p50 %.1f us, p90 %.1f us,"
-              + " p99 %.1f us, p99.9 %.1f us (source+disk excluded)%n", chunkSize >> 10, readSize >> 10, measured,
-          own[measured / 2] / 1e3, own[measured * 9 / 10] / 1e3, own[measured * 99 / 100] / 1e3,
+      System.out.printf(
+          Locale.ROOT,
+          "ReadPathBench chunk=%dK read=%dK n=%d: daemon time per READ p50 %.1f us, p90 %.1f us,"
+              + " p99 %.1f us, p99.9 %.1f us (source+disk excluded)%n",
+          chunkSize >> 10,
+          readSize >> 10,
+          measured,
+          own[measured / 2] / 1e3,
+          own[measured * 9 / 10] / 1e3,
+          own[measured * 99 / 100] / 1e3,
           own[measured * 999 / 1000] / 1e3);
     }
   }

@@ -7,13 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ReadableByteChannel;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
 
 class ResumingChannelTest {
@@ -23,7 +28,10 @@ class ResumingChannelTest {
     new Random(42).nextBytes(DATA);
   }
 
-  /** A transient failure, and the kind a test declares permanent (a subclass of it must propagate too). */
+  /**
+   * A transient failure, and the kind a test declares permanent (a subclass of it must propagate
+   * too).
+   */
   static class Refused extends IOException {
     Refused(String m) {
       super(m);
@@ -37,8 +45,8 @@ class ResumingChannelTest {
   }
 
   /**
-   * Serves {@code DATA[from, from+count)} a few bytes per read, then fails with {@code fault}, or ends
-   * (returns -1) when {@code fault} is null.
+   * Serves {@code DATA[from, from+count)} a few bytes per read, then fails with {@code fault}, or
+   * ends (returns -1) when {@code fault} is null.
    */
   static final class Stream implements ReadableByteChannel, BlobSource.Served {
     private int pos;
@@ -66,7 +74,7 @@ class ResumingChannelTest {
     @Override
     public int read(ByteBuffer dst) throws IOException {
       if (!open) {
-        throw new java.nio.channels.ClosedChannelException();
+        throw new ClosedChannelException();
       }
       if (pos == end) {
         if (fault != null) {
@@ -108,7 +116,7 @@ class ResumingChannelTest {
   static final class Reopens implements ResumingChannel.Opener {
     final List<long[]> calls = new ArrayList<>();
     final List<Stream> opened = new ArrayList<>();
-    java.util.function.BiFunction<Long, Long, Stream> next = (off, len) -> new Stream(off, len, null);
+    BiFunction<Long, Long, Stream> next = (off, len) -> new Stream(off, len, null);
 
     @Override
     public ReadableByteChannel open(long offset, long length) {
@@ -119,9 +127,10 @@ class ResumingChannelTest {
     }
   }
 
-  private static ResumingChannel channel(ReadableByteChannel first, Reopens opener, long offset, long length,
-      int maxResumes) {
-    return new ResumingChannel(first, opener, offset, length, maxResumes, Refused.class, "test blob");
+  private static ResumingChannel channel(
+      ReadableByteChannel first, Reopens opener, long offset, long length, int maxResumes) {
+    return new ResumingChannel(
+        first, opener, offset, length, maxResumes, Refused.class, "test blob");
   }
 
   /** Reads to the end through a buffer of {@code bufSize}, checking no read returns 0. */
@@ -137,7 +146,7 @@ class ResumingChannelTest {
   }
 
   private static byte[] slice(long offset, long length) {
-    return java.util.Arrays.copyOfRange(DATA, (int) offset, (int) (offset + length));
+    return Arrays.copyOfRange(DATA, (int) offset, (int) (offset + length));
   }
 
   @Test
@@ -148,7 +157,8 @@ class ResumingChannelTest {
       assertArrayEquals(slice(1000, 5000), readAll(ch, 333), "no byte repeated or skipped");
     }
     assertEquals(1, opener.calls.size());
-    assertArrayEquals(new long[] {2234, 3766}, opener.calls.get(0), "reopened at offset+delivered for the rest");
+    assertArrayEquals(
+        new long[] {2234, 3766}, opener.calls.get(0), "reopened at offset+delivered for the rest");
     assertFalse(first.isOpen(), "the broken stream was closed before reopening");
   }
 
@@ -167,7 +177,9 @@ class ResumingChannelTest {
   void everyBreakResumesFromItsOwnPositionUntilTheLimit() throws IOException {
     Reopens opener = new Reopens();
     // every stream, the first included, breaks after 700 bytes: 10_000 bytes need 14 reopens
-    opener.next = (off, len) -> new Stream(off, Math.min(700, len), len > 700 ? new IOException("reset") : null);
+    opener.next =
+        (off, len) ->
+            new Stream(off, Math.min(700, len), len > 700 ? new IOException("reset") : null);
     Stream first = new Stream(5000, 700, new IOException("reset"));
     try (ResumingChannel ch = channel(first, opener, 5000, 10_000, 14)) {
       assertArrayEquals(slice(5000, 10_000), readAll(ch, 1000));
@@ -175,32 +187,40 @@ class ResumingChannelTest {
     assertEquals(14, opener.calls.size());
     for (int k = 0; k < 14; k++) {
       long done = 700L * (k + 1);
-      assertArrayEquals(new long[] {5000 + done, 10_000 - done}, opener.calls.get(k), "reopen " + k);
+      assertArrayEquals(
+          new long[] {5000 + done, 10_000 - done}, opener.calls.get(k), "reopen " + k);
     }
-    assertTrue(opener.opened.subList(0, 13).stream().noneMatch(Stream::isOpen), "each broken stream closed");
+    assertTrue(
+        opener.opened.subList(0, 13).stream().noneMatch(Stream::isOpen),
+        "each broken stream closed");
   }
 
   @Test
   void afterMaxResumesTheLastFailurePropagates() throws IOException {
     Reopens opener = new Reopens();
     List<IOException> faults = new ArrayList<>();
-    opener.next = (off, len) -> {
-      IOException e = new IOException("reset " + faults.size());
-      faults.add(e);
-      return new Stream(off, 10, e);
-    };
+    opener.next =
+        (off, len) -> {
+          IOException e = new IOException("reset " + faults.size());
+          faults.add(e);
+          return new Stream(off, 10, e);
+        };
     Stream first = new Stream(0, 10, new IOException("first reset"));
     ResumingChannel ch = channel(first, opener, 0, 1000, 3);
     ByteArrayOutputStream got = new ByteArrayOutputStream();
     ByteBuffer buf = ByteBuffer.allocate(64);
-    IOException e = assertThrows(IOException.class, () -> {
-      while (ch.read(buf.clear()) > 0) {
-        got.write(buf.array(), 0, buf.position());
-      }
-    });
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> {
+              while (ch.read(buf.clear()) > 0) {
+                got.write(buf.array(), 0, buf.position());
+              }
+            });
     assertEquals(3, opener.calls.size(), "exactly maxResumes reopens");
     assertSame(faults.get(2), e, "the failure after the last resume is the one thrown");
-    assertArrayEquals(slice(0, 40), got.toByteArray(), "what was handed out before giving up is still exact");
+    assertArrayEquals(
+        slice(0, 40), got.toByteArray(), "what was handed out before giving up is still exact");
     assertArrayEquals(new long[] {30, 970}, opener.calls.get(2));
   }
 
@@ -219,11 +239,14 @@ class ResumingChannelTest {
       Reopens opener = new Reopens();
       ResumingChannel ch = channel(new Stream(0, 50, permanent), opener, 0, 100, 5);
       ByteBuffer buf = ByteBuffer.allocate(100);
-      IOException e = assertThrows(IOException.class, () -> {
-        while (ch.read(buf) > 0) {
-          // drain until the failure
-        }
-      });
+      IOException e =
+          assertThrows(
+              IOException.class,
+              () -> {
+                while (ch.read(buf) > 0) {
+                  // drain until the failure
+                }
+              });
       assertSame(permanent, e);
       assertEquals(0, opener.calls.size(), permanent + " must not be retried");
       assertEquals(50, buf.position(), "the bytes before the failure were delivered");
@@ -273,10 +296,18 @@ class ResumingChannelTest {
     assertEquals("origin", ch.servedBy(), "the last endpoint that served some of the bytes");
     assertTrue(ch.fromMirror(), "part of the bytes came from a mirror");
 
-    ResumingChannel plain = new ResumingChannel(java.nio.channels.Channels.newChannel(
-        new java.io.ByteArrayInputStream(new byte[5])), opener, 0, 5, 0, Refused.class, "blob x");
+    ResumingChannel plain =
+        new ResumingChannel(
+            Channels.newChannel(new ByteArrayInputStream(new byte[5])),
+            opener,
+            0,
+            5,
+            0,
+            Refused.class,
+            "blob x");
     assertFalse(plain.fromMirror());
-    assertEquals("blob x", plain.servedBy(), "a stream that does not say falls back to the channel's name");
+    assertEquals(
+        "blob x", plain.servedBy(), "a stream that does not say falls back to the channel's name");
   }
 
   @Test
@@ -293,7 +324,7 @@ class ResumingChannelTest {
     assertFalse(ch.isOpen());
     assertFalse(second.isOpen(), "close reaches the stream in use");
     int opened = opener.opened.size();
-    assertThrows(java.nio.channels.ClosedChannelException.class, () -> ch.read(ByteBuffer.allocate(1)));
+    assertThrows(ClosedChannelException.class, () -> ch.read(ByteBuffer.allocate(1)));
     assertEquals(opened, opener.opened.size(), "a read after close opens nothing");
   }
 }

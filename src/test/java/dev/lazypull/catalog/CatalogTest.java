@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
+import dev.lazypull.image.Json;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.image.PullOptions;
 import java.nio.file.Files;
@@ -23,8 +24,15 @@ class CatalogTest {
 
   static ImageRecord image(String fsid, String domain, Descriptor... blobs) {
     List<Descriptor> list = List.of(blobs);
-    return new ImageRecord(fsid, domain, "oci:/x:" + fsid, Digest.of(fsid.getBytes()), desc("boot-" + fsid, 8192),
-        list, list.stream().map(d -> d.digest().hex()).toList(), false);
+    return new ImageRecord(
+        fsid,
+        domain,
+        "oci:/x:" + fsid,
+        Digest.of(fsid.getBytes()),
+        desc("boot-" + fsid, 8192),
+        list,
+        list.stream().map(d -> d.digest().hex()).toList(),
+        false);
   }
 
   @Test
@@ -94,20 +102,32 @@ class CatalogTest {
     Descriptor b2 = desc("2", 4096);
     ImageRecord tagged = image("f", "d", b1, b2);
     assertEquals("fsid=f,domain_id=d", tagged.mountOptions());
-    ImageRecord untagged = new ImageRecord("f", null, "r", Digest.of(new byte[1]), desc("boot", 1), List.of(b1, b2),
-        List.of(b1.digest().hex(), b2.digest().hex()), true);
-    assertEquals("fsid=f,device=" + b1.digest().hex() + ",device=" + b2.digest().hex(), untagged.mountOptions());
+    ImageRecord untagged =
+        new ImageRecord(
+            "f",
+            null,
+            "r",
+            Digest.of(new byte[1]),
+            desc("boot", 1),
+            List.of(b1, b2),
+            List.of(b1.digest().hex(), b2.digest().hex()),
+            true);
+    assertEquals(
+        "fsid=f,device=" + b1.digest().hex() + ",device=" + b2.digest().hex(),
+        untagged.mountOptions());
   }
 
   @Test
   void perImageRegistrySettingsPersistAcrossAReloadAndAreOnlyEverAddedTo() throws Exception {
     Catalog c = Catalog.load(state);
-    ImageRecord plain = image("img1", null, desc("blob", 4096)).withPull(new PullOptions(true, "linux/arm64"));
+    ImageRecord plain =
+        image("img1", null, desc("blob", 4096)).withPull(new PullOptions(true, "linux/arm64"));
     c.register(plain, false);
     c.register(image("img2", null, desc("blob2", 4096)), false);
     String json = Files.readString(state.resolve(Catalog.FILE_NAME));
     assertTrue(json.contains("\"pull\"") && json.contains("\"plainHttp\" : true"), json);
-    assertEquals(1, json.split("\"pull\"", -1).length - 1, "absent for an image without settings: " + json);
+    assertEquals(
+        1, json.split("\"pull\"", -1).length - 1, "absent for an image without settings: " + json);
 
     Catalog reloaded = Catalog.load(state);
     assertEquals(plain, reloaded.get("img1").orElseThrow());
@@ -117,25 +137,39 @@ class CatalogTest {
 
     // the same image registered again without settings keeps them; with plain HTTP it gains it
     assertEquals(plain, reloaded.register(image("img1", null, desc("blob", 4096)), false));
-    ImageRecord gained = reloaded.register(image("img2", null, desc("blob2", 4096))
-        .withPull(new PullOptions(true, null)), false);
+    ImageRecord gained =
+        reloaded.register(
+            image("img2", null, desc("blob2", 4096)).withPull(new PullOptions(true, null)), false);
     assertEquals(new PullOptions(true, null), gained.pull());
     assertEquals(new PullOptions(true, null), Catalog.load(state).get("img2").orElseThrow().pull());
     // another image under a taken fsid is still refused
-    assertThrows(CatalogException.class, () -> reloaded.register(image("img2", null, desc("other", 4096))
-        .withPull(new PullOptions(true, null)), false));
+    assertThrows(
+        CatalogException.class,
+        () ->
+            reloaded.register(
+                image("img2", null, desc("other", 4096)).withPull(new PullOptions(true, null)),
+                false));
   }
 
   @Test
   void aCatalogWrittenBeforePerImageSettingsExistedLoads() throws Exception {
     Descriptor boot = desc("boot", 8192);
     Descriptor blob = desc("blob", 4096);
-    String old = "{\n  \"version\" : 1,\n  \"images\" : [ {\n    \"fsid\" : \"old\",\n"
-        + "    \"reference\" : \"127.0.0.1:5000/acc/app:v1\",\n"
-        + "    \"manifestDigest\" : \"" + Digest.of("m".getBytes()) + "\",\n"
-        + "    \"bootstrap\" : " + dev.lazypull.image.Json.MAPPER.writeValueAsString(boot) + ",\n"
-        + "    \"blobs\" : [ " + dev.lazypull.image.Json.MAPPER.writeValueAsString(blob) + " ],\n"
-        + "    \"deviceNames\" : [ \"" + blob.digest().hex() + "\" ]\n  } ]\n}\n";
+    String old =
+        "{\n  \"version\" : 1,\n  \"images\" : [ {\n    \"fsid\" : \"old\",\n"
+            + "    \"reference\" : \"127.0.0.1:5000/acc/app:v1\",\n"
+            + "    \"manifestDigest\" : \""
+            + Digest.of("m".getBytes())
+            + "\",\n"
+            + "    \"bootstrap\" : "
+            + Json.MAPPER.writeValueAsString(boot)
+            + ",\n"
+            + "    \"blobs\" : [ "
+            + Json.MAPPER.writeValueAsString(blob)
+            + " ],\n"
+            + "    \"deviceNames\" : [ \""
+            + blob.digest().hex()
+            + "\" ]\n  } ]\n}\n";
     Files.createDirectories(state);
     Files.writeString(state.resolve(Catalog.FILE_NAME), old);
     ImageRecord r = Catalog.load(state).get("old").orElseThrow();
@@ -145,7 +179,10 @@ class CatalogTest {
     assertEquals("127.0.0.1:5000/acc/app:v1", r.reference());
   }
 
-  /** An image with no data blobs (a single-device mkfs.erofs image, imported) is written and read back. */
+  /**
+   * An image with no data blobs (a single-device mkfs.erofs image, imported) is written and read
+   * back.
+   */
   @Test
   void anImageWithoutDataBlobsSurvivesARestart() throws Exception {
     Catalog c = Catalog.load(state);

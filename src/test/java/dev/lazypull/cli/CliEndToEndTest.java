@@ -3,18 +3,11 @@ package dev.lazypull.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.catalog.Catalog;
-import dev.lazypull.catalog.ImageRegistrar;
-import dev.lazypull.catalog.ImageSources;
-import dev.lazypull.control.ControlServer;
-import dev.lazypull.fscache.CacheJanitor;
-import dev.lazypull.app.DaemonApi;
-import dev.lazypull.app.DaemonConfig;
-import dev.lazypull.frontend.RequestStats;
-import dev.lazypull.fscache.FscacheFrontend;
+import dev.lazypull.control.ControlClient;
+import dev.lazypull.fetch.FetchSettings;
+import dev.lazypull.image.Json;
 import dev.lazypull.prefetch.PrefetchConfig;
 import dev.lazypull.prefetch.PrefetchPolicy;
-import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.testing.DaemonHarness;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
@@ -25,15 +18,15 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The CLI as scripts use it, end to end on the host: real control socket, real daemon code, a fake devnode in
- * place of the kernel (this host has no fscache). `mount` itself needs the kernel and is covered in the guest.
+ * The CLI as scripts use it, end to end on the host: real control socket, real daemon code, a fake
+ * devnode in place of the kernel (this host has no fscache). `mount` itself needs the kernel and is
+ * covered in the guest.
  */
 class CliEndToEndTest {
   @TempDir Path tmp;
@@ -49,7 +42,8 @@ class CliEndToEndTest {
     System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
     try {
       int code = Main.run(args);
-      return new Out(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+      return new Out(
+          code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     } finally {
       System.setOut(oldOut);
       System.setErr(oldErr);
@@ -60,7 +54,9 @@ class CliEndToEndTest {
   void prefetchWithoutADaemonNeedsAReferenceItCanFetchOnItsOwn() {
     Out o = cli("prefetch", "lp-0123456789abcdef", "--socket", tmp.resolve("none.sock").toString());
     assertEquals(1, o.code());
-    assertTrue(o.stderr().contains("no daemon socket") && o.stderr().contains("is the daemon running"), o.stderr());
+    assertTrue(
+        o.stderr().contains("no daemon socket") && o.stderr().contains("is the daemon running"),
+        o.stderr());
   }
 
   @Test
@@ -72,15 +68,24 @@ class CliEndToEndTest {
 
     Path socket = tmp.resolve("run/lazypull.sock");
     // the daemon as `lazypull daemon` assembles it, with its control socket, over a fake kernel
-    try (DaemonHarness h = DaemonHarness.in(tmp).config(c -> c.socket(socket)
-        .fetch(new FetchSettings(2, 1 << 20, 4 << 20, 0, Duration.ofSeconds(10), 1 << 20))
-        .prefetch(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO))).start()) {
+    try (DaemonHarness h =
+        DaemonHarness.in(tmp)
+            .config(
+                c ->
+                    c.socket(socket)
+                        .fetch(
+                            new FetchSettings(
+                                2, 1 << 20, 4 << 20, 0, Duration.ofSeconds(10), 1 << 20))
+                        .prefetch(new PrefetchConfig(PrefetchPolicy.NONE, 2, 0, Duration.ZERO)))
+            .start()) {
       FakeKernel kernel = h.kernel;
       {
         String s = "--socket=" + socket;
         // register as `lazypull mount` does, then let the fake kernel "mount" it: OPEN both objects
-        var image = new dev.lazypull.control.ControlClient(socket)
-            .call(dev.lazypull.control.ControlClient.request("register").put("image", ref)).path("image");
+        var image =
+            new ControlClient(socket)
+                .call(ControlClient.request("register").put("image", ref))
+                .path("image");
         String fsid = image.path("fsid").asText();
         Out prefetchUnmounted = cli("prefetch", s, fsid);
         assertEquals(1, prefetchUnmounted.code());
@@ -100,9 +105,13 @@ class CliEndToEndTest {
         assertTrue(status.stdout().contains("blobs served:      2"), status.stdout());
         assertTrue(status.stdout().contains("front end:         fscache"), status.stdout());
         Out json = cli("status", s, "--json");
-        long total = image.path("bootstrap").path("size").asLong() + image.path("blobs").get(0).path("size").asLong();
-        assertEquals(total, dev.lazypull.image.Json.MAPPER.readTree(json.stdout()).path("stats").path("bytesFetched")
-            .asLong(), "prefetch --all fetched the bootstrap and the blob, once");
+        long total =
+            image.path("bootstrap").path("size").asLong()
+                + image.path("blobs").get(0).path("size").asLong();
+        assertEquals(
+            total,
+            Json.MAPPER.readTree(json.stdout()).path("stats").path("bytesFetched").asLong(),
+            "prefetch --all fetched the bootstrap and the blob, once");
         assertEquals(1, cli("prefetch", s, "no-such-image").code(), "unknown image: non-zero exit");
         Out policy = cli("prefetch", s, "--policy", "all", fsid);
         assertTrue(policy.stdout().contains("prefetch policy all"), policy.stdout());

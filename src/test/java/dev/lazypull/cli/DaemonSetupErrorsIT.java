@@ -9,6 +9,7 @@ import dev.lazypull.testing.VmHarness;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -16,9 +17,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The daemon's clear setup errors, the jar run as users run it: no cachefiles devnode, not root, a cache dir on
- * tmpfs, a bad config. Independent of the host kernel: the daemon is pointed at a devnode path that does not exist
- * (the hidden {@code --devnode} option) instead of relying on this host lacking /dev/cachefiles.
+ * The daemon's clear setup errors, the jar run as users run it: no cachefiles devnode, not root, a
+ * cache dir on tmpfs, a bad config. Independent of the host kernel: the daemon is pointed at a
+ * devnode path that does not exist (the hidden {@code --devnode} option) instead of relying on this
+ * host lacking /dev/cachefiles.
  */
 class DaemonSetupErrorsIT {
   @TempDir Path tmp;
@@ -27,7 +29,11 @@ class DaemonSetupErrorsIT {
 
   private Result run(Path jar, List<String> prefix, String... args) throws Exception {
     List<String> cmd = new ArrayList<>(prefix);
-    cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar", jar.toString()));
+    cmd.addAll(
+        List.of(
+            Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-jar",
+            jar.toString()));
     cmd.addAll(List.of(args));
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -44,9 +50,19 @@ class DaemonSetupErrorsIT {
   }
 
   private String[] daemonArgs(Path cache) {
-    return new String[] {"daemon", "--config", tmp.resolve("empty.toml").toString(), "--cache-dir", cache.toString(),
-        "--state-dir", tmp.resolve("state").toString(), "--socket", tmp.resolve("run/lp.sock").toString(),
-        "--devnode", noDevnode().toString()};
+    return new String[] {
+      "daemon",
+      "--config",
+      tmp.resolve("empty.toml").toString(),
+      "--cache-dir",
+      cache.toString(),
+      "--state-dir",
+      tmp.resolve("state").toString(),
+      "--socket",
+      tmp.resolve("run/lp.sock").toString(),
+      "--devnode",
+      noDevnode().toString()
+    };
   }
 
   @Test
@@ -54,17 +70,20 @@ class DaemonSetupErrorsIT {
     Files.writeString(tmp.resolve("empty.toml"), "");
     Requirements.requireRoot();
 
-    // No cachefiles devnode (the module not loaded or the kernel built without it): the error names the kernel
+    // No cachefiles devnode (the module not loaded or the kernel built without it): the error names
+    // the kernel
     // options (which ones depends on this host's kernel config) and the way out.
     Result noFscache = run(daemonArgs(tmp.resolve("cache")));
     assertEquals(1, noFscache.code(), noFscache.output());
     assertTrue(noFscache.output().contains(noDevnode() + " does not exist"), noFscache.output());
-    assertTrue(noFscache.output().matches("(?s).*CONFIG_(CACHEFILES|EROFS_FS).*"), noFscache.output());
+    assertTrue(
+        noFscache.output().matches("(?s).*CONFIG_(CACHEFILES|EROFS_FS).*"), noFscache.output());
     assertTrue(noFscache.output().contains("lazypull nbd"), noFscache.output());
 
-    // As nobody, with a copy of the jar nobody can read (the checkout itself may be in root's 0700 home).
+    // As nobody, with a copy of the jar nobody can read (the checkout itself may be in root's 0700
+    // home).
     Path jar = Unprivileged.stageJar(tmp);
-    Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+    Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxrwxrwx"));
     Result notRoot = run(jar, Unprivileged.asNobody(), daemonArgs(tmp.resolve("cache-nobody")));
     assertEquals(1, notRoot.code(), notRoot.output());
     assertTrue(notRoot.output().contains("must run as root"), notRoot.output());

@@ -15,7 +15,10 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Images made by erofs-utils' mkfs.erofs, wrapped by `lazypull import` and read back as the daemon does. */
+/**
+ * Images made by erofs-utils' mkfs.erofs, wrapped by `lazypull import` and read back as the daemon
+ * does.
+ */
 class ImportInspectTest {
   @TempDir Path tmp;
 
@@ -29,12 +32,18 @@ class ImportInspectTest {
     Path boot = tmp.resolve("boot.erofs");
     Path blob = tmp.resolve("blob.img");
     Requirements.run("mkfs.erofs", "--quiet", single.toString(), tmp.resolve("src").toString());
-    Requirements.run("mkfs.erofs", "--quiet", "--chunksize=1048576", "--blobdev=" + blob, boot.toString(),
+    Requirements.run(
+        "mkfs.erofs",
+        "--quiet",
+        "--chunksize=1048576",
+        "--blobdev=" + blob,
+        boot.toString(),
         tmp.resolve("src").toString());
 
     String layout = "oci:" + tmp.resolve("layout");
     assertEquals(0, Main.run("import", single.toString(), "--output", layout + ":single"));
-    assertEquals(0, Main.run("import", boot.toString(), blob.toString(), "--output", layout + ":multi"));
+    assertEquals(
+        0, Main.run("import", boot.toString(), blob.toString(), "--output", layout + ":multi"));
 
     ImageSources sources = ImageSources.localOnly();
     ImageSource s1 = sources.open(layout + ":single");
@@ -47,11 +56,13 @@ class ImportInspectTest {
 
     ImageSource s2 = sources.open(layout + ":multi");
     LazyImage i2 = s2.resolve();
-    BootstrapHeader h2 = ImageRegistrar.readHeader(s2, i2); // verifies mkfs's superblock checksum too
+    BootstrapHeader h2 =
+        ImageRegistrar.readHeader(s2, i2); // verifies mkfs's superblock checksum too
     assertEquals(1, h2.devices().size());
     assertTrue(!h2.devices().get(0).isTagged(), "mkfs.erofs 1.5 leaves device slots untagged");
     ImageRecord r2 = ImageRegistrar.describe(i2, h2, "myfs", "dom");
-    assertEquals("fsid=myfs,domain_id=dom,device=" + i2.blobs().get(0).digest().hex(), r2.mountOptions());
+    assertEquals(
+        "fsid=myfs,domain_id=dom,device=" + i2.blobs().get(0).digest().hex(), r2.mountOptions());
 
     assertEquals(0, Main.run("inspect", layout + ":multi"));
     assertEquals(0, Main.run("inspect", "--json", layout + ":single"));

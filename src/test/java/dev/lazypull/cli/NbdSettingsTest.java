@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lazypull.app.ExportConfig;
 import dev.lazypull.config.ConfigException;
 import dev.lazypull.config.ConfigFile;
 import java.nio.file.Files;
@@ -27,7 +28,9 @@ class NbdSettingsTest {
 
   @Test
   void nbdTableAppliesAndFlagsOverrideIt() throws Exception {
-    NbdSettings s = resolve("""
+    NbdSettings s =
+        resolve(
+            """
         [nbd]
         cache_dir = "/srv/nbd"
         listen = "tcp:127.0.0.1:10809"
@@ -35,7 +38,12 @@ class NbdSettingsTest {
         chunk_size = "256K"
         read_timeout = "5s"
         connections = 2
-        """, "oci:/x", "--threads", "4", "--listen", "unix:/run/x.sock");
+        """,
+            "oci:/x",
+            "--threads",
+            "4",
+            "--listen",
+            "unix:/run/x.sock");
     assertEquals(Path.of("/srv/nbd"), s.cacheDir());
     assertEquals("unix:/run/x.sock", s.listen());
     assertEquals(4, s.fetch().threadsPerOrigin());
@@ -55,9 +63,48 @@ class NbdSettingsTest {
 
   @Test
   void unknownKeysAndBadValuesAreErrors() {
-    ConfigException e = assertThrows(ConfigException.class, () -> resolve("[nbd]\nlisen = \"x\"\n", "oci:/x"));
+    ConfigException e =
+        assertThrows(ConfigException.class, () -> resolve("[nbd]\nlisen = \"x\"\n", "oci:/x"));
     assertTrue(e.getMessage().contains("lisen"), e.getMessage());
     assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--chunk-size", "3000"));
     assertThrows(ConfigException.class, () -> resolve("[nbd]\nthreads = 0\n", "oci:/x"));
+  }
+
+  @Test
+  void writableFlagsMakeAWritableExportAndNeedEachOther() throws Exception {
+    NbdSettings s =
+        resolve(
+            "[nbd]\noverlays_dir = \"/srv/overlays\"\n",
+            "oci:/x",
+            "--writable",
+            "--block-size",
+            "16K");
+    var c = s.export(parse("oci:/x", "--writable", "--block-size", "16K"));
+    assertEquals(16 << 10, c.writable().blockSize());
+    assertNull(c.writable().overlay(), "the default: <overlays_dir>/<name>");
+    assertEquals(Path.of("/srv/overlays"), c.writable().overlaysDir());
+    var named = s.export(parse("oci:/x", "--writable", "--overlay", "/tmp/ov"));
+    assertEquals(Path.of("/tmp/ov"), named.writable().overlay());
+    assertEquals(0, named.writable().blockSize(), "the overlay's own, or 4K for a new one");
+    assertNull(resolveExport("oci:/x").writable(), "read-only unless --writable");
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--overlay", "/tmp/ov"));
+    assertThrows(ConfigException.class, () -> resolve("", "oci:/x", "--block-size", "4K"));
+    assertThrows(
+        ConfigException.class, () -> resolve("", "oci:/x", "--writable", "--block-size", "3K"));
+    assertThrows(
+        ConfigException.class, () -> resolve("", "oci:/x", "--writable", "--block-size", "128K"));
+  }
+
+  private static NbdCommand parse(String... args) {
+    NbdCommand cmd = new NbdCommand();
+    new CommandLine(cmd).parseArgs(args);
+    return cmd;
+  }
+
+  private ExportConfig resolveExport(String... args) throws Exception {
+    NbdCommand cmd = parse(args);
+    Path f = tmp.resolve("empty.toml");
+    Files.writeString(f, "");
+    return NbdSettings.resolve(cmd, ConfigFile.load(f, true)).export(cmd);
   }
 }

@@ -26,14 +26,18 @@ class SettingsTest {
 
   @Test
   void fileValuesApplyAndFlagsOverrideThem() throws Exception {
-    Settings s = resolve("""
+    Settings s =
+        resolve(
+            """
         # comments are fine
         [daemon]
         cache_dir = "/srv/cache"
         threads = 8
         chunk_size = "256K"
         read_timeout = "5s"
-        """, "--threads", "4");
+        """,
+            "--threads",
+            "4");
     assertEquals(Path.of("/srv/cache"), s.daemon().cacheDir());
     assertEquals(4, s.daemon().fetch().threadsPerOrigin());
     assertEquals(256 << 10, s.daemon().fetch().chunkSize());
@@ -45,17 +49,22 @@ class SettingsTest {
   void readAheadFromTheFileOrTheFlag() throws Exception {
     assertEquals(64L << 20, resolve("").daemon().fetch().readAhead());
     assertEquals(8L << 20, resolve("[daemon]\nreadahead = \"8M\"\n").daemon().fetch().readAhead());
-    assertEquals(0, resolve("[daemon]\nreadahead = \"8M\"\n", "--readahead", "0").daemon().fetch().readAhead());
+    assertEquals(
+        0,
+        resolve("[daemon]\nreadahead = \"8M\"\n", "--readahead", "0").daemon().fetch().readAhead());
   }
 
   @Test
   void badKeysAndValuesAreRefusedWithTheKeyNamed() {
-    ConfigException e = assertThrows(ConfigException.class, () -> resolve("[daemon]\ncache_dri = \"/x\"\n"));
+    ConfigException e =
+        assertThrows(ConfigException.class, () -> resolve("[daemon]\ncache_dri = \"/x\"\n"));
     assertTrue(e.getMessage().contains("daemon.cache_dri"), e.getMessage());
     e = assertThrows(ConfigException.class, () -> resolve("[daemon]\nthreads = \"many\"\n"));
     assertTrue(e.getMessage().contains("daemon.threads"), e.getMessage());
     e = assertThrows(ConfigException.class, () -> resolve("[daemon]\nchunk_size = \"3K\"\n"));
-    assertTrue(e.getMessage().contains("chunk_size") || e.getMessage().contains("chunk size"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("chunk_size") || e.getMessage().contains("chunk size"),
+        e.getMessage());
     e = assertThrows(ConfigException.class, () -> resolve("[deamon]\n"));
     assertTrue(e.getMessage().contains("deamon"), e.getMessage());
     e = assertThrows(ConfigException.class, () -> resolve("[daemon\n"));

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.image.Json;
+import dev.lazypull.testing.ExpectedLogs;
+import dev.lazypull.testing.Requirements;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -22,25 +24,31 @@ class ControlServerTest {
   @TempDir Path tmp;
 
   private ControlServer echo(Path socket) throws Exception {
-    return ControlServer.start(socket, (op, req) -> {
-      if (op.equals("fail")) {
-        throw new IllegalArgumentException("asked to fail");
-      }
-      return Json.MAPPER.createObjectNode().put("echo", op).put("n", req.path("n").asInt());
-    });
+    return ControlServer.start(
+        socket,
+        (op, req) -> {
+          if (op.equals("fail")) {
+            throw new IllegalArgumentException("asked to fail");
+          }
+          return Json.MAPPER.createObjectNode().put("echo", op).put("n", req.path("n").asInt());
+        });
   }
 
   @Test
   void answersRequestsAndReportsErrors() throws Exception {
     Path socket = tmp.resolve("run/ctl.sock");
     try (ControlServer server = echo(socket)) {
-      assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
-      assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())));
+      assertEquals(
+          "rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+      assertEquals(
+          "rwx------",
+          PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())));
       ControlClient client = new ControlClient(socket);
       JsonNode r = client.call(ControlClient.request("hello").put("n", 7));
       assertEquals("hello", r.get("echo").asText());
       assertEquals(7, r.get("n").asInt());
-      ControlException e = assertThrows(ControlException.class, () -> client.call(ControlClient.request("fail")));
+      ControlException e =
+          assertThrows(ControlException.class, () -> client.call(ControlClient.request("fail")));
       assertEquals("asked to fail", e.getMessage());
     }
     assertFalse(Files.exists(socket), "socket removed on close");
@@ -70,44 +78,69 @@ class ControlServerTest {
     }
     Files.createFile(socket); // stale leftover
     try (ControlServer server = echo(socket)) {
-      assertEquals("x", new ControlClient(socket).call(ControlClient.request("x")).get("echo").asText());
+      assertEquals(
+          "x", new ControlClient(socket).call(ControlClient.request("x")).get("echo").asText());
     }
   }
 
   @Test
   void nonRootPeersAreRefusedEvenWhenTheSocketIsReachable() throws Exception {
-    dev.lazypull.testing.Requirements.requireRoot();
-    dev.lazypull.testing.Requirements.requireTool("setpriv");
+    Requirements.requireRoot();
+    Requirements.requireTool("setpriv");
     Path dir = Files.createDirectories(tmp.resolve("open"));
     Path socket = dir.resolve("ctl.sock");
-    String client = "import socket,sys\n"
-        + "s=socket.socket(socket.AF_UNIX)\n"
-        + "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('CONNECT', e.strerror); sys.exit(0)\n"
-        // a refused peer may find the connection closed before it sends: its reply is queued already
-        + "try:\n s.sendall(b'{\"op\":\"ping\"}\\n')\nexcept OSError:\n pass\n"
-        + "print(s.recv(4096).decode())\n";
+    String client =
+        "import socket,sys\n"
+            + "s=socket.socket(socket.AF_UNIX)\n"
+            + "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('CONNECT', e.strerror); sys.exit(0)\n"
+            // a refused peer may find the connection closed before it sends: its reply is queued
+            // already
+            + "try:\n s.sendall(b'{\"op\":\"ping\"}\\n')\nexcept OSError:\n pass\n"
+            + "print(s.recv(4096).decode())\n";
     try (ControlServer server = echo(socket)) {
-      // Default permissions: an unprivileged user cannot even reach the socket (0700 dir, 0600 socket).
+      // Default permissions: an unprivileged user cannot even reach the socket (0700 dir, 0600
+      // socket).
       Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x"));
-      String denied = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
-          "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
+      String denied =
+          Requirements.run(
+              "setpriv",
+              "--reuid=65534",
+              "--regid=65534",
+              "--clear-groups",
+              "/usr/bin/python3",
+              "-c",
+              client,
+              socket.toString());
       assertTrue(denied.contains("CONNECT Permission denied"), denied);
       // Opened up by mistake: SO_PEERCRED still refuses the peer.
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
       Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw-rw-"));
-      dev.lazypull.testing.ExpectedLogs.warning("control socket: refused a connection from user nobody");
-      String refused = dev.lazypull.testing.Requirements.run("setpriv", "--reuid=65534", "--regid=65534",
-          "--clear-groups", "/usr/bin/python3", "-c", client, socket.toString());
-      assertTrue(refused.contains("\"ok\":false") && refused.contains("permission denied"), refused);
-      assertEquals("ok", new ControlClient(socket).call(ControlClient.request("ok")).get("echo").asText(),
+      ExpectedLogs.warning("control socket: refused a connection from user nobody");
+      String refused =
+          Requirements.run(
+              "setpriv",
+              "--reuid=65534",
+              "--regid=65534",
+              "--clear-groups",
+              "/usr/bin/python3",
+              "-c",
+              client,
+              socket.toString());
+      assertTrue(
+          refused.contains("\"ok\":false") && refused.contains("permission denied"), refused);
+      assertEquals(
+          "ok",
+          new ControlClient(socket).call(ControlClient.request("ok")).get("echo").asText(),
           "root is still served");
     }
   }
 
   @Test
   void unreachableDaemonIsAClearError() {
-    ControlException e = assertThrows(ControlException.class,
-        () -> new ControlClient(tmp.resolve("none.sock")).call(ControlClient.request("ping")));
+    ControlException e =
+        assertThrows(
+            ControlException.class,
+            () -> new ControlClient(tmp.resolve("none.sock")).call(ControlClient.request("ping")));
     assertTrue(e.getMessage().contains("is it running"), e.getMessage());
   }
 

@@ -19,7 +19,9 @@ public class BootstrapHeaderTest {
     b.put(sb + 12, (byte) 12);
     b.putShort(sb + 14, (short) 40);
     b.putLong(sb + 16, 4);
-    b.putInt(sb + 80, devices > 0 ? Superblock.INCOMPAT_CHUNKED_FILE | Superblock.INCOMPAT_DEVICE_TABLE : 0);
+    b.putInt(
+        sb + 80,
+        devices > 0 ? Superblock.INCOMPAT_CHUNKED_FILE | Superblock.INCOMPAT_DEVICE_TABLE : 0);
     b.putShort(sb + 86, (short) devices);
     b.putShort(sb + 88, (short) 9);
     for (int i = 0; i < devices; i++) {
@@ -57,12 +59,14 @@ public class BootstrapHeaderTest {
   void badMagicChecksumAndTruncationAreFormatErrors() throws Exception {
     ByteBuffer b = block0(1, true, "x");
     b.put(3000, (byte) 1); // corrupt a checksummed byte
-    ErofsFormatException e = assertThrows(ErofsFormatException.class, () -> BootstrapHeader.decode(b));
+    ErofsFormatException e =
+        assertThrows(ErofsFormatException.class, () -> BootstrapHeader.decode(b));
     assertTrue(e.getMessage().contains("checksum"));
     ByteBuffer bad = block0(0, false, "");
     bad.putInt(1024, 0x12345678);
     assertThrows(ErofsFormatException.class, () -> BootstrapHeader.decode(bad));
-    assertThrows(ErofsFormatException.class, () -> BootstrapHeader.decode(ByteBuffer.allocate(1100)));
+    assertThrows(
+        ErofsFormatException.class, () -> BootstrapHeader.decode(ByteBuffer.allocate(1100)));
     ByteBuffer many = block0(0, false, "");
     many.putInt(1024 + 80, Superblock.INCOMPAT_DEVICE_TABLE).putShort(1024 + 86, (short) 60000);
     assertThrows(ErofsFormatException.class, () -> BootstrapHeader.decode(many));

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -16,7 +17,7 @@ import org.junit.jupiter.api.Test;
 class ErofsCodecTest {
   @Test
   void superblockEncodesEveryFieldAndChecksumCoversBlockZero() throws Exception {
-    ByteBuffer b0 = ByteBuffer.allocate(4096).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b0 = ByteBuffer.allocate(4096).order(ByteOrder.LITTLE_ENDIAN);
     Superblock sb = Superblock.forImage(3, 12, 40, 123, 1_600_000_000L, 5, 77, 0xC, 2, 9);
     sb.encode(b0);
     new DeviceSlot("a".repeat(64), 10, 128).encode(b0, 1152);
@@ -39,16 +40,31 @@ class ErofsCodecTest {
   @Test
   void inodesRoundTripCompactAndExtended() throws Exception {
     ByteBuffer b = ByteBuffer.allocate(128);
-    InodeRecord compact = new InodeRecord(false, InodeRecord.FLAT_INLINE, 3, 040755, 5, 300, -1, 9, 1000, 2000,
-        111, 0);
+    InodeRecord compact =
+        new InodeRecord(
+            false, InodeRecord.FLAT_INLINE, 3, 040755, 5, 300, -1, 9, 1000, 2000, 111, 0);
     compact.encode(b, 0);
     assertEquals(compact, InodeRecord.decode(b, 0, 111, 0));
-    InodeRecord ext = new InodeRecord(true, InodeRecord.CHUNK_BASED, 0, 0100644, 70000, 5L << 30, 0x28, 10,
-        70000, 70001, 1_600_000_000L, 123456789);
+    InodeRecord ext =
+        new InodeRecord(
+            true,
+            InodeRecord.CHUNK_BASED,
+            0,
+            0100644,
+            70000,
+            5L << 30,
+            0x28,
+            10,
+            70000,
+            70001,
+            1_600_000_000L,
+            123456789);
     ext.encode(b, 64);
     assertEquals(ext, InodeRecord.decode(b, 64, 0, 0));
-    assertThrows(IllegalStateException.class, () -> new InodeRecord(false, 0, 0, 0100644, 1, 5L << 30, 0, 1, 0, 0,
-        0, 0).encode(b, 0), "a >4 GiB size needs an extended inode");
+    assertThrows(
+        IllegalStateException.class,
+        () -> new InodeRecord(false, 0, 0, 0100644, 1, 5L << 30, 0, 1, 0, 0, 0, 0).encode(b, 0),
+        "a >4 GiB size needs an extended inode");
     b.putShort(0, (short) 0x21); // bit 5 set: unknown format bits are rejected
     assertThrows(ErofsFormatException.class, () -> InodeRecord.decode(b, 0, 0, 0));
   }
@@ -83,7 +99,8 @@ class ErofsCodecTest {
     assertEquals(3, (data.length + 4095) / 4096, "300 entries of ~40 bytes take three blocks");
     List<DirBlocks.Entry> back = new ArrayList<>();
     for (int start = 0; start < data.length; start += 4096) {
-      back.addAll(DirBlocks.decodeBlock(ByteBuffer.wrap(data), start, Math.min(4096, data.length - start)));
+      back.addAll(
+          DirBlocks.decodeBlock(ByteBuffer.wrap(data), start, Math.min(4096, data.length - start)));
     }
     assertEquals(entries.size(), back.size());
     for (int i = 0; i < entries.size(); i++) {
@@ -97,7 +114,7 @@ class ErofsCodecTest {
     ByteBuffer b = ByteBuffer.allocate(4096);
     b.putShort(8, (short) 6); // first nameoff below one dirent
     assertThrows(ErofsFormatException.class, () -> DirBlocks.decodeBlock(b, 0, 4096));
-    b.order(java.nio.ByteOrder.LITTLE_ENDIAN).putShort(8, (short) 24).putShort(20, (short) 5000);
+    b.order(ByteOrder.LITTLE_ENDIAN).putShort(8, (short) 24).putShort(20, (short) 5000);
     assertThrows(ErofsFormatException.class, () -> DirBlocks.decodeBlock(b, 0, 4096));
   }
 
@@ -117,6 +134,8 @@ class ErofsCodecTest {
     for (String k : x.keySet()) {
       assertArrayEquals(x.get(k), back.get(k));
     }
-    assertThrows(ErofsFormatException.class, () -> XattrCodec.areaSize(Map.of("system.nfs4_acl", new byte[1])));
+    assertThrows(
+        ErofsFormatException.class,
+        () -> XattrCodec.areaSize(Map.of("system.nfs4_acl", new byte[1])));
   }
 }

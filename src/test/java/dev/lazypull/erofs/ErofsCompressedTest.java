@@ -21,9 +21,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Images made by mkfs.erofs with EROFS's own compression (lz4/lz4hc; full and compacted indexes, big pclusters,
- * inline tail pclusters): the reader walks them, and the stored ranges it reports for every compressed file are
- * exactly the physical extents dump.erofs reports (for flat files, they cover them).
+ * Images made by mkfs.erofs with EROFS's own compression (lz4/lz4hc; full and compacted indexes,
+ * big pclusters, inline tail pclusters): the reader walks them, and the stored ranges it reports
+ * for every compressed file are exactly the physical extents dump.erofs reports (for flat files,
+ * they cover them).
  */
 class ErofsCompressedTest {
   @TempDir Path tmp;
@@ -63,9 +64,10 @@ class ErofsCompressedTest {
     }
   }
 
-  private static final Pattern EXTENT = Pattern.compile(
-      "^\\s*\\d+:\\s+\\d+\\.\\.\\s*\\d+\\s*\\|\\s*\\d+\\s*:\\s*(\\d+)\\.\\.\\s*(\\d+)\\s*\\|\\s*(\\d+)\\s*$",
-      Pattern.MULTILINE);
+  private static final Pattern EXTENT =
+      Pattern.compile(
+          "^\\s*\\d+:\\s+\\d+\\.\\.\\s*\\d+\\s*\\|\\s*\\d+\\s*:\\s*(\\d+)\\.\\.\\s*(\\d+)\\s*\\|\\s*(\\d+)\\s*$",
+          Pattern.MULTILINE);
 
   private static TreeSet<Ext> dumpExtents(Path image, String path) throws Exception {
     String out = Requirements.run("dump.erofs", "-e", "--path=/" + path, image.toString());
@@ -82,10 +84,16 @@ class ErofsCompressedTest {
     Requirements.requireTool("mkfs.erofs");
     Requirements.requireTool("dump.erofs");
     Path t = tree();
-    List<String[]> variants = List.of(new String[] {"-zlz4"}, new String[] {"-zlz4hc"},
-        new String[] {"-zlz4hc,12", "-C65536"}, new String[] {"-zlz4", "-Eztailpacking"},
-        new String[] {"-zlz4hc", "-C16384", "-Eztailpacking"}, new String[] {"-zlz4", "-Elegacy-compress"},
-        new String[] {"-zlz4hc", "-C131072", "-Elegacy-compress"}, new String[] {"-zlz4", "-Eforce-inode-extended"});
+    List<String[]> variants =
+        List.of(
+            new String[] {"-zlz4"},
+            new String[] {"-zlz4hc"},
+            new String[] {"-zlz4hc,12", "-C65536"},
+            new String[] {"-zlz4", "-Eztailpacking"},
+            new String[] {"-zlz4hc", "-C16384", "-Eztailpacking"},
+            new String[] {"-zlz4", "-Elegacy-compress"},
+            new String[] {"-zlz4hc", "-C131072", "-Elegacy-compress"},
+            new String[] {"-zlz4", "-Eforce-inode-extended"});
     int compressedSeen = 0;
     int fullSeen = 0;
     int inlineTails = 0;
@@ -101,11 +109,12 @@ class ErofsCompressedTest {
         assertEquals(14, summary.regularFiles(), String.join(" ", v));
         assertTrue(summary.compressedFiles() > 5, String.join(" ", v) + ": " + summary);
         List<Object[]> files = new ArrayList<>();
-        reader.walk((path, inode) -> {
-          if (inode.type() == FileType.REGULAR) {
-            files.add(new Object[] {new String(path, StandardCharsets.UTF_8), inode});
-          }
-        });
+        reader.walk(
+            (path, inode) -> {
+              if (inode.type() == FileType.REGULAR) {
+                files.add(new Object[] {new String(path, StandardCharsets.UTF_8), inode});
+              }
+            });
         for (Object[] f : files) {
           String path = (String) f[0];
           ErofsReader.Inode inode = (ErofsReader.Inode) f[1];
@@ -126,7 +135,8 @@ class ErofsCompressedTest {
           }
           assertEquals(stored, merged, path);
           TreeSet<Ext> want = inode.size() == 0 ? new TreeSet<>() : dumpExtents(image, path);
-          String what = String.join(" ", v) + " " + path + " (layout " + inode.record().layout() + ")";
+          String what =
+              String.join(" ", v) + " " + path + " (layout " + inode.record().layout() + ")";
           if (ErofsReader.isCompressed(inode.record())) {
             compressedSeen++;
             if (inode.record().layout() == InodeRecord.COMPRESSED_FULL) {
@@ -142,9 +152,16 @@ class ErofsCompressedTest {
             }
           } else {
             for (Ext w : want) {
-              // flat blocks are reported up to the file size, dump.erofs counts the padded last block
-              assertTrue(got.stream().anyMatch(g -> g.offset <= w.offset && w.offset + w.length <= g.offset
-                  + (g.length + 4095) / 4096 * 4096), what + ": " + w + " not covered by " + got);
+              // flat blocks are reported up to the file size, dump.erofs counts the padded last
+              // block
+              assertTrue(
+                  got.stream()
+                      .anyMatch(
+                          g ->
+                              g.offset <= w.offset
+                                  && w.offset + w.length
+                                      <= g.offset + (g.length + 4095) / 4096 * 4096),
+                  what + ": " + w + " not covered by " + got);
             }
           }
         }
@@ -160,7 +177,8 @@ class ErofsCompressedTest {
     Requirements.requireTool("mkfs.erofs");
     Path t = tree();
     Path image = tmp.resolve("z.erofs");
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", "-zlz4hc", "-C65536", image.toString(), t.toString());
+    Requirements.run(
+        "mkfs.erofs", "--quiet", "-T0", "-zlz4hc", "-C65536", image.toString(), t.toString());
     String ref = "oci:" + tmp.resolve("layout") + ":z";
     assertEquals(0, Main.run("import", image.toString(), "--output", ref));
     ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -15,10 +15,17 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -75,11 +82,16 @@ class ErofsWriterReaderTest {
   }
 
   static byte[] write(ErofsNode root, Path file) throws IOException {
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-        StandardOpenOption.WRITE)) {
-      ErofsWriter.write(root, new ErofsWriter.Options(20, 100, 0),
-          List.of(new ErofsWriter.Device("a".repeat(64), 600L << 12), new ErofsWriter.Device("b".repeat(64),
-              2000L << 12)), ch);
+    try (FileChannel ch =
+        FileChannel.open(
+            file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ErofsWriter.write(
+          root,
+          new ErofsWriter.Options(20, 100, 0),
+          List.of(
+              new ErofsWriter.Device("a".repeat(64), 600L << 12),
+              new ErofsWriter.Device("b".repeat(64), 2000L << 12)),
+          ch);
     }
     return Files.readAllBytes(file);
   }
@@ -103,15 +115,19 @@ class ErofsWriterReaderTest {
     assertTrue(chunks.get(0).isHole());
     assertEquals(2, chunks.get(1).device());
     assertEquals(256, chunks.get(1).blkaddr());
-    assertFalse(byPath.get("many/file-with-a-long-name-0000").record().extended(), "same mtime: compact");
-    assertEquals(byPath.get("hardlink-a").nid(), byPath.get("many/file-with-a-long-name-0001").nid());
+    assertFalse(
+        byPath.get("many/file-with-a-long-name-0000").record().extended(), "same mtime: compact");
+    assertEquals(
+        byPath.get("hardlink-a").nid(), byPath.get("many/file-with-a-long-name-0001").nid());
     assertEquals(2, byPath.get("hardlink-a").record().nlink());
     assertEquals(3, byPath.get("").record().nlink(), "root: . .. and one subdirectory");
     for (int len : new int[] {1, 3000, 4030, 4095}) {
-      assertArrayEquals(b("t".repeat(len)), r.readLink(byPath.get("sym" + len)), "symlink of " + len);
+      assertArrayEquals(
+          b("t".repeat(len)), r.readLink(byPath.get("sym" + len)), "symlink of " + len);
     }
     assertEquals(InodeRecord.FLAT_INLINE, byPath.get("sym3000").record().layout());
-    assertEquals(InodeRecord.FLAT_PLAIN, byPath.get("sym4095").record().layout(), "a tail that cannot fit");
+    assertEquals(
+        InodeRecord.FLAT_PLAIN, byPath.get("sym4095").record().layout(), "a tail that cannot fit");
     assertEquals(300, InodeRecord.devMinor(byPath.get("dev").record().iu()));
     Map<String, byte[]> x = r.xattrs(byPath.get("fifo"));
     assertArrayEquals(new byte[20], x.get("security.capability"));
@@ -120,13 +136,15 @@ class ErofsWriterReaderTest {
     ImageSummary s = ImageSummary.of(r);
     assertEquals(500 + 1 + 1 + 4 + 1 + 1 + 1 + 1, s.inodes(), "hard links counted once");
     assertEquals(r.header().superblock().inodes(), s.inodes());
-    assertTrue(s.dedupRatio() > 1.0, "the huge file references 7 distinct chunk locations many times");
+    assertTrue(
+        s.dedupRatio() > 1.0, "the huge file references 7 distinct chunk locations many times");
   }
 
   @Test
   void writerRejectsWhatTheFormatCannotHold() {
     ErofsNode root = node(FileType.DIRECTORY, 0);
-    assertThrows(IllegalArgumentException.class, () -> root.put(b("n".repeat(256)), node(FileType.FIFO, 0)));
+    assertThrows(
+        IllegalArgumentException.class, () -> root.put(b("n".repeat(256)), node(FileType.FIFO, 0)));
     ErofsNode f = node(FileType.FIFO, 0);
     f.xattrs = Map.of("user.big", new byte[5000]);
     root.put(b("f"), f);
@@ -141,34 +159,41 @@ class ErofsWriterReaderTest {
     Random rnd = new Random(1234);
     int rejected = 0;
     long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "fuzz");
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService pool =
+        Executors.newSingleThreadExecutor(
+            r -> {
+              Thread t = new Thread(r, "fuzz");
+              t.setDaemon(true);
+              return t;
+            });
     for (int iter = 0; iter < 3000; iter++) {
       byte[] bad = good.clone();
       int flips = 1 + rnd.nextInt(8);
       for (int k = 0; k < flips; k++) {
-        int at = rnd.nextInt(4) == 0 ? rnd.nextInt(bad.length) : 1024 + rnd.nextInt(Math.min(bad.length, 40_000) - 1024);
+        int at =
+            rnd.nextInt(4) == 0
+                ? rnd.nextInt(bad.length)
+                : 1024 + rnd.nextInt(Math.min(bad.length, 40_000) - 1024);
         bad[at] = (byte) rnd.nextInt(256);
       }
       if (rnd.nextInt(10) == 0) {
-        bad = java.util.Arrays.copyOf(bad, rnd.nextInt(bad.length));
+        bad = Arrays.copyOf(bad, rnd.nextInt(bad.length));
       }
       byte[] img = bad;
-      java.util.concurrent.Future<?> f = pool.submit(() -> {
-        readEverything(img);
-        return null;
-      });
+      Future<?> f =
+          pool.submit(
+              () -> {
+                readEverything(img);
+                return null;
+              });
       try {
-        f.get(5, java.util.concurrent.TimeUnit.SECONDS);
-      } catch (java.util.concurrent.ExecutionException e) {
+        f.get(5, TimeUnit.SECONDS);
+      } catch (ExecutionException e) {
         if (!(e.getCause() instanceof IOException)) {
           fail("iteration " + iter + ": corrupted image raised " + e.getCause(), e.getCause());
         }
         rejected++;
-      } catch (java.util.concurrent.TimeoutException e) {
+      } catch (TimeoutException e) {
         fail("iteration " + iter + ": reading a corrupted image did not finish in 5 s");
       }
       assertTrue(System.nanoTime() < deadline, "fuzzing took too long");
@@ -179,17 +204,18 @@ class ErofsWriterReaderTest {
 
   private static void readEverything(byte[] img) throws IOException {
     ErofsReader r = ErofsReader.open(ByteSource.of(img));
-    r.walk((p, i) -> {
-      r.xattrs(i);
-      switch (i.type()) {
-        case SYMLINK -> r.readLink(i);
-        case REGULAR -> {
-          if (i.record().layout() == InodeRecord.CHUNK_BASED) {
-            r.chunks(i, c -> { });
+    r.walk(
+        (p, i) -> {
+          r.xattrs(i);
+          switch (i.type()) {
+            case SYMLINK -> r.readLink(i);
+            case REGULAR -> {
+              if (i.record().layout() == InodeRecord.CHUNK_BASED) {
+                r.chunks(i, c -> {});
+              }
+            }
+            default -> {}
           }
-        }
-        default -> { }
-      }
-    });
+        });
   }
 }

@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Test;
 class FlatLayoutTest {
   @Test
   void usesTheSlotsOwnMappingWhenConsistent() throws Exception {
-    ByteBuffer head = BootstrapHeaderTest.block0(2, true, "t"); // slots: blocks 100/101, mapped 1000/2000
+    ByteBuffer head =
+        BootstrapHeaderTest.block0(2, true, "t"); // slots: blocks 100/101, mapped 1000/2000
     BootstrapHeader h = BootstrapHeader.decode(head);
     FlatLayout l = FlatLayout.of(h, 8192, List.of(100L * 4096, 101L * 4096 - 5));
     assertFalse(l.computed());
@@ -33,7 +34,8 @@ class FlatLayoutTest {
     assertEquals((384 + 2) * 4096L, l.deviceSize());
 
     byte[] patched = l.patchHead(head.array());
-    BootstrapHeader ph = BootstrapHeader.decode(ByteBuffer.wrap(patched)); // checksum still verifies
+    BootstrapHeader ph =
+        BootstrapHeader.decode(ByteBuffer.wrap(patched)); // checksum still verifies
     assertEquals(128, ph.devices().get(0).mappedBlkaddr());
     assertEquals(200, ph.devices().get(0).blocks());
     assertEquals(384, ph.devices().get(1).mappedBlkaddr());

@@ -4,7 +4,9 @@ import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
-/** Builds the bytes read(2) on a fanotify group returns, as the kernel lays them out (native order). */
+/**
+ * Builds the bytes read(2) on a fanotify group returns, as the kernel lays them out (native order).
+ */
 public final class EventBytes {
   public static final long FAN_PRE_ACCESS = 0x100000L;
 
@@ -42,17 +44,36 @@ public final class EventBytes {
     return ByteBuffer.wrap(bytes());
   }
 
-  public static byte[] metadata(long eventLen, int vers, int metadataLen, long mask, int fd, int pid) {
-    return ByteBuffer.allocate(24).order(ByteOrder.nativeOrder()).putInt((int) eventLen).put((byte) vers)
-        .put((byte) 0).putShort((short) metadataLen).putLong(mask).putInt(fd).putInt(pid).array();
+  public static byte[] metadata(
+      long eventLen, int vers, int metadataLen, long mask, int fd, int pid) {
+    return ByteBuffer.allocate(24)
+        .order(ByteOrder.nativeOrder())
+        .putInt((int) eventLen)
+        .put((byte) vers)
+        .put((byte) 0)
+        .putShort((short) metadataLen)
+        .putLong(mask)
+        .putInt(fd)
+        .putInt(pid)
+        .array();
   }
 
   public static byte[] range(long offset, long count) {
-    return ByteBuffer.allocate(24).order(ByteOrder.nativeOrder()).put((byte) FanotifyDecoder.INFO_TYPE_RANGE)
-        .put((byte) 0).putShort((short) 24).putInt(0).putLong(offset).putLong(count).array();
+    return ByteBuffer.allocate(24)
+        .order(ByteOrder.nativeOrder())
+        .put((byte) FanotifyDecoder.INFO_TYPE_RANGE)
+        .put((byte) 0)
+        .putShort((short) 24)
+        .putInt(0)
+        .putLong(offset)
+        .putLong(count)
+        .array();
   }
 
-  /** An info record of {@code type} whose header says {@code len} and which occupies {@code size} bytes. */
+  /**
+   * An info record of {@code type} whose header says {@code len} and which occupies {@code size}
+   * bytes.
+   */
   public static byte[] record(int type, int len, int size) {
     ByteBuffer b = ByteBuffer.allocate(size).order(ByteOrder.nativeOrder());
     if (size >= 4) {

@@ -17,11 +17,11 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * An in-process fanotify group for unit tests of the front end: {@link #access} plays a reader of a marked
- * file, events travel as the kernel's bytes (so the real decoder reads them), fills land in the real file, and
- * every misuse the kernel would punish — an answer to no event, a second answer, a fill or close of an unknown
- * fd, closing an fd before answering it — is recorded in {@link #violations()}. Closing the group allows what
- * is pending, like the kernel.
+ * An in-process fanotify group for unit tests of the front end: {@link #access} plays a reader of a
+ * marked file, events travel as the kernel's bytes (so the real decoder reads them), fills land in
+ * the real file, and every misuse the kernel would punish — an answer to no event, a second answer,
+ * a fill or close of an unknown fd, closing an fd before answering it — is recorded in {@link
+ * #violations()}. Closing the group allows what is pending, like the kernel.
  */
 public final class FakeFanotifyGroup implements FanotifyGroup {
   private record Pending(Path file, CompletableFuture<Integer> answer) {}
@@ -35,10 +35,11 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
   private boolean closed;
 
   /**
-   * A reader of {@code file} touching [offset, offset+count): when the file is marked an event is queued and
-   * the future completes with the answer; otherwise it completes with ALLOW at once.
+   * A reader of {@code file} touching [offset, offset+count): when the file is marked an event is
+   * queued and the future completes with the answer; otherwise it completes with ALLOW at once.
    */
-  public synchronized CompletableFuture<Integer> access(Path file, long offset, long count, int pid) {
+  public synchronized CompletableFuture<Integer> access(
+      Path file, long offset, long count, int pid) {
     if (closed || !marks.contains(file.toAbsolutePath())) {
       return CompletableFuture.completedFuture(FanotifyResponse.ALLOW);
     }
@@ -51,7 +52,10 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
     return p.answer;
   }
 
-  /** Queues raw bytes as one read's worth (for malformed events); {@code fd}, if not negative, becomes open. */
+  /**
+   * Queues raw bytes as one read's worth (for malformed events); {@code fd}, if not negative,
+   * becomes open.
+   */
   public synchronized void inject(byte[] raw, int fd, Path file) {
     if (fd >= 0) {
       Pending p = new Pending(file.toAbsolutePath(), new CompletableFuture<>());
@@ -137,7 +141,8 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
       n += e.length;
     }
     if (n == 0 && !queue.isEmpty()) {
-      throw new ErrnoException("read", "fake fanotify group: buffer smaller than the next event", Errno.EINVAL);
+      throw new ErrnoException(
+          "read", "fake fanotify group: buffer smaller than the next event", Errno.EINVAL);
     }
     return n;
   }
@@ -150,7 +155,12 @@ public final class FakeFanotifyGroup implements FanotifyGroup {
     }
     Pending p = unanswered.remove(eventFd);
     if (p == null) {
-      violations.add("answer " + FanotifyResponse.describe(response) + " to fd " + eventFd + ", which has no event");
+      violations.add(
+          "answer "
+              + FanotifyResponse.describe(response)
+              + " to fd "
+              + eventFd
+              + ", which has no event");
       throw new ErrnoException("write", "fake fanotify group", Errno.ENOENT);
     }
     p.answer.complete(response);

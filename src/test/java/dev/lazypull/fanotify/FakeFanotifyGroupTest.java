@@ -4,16 +4,21 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The fake group drives an event loop the way the kernel would; the same loop runs on the host kernel. */
+/**
+ * The fake group drives an event loop the way the kernel would; the same loop runs on the host
+ * kernel.
+ */
 class FakeFanotifyGroupTest {
   @TempDir Path tmp;
 
@@ -23,7 +28,7 @@ class FakeFanotifyGroupTest {
     new Random(7).nextBytes(content);
     Path source = Files.write(tmp.resolve("blob"), content);
     Path cache = tmp.resolve("cache");
-    try (var f = new java.io.RandomAccessFile(cache.toFile(), "rw")) {
+    try (var f = new RandomAccessFile(cache.toFile(), "rw")) {
       f.setLength(content.length);
     }
     FakeFanotifyGroup group = new FakeFanotifyGroup();
@@ -41,7 +46,11 @@ class FakeFanotifyGroupTest {
         assertEquals(FanotifyResponse.ALLOW, a.get(30, TimeUnit.SECONDS));
       }
       group.inject(EventBytes.metadata(24, 9, 24, EventBytes.FAN_PRE_ACCESS, 77, 1), 77, cache);
-      group.inject(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 78, 1, EventBytes.record(4, 0, 8)).bytes(), 78,
+      group.inject(
+          new EventBytes()
+              .event(EventBytes.FAN_PRE_ACCESS, 78, 1, EventBytes.record(4, 0, 8))
+              .bytes(),
+          78,
           cache);
       CompletableFuture<Integer> after = group.access(cache, 0, 4096, 1);
       assertEquals(FanotifyResponse.ALLOW, after.get(30, TimeUnit.SECONDS));
@@ -53,13 +62,18 @@ class FakeFanotifyGroupTest {
     byte[] filled = Files.readAllBytes(cache);
     assertEquals(content.length, filled.length, "a range past the end must not grow the file");
     assertArrayEquals(Arrays.copyOf(content, 40 * 8192), Arrays.copyOf(filled, 40 * 8192));
-    assertEquals(2, loop.problems.size(), "the two malformed events, nothing else: " + loop.problems);
-    assertTrue(loop.problems.get(0).contains("version 9") && loop.problems.get(1).contains("length 0"),
+    assertEquals(
+        2, loop.problems.size(), "the two malformed events, nothing else: " + loop.problems);
+    assertTrue(
+        loop.problems.get(0).contains("version 9") && loop.problems.get(1).contains("length 0"),
         loop.problems.toString());
     assertTrue(group.violations().isEmpty(), group.violations().toString());
-    assertEquals(java.util.Set.of(77), group.openFds(),
+    assertEquals(
+        Set.of(77),
+        group.openFds(),
         "only the fd of the unknown-version event stays open: its fd field cannot be read");
-    assertTrue(!group.openFds().contains(78), "the malformed record's event was answered and closed");
+    assertTrue(
+        !group.openFds().contains(78), "the malformed record's event was answered and closed");
     assertEquals(42, loop.events.get());
   }
 

@@ -12,6 +12,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class FanotifyDecoderTest {
@@ -58,8 +59,15 @@ class FanotifyDecoderTest {
   @Test
   void skipsOtherInfoRecordsByTheirLength() {
     // a pidfd record (type 4, 8 bytes), an unknown type with a long payload, then the range
-    EventBytes bytes = new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 5, 9, EventBytes.record(4, 8, 8),
-        EventBytes.record(200, 36, 36), EventBytes.range(8192, 12288));
+    EventBytes bytes =
+        new EventBytes()
+            .event(
+                EventBytes.FAN_PRE_ACCESS,
+                5,
+                9,
+                EventBytes.record(4, 8, 8),
+                EventBytes.record(200, 36, 36),
+                EventBytes.range(8192, 12288));
     Event e = assertInstanceOf(Event.class, decode(bytes).get(0));
     assertTrue(e.hasRange());
     assertEquals(8192, e.offset());
@@ -100,13 +108,16 @@ class FanotifyDecoderTest {
   @Test
   void emptyReadIsNoMessagesAndALengthOutsideTheBufferIsACallerBug() {
     assertTrue(FanotifyDecoder.decode(ByteBuffer.allocate(8), 0).isEmpty());
-    assertThrows(IllegalArgumentException.class, () -> FanotifyDecoder.decode(ByteBuffer.allocate(8), 9));
+    assertThrows(
+        IllegalArgumentException.class, () -> FanotifyDecoder.decode(ByteBuffer.allocate(8), 9));
   }
 
   @Test
   void zeroLengthRecordIsMalformedWithItsFdAndTheNextEventStillDecodes() {
-    EventBytes bytes = new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 11, 1, EventBytes.record(4, 0, 8))
-        .preAccess(12, 1, 0, 4096);
+    EventBytes bytes =
+        new EventBytes()
+            .event(EventBytes.FAN_PRE_ACCESS, 11, 1, EventBytes.record(4, 0, 8))
+            .preAccess(12, 1, 0, 4096);
     List<FanotifyMessage> m = decode(bytes);
     assertEquals(2, m.size());
     Malformed bad = assertInstanceOf(Malformed.class, m.get(0));
@@ -118,40 +129,68 @@ class FanotifyDecoderTest {
 
   @Test
   void recordOverrunningItsEventIsMalformed() {
-    Malformed bad = assertInstanceOf(Malformed.class,
-        decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 6, 1, EventBytes.record(4, 40, 8))).get(0));
+    Malformed bad =
+        assertInstanceOf(
+            Malformed.class,
+            decode(
+                    new EventBytes()
+                        .event(EventBytes.FAN_PRE_ACCESS, 6, 1, EventBytes.record(4, 40, 8)))
+                .get(0));
     assertEquals(6, bad.fd());
     assertTrue(bad.reason().contains("overruns"), bad.reason());
   }
 
   @Test
   void truncatedRecordHeaderIsMalformed() {
-    Malformed bad = assertInstanceOf(Malformed.class,
-        decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 6, 1, new byte[] {6, 0})).get(0));
+    Malformed bad =
+        assertInstanceOf(
+            Malformed.class,
+            decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 6, 1, new byte[] {6, 0}))
+                .get(0));
     assertEquals(6, bad.fd());
   }
 
   @Test
   void badRangeRecordsAreMalformed() {
     byte[] shortRange = EventBytes.record(FanotifyDecoder.INFO_TYPE_RANGE, 16, 16);
-    assertEquals(8, assertInstanceOf(Malformed.class,
-        decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 8, 1, shortRange)).get(0)).fd());
-    Malformed two = assertInstanceOf(Malformed.class, decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 8,
-        1, EventBytes.range(0, 4096), EventBytes.range(4096, 4096))).get(0));
+    assertEquals(
+        8,
+        assertInstanceOf(
+                Malformed.class,
+                decode(new EventBytes().event(EventBytes.FAN_PRE_ACCESS, 8, 1, shortRange)).get(0))
+            .fd());
+    Malformed two =
+        assertInstanceOf(
+            Malformed.class,
+            decode(
+                    new EventBytes()
+                        .event(
+                            EventBytes.FAN_PRE_ACCESS,
+                            8,
+                            1,
+                            EventBytes.range(0, 4096),
+                            EventBytes.range(4096, 4096)))
+                .get(0));
     assertTrue(two.reason().contains("two range"), two.reason());
-    Malformed negative = assertInstanceOf(Malformed.class,
-        decode(new EventBytes().preAccess(8, 1, -4096, 4096)).get(0));
+    Malformed negative =
+        assertInstanceOf(
+            Malformed.class, decode(new EventBytes().preAccess(8, 1, -4096, 4096)).get(0));
     assertEquals(8, negative.fd());
-    Malformed wraps = assertInstanceOf(Malformed.class,
-        decode(new EventBytes().preAccess(8, 1, Long.MAX_VALUE - 4095, 8192)).get(0));
+    Malformed wraps =
+        assertInstanceOf(
+            Malformed.class,
+            decode(new EventBytes().preAccess(8, 1, Long.MAX_VALUE - 4095, 8192)).get(0));
     assertTrue(wraps.reason().contains("out of bounds"), wraps.reason());
-    assertInstanceOf(Event.class, decode(new EventBytes().preAccess(8, 1, Long.MAX_VALUE - 4096, 4096)).get(0));
+    assertInstanceOf(
+        Event.class, decode(new EventBytes().preAccess(8, 1, Long.MAX_VALUE - 4096, 4096)).get(0));
   }
 
   @Test
   void wrongVersionLosesOnlyItsOwnFdAndDecodingGoesOn() {
-    EventBytes bytes = new EventBytes().raw(EventBytes.metadata(24, 4, 24, EventBytes.FAN_PRE_ACCESS, 9, 1))
-        .preAccess(10, 1, 0, 4096);
+    EventBytes bytes =
+        new EventBytes()
+            .raw(EventBytes.metadata(24, 4, 24, EventBytes.FAN_PRE_ACCESS, 9, 1))
+            .preAccess(10, 1, 0, 4096);
     List<FanotifyMessage> m = decode(bytes);
     Malformed bad = assertInstanceOf(Malformed.class, m.get(0));
     assertEquals(-1, bad.fd(), "another version's layout: its fd field is unknown");
@@ -161,16 +200,26 @@ class FanotifyDecoderTest {
 
   @Test
   void wrongMetadataLenKeepsTheFd() {
-    Malformed bad = assertInstanceOf(Malformed.class, decode(new EventBytes().raw(
-        EventBytes.metadata(48, 3, 28, EventBytes.FAN_PRE_ACCESS, 9, 1), EventBytes.range(0, 4096))).get(0));
+    Malformed bad =
+        assertInstanceOf(
+            Malformed.class,
+            decode(
+                    new EventBytes()
+                        .raw(
+                            EventBytes.metadata(48, 3, 28, EventBytes.FAN_PRE_ACCESS, 9, 1),
+                            EventBytes.range(0, 4096)))
+                .get(0));
     assertEquals(9, bad.fd());
     assertTrue(bad.reason().contains("metadata_len 28"), bad.reason());
   }
 
   @Test
   void zeroEventLenEndsDecodingWithTheFdInsteadOfLooping() {
-    EventBytes bytes = new EventBytes().preAccess(3, 1, 0, 4096)
-        .raw(EventBytes.metadata(0, 3, 24, EventBytes.FAN_PRE_ACCESS, 4, 1)).preAccess(5, 1, 0, 4096);
+    EventBytes bytes =
+        new EventBytes()
+            .preAccess(3, 1, 0, 4096)
+            .raw(EventBytes.metadata(0, 3, 24, EventBytes.FAN_PRE_ACCESS, 4, 1))
+            .preAccess(5, 1, 0, 4096);
     List<FanotifyMessage> m = decode(bytes);
     assertEquals(2, m.size());
     assertEquals(3, assertInstanceOf(Event.class, m.get(0)).fd());
@@ -202,7 +251,7 @@ class FanotifyDecoderTest {
 
   @Test
   void garbageNeverThrowsAndNeverLoops() {
-    java.util.Random rnd = new java.util.Random(42);
+    Random rnd = new Random(42);
     for (int i = 0; i < 10_000; i++) {
       byte[] b = new byte[rnd.nextInt(300)];
       rnd.nextBytes(b);

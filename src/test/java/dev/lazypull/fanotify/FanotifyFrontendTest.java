@@ -7,21 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.app.DaemonApi;
-import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.cli.Main;
 import dev.lazypull.image.Descriptor;
-import dev.lazypull.image.MediaTypes;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
-import dev.lazypull.oci.OciLayoutWriter;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.testing.Await;
 import dev.lazypull.testing.DaemonHarness;
 import dev.lazypull.testing.ExpectedLogs;
-import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.TestTrees;
-import dev.lazypull.cli.Main;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -31,9 +28,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The fanotify front end inside the whole daemon, over a fake group that plays the kernel's events: a mount is
- * prepared (bootstrap cached whole, data file marked), accesses are answered ALLOW only once their range is in
- * the file, present ranges at once, failures with EIO, and a complete file loses its mark.
+ * The fanotify front end inside the whole daemon, over a fake group that plays the kernel's events:
+ * a mount is prepared (bootstrap cached whole, data file marked), accesses are answered ALLOW only
+ * once their range is in the file, present ranges at once, failures with EIO, and a complete file
+ * loses its mark.
  */
 class FanotifyFrontendTest {
   private static final int READER = 4242;
@@ -47,7 +45,9 @@ class FanotifyFrontendTest {
     }
   }
 
-  /** Packs a tree of random files into a layout and starts the daemon; returns the image reference. */
+  /**
+   * Packs a tree of random files into a layout and starts the daemon; returns the image reference.
+   */
   private String packAndStart(long bytes) throws Exception {
     Path tree = Files.createDirectories(tmp.resolve("tree"));
     TestTrees.write(tree.resolve("data.bin"), bytes, new Random(3));
@@ -58,7 +58,8 @@ class FanotifyFrontendTest {
   }
 
   private JsonNode call(String op, String image) throws Exception {
-    return new DaemonApi(harness.daemon).handle(op, Json.MAPPER.createObjectNode().put("image", image));
+    return new DaemonApi(harness.daemon)
+        .handle(op, Json.MAPPER.createObjectNode().put("image", image));
   }
 
   @Test
@@ -72,24 +73,37 @@ class FanotifyFrontendTest {
     assertTrue(options.startsWith("device=/"), options);
     Path data = Path.of(options.substring("device=".length()));
     Descriptor blob = harness.catalog().list().get(0).blobs().get(0);
-    assertEquals(harness.catalog().list().get(0).bootstrap().size(), Files.size(bootstrap), "bootstrap whole");
+    assertEquals(
+        harness.catalog().list().get(0).bootstrap().size(),
+        Files.size(bootstrap),
+        "bootstrap whole");
     long device = LazyImage.deviceSize(blob);
     assertTrue(LazyImage.isCompressed(blob), "packed with compressed chunks (the default)");
     assertEquals(device, Files.size(data), "the data file is the device, sparse");
-    byte[] expected = Files.readAllBytes(tmp.resolve("tree/data.bin")); // the device: the one file's chunks
+    byte[] expected =
+        Files.readAllBytes(tmp.resolve("tree/data.bin")); // the device: the one file's chunks
 
     FakeFanotifyGroup g = harness.group;
-    assertEquals(FanotifyResponse.ALLOW, g.access(data, 1 << 20, 128 << 10, READER).get(10, TimeUnit.SECONDS));
-    assertArrayEquals(Arrays.copyOfRange(expected, 1 << 20, (1 << 20) + (128 << 10)),
-        Arrays.copyOfRange(Files.readAllBytes(data), 1 << 20, (1 << 20) + (128 << 10)), "filled before ALLOW");
+    assertEquals(
+        FanotifyResponse.ALLOW,
+        g.access(data, 1 << 20, 128 << 10, READER).get(10, TimeUnit.SECONDS));
+    assertArrayEquals(
+        Arrays.copyOfRange(expected, 1 << 20, (1 << 20) + (128 << 10)),
+        Arrays.copyOfRange(Files.readAllBytes(data), 1 << 20, (1 << 20) + (128 << 10)),
+        "filled before ALLOW");
     long fetched = harness.fetchStats().bytesFetched.sum();
-    assertEquals(FanotifyResponse.ALLOW, g.access(data, 1 << 20, 4096, READER).get(10, TimeUnit.SECONDS));
-    assertEquals(fetched, harness.fetchStats().bytesFetched.sum(), "a present range is allowed without a fetch");
+    assertEquals(
+        FanotifyResponse.ALLOW, g.access(data, 1 << 20, 4096, READER).get(10, TimeUnit.SECONDS));
+    assertEquals(
+        fetched,
+        harness.fetchStats().bytesFetched.sum(),
+        "a present range is allowed without a fetch");
     assertEquals(2, harness.stats().readsOk.sum());
 
     // read everything: the file becomes complete and loses its mark (later reads raise no event)
     for (long off = 0; off < device; off += 1 << 20) {
-      assertEquals(FanotifyResponse.ALLOW, g.access(data, off, 1 << 20, READER).get(10, TimeUnit.SECONDS));
+      assertEquals(
+          FanotifyResponse.ALLOW, g.access(data, off, 1 << 20, READER).get(10, TimeUnit.SECONDS));
     }
     assertArrayEquals(expected, Arrays.copyOf(Files.readAllBytes(data), expected.length));
     Await.until(() -> !g.isMarked(data), "the complete file unmarked");
@@ -109,7 +123,9 @@ class FanotifyFrontendTest {
     Descriptor blob = harness.catalog().list().get(0).blobs().get(0);
     Files.delete(tmp.resolve("layout/blobs/sha256/" + blob.digest().hex()));
     ExpectedLogs.warning("; the read gets EIO");
-    assertEquals(FanotifyResponse.denyErrno(Errno.EIO), g.access(data, 0, 4096, READER).get(10, TimeUnit.SECONDS));
+    assertEquals(
+        FanotifyResponse.denyErrno(Errno.EIO),
+        g.access(data, 0, 4096, READER).get(10, TimeUnit.SECONDS));
     assertEquals(1, harness.stats().readsFailed.sum());
     assertTrue(g.isMarked(data), "still marked: nothing was filled");
   }
@@ -123,8 +139,9 @@ class FanotifyFrontendTest {
     assertTrue(g.isMarked(data));
     assertEquals(1, harness.daemon.frontend().served().size());
     // nothing mounts it here: a release with no grace lets it go
-    assertEquals(List.of(harness.catalog().list().get(0).fsid()),
-        harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO));
+    assertEquals(
+        List.of(harness.catalog().list().get(0).fsid()),
+        harness.daemon.fanotify().releaseUnmounted(Duration.ZERO));
     assertFalse(g.isMarked(data));
     assertTrue(harness.daemon.frontend().served().isEmpty());
     // prepared again on the next mount
@@ -133,12 +150,13 @@ class FanotifyFrontendTest {
   }
 
   /**
-   * An image waits for the mount its prepare announced: an unmount elsewhere does not release it before its
-   * client says the mount is made (or the grace ends); once said, an unmount releases it at once. Two images
-   * sharing the blob keep the file watched until the last one goes.
+   * An image waits for the mount its prepare announced: an unmount elsewhere does not release it
+   * before its client says the mount is made (or the grace ends); once said, an unmount releases it
+   * at once. Two images sharing the blob keep the file watched until the last one goes.
    */
   @Test
-  void anImageStaysServedUntilItsAnnouncedMountIsMadeThenAnUnmountReleasesItAtOnce() throws Exception {
+  void anImageStaysServedUntilItsAnnouncedMountIsMadeThenAnUnmountReleasesItAtOnce()
+      throws Exception {
     String ref = packAndStart(1L << 20);
     JsonNode reply = call("register", ref);
     String fsid = reply.path("image").path("fsid").asText();
@@ -146,10 +164,12 @@ class FanotifyFrontendTest {
     DaemonApi api = new DaemonApi(harness.daemon);
     FakeFanotifyGroup g = harness.group;
     // another client's unmount comes before this client's mount(2): the image must stay watched
-    assertEquals(0, api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released").size());
+    assertEquals(
+        0, api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released").size());
     assertTrue(g.isMarked(data));
-    assertEquals(List.of(), harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ofMinutes(1)));
-    // mounted (here: said to be); its unmount — nothing in mountinfo names it — releases it without any grace
+    assertEquals(List.of(), harness.daemon.fanotify().releaseUnmounted(Duration.ofMinutes(1)));
+    // mounted (here: said to be); its unmount — nothing in mountinfo names it — releases it without
+    // any grace
     api.handle("mounted", Json.MAPPER.createObjectNode().put("fsid", fsid));
     JsonNode released = api.handle("unmounted", Json.MAPPER.createObjectNode()).path("released");
     assertEquals(1, released.size());
@@ -158,14 +178,18 @@ class FanotifyFrontendTest {
     // a failed mount says which image it was for: released at once too
     call("register", ref);
     assertTrue(g.isMarked(data));
-    assertEquals(1, api.handle("unmounted", Json.MAPPER.createObjectNode().put("fsid", fsid)).path("released")
-        .size());
+    assertEquals(
+        1,
+        api.handle("unmounted", Json.MAPPER.createObjectNode().put("fsid", fsid))
+            .path("released")
+            .size());
     assertFalse(g.isMarked(data));
   }
 
   /**
-   * A complete file needs no mark, and must keep none: a predecessor whose group was adopted may have left one
-   * (it died before removing it), and a mark nobody watches sends accesses to a daemon that denies them.
+   * A complete file needs no mark, and must keep none: a predecessor whose group was adopted may
+   * have left one (it died before removing it), and a mark nobody watches sends accesses to a
+   * daemon that denies them.
    */
   @Test
   void aStaleMarkOnACompleteFileIsRemovedWhenTheImageIsPrepared() throws Exception {
@@ -175,11 +199,12 @@ class FanotifyFrontendTest {
     FakeFanotifyGroup g = harness.group;
     long size = Files.size(data);
     for (long off = 0; off < size; off += 1 << 20) {
-      assertEquals(FanotifyResponse.ALLOW, g.access(data, off, Math.min(1 << 20, size - off), READER)
-          .get(10, TimeUnit.SECONDS));
+      assertEquals(
+          FanotifyResponse.ALLOW,
+          g.access(data, off, Math.min(1 << 20, size - off), READER).get(10, TimeUnit.SECONDS));
     }
     Await.until(() -> !g.isMarked(data), "the complete file unmarked");
-    harness.daemon.fanotify().releaseUnmounted(java.time.Duration.ZERO);
+    harness.daemon.fanotify().releaseUnmounted(Duration.ZERO);
     g.mark(data); // what a crashed predecessor could leave on the group
     call("register", ref);
     assertFalse(g.isMarked(data), "prepared again: the complete file carries no mark");

@@ -13,7 +13,8 @@ import org.junit.jupiter.api.Test;
 class FanotifyResponseTest {
   @Test
   void denyErrnoPutsTheErrnoInTheTopByte() {
-    // FAN_DENY_ERRNO(err) = FAN_DENY | ((err & FAN_ERRNO_MASK) << FAN_ERRNO_SHIFT), shift 24, mask 0xff
+    // FAN_DENY_ERRNO(err) = FAN_DENY | ((err & FAN_ERRNO_MASK) << FAN_ERRNO_SHIFT), shift 24, mask
+    // 0xff
     assertEquals(0x05000002, FanotifyResponse.denyErrno(Errno.EIO));
     assertEquals(0x01000002, FanotifyResponse.denyErrno(Errno.EPERM));
     assertEquals(0x7a000002, FanotifyResponse.denyErrno(122));
@@ -24,11 +25,18 @@ class FanotifyResponseTest {
 
   @Test
   void errnosTheKernelRefusesAreRejectedHere() {
-    for (int errno : new int[] {Errno.ENOENT, Errno.EINVAL, Errno.ENOMEM, 256 + Errno.EIO, -Errno.EIO}) {
-      assertThrows(IllegalArgumentException.class, () -> FanotifyResponse.denyErrno(errno), "errno " + errno);
+    for (int errno :
+        new int[] {Errno.ENOENT, Errno.EINVAL, Errno.ENOMEM, 256 + Errno.EIO, -Errno.EIO}) {
+      assertThrows(
+          IllegalArgumentException.class,
+          () -> FanotifyResponse.denyErrno(errno),
+          "errno " + errno);
     }
-    assertFalse(FanotifyResponse.isValid(FanotifyResponse.ALLOW | (Errno.EIO << 24)), "ALLOW with an errno");
-    assertFalse(FanotifyResponse.isValid(FanotifyResponse.DENY | 0x10), "FAN_AUDIT needs an audit group");
+    assertFalse(
+        FanotifyResponse.isValid(FanotifyResponse.ALLOW | (Errno.EIO << 24)),
+        "ALLOW with an errno");
+    assertFalse(
+        FanotifyResponse.isValid(FanotifyResponse.DENY | 0x10), "FAN_AUDIT needs an audit group");
     assertFalse(FanotifyResponse.isValid(0));
     assertFalse(FanotifyResponse.isValid(FanotifyResponse.ALLOW | FanotifyResponse.DENY));
     assertTrue(FanotifyResponse.isValid(FanotifyResponse.denyErrno(Errno.EAGAIN)));
@@ -44,15 +52,21 @@ class FanotifyResponseTest {
     ByteBuffer n = ByteBuffer.wrap(b.array()).order(ByteOrder.nativeOrder());
     assertEquals(0x01020304, n.getInt(4));
     assertEquals(0x05000002, n.getInt(8));
-    assertThrows(IllegalArgumentException.class, () -> FanotifyResponse.encode(ByteBuffer.allocate(8), -1, 1));
-    assertThrows(IllegalArgumentException.class, () -> FanotifyResponse.encode(ByteBuffer.allocate(8), 3, 7));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> FanotifyResponse.encode(ByteBuffer.allocate(8), -1, 1));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> FanotifyResponse.encode(ByteBuffer.allocate(8), 3, 7));
   }
 
   @Test
   void describesResponsesForLogs() {
     assertEquals("ALLOW", FanotifyResponse.describe(FanotifyResponse.ALLOW));
     assertEquals("DENY", FanotifyResponse.describe(FanotifyResponse.DENY));
-    assertTrue(FanotifyResponse.describe(FanotifyResponse.denyErrno(Errno.EIO)).startsWith("DENY(errno 5"));
+    assertTrue(
+        FanotifyResponse.describe(FanotifyResponse.denyErrno(Errno.EIO))
+            .startsWith("DENY(errno 5"));
     assertEquals("0x7", FanotifyResponse.describe(7));
   }
 }

@@ -9,6 +9,7 @@ import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.VmHarness;
 import java.io.IOException;
 import java.net.HttpURLConnection;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -24,18 +25,23 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The packaged daemon in fanotify mode on the host kernel, as an operator runs it: {@code java -jar lazypull.jar
- * daemon --frontend fanotify} with a private cache, state directory, control socket (whose directory is also the
- * run directory: the fd keeper's record lives there) and metrics port, all under one work directory — which must
- * be on a filesystem that takes pre-content marks (ext4 here; not tmpfs). Started directly (the daemon then starts
- * its own fd keeper) or under a command prefix (the fd-store supervisor). Knows how to leave nothing behind:
- * {@link #cleanUp} detaches every mount under the work directory before it stops the daemon and its keeper.
+ * The packaged daemon in fanotify mode on the host kernel, as an operator runs it: {@code java -jar
+ * lazypull.jar daemon --frontend fanotify} with a private cache, state directory, control socket
+ * (whose directory is also the run directory: the fd keeper's record lives there) and metrics port,
+ * all under one work directory — which must be on a filesystem that takes pre-content marks (ext4
+ * here; not tmpfs). Started directly (the daemon then starts its own fd keeper) or under a command
+ * prefix (the fd-store supervisor). Knows how to leave nothing behind: {@link #cleanUp} detaches
+ * every mount under the work directory before it stops the daemon and its keeper.
  */
 final class HostDaemon implements AutoCloseable {
-  private static final Pattern METRIC = Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$");
+  private static final Pattern METRIC =
+      Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$");
 
-  /** The test's directory: its mounts live under it; the daemon's files under {@code root/daemon}. */
+  /**
+   * The test's directory: its mounts live under it; the daemon's files under {@code root/daemon}.
+   */
   final Path root;
+
   final Path work;
   final Path cache;
   final Path state;
@@ -48,7 +54,8 @@ final class HostDaemon implements AutoCloseable {
   private Path log;
   private int starts;
 
-  private HostDaemon(Path root, Path config, List<String> prefix, List<String> extra) throws IOException {
+  private HostDaemon(Path root, Path config, List<String> prefix, List<String> extra)
+      throws IOException {
     this.root = root;
     this.work = root.resolve("daemon");
     this.cache = work.resolve("cache");
@@ -61,26 +68,40 @@ final class HostDaemon implements AutoCloseable {
     Files.createDirectories(socket.getParent());
   }
 
-  /** What a host test of the fanotify front end needs: root, the tools, and a work dir off tmpfs. */
+  /**
+   * What a host test of the fanotify front end needs: root, the tools, and a work dir off tmpfs.
+   */
   static void requireHost(Path work) throws Exception {
     Requirements.requireRoot();
     for (String tool : List.of("mkfs.erofs", "md5sum", "timeout", "stat", "docker-registry")) {
       Requirements.requireTool(tool);
     }
     String fs = Requirements.run("stat", "-f", "-c", "%T", work.toString()).trim();
-    Requirements.require(!fs.equals("tmpfs") && !fs.equals("ramfs"), "a work directory off tmpfs (pre-content "
-        + "marks need ext4/xfs/btrfs): " + work + " is on " + fs + "; set java.io.tmpdir");
-    Requirements.require(Files.isDirectory(Path.of("/sys/fs/erofs")) || Requirements.run("cat",
-        "/proc/filesystems").contains("erofs"), "EROFS in the host kernel");
+    Requirements.require(
+        !fs.equals("tmpfs") && !fs.equals("ramfs"),
+        "a work directory off tmpfs (pre-content "
+            + "marks need ext4/xfs/btrfs): "
+            + work
+            + " is on "
+            + fs
+            + "; set java.io.tmpdir");
+    Requirements.require(
+        Files.isDirectory(Path.of("/sys/fs/erofs"))
+            || Requirements.run("cat", "/proc/filesystems").contains("erofs"),
+        "EROFS in the host kernel");
   }
 
-  /** A daemon for the test whose directory is {@code root}, not started yet; {@code extra} flags go last. */
+  /**
+   * A daemon for the test whose directory is {@code root}, not started yet; {@code extra} flags go
+   * last.
+   */
   static HostDaemon in(Path root, Path config, String... extra) throws IOException {
     return new HostDaemon(root, config, List.of(), List.of(extra));
   }
 
   /** Same, run as {@code prefix... java -jar lazypull.jar daemon ...} (a supervisor). */
-  static HostDaemon under(Path root, Path config, List<String> prefix, String... extra) throws IOException {
+  static HostDaemon under(Path root, Path config, List<String> prefix, String... extra)
+      throws IOException {
     return new HostDaemon(root, config, prefix, List.of(extra));
   }
 
@@ -90,39 +111,67 @@ final class HostDaemon implements AutoCloseable {
 
   List<String> command() {
     List<String> cmd = new ArrayList<>(prefix);
-    cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-jar",
-        jar().toString(), "daemon", "--frontend", "fanotify", "--cache-dir", cache.toString(), "--state-dir",
-        state.toString(), "--socket", socket.toString(), "--metrics", "127.0.0.1:" + metricsPort, "--plain-http",
-        "--config", config.toString()));
+    cmd.addAll(
+        List.of(
+            Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-jar",
+            jar().toString(),
+            "daemon",
+            "--frontend",
+            "fanotify",
+            "--cache-dir",
+            cache.toString(),
+            "--state-dir",
+            state.toString(),
+            "--socket",
+            socket.toString(),
+            "--metrics",
+            "127.0.0.1:" + metricsPort,
+            "--plain-http",
+            "--config",
+            config.toString()));
     cmd.addAll(extra);
     return cmd;
   }
 
-  /** Starts it (again) and waits until it says it is ready; its output goes to {@code work/daemon-N.log}. */
+  /**
+   * Starts it (again) and waits until it says it is ready; its output goes to {@code
+   * work/daemon-N.log}.
+   */
   HostDaemon start() throws IOException, InterruptedException {
     Files.createDirectories(work);
     log = work.resolve("daemon-" + (++starts) + ".log");
-    process = new ProcessBuilder(command()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    process =
+        new ProcessBuilder(command())
+            .redirectErrorStream(true)
+            .redirectOutput(log.toFile())
+            .start();
     awaitLog("INFO Daemon: ready:", 60);
     return this;
   }
 
-  /** Waits for a line containing {@code text} in the current log; fails if the process ends first. */
+  /**
+   * Waits for a line containing {@code text} in the current log; fails if the process ends first.
+   */
   String awaitLog(String text, int seconds) throws InterruptedException {
     return awaitLog(text, 1, seconds);
   }
 
-  /** Waits for the {@code nth} line containing {@code text} in the current log (a supervisor's log spans runs). */
+  /**
+   * Waits for the {@code nth} line containing {@code text} in the current log (a supervisor's log
+   * spans runs).
+   */
   String awaitLog(String text, int nth, int seconds) throws InterruptedException {
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     while (true) {
-      String found = logText().lines().filter(l -> l.contains(text)).skip(nth - 1).findFirst().orElse(null);
+      String found =
+          logText().lines().filter(l -> l.contains(text)).skip(nth - 1).findFirst().orElse(null);
       if (found != null) {
         return found;
       }
       if (!process.isAlive() || System.nanoTime() > end) {
-        throw new AssertionError("no '" + text + "' from the daemon (alive " + process.isAlive() + "):\n"
-            + logText());
+        throw new AssertionError(
+            "no '" + text + "' from the daemon (alive " + process.isAlive() + "):\n" + logText());
       }
       TimeUnit.MILLISECONDS.sleep(20);
     }
@@ -140,7 +189,10 @@ final class HostDaemon implements AutoCloseable {
     return process;
   }
 
-  /** kill -9 of the daemon process (or, under a prefix, of the process the prefix started: see callers). */
+  /**
+   * kill -9 of the daemon process (or, under a prefix, of the process the prefix started: see
+   * callers).
+   */
   void kill9() throws InterruptedException {
     process.destroyForcibly();
     process.waitFor(30, TimeUnit.SECONDS);
@@ -160,7 +212,10 @@ final class HostDaemon implements AutoCloseable {
     return process != null && process.isAlive();
   }
 
-  /** {@code lazypull ARGS --socket SOCKET} in this JVM (mount(2) happens here, in the test's namespace). */
+  /**
+   * {@code lazypull ARGS --socket SOCKET} in this JVM (mount(2) happens here, in the test's
+   * namespace).
+   */
   CliRun.Result cli(String... args) {
     List<String> a = new ArrayList<>(List.of(args));
     a.add("--socket");
@@ -176,7 +231,8 @@ final class HostDaemon implements AutoCloseable {
     a.add(image);
     a.add(dir.toString());
     CliRun.Result r = cli(a.toArray(String[]::new));
-    assertEquals(0, r.code(), "lazypull mount " + image + ":\n" + r.err() + "\ndaemon:\n" + logText());
+    assertEquals(
+        0, r.code(), "lazypull mount " + image + ":\n" + r.err() + "\ndaemon:\n" + logText());
     return dir;
   }
 
@@ -187,8 +243,9 @@ final class HostDaemon implements AutoCloseable {
 
   /** The daemon's Prometheus metrics: {@code name} or {@code name{labels}} → value. */
   Map<String, Double> metrics() throws IOException {
-    HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + metricsPort + "/metrics").toURL()
-        .openConnection();
+    HttpURLConnection c =
+        (HttpURLConnection)
+            URI.create("http://127.0.0.1:" + metricsPort + "/metrics").toURL().openConnection();
     c.setConnectTimeout(2000);
     c.setReadTimeout(5000);
     try {
@@ -217,23 +274,27 @@ final class HostDaemon implements AutoCloseable {
   /** Mount points under the test's directory (this test's mounts only). */
   List<String> mountsUnderWork() throws IOException {
     String under = root.toAbsolutePath().toString() + "/";
-    return MountInfo.read().stream().map(MountInfo.Mount::mountPoint).filter(m -> m.startsWith(under)).toList();
+    return MountInfo.read().stream()
+        .map(MountInfo.Mount::mountPoint)
+        .filter(m -> m.startsWith(under))
+        .toList();
   }
 
   /** The keeper's pid from its record, when one is recorded and alive. */
   Optional<ProcessHandle> keeper() {
     try {
-      String[] f = Files.readString(socket.getParent().resolve("keeper-fanotify")).trim().split(" ");
-      return ProcessHandle.of(Long.parseLong(f[0])).filter(p -> p.info().commandLine().orElse("")
-          .contains("FdKeeper"));
+      String[] f =
+          Files.readString(socket.getParent().resolve("keeper-fanotify")).trim().split(" ");
+      return ProcessHandle.of(Long.parseLong(f[0]))
+          .filter(p -> p.info().commandLine().orElse("").contains("FdKeeper"));
     } catch (IOException | RuntimeException e) {
       return Optional.empty();
     }
   }
 
   /**
-   * Leaves nothing behind: detaches every mount under the work directory (newest first), stops the daemon
-   * (SIGTERM, then SIGKILL), and ends a keeper still holding the group. Never throws.
+   * Leaves nothing behind: detaches every mount under the work directory (newest first), stops the
+   * daemon (SIGTERM, then SIGKILL), and ends a keeper still holding the group. Never throws.
    */
   void cleanUp() {
     try {
@@ -261,19 +322,26 @@ final class HostDaemon implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
-    for (ProcessHandle d : descendants) { // a daemon a supervisor started, should the supervisor have left it
+    for (ProcessHandle d :
+        descendants) { // a daemon a supervisor started, should the supervisor have left it
       if (d.isAlive() && !d.info().commandLine().orElse("").contains("FdKeeper")) {
         d.destroy();
-        d.onExit().orTimeout(30, TimeUnit.SECONDS).exceptionally(t -> {
-          d.destroyForcibly();
-          return null;
-        }).join();
+        d.onExit()
+            .orTimeout(30, TimeUnit.SECONDS)
+            .exceptionally(
+                t -> {
+                  d.destroyForcibly();
+                  return null;
+                })
+            .join();
       }
     }
-    keeper().ifPresent(k -> {
-      k.destroyForcibly();
-      k.onExit().orTimeout(10, TimeUnit.SECONDS).exceptionally(t -> null).join();
-    });
+    keeper()
+        .ifPresent(
+            k -> {
+              k.destroyForcibly();
+              k.onExit().orTimeout(10, TimeUnit.SECONDS).exceptionally(t -> null).join();
+            });
   }
 
   @Override
@@ -282,7 +350,7 @@ final class HostDaemon implements AutoCloseable {
   }
 
   static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }

@@ -10,11 +10,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.fanotify.FanotifyMessage.Event;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
+import dev.lazypull.sys.Fanotify;
 import dev.lazypull.testing.Requirements;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
@@ -29,7 +32,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** A real pre-content group on the host kernel (root, 6.14+): events, fills through the event fd, answers. */
+/**
+ * A real pre-content group on the host kernel (root, 6.14+): events, fills through the event fd,
+ * answers.
+ */
 class KernelFanotifyGroupTest {
   @TempDir Path tmp;
   private ExecutorService readers;
@@ -54,15 +60,16 @@ class KernelFanotifyGroupTest {
   }
 
   private Future<byte[]> read(Path file, long offset, int length) {
-    return readers.submit(() -> {
-      try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-        ByteBuffer b = ByteBuffer.allocate(length);
-        while (b.hasRemaining() && ch.read(b, offset + b.position()) > 0) {
-          // loop until full or end of file
-        }
-        return Arrays.copyOf(b.array(), b.position());
-      }
-    });
+    return readers.submit(
+        () -> {
+          try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(length);
+            while (b.hasRemaining() && ch.read(b, offset + b.position()) > 0) {
+              // loop until full or end of file
+            }
+            return Arrays.copyOf(b.array(), b.position());
+          }
+        });
   }
 
   private Event nextEvent() throws IOException {
@@ -96,21 +103,27 @@ class KernelFanotifyGroupTest {
     assertEquals(fill.length, group.pwrite(e.fd(), data, e.offset()));
     assertFalse(group.awaitEvents(0), "a write through the event's fd raises no event");
     group.finish(e.fd(), FanotifyResponse.ALLOW);
-    assertArrayEquals(Arrays.copyOfRange(fill, 20_000 - 16384, 25_000 - 16384), reader.get(30, TimeUnit.SECONDS));
+    assertArrayEquals(
+        Arrays.copyOfRange(fill, 20_000 - 16384, 25_000 - 16384), reader.get(30, TimeUnit.SECONDS));
 
     Future<byte[]> denied = read(file, 0, 100);
     Event d = nextEvent();
     assertEquals(0, d.offset());
     group.finish(d.fd(), FanotifyResponse.denyErrno(Errno.EIO));
-    ExecutionException failed = assertThrows(ExecutionException.class, () -> denied.get(30, TimeUnit.SECONDS));
+    ExecutionException failed =
+        assertThrows(ExecutionException.class, () -> denied.get(30, TimeUnit.SECONDS));
     assertInstanceOf(IOException.class, failed.getCause());
-    assertTrue(failed.getCause().getMessage().contains("Input/output error"), failed.getCause().getMessage());
+    assertTrue(
+        failed.getCause().getMessage().contains("Input/output error"),
+        failed.getCause().getMessage());
 
-    ErrnoException answered = assertThrows(ErrnoException.class, () -> group.respond(d.fd(), FanotifyResponse.ALLOW));
+    ErrnoException answered =
+        assertThrows(ErrnoException.class, () -> group.respond(d.fd(), FanotifyResponse.ALLOW));
     assertEquals(Errno.ENOENT, answered.errno(), "an event is answered once");
 
     group.unmark(file);
-    assertArrayEquals(new byte[100], read(file, 0, 100).get(30, TimeUnit.SECONDS), "no mark: no event, the hole");
+    assertArrayEquals(
+        new byte[100], read(file, 0, 100).get(30, TimeUnit.SECONDS), "no mark: no event, the hole");
     assertFalse(group.awaitEvents(0));
   }
 
@@ -121,16 +134,20 @@ class KernelFanotifyGroupTest {
       f.setLength(1 << 16);
     }
     group.mark(file);
-    Future<Integer> writer = readers.submit(() -> {
-      try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-        return ch.write(ByteBuffer.wrap(new byte[] {1, 2, 3}), 8192);
-      }
-    });
+    Future<Integer> writer =
+        readers.submit(
+            () -> {
+              try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                return ch.write(ByteBuffer.wrap(new byte[] {1, 2, 3}), 8192);
+              }
+            });
     Event e = nextEvent();
     assertEquals(ProcessHandle.current().pid(), e.pid());
     assertEquals(8192, e.offset());
     assertEquals(4096, e.count());
-    assertFalse(writer.isDone(), "the writer waits like a reader: a thread answering events must never do this");
+    assertFalse(
+        writer.isDone(),
+        "the writer waits like a reader: a thread answering events must never do this");
     group.finish(e.fd(), FanotifyResponse.ALLOW);
     assertEquals(3, writer.get(30, TimeUnit.SECONDS));
   }
@@ -146,14 +163,19 @@ class KernelFanotifyGroupTest {
     Event lost = nextEvent();
     Future<byte[]> kept = read(file, 65536, 10);
     Event live = nextEvent();
-    group.closeEventFd(lost.fd()); // as a dying daemon's exit would: the event still waits under its number
+    group.closeEventFd(
+        lost.fd()); // as a dying daemon's exit would: the event still waits under its number
     assertFalse(orphan.isDone());
     long t0 = System.nanoTime();
-    int answered = group.answerWaiting(0, 65536, FanotifyResponse.denyErrno(Errno.EIO), fd -> fd == live.fd());
+    int answered =
+        group.answerWaiting(0, 65536, FanotifyResponse.denyErrno(Errno.EIO), fd -> fd == live.fd());
     long micros = (System.nanoTime() - t0) / 1000;
     assertEquals(1, answered);
-    ExecutionException failed = assertThrows(ExecutionException.class, () -> orphan.get(30, TimeUnit.SECONDS));
-    assertTrue(failed.getCause().getMessage().contains("Input/output error"), failed.getCause().getMessage());
+    ExecutionException failed =
+        assertThrows(ExecutionException.class, () -> orphan.get(30, TimeUnit.SECONDS));
+    assertTrue(
+        failed.getCause().getMessage().contains("Input/output error"),
+        failed.getCause().getMessage());
     assertFalse(kept.isDone(), "the kept event still waits");
     assertFalse(group.respondIfPending(lost.fd(), FanotifyResponse.ALLOW), "answered once");
     ByteBuffer data = ByteBuffer.allocateDirect((int) live.count());
@@ -171,24 +193,27 @@ class KernelFanotifyGroupTest {
 
   @Test
   void anAdoptedGroupIsMadeCloseOnExecAndWorks() throws Exception {
-    int raw = dev.lazypull.sys.Fanotify.init(KernelFanotifyGroup.INIT_FLAGS & ~dev.lazypull.sys.Fanotify.FAN_CLOEXEC,
-        KernelFanotifyGroup.EVENT_F_FLAGS); // as a descriptor passed by systemd arrives: without FD_CLOEXEC
+    int raw =
+        Fanotify.init(
+            KernelFanotifyGroup.INIT_FLAGS & ~Fanotify.FAN_CLOEXEC,
+            KernelFanotifyGroup
+                .EVENT_F_FLAGS); // as a descriptor passed by systemd arrives: without FD_CLOEXEC
     assertEquals(0, fdFlags(raw) & 02000000);
     try (KernelFanotifyGroup adopted = KernelFanotifyGroup.adopt(raw)) {
       assertEquals(02000000, fdFlags(raw) & 02000000, "close-on-exec after adopt");
-      Path file = java.nio.file.Files.writeString(tmp.resolve("f"), "adopted");
+      Path file = Files.writeString(tmp.resolve("f"), "adopted");
       adopted.mark(file);
       Future<byte[]> r = read(file, 0, 7);
       assertTrue(adopted.awaitEvents(30_000));
       Event e = assertInstanceOf(Event.class, adopted.readBatch(buf).get(0));
       adopted.finish(e.fd(), FanotifyResponse.ALLOW);
-      assertArrayEquals("adopted".getBytes(java.nio.charset.StandardCharsets.US_ASCII), r.get(30, TimeUnit.SECONDS));
+      assertArrayEquals("adopted".getBytes(StandardCharsets.US_ASCII), r.get(30, TimeUnit.SECONDS));
     }
   }
 
   /** The "flags:" line of /proc/self/fdinfo (octal open flags; O_CLOEXEC shows as 02000000). */
   private static int fdFlags(int fd) throws IOException {
-    for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
+    for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
       if (line.startsWith("flags:")) {
         return Integer.parseInt(line.substring(6).trim(), 8);
       }
@@ -198,9 +223,15 @@ class KernelFanotifyGroupTest {
 
   @Test
   void markErrorsAndUnknownAnswersAreErrnoExceptions() throws Exception {
-    assertEquals(Errno.ENOENT, assertThrows(ErrnoException.class, () -> group.mark(tmp.resolve("none"))).errno());
-    assertEquals(Errno.ENOENT, assertThrows(ErrnoException.class,
-        () -> group.respond(Integer.MAX_VALUE, FanotifyResponse.denyErrno(Errno.EIO))).errno());
+    assertEquals(
+        Errno.ENOENT,
+        assertThrows(ErrnoException.class, () -> group.mark(tmp.resolve("none"))).errno());
+    assertEquals(
+        Errno.ENOENT,
+        assertThrows(
+                ErrnoException.class,
+                () -> group.respond(Integer.MAX_VALUE, FanotifyResponse.denyErrno(Errno.EIO)))
+            .errno());
     assertEquals(0, group.read(buf));
     assertTrue(group.readBatch(buf).isEmpty());
     group.close();

@@ -1,5 +1,6 @@
 package dev.lazypull.fanotify;
 
+import dev.lazypull.sys.Errno;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -10,9 +11,10 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A minimal event loop over any {@link FanotifyGroup}, for tests: fills each event's range of the marked file
- * from a source file of the same content (clamped to the source's size) through the event's fd and answers
- * {@code answer}; when {@code fill} is false it answers without filling. Malformed events are denied with EIO.
+ * A minimal event loop over any {@link FanotifyGroup}, for tests: fills each event's range of the
+ * marked file from a source file of the same content (clamped to the source's size) through the
+ * event's fd and answers {@code answer}; when {@code fill} is false it answers without filling.
+ * Malformed events are denied with EIO.
  */
 final class RangeFiller implements Runnable {
   private final FanotifyGroup group;
@@ -64,14 +66,14 @@ final class RangeFiller implements Runnable {
               }
             } catch (IOException ex) {
               problems.add("fill of " + e + ": " + ex);
-              response = FanotifyResponse.denyErrno(dev.lazypull.sys.Errno.EIO);
+              response = FanotifyResponse.denyErrno(Errno.EIO);
             }
             group.finish(e.fd(), response);
           } else if (m instanceof FanotifyMessage.Malformed bad) {
             problems.add("malformed: " + bad);
             if (bad.fd() >= 0) {
               try {
-                group.finish(bad.fd(), FanotifyResponse.denyErrno(dev.lazypull.sys.Errno.EIO));
+                group.finish(bad.fd(), FanotifyResponse.denyErrno(Errno.EIO));
               } catch (IOException ignored) {
                 // it may not have been a permission event
               }

@@ -30,7 +30,10 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The host cache's files, through {@link BlobCacheDir}: lazy fetches, readiness from the file, verification. */
+/**
+ * The host cache's files, through {@link BlobCacheDir}: lazy fetches, readiness from the file,
+ * verification.
+ */
 class BlobCacheFileTest {
   private static final int CHUNK = 64 << 10;
   @TempDir Path dir;
@@ -62,14 +65,19 @@ class BlobCacheFileTest {
     Descriptor blob = source.add(data, "x");
     try (BlobCacheDir cache = cache()) {
       BlobCacheFile f = cache.file(TestFetch.ref(blob), source);
-      assertEquals(AlignedBuffers.roundUp(data.length, 4096), Files.size(f.path()), "sized to the padded blob");
-      assertThrows(IOException.class, () -> read(f, 0, 10), "an uncached range is an error, never zeros");
+      assertEquals(
+          AlignedBuffers.roundUp(data.length, 4096),
+          Files.size(f.path()),
+          "sized to the padded blob");
+      assertThrows(
+          IOException.class, () -> read(f, 0, 10), "an uncached range is an error, never zeros");
       f.ensure(CHUNK + 5, 10).get(5, TimeUnit.SECONDS);
       assertEquals(1, source.requests.size());
       assertArrayEquals(Arrays.copyOfRange(data, CHUNK, 2 * CHUNK), read(f, CHUNK, CHUNK));
       assertTrue(f.isCached(CHUNK, CHUNK));
       assertFalse(f.isCached(CHUNK, CHUNK + 1));
-      f.ensure(5 * CHUNK, 4096).get(5, TimeUnit.SECONDS); // the short last chunk, zero-padded to 4096
+      f.ensure(5 * CHUNK, 4096)
+          .get(5, TimeUnit.SECONDS); // the short last chunk, zero-padded to 4096
       byte[] tail = read(f, 5 * CHUNK, (int) (f.size() - 5 * CHUNK));
       assertArrayEquals(Arrays.copyOfRange(data, 5 * CHUNK, data.length), Arrays.copyOf(tail, 123));
       for (int i = 123; i < tail.length; i++) {
@@ -85,7 +93,8 @@ class BlobCacheFileTest {
     Descriptor blob = source.add(data, "x");
     try (BlobCacheDir cache = cache()) {
       BlobCacheFile f = cache.file(TestFetch.ref(blob), source);
-      CompletableFuture.allOf(f.ensure(0, 1), f.ensure(3 * CHUNK, 2 * CHUNK)).get(5, TimeUnit.SECONDS);
+      CompletableFuture.allOf(f.ensure(0, 1), f.ensure(3 * CHUNK, 2 * CHUNK))
+          .get(5, TimeUnit.SECONDS);
     }
     int fetched = source.requests.size();
     try (BlobCacheDir cache = cache()) {
@@ -94,8 +103,10 @@ class BlobCacheFileTest {
       assertEquals(3, map.readyCount());
       assertTrue(map.isReady(0) && map.isReady(3) && map.isReady(4));
       f.ensure(3 * CHUNK, 2 * CHUNK).get(5, TimeUnit.SECONDS);
-      assertEquals(fetched, source.requests.size(), "cached chunks are not fetched again after a restart");
-      assertArrayEquals(Arrays.copyOfRange(data, 3 * CHUNK, 5 * CHUNK), read(f, 3 * CHUNK, 2 * CHUNK));
+      assertEquals(
+          fetched, source.requests.size(), "cached chunks are not fetched again after a restart");
+      assertArrayEquals(
+          Arrays.copyOfRange(data, 3 * CHUNK, 5 * CHUNK), read(f, 3 * CHUNK, 2 * CHUNK));
     }
   }
 
@@ -106,7 +117,8 @@ class BlobCacheFileTest {
     try (BlobCacheDir cache = cache()) {
       Path p = cache.pathOf(blob.digest());
       Files.createDirectories(p.getParent());
-      try (RandomAccessFile raf = new RandomAccessFile(p.toFile(), "rw")) { // a crash half-way through chunk 1
+      try (RandomAccessFile raf =
+          new RandomAccessFile(p.toFile(), "rw")) { // a crash half-way through chunk 1
         raf.setLength(4 * CHUNK);
         raf.seek(CHUNK);
         raf.write(data, CHUNK, CHUNK / 2);
@@ -123,19 +135,23 @@ class BlobCacheFileTest {
   void aWrongSizedFileIsCutToTheBlobAndTwoCachesShareOneFile() throws Exception {
     byte[] data = MemoryBlobSource.randomBytes(4 * CHUNK, 10);
     Descriptor blob = source.add(data, "x");
-    try (BlobCacheDir a = cache(); BlobCacheDir b = cache()) {
+    try (BlobCacheDir a = cache();
+        BlobCacheDir b = cache()) {
       Path p = a.pathOf(blob.digest());
       Files.createDirectories(p.getParent());
       Files.write(p, new byte[5 * CHUNK]);
-      ExpectedLogs.warning("has " + 5 * CHUNK + " bytes, not " + 4 * CHUNK + ": its contents are dropped");
+      ExpectedLogs.warning(
+          "has " + 5 * CHUNK + " bytes, not " + 4 * CHUNK + ": its contents are dropped");
       BlobCacheFile fa = a.file(TestFetch.ref(blob), source);
       assertEquals(4 * CHUNK, Files.size(p));
-      BlobCacheFile fb = b.file(TestFetch.ref(blob), source); // another user of the same file: no refusal
+      BlobCacheFile fb =
+          b.file(TestFetch.ref(blob), source); // another user of the same file: no refusal
       assertEquals(p, fb.path());
       TestFetch.map(fb); // set up (nothing cached yet) before the other user fetches
       fa.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertEquals(1, source.requests.size());
-      // b's map still says missing: under its claim it finds the chunks in the file and fetches nothing
+      // b's map still says missing: under its claim it finds the chunks in the file and fetches
+      // nothing
       fb.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertEquals(1, source.requests.size(), "chunks the other user wrote are not fetched again");
       assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(fb, 0, 2 * CHUNK));
@@ -189,7 +205,10 @@ class BlobCacheFileTest {
     }
   }
 
-  /** A table over {@code data} in CHUNK entries; entry {@code wrong} (or none if -1) gets a digest of other bytes. */
+  /**
+   * A table over {@code data} in CHUNK entries; entry {@code wrong} (or none if -1) gets a digest
+   * of other bytes.
+   */
   private Descriptor table(byte[] data, int wrong) {
     ChunkDigestTable.Builder b = new ChunkDigestTable.Builder();
     for (int off = 0, i = 0; off < data.length; off += CHUNK, i++) {
@@ -208,17 +227,22 @@ class BlobCacheFileTest {
     byte[] data = MemoryBlobSource.randomBytes(4 * CHUNK, 14);
     Descriptor blob = source.add(data, "x");
     Descriptor table = table(data, 2);
-    FetchCore stored = new FetchCore(TestFetch.settings(CHUNK, 4 * CHUNK), stats,
-        BlobCacheDir.tablesDir(dir.resolve("cache")));
+    FetchCore stored =
+        new FetchCore(
+            TestFetch.settings(CHUNK, 4 * CHUNK),
+            stats,
+            BlobCacheDir.tablesDir(dir.resolve("cache")));
     try (BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), stored)) {
       BlobCacheFile f = cache.file(TestFetch.ref(blob, table), source);
       assertTrue(f.fetcher().join().verifying());
       f.ensure(0, 2 * CHUNK).get(5, TimeUnit.SECONDS);
       assertArrayEquals(Arrays.copyOf(data, 2 * CHUNK), read(f, 0, 2 * CHUNK));
-      dev.lazypull.testing.ExpectedLogs.severe(
-          "integrity: blob " + blob.digest() + " bytes " + 2 * CHUNK + "+" + CHUNK);
-      Exception e = assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
-      assertTrue(String.valueOf(e.getCause()).contains("fail their chunk digest"), String.valueOf(e.getCause()));
+      ExpectedLogs.severe("integrity: blob " + blob.digest() + " bytes " + 2 * CHUNK + "+" + CHUNK);
+      Exception e =
+          assertThrows(Exception.class, () -> f.ensure(2 * CHUNK, 1).get(5, TimeUnit.SECONDS));
+      assertTrue(
+          String.valueOf(e.getCause()).contains("fail their chunk digest"),
+          String.valueOf(e.getCause()));
       assertFalse(f.isCached(2 * CHUNK, 1), "bytes that fail their digest are never cached");
       assertEquals(2, stats.chunksVerified.sum());
     }
@@ -228,12 +252,16 @@ class BlobCacheFileTest {
       assertEquals(0, onDisk[i], "nothing written for the bad chunk");
     }
 
-    // The table was kept beside the cache: a restart reads it locally; a damaged copy is fetched again.
-    LongSupplier tableReads = () -> source.requests.stream()
-        .filter(r -> r.blob().equals(table.digest())).count();
+    // The table was kept beside the cache: a restart reads it locally; a damaged copy is fetched
+    // again.
+    LongSupplier tableReads =
+        () -> source.requests.stream().filter(r -> r.blob().equals(table.digest())).count();
     long reads = tableReads.getAsLong();
-    try (FetchCore again = new FetchCore(TestFetch.settings(CHUNK, 4 * CHUNK), stats,
-            BlobCacheDir.tablesDir(dir.resolve("cache")));
+    try (FetchCore again =
+            new FetchCore(
+                TestFetch.settings(CHUNK, 4 * CHUNK),
+                stats,
+                BlobCacheDir.tablesDir(dir.resolve("cache")));
         BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), again)) {
       assertTrue(cache.file(TestFetch.ref(blob, table), source).fetcher().join().verifying());
     }
@@ -242,8 +270,11 @@ class BlobCacheFileTest {
     byte[] t = Files.readAllBytes(copy);
     t[40] ^= 1;
     Files.write(copy, t);
-    try (FetchCore again = new FetchCore(TestFetch.settings(CHUNK, 4 * CHUNK), stats,
-            BlobCacheDir.tablesDir(dir.resolve("cache")));
+    try (FetchCore again =
+            new FetchCore(
+                TestFetch.settings(CHUNK, 4 * CHUNK),
+                stats,
+                BlobCacheDir.tablesDir(dir.resolve("cache")));
         BlobCacheDir cache = BlobCacheDir.open(dir.resolve("cache"), again)) {
       assertTrue(cache.file(TestFetch.ref(blob, table), source).fetcher().join().verifying());
     }
@@ -259,15 +290,20 @@ class BlobCacheFileTest {
     Descriptor garbage = source.add("not a table".getBytes(), MediaTypes.CHUNK_DIGESTS);
     Descriptor otherBlob = source.add(MemoryBlobSource.randomBytes(3 * CHUNK, 16), "x");
     try (BlobCacheDir cache = cache()) {
-      CompletionException e = assertThrows(CompletionException.class,
-          () -> cache.file(TestFetch.ref(blob, garbage), source).fetcher().join());
+      CompletionException e =
+          assertThrows(
+              CompletionException.class,
+              () -> cache.file(TestFetch.ref(blob, garbage), source).fetcher().join());
       assertTrue(e.getCause().getMessage().contains("table"), e.getCause().getMessage());
-      CompletionException sized = assertThrows(CompletionException.class,
-          () -> cache.file(TestFetch.ref(otherBlob, good), source).fetcher().join());
+      CompletionException sized =
+          assertThrows(
+              CompletionException.class,
+              () -> cache.file(TestFetch.ref(otherBlob, good), source).fetcher().join());
       assertTrue(sized.getCause().getMessage().contains("blob"), sized.getCause().getMessage());
       BlobCacheFile ok = cache.file(TestFetch.ref(blob, good), source);
       assertTrue(ok.fetcher().join().verifying());
-      assertThrows(IOException.class, () -> read(ok, 0, 1), "nothing cached before a verified fetch");
+      assertThrows(
+          IOException.class, () -> read(ok, 0, 1), "nothing cached before a verified fetch");
     }
   }
 }

@@ -6,8 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
-import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.Await;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.TestFetch;
 import java.io.IOException;
@@ -15,8 +16,8 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.Arrays;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -37,13 +38,18 @@ class BlobCacheGcTest {
     return BlobCacheDir.open(dir, core);
   }
 
-  /** A blob of {@code chunks} chunks, fully cached, its file closed and last used {@code minutesAgo}. */
-  private Descriptor cached(BlobCacheDir cache, int seed, int chunks, int minutesAgo) throws Exception {
+  /**
+   * A blob of {@code chunks} chunks, fully cached, its file closed and last used {@code
+   * minutesAgo}.
+   */
+  private Descriptor cached(BlobCacheDir cache, int seed, int chunks, int minutesAgo)
+      throws Exception {
     Descriptor blob = source.add(MemoryBlobSource.randomBytes(chunks * CHUNK, seed), "x");
     try (BlobCacheDir user = open()) { // a user that has come and gone
       user.file(TestFetch.ref(blob), source).ensure(0, blob.size()).get(5, TimeUnit.SECONDS);
     }
-    Files.setLastModifiedTime(cache.pathOf(blob.digest()),
+    Files.setLastModifiedTime(
+        cache.pathOf(blob.digest()),
         FileTime.fromMillis(System.currentTimeMillis() - minutesAgo * 60_000L));
     return blob;
   }
@@ -60,7 +66,8 @@ class BlobCacheGcTest {
       assertEquals(4 * each, BlobCacheGc.usage(dir));
       try (BlobCacheDir holder = open()) {
         BlobCacheFile held = holder.file(TestFetch.ref(inUse), source);
-        Files.setLastModifiedTime(cache.pathOf(inUse.digest()), FileTime.fromMillis(0)); // oldest of all, but open
+        Files.setLastModifiedTime(
+            cache.pathOf(inUse.digest()), FileTime.fromMillis(0)); // oldest of all, but open
 
         BlobCacheGc.Report r = BlobCacheGc.collect(dir, 2 * each);
 
@@ -72,7 +79,8 @@ class BlobCacheGcTest {
         assertFalse(Files.exists(cache.pathOf(oldest.digest())));
         assertFalse(Files.exists(cache.pathOf(older.digest())));
         assertTrue(Files.exists(cache.pathOf(newest.digest())));
-        assertEquals(2 * each, BlobCacheGc.usage(dir), "usage is measured again, not only computed");
+        assertEquals(
+            2 * each, BlobCacheGc.usage(dir), "usage is measured again, not only computed");
       }
     }
   }
@@ -85,7 +93,7 @@ class BlobCacheGcTest {
       int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
       try {
         assertTrue(Posix.tryLockShared(fd, path.toString())); // as another process's user holds it
-        dev.lazypull.testing.ExpectedLogs.warning("over its budget of 1: the rest is in use");
+        ExpectedLogs.warning("over its budget of 1: the rest is in use");
         BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
         assertEquals(0, r.removed());
         assertEquals(1, r.inUse());
@@ -141,16 +149,20 @@ class BlobCacheGcTest {
     BlobCacheDir cache = open();
     int fd = Posix.open(path.toString(), Posix.O_RDONLY | Posix.O_CLOEXEC, 0);
     try {
-      assertTrue(Posix.tryLockExclusive(fd, path.toString())); // what the collector holds while it deletes
-      java.util.concurrent.FutureTask<BlobCacheFile> opened =
-          new java.util.concurrent.FutureTask<>(() -> cache.file(TestFetch.ref(blob), source));
+      assertTrue(
+          Posix.tryLockExclusive(fd, path.toString())); // what the collector holds while it deletes
+      FutureTask<BlobCacheFile> opened =
+          new FutureTask<>(() -> cache.file(TestFetch.ref(blob), source));
       Thread opener = new Thread(opened, "opener");
       opener.setDaemon(true);
       opener.start();
-      // open found the file locked and is pausing before it tries again (the pause is the only timed wait in it)
-      dev.lazypull.testing.Await.until(() -> opener.getState() == Thread.State.TIMED_WAITING
-          && java.util.Arrays.stream(opener.getStackTrace())
-              .anyMatch(f -> f.getClassName().equals(BlobCacheFile.class.getName())),
+      // open found the file locked and is pausing before it tries again (the pause is the only
+      // timed wait in it)
+      Await.until(
+          () ->
+              opener.getState() == Thread.State.TIMED_WAITING
+                  && Arrays.stream(opener.getStackTrace())
+                      .anyMatch(f -> f.getClassName().equals(BlobCacheFile.class.getName())),
           "the opener to find the file locked and wait to retry");
       assertFalse(opened.isDone(), "waits for the lock");
       Files.delete(path); // the collector's delete, then its close releases the lock
@@ -160,7 +172,9 @@ class BlobCacheGcTest {
         BlobCacheFile f = opened.get(5, TimeUnit.SECONDS);
         f.ensure(0, CHUNK).get(5, TimeUnit.SECONDS);
         // had it kept the deleted file, what it wrote would be invisible at the path
-        assertTrue(Posix.allocatedBytes(path.toString()) >= CHUNK, "the owner writes the file at the path");
+        assertTrue(
+            Posix.allocatedBytes(path.toString()) >= CHUNK,
+            "the owner writes the file at the path");
       }
     } finally {
       if (fd >= 0) {
@@ -175,7 +189,7 @@ class BlobCacheGcTest {
     Files.write(dir.resolve("tables").resolve("t"), new byte[8192]);
     long usage = BlobCacheGc.usage(dir);
     assertTrue(usage >= 8192);
-    dev.lazypull.testing.ExpectedLogs.warning("uses " + usage + " bytes, over its budget of 1");
+    ExpectedLogs.warning("uses " + usage + " bytes, over its budget of 1");
     BlobCacheGc.Report r = BlobCacheGc.collect(dir, 1);
     assertEquals(0, r.removed());
     assertTrue(Files.exists(dir.resolve("tables").resolve("t")));

@@ -64,10 +64,25 @@ class ChunkFetcherTest {
     }
   }
 
-  private ChunkFetcher fetcher(Descriptor blob, MemoryWriter writer, int chunkSize, int mergeLimit, int bufSize) {
-    FetchSettings settings = new FetchSettings(4, chunkSize, Math.max(chunkSize, mergeLimit), 0,
-        Duration.ofSeconds(10), Math.max(4096, bufSize));
-    return new ChunkFetcher(blob, null, source, writer, new ChunkMap(blob.size(), chunkSize), pool, settings, stats,
+  private ChunkFetcher fetcher(
+      Descriptor blob, MemoryWriter writer, int chunkSize, int mergeLimit, int bufSize) {
+    FetchSettings settings =
+        new FetchSettings(
+            4,
+            chunkSize,
+            Math.max(chunkSize, mergeLimit),
+            0,
+            Duration.ofSeconds(10),
+            Math.max(4096, bufSize));
+    return new ChunkFetcher(
+        blob,
+        null,
+        source,
+        writer,
+        new ChunkMap(blob.size(), chunkSize),
+        pool,
+        settings,
+        stats,
         () -> AlignedBuffers.allocate(bufSize));
   }
 
@@ -87,9 +102,12 @@ class ChunkFetcherTest {
     assertTrue(f.map().isReady(1));
     assertFalse(f.map().isReady(0));
     f.ensure(3 * 65536, 4096).get(5, TimeUnit.SECONDS); // the short last chunk
-    assertEquals(new MemoryBlobSource.Range(blob.digest(), 3 * 65536, 1000), source.requests.get(1));
-    assertArrayEquals(Arrays.copyOfRange(data, 65536, 2 * 65536), Arrays.copyOfRange(w.file, 65536, 2 * 65536));
-    assertArrayEquals(Arrays.copyOfRange(data, 3 * 65536, data.length),
+    assertEquals(
+        new MemoryBlobSource.Range(blob.digest(), 3 * 65536, 1000), source.requests.get(1));
+    assertArrayEquals(
+        Arrays.copyOfRange(data, 65536, 2 * 65536), Arrays.copyOfRange(w.file, 65536, 2 * 65536));
+    assertArrayEquals(
+        Arrays.copyOfRange(data, 3 * 65536, data.length),
         Arrays.copyOfRange(w.file, 3 * 65536, data.length));
     for (int i = data.length; i < w.file.length; i++) {
       assertEquals(0, w.file[i], "tail padding must be zero");
@@ -108,10 +126,12 @@ class ChunkFetcherTest {
     f.ensure(4096 * 2, 4096).get(5, TimeUnit.SECONDS); // chunk 2 present: splits the runs
     source.requests.clear();
     f.ensure(0, data.length).get(5, TimeUnit.SECONDS);
-    assertEquals(List.of(
-        new MemoryBlobSource.Range(blob.digest(), 0, 2 * 4096),
-        new MemoryBlobSource.Range(blob.digest(), 3 * 4096, 4 * 4096),
-        new MemoryBlobSource.Range(blob.digest(), 7 * 4096, 3 * 4096)), sorted(source.requests));
+    assertEquals(
+        List.of(
+            new MemoryBlobSource.Range(blob.digest(), 0, 2 * 4096),
+            new MemoryBlobSource.Range(blob.digest(), 3 * 4096, 4 * 4096),
+            new MemoryBlobSource.Range(blob.digest(), 7 * 4096, 3 * 4096)),
+        sorted(source.requests));
     assertArrayEquals(data, Arrays.copyOf(w.file, data.length));
     assertTrue(f.map().allReady());
   }
@@ -166,7 +186,9 @@ class ChunkFetcherTest {
     ChunkFetcher f = fetcher(blob, w, 4096, 3 * 4096, 4096);
     source.truncateBy = 100;
     assertThrows(ExecutionException.class, () -> f.ensure(0, 3 * 4096).get(5, TimeUnit.SECONDS));
-    assertTrue(f.map().isReady(0) && f.map().isReady(1), "chunks completed before the short end stay ready");
+    assertTrue(
+        f.map().isReady(0) && f.map().isReady(1),
+        "chunks completed before the short end stay ready");
     assertFalse(f.map().isReady(2), "the chunk that ended early is not ready");
     assertEquals(1, stats.fetchFailures.sum());
   }

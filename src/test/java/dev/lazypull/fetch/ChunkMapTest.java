@@ -67,7 +67,8 @@ class ChunkMapTest {
   void rebuildMarksOnlyFullyCoveredChunks() throws IOException {
     ChunkMap m = new ChunkMap(5 << 20, 1 << 20);
     // data: all of chunk 0, half of chunk 2, chunks 3-4 fully (file padded end)
-    m.rebuild(extents(5 << 20, 0, 1 << 20, (2 << 20) + 4096, (2 << 20) + (512 << 10), 3 << 20, 5 << 20));
+    m.rebuild(
+        extents(5 << 20, 0, 1 << 20, (2 << 20) + 4096, (2 << 20) + (512 << 10), 3 << 20, 5 << 20));
     assertTrue(m.isReady(0));
     assertFalse(m.isReady(1));
     assertFalse(m.isReady(2));
@@ -88,17 +89,18 @@ class ChunkMapTest {
   @Test
   void rebuildRejectsAProbeThatDoesNotAdvance() {
     ChunkMap m = new ChunkMap(1 << 20, 4096);
-    ChunkMap.ExtentProbe stuck = new ChunkMap.ExtentProbe() {
-      @Override
-      public long seekData(long offset) {
-        return 0;
-      }
+    ChunkMap.ExtentProbe stuck =
+        new ChunkMap.ExtentProbe() {
+          @Override
+          public long seekData(long offset) {
+            return 0;
+          }
 
-      @Override
-      public long seekHole(long offset) {
-        return 0;
-      }
-    };
+          @Override
+          public long seekHole(long offset) {
+            return 0;
+          }
+        };
     assertThrows(IOException.class, () -> m.rebuild(stuck));
   }
 }

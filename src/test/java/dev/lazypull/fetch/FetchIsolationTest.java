@@ -5,13 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import dev.lazypull.fetch.ChunkTables;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.testing.MemoryBlobSource;
 import java.io.IOException;
+import java.util.HexFormat;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -19,7 +19,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-/** One origin's stalled or failing fetches do not hold up another's: fetch threads and table loads per origin. */
+/**
+ * One origin's stalled or failing fetches do not hold up another's: fetch threads and table loads
+ * per origin.
+ */
 class FetchIsolationTest {
   @Test
   void originsAreRegistriesAsWrittenOrLocal() {
@@ -35,20 +38,24 @@ class FetchIsolationTest {
       ExecutorService stalled = pools.forReference("slow.example/app:v1");
       assertSame(stalled, pools.forReference("slow.example/other@sha256:" + "a".repeat(64)));
       CountDownLatch release = new CountDownLatch(1);
-      for (int i = 0; i < 6; i++) { // every thread of the slow registry blocked, more queued behind them
-        stalled.execute(() -> {
-          try {
-            release.await();
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-          }
-        });
+      for (int i = 0;
+          i < 6;
+          i++) { // every thread of the slow registry blocked, more queued behind them
+        stalled.execute(
+            () -> {
+              try {
+                release.await();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            });
       }
       ExecutorService healthy = pools.forReference("fast.example/app:v1");
       assertNotSame(stalled, healthy);
       CompletableFuture<String> served = CompletableFuture.supplyAsync(() -> "served", healthy);
       assertEquals("served", served.get(5, TimeUnit.SECONDS));
-      CompletableFuture<String> local = CompletableFuture.supplyAsync(() -> "local", pools.forOrigin(FetchPools.LOCAL));
+      CompletableFuture<String> local =
+          CompletableFuture.supplyAsync(() -> "local", pools.forOrigin(FetchPools.LOCAL));
       assertEquals("local", local.get(5, TimeUnit.SECONDS));
       release.countDown();
     }
@@ -61,7 +68,7 @@ class FetchIsolationTest {
     byte[] blobBytes = MemoryBlobSource.randomBytes(8192, 3);
     Descriptor blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(blobBytes), blobBytes.length);
     ChunkDigestTable.Builder b = new ChunkDigestTable.Builder();
-    b.add(8192, java.util.HexFormat.of().parseHex(Digest.of(blobBytes).hex()));
+    b.add(8192, HexFormat.of().parseHex(Digest.of(blobBytes).hex()));
     byte[] encoded = b.build().encode();
     Descriptor table = good.add(encoded, MediaTypes.CHUNK_DIGESTS);
     failing.add(encoded, MediaTypes.CHUNK_DIGESTS);
@@ -69,13 +76,20 @@ class FetchIsolationTest {
     failing.failWith = new IOException("registry A is down");
     ChunkTables tables = new ChunkTables(null);
     try (FetchPools pools = new FetchPools(2)) {
-      CompletableFuture<ChunkDigestTable> fromA = tables.get(table, blob, failing, pools.forOrigin("a"));
-      CompletableFuture<ChunkDigestTable> fromB = tables.get(table, blob, good, pools.forOrigin("b"));
-      assertEquals(1, fromB.get(5, TimeUnit.SECONDS).size(), "B's load did not wait for or share A's");
+      CompletableFuture<ChunkDigestTable> fromA =
+          tables.get(table, blob, failing, pools.forOrigin("a"));
+      CompletableFuture<ChunkDigestTable> fromB =
+          tables.get(table, blob, good, pools.forOrigin("b"));
+      assertEquals(
+          1, fromB.get(5, TimeUnit.SECONDS).size(), "B's load did not wait for or share A's");
       failing.gate.countDown();
-      ExecutionException e = assertThrows(ExecutionException.class, () -> fromA.get(5, TimeUnit.SECONDS));
+      ExecutionException e =
+          assertThrows(ExecutionException.class, () -> fromA.get(5, TimeUnit.SECONDS));
       assertEquals("registry A is down", e.getCause().getMessage());
-      assertSame(fromB.get(), tables.get(table, blob, good, pools.forOrigin("b")).get(), "loaded once per source");
+      assertSame(
+          fromB.get(),
+          tables.get(table, blob, good, pools.forOrigin("b")).get(),
+          "loaded once per source");
     }
   }
 }

@@ -17,15 +17,19 @@ class ReadAheadTest {
     assertEquals(new ReadAhead.Range(2L * C, C), ra.onRead(C, 128 << 10));
     long issuedEnd = 3L * C;
     long maxWindow = 0;
-    // a reader going through the blob one chunk after another (READs arrive only for chunks not yet present)
+    // a reader going through the blob one chunk after another (READs arrive only for chunks not yet
+    // present)
     for (int c = 2; c < 400; c++) {
       ReadAhead.Range r = ra.onRead((long) c * C, 4096);
       if (r != null) {
-        assertEquals(issuedEnd, r.offset(), "contiguous with what was issued before: nothing asked twice");
+        assertEquals(
+            issuedEnd, r.offset(), "contiguous with what was issued before: nothing asked twice");
         issuedEnd = r.offset() + r.length();
       }
       long read = (long) (c + 1) * C;
-      assertTrue(issuedEnd <= read + Math.max(C, read / 10) + C, "overshoot at chunk " + c + ": " + issuedEnd);
+      assertTrue(
+          issuedEnd <= read + Math.max(C, read / 10) + C,
+          "overshoot at chunk " + c + ": " + issuedEnd);
       maxWindow = Math.max(maxWindow, ra.windowBytes());
     }
     assertEquals(16L * C, maxWindow, "the window reaches its maximum on a long run");
@@ -43,7 +47,8 @@ class ReadAheadTest {
       if (r != null) {
         issuedEnd = r.offset() + r.length();
       }
-      // the kernel sends the next READ at the first chunk read-ahead has not covered (it finds the rest present)
+      // the kernel sends the next READ at the first chunk read-ahead has not covered (it finds the
+      // rest present)
       c = Math.max(c + 1, (int) (issuedEnd / C));
     }
     assertTrue(ra.windowBytes() > 8L * C, "the run was never reset: window " + ra.windowBytes());

@@ -24,15 +24,16 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Two lazypull processes on one host cache: both fill the same blob file at once, from a slow source, and the
- * source serves each chunk once between them — claims on the claims file keep them from fetching a chunk the
- * other is fetching, and the file tells each what the other has written.
+ * Two lazypull processes on one host cache: both fill the same blob file at once, from a slow
+ * source, and the source serves each chunk once between them — claims on the claims file keep them
+ * from fetching a chunk the other is fetching, and the file tells each what the other has written.
  */
 class SharedCacheProcessesTest {
   private static final int CHUNK = 64 << 10;
@@ -49,12 +50,21 @@ class SharedCacheProcessesTest {
     List<Process> children = new ArrayList<>();
     List<BufferedReader> outputs = new ArrayList<>();
     for (int i = 0; i < 2; i++) {
-      Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-          "-cp", System.getProperty("java.class.path"), Child.class.getName(), cache.toString(), layout.toString(),
-          blob.digest().toString(), Long.toString(blob.size()))
-          .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+      Process p =
+          new ProcessBuilder(
+                  Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                  "-cp",
+                  System.getProperty("java.class.path"),
+                  Child.class.getName(),
+                  cache.toString(),
+                  layout.toString(),
+                  blob.digest().toString(),
+                  Long.toString(blob.size()))
+              .redirectError(ProcessBuilder.Redirect.INHERIT)
+              .start();
       children.add(p);
-      outputs.add(new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)));
+      outputs.add(
+          new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)));
     }
     try {
       for (BufferedReader out : outputs) {
@@ -87,31 +97,38 @@ class SharedCacheProcessesTest {
   public static final class Child {
     public static void main(String[] args) throws Exception {
       Path cacheDir = Path.of(args[0]);
-      Descriptor blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.parse(args[2]), Long.parseLong(args[3]));
+      Descriptor blob =
+          new Descriptor(MediaTypes.EROFS_BLOB, Digest.parse(args[2]), Long.parseLong(args[3]));
       LongAdder served = new LongAdder();
       BlobSource source = new SlowSource(new OciLayoutBlobSource(Path.of(args[1])), served);
-      FetchSettings settings = new FetchSettings(4, CHUNK, 4 * CHUNK, 0, Duration.ofSeconds(30), CHUNK);
+      FetchSettings settings =
+          new FetchSettings(4, CHUNK, 4 * CHUNK, 0, Duration.ofSeconds(30), CHUNK);
       try (FetchCore core = new FetchCore(settings, new FetchStats(), null);
           BlobCacheDir cache = BlobCacheDir.open(cacheDir, core)) {
         BlobCacheFile f = cache.file(BlobRef.data(blob, null, "oci:/test"), source);
         f.fetcher().get(30, TimeUnit.SECONDS);
         System.out.println("ready");
         System.out.flush();
-        if (!"go".equals(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII)).readLine())) {
+        if (!"go"
+            .equals(
+                new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII))
+                    .readLine())) {
           System.exit(2);
         }
-        List<java.util.concurrent.CompletableFuture<Void>> all = new ArrayList<>();
+        List<CompletableFuture<Void>> all = new ArrayList<>();
         for (long off = 0; off < blob.size(); off += CHUNK) { // as a reader would: chunk by chunk
           all.add(f.ensure(off, CHUNK));
         }
-        java.util.concurrent.CompletableFuture.allOf(all.toArray(new java.util.concurrent.CompletableFuture<?>[0]))
-            .get(60, TimeUnit.SECONDS);
+        CompletableFuture.allOf(all.toArray(new CompletableFuture<?>[0])).get(60, TimeUnit.SECONDS);
         System.out.println("fetched " + served.sum());
       }
     }
   }
 
-  /** A source that takes a few milliseconds per request (a registry's latency), counting bytes served. */
+  /**
+   * A source that takes a few milliseconds per request (a registry's latency), counting bytes
+   * served.
+   */
   private static final class SlowSource implements BlobSource {
     private final BlobSource inner;
     private final LongAdder served;
@@ -122,7 +139,8 @@ class SharedCacheProcessesTest {
     }
 
     @Override
-    public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+    public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+        throws IOException {
       try {
         Thread.sleep(15); // latency of a request, not synchronization
       } catch (InterruptedException e) {

@@ -8,6 +8,7 @@ import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.Await;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.TestTrees;
 import java.nio.file.Files;
@@ -36,16 +37,18 @@ class CacheJanitorTest {
     Path b = file("erofs,b", "03", "b", 2);
     Path c = file("erofs,c", "04", "c", 1);
     List<CacheJanitor.OpenCookie> open = new ArrayList<>();
-    CacheJanitor j = new CacheJanitor(kernel, tmp.resolve("cache"), tmp.resolve("state"), 4L << 20, () -> open);
+    CacheJanitor j =
+        new CacheJanitor(kernel, tmp.resolve("cache"), tmp.resolve("state"), 4L << 20, () -> open);
     assertTrue(j.usage() >= 8L << 20);
-    // touch stamps the wall clock in milliseconds: a new millisecond between touches makes the order strict
-    j.touch("erofs,a", "a");               // oldest
-    dev.lazypull.testing.Await.nextMillisecond();
+    // touch stamps the wall clock in milliseconds: a new millisecond between touches makes the
+    // order strict
+    j.touch("erofs,a", "a"); // oldest
+    Await.nextMillisecond();
     j.touch("erofs,a", "b".repeat(64));
-    dev.lazypull.testing.Await.nextMillisecond();
+    Await.nextMillisecond();
     j.touch("erofs,b", "b");
-    dev.lazypull.testing.Await.nextMillisecond();
-    j.touch("erofs,c", "c");               // newest
+    Await.nextMillisecond();
+    j.touch("erofs,c", "c"); // newest
     open.add(new CacheJanitor.OpenCookie("erofs,a", "a", 2L << 20)); // mounted: must survive
     kernel.inUseFiles.add(a);
     CacheJanitor.Report r = j.collect();
@@ -64,10 +67,26 @@ class CacheJanitorTest {
     FakeKernel kernel = new FakeKernel(tmp);
     Descriptor shared = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of("s".getBytes()), 4096);
     Descriptor own = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of("o".getBytes()), 4096);
-    ImageRecord one = new ImageRecord("one", "dom", "r1", Digest.of("1".getBytes()), own, List.of(shared, own),
-        List.of(shared.digest().hex(), own.digest().hex()), false);
-    ImageRecord two = new ImageRecord("two", "dom", "r2", Digest.of("2".getBytes()), own, List.of(shared),
-        List.of(shared.digest().hex()), false);
+    ImageRecord one =
+        new ImageRecord(
+            "one",
+            "dom",
+            "r1",
+            Digest.of("1".getBytes()),
+            own,
+            List.of(shared, own),
+            List.of(shared.digest().hex(), own.digest().hex()),
+            false);
+    ImageRecord two =
+        new ImageRecord(
+            "two",
+            "dom",
+            "r2",
+            Digest.of("2".getBytes()),
+            own,
+            List.of(shared),
+            List.of(shared.digest().hex()),
+            false);
     Path boot = file("erofs,dom", "01", "one", 1);
     Path sharedFile = file("erofs,dom", "02", shared.digest().hex(), 1);
     Path ownFile = file("erofs,dom", "03", own.digest().hex(), 1);

@@ -30,18 +30,20 @@ class CachefilesDecoderTest {
   @Test
   void cookieKeyKeepsEveryByte() {
     String key = "a\u00ff\u0001z";
-    CachefilesMsg.Open open = assertInstanceOf(CachefilesMsg.Open.class, decode(Msgs.open(1, 1, "v", key, 5)));
+    CachefilesMsg.Open open =
+        assertInstanceOf(CachefilesMsg.Open.class, decode(Msgs.open(1, 1, "v", key, 5)));
     assertEquals(key, open.cookieKey());
     assertEquals("a\\xff\\x01z", open.printableCookieKey());
   }
 
   @Test
   void decodesReadAndClose() {
-    CachefilesMsg.Read read = assertInstanceOf(CachefilesMsg.Read.class,
-        decode(Msgs.read(9, 4, 1L << 40, 131072)));
+    CachefilesMsg.Read read =
+        assertInstanceOf(CachefilesMsg.Read.class, decode(Msgs.read(9, 4, 1L << 40, 131072)));
     assertEquals(1L << 40, read.offset());
     assertEquals(131072, read.length());
-    CachefilesMsg.Close close = assertInstanceOf(CachefilesMsg.Close.class, decode(Msgs.close(10, 4)));
+    CachefilesMsg.Close close =
+        assertInstanceOf(CachefilesMsg.Close.class, decode(Msgs.close(10, 4)));
     assertEquals(4, close.objectId());
   }
 
@@ -52,14 +54,16 @@ class CachefilesDecoderTest {
     b.position(20);
     b.put(msg);
     b.position(20);
-    CachefilesMsg.Read read = assertInstanceOf(CachefilesMsg.Read.class, CachefilesDecoder.decode(b, msg.length));
+    CachefilesMsg.Read read =
+        assertInstanceOf(CachefilesMsg.Read.class, CachefilesDecoder.decode(b, msg.length));
     assertEquals(8192, read.offset());
   }
 
   @Test
   void truncatedHeaderIsMalformedWithoutIds() {
-    CachefilesMsg.Malformed m = assertInstanceOf(CachefilesMsg.Malformed.class,
-        CachefilesDecoder.decode(ByteBuffer.allocate(8), 8));
+    CachefilesMsg.Malformed m =
+        assertInstanceOf(
+            CachefilesMsg.Malformed.class, CachefilesDecoder.decode(ByteBuffer.allocate(8), 8));
     assertEquals(-1, m.msgId());
     assertEquals(-1, m.opcode());
   }
@@ -94,8 +98,9 @@ class CachefilesDecoderTest {
   @Test
   void emptyCookieAndNegativeFdAreMalformed() {
     assertInstanceOf(CachefilesMsg.Malformed.class, decode(Msgs.open(5, 2, "erofs,x", "", 77)));
-    CachefilesMsg.Malformed m = assertInstanceOf(CachefilesMsg.Malformed.class,
-        decode(Msgs.open(5, 2, "erofs,x", "x", -3)));
+    CachefilesMsg.Malformed m =
+        assertInstanceOf(
+            CachefilesMsg.Malformed.class, decode(Msgs.open(5, 2, "erofs,x", "x", -3)));
     assertEquals(-1, m.fd());
   }
 

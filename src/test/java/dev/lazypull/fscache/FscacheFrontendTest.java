@@ -8,15 +8,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.frontend.Frontend;
 import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.MediaTypes;
 import dev.lazypull.oci.OciLayoutWriter;
-import dev.lazypull.fetch.FetchStats;
-import dev.lazypull.frontend.Frontend;
+import dev.lazypull.sys.Posix;
 import dev.lazypull.testing.Await;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
@@ -34,12 +36,13 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The daemon against a fake kernel that writes real O_DIRECT sparse files and checks every reply. */
+/**
+ * The daemon against a fake kernel that writes real O_DIRECT sparse files and checks every reply.
+ */
 class FscacheFrontendTest {
   @TempDir Path tmp;
   private DaemonHarness harness;
@@ -56,7 +59,11 @@ class FscacheFrontendTest {
   private Path layout;
 
   private void start(Duration deadline, ImageSources sources) throws IOException {
-    harness = DaemonHarness.in(tmp).sources(sources).config(c -> c.fetch(f -> f.withReadTimeout(deadline))).start();
+    harness =
+        DaemonHarness.in(tmp)
+            .sources(sources)
+            .config(c -> c.fetch(f -> f.withReadTimeout(deadline)))
+            .start();
     kernel = harness.kernel;
     catalog = harness.catalog();
     daemon = harness.frontend();
@@ -68,7 +75,9 @@ class FscacheFrontendTest {
     start(Duration.ofSeconds(10), ImageSources.localOnly());
   }
 
-  /** Writes a two-layer image into an OCI layout and registers it under fsid "img1" in domain "dom". */
+  /**
+   * Writes a two-layer image into an OCI layout and registers it under fsid "img1" in domain "dom".
+   */
   private ImageRecord registerImage(String fsid, String domain) throws IOException {
     if (layout == null) {
       layout = tmp.resolve("layout");
@@ -78,8 +87,16 @@ class FscacheFrontendTest {
       bootDesc = w.putBlob(bootstrap, MediaTypes.EROFS_BOOTSTRAP);
       blobDesc = w.putBlob(blob, MediaTypes.EROFS_BLOB);
     }
-    ImageRecord r = new ImageRecord(fsid, domain, "oci:" + layout, Digest.of(fsid.getBytes()), bootDesc,
-        List.of(blobDesc), List.of(blobDesc.digest().hex()), false);
+    ImageRecord r =
+        new ImageRecord(
+            fsid,
+            domain,
+            "oci:" + layout,
+            Digest.of(fsid.getBytes()),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false);
     return catalog.register(r, false);
   }
 
@@ -104,14 +121,17 @@ class FscacheFrontendTest {
     assertEquals(blob.length, data.copen.get(5, TimeUnit.SECONDS));
 
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(Outcome.DATA, kernel.read(data, 5 * 65536 + 8192, 131072).get(5, TimeUnit.SECONDS));
+    assertEquals(
+        Outcome.DATA, kernel.read(data, 5 * 65536 + 8192, 131072).get(5, TimeUnit.SECONDS));
     // the final, partial block of the blob: padded with zeros up to 4096
     long lastBlock = (blob.length / 4096) * 4096L;
     assertEquals(Outcome.DATA, kernel.read(data, lastBlock, 4096).get(5, TimeUnit.SECONDS));
 
     assertArrayEquals(Arrays.copyOfRange(bootstrap, 0, 4096), fileBytes(boot, 0, 4096));
-    assertArrayEquals(Arrays.copyOfRange(blob, 5 * 65536, 8 * 65536), fileBytes(data, 5 * 65536, 8 * 65536));
-    assertArrayEquals(Arrays.copyOfRange(blob, (int) lastBlock, blob.length),
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 5 * 65536, 8 * 65536), fileBytes(data, 5 * 65536, 8 * 65536));
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, (int) lastBlock, blob.length),
         fileBytes(data, (int) lastBlock, blob.length));
     assertTrue(kernel.allAnswered());
     assertEquals(3, stats.readsOk.sum());
@@ -121,9 +141,8 @@ class FscacheFrontendTest {
   void unknownCookieIsRefusedWithEnoentAndItsFdClosed() throws Exception {
     start();
     registerImage("img1", null);
-    dev.lazypull.testing.ExpectedLogs.warning(
-        "no registered image has volume 'erofs,img1' and cookie 'no-such-cookie'");
-    dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,other' and cookie 'img1'");
+    ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'no-such-cookie'");
+    ExpectedLogs.warning("no registered image has volume 'erofs,other' and cookie 'img1'");
     FakeObject o = kernel.open("erofs,img1", "no-such-cookie");
     assertEquals(-2L, o.copen.get(5, TimeUnit.SECONDS));
     Await.until(() -> o.fdClosed, "fd closed");
@@ -147,8 +166,9 @@ class FscacheFrontendTest {
     assertEquals(bootstrap.length, b1.copen.get(5, TimeUnit.SECONDS));
     assertEquals(bootstrap.length, b2.copen.get(5, TimeUnit.SECONDS));
     assertEquals(blob.length, shared.copen.get(5, TimeUnit.SECONDS));
-    dev.lazypull.testing.ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'img1'");
-    assertEquals(-2L, kernel.open("erofs,img1", "img1").copen.get(5, TimeUnit.SECONDS), "img1 lives in dom");
+    ExpectedLogs.warning("no registered image has volume 'erofs,img1' and cookie 'img1'");
+    assertEquals(
+        -2L, kernel.open("erofs,img1", "img1").copen.get(5, TimeUnit.SECONDS), "img1 lives in dom");
   }
 
   @Test
@@ -159,7 +179,7 @@ class FscacheFrontendTest {
     data.copen.get(5, TimeUnit.SECONDS);
     Random rnd = new Random(5);
     // some of the random READs below run past the end of the blob
-    dev.lazypull.testing.ExpectedLogs.warning("goes past the blob's " + blob.length + " bytes");
+    ExpectedLogs.warning("goes past the blob's " + blob.length + " bytes");
     List<CompletableFuture<Outcome>> reads = new ArrayList<>();
     for (int i = 0; i < 300; i++) {
       long off = (long) rnd.nextInt(blob.length / 4096) * 4096;
@@ -170,8 +190,9 @@ class FscacheFrontendTest {
       assertEquals(Outcome.DATA, r.get(10, TimeUnit.SECONDS));
     }
     int chunks = (blob.length + 65535) / 65536;
-    assertTrue(fetchStats.bytesFetched.sum() <= blob.length, "each byte fetched at most once: "
-        + fetchStats.bytesFetched.sum());
+    assertTrue(
+        fetchStats.bytesFetched.sum() <= blob.length,
+        "each byte fetched at most once: " + fetchStats.bytesFetched.sum());
     assertTrue(fetchStats.fetches.sum() <= chunks);
     assertEquals(300, stats.readsOk.sum());
     assertTrue(kernel.allAnswered());
@@ -180,18 +201,21 @@ class FscacheFrontendTest {
   @Test
   void aSlowSourceIsAnsweredWithEioAtTheDeadlineAndRecovers() throws Exception {
     MemoryBlobSource slow = new MemoryBlobSource();
-    ImageSources sources = new ImageSources(ref -> {
-      throw new IOException("unused");
-    });
+    ImageSources sources =
+        new ImageSources(
+            ref -> {
+              throw new IOException("unused");
+            });
     start(Duration.ofMillis(300), sources);
     registerImage("img1", null);
     Path blobFile = layout.resolve("blobs/sha256/" + blobDesc.digest().hex());
     FakeObject data = kernel.open("erofs,img1", blobDesc.digest().hex());
     data.copen.get(5, TimeUnit.SECONDS);
-    // Make the layout's blob unreadable for a while: the READ must still be answered, with EIO, in time.
+    // Make the layout's blob unreadable for a while: the READ must still be answered, with EIO, in
+    // time.
     Path hidden = blobFile.resolveSibling("hidden");
     Files.move(blobFile, hidden);
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+4096 ");
+    ExpectedLogs.warning("READ 0+4096 ");
     long t0 = System.nanoTime();
     assertEquals(Outcome.EIO, kernel.read(data, 0, 4096).get(5, TimeUnit.SECONDS));
     assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(3));
@@ -211,18 +235,23 @@ class FscacheFrontendTest {
     Files.write(file, tampered);
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
-    dev.lazypull.testing.ExpectedLogs.severe(
+    ExpectedLogs.severe(
         "integrity: blob " + bootDesc.digest() + " bytes 0+" + bootstrap.length + " ");
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+4096 failed: ");
+    ExpectedLogs.warning("READ 0+4096 failed: ");
     assertEquals(Outcome.EIO, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(-1, dev.lazypull.sys.Posix.lseek(boot.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA),
+    assertEquals(
+        -1,
+        Posix.lseek(boot.anonFd, 0, Posix.SEEK_DATA),
         "not a byte of the tampered bootstrap was cached");
 
-    Files.write(file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
+    Files.write(
+        file, bootstrap); // repaired: the next READ fetches it whole, and one READ is enough
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 4096).get(5, TimeUnit.SECONDS));
-    assertEquals(Outcome.DATA, kernel.read(boot, bootstrap.length - 777, 777).get(5, TimeUnit.SECONDS));
+    assertEquals(
+        Outcome.DATA, kernel.read(boot, bootstrap.length - 777, 777).get(5, TimeUnit.SECONDS));
     assertEquals(1, stats.readsFailed.sum());
-    assertEquals(bootstrap.length, fetchStats.bytesFetched.sum() - tampered.length, "fetched whole, twice");
+    assertEquals(
+        bootstrap.length, fetchStats.bytesFetched.sum() - tampered.length, "fetched whole, twice");
   }
 
   @Test
@@ -232,16 +261,23 @@ class FscacheFrontendTest {
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
     long padded = (bootstrap.length + 4095) / 4096 * 4096;
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "READ " + (padded - 4096) + "+8192 goes past the blob's " + bootstrap.length + " bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + (padded + 4096));
-    dev.lazypull.testing.ExpectedLogs.warning(
-        "READ " + (padded + 4096) + "+" + (1L << 40) + " failed: java.io.IOException: invalid READ");
-    assertEquals(Outcome.DATA, kernel.read(boot, padded - 4096, 8192).get(5, TimeUnit.SECONDS),
+    ExpectedLogs.warning("failing READ of " + (1L << 40) + " bytes at " + (padded + 4096));
+    ExpectedLogs.warning(
+        "READ "
+            + (padded + 4096)
+            + "+"
+            + (1L << 40)
+            + " failed: java.io.IOException: invalid READ");
+    assertEquals(
+        Outcome.DATA,
+        kernel.read(boot, padded - 4096, 8192).get(5, TimeUnit.SECONDS),
         "the in-range part is served");
     assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 4096).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.DATA, kernel.read(boot, 0, 0).get(5, TimeUnit.SECONDS));
-    // (past the end: the bootstrap is fetched whole, so at offset 0 the kernel would find data regardless)
+    // (past the end: the bootstrap is fetched whole, so at offset 0 the kernel would find data
+    // regardless)
     assertEquals(Outcome.EIO, kernel.read(boot, padded + 4096, 1L << 40).get(5, TimeUnit.SECONDS));
     assertEquals(Outcome.EIO, kernel.read(boot, -4096, 4096).get(5, TimeUnit.SECONDS));
     assertTrue(kernel.allAnswered());
@@ -259,7 +295,7 @@ class FscacheFrontendTest {
     FakeObject victim = kernel.pendingOpen("erofs,img1", "img1");
     byte[] open = Msgs.open(kernel.msgIdOf(victim), 99, "erofs,img1", "img1", victim.anonFd);
     ByteBuffer.wrap(open).order(ByteOrder.nativeOrder()).putInt(8, open.length + 1);
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "header says " + (open.length + 1) + " bytes but read returned " + open.length);
     kernel.raw(open);
     assertEquals(-22L, victim.copen.get(5, TimeUnit.SECONDS));
@@ -271,14 +307,14 @@ class FscacheFrontendTest {
     byte[] read = Msgs.read(readId, boot.objectId, 0, 4096);
     byte[] shortRead = Arrays.copyOf(read, 24);
     ByteBuffer.wrap(shortRead).order(ByteOrder.nativeOrder()).putInt(8, 24);
-    dev.lazypull.testing.ExpectedLogs.warning("): READ of 24 bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("READ 0+0 failed: java.io.IOException: READ of 24 bytes");
+    ExpectedLogs.warning("): READ of 24 bytes");
+    ExpectedLogs.warning("READ 0+0 failed: java.io.IOException: READ of 24 bytes");
     kernel.raw(shortRead);
     assertEquals(Outcome.EIO, bad.get(5, TimeUnit.SECONDS));
 
     // garbage: truncated header, unknown opcode
-    dev.lazypull.testing.ExpectedLogs.warning("truncated message: 3 bytes");
-    dev.lazypull.testing.ExpectedLogs.warning("unknown opcode 7");
+    ExpectedLogs.warning("truncated message: 3 bytes");
+    ExpectedLogs.warning("unknown opcode 7");
     kernel.raw(new byte[] {1, 2, 3});
     byte[] unknown = Msgs.close(kernel.allocateMsgId(), 1);
     ByteBuffer.wrap(unknown).order(ByteOrder.nativeOrder()).putInt(4, 7);
@@ -297,7 +333,7 @@ class FscacheFrontendTest {
     FakeObject boot = kernel.open("erofs,img1", "img1");
     boot.copen.get(5, TimeUnit.SECONDS);
     kernel.lenientReadComplete = true; // pre-6.10 kernels accept the reply through any anon fd
-    dev.lazypull.testing.ExpectedLogs.warning("READ for unknown object 12345; answering without data");
+    ExpectedLogs.warning("READ for unknown object 12345; answering without data");
     assertEquals(Outcome.EIO, kernel.read(boot, 12345, 0, 4096).get(5, TimeUnit.SECONDS));
     assertEquals(1, stats.readsOrphaned.sum());
   }
@@ -311,7 +347,7 @@ class FscacheFrontendTest {
     data.copen.get(5, TimeUnit.SECONDS);
     CompletableFuture<Outcome> r = kernel.read(data, 0, 65536);
     // if the CLOSE is handled before the READ's fetch completes, the READ fails
-    dev.lazypull.testing.ExpectedLogs.allowWarning(
+    ExpectedLogs.allowWarning(
         "READ 0+65536 failed: java.io.IOException: object " + data.objectId + " was closed");
     kernel.close(data);
     // Answered (through a still-open fd: the fake records a violation otherwise), then the fd goes.

@@ -35,9 +35,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@link RequestHandler} driven directly, message by message, over a devnode that records what the handler does
- * with it: one copen per OPEN, one READ_COMPLETE per READ (through an fd of the READ's own object), bytes written
- * where asked, fds closed when their object's last user is done.
+ * {@link RequestHandler} driven directly, message by message, over a devnode that records what the
+ * handler does with it: one copen per OPEN, one READ_COMPLETE per READ (through an fd of the READ's
+ * own object), bytes written where asked, fds closed when their object's last user is done.
  */
 class RequestHandlerTest {
   private static final int CHUNK = 64 << 10;
@@ -59,10 +59,21 @@ class RequestHandlerTest {
     Descriptor bootDesc = w.putBlob(boot, MediaTypes.EROFS_BOOTSTRAP);
     blobDesc = w.putBlob(blob, MediaTypes.EROFS_BLOB);
     catalog = Catalog.load(tmp.resolve("state"));
-    catalog.register(new ImageRecord("img", null, "oci:" + tmp.resolve("layout"), Digest.of(new byte[] {1}),
-        bootDesc, List.of(blobDesc), List.of(blobDesc.digest().hex()), false), false);
+    catalog.register(
+        new ImageRecord(
+            "img",
+            null,
+            "oci:" + tmp.resolve("layout"),
+            Digest.of(new byte[] {1}),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false),
+        false);
     core = TestFetch.core(CHUNK, 2 * CHUNK);
-    handler = new RequestHandler(devnode, catalog, ImageSources.localOnly(), core, stats, readsDone::incrementAndGet);
+    handler =
+        new RequestHandler(
+            devnode, catalog, ImageSources.localOnly(), core, stats, readsDone::incrementAndGet);
   }
 
   @AfterEach
@@ -80,23 +91,25 @@ class RequestHandlerTest {
   void anOpenIsCopenedWithTheBlobSizeAndAReadIsAnsweredOnceWithTheBytesWritten() throws Exception {
     List<ServedBlob> opened = new ArrayList<>();
     List<long[]> reads = Collections.synchronizedList(new ArrayList<>());
-    handler.addListener(new BlobListener() {
-      @Override
-      public void opened(ServedBlob b) {
-        opened.add(b);
-      }
+    handler.addListener(
+        new BlobListener() {
+          @Override
+          public void opened(ServedBlob b) {
+            opened.add(b);
+          }
 
-      @Override
-      public void read(ServedBlob b, long offset, long length) {
-        reads.add(new long[] {offset, length});
-      }
-    });
+          @Override
+          public void read(ServedBlob b, long offset, long length) {
+            reads.add(new long[] {offset, length});
+          }
+        });
     CacheObject o = open(7, blobDesc.digest().hex(), 70);
     assertEquals(List.of("copen 7," + blob.length), devnode.commands);
     assertEquals(List.of(o), opened);
     handler.onRead(new CachefilesMsg.Read(100, 7, CHUNK + 10, 4096));
     Await.until(() -> readsDone.get() == 1, "READ answered");
-    assertEquals(List.of("70:100"), devnode.completions, "one READ_COMPLETE, through the object's own fd");
+    assertEquals(
+        List.of("70:100"), devnode.completions, "one READ_COMPLETE, through the object's own fd");
     assertArrayEquals(Arrays.copyOfRange(blob, CHUNK, 2 * CHUNK), devnode.bytes(70, CHUNK, CHUNK));
     assertEquals(1, stats.readsOk.sum());
     assertEquals(4096, stats.readBytesRequested.sum());
@@ -120,7 +133,8 @@ class RequestHandlerTest {
     ExpectedLogs.warning("failed: java.io.IOException: invalid READ range");
     open(7, blobDesc.digest().hex(), 70);
     handler.onRead(new CachefilesMsg.Read(101, 7, 0, RequestHandler.MAX_READ_LENGTH + 1));
-    handler.onRead(new CachefilesMsg.Read(102, 99, 0, 4096)); // no such object: answered through an fd we hold
+    handler.onRead(
+        new CachefilesMsg.Read(102, 99, 0, 4096)); // no such object: answered through an fd we hold
     Await.until(() -> readsDone.get() == 2, "both READs answered");
     assertEquals(List.of("70:101", "70:102"), devnode.completions);
     assertEquals(1, stats.readsInvalid.sum());
@@ -132,7 +146,8 @@ class RequestHandlerTest {
   void closeReleasesTheObjectsFdOnlyWhenItsLastReadIsAnswered() throws Exception {
     CacheObject o = open(7, blobDesc.digest().hex(), 70);
     o.fetcher().get();
-    ExpectedLogs.allowWarning("was closed by the kernel"); // the fetch may lose the race with CLOSE: EIO then
+    ExpectedLogs.allowWarning(
+        "was closed by the kernel"); // the fetch may lose the race with CLOSE: EIO then
     handler.onRead(new CachefilesMsg.Read(103, 7, 0, 4096));
     handler.onClose(new CachefilesMsg.Close(104, 7));
     Await.until(() -> readsDone.get() == 1, "READ answered after CLOSE");
@@ -149,7 +164,8 @@ class RequestHandlerTest {
     assertEquals(first, again);
     assertEquals(List.of("copen 7," + blob.length, "copen 7," + blob.length), devnode.commands);
     handler.closeAll();
-    assertEquals(List.of(70, 71), devnode.closed.stream().sorted().toList(), "both fds closed at shutdown");
+    assertEquals(
+        List.of(70, 71), devnode.closed.stream().sorted().toList(), "both fds closed at shutdown");
   }
 
   /** Records commands and replies; anon fds are byte arrays. */

@@ -15,8 +15,11 @@ import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.testing.Requirements;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
@@ -24,9 +27,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Decoders of the compression work on untrusted bytes: chunk digest tables (both versions), zstd frames against a
- * declared size, and the compressed inodes of mkfs.erofs images fail only with their own exceptions, and a frame
- * never decodes past its declared size.
+ * Decoders of the compression work on untrusted bytes: chunk digest tables (both versions), zstd
+ * frames against a declared size, and the compressed inodes of mkfs.erofs images fail only with
+ * their own exceptions, and a frame never decodes past its declared size.
  */
 class CompressionFuzzTest {
   @TempDir Path tmp;
@@ -40,16 +43,25 @@ class CompressionFuzzTest {
     v2.add(4096, 30, new byte[32]);
     v2.add(1 << 20, 5000, new byte[32]);
     v2.add(8192, 8300, new byte[32]);
-    long runs = Fuzzer.fuzz("chunk-digest-table", List.of(v1.build().encode(), v2.build().encode()),
-        Set.of(InvalidImageException.class), 4096, input -> {
-          long stored = input.length >= 40 ? ByteBuffer.wrap(input).order(java.nio.ByteOrder.LITTLE_ENDIAN)
-              .getLong(input.length >= 48 && input[8] == 2 ? 32 : 16) : 0;
-          ChunkDigestTable t = ChunkDigestTable.decode(input, stored);
-          for (int i = 0; i < t.size(); i++) {
-            assertTrue(t.compressedLength(i) > 0 && t.length(i) > 0);
-            assertTrue(t.compressedLength(i) <= ZstdCodec.maxFrameLength(t.length(i)));
-          }
-        });
+    long runs =
+        Fuzzer.fuzz(
+            "chunk-digest-table",
+            List.of(v1.build().encode(), v2.build().encode()),
+            Set.of(InvalidImageException.class),
+            4096,
+            input -> {
+              long stored =
+                  input.length >= 40
+                      ? ByteBuffer.wrap(input)
+                          .order(ByteOrder.LITTLE_ENDIAN)
+                          .getLong(input.length >= 48 && input[8] == 2 ? 32 : 16)
+                      : 0;
+              ChunkDigestTable t = ChunkDigestTable.decode(input, stored);
+              for (int i = 0; i < t.size(); i++) {
+                assertTrue(t.compressedLength(i) > 0 && t.length(i) > 0);
+                assertTrue(t.compressedLength(i) <= ZstdCodec.maxFrameLength(t.length(i)));
+              }
+            });
     assertTrue(runs > 100);
   }
 
@@ -70,27 +82,34 @@ class CompressionFuzzTest {
     }
     byte[] expected = Digest.sha256().digest(text);
     ByteBuffer out = ByteBuffer.allocateDirect(text.length + 4096);
-    long runs = Fuzzer.fuzz("zstd-frame", List.of(frame), Set.of(CorruptFrameException.class), 40_000, input -> {
-      out.clear();
-      for (int i = text.length; i < out.capacity(); i++) {
-        out.put(i, (byte) 0x5a);
-      }
-      ByteBuffer src = ByteBuffer.allocateDirect(Math.max(1, input.length)).put(input).flip();
-      try {
-        ZstdCodec.decompress(src, out.clear().limit(out.capacity()), text.length);
-        assertEquals(text.length, out.position());
-      } finally {
-        out.limit(out.capacity());
-        for (int i = text.length; i < out.capacity(); i++) {
-          assertEquals((byte) 0x5a, out.get(i), "nothing written past the declared size");
-        }
-      }
-      if (java.util.Arrays.equals(input, frame)) {
-        byte[] got = new byte[text.length];
-        out.duplicate().flip().get(got);
-        assertTrue(java.util.Arrays.equals(expected, Digest.sha256().digest(got)));
-      }
-    });
+    long runs =
+        Fuzzer.fuzz(
+            "zstd-frame",
+            List.of(frame),
+            Set.of(CorruptFrameException.class),
+            40_000,
+            input -> {
+              out.clear();
+              for (int i = text.length; i < out.capacity(); i++) {
+                out.put(i, (byte) 0x5a);
+              }
+              ByteBuffer src =
+                  ByteBuffer.allocateDirect(Math.max(1, input.length)).put(input).flip();
+              try {
+                ZstdCodec.decompress(src, out.clear().limit(out.capacity()), text.length);
+                assertEquals(text.length, out.position());
+              } finally {
+                out.limit(out.capacity());
+                for (int i = text.length; i < out.capacity(); i++) {
+                  assertEquals((byte) 0x5a, out.get(i), "nothing written past the declared size");
+                }
+              }
+              if (Arrays.equals(input, frame)) {
+                byte[] got = new byte[text.length];
+                out.duplicate().flip().get(got);
+                assertTrue(Arrays.equals(expected, Digest.sha256().digest(got)));
+              }
+            });
     assertTrue(runs > 100);
   }
 
@@ -107,24 +126,34 @@ class CompressionFuzzTest {
     byte[] random = new byte[9000];
     new Random(1).nextBytes(random);
     Files.write(tree.resolve("r.bin"), random);
-    List<byte[]> seeds = new java.util.ArrayList<>();
-    for (String[] opts : new String[][] {{"-zlz4"}, {"-zlz4hc", "-C16384", "-Eztailpacking"},
-        {"-zlz4", "-Elegacy-compress"}}) {
+    List<byte[]> seeds = new ArrayList<>();
+    for (String[] opts :
+        new String[][] {
+          {"-zlz4"}, {"-zlz4hc", "-C16384", "-Eztailpacking"}, {"-zlz4", "-Elegacy-compress"}
+        }) {
       Path img = tmp.resolve("img" + seeds.size());
-      List<String> cmd = new java.util.ArrayList<>(List.of("mkfs.erofs", "--quiet", "-T0"));
+      List<String> cmd = new ArrayList<>(List.of("mkfs.erofs", "--quiet", "-T0"));
       cmd.addAll(List.of(opts));
       cmd.addAll(List.of(img.toString(), tree.toString()));
       Requirements.run(cmd.toArray(String[]::new));
       seeds.add(Files.readAllBytes(img));
     }
-    long runs = Fuzzer.fuzz("erofs-compressed", seeds, Set.of(IOException.class), 1 << 20, input -> {
-      ErofsReader reader = ErofsReader.open(ByteSource.of(input));
-      reader.walk((path, inode) -> {
-        if (inode.type() == FileType.REGULAR) {
-          reader.forEachDataExtent(inode, e -> assertTrue(e.length() >= 0 && e.offset() >= 0, e.toString()));
-        }
-      });
-    });
+    long runs =
+        Fuzzer.fuzz(
+            "erofs-compressed",
+            seeds,
+            Set.of(IOException.class),
+            1 << 20,
+            input -> {
+              ErofsReader reader = ErofsReader.open(ByteSource.of(input));
+              reader.walk(
+                  (path, inode) -> {
+                    if (inode.type() == FileType.REGULAR) {
+                      reader.forEachDataExtent(
+                          inode, e -> assertTrue(e.length() >= 0 && e.offset() >= 0, e.toString()));
+                    }
+                  });
+            });
     assertTrue(runs > 50);
   }
 }

@@ -9,10 +9,11 @@ import java.util.Random;
 import java.util.Set;
 
 /**
- * A small mutational fuzzer for pure decoders, driven from JUnit: seeds are mutated (bit flips, byte sets,
- * interesting integers at aligned offsets, truncation, duplication, splicing) and fed to a target that may only
- * fail with the exception types it documents. Anything else — a RuntimeException escaping, an OutOfMemoryError
- * from an unbounded allocation, a StackOverflowError — fails the test with the input in hex.
+ * A small mutational fuzzer for pure decoders, driven from JUnit: seeds are mutated (bit flips,
+ * byte sets, interesting integers at aligned offsets, truncation, duplication, splicing) and fed to
+ * a target that may only fail with the exception types it documents. Anything else — a
+ * RuntimeException escaping, an OutOfMemoryError from an unbounded allocation, a StackOverflowError
+ * — fails the test with the input in hex.
  *
  * <p>Time budget per target: {@code -Dfuzz.seconds=N} (default 3 s, so `mvn test` stays quick; the
  * {@code fuzz} profile runs longer). Seeded from {@code -Dfuzz.seed} for reproduction.
@@ -23,21 +24,45 @@ public final class Fuzzer {
     void run(byte[] input) throws Exception;
   }
 
-  private static final int[] INTERESTING = {0, 1, -1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff,
-      0x80000000, 0xfffffff0, 4096, 4095, 1024, 16, 32, 64};
+  private static final int[] INTERESTING = {
+    0,
+    1,
+    -1,
+    0x7f,
+    0x80,
+    0xff,
+    0x7fff,
+    0x8000,
+    0xffff,
+    0x7fffffff,
+    0x80000000,
+    0xfffffff0,
+    4096,
+    4095,
+    1024,
+    16,
+    32,
+    64
+  };
 
   private Fuzzer() {}
 
   public static Duration budget() {
-    return Duration.ofMillis((long) (Double.parseDouble(System.getProperty("fuzz.seconds", "3")) * 1000));
+    return Duration.ofMillis(
+        (long) (Double.parseDouble(System.getProperty("fuzz.seconds", "3")) * 1000));
   }
 
   /**
-   * Runs {@code target} on mutations of {@code seeds} for the budget; returns the number of executions.
+   * Runs {@code target} on mutations of {@code seeds} for the budget; returns the number of
+   * executions.
    *
    * @param allowed exception types the target may throw on bad input (clear errors)
    */
-  public static long fuzz(String name, List<byte[]> seeds, Set<Class<? extends Throwable>> allowed, int maxLen,
+  public static long fuzz(
+      String name,
+      List<byte[]> seeds,
+      Set<Class<? extends Throwable>> allowed,
+      int maxLen,
       Target target) {
     long seed = Long.getLong("fuzz.seed", System.nanoTime());
     Random rnd = new Random(seed);
@@ -52,14 +77,19 @@ public final class Fuzzer {
       check(name, seed, input, allowed, target);
       runs++;
       if (pool.size() < 256 && rnd.nextInt(64) == 0) {
-        pool.add(input); // keep some mutants: deeper structure-aware exploration without coverage feedback
+        pool.add(input); // keep some mutants: deeper structure-aware exploration without coverage
+        // feedback
       }
     }
     System.out.printf("fuzz %s: %d executions in %s (seed %d)%n", name, runs, budget(), seed);
     return runs;
   }
 
-  private static void check(String name, long seed, byte[] input, Set<Class<? extends Throwable>> allowed,
+  private static void check(
+      String name,
+      long seed,
+      byte[] input,
+      Set<Class<? extends Throwable>> allowed,
       Target target) {
     try {
       target.run(input);
@@ -69,8 +99,18 @@ public final class Fuzzer {
           return;
         }
       }
-      AssertionError e = new AssertionError("fuzz " + name + " (seed " + seed + "): " + t + " on input "
-          + HexFormat.of().formatHex(input.length > 512 ? Arrays.copyOf(input, 512) : input), t);
+      AssertionError e =
+          new AssertionError(
+              "fuzz "
+                  + name
+                  + " (seed "
+                  + seed
+                  + "): "
+                  + t
+                  + " on input "
+                  + HexFormat.of()
+                      .formatHex(input.length > 512 ? Arrays.copyOf(input, 512) : input),
+              t);
       throw e;
     }
   }

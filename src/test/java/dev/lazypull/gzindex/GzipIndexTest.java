@@ -12,33 +12,44 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 import java.util.zip.Inflater;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Indexing and random access against gzip(1) at several levels, zlib through Java (GZIPOutputStream, stored,
- * Huffman-only, filtered, sync and full flushes), concatenated members, tiny and empty members: every read at and
- * around every checkpoint, whole spans and random ranges must equal the plain data, and each checkpoint must also
- * work the way SOCI and erofs-utils use it (zlib: inflatePrime's bits — here a shifted copy — and the window).
+ * Indexing and random access against gzip(1) at several levels, zlib through Java
+ * (GZIPOutputStream, stored, Huffman-only, filtered, sync and full flushes), concatenated members,
+ * tiny and empty members: every read at and around every checkpoint, whole spans and random ranges
+ * must equal the plain data, and each checkpoint must also work the way SOCI and erofs-utils use it
+ * (zlib: inflatePrime's bits — here a shifted copy — and the window).
  */
 class GzipIndexTest {
   @TempDir Path tmp;
   static long zlibShiftedBytes;
 
   /** An index built in memory, serialized and read back as a reader would get it. */
-  record Built(GzipIndexer.Result result, byte[] plain, byte[] zinfo, byte[] spanTable, GzipIndex index,
+  record Built(
+      GzipIndexer.Result result,
+      byte[] plain,
+      byte[] zinfo,
+      byte[] spanTable,
+      GzipIndex index,
       List<byte[]> windows) {}
 
   static Built build(byte[] gz, GzipIndexer.Options options) throws Exception {
     List<byte[]> windows = new ArrayList<>();
     Zinfo.Memory mem = new Zinfo.Memory(options.span());
-    GzipIndexer ix = new GzipIndexer(new ByteArrayInputStream(gz), options, (i, cp, w) -> {
-      assertEquals(windows.size(), i);
-      windows.add(w.clone());
-      mem.accept(i, cp, w);
-    });
+    GzipIndexer ix =
+        new GzipIndexer(
+            new ByteArrayInputStream(gz),
+            options,
+            (i, cp, w) -> {
+              assertEquals(windows.size(), i);
+              windows.add(w.clone());
+              mem.accept(i, cp, w);
+            });
     byte[] plain = ix.readAllBytes();
     GzipIndexer.Result r = ix.finish();
     byte[] zinfo = mem.encode();
@@ -50,7 +61,10 @@ class GzipIndexTest {
     return MessageDigest.getInstance("SHA-256").digest(b);
   }
 
-  /** Builds, checks the stream facts, and reads every checkpoint neighbourhood, every span and random ranges. */
+  /**
+   * Builds, checks the stream facts, and reads every checkpoint neighbourhood, every span and
+   * random ranges.
+   */
   static Built check(byte[] gz, byte[] plain, GzipIndexer.Options options) throws Exception {
     Built b = build(gz, options);
     GzipIndexer.Result r = b.result();
@@ -63,10 +77,14 @@ class GzipIndexTest {
     for (int i = 1; i < cps.size(); i++) {
       assertTrue(cps.get(i).bitPosition() > cps.get(i - 1).bitPosition());
       if (!options.checkpointEveryMember()) {
-        assertTrue(cps.get(i).out() - cps.get(i - 1).out() > options.span(), "checkpoints are a span apart");
+        assertTrue(
+            cps.get(i).out() - cps.get(i - 1).out() > options.span(),
+            "checkpoints are a span apart");
       }
     }
-    if (!options.checkpointEveryMember() && plain.length > 4 * options.span() && r.members() == 1
+    if (!options.checkpointEveryMember()
+        && plain.length > 4 * options.span()
+        && r.members() == 1
         && options.span() > 10_000) {
       assertTrue(cps.size() >= plain.length / options.span() / 4, cps.size() + " checkpoints");
     }
@@ -100,17 +118,19 @@ class GzipIndexTest {
     u = Math.max(0, Math.min(u, plain.length));
     len = (int) Math.max(0, Math.min(len, plain.length - u));
     byte[] got = reader.read(u, len);
-    assertArrayEquals(Arrays.copyOfRange(plain, (int) u, (int) u + len), got, "bytes " + u + "+" + len);
+    assertArrayEquals(
+        Arrays.copyOfRange(plain, (int) u, (int) u + len), got, "bytes " + u + "+" + len);
   }
 
   /**
-   * Starts zlib at the checkpoint the way SOCI/erofs-utils do (inflatePrime(bits, byte[in-1] >> (8 - bits)),
-   * inflateSetDictionary(window)) and compares its output with the plain data. Java has no inflatePrime, so an
-   * unaligned checkpoint is given to zlib as a copy shifted to bit 0 — which keeps the bits but not the byte
-   * boundaries, so a stored block (aligned to the original bytes) would be misread: there only the first block
-   * is compared, and not at all if it is a stored one.
+   * Starts zlib at the checkpoint the way SOCI/erofs-utils do (inflatePrime(bits, byte[in-1] >> (8
+   * - bits)), inflateSetDictionary(window)) and compares its output with the plain data. Java has
+   * no inflatePrime, so an unaligned checkpoint is given to zlib as a copy shifted to bit 0 — which
+   * keeps the bits but not the byte boundaries, so a stored block (aligned to the original bytes)
+   * would be misread: there only the first block is compared, and not at all if it is a stored one.
    */
-  static void checkWithZlib(byte[] gz, byte[] plain, Checkpoint cp, byte[] window) throws Exception {
+  static void checkWithZlib(byte[] gz, byte[] plain, Checkpoint cp, byte[] window)
+      throws Exception {
     int start = (int) cp.firstByte();
     int skip = cp.bits() == 0 ? 0 : 8 - cp.bits();
     int want = (int) Math.min(65536, plain.length - cp.out());
@@ -126,7 +146,11 @@ class GzipIndexTest {
     if (skip != 0) {
       long[] block = firstBlock(gz, cp, window);
       want = (int) Math.min(want, block[0]);
-      n = (int) Math.min(n, (block[1] - cp.bitPosition() + 7) / 8 + 1); // zlib must not see the next header
+      n =
+          (int)
+              Math.min(
+                  n,
+                  (block[1] - cp.bitPosition() + 7) / 8 + 1); // zlib must not see the next header
       zlibShiftedBytes += want;
     }
     byte[] shifted = new byte[n];
@@ -154,14 +178,21 @@ class GzipIndexTest {
     if (!inf.finished()) {
       assertEquals(want, got, "zlib output from " + cp);
     }
-    assertArrayEquals(Arrays.copyOfRange(plain, (int) cp.out(), (int) cp.out() + got), Arrays.copyOf(out, got),
+    assertArrayEquals(
+        Arrays.copyOfRange(plain, (int) cp.out(), (int) cp.out() + got),
+        Arrays.copyOf(out, got),
         "zlib from checkpoint " + cp);
   }
 
-  /** The first block after a checkpoint: {output bytes (at most about 64 KiB), end bit position}. */
+  /**
+   * The first block after a checkpoint: {output bytes (at most about 64 KiB), end bit position}.
+   */
   static long[] firstBlock(byte[] gz, Checkpoint cp, byte[] window) throws Exception {
-    DeflateDecoder d = new DeflateDecoder(new ByteArrayInputStream(gz, (int) cp.firstByte(), gz.length)::read,
-        cp.firstByte(), null);
+    DeflateDecoder d =
+        new DeflateDecoder(
+            new ByteArrayInputStream(gz, (int) cp.firstByte(), gz.length)::read,
+            cp.firstByte(),
+            null);
     d.startAt(cp.bits() == 0 ? 0 : 8 - cp.bits(), window, cp.out());
     assertEquals(DeflateDecoder.BOUNDARY, d.next());
     while (d.next() == DeflateDecoder.DATA && d.outPosition() - cp.out() < 65536) {
@@ -181,32 +212,50 @@ class GzipIndexTest {
     for (int level : new int[] {1, 6, 9}) {
       Built b = check(GzipSamples.gzipTool(plain, level, tmp), plain, span(200_000));
       assertTrue(b.result().checkpoints().size() >= 5, "level " + level);
-      assertTrue(b.result().checkpoints().stream().anyMatch(c -> c.bits() != 0), "some checkpoints inside a byte");
+      assertTrue(
+          b.result().checkpoints().stream().anyMatch(c -> c.bits() != 0),
+          "some checkpoints inside a byte");
     }
-    assertTrue(zlibShiftedBytes > 100_000, "zlib decoded from unaligned checkpoints: " + zlibShiftedBytes);
+    assertTrue(
+        zlibShiftedBytes > 100_000, "zlib decoded from unaligned checkpoints: " + zlibShiftedBytes);
   }
 
   @Test
   void zlibThroughJavaAllBlockKinds() throws Exception {
     byte[] plain = GzipSamples.data(2 << 20, 2);
     check(GzipSamples.javaGzip(plain), plain, span(150_000));
-    check(GzipSamples.deflaterGzip(plain, 0, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20), plain,
+    check(
+        GzipSamples.deflaterGzip(plain, 0, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20),
+        plain,
         span(100_000)); // stored blocks only
-    check(GzipSamples.deflaterGzip(plain, 6, Deflater.HUFFMAN_ONLY, Deflater.NO_FLUSH, 1 << 20), plain,
+    check(
+        GzipSamples.deflaterGzip(plain, 6, Deflater.HUFFMAN_ONLY, Deflater.NO_FLUSH, 1 << 20),
+        plain,
         span(100_000));
-    check(GzipSamples.deflaterGzip(plain, 9, Deflater.FILTERED, Deflater.NO_FLUSH, 1 << 20), plain, span(300_000));
-    check(GzipSamples.deflaterGzip(plain, 4, Deflater.DEFAULT_STRATEGY, Deflater.SYNC_FLUSH, 10_000), plain,
+    check(
+        GzipSamples.deflaterGzip(plain, 9, Deflater.FILTERED, Deflater.NO_FLUSH, 1 << 20),
+        plain,
+        span(300_000));
+    check(
+        GzipSamples.deflaterGzip(plain, 4, Deflater.DEFAULT_STRATEGY, Deflater.SYNC_FLUSH, 10_000),
+        plain,
         span(64_000)); // empty stored blocks at byte boundaries
-    check(GzipSamples.deflaterGzip(plain, 6, Deflater.DEFAULT_STRATEGY, Deflater.FULL_FLUSH, 77_777), plain,
+    check(
+        GzipSamples.deflaterGzip(plain, 6, Deflater.DEFAULT_STRATEGY, Deflater.FULL_FLUSH, 77_777),
+        plain,
         span(1)); // a checkpoint at every block boundary
   }
 
   @Test
   void fixedHuffmanBlocks() throws Exception {
-    // Small inputs make zlib choose fixed codes; sync-flushing every 200 bytes gives many fixed blocks.
+    // Small inputs make zlib choose fixed codes; sync-flushing every 200 bytes gives many fixed
+    // blocks.
     byte[] plain = GzipSamples.data(300_000, 3);
-    Built b = check(GzipSamples.deflaterGzip(plain, 6, Deflater.DEFAULT_STRATEGY, Deflater.SYNC_FLUSH, 200),
-        plain, span(20_000));
+    Built b =
+        check(
+            GzipSamples.deflaterGzip(plain, 6, Deflater.DEFAULT_STRATEGY, Deflater.SYNC_FLUSH, 200),
+            plain,
+            span(20_000));
     assertTrue(b.result().checkpoints().size() > 10);
   }
 
@@ -219,8 +268,13 @@ class GzipIndexTest {
       int size = i % 4 == 0 ? 0 : i % 4 == 1 ? 1 : r.nextInt(400_000);
       byte[] p = GzipSamples.data(size, 40 + i);
       parts.add(p);
-      gzs.add(i % 3 == 0 ? GzipSamples.javaGzip(p) : i % 3 == 1 ? GzipSamples.gzipTool(p, 6, tmp)
-          : GzipSamples.deflaterGzip(p, 9, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20));
+      gzs.add(
+          i % 3 == 0
+              ? GzipSamples.javaGzip(p)
+              : i % 3 == 1
+                  ? GzipSamples.gzipTool(p, 6, tmp)
+                  : GzipSamples.deflaterGzip(
+                      p, 9, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20));
     }
     gzs.add(headerWithAllFields(parts, GzipSamples.data(100_000, 99)));
     byte[] gz = GzipSamples.concat(gzs);
@@ -251,11 +305,12 @@ class GzipIndexTest {
     h.write(new byte[] {0x1f, (byte) 0x8b, 8, 4 | 8 | 16 | 2, 1, 2, 3, 4, 0, 3}, 0, 10);
     h.write(new byte[] {5, 0, 'a', 'b', 'c', 'd', 'e'}, 0, 7);
     h.write(new byte[] {'n', 'a', 'm', 'e', 0, 'c', 0}, 0, 7);
-    java.util.zip.CRC32 c = new java.util.zip.CRC32();
+    CRC32 c = new CRC32();
     c.update(h.toByteArray());
     h.write((int) c.getValue() & 0xff);
     h.write((int) (c.getValue() >>> 8) & 0xff);
-    byte[] member = GzipSamples.deflaterGzip(data, 6, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20);
+    byte[] member =
+        GzipSamples.deflaterGzip(data, 6, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH, 1 << 20);
     h.write(member, 10, member.length - 10);
     parts.add(data);
     return h.toByteArray();
@@ -266,10 +321,15 @@ class GzipIndexTest {
     Built empty = check(GzipSamples.javaGzip(new byte[0]), new byte[0], span(1024));
     assertEquals(List.of(new Checkpoint(10, 0, 0)), empty.result().checkpoints());
     assertEquals(0, empty.index().uncompressedSize());
-    assertArrayEquals(new byte[0], new SpanReader(empty.index(), ByteRangeReader.of(new byte[0])).read(0, 0));
+    assertArrayEquals(
+        new byte[0], new SpanReader(empty.index(), ByteRangeReader.of(new byte[0])).read(0, 0));
     check(GzipSamples.javaGzip(new byte[] {42}), new byte[] {42}, span(1));
-    byte[] three = GzipSamples.concat(List.of(GzipSamples.javaGzip(new byte[0]), GzipSamples.javaGzip(new byte[0]),
-        GzipSamples.javaGzip(new byte[] {7})));
+    byte[] three =
+        GzipSamples.concat(
+            List.of(
+                GzipSamples.javaGzip(new byte[0]),
+                GzipSamples.javaGzip(new byte[0]),
+                GzipSamples.javaGzip(new byte[] {7})));
     Built b = check(three, new byte[] {7}, new GzipIndexer.Options(1, true, Long.MAX_VALUE));
     assertEquals(3, b.result().members());
   }
@@ -277,7 +337,8 @@ class GzipIndexTest {
   @Test
   void firstCheckpointFollowsTheHeaderLikeZran() throws Exception {
     byte[] plain = GzipSamples.data(500_000, 5);
-    byte[] gz = GzipSamples.gzipTool(plain, 6, tmp); // FNAME set: the header is longer than 10 bytes
+    byte[] gz =
+        GzipSamples.gzipTool(plain, 6, tmp); // FNAME set: the header is longer than 10 bytes
     assertEquals(8, gz[3] & 8);
     int nameEnd = 10;
     while (gz[nameEnd] != 0) {
@@ -296,8 +357,10 @@ class GzipIndexTest {
     Built b = build(gz, span(100_000));
     GzipIndex ix = b.index();
     for (int i = 0; i < ix.spans(); i++) {
-      byte[] want = MessageDigest.getInstance("SHA-256").digest(Arrays.copyOfRange(gz, (int) ix.compressedStart(i),
-          (int) ix.compressedEnd(i)));
+      byte[] want =
+          MessageDigest.getInstance("SHA-256")
+              .digest(
+                  Arrays.copyOfRange(gz, (int) ix.compressedStart(i), (int) ix.compressedEnd(i)));
       assertArrayEquals(want, ix.spanDigest(i), "span " + i);
     }
     assertEquals(gz.length, ix.compressedEnd(ix.spans() - 1));

@@ -8,14 +8,21 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 import java.util.zip.GZIPOutputStream;
 
-/** Test inputs: compressible pseudo-text with binary stretches, gzipped by gzip(1) and by zlib through Java. */
+/**
+ * Test inputs: compressible pseudo-text with binary stretches, gzipped by gzip(1) and by zlib
+ * through Java.
+ */
 final class GzipSamples {
   private GzipSamples() {}
 
-  /** Deterministic data that compresses about 3:1, with incompressible and highly repetitive stretches. */
+  /**
+   * Deterministic data that compresses about 3:1, with incompressible and highly repetitive
+   * stretches.
+   */
   static byte[] data(int size, long seed) {
     Random r = new Random(seed);
     String[] words = new String[512];
@@ -42,8 +49,12 @@ final class GzipSamples {
           out[p++] = b;
         }
       } else {
-        byte[] line = (words[r.nextInt(words.length)] + " " + words[(int) Math.abs(r.nextGaussian() * 40)
-            % words.length] + (r.nextInt(8) == 0 ? "\n" : " ")).getBytes(StandardCharsets.US_ASCII);
+        byte[] line =
+            (words[r.nextInt(words.length)]
+                    + " "
+                    + words[(int) Math.abs(r.nextGaussian() * 40) % words.length]
+                    + (r.nextInt(8) == 0 ? "\n" : " "))
+                .getBytes(StandardCharsets.US_ASCII);
         int n = Math.min(size - p, line.length);
         System.arraycopy(line, 0, out, p, n);
         p += n;
@@ -53,7 +64,8 @@ final class GzipSamples {
   }
 
   /** gzip(1) at {@code level} (the file name goes in the header: FNAME). */
-  static byte[] gzipTool(byte[] data, int level, Path tmp) throws IOException, InterruptedException {
+  static byte[] gzipTool(byte[] data, int level, Path tmp)
+      throws IOException, InterruptedException {
     Requirements.requireTool("gzip");
     Path f = Files.createTempFile(tmp, "in", ".bin");
     Files.write(f, data);
@@ -72,7 +84,10 @@ final class GzipSamples {
     return bo.toByteArray();
   }
 
-  /** A gzip member made with zlib at a level and strategy, flushing with {@code flush} every {@code every} bytes. */
+  /**
+   * A gzip member made with zlib at a level and strategy, flushing with {@code flush} every {@code
+   * every} bytes.
+   */
   static byte[] deflaterGzip(byte[] data, int level, int strategy, int flush, int every) {
     Deflater d = new Deflater(level, true);
     d.setStrategy(strategy);
@@ -98,7 +113,7 @@ final class GzipSamples {
   }
 
   static void trailer(ByteArrayOutputStream bo, byte[] data) {
-    java.util.zip.CRC32 c = new java.util.zip.CRC32();
+    CRC32 c = new CRC32();
     c.update(data);
     long v = c.getValue();
     for (long x : new long[] {v, data.length & 0xffffffffL}) {

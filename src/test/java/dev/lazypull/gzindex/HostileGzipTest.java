@@ -6,12 +6,21 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.SequenceInputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 import org.junit.jupiter.api.Test;
 
@@ -20,10 +29,11 @@ import org.junit.jupiter.api.Test;
  * IndexFormatException (never another exception, a hang, a large allocation or wrong bytes).
  */
 class HostileGzipTest {
-  private static final GzipIndexer.Options SMALL_SPAN = GzipIndexer.Options.defaults().withSpan(50_000);
+  private static final GzipIndexer.Options SMALL_SPAN =
+      GzipIndexer.Options.defaults().withSpan(50_000);
 
   private static GzipIndexer.Result index(byte[] gz, GzipIndexer.Options o) throws IOException {
-    return GzipIndexer.index(new ByteArrayInputStream(gz), o, (i, cp, w) -> { });
+    return GzipIndexer.index(new ByteArrayInputStream(gz), o, (i, cp, w) -> {});
   }
 
   private static String indexError(byte[] gz) {
@@ -47,13 +57,22 @@ class HostileGzipTest {
 
   @Test
   void everyTruncationIsAnErrorNamingTheOffset() throws Exception {
-    byte[] gz = GzipSamples.concat(List.of(GzipSamples.javaGzip(GzipSamples.data(20_000, 12)),
-        GzipSamples.deflaterGzip(GzipSamples.data(30_000, 13), 0, Deflater.DEFAULT_STRATEGY, Deflater.NO_FLUSH,
-            1 << 20)));
+    byte[] gz =
+        GzipSamples.concat(
+            List.of(
+                GzipSamples.javaGzip(GzipSamples.data(20_000, 12)),
+                GzipSamples.deflaterGzip(
+                    GzipSamples.data(30_000, 13),
+                    0,
+                    Deflater.DEFAULT_STRATEGY,
+                    Deflater.NO_FLUSH,
+                    1 << 20)));
     index(gz, SMALL_SPAN);
     for (int n = 0; n < gz.length; n += n < 200 ? 1 : 97) {
       String m = indexError(Arrays.copyOf(gz, n));
-      assertTrue(m.contains("truncated") || m.contains("empty input") || m.contains("not a gzip"), n + ": " + m);
+      assertTrue(
+          m.contains("truncated") || m.contains("empty input") || m.contains("not a gzip"),
+          n + ": " + m);
     }
   }
 
@@ -70,7 +89,7 @@ class HostileGzipTest {
     byte[] flags = gz.clone();
     flags[3] = (byte) 0x80;
     assertTrue(indexError(flags).contains("reserved flags"));
-    List<byte[]> parts = new java.util.ArrayList<>();
+    List<byte[]> parts = new ArrayList<>();
     byte[] hcrc = GzipIndexTest.headerWithAllFields(parts, new byte[1000]);
     index(hcrc, SMALL_SPAN);
     hcrc[12] ^= 1; // inside FEXTRA, covered by the header CRC
@@ -98,22 +117,36 @@ class HostileGzipTest {
     assertTrue(indexError(member(0x07)).contains("invalid block type 3"));
     // Stored, final: LEN 5, NLEN 0 (should be ~5).
     assertTrue(indexError(member(0x01, 5, 0, 0, 0)).contains("stored block length check failed"));
-    // Fixed block: length code 257 (7 bits 0000001), distance code 0 (5 bits): a match with no history.
-    // Bits LSB-first: 1 (final), 10 (fixed = 01 LSB-first), then code 0000001 MSB-first, then 00000.
-    assertTrue(indexError(member(0x03, 0x02, 0x00, 0x00)).contains("too far back"), indexError(member(3, 2, 0, 0)));
+    // Fixed block: length code 257 (7 bits 0000001), distance code 0 (5 bits): a match with no
+    // history.
+    // Bits LSB-first: 1 (final), 10 (fixed = 01 LSB-first), then code 0000001 MSB-first, then
+    // 00000.
+    assertTrue(
+        indexError(member(0x03, 0x02, 0x00, 0x00)).contains("too far back"),
+        indexError(member(3, 2, 0, 0)));
     // Dynamic block with HLIT = 29 + 257 = 286 ok but HDIST = 31 + 1 = 32 > 30.
     // bits: 1 (final), 2 = "10" type, HLIT 5 bits 11101, HDIST 5 bits 11111, ...
-    assertTrue(indexError(member(0xed, 0xfe, 0x00, 0x00)).contains("too many length or distance symbols"));
+    assertTrue(
+        indexError(member(0xed, 0xfe, 0x00, 0x00)).contains("too many length or distance symbols"));
     // Dynamic block whose code length code is over-subscribed: HCLEN 4, the four lengths are all 1.
     int hdr = 1 | 2 << 1 | 0 << 3 | 0 << 8 | 0 << 13; // final, dynamic, HLIT 257, HDIST 1, HCLEN 4
     long bits = hdr | 1L << 17 | 1L << 20 | 1L << 23 | 1L << 26;
-    assertTrue(indexError(member((int) bits & 0xff, (int) (bits >>> 8) & 0xff, (int) (bits >>> 16) & 0xff,
-        (int) (bits >>> 24) & 0xff, 0, 0)).contains("over-subscribed code length code"));
+    assertTrue(
+        indexError(
+                member(
+                    (int) bits & 0xff,
+                    (int) (bits >>> 8) & 0xff,
+                    (int) (bits >>> 16) & 0xff,
+                    (int) (bits >>> 24) & 0xff,
+                    0,
+                    0))
+            .contains("over-subscribed code length code"));
   }
 
   @Test
   void randomCorruptionGivesOnlyFormatErrors() throws Exception {
-    byte[] gz = GzipSamples.concat(List.of(sample(), GzipSamples.javaGzip(GzipSamples.data(50_000, 14))));
+    byte[] gz =
+        GzipSamples.concat(List.of(sample(), GzipSamples.javaGzip(GzipSamples.data(50_000, 14))));
     Random r = new Random(15);
     int failed = 0;
     for (int k = 0; k < 400; k++) {
@@ -127,14 +160,16 @@ class HostileGzipTest {
         failed++;
       }
     }
-    assertTrue(failed >= 395, failed + " of 400 corruptions detected"); // a CRC32 collision is all that slips
+    assertTrue(
+        failed >= 395,
+        failed + " of 400 corruptions detected"); // a CRC32 collision is all that slips
   }
 
   @Test
   void zipBombStopsAtTheLimit() throws Exception {
     Deflater d = new Deflater(9, true);
     byte[] zeros = new byte[1 << 20];
-    java.io.ByteArrayOutputStream bo = new java.io.ByteArrayOutputStream();
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
     bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
     byte[] buf = new byte[65536];
     for (int i = 0; i < 200; i++) { // 200 MiB of zeros in about 200 KiB
@@ -149,18 +184,22 @@ class HostileGzipTest {
     }
     byte[] bomb = bo.toByteArray();
     assertTrue(bomb.length < 400_000, bomb.length + " bytes");
-    String m = assertThrows(GzipFormatException.class,
-        () -> index(bomb, new GzipIndexer.Options(1 << 20, false, 16 << 20))).getMessage();
+    String m =
+        assertThrows(
+                GzipFormatException.class,
+                () -> index(bomb, new GzipIndexer.Options(1 << 20, false, 16 << 20)))
+            .getMessage();
     assertTrue(m.contains("expands beyond 16777216 bytes"), m);
   }
 
   @Test
   void indexerReadsInBoundedMemoryWhateverTheStreamLength() throws Exception {
-    // 256 MiB of uncompressed output through a stream that never holds it: the indexer's memory is its buffers.
+    // 256 MiB of uncompressed output through a stream that never holds it: the indexer's memory is
+    // its buffers.
     Deflater d = new Deflater(1, true);
     byte[] chunk = GzipSamples.data(1 << 20, 16);
-    java.util.zip.CRC32 crc = new java.util.zip.CRC32();
-    java.io.ByteArrayOutputStream bo = new java.io.ByteArrayOutputStream();
+    CRC32 crc = new CRC32();
+    ByteArrayOutputStream bo = new ByteArrayOutputStream();
     bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
     byte[] buf = new byte[1 << 16];
     d.setInput(chunk);
@@ -175,41 +214,49 @@ class HostileGzipTest {
       crc.update(chunk);
     }
     byte[] tail = {3, 0}; // an empty final fixed block
-    InputStream stream = new java.io.SequenceInputStream(java.util.Collections.enumeration(List.of(
-        new ByteArrayInputStream(Arrays.copyOf(bo.toByteArray(), 10)),
-        new InputStream() {
-          int n;
-          int pos;
+    InputStream stream =
+        new SequenceInputStream(
+            Collections.enumeration(
+                List.of(
+                    new ByteArrayInputStream(Arrays.copyOf(bo.toByteArray(), 10)),
+                    new InputStream() {
+                      int n;
+                      int pos;
 
-          @Override
-          public int read() {
-            throw new UnsupportedOperationException();
-          }
+                      @Override
+                      public int read() {
+                        throw new UnsupportedOperationException();
+                      }
 
-          @Override
-          public int read(byte[] b, int off, int len) {
-            if (n == copies) {
-              return -1;
-            }
-            int k = Math.min(len, body.length - pos);
-            System.arraycopy(body, pos, b, off, k);
-            pos += k;
-            if (pos == body.length) {
-              pos = 0;
-              n++;
-            }
-            return k;
-          }
-        },
-        new ByteArrayInputStream(tail),
-        new ByteArrayInputStream(trailer(crc.getValue(), (long) copies << 20)))));
+                      @Override
+                      public int read(byte[] b, int off, int len) {
+                        if (n == copies) {
+                          return -1;
+                        }
+                        int k = Math.min(len, body.length - pos);
+                        System.arraycopy(body, pos, b, off, k);
+                        pos += k;
+                        if (pos == body.length) {
+                          pos = 0;
+                          n++;
+                        }
+                        return k;
+                      }
+                    },
+                    new ByteArrayInputStream(tail),
+                    new ByteArrayInputStream(trailer(crc.getValue(), (long) copies << 20)))));
     Runtime rt = Runtime.getRuntime();
     int[] count = {0};
-    GzipIndexer.Result res = GzipIndexer.index(stream, GzipIndexer.Options.defaults(), (i, cp, w) -> count[0]++);
+    GzipIndexer.Result res =
+        GzipIndexer.index(stream, GzipIndexer.Options.defaults(), (i, cp, w) -> count[0]++);
     assertEquals((long) copies << 20, res.uncompressedSize());
     assertEquals(res.checkpoints().size(), count[0]);
-    assertTrue(res.checkpoints().size() >= 60, res.checkpoints().size() + " checkpoints for 256 MiB at 4 MiB");
-    assertTrue(rt.totalMemory() - rt.freeMemory() < 256L << 20, "heap use stays far below the output size");
+    assertTrue(
+        res.checkpoints().size() >= 60,
+        res.checkpoints().size() + " checkpoints for 256 MiB at 4 MiB");
+    assertTrue(
+        rt.totalMemory() - rt.freeMemory() < 256L << 20,
+        "heap use stays far below the output size");
   }
 
   private static byte[] trailer(long crc, long size) {
@@ -221,13 +268,15 @@ class HostileGzipTest {
     return t;
   }
 
-  // ------------------------------------------------------------------------------------------ span reader
+  // ------------------------------------------------------------------------------------------ span
+  // reader
 
   @Test
   void tamperedSpanIsRefusedAndOtherSpansStillServe() throws Exception {
     byte[] plain = GzipSamples.data(1 << 20, 17);
     byte[] gz = GzipSamples.javaGzip(plain);
-    GzipIndexTest.Built b = GzipIndexTest.build(gz, GzipIndexer.Options.defaults().withSpan(20_000));
+    GzipIndexTest.Built b =
+        GzipIndexTest.build(gz, GzipIndexer.Options.defaults().withSpan(20_000));
     GzipIndex ix = b.index();
     assertTrue(ix.spans() >= 5, ix.spans() + " spans");
     byte[] bad = gz.clone();
@@ -236,34 +285,49 @@ class HostileGzipTest {
     long u = ix.uncompressedStart(3) + 10;
     String m = assertThrows(SpanIntegrityException.class, () -> r.read(u, 100)).getMessage();
     assertTrue(m.contains("span 3"), m);
-    assertThrows(SpanIntegrityException.class, () -> r.read(ix.uncompressedStart(2), (int) (u - ix.uncompressedStart(2))));
+    assertThrows(
+        SpanIntegrityException.class,
+        () -> r.read(ix.uncompressedStart(2), (int) (u - ix.uncompressedStart(2))));
     long u1 = ix.uncompressedStart(1);
     assertArrayEquals(Arrays.copyOfRange(plain, (int) u1, (int) u1 + 5000), r.read(u1, 5000));
   }
 
-  /** Rewrites checkpoint {@code k} of a zinfo and makes a span table that vouches for the result. */
+  /**
+   * Rewrites checkpoint {@code k} of a zinfo and makes a span table that vouches for the result.
+   */
   private static GzipIndex withCheckpoint(GzipIndexTest.Built b, int k, long in, int bits, long out)
       throws Exception {
     byte[] z = b.zinfo().clone();
-    java.nio.ByteBuffer bb = java.nio.ByteBuffer.wrap(z).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer bb = ByteBuffer.wrap(z).order(ByteOrder.LITTLE_ENDIAN);
     int at = Zinfo.HEADER_SIZE + k * Zinfo.CHECKPOINT_SIZE;
     bb.putLong(at, in).putLong(at + 8, out).put(at + 16, (byte) bits);
     SpanTable t = SpanTable.decode(b.spanTable());
-    SpanTable forged = new SpanTable(t.spanSize(), t.compressedSize(), t.uncompressedSize(), t.layerSha256(),
-        MessageDigest.getInstance("SHA-256").digest(z), t.spanDigests());
+    SpanTable forged =
+        new SpanTable(
+            t.spanSize(),
+            t.compressedSize(),
+            t.uncompressedSize(),
+            t.layerSha256(),
+            MessageDigest.getInstance("SHA-256").digest(z),
+            t.spanDigests());
     return GzipIndex.read(z, forged.encode());
   }
 
   @Test
   void wrongCheckpointsGiveErrorsNotWrongBytes() throws Exception {
     byte[] plain = GzipSamples.data(1 << 20, 18);
-    byte[] gz = GzipSamples.gzipTool(plain, 6, java.nio.file.Files.createTempDirectory("gzidx"));
+    byte[] gz = GzipSamples.gzipTool(plain, 6, Files.createTempDirectory("gzidx"));
     GzipIndexTest.Built b = GzipIndexTest.build(gz, SMALL_SPAN);
     int tried = 0;
     for (int k = 1; k < b.index().spans() - 1; k++) {
       Checkpoint cp = b.index().checkpoint(k);
-      long[][] mutations = {{cp.in(), (cp.bits() + 1) % 8, cp.out()}, {cp.in() + 1, cp.bits(), cp.out()},
-          {cp.in() - 1, cp.bits(), cp.out()}, {cp.in(), cp.bits(), cp.out() + 1}, {cp.in(), cp.bits(), cp.out() - 7}};
+      long[][] mutations = {
+        {cp.in(), (cp.bits() + 1) % 8, cp.out()},
+        {cp.in() + 1, cp.bits(), cp.out()},
+        {cp.in() - 1, cp.bits(), cp.out()},
+        {cp.in(), cp.bits(), cp.out() + 1},
+        {cp.in(), cp.bits(), cp.out() - 7}
+      };
       for (long[] m : mutations) {
         GzipIndex bad;
         try {
@@ -272,8 +336,12 @@ class HostileGzipTest {
           continue; // refused when read (out of order): fine too
         }
         SpanReader r = new SpanReader(bad, ByteRangeReader.of(gz));
-        for (long u : new long[] {bad.uncompressedStart(k), bad.uncompressedStart(k) + 1000,
-            bad.uncompressedStart(k) - 500}) {
+        for (long u :
+            new long[] {
+              bad.uncompressedStart(k),
+              bad.uncompressedStart(k) + 1000,
+              bad.uncompressedStart(k) - 500
+            }) {
           byte[] got;
           try {
             got = r.read(u, 300);
@@ -283,7 +351,9 @@ class HostileGzipTest {
             tried++;
             continue;
           }
-          assertArrayEquals(Arrays.copyOfRange(plain, (int) u, (int) u + 300), got,
+          assertArrayEquals(
+              Arrays.copyOfRange(plain, (int) u, (int) u + 300),
+              got,
               "checkpoint " + k + " changed to " + Arrays.toString(m) + ", read at " + u);
         }
       }
@@ -303,7 +373,8 @@ class HostileGzipTest {
     String m = assertThrows(GzipFormatException.class, () -> small.read(0, 10)).getMessage();
     assertTrue(m.contains("fetch limit"), m);
     // A source that serves a short layer: the reader fails when the range read fails.
-    SpanReader shortSource = new SpanReader(b.index(), ByteRangeReader.of(Arrays.copyOf(gz, gz.length - 9)));
-    assertThrows(java.io.EOFException.class, () -> shortSource.read(0, 10));
+    SpanReader shortSource =
+        new SpanReader(b.index(), ByteRangeReader.of(Arrays.copyOf(gz, gz.length - 9)));
+    assertThrows(EOFException.class, () -> shortSource.read(0, 10));
   }
 }

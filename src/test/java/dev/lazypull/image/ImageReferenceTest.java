@@ -52,12 +52,13 @@ class ImageReferenceTest {
 
   @Test
   void ociLayouts() {
-    ImageReference.OciLayout o = assertInstanceOf(ImageReference.OciLayout.class,
-        ImageReference.parse("oci:/var/images/x:v1"));
+    ImageReference.OciLayout o =
+        assertInstanceOf(
+            ImageReference.OciLayout.class, ImageReference.parse("oci:/var/images/x:v1"));
     assertEquals(Path.of("/var/images/x"), o.dir());
     assertEquals("v1", o.tag());
-    ImageReference.OciLayout noTag = assertInstanceOf(ImageReference.OciLayout.class,
-        ImageReference.parse("oci:/var/images/x"));
+    ImageReference.OciLayout noTag =
+        assertInstanceOf(ImageReference.OciLayout.class, ImageReference.parse("oci:/var/images/x"));
     assertNull(noTag.tag());
     assertEquals("oci:/var/images/x", noTag.canonical());
   }

@@ -36,10 +36,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Side-car indexes end to end in one JVM: an ordinary three-layer image (gzip, gzip with a whiteout and an opaque
- * directory, uncompressed tar) in an OCI layout, indexed; every file read back through the bootstrap and the
- * virtual devices equals the merged tree; every device byte matches its digest table; a tampered layer byte is an
- * error, never other bytes; an image without an index says how to make one; --index-locally builds one.
+ * Side-car indexes end to end in one JVM: an ordinary three-layer image (gzip, gzip with a whiteout
+ * and an opaque directory, uncompressed tar) in an OCI layout, indexed; every file read back
+ * through the bootstrap and the virtual devices equals the merged tree; every device byte matches
+ * its digest table; a tampered layer byte is an error, never other bytes; an image without an index
+ * says how to make one; --index-locally builds one.
  */
 class IndexedImageTest {
   @TempDir Path tmp;
@@ -50,7 +51,10 @@ class IndexedImageTest {
     byte[] b = new byte[n];
     if (compressible) {
       for (int i = 0; i < n; i++) {
-        b[i] = (byte) ("lazypull side-car index ".charAt((i * 7 + i / 97) % 24) + (r.nextInt(16) == 0 ? 1 : 0));
+        b[i] =
+            (byte)
+                ("lazypull side-car index ".charAt((i * 7 + i / 97) % 24)
+                    + (r.nextInt(16) == 0 ? 1 : 0));
       }
     } else {
       r.nextBytes(b);
@@ -93,8 +97,13 @@ class IndexedImageTest {
     file(l3, "extra/z.bin", random(r, 100_000, false), true);
     file(l3, "extra/y.txt", "plain tar\n".getBytes(StandardCharsets.UTF_8), true);
     layout = tmp.resolve("layout");
-    TestImages.write(layout, "v1", List.of(TestImages.tarOf(l1, tmp.resolve("l1.tgz"), "gzip"),
-        TestImages.tarOf(l2, tmp.resolve("l2.tgz"), "gzip"), TestImages.tarOf(l3, tmp.resolve("l3.tar"), "none")));
+    TestImages.write(
+        layout,
+        "v1",
+        List.of(
+            TestImages.tarOf(l1, tmp.resolve("l1.tgz"), "gzip"),
+            TestImages.tarOf(l2, tmp.resolve("l2.tgz"), "gzip"),
+            TestImages.tarOf(l3, tmp.resolve("l3.tar"), "none")));
   }
 
   private IndexedImages indexes() {
@@ -102,39 +111,50 @@ class IndexedImageTest {
   }
 
   private IndexedImages.Source open(IndexedImages idx) throws IOException {
-    return (IndexedImages.Source) new ImageSources(ref -> {
-      throw new IOException("no registry here");
-    }, idx).open("oci:" + layout + ":v1");
+    return (IndexedImages.Source)
+        new ImageSources(
+                ref -> {
+                  throw new IOException("no registry here");
+                },
+                idx)
+            .open("oci:" + layout + ":v1");
   }
 
   /** Indexes the image into its own layout at a 64 KiB span (many checkpoints). */
   private IndexBuilder.Result index(IndexedImages.Source src) throws IOException {
     IndexedImages.Subject s = src.subject();
-    try (OciLayoutOutput out = new OciLayoutOutput(layout, IndexArtifact.localTag(s.descriptor().digest()))) {
-      return src.build(s, IndexBuilder.Options.defaults().withSpanSize(64 << 10).withEntrySize(64 << 10), out,
+    try (OciLayoutOutput out =
+        new OciLayoutOutput(layout, IndexArtifact.localTag(s.descriptor().digest()))) {
+      return src.build(
+          s,
+          IndexBuilder.Options.defaults().withSpanSize(64 << 10).withEntrySize(64 << 10),
+          out,
           Progress.silent());
     }
   }
 
-  /** Every regular file of the image, read through the bootstrap's chunk indexes and the devices. */
+  /**
+   * Every regular file of the image, read through the bootstrap's chunk indexes and the devices.
+   */
   static Map<String, byte[]> readAll(LazyImage img, BlobSource blobs) throws IOException {
     byte[] boot = blobs.read(img.bootstrap(), 0, (int) img.bootstrap().size());
     ErofsReader er = ErofsReader.open(ByteSource.of(boot));
     Map<String, byte[]> out = new TreeMap<>();
-    er.walk((path, inode) -> {
-      if (inode.type() != FileType.REGULAR) {
-        return;
-      }
-      byte[] data = new byte[(int) inode.size()];
-      int at = 0;
-      for (ErofsReader.Extent e : er.dataExtents(inode)) {
-        assertTrue(e.device() >= 1, "file data lives on the devices");
-        byte[] part = blobs.read(img.blobs().get(e.device() - 1), e.offset(), (int) e.length());
-        System.arraycopy(part, 0, data, at, part.length);
-        at += part.length;
-      }
-      out.put(new String(path, StandardCharsets.UTF_8), data);
-    });
+    er.walk(
+        (path, inode) -> {
+          if (inode.type() != FileType.REGULAR) {
+            return;
+          }
+          byte[] data = new byte[(int) inode.size()];
+          int at = 0;
+          for (ErofsReader.Extent e : er.dataExtents(inode)) {
+            assertTrue(e.device() >= 1, "file data lives on the devices");
+            byte[] part = blobs.read(img.blobs().get(e.device() - 1), e.offset(), (int) e.length());
+            System.arraycopy(part, 0, data, at, part.length);
+            at += part.length;
+          }
+          out.put(new String(path, StandardCharsets.UTF_8), data);
+        });
     return out;
   }
 
@@ -143,17 +163,22 @@ class IndexedImageTest {
     IndexedImages idx = indexes();
     IndexedImages.Source src = open(idx);
     InvalidImageException none = assertThrows(InvalidImageException.class, src::resolve);
-    assertTrue(none.getMessage().contains("lazypull index") && none.getMessage().contains("--index-locally"),
+    assertTrue(
+        none.getMessage().contains("lazypull index")
+            && none.getMessage().contains("--index-locally"),
         none.getMessage());
 
     IndexBuilder.Result built = index(src);
     assertEquals(3, built.layers().size());
-    assertTrue(built.layers().get(0).checkpoints() > 50, "a 64 KiB span: many checkpoints in 8 MiB of layer 1");
+    assertTrue(
+        built.layers().get(0).checkpoints() > 50,
+        "a 64 KiB span: many checkpoints in 8 MiB of layer 1");
     assertNotNull(built.layers().get(2).device(), "the uncompressed tar layer has its device");
     assertEquals(null, built.layers().get(2).device().zinfo(), "and no zinfo");
 
     LazyImage img = src.resolve();
-    assertEquals(built.manifest().digest(), img.manifestDigest(), "the image is named by its index");
+    assertEquals(
+        built.manifest().digest(), img.manifestDigest(), "the image is named by its index");
     assertEquals(3, img.blobs().size());
     Map<String, byte[]> got = readAll(img, src.blobs());
     assertEquals(expected.keySet(), got.keySet(), "whiteouts and the opaque directory applied");
@@ -162,15 +187,19 @@ class IndexedImageTest {
     }
     for (int i = 0; i < img.blobs().size(); i++) {
       Descriptor dev = img.blobs().get(i);
-      ChunkDigestTable t = ChunkDigestTable.decode(src.blobs().readVerified(img.chunkTable(i), 1 << 20, "table"),
-          dev);
+      ChunkDigestTable t =
+          ChunkDigestTable.decode(
+              src.blobs().readVerified(img.chunkTable(i), 1 << 20, "table"), dev);
       for (int e = 0; e < t.size(); e++) {
-        assertTrue(t.verify(e, src.blobs().read(dev, t.offset(e), t.length(e)), 0, t.length(e)),
+        assertTrue(
+            t.verify(e, src.blobs().read(dev, t.offset(e), t.length(e)), 0, t.length(e)),
             "device " + i + " entry " + e);
       }
     }
     long[] stats = idx.spans().stats();
-    assertTrue(stats[0] > 0, "spans were reused from the cache: " + stats[0] + " hits, " + stats[1] + " misses");
+    assertTrue(
+        stats[0] > 0,
+        "spans were reused from the cache: " + stats[0] + " hits, " + stats[1] + " misses");
   }
 
   @Test
@@ -189,12 +218,16 @@ class IndexedImageTest {
     }
     IndexedImages.Source fresh = open(indexes());
     Descriptor dev = img.blobs().get(0);
-    IOException e = assertThrows(IOException.class, () -> {
-      for (long off = 0; off < dev.size(); off += 1 << 20) {
-        fresh.blobs().read(dev, off, (int) Math.min(1 << 20, dev.size() - off));
-      }
-    });
-    assertTrue(e.getMessage().contains("sha256") || e.getMessage().contains("span"), e.getMessage());
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> {
+              for (long off = 0; off < dev.size(); off += 1 << 20) {
+                fresh.blobs().read(dev, off, (int) Math.min(1 << 20, dev.size() - off));
+              }
+            });
+    assertTrue(
+        e.getMessage().contains("sha256") || e.getMessage().contains("span"), e.getMessage());
   }
 
   @Test
@@ -204,7 +237,8 @@ class IndexedImageTest {
     assertEquals(3, img.blobs().size());
     assertTrue(idx.store().find(open(idx).subject().descriptor().digest()).isPresent());
     LazyImage again = open(indexes()).resolve();
-    assertEquals(img.manifestDigest(), again.manifestDigest(), "found in the store, the same index");
+    assertEquals(
+        img.manifestDigest(), again.manifestDigest(), "found in the store, the same index");
     assertEquals(expected.keySet(), readAll(again, open(indexes()).blobs()).keySet());
   }
 
@@ -212,15 +246,32 @@ class IndexedImageTest {
   void theIndexIsAFunctionOfTheImage() throws Exception {
     IndexBuilder.Result a = index(open(indexes()));
     IndexBuilder.Result b = index(open(indexes()));
-    assertEquals(a.manifest().digest(), b.manifest().digest(), "same image and options, same index bytes");
+    assertEquals(
+        a.manifest().digest(), b.manifest().digest(), "same image and options, same index bytes");
     List<String> types = new ArrayList<>();
-    for (Descriptor d : IndexArtifact.parse(a.manifestBytes(), open(indexes()).subject().descriptor(),
-        open(indexes()).subject().manifest().layers(), "index").manifest().layers()) {
+    for (Descriptor d :
+        IndexArtifact.parse(
+                a.manifestBytes(),
+                open(indexes()).subject().descriptor(),
+                open(indexes()).subject().manifest().layers(),
+                "index")
+            .manifest()
+            .layers()) {
       types.add(d.mediaType());
     }
-    assertEquals(List.of(MediaTypes.EROFS_BOOTSTRAP, IndexArtifact.ZINFO, IndexArtifact.SPANS,
-        IndexArtifact.DEVICE_MAP, MediaTypes.CHUNK_DIGESTS, IndexArtifact.ZINFO, IndexArtifact.SPANS,
-        IndexArtifact.DEVICE_MAP, MediaTypes.CHUNK_DIGESTS, IndexArtifact.DEVICE_MAP, MediaTypes.CHUNK_DIGESTS),
+    assertEquals(
+        List.of(
+            MediaTypes.EROFS_BOOTSTRAP,
+            IndexArtifact.ZINFO,
+            IndexArtifact.SPANS,
+            IndexArtifact.DEVICE_MAP,
+            MediaTypes.CHUNK_DIGESTS,
+            IndexArtifact.ZINFO,
+            IndexArtifact.SPANS,
+            IndexArtifact.DEVICE_MAP,
+            MediaTypes.CHUNK_DIGESTS,
+            IndexArtifact.DEVICE_MAP,
+            MediaTypes.CHUNK_DIGESTS),
         types);
     assertFalse(a.indexBytes() <= 0);
   }

@@ -21,7 +21,8 @@ class HistogramTest {
     for (String line : text.split("\n")) {
       if (line.startsWith(name + "_bucket{")) {
         String le = line.substring(line.indexOf("le=\"") + 4, line.indexOf("\"}"));
-        out.put(le.equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(le),
+        out.put(
+            le.equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(le),
             Long.parseLong(line.substring(line.lastIndexOf(' ') + 1)));
       }
     }
@@ -37,7 +38,10 @@ class HistogramTest {
     throw new AssertionError("no " + series + " in\n" + text);
   }
 
-  /** Prometheus' histogram_quantile: linear interpolation inside the bucket where rank q*count falls. */
+  /**
+   * Prometheus' histogram_quantile: linear interpolation inside the bucket where rank q*count
+   * falls.
+   */
   private static double quantile(double q, Map<Double, Long> buckets) {
     List<Map.Entry<Double, Long>> b = new ArrayList<>(buckets.entrySet());
     double rank = q * b.get(b.size() - 1).getValue();
@@ -62,7 +66,8 @@ class HistogramTest {
     h.observeNanos(3000 * MS); // above every bound: only in +Inf
     PrometheusText out = new PrometheusText();
     h.write(out, "op_seconds", "How long an op took.", "");
-    assertEquals("""
+    assertEquals(
+        """
         # HELP op_seconds How long an op took.
         # TYPE op_seconds histogram
         op_seconds_bucket{le="0.5"} 2
@@ -71,7 +76,8 @@ class HistogramTest {
         op_seconds_bucket{le="+Inf"} 4
         op_seconds_sum 4.35
         op_seconds_count 4
-        """, out.toString());
+        """,
+        out.toString());
   }
 
   @Test
@@ -83,7 +89,8 @@ class HistogramTest {
     PrometheusText out = new PrometheusText();
     a.write(out, "op_seconds", "h", PrometheusText.label("fsid", "a"));
     b.write(out, "op_seconds", "h", PrometheusText.label("fsid", "b"));
-    assertEquals("""
+    assertEquals(
+        """
         # HELP op_seconds h
         # TYPE op_seconds histogram
         op_seconds_bucket{fsid="a",le="1.0"} 0
@@ -94,7 +101,8 @@ class HistogramTest {
         op_seconds_bucket{fsid="b",le="+Inf"} 1
         op_seconds_sum{fsid="b"} 0
         op_seconds_count{fsid="b"} 1
-        """, out.toString());
+        """,
+        out.toString());
   }
 
   @Test
@@ -116,7 +124,10 @@ class HistogramTest {
       assertEquals(bounds.length + 1, cumulative.size());
       for (int j = 0; j < bounds.length; j++) {
         long want = j < i ? 0 : j == i ? 1 : 2;
-        assertEquals(want, cumulative.get(j), "le=" + bounds[j] + " after observing " + onBound + " and +1 ns");
+        assertEquals(
+            want,
+            cumulative.get(j),
+            "le=" + bounds[j] + " after observing " + onBound + " and +1 ns");
       }
       assertEquals(2, cumulative.get(bounds.length), "+Inf counts everything");
     }
@@ -175,7 +186,8 @@ class HistogramTest {
     h.observeNanos(1500 * MS);
     PrometheusText out = new PrometheusText();
     h.write(out, "t", "h", "");
-    assertEquals(Map.of(1.0, 0L, 2.0, 1L, Double.POSITIVE_INFINITY, 1L), buckets(out.toString(), "t"));
+    assertEquals(
+        Map.of(1.0, 0L, 2.0, 1L, Double.POSITIVE_INFINITY, 1L), buckets(out.toString(), "t"));
   }
 
   @Test
@@ -185,11 +197,13 @@ class HistogramTest {
     try {
       List<Future<?>> done = new ArrayList<>();
       for (int t = 0; t < 4; t++) {
-        done.add(pool.submit(() -> {
-          for (int i = 0; i < 25_000; i++) {
-            h.observeNanos(i % 2 == 0 ? 500_000 : 5 * MS); // 0.5 ms and 5 ms alternately
-          }
-        }));
+        done.add(
+            pool.submit(
+                () -> {
+                  for (int i = 0; i < 25_000; i++) {
+                    h.observeNanos(i % 2 == 0 ? 500_000 : 5 * MS); // 0.5 ms and 5 ms alternately
+                  }
+                }));
       }
       for (Future<?> f : done) {
         f.get();
@@ -200,8 +214,11 @@ class HistogramTest {
     PrometheusText out = new PrometheusText();
     h.write(out, "t", "h", "");
     String text = out.toString();
-    assertEquals(Map.of(0.001, 50_000L, 1.0, 100_000L, Double.POSITIVE_INFINITY, 100_000L), buckets(text, "t"));
+    assertEquals(
+        Map.of(0.001, 50_000L, 1.0, 100_000L, Double.POSITIVE_INFINITY, 100_000L),
+        buckets(text, "t"));
     assertEquals("100000", value(text, "t_count"));
-    assertEquals(275, Double.parseDouble(value(text, "t_sum")), 1e-9, "50000 × 0.5 ms + 50000 × 5 ms");
+    assertEquals(
+        275, Double.parseDouble(value(text, "t_sum")), 1e-9, "50000 × 0.5 ms + 50000 × 5 ms");
   }
 }

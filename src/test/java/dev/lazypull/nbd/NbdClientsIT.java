@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.lazypull.cli.Main;
-import dev.lazypull.image.Digest;
+import dev.lazypull.image.Json;
+import dev.lazypull.image.Manifest;
+import dev.lazypull.oci.OciLayout;
 import dev.lazypull.testing.LazypullProcess;
 import dev.lazypull.testing.NbdFuseMount;
 import dev.lazypull.testing.Requirements;
@@ -21,13 +23,14 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code lazypull nbd} (the packaged CLI) against real NBD clients and the real kernel on this host: libnbd's
- * nbdinfo/nbdcopy/nbdfuse and qemu-img agree with a flattened image built independently here, the kernel
- * mounts the export (EROFS flatten mode over nbdfuse's file, on a loop device) with every file intact, a
- * partial read fetches only part of the image, and a restart serves from the persisted cache.
+ * {@code lazypull nbd} (the packaged CLI) against real NBD clients and the real kernel on this
+ * host: libnbd's nbdinfo/nbdcopy/nbdfuse and qemu-img agree with a flattened image built
+ * independently here, the kernel mounts the export (EROFS flatten mode over nbdfuse's file, on a
+ * loop device) with every file intact, a partial read fetches only part of the image, and a restart
+ * serves from the persisted cache.
  *
- * <p>Images come from mkfs.erofs 1.5, whose device slots carry no mapped_blkaddr, so the export computes the
- * layout and serves a patched bootstrap head.
+ * <p>Images come from mkfs.erofs 1.5, whose device slots carry no mapped_blkaddr, so the export
+ * computes the layout and serves a patched bootstrap head.
  */
 class NbdClientsIT {
   private static Path work;
@@ -50,20 +53,32 @@ class NbdClientsIT {
     layout = "oci:" + work.resolve("layout");
     Path boot = work.resolve("multi.erofs");
     Path blob = work.resolve("multi.blob");
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", "--chunksize=1048576", "--blobdev=" + blob, boot.toString(),
+    Requirements.run(
+        "mkfs.erofs",
+        "--quiet",
+        "-T0",
+        "--chunksize=1048576",
+        "--blobdev=" + blob,
+        boot.toString(),
         tree.toString());
-    assertEquals(0, Main.run("import", boot.toString(), blob.toString(), "--output", layout + ":multi"));
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", work.resolve("single.erofs").toString(), tree.toString());
-    assertEquals(0, Main.run("import", work.resolve("single.erofs").toString(), "--output", layout + ":single"));
+    assertEquals(
+        0, Main.run("import", boot.toString(), blob.toString(), "--output", layout + ":multi"));
+    Requirements.run(
+        "mkfs.erofs", "--quiet", "-T0", work.resolve("single.erofs").toString(), tree.toString());
+    assertEquals(
+        0,
+        Main.run(
+            "import", work.resolve("single.erofs").toString(), "--output", layout + ":single"));
     blobSize = Files.size(blob);
     flat = work.resolve("flat.img");
     Files.write(flat, flatten(Files.readAllBytes(boot), Files.readAllBytes(blob)));
   }
 
   /**
-   * The flattened device built here, independently of the export's code, from erofs-format.md §7: the blob at
-   * the first 512 KiB boundary after the bootstrap, the slot's blocks and mapped_blkaddr filled in, the
-   * superblock checksum (crc32c of block 0 from byte 1024, checksum field zeroed) recomputed.
+   * The flattened device built here, independently of the export's code, from erofs-format.md §7:
+   * the blob at the first 512 KiB boundary after the bootstrap, the slot's blocks and
+   * mapped_blkaddr filled in, the superblock checksum (crc32c of block 0 from byte 1024, checksum
+   * field zeroed) recomputed.
    */
   static byte[] flatten(byte[] boot, byte[] blob) {
     long bootBlocks = (boot.length + 4095) / 4096;
@@ -84,12 +99,20 @@ class NbdClientsIT {
     return out;
   }
 
-  private static LazypullProcess serve(String tag, Path socket, Path cache, String... extra) throws Exception {
+  private static LazypullProcess serve(String tag, Path socket, Path cache, String... extra)
+      throws Exception {
     String[] args = new String[6 + extra.length];
-    System.arraycopy(new String[] {"nbd", layout + ":" + tag, "--listen", "unix:" + socket, "--cache-dir",
-        cache.toString()}, 0, args, 0, 6);
+    System.arraycopy(
+        new String[] {
+          "nbd", layout + ":" + tag, "--listen", "unix:" + socket, "--cache-dir", cache.toString()
+        },
+        0,
+        args,
+        0,
+        6);
     System.arraycopy(extra, 0, args, 6, extra.length);
-    LazypullProcess p = LazypullProcess.start(jar, work.resolve("lazypull-" + socket.getFileName()), args);
+    LazypullProcess p =
+        LazypullProcess.start(jar, work.resolve("lazypull-" + socket.getFileName()), args);
     p.awaitLine("serving", 60);
     return p;
   }
@@ -104,7 +127,7 @@ class NbdClientsIT {
     Path cache = work.resolve("cache-clients");
     Map<String, Long> stats;
     try (LazypullProcess p = serve("multi", socket, cache, "--name", "multi")) {
-      JsonNode info = dev.lazypull.image.Json.MAPPER.readTree(Requirements.run("nbdinfo", "--json", uri(socket)));
+      JsonNode info = Json.MAPPER.readTree(Requirements.run("nbdinfo", "--json", uri(socket)));
       JsonNode e = info.path("exports").get(0);
       assertEquals(Files.size(flat), e.path("export-size").asLong());
       assertTrue(e.path("is_read_only").asBoolean());
@@ -112,31 +135,54 @@ class NbdClientsIT {
       assertTrue(e.path("can_flush").asBoolean());
       assertTrue(e.path("contexts").toString().contains("base:allocation"), e.toString());
       assertTrue(e.path("description").asText().contains("computed layout"), e.toString());
-      JsonNode list = dev.lazypull.image.Json.MAPPER.readTree(
-          Requirements.run("nbdinfo", "--list", "--json", uri(socket)));
+      JsonNode list =
+          Json.MAPPER.readTree(Requirements.run("nbdinfo", "--list", "--json", uri(socket)));
       assertEquals("multi", list.path("exports").get(0).path("export-name").asText());
       String map = Requirements.run("nbdinfo", "--map", uri(socket));
       assertTrue(map.contains("hole,zero") && map.contains("data"), map);
 
       Path copy = work.resolve("copy.img");
       Requirements.run("nbdcopy", uri(socket), copy.toString());
-      assertEquals(TestTrees.md5(flat), TestTrees.md5(copy), "nbdcopy of the export == independent flat image");
-      Requirements.run("qemu-img", "compare", "-f", "raw", "-F", "raw", flat.toString(), uri(socket));
+      assertEquals(
+          TestTrees.md5(flat),
+          TestTrees.md5(copy),
+          "nbdcopy of the export == independent flat image");
+      Requirements.run(
+          "qemu-img", "compare", "-f", "raw", "-F", "raw", flat.toString(), uri(socket));
       stats = p.stop();
     }
     assertEquals(0, stats.get("readsFailed"));
-    assertTrue(stats.get("bytesFetched") <= blobSize + Files.size(work.resolve("multi.erofs")),
+    assertTrue(
+        stats.get("bytesFetched") <= blobSize + Files.size(work.resolve("multi.erofs")),
         "each byte fetched at most once: " + stats);
 
-    try (LazypullProcess p = serve("multi", socket, cache)) { // restart: everything is in the cache already
+    try (LazypullProcess p =
+        serve("multi", socket, cache)) { // restart: everything is in the cache already
       Requirements.run("nbdcopy", uri(socket), "null:");
       stats = p.stop();
     }
     assertEquals(0, stats.get("bytesFetched"), "readiness rebuilt from the cache files: " + stats);
 
-    String blobDigest = Digest.of(Files.readAllBytes(work.resolve("multi.blob"))).toString();
-    try (LazypullProcess p = serve("multi", socket, work.resolve("cache-raw"), "--blob", blobDigest)) {
-      Requirements.run("qemu-img", "compare", "-f", "raw", "-F", "raw", work.resolve("multi.blob").toString(),
+    // The data blob's layer as import stored it (zstd chunks by default: its digest is not the
+    // file's); the raw
+    // export serves its device, the file's bytes.
+    OciLayout oci = new OciLayout(work.resolve("layout"), "multi");
+    String blobDigest =
+        Json.parse(oci.readVerified(oci.findManifest()), Manifest.class, "manifest")
+            .layers()
+            .get(1)
+            .digest()
+            .toString();
+    try (LazypullProcess p =
+        serve("multi", socket, work.resolve("cache-raw"), "--blob", blobDigest)) {
+      Requirements.run(
+          "qemu-img",
+          "compare",
+          "-f",
+          "raw",
+          "-F",
+          "raw",
+          work.resolve("multi.blob").toString(),
           uri(socket));
       Path copy = work.resolve("raw.img");
       Requirements.run("nbdcopy", uri(socket), copy.toString());
@@ -154,8 +200,20 @@ class NbdClientsIT {
     NbdFuseMount.require();
     // The independent flat image itself mounts: the builder above is right.
     Path direct = Files.createDirectories(work.resolve("mnt-direct"));
-    Requirements.run("bash", "-c", "mount -t erofs -o ro '" + flat + "' '" + direct + "' && cd '" + direct
-        + "' && md5sum --quiet -c '" + md5 + "'; rc=$?; cd /; umount '" + direct + "'; exit $rc");
+    Requirements.run(
+        "bash",
+        "-c",
+        "mount -t erofs -o ro '"
+            + flat
+            + "' '"
+            + direct
+            + "' && cd '"
+            + direct
+            + "' && md5sum --quiet -c '"
+            + md5
+            + "'; rc=$?; cd /; umount '"
+            + direct
+            + "'; exit $rc");
 
     Path socket = work.resolve("mount.sock");
     Path cache = work.resolve("cache-mount");
@@ -166,21 +224,29 @@ class NbdClientsIT {
       partial = p.stop();
     }
     long fetched = partial.get("bytesFetched");
-    System.out.printf("nbd partial read: %d of %d blob bytes fetched (%.1f%%)%n", fetched, blobSize,
-        100.0 * fetched / blobSize);
-    assertTrue(fetched > 0 && fetched < blobSize / 2, "mount + one small file fetch a part only: " + partial);
+    System.out.printf(
+        "nbd partial read: %d of %d blob bytes fetched (%.1f%%)%n",
+        fetched, blobSize, 100.0 * fetched / blobSize);
+    assertTrue(
+        fetched > 0 && fetched < blobSize / 2,
+        "mount + one small file fetch a part only: " + partial);
 
     try (LazypullProcess p = serve("multi", socket, cache)) {
-      String out = mountAndRun(socket, "full", "md5sum --quiet -c '" + md5 + "' && readlink link-to-hello"
-          + " && stat -c %s empty");
+      String out =
+          mountAndRun(
+              socket,
+              "full",
+              "md5sum --quiet -c '" + md5 + "' && readlink link-to-hello" + " && stat -c %s empty");
       assertTrue(out.contains("hello.txt") && out.strip().endsWith("0"), out);
       Map<String, Long> full = p.stop();
       assertEquals(0, full.get("readsFailed"));
-      assertTrue(full.get("bytesFetched") <= blobSize - fetched + 4096 * 4,
+      assertTrue(
+          full.get("bytesFetched") <= blobSize - fetched + 4096 * 4,
           "what the first run fetched is not fetched again: " + full);
     }
 
-    try (LazypullProcess p = serve("single", work.resolve("single.sock"), work.resolve("cache-single"))) {
+    try (LazypullProcess p =
+        serve("single", work.resolve("single.sock"), work.resolve("cache-single"))) {
       mountAndRun(work.resolve("single.sock"), "single", "md5sum --quiet -c '" + md5 + "'");
       p.stop();
     }

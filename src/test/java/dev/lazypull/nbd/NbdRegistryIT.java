@@ -19,11 +19,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code lazypull nbd} of images in Debian's real {@code docker-registry} on loopback, mounted by the host
- * kernel (nbdfuse + loop, EROFS flatten mode): a partial read makes the registry serve a small part of the
- * image (counted from its access log), every file then matches its source, and a data blob altered in the
- * registry's storage gives readers an I/O error — never wrong bytes — because the export verifies every chunk
- * against the image's digest table.
+ * {@code lazypull nbd} of images in Debian's real {@code docker-registry} on loopback, mounted by
+ * the host kernel (nbdfuse + loop, EROFS flatten mode): a partial read makes the registry serve a
+ * small part of the image (counted from its access log), every file then matches its source, and a
+ * data blob altered in the registry's storage gives readers an I/O error — never wrong bytes —
+ * because the export verifies every chunk against the image's digest table.
  */
 class NbdRegistryIT {
   private static Path work;
@@ -53,8 +53,19 @@ class NbdRegistryIT {
   }
 
   private static LazypullProcess serve(String ref, Path socket, Path cache) throws Exception {
-    LazypullProcess p = LazypullProcess.start(jar, work.resolve("lazypull-" + socket.getFileName()), "nbd", ref,
-        "--plain-http", "--config", toml.toString(), "--listen", "unix:" + socket, "--cache-dir", cache.toString());
+    LazypullProcess p =
+        LazypullProcess.start(
+            jar,
+            work.resolve("lazypull-" + socket.getFileName()),
+            "nbd",
+            ref,
+            "--plain-http",
+            "--config",
+            toml.toString(),
+            "--listen",
+            "unix:" + socket,
+            "--cache-dir",
+            cache.toString());
     p.awaitLine("serving", 60);
     return p;
   }
@@ -78,11 +89,18 @@ class NbdRegistryIT {
       partial = p.stop();
     }
     long served = reg.blobBytesServed() - before;
-    System.out.printf("nbd from registry, partial read: registry served %d of %d image bytes (%.1f%%), "
-        + "fetched %d%n", served, total, 100.0 * served / total, partial.get("bytesFetched"));
-    assertTrue(served > 0 && served < total / 2, "mount + one small file: a part of the image only: " + served);
-    assertTrue(served <= partial.get("bytesFetched") + tables, "the registry served what was fetched: " + partial);
-    assertTrue(partial.get("chunksVerified") > 0, "chunks verified against the digest tables: " + partial);
+    System.out.printf(
+        "nbd from registry, partial read: registry served %d of %d image bytes (%.1f%%), "
+            + "fetched %d%n",
+        served, total, 100.0 * served / total, partial.get("bytesFetched"));
+    assertTrue(
+        served > 0 && served < total / 2,
+        "mount + one small file: a part of the image only: " + served);
+    assertTrue(
+        served <= partial.get("bytesFetched") + tables,
+        "the registry served what was fetched: " + partial);
+    assertTrue(
+        partial.get("chunksVerified") > 0, "chunks verified against the digest tables: " + partial);
 
     before = reg.blobBytesServed();
     try (LazypullProcess p = serve(ref, socket, cache)) {
@@ -92,7 +110,8 @@ class NbdRegistryIT {
       assertEquals(0, full.get("integrityFailures"));
     }
     long rest = reg.blobBytesServed() - before;
-    assertTrue(rest <= total - partial.get("bytesFetched") + tables + 4 * 4096,
+    assertTrue(
+        rest <= total - partial.get("bytesFetched") + tables + 4 * 4096,
         "what the first run cached is not served again: " + rest);
   }
 
@@ -111,9 +130,15 @@ class NbdRegistryIT {
     try (LazypullProcess p = serve(ref, socket, work.resolve("cache-bad"))) {
       String out = NbdFuseMount.run(work, socket, "bad", "md5sum -c '" + md5 + "' 2>&1; true");
       Map<String, Long> stats = p.stop();
-      assertTrue(out.contains("big.bin: FAILED open or read"), "an I/O error for the altered file:\n" + out);
-      assertTrue(out.lines().noneMatch(l -> l.endsWith(": FAILED")), "no file read with wrong bytes:\n" + out);
-      assertTrue(out.contains("hello.txt: OK") && out.contains("one-chunk.bin: OK"), "the rest reads:\n" + out);
+      assertTrue(
+          out.contains("big.bin: FAILED open or read"),
+          "an I/O error for the altered file:\n" + out);
+      assertTrue(
+          out.lines().noneMatch(l -> l.endsWith(": FAILED")),
+          "no file read with wrong bytes:\n" + out);
+      assertTrue(
+          out.contains("hello.txt: OK") && out.contains("one-chunk.bin: OK"),
+          "the rest reads:\n" + out);
       assertTrue(stats.get("integrityFailures") >= 1, stats.toString());
     }
   }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
 import dev.lazypull.image.ImageReference;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
@@ -19,9 +20,11 @@ import dev.lazypull.registry.RetryPolicy;
 import dev.lazypull.testing.FakeRegistry;
 import dev.lazypull.testing.MemoryBlobSource;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.junit5.StartStop;
@@ -30,7 +33,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@link RegistryOutput} against the fake distribution API: what is pushed, in which order, and failures. */
+/**
+ * {@link RegistryOutput} against the fake distribution API: what is pushed, in which order, and
+ * failures.
+ */
 class RegistryOutputTest {
   @StartStop public final MockWebServer server = new MockWebServer();
   private final FakeRegistry reg = new FakeRegistry();
@@ -41,9 +47,15 @@ class RegistryOutputTest {
   @BeforeEach
   void setUp() throws IOException {
     server.setDispatcher(reg);
-    client = new RegistryClient(RegistryConfig.defaults().withPlainHttp(true)
-        .withRetry(new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(5), Duration.ofSeconds(1))),
-        CredentialStore.anonymous(), d -> { });
+    client =
+        new RegistryClient(
+            RegistryConfig.defaults()
+                .withPlainHttp(true)
+                .withRetry(
+                    new RetryPolicy(
+                        1, Duration.ofMillis(1), Duration.ofMillis(5), Duration.ofSeconds(1))),
+            CredentialStore.anonymous(),
+            d -> {});
     tree = Files.createDirectories(tmp.resolve("tree"));
     Files.write(tree.resolve("big"), MemoryBlobSource.randomBytes(3 << 20, 1));
     Files.writeString(tree.resolve("small"), "hello");
@@ -55,8 +67,8 @@ class RegistryOutputTest {
   }
 
   private ImageReference.Registry ref(String repoAndTag) {
-    return (ImageReference.Registry) ImageReference.parse(server.getHostName() + ":" + server.getPort() + "/"
-        + repoAndTag);
+    return (ImageReference.Registry)
+        ImageReference.parse(server.getHostName() + ":" + server.getPort() + "/" + repoAndTag);
   }
 
   private static long filesUnder(Path dir) throws IOException {
@@ -70,14 +82,15 @@ class RegistryOutputTest {
     Path scratch = tmp.resolve("scratch");
     Progress progress = Progress.silent();
     ImageBuilder.Built built;
-    try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v1"), scratch, null, progress)) {
+    try (RegistryOutput out =
+        new RegistryOutput(client.pusher(), ref("team/app:v1"), scratch, null, progress)) {
       built = Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), progress);
     }
     assertEquals(0, filesUnder(scratch), "scratch files deleted");
     FakeRegistry.StoredManifest m = reg.manifests.get("team/app:v1");
     assertNotNull(m, "tagged");
     assertEquals(MediaTypes.OCI_MANIFEST, m.mediaType());
-    assertEquals(built.manifest().digest(), dev.lazypull.image.Digest.of(m.bytes()));
+    assertEquals(built.manifest().digest(), Digest.of(m.bytes()));
     Manifest manifest = Json.parse(m.bytes(), Manifest.class, "pushed");
     LazyImage img = LazyImage.of("pushed", built.manifest().digest(), manifest);
     assertNotNull(reg.blob("team/app", manifest.config().digest().toString()), "config pushed");
@@ -87,7 +100,8 @@ class RegistryOutputTest {
       assertEquals(d.size(), b.length);
     }
     assertEquals(1, img.chunkTables().size());
-    assertTrue(progress.bytesPushed.get() >= 3 << 20, "uploads counted: " + progress.bytesPushed.get());
+    assertTrue(
+        progress.bytesPushed.get() >= 3 << 20, "uploads counted: " + progress.bytesPushed.get());
     int manifestPut = -1;
     int lastBlobPut = -1;
     for (int i = 0; i < reg.requests.size(); i++) {
@@ -102,26 +116,37 @@ class RegistryOutputTest {
 
     // Again: every blob is there already, so only HEADs and the manifest.
     reg.requests.clear();
-    try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v2"), scratch, null,
-        Progress.silent())) {
+    try (RegistryOutput out =
+        new RegistryOutput(client.pusher(), ref("team/app:v2"), scratch, null, Progress.silent())) {
       Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), Progress.silent());
     }
-    assertTrue(reg.requests.stream().noneMatch(r -> r.getMethod().equals("POST")), "no upload started");
+    assertTrue(
+        reg.requests.stream().noneMatch(r -> r.getMethod().equals("POST")), "no upload started");
     assertArrayEquals(m.bytes(), reg.manifests.get("team/app:v2").bytes());
   }
 
   @Test
   void aFailedBlobUploadTagsNothingAndCleansUp() throws Exception {
-    reg.intercept = r -> r.getMethod().equals("PUT") && r.getUrl().encodedPath().contains("/blobs/uploads/")
-        && r.getBodySize() > (1 << 20) ? FakeRegistry.error(400, "BLOB_UPLOAD_INVALID", "refused for the test") : null;
+    reg.intercept =
+        r ->
+            r.getMethod().equals("PUT")
+                    && r.getUrl().encodedPath().contains("/blobs/uploads/")
+                    && r.getBodySize() > (1 << 20)
+                ? FakeRegistry.error(400, "BLOB_UPLOAD_INVALID", "refused for the test")
+                : null;
     Path scratch = tmp.resolve("scratch");
-    IOException e = assertThrows(IOException.class, () -> {
-      try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v1"), scratch, null,
-          Progress.silent())) {
-        Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), Progress.silent());
-      }
-    });
-    assertTrue(e.getMessage().contains("BLOB_UPLOAD_INVALID") && e.getMessage().contains("team/app"),
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> {
+              try (RegistryOutput out =
+                  new RegistryOutput(
+                      client.pusher(), ref("team/app:v1"), scratch, null, Progress.silent())) {
+                Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), Progress.silent());
+              }
+            });
+    assertTrue(
+        e.getMessage().contains("BLOB_UPLOAD_INVALID") && e.getMessage().contains("team/app"),
         e.getMessage());
     assertTrue(reg.requestsTo("/manifests/").isEmpty(), "no manifest PUT");
     assertEquals(0, filesUnder(scratch));
@@ -129,19 +154,23 @@ class RegistryOutputTest {
 
   @Test
   void aRefusedUploadStopsTheBuildAtTheNextBlobNotAtTheEnd() throws Exception {
-    reg.intercept = r -> r.getMethod().equals("POST")
-        ? FakeRegistry.error(403, "DENIED", "no pushing for the test") : null;
+    reg.intercept =
+        r ->
+            r.getMethod().equals("POST")
+                ? FakeRegistry.error(403, "DENIED", "no pushing for the test")
+                : null;
     IOException e = null;
     int blobs = 0;
-    try (RegistryOutput out = new RegistryOutput(client.pusher(), ref("team/app:v1"), tmp.resolve("scratch"), null,
-        Progress.silent())) {
-      long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+    try (RegistryOutput out =
+        new RegistryOutput(
+            client.pusher(), ref("team/app:v1"), tmp.resolve("scratch"), null, Progress.silent())) {
+      long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
       while (e == null && System.nanoTime() < end) {
-        byte[] bytes = ("blob " + blobs++).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bytes = ("blob " + blobs++).getBytes(StandardCharsets.UTF_8);
         Path f = out.newScratchFile();
         Files.write(f, bytes);
         try {
-          out.putFile(f, MediaTypes.EROFS_BLOB, dev.lazypull.image.Digest.of(bytes));
+          out.putFile(f, MediaTypes.EROFS_BLOB, Digest.of(bytes));
         } catch (IOException x) {
           e = x;
         }
@@ -156,12 +185,16 @@ class RegistryOutputTest {
   @Test
   void aDigestPinnedReferenceMustMatchTheBuiltManifest() throws Exception {
     ImageReference.Registry pinned = ref("team/app@sha256:" + "0".repeat(64));
-    IOException e = assertThrows(IOException.class, () -> {
-      try (RegistryOutput out = new RegistryOutput(client.pusher(), pinned, tmp.resolve("s"), null,
-          Progress.silent())) {
-        Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), Progress.silent());
-      }
-    });
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> {
+              try (RegistryOutput out =
+                  new RegistryOutput(
+                      client.pusher(), pinned, tmp.resolve("s"), null, Progress.silent())) {
+                Packer.pack(tree, out, new Packer.Options(1 << 20, 0, 2, 0L), Progress.silent());
+              }
+            });
     assertTrue(e.getMessage().contains("not the one in the reference"), e.getMessage());
     assertTrue(reg.requestsTo("/manifests/").isEmpty());
   }

@@ -31,7 +31,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@link RegistrySourceImage}: verified layer downloads through scratch files, bounded config reads. */
+/**
+ * {@link RegistrySourceImage}: verified layer downloads through scratch files, bounded config
+ * reads.
+ */
 class RegistrySourceImageTest {
   @StartStop public final MockWebServer server = new MockWebServer();
   private final FakeRegistry reg = new FakeRegistry();
@@ -41,8 +44,9 @@ class RegistrySourceImageTest {
   @BeforeEach
   void setUp() throws IOException {
     server.setDispatcher(reg);
-    client = new RegistryClient(RegistryConfig.defaults().withPlainHttp(true), CredentialStore.anonymous(),
-        d -> { });
+    client =
+        new RegistryClient(
+            RegistryConfig.defaults().withPlainHttp(true), CredentialStore.anonymous(), d -> {});
   }
 
   @AfterEach
@@ -52,13 +56,26 @@ class RegistrySourceImageTest {
 
   private ImageReference.Registry image(List<byte[]> layers, byte[] config) {
     String cfg = reg.putBlob("src/app", config);
-    List<Descriptor> descs = layers.stream().map(b -> new Descriptor(MediaTypes.OCI_LAYER_TAR,
-        Digest.parse(reg.putBlob("src/app", b)), b.length)).toList();
-    Manifest m = new Manifest(2, MediaTypes.OCI_MANIFEST, null, new Descriptor(MediaTypes.OCI_CONFIG, Digest.parse(cfg),
-        config.length), descs, Map.of());
+    List<Descriptor> descs =
+        layers.stream()
+            .map(
+                b ->
+                    new Descriptor(
+                        MediaTypes.OCI_LAYER_TAR,
+                        Digest.parse(reg.putBlob("src/app", b)),
+                        b.length))
+            .toList();
+    Manifest m =
+        new Manifest(
+            2,
+            MediaTypes.OCI_MANIFEST,
+            null,
+            new Descriptor(MediaTypes.OCI_CONFIG, Digest.parse(cfg), config.length),
+            descs,
+            Map.of());
     reg.putManifest("src/app", "v1", Json.write(m), MediaTypes.OCI_MANIFEST);
-    return (ImageReference.Registry) ImageReference.parse(server.getHostName() + ":" + server.getPort()
-        + "/src/app:v1");
+    return (ImageReference.Registry)
+        ImageReference.parse(server.getHostName() + ":" + server.getPort() + "/src/app:v1");
   }
 
   private static long scratchFiles(Path root) throws IOException {
@@ -72,8 +89,8 @@ class RegistrySourceImageTest {
     byte[] a = MemoryBlobSource.randomBytes(300_000, 1);
     byte[] b = MemoryBlobSource.randomBytes(1000, 2);
     Path scratch = tmp.resolve("scratch");
-    try (RegistrySourceImage src = RegistrySourceImage.open(client, image(List.of(a, b, a), "{}".getBytes()),
-        scratch)) {
+    try (RegistrySourceImage src =
+        RegistrySourceImage.open(client, image(List.of(a, b, a), "{}".getBytes()), scratch)) {
       assertArrayEquals("{}".getBytes(), src.config());
       List<Descriptor> layers = src.manifest().layers();
       for (int i = 0; i < layers.size(); i++) {
@@ -96,14 +113,17 @@ class RegistrySourceImageTest {
     reg.blobs.get("src/app").put(d, bad); // served under the original digest
     Path scratch = tmp.resolve("scratch");
     try (RegistrySourceImage src = RegistrySourceImage.open(client, ref, scratch)) {
-      RegistryException e = assertThrows(RegistryException.class,
-          () -> src.openLayer(src.manifest().layers().get(0)));
-      assertTrue(e.getMessage().contains(d) && e.getMessage().contains("hashes to"), e.getMessage());
+      RegistryException e =
+          assertThrows(
+              RegistryException.class, () -> src.openLayer(src.manifest().layers().get(0)));
+      assertTrue(
+          e.getMessage().contains(d) && e.getMessage().contains("hashes to"), e.getMessage());
       assertEquals(0, scratchFiles(scratch), "unverified bytes deleted");
     }
 
     byte[] huge = new byte[Json.MAX_DOCUMENT_BYTES + 1];
-    try (RegistrySourceImage src = RegistrySourceImage.open(client, image(List.of(a), huge), scratch)) {
+    try (RegistrySourceImage src =
+        RegistrySourceImage.open(client, image(List.of(a), huge), scratch)) {
       InvalidImageException e = assertThrows(InvalidImageException.class, src::config);
       assertTrue(e.getMessage().contains("limit"), e.getMessage());
     }

@@ -17,7 +17,10 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Layer application: whiteouts, opaque directories, replacement rules, links, paths through symlinks. */
+/**
+ * Layer application: whiteouts, opaque directories, replacement rules, links, paths through
+ * symlinks.
+ */
 class TarApplierTest {
   @TempDir Path tmp;
 
@@ -38,13 +41,28 @@ class TarApplierTest {
     try (OciLayoutOutput out = new OciLayoutOutput(tmp.resolve("o"), "t");
         ChunkStore store = new ChunkStore(out, 4096, 0, 2, Progress.silent())) {
       TarApplier a = new TarApplier(store, Progress.silent());
-      byte[] l1 = new TarBytes().entry("d/", '5', "").entry("d/keep", '0', "k").entry("d/gone", '0', "g")
-          .entry("o/", '5', "").entry("o/old", '0', "o").entry("f", '0', "file").entry("x", '0', "x")
-          .entry(b("hl"), '1', new byte[0], b("x")).end();
+      byte[] l1 =
+          new TarBytes()
+              .entry("d/", '5', "")
+              .entry("d/keep", '0', "k")
+              .entry("d/gone", '0', "g")
+              .entry("o/", '5', "")
+              .entry("o/old", '0', "o")
+              .entry("f", '0', "file")
+              .entry("x", '0', "x")
+              .entry(b("hl"), '1', new byte[0], b("x"))
+              .end();
       a.apply(new ByteArrayInputStream(l1), "l1", 1, true);
-      byte[] l2 = new TarBytes().entry("d/.wh.gone", '0', "").entry("o/new", '0', "n")
-          .entry("o/.wh..wh..opq", '0', "").entry("f/", '5', "").entry("f/inside", '0', "i")
-          .entry("d/", '5', "").entry("new/deep/file", '0', "implicit parents").end();
+      byte[] l2 =
+          new TarBytes()
+              .entry("d/.wh.gone", '0', "")
+              .entry("o/new", '0', "n")
+              .entry("o/.wh..wh..opq", '0', "")
+              .entry("f/", '5', "")
+              .entry("f/inside", '0', "i")
+              .entry("d/", '5', "")
+              .entry("new/deep/file", '0', "implicit parents")
+              .end();
       a.apply(new ByteArrayInputStream(l2), "l2", 2, true);
       store.finish();
       ErofsNode root = a.root();
@@ -66,12 +84,36 @@ class TarApplierTest {
     try (OciLayoutOutput out = new OciLayoutOutput(tmp.resolve("o"), "t");
         ChunkStore store = new ChunkStore(out, 4096, 0, 1, Progress.silent())) {
       TarApplier a = new TarApplier(store, Progress.silent());
-      assertThrows(TarFormatException.class, () -> a.apply(new ByteArrayInputStream(
-          new TarBytes().entry(b("hl"), '1', new byte[0], b("missing")).end()), "t", 1, false));
-      assertThrows(TarFormatException.class, () -> a.apply(new ByteArrayInputStream(
-          new TarBytes().entry("file", '0', "x").entry("file/child", '0', "y").end()), "t", 1, false));
-      a.apply(new ByteArrayInputStream(new TarBytes().entry("real/", '5', "").symlink("abs", "/real")
-          .symlink("rel", "../../real").entry("abs/a", '0', "a").entry("rel/b", '0', "b").end()), "t", 2, false);
+      assertThrows(
+          TarFormatException.class,
+          () ->
+              a.apply(
+                  new ByteArrayInputStream(
+                      new TarBytes().entry(b("hl"), '1', new byte[0], b("missing")).end()),
+                  "t",
+                  1,
+                  false));
+      assertThrows(
+          TarFormatException.class,
+          () ->
+              a.apply(
+                  new ByteArrayInputStream(
+                      new TarBytes().entry("file", '0', "x").entry("file/child", '0', "y").end()),
+                  "t",
+                  1,
+                  false));
+      a.apply(
+          new ByteArrayInputStream(
+              new TarBytes()
+                  .entry("real/", '5', "")
+                  .symlink("abs", "/real")
+                  .symlink("rel", "../../real")
+                  .entry("abs/a", '0', "a")
+                  .entry("rel/b", '0', "b")
+                  .end()),
+          "t",
+          2,
+          false);
       assertNotNull(at(a.root(), "real/a"), "absolute symlink resolved inside the image root");
       assertNotNull(at(a.root(), "real/b"), "'..' stops at the image root");
       assertEquals(FileType.SYMLINK, at(a.root(), "abs").type());

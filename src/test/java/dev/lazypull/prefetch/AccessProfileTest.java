@@ -13,8 +13,12 @@ import org.junit.jupiter.api.Test;
 class AccessProfileTest {
   private static AccessProfile profile(int ranges) {
     List<AccessProfile.Range> rs = new ArrayList<>();
-    for (int i = 0; i < ranges; i++) { // the widest numbers a real profile has: 100 TB offsets, 2 GiB lengths
-      rs.add(new AccessProfile.Range("sha256:" + "f".repeat(64), 99_999_999_999_999L - i, Integer.MAX_VALUE));
+    for (int i = 0;
+        i < ranges;
+        i++) { // the widest numbers a real profile has: 100 TB offsets, 2 GiB lengths
+      rs.add(
+          new AccessProfile.Range(
+              "sha256:" + "f".repeat(64), 99_999_999_999_999L - i, Integer.MAX_VALUE));
     }
     return new AccessProfile(1, "sha256:" + "e".repeat(64), Long.MAX_VALUE, rs);
   }

@@ -38,17 +38,25 @@ class CachePrefetchTest {
       fb.ensure(0, 1).get(5, TimeUnit.SECONDS); // chunk 0 cached before
       int before = source.requests.size();
       // Two files' ranges in chunks 0 and 1 of b (overlapping): chunks 0..1 once each.
-      CachePrefetch p = new CachePrefetch(List.of(new CachePrefetch.Target(fa, null),
-          new CachePrefetch.Target(fb, List.of(new long[] {10, 100}, new long[] {50, CHUNK}))));
+      CachePrefetch p =
+          new CachePrefetch(
+              List.of(
+                  new CachePrefetch.Target(fa, null),
+                  new CachePrefetch.Target(
+                      fb, List.of(new long[] {10, 100}, new long[] {50, CHUNK}))));
       assertEquals(5 * CHUNK + 100 + 2 * CHUNK, p.plannedBytes());
       assertEquals(CHUNK, p.readyBytes());
       p.start().get(5, TimeUnit.SECONDS);
       assertEquals(p.plannedBytes(), p.readyBytes());
       assertEquals(List.of(), p.errors());
       assertTrue(TestFetch.map(fa).allReady());
-      assertTrue(TestFetch.map(fb).isReady(1) && !TestFetch.map(fb).isReady(2), "only the ranges asked for");
-      assertTrue(source.requests.subList(before, source.requests.size()).stream()
-          .noneMatch(r -> r.blob().equals(b.digest()) && r.offset() == 0), "cached chunk 0 not fetched again");
+      assertTrue(
+          TestFetch.map(fb).isReady(1) && !TestFetch.map(fb).isReady(2),
+          "only the ranges asked for");
+      assertTrue(
+          source.requests.subList(before, source.requests.size()).stream()
+              .noneMatch(r -> r.blob().equals(b.digest()) && r.offset() == 0),
+          "cached chunk 0 not fetched again");
     }
   }
 
@@ -57,10 +65,14 @@ class CachePrefetchTest {
     Descriptor a = source.add(MemoryBlobSource.randomBytes(3 * CHUNK, 3), "x");
     try (BlobCacheDir cache = BlobCacheDir.open(dir, core)) {
       source.failWith = new IOException("registry down");
-      CachePrefetch p = new CachePrefetch(List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
+      CachePrefetch p =
+          new CachePrefetch(
+              List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
       p.start().get(5, TimeUnit.SECONDS);
       assertEquals(1, p.errors().size());
-      assertTrue(p.errors().get(0).contains(a.digest().toString()) && p.errors().get(0).contains("registry down"),
+      assertTrue(
+          p.errors().get(0).contains(a.digest().toString())
+              && p.errors().get(0).contains("registry down"),
           p.errors().toString());
       assertEquals(0, p.readyBytes());
     }

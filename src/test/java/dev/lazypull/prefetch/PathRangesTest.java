@@ -14,7 +14,10 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Globs → byte ranges, checked against images made by mkfs.erofs: the ranges hold exactly the files' bytes. */
+/**
+ * Globs → byte ranges, checked against images made by mkfs.erofs: the ranges hold exactly the
+ * files' bytes.
+ */
 class PathRangesTest {
   @TempDir Path tmp;
 
@@ -42,16 +45,25 @@ class PathRangesTest {
     Path tree = tree();
     Path boot = tmp.resolve("boot.erofs");
     Path blob = tmp.resolve("blob");
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", "--chunksize=4096", "--blobdev=" + blob, boot.toString(),
+    Requirements.run(
+        "mkfs.erofs",
+        "--quiet",
+        "-T0",
+        "--chunksize=4096",
+        "--blobdev=" + blob,
+        boot.toString(),
         tree.toString());
-    PathRanges.Result r = PathRanges.of(ByteSource.of(Files.readAllBytes(boot)), List.of("/sub/*.bin"));
+    PathRanges.Result r =
+        PathRanges.of(ByteSource.of(Files.readAllBytes(boot)), List.of("/sub/*.bin"));
     assertEquals(2, r.files());
     assertEquals(3 * 4096 + 100 + 70_000, r.bytes());
     ByteArrayOutputStream expected = new ByteArrayOutputStream();
-    for (String f : List.of("sub/a.bin", "sub/b.bin")) { // directory order is bytewise: a.bin before b.bin
+    for (String f :
+        List.of("sub/a.bin", "sub/b.bin")) { // directory order is bytewise: a.bin before b.bin
       expected.write(Files.readAllBytes(tree.resolve(f)));
     }
-    assertArrayEquals(expected.toByteArray(), gather(Files.readAllBytes(blob), r.byDevice().get(1)));
+    assertArrayEquals(
+        expected.toByteArray(), gather(Files.readAllBytes(blob), r.byDevice().get(1)));
   }
 
   @Test
@@ -59,11 +71,13 @@ class PathRangesTest {
     Requirements.requireTool("mkfs.erofs");
     Path tree = tree();
     Path img = tmp.resolve("single.erofs");
-    Requirements.run("mkfs.erofs", "--quiet", "-T0", "-Enoinline_data", img.toString(), tree.toString());
+    Requirements.run(
+        "mkfs.erofs", "--quiet", "-T0", "-Enoinline_data", img.toString(), tree.toString());
     byte[] image = Files.readAllBytes(img);
     PathRanges.Result r = PathRanges.of(ByteSource.of(image), List.of("/top.bin"));
     assertEquals(1, r.files());
-    assertArrayEquals(Files.readAllBytes(tree.resolve("top.bin")), gather(image, r.byDevice().get(0)));
+    assertArrayEquals(
+        Files.readAllBytes(tree.resolve("top.bin")), gather(image, r.byDevice().get(0)));
     assertEquals(0, PathRanges.of(ByteSource.of(image), List.of("/nope/**")).files());
   }
 }

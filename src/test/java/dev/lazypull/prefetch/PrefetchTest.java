@@ -7,27 +7,31 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.lazypull.app.DaemonApi;
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.Catalog;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.fetch.ChunkMap;
+import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.MediaTypes;
-import dev.lazypull.app.DaemonApi;
-import dev.lazypull.fetch.ChunkMap;
-import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.sys.Posix;
 import dev.lazypull.testing.Await;
 import dev.lazypull.testing.DaemonHarness;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeKernel;
 import dev.lazypull.testing.FakeKernel.FakeObject;
 import dev.lazypull.testing.FakeKernel.Outcome;
 import dev.lazypull.testing.MemoryBlobSource;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -51,7 +55,10 @@ class PrefetchTest {
     start(prefetch, true);
   }
 
-  /** @param withTable give the data blob a chunk digest table (64 KiB entries), as images from pack have */
+  /**
+   * @param withTable give the data blob a chunk digest table (64 KiB entries), as images from pack
+   *     have
+   */
   private void start(PrefetchConfig prefetch, boolean withTable) throws Exception {
     boot = MemoryBlobSource.randomBytes(64 << 10, 1);
     blob = MemoryBlobSource.randomBytes(33 << 16, 2); // 33 chunks of 64 KiB
@@ -59,29 +66,48 @@ class PrefetchTest {
     blobDesc = source.add(blob, MediaTypes.EROFS_BLOB);
     List<Descriptor> tables = List.of();
     if (withTable) {
-      dev.lazypull.image.ChunkDigestTable.Builder tb = new dev.lazypull.image.ChunkDigestTable.Builder();
+      ChunkDigestTable.Builder tb = new ChunkDigestTable.Builder();
       for (int i = 0; i < 33; i++) {
-        tb.add(64 << 10, java.security.MessageDigest.getInstance("SHA-256")
-            .digest(Arrays.copyOfRange(blob, i << 16, (i + 1) << 16)));
+        tb.add(
+            64 << 10,
+            MessageDigest.getInstance("SHA-256")
+                .digest(Arrays.copyOfRange(blob, i << 16, (i + 1) << 16)));
       }
       tables = List.of(source.add(tb.build().encode(), MediaTypes.CHUNK_DIGESTS));
     }
-    ImageSource image = new ImageSource() {
-      @Override
-      public LazyImage resolve() {
-        throw new UnsupportedOperationException();
-      }
+    ImageSource image =
+        new ImageSource() {
+          @Override
+          public LazyImage resolve() {
+            throw new UnsupportedOperationException();
+          }
 
-      @Override
-      public BlobSource blobs() {
-        return source;
-      }
-    };
+          @Override
+          public BlobSource blobs() {
+            return source;
+          }
+        };
     catalog = Catalog.load(tmp.resolve("state"));
-    catalog.register(new ImageRecord("img", null, "mem/img:1", Digest.of("m".getBytes()), bootDesc, List.of(blobDesc),
-        List.of(blobDesc.digest().hex()), false, tables), false);
-    harness = DaemonHarness.in(tmp).sources(new ImageSources(ref -> image))
-        .config(c -> c.fetch(f -> f.withMergeLimit(64 << 10).withBufferSize(64 << 10)).prefetch(prefetch)).start();
+    catalog.register(
+        new ImageRecord(
+            "img",
+            null,
+            "mem/img:1",
+            Digest.of("m".getBytes()),
+            bootDesc,
+            List.of(blobDesc),
+            List.of(blobDesc.digest().hex()),
+            false,
+            tables),
+        false);
+    harness =
+        DaemonHarness.in(tmp)
+            .sources(new ImageSources(ref -> image))
+            .config(
+                c ->
+                    c.fetch(f -> f.withMergeLimit(64 << 10).withBufferSize(64 << 10))
+                        .prefetch(prefetch))
+            .start();
     kernel = harness.kernel;
     api = new DaemonApi(harness.daemon);
   }
@@ -106,13 +132,15 @@ class PrefetchTest {
     b.copen.get(5, TimeUnit.SECONDS);
     d.copen.get(5, TimeUnit.SECONDS);
     call("prefetch");
-    Await.until(() -> {
-      try {
-        return !call("prefetch-status").path("running").asBoolean();
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    }, "prefetch done");
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        "prefetch done");
     JsonNode s = call("prefetch-status");
     assertEquals(boot.length + blob.length, s.path("readyBytes").asLong());
     assertEquals("done", s.path("jobs").get(0).path("state").asText());
@@ -131,7 +159,10 @@ class PrefetchTest {
     d.copen.get(5, TimeUnit.SECONDS);
     long before = source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count();
     call("prefetch");
-    Await.until(() -> source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count() > before,
+    Await.until(
+        () ->
+            source.requests.stream().filter(r -> r.blob().equals(blobDesc.digest())).count()
+                > before,
         "prefetch's one thread busy fetching the blob");
     long t0 = System.nanoTime();
     assertEquals(Outcome.DATA, kernel.read(d, 30L << 16, 4096).get(5, TimeUnit.SECONDS));
@@ -149,48 +180,56 @@ class PrefetchTest {
     byte[] good = blob.clone();
     blob[12345] ^= 1;
     source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
-    dev.lazypull.testing.ExpectedLogs.warning(
-        "blob " + blobDesc.digest() + " from memory hashes to " + dev.lazypull.image.Digest.of(blob));
+    ExpectedLogs.warning("blob " + blobDesc.digest() + " from memory hashes to " + Digest.of(blob));
     call("prefetch");
-    Await.until(() -> {
-      try {
-        return !call("prefetch-status").path("running").asBoolean();
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    }, "prefetch finished");
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        "prefetch finished");
     JsonNode s = call("prefetch-status");
     assertEquals("failed", s.path("jobs").get(0).path("state").asText());
     assertTrue(s.path("jobs").get(0).path("error").asText().contains(blobDesc.digest().toString()));
-    assertEquals(-1, dev.lazypull.sys.Posix.lseek(d.anonFd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing written");
+    assertEquals(-1, Posix.lseek(d.anonFd, 0, Posix.SEEK_DATA), "nothing written");
 
-    source.serveAs(blobDesc.digest(), good); // the source is fixed: the same prefetch now verifies and fills the file
+    source.serveAs(
+        blobDesc.digest(),
+        good); // the source is fixed: the same prefetch now verifies and fills the file
     call("prefetch");
-    Await.until(() -> {
-      try {
-        return !call("prefetch-status").path("running").asBoolean();
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    }, "prefetch finished");
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        "prefetch finished");
     assertEquals("done", call("prefetch-status").path("jobs").get(0).path("state").asText());
     assertArrayEquals(good, Arrays.copyOf(Files.readAllBytes(d.file), good.length));
   }
 
   @Test
   void bandwidthCapSlowsPrefetch() throws Exception {
-    start(new PrefetchConfig(PrefetchPolicy.NONE, 2, 2 << 20, Duration.ZERO)); // 2 MiB/s for ~2.1 MiB
+    start(
+        new PrefetchConfig(PrefetchPolicy.NONE, 2, 2 << 20, Duration.ZERO)); // 2 MiB/s for ~2.1 MiB
     FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
     d.copen.get(5, TimeUnit.SECONDS);
     long t0 = System.nanoTime();
     call("prefetch");
-    Await.until(() -> {
-      try {
-        return !call("prefetch-status").path("running").asBoolean();
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    }, "prefetch done");
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        "prefetch done");
     long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
     assertTrue(ms >= 700, "2.1 MiB at 2 MiB/s (250 ms burst) finished in " + ms + " ms");
   }
@@ -209,7 +248,8 @@ class PrefetchTest {
     kernel.close(b); // umount: the recording window ends early and the profile is saved
     Path profile = AccessProfile.path(tmp.resolve("state"), Digest.of("m".getBytes()));
     Await.until(() -> Files.exists(profile), "profile saved");
-    AccessProfile p = AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
+    AccessProfile p =
+        AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
     assertEquals(3, p.ranges().size());
     assertEquals(3L << 16, p.totalBytes());
 
@@ -220,10 +260,17 @@ class PrefetchTest {
     b2.copen.get(5, TimeUnit.SECONDS);
     d2.copen.get(5, TimeUnit.SECONDS);
     Await.until(() -> source.requests.size() - before == 3, "replayed 3 ranges");
-    Await.until(() -> harness.served("img").stream().mapToLong(ServedBlob::readyBytes).sum() == 3L << 16,
+    Await.until(
+        () -> harness.served("img").stream().mapToLong(ServedBlob::readyBytes).sum() == 3L << 16,
         "replayed ranges ready");
-    ChunkMap blobMap = harness.served("img").stream().filter(o -> !o.binding().isBootstrap()).findFirst()
-        .orElseThrow().fetcher().join().map();
+    ChunkMap blobMap =
+        harness.served("img").stream()
+            .filter(o -> !o.binding().isBootstrap())
+            .findFirst()
+            .orElseThrow()
+            .fetcher()
+            .join()
+            .map();
     assertTrue(blobMap.isReady(5) && blobMap.isReady(20));
     assertFalse(blobMap.isReady(6));
   }
@@ -235,18 +282,29 @@ class PrefetchTest {
     FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
     b.copen.get(5, TimeUnit.SECONDS);
     d.copen.get(5, TimeUnit.SECONDS);
-    for (int c = 0; c < 3; c++) { // a sequential reader: read-ahead fetches chunk 3 before it is asked for
+    for (int c = 0;
+        c < 3;
+        c++) { // a sequential reader: read-ahead fetches chunk 3 before it is asked for
       assertEquals(Outcome.DATA, kernel.read(d, (long) c << 16, 64 << 10).get(5, TimeUnit.SECONDS));
     }
-    ChunkMap blobMap = harness.served("img").stream().filter(o -> !o.binding().isBootstrap()).findFirst()
-        .orElseThrow().fetcher().join().map();
+    ChunkMap blobMap =
+        harness.served("img").stream()
+            .filter(o -> !o.binding().isBootstrap())
+            .findFirst()
+            .orElseThrow()
+            .fetcher()
+            .join()
+            .map();
     Await.until(() -> blobMap.isReady(3), "read-ahead fetched chunk 3");
     kernel.close(d);
     kernel.close(b);
     Path profile = AccessProfile.path(tmp.resolve("state"), Digest.of("m".getBytes()));
     Await.until(() -> Files.exists(profile), "profile saved");
-    AccessProfile p = AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
-    // without chunk 3 a replay would leave it for a READ: the mount that recorded never sent one for it
-    assertEquals(List.of(new AccessProfile.Range(blobDesc.digest().toString(), 0, 4L << 16)), p.ranges());
+    AccessProfile p =
+        AccessProfile.load(tmp.resolve("state"), Digest.of("m".getBytes())).orElseThrow();
+    // without chunk 3 a replay would leave it for a READ: the mount that recorded never sent one
+    // for it
+    assertEquals(
+        List.of(new AccessProfile.Range(blobDesc.digest().toString(), 0, 4L << 16)), p.ranges());
   }
 }

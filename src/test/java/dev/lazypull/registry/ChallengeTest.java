@@ -10,8 +10,10 @@ import org.junit.jupiter.api.Test;
 class ChallengeTest {
   @Test
   void bearerWithQuotedCommasAndAnError() {
-    List<Challenge> cs = Challenge.parse("Bearer realm=\"https://auth.example/token\",service=\"registry.example\","
-        + "scope=\"repository:team/app:pull,push\",error=\"insufficient_scope\"");
+    List<Challenge> cs =
+        Challenge.parse(
+            "Bearer realm=\"https://auth.example/token\",service=\"registry.example\","
+                + "scope=\"repository:team/app:pull,push\",error=\"insufficient_scope\"");
     assertEquals(1, cs.size());
     Challenge c = cs.get(0);
     assertTrue(c.isBearer());
@@ -23,8 +25,10 @@ class ChallengeTest {
 
   @Test
   void severalChallengesInOneHeaderCaseInsensitiveNamesAndEscapes() {
-    List<Challenge> cs = Challenge.parse("basic Realm=\"a \\\"quoted\\\" realm\", BEARER realm=\"r\" , "
-        + "service = svc ,  Negotiate abc123==");
+    List<Challenge> cs =
+        Challenge.parse(
+            "basic Realm=\"a \\\"quoted\\\" realm\", BEARER realm=\"r\" , "
+                + "service = svc ,  Negotiate abc123==");
     assertEquals(3, cs.size());
     assertTrue(cs.get(0).isBasic());
     assertEquals("a \"quoted\" realm", cs.get(0).param("realm"));
@@ -45,11 +49,23 @@ class ChallengeTest {
 
   @Test
   void garbageNeverThrowsOrLoops() {
-    for (String s : new String[] {"", ",,,", "\"", "Bearer realm=\"unterminated", "=== ,", "Bearer ,=,=",
-        "Bearer realm=", "(x)", "Basic realm=\"r\" junk@@@", "Bearer a=\"1\" b=\"2\""}) {
+    for (String s :
+        new String[] {
+          "",
+          ",,,",
+          "\"",
+          "Bearer realm=\"unterminated",
+          "=== ,",
+          "Bearer ,=,=",
+          "Bearer realm=",
+          "(x)",
+          "Basic realm=\"r\" junk@@@",
+          "Bearer a=\"1\" b=\"2\""
+        }) {
       Challenge.parse(s); // must terminate
     }
-    assertEquals("unterminated", Challenge.parse("Bearer realm=\"unterminated").get(0).param("realm"));
+    assertEquals(
+        "unterminated", Challenge.parse("Bearer realm=\"unterminated").get(0).param("realm"));
     assertNull(Challenge.parse("Bearer").get(0).param("realm"));
     assertTrue(Challenge.parse("").isEmpty());
   }

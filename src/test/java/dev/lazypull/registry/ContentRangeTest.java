@@ -15,8 +15,20 @@ class ContentRangeTest {
 
   @Test
   void refusesEverythingElse() {
-    for (String s : new String[] {null, "", "bytes */100", "items 0-1/2", "bytes 5-4/10", "bytes 0-10/10",
-        "bytes -1-3/10", "bytes 0-x/10", "bytes 0-1", "multipart/byteranges", "bytes 0-1/2, 4-5/6"}) {
+    for (String s :
+        new String[] {
+          null,
+          "",
+          "bytes */100",
+          "items 0-1/2",
+          "bytes 5-4/10",
+          "bytes 0-10/10",
+          "bytes -1-3/10",
+          "bytes 0-x/10",
+          "bytes 0-1",
+          "multipart/byteranges",
+          "bytes 0-1/2, 4-5/6"
+        }) {
       assertNull(ContentRange.parse(s), s);
     }
   }

@@ -16,17 +16,44 @@ import javax.net.ssl.SSLHandshakeException;
 import okhttp3.HttpUrl;
 import org.junit.jupiter.api.Test;
 
-/** Which registries count as loopback, and how {@link Endpoints} settles a loopback origin's scheme. */
+/**
+ * Which registries count as loopback, and how {@link Endpoints} settles a loopback origin's scheme.
+ */
 class LoopbackTest {
   @Test
   void loopbackNamesAreLiteralAddressesAndLocalhostOnly() {
-    for (String r : new String[] {"localhost", "localhost:5000", "LOCALHOST:5000", "127.0.0.1", "127.0.0.1:5000",
-        "127.1.2.3:80", "127.255.255.255", "[::1]:5000", "[::1]", "::1"}) {
+    for (String r :
+        new String[] {
+          "localhost",
+          "localhost:5000",
+          "LOCALHOST:5000",
+          "127.0.0.1",
+          "127.0.0.1:5000",
+          "127.1.2.3:80",
+          "127.255.255.255",
+          "[::1]:5000",
+          "[::1]",
+          "::1"
+        }) {
       assertTrue(Loopback.is(r), r);
     }
-    for (String r : new String[] {"docker.io", "ghcr.io", "registry.example.com:5000", "128.0.0.1:5000",
-        "10.0.0.1:5000", "127.0.0.1.nip.io:5000", "localhost.example.com", "mylocalhost:5000", "127.0.0:5000",
-        "127.0.0.256", "127.0.0.1.5", "[::2]:5000", "vm:5000", "0.0.0.0:5000"}) {
+    for (String r :
+        new String[] {
+          "docker.io",
+          "ghcr.io",
+          "registry.example.com:5000",
+          "128.0.0.1:5000",
+          "10.0.0.1:5000",
+          "127.0.0.1.nip.io:5000",
+          "localhost.example.com",
+          "mylocalhost:5000",
+          "127.0.0:5000",
+          "127.0.0.256",
+          "127.0.0.1.5",
+          "[::2]:5000",
+          "vm:5000",
+          "0.0.0.0:5000"
+        }) {
       assertFalse(Loopback.is(r), r);
     }
   }
@@ -86,7 +113,10 @@ class LoopbackTest {
     untrusted.answers.put("http", 200);
     Endpoints u = endpoints(untrusted, RegistryConfig.defaults());
     assertEquals("https://[::1]:5000/", u.origin("[::1]:5000").base().toString());
-    assertEquals(List.of("https://[::1]:5000/v2/"), untrusted.asked, "a refused certificate never means plain HTTP");
+    assertEquals(
+        List.of("https://[::1]:5000/v2/"),
+        untrusted.asked,
+        "a refused certificate never means plain HTTP");
   }
 
   @Test
@@ -114,7 +144,8 @@ class LoopbackTest {
     p.answers.put("https", new SSLException("Unsupported or unrecognized SSL message"));
     p.answers.put("http", 200);
     Endpoints e = endpoints(p, RegistryConfig.defaults());
-    for (String r : new String[] {"registry.example.com:5000", "vm:5000", "10.1.2.3:5000", "docker.io"}) {
+    for (String r :
+        new String[] {"registry.example.com:5000", "vm:5000", "10.1.2.3:5000", "docker.io"}) {
       assertTrue(e.origin(r).base().isHttps(), r);
       assertFalse(e.isPlainHttp(r), r);
     }
@@ -125,13 +156,17 @@ class LoopbackTest {
   void configuredAndRunTimePlainHttpNeedNoProbe() {
     Prober p = new Prober();
     p.answers.put("https", 200);
-    RegistryConfig c = RegistryConfig.defaults().withHost(new RegistryConfig.Host("localhost:5000", true, List.of()));
+    RegistryConfig c =
+        RegistryConfig.defaults()
+            .withHost(new RegistryConfig.Host("localhost:5000", true, List.of()));
     Endpoints e = endpoints(p, c);
     assertEquals("http://localhost:5000/", e.origin("localhost:5000").base().toString());
-    assertEquals("https://reg.example.com:5000/", e.origin("reg.example.com:5000").base().toString());
+    assertEquals(
+        "https://reg.example.com:5000/", e.origin("reg.example.com:5000").base().toString());
     assertTrue(e.usePlainHttp("Reg.Example.com:5000"));
     assertFalse(e.usePlainHttp("reg.example.com:5000"), "already asked for");
-    assertEquals("http://reg.example.com:5000/", e.origin("reg.example.com:5000").base().toString());
+    assertEquals(
+        "http://reg.example.com:5000/", e.origin("reg.example.com:5000").base().toString());
     assertEquals(List.of(), p.asked);
   }
 }

@@ -5,29 +5,40 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.image.Descriptor;
-import dev.lazypull.image.Digest;
-import dev.lazypull.image.MediaTypes;
 import dev.lazypull.fetch.ChunkFetcher;
 import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.fetch.FetchStats;
-import dev.lazypull.testing.TestFetch;
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.Descriptor;
+import dev.lazypull.image.Digest;
+import dev.lazypull.image.MediaTypes;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.FakeRegistry;
 import dev.lazypull.testing.MemoryBlobSource;
+import dev.lazypull.testing.TestFetch;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
 import mockwebserver3.junit5.StartStop;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Mirrors are tried in order before the origin; failing ones cool down, empty ones do not. */
 class MirrorTest {
@@ -54,9 +65,16 @@ class MirrorTest {
     data = MemoryBlobSource.randomBytes(10_000, 3);
     blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
     o.putBlob(repo.name(), data);
-    RegistryConfig cfg = RegistryClientTest.testConfig().withHost(new RegistryConfig.Host(host, true, List.of(
-        RegistryConfig.parseMirror(mirror1.url("/").toString()), RegistryConfig.parseMirror(mirror2.url("/").toString()))));
-    client = new RegistryClient(cfg, CredentialStore.anonymous(), d -> { }, now::get);
+    RegistryConfig cfg =
+        RegistryClientTest.testConfig()
+            .withHost(
+                new RegistryConfig.Host(
+                    host,
+                    true,
+                    List.of(
+                        RegistryConfig.parseMirror(mirror1.url("/").toString()),
+                        RegistryConfig.parseMirror(mirror2.url("/").toString()))));
+    client = new RegistryClient(cfg, CredentialStore.anonymous(), d -> {}, now::get);
   }
 
   private byte[] read() throws IOException {
@@ -79,7 +97,7 @@ class MirrorTest {
   @Test
   void aMissingBlobFallsThroughWithoutCoolingTheMirror() throws Exception {
     m2.putBlob(repo.name(), data);
-    dev.lazypull.testing.ExpectedLogs.warning(
+    ExpectedLogs.warning(
         "HTTP 404 BLOB_UNKNOWN: blob unknown to registry; trying the next endpoint");
     assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
     assertEquals(1, m1.requests.size());
@@ -91,9 +109,13 @@ class MirrorTest {
   @Test
   void failingMirrorsFallBackToTheOriginAndCoolDown() throws Exception {
     m1.intercept = r -> FakeRegistry.error(503, "UNAVAILABLE", "down");
-    m2.intercept = r -> new MockResponse.Builder().onResponseStart(SocketEffect.ShutdownConnection.INSTANCE).build();
-    dev.lazypull.testing.ExpectedLogs.warning("HTTP 503 UNAVAILABLE: down; skipping this mirror for 30 s");
-    dev.lazypull.testing.ExpectedLogs.warning("; skipping this mirror for 30 s"); // the connection mirror 2 drops
+    m2.intercept =
+        r ->
+            new MockResponse.Builder()
+                .onResponseStart(SocketEffect.ShutdownConnection.INSTANCE)
+                .build();
+    ExpectedLogs.warning("HTTP 503 UNAVAILABLE: down; skipping this mirror for 30 s");
+    ExpectedLogs.warning("; skipping this mirror for 30 s"); // the connection mirror 2 drops
     assertArrayEquals(Arrays.copyOfRange(data, 10, 110), read());
     assertEquals(1, m1.requests.size(), "mirrors are not retried: the next endpoint is the retry");
     assertTrue(m2.requests.size() <= 1);
@@ -119,71 +141,94 @@ class MirrorTest {
     m1.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
     m2.intercept = r -> FakeRegistry.error(500, "X", "mirror broken");
     o.intercept = r -> FakeRegistry.error(403, "DENIED", "origin says no");
-    dev.lazypull.testing.ExpectedLogs.warning("HTTP 500 X: mirror broken; skipping this mirror for 30 s");
-    RegistryException e = org.junit.jupiter.api.Assertions.assertThrows(RegistryException.class, this::read);
+    ExpectedLogs.warning("HTTP 500 X: mirror broken; skipping this mirror for 30 s");
+    RegistryException e = Assertions.assertThrows(RegistryException.class, this::read);
     assertEquals(403, e.status());
-    assertTrue(e.getMessage().contains("origin says no") && e.getMessage().contains(origin.getHostName()),
+    assertTrue(
+        e.getMessage().contains("origin says no") && e.getMessage().contains(origin.getHostName()),
         e.getMessage());
   }
 
   @Test
   void aMirrorServingCorruptChunksIsOverruledByTheOrigin() throws Exception {
-    // 3 chunks of 64 KiB with a digest table; mirror 1 holds a copy with one byte flipped in chunk 1.
+    // 3 chunks of 64 KiB with a digest table; mirror 1 holds a copy with one byte flipped in chunk
+    // 1.
     byte[] good = MemoryBlobSource.randomBytes(3 * 65536, 11);
     byte[] bad = good.clone();
     bad[65536 + 77] ^= 1;
     Descriptor b = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(good), good.length);
     o.putBlob(repo.name(), good);
-    m1.blobs.computeIfAbsent(repo.name(), k -> new java.util.concurrent.ConcurrentHashMap<>())
+    m1.blobs
+        .computeIfAbsent(repo.name(), k -> new ConcurrentHashMap<>())
         .put(b.digest().toString(), bad);
-    dev.lazypull.image.ChunkDigestTable.Builder tb = new dev.lazypull.image.ChunkDigestTable.Builder();
+    ChunkDigestTable.Builder tb = new ChunkDigestTable.Builder();
     for (int i = 0; i < 3; i++) {
-      tb.add(65536, java.security.MessageDigest.getInstance("SHA-256").digest(Arrays.copyOfRange(good, i * 65536,
-          (i + 1) * 65536)));
+      tb.add(
+          65536,
+          MessageDigest.getInstance("SHA-256")
+              .digest(Arrays.copyOfRange(good, i * 65536, (i + 1) * 65536)));
     }
     RegistryBlobSource source = new RegistryBlobSource(client, repo);
-    Descriptor table = new Descriptor(MediaTypes.CHUNK_DIGESTS, Digest.of(tb.build().encode()),
-        tb.build().encode().length);
+    Descriptor table =
+        new Descriptor(
+            MediaTypes.CHUNK_DIGESTS, Digest.of(tb.build().encode()), tb.build().encode().length);
     o.putBlob(repo.name(), tb.build().encode());
-    m1.putBlob(repo.name(), tb.build().encode()); // the mirror has the table right: only the blob is corrupt
+    m1.putBlob(
+        repo.name(),
+        tb.build().encode()); // the mirror has the table right: only the blob is corrupt
     TestFetch.MemorySink sink = new TestFetch.MemorySink(good.length);
     FetchStats stats;
     try (FetchCore core = TestFetch.core(65536, 3 * 65536)) {
       stats = core.stats();
       ChunkFetcher f = TestFetch.fetcher(core, TestFetch.ref(b, table), source, sink);
       assertTrue(f.verifying());
-      dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + b.digest() + " bytes 65536+65536 from registry ");
-      dev.lazypull.testing.ExpectedLogs.warning("bytes 65536+65536 from registry ");
-      f.ensure(0, good.length).get(10, java.util.concurrent.TimeUnit.SECONDS);
+      ExpectedLogs.severe("integrity: blob " + b.digest() + " bytes 65536+65536 from registry ");
+      ExpectedLogs.warning("bytes 65536+65536 from registry ");
+      f.ensure(0, good.length).get(10, TimeUnit.SECONDS);
     }
-    assertArrayEquals(good, Arrays.copyOf(sink.file, good.length), "only verified bytes, from the origin, were written");
+    assertArrayEquals(
+        good,
+        Arrays.copyOf(sink.file, good.length),
+        "only verified bytes, from the origin, were written");
     assertEquals(1, stats.integrityMismatchesMirror.sum());
     assertEquals(0, stats.integrityMismatchesOrigin.sum());
-    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/" + b.digest())),
+    assertTrue(
+        o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/" + b.digest())),
         "the origin served the retry");
   }
 
   @Test
-  void aWholeBlobDownloadFromACorruptMirrorIsRedoneFromTheOrigin(@org.junit.jupiter.api.io.TempDir
-      java.nio.file.Path tmp) throws Exception {
+  void aWholeBlobDownloadFromACorruptMirrorIsRedoneFromTheOrigin(@TempDir Path tmp)
+      throws Exception {
     byte[] bad = data.clone();
     bad[5000] ^= 1;
-    m1.blobs.computeIfAbsent(repo.name(), k -> new java.util.concurrent.ConcurrentHashMap<>())
+    m1.blobs
+        .computeIfAbsent(repo.name(), k -> new ConcurrentHashMap<>())
         .put(blob.digest().toString(), bad);
-    java.nio.file.Path file = tmp.resolve("layer");
-    dev.lazypull.testing.ExpectedLogs.warning("blob " + blob.digest() + ": a mirror's copy hashes to " + Digest.of(bad)
-        + "; downloading it from the registry itself");
-    try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(file,
-        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE)) {
+    Path file = tmp.resolve("layer");
+    ExpectedLogs.warning(
+        "blob "
+            + blob.digest()
+            + ": a mirror's copy hashes to "
+            + Digest.of(bad)
+            + "; downloading it from the registry itself");
+    try (FileChannel out =
+        FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
       client.downloadBlob(repo, blob, out);
     }
-    assertArrayEquals(data, java.nio.file.Files.readAllBytes(file), "the origin's bytes, nothing of the mirror's");
+    assertArrayEquals(
+        data, Files.readAllBytes(file), "the origin's bytes, nothing of the mirror's");
     assertEquals(1, m1.requests.size());
-    assertTrue(o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")), "the origin served it");
+    assertTrue(
+        o.requests.stream().anyMatch(r -> r.getTarget().contains("/blobs/")),
+        "the origin served it");
 
     // Into something that cannot be rewound: a clear error, as before.
-    RegistryException e = assertThrows(RegistryException.class,
-        () -> client.downloadBlob(repo, blob, Channels.newChannel(new ByteArrayOutputStream())));
+    RegistryException e =
+        assertThrows(
+            RegistryException.class,
+            () ->
+                client.downloadBlob(repo, blob, Channels.newChannel(new ByteArrayOutputStream())));
     assertTrue(e.getMessage().contains("hashes to"), e.getMessage());
   }
 }

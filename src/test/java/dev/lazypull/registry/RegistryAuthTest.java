@@ -47,8 +47,10 @@ class RegistryAuthTest {
   private final FakeRegistry reg = new FakeRegistry();
   private final AtomicLong now = new AtomicLong(1_000_000_000L);
   private final List<RecordedRequest> tokenRequests = new ArrayList<>();
+
   /** What the token endpoint hands out next, and the token the registry accepts. */
   private final AtomicReference<String> issue = new AtomicReference<>("tok-1");
+
   private volatile String tokenBody;
   private volatile int tokenStatus = 200;
   private Repository repo;
@@ -62,26 +64,33 @@ class RegistryAuthTest {
     data = MemoryBlobSource.randomBytes(20_000, 1);
     reg.putBlob(repo.name(), data);
     blob = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
-    reg.intercept = r -> {
-      if (!r.getUrl().encodedPath().equals("/token")) {
-        return null;
-      }
-      synchronized (tokenRequests) {
-        tokenRequests.add(r);
-      }
-      String body = tokenBody != null ? tokenBody : "{\"token\":\"" + issue.get() + "\",\"expires_in\":300}";
-      return new MockResponse.Builder().code(tokenStatus).body(body).build();
-    };
+    reg.intercept =
+        r -> {
+          if (!r.getUrl().encodedPath().equals("/token")) {
+            return null;
+          }
+          synchronized (tokenRequests) {
+            tokenRequests.add(r);
+          }
+          String body =
+              tokenBody != null
+                  ? tokenBody
+                  : "{\"token\":\"" + issue.get() + "\",\"expires_in\":300}";
+          return new MockResponse.Builder().code(tokenStatus).body(body).build();
+        };
   }
 
   private void requireBearer(String scopeAttr) {
     reg.requiredAuthorization = "Bearer " + issue.get();
-    reg.challenge = "Bearer realm=\"" + server.url("/token") + "\",service=\"test-registry\""
-        + (scopeAttr == null ? "" : ",scope=\"" + scopeAttr + "\"");
+    reg.challenge =
+        "Bearer realm=\""
+            + server.url("/token")
+            + "\",service=\"test-registry\""
+            + (scopeAttr == null ? "" : ",scope=\"" + scopeAttr + "\"");
   }
 
   private RegistryClient client(CredentialStore creds) throws IOException {
-    return new RegistryClient(RegistryClientTest.testConfig(), creds, d -> { }, now::get);
+    return new RegistryClient(RegistryClientTest.testConfig(), creds, d -> {}, now::get);
   }
 
   private byte[] read(RegistryClient c, long off, int len) throws IOException {
@@ -103,7 +112,8 @@ class RegistryAuthTest {
     RecordedRequest t = tokenRequests.get(0);
     assertEquals("test-registry", t.getUrl().queryParameter("service"));
     assertEquals(List.of("repository:test/app:pull"), t.getUrl().queryParameterValues("scope"));
-    assertNull(t.getHeaders().get("Authorization"), "anonymous token requests carry no credentials");
+    assertNull(
+        t.getHeaders().get("Authorization"), "anonymous token requests carry no credentials");
     // one 401 to learn the challenge; every later request carried the token
     assertEquals(6, reg.requestsTo("/blobs/").size());
   }
@@ -113,8 +123,12 @@ class RegistryAuthTest {
     requireBearer("repository:test/app:pull,push repository:other/thing:pull");
     RegistryClient c = client(CredentialStore.anonymous());
     read(c, 0, 10);
-    assertEquals(List.of("repository:other/thing:pull", "repository:test/app:pull",
-        "repository:test/app:pull,push"), tokenRequests.get(0).getUrl().queryParameterValues("scope"));
+    assertEquals(
+        List.of(
+            "repository:other/thing:pull",
+            "repository:test/app:pull",
+            "repository:test/app:pull,push"),
+        tokenRequests.get(0).getUrl().queryParameterValues("scope"));
   }
 
   @Test
@@ -122,7 +136,8 @@ class RegistryAuthTest {
     requireBearer(null);
     RegistryClient c = client(h -> Credentials.basic("alice", "s3cret"));
     read(c, 0, 10);
-    assertEquals(Credentials.basic("alice", "s3cret").basicHeader(),
+    assertEquals(
+        Credentials.basic("alice", "s3cret").basicHeader(),
         tokenRequests.get(0).getHeaders().get("Authorization"));
   }
 
@@ -135,7 +150,8 @@ class RegistryAuthTest {
     now.addAndGet(Duration.ofSeconds(40).toNanos());
     read(c, 0, 10);
     assertEquals(1, tokenRequests.size(), "still fresh at 40 s");
-    now.addAndGet(Duration.ofSeconds(10).toNanos()); // 50 s: inside the refresh margin, not yet expired
+    now.addAndGet(
+        Duration.ofSeconds(10).toNanos()); // 50 s: inside the refresh margin, not yet expired
     issue.set("tok-2");
     reg.requiredAuthorization = "Bearer tok-2";
     tokenBody = "{\"token\":\"tok-2\",\"expires_in\":3600}";
@@ -143,7 +159,8 @@ class RegistryAuthTest {
     read(c, 0, 10);
     assertEquals(2, tokenRequests.size(), "refreshed early");
     assertEquals(before + 1, reg.requestsTo("/blobs/").size(), "no 401 round trip");
-    assertEquals(2, c.stats().tokenFetches.sum(), "token fetches are counted (auth refresh metric)");
+    assertEquals(
+        2, c.stats().tokenFetches.sum(), "token fetches are counted (auth refresh metric)");
   }
 
   @Test
@@ -151,7 +168,8 @@ class RegistryAuthTest {
     requireBearer(null);
     RegistryClient c = client(CredentialStore.anonymous());
     read(c, 0, 10);
-    // the registry revokes tok-1 (key rotation): the next read gets 401, re-authenticates and succeeds
+    // the registry revokes tok-1 (key rotation): the next read gets 401, re-authenticates and
+    // succeeds
     issue.set("tok-2");
     reg.requiredAuthorization = "Bearer tok-2";
     assertArrayEquals(Arrays.copyOfRange(data, 0, 10), read(c, 0, 10));
@@ -159,7 +177,8 @@ class RegistryAuthTest {
 
     // a token server that keeps issuing a refused token: one retry, then a clear 401
     reg.requiredAuthorization = "Bearer never";
-    RegistryException e = assertThrows(RegistryException.class, () -> c.openBlob(repo, blob, 0, 10));
+    RegistryException e =
+        assertThrows(RegistryException.class, () -> c.openBlob(repo, blob, 0, 10));
     assertEquals(401, e.status());
     assertEquals(3, tokenRequests.size());
   }
@@ -195,8 +214,13 @@ class RegistryAuthTest {
     RecordedRequest t = tokenRequests.get(0);
     assertEquals("POST", t.getMethod());
     String form = t.getBody().utf8();
-    for (String part : List.of("grant_type=refresh_token", "refresh_token=refresh-xyz", "service=test-registry",
-        "client_id=lazypull", "scope=repository%3Atest%2Fapp%3Apull")) {
+    for (String part :
+        List.of(
+            "grant_type=refresh_token",
+            "refresh_token=refresh-xyz",
+            "service=test-registry",
+            "client_id=lazypull",
+            "scope=repository%3Atest%2Fapp%3Apull")) {
       assertTrue(form.contains(part), form);
     }
   }
@@ -214,15 +238,22 @@ class RegistryAuthTest {
   void basicAuthUsesTheHostsCredentialsAndRefusalNeverLeaksThem() throws Exception {
     reg.requiredAuthorization = Credentials.basic("bob", "right-pass").basicHeader();
     reg.challenge = "Basic realm=\"registry\"";
-    RegistryClient good = client(h -> h.equals(repo.registry()) ? Credentials.basic("bob", "right-pass") : null);
+    RegistryClient good =
+        client(h -> h.equals(repo.registry()) ? Credentials.basic("bob", "right-pass") : null);
     assertArrayEquals(Arrays.copyOfRange(data, 0, 10), read(good, 0, 10));
-    assertEquals(reg.requiredAuthorization, reg.requests.get(reg.requests.size() - 1).getHeaders().get("Authorization"));
+    assertEquals(
+        reg.requiredAuthorization,
+        reg.requests.get(reg.requests.size() - 1).getHeaders().get("Authorization"));
 
     RegistryClient bad = client(h -> Credentials.basic("bob", "wrong-pass"));
-    RegistryException e = assertThrows(RegistryException.class, () -> bad.openBlob(repo, blob, 0, 10));
+    RegistryException e =
+        assertThrows(RegistryException.class, () -> bad.openBlob(repo, blob, 0, 10));
     assertEquals(401, e.status());
-    assertTrue(e.getMessage().contains("not accepted") && !e.getMessage().contains("wrong-pass")
-        && !e.getMessage().contains(Base64.getEncoder().encodeToString("bob:wrong-pass".getBytes())),
+    assertTrue(
+        e.getMessage().contains("not accepted")
+            && !e.getMessage().contains("wrong-pass")
+            && !e.getMessage()
+                .contains(Base64.getEncoder().encodeToString("bob:wrong-pass".getBytes())),
         e.getMessage());
     RegistryClient none = client(CredentialStore.anonymous());
     e = assertThrows(RegistryException.class, () -> none.openBlob(repo, blob, 0, 10));
@@ -236,11 +267,17 @@ class RegistryAuthTest {
     tokenStatus = 401;
     RegistryClient c = client(h -> Credentials.basic("carol", "hunter2"));
     IOException e = assertThrows(IOException.class, () -> c.openBlob(repo, blob, 0, 10));
-    assertTrue(e.getMessage().contains("token server") && e.getMessage().contains("refused")
-        && !e.getMessage().contains("hunter2"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("token server")
+            && e.getMessage().contains("refused")
+            && !e.getMessage().contains("hunter2"),
+        e.getMessage());
     tokenStatus = 200;
     tokenBody = "{\"nothing\":true}";
-    e = assertThrows(IOException.class, () -> client(CredentialStore.anonymous()).openBlob(repo, blob, 0, 10));
+    e =
+        assertThrows(
+            IOException.class,
+            () -> client(CredentialStore.anonymous()).openBlob(repo, blob, 0, 10));
     assertTrue(e.getMessage().contains("no token"), e.getMessage());
   }
 
@@ -250,7 +287,8 @@ class RegistryAuthTest {
     reg.challenge = "Basic realm=\"registry\"";
     Path config = tmp.resolve("config.json");
     writeAuth(config, "dave", "old-pass");
-    RegistryClient c = client(new DockerConfigCredentials(config, null, new CredentialHelper(List.of())));
+    RegistryClient c =
+        client(new DockerConfigCredentials(config, null, new CredentialHelper(List.of())));
     assertThrows(RegistryException.class, () -> c.openBlob(repo, blob, 0, 10));
     writeAuth(config, "dave", "new-pass");
     Files.setLastModifiedTime(config, FileTime.fromMillis(System.currentTimeMillis() + 5000));
@@ -261,13 +299,17 @@ class RegistryAuthTest {
   void aBearerChallengeWithoutARealmIsAnError() throws Exception {
     reg.requiredAuthorization = "Bearer x";
     reg.challenge = "Bearer service=\"x\"";
-    IOException e = assertThrows(IOException.class, () -> client(CredentialStore.anonymous())
-        .openBlob(repo, blob, 0, 10));
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> client(CredentialStore.anonymous()).openBlob(repo, blob, 0, 10));
     assertTrue(e.getMessage().contains("realm"), e.getMessage());
   }
 
   private void writeAuth(Path config, String user, String pass) throws IOException {
-    String auth = Base64.getEncoder().encodeToString((user + ":" + pass).getBytes(StandardCharsets.UTF_8));
-    Files.writeString(config, "{\"auths\":{\"" + repo.registry() + "\":{\"auth\":\"" + auth + "\"}}}");
+    String auth =
+        Base64.getEncoder().encodeToString((user + ":" + pass).getBytes(StandardCharsets.UTF_8));
+    Files.writeString(
+        config, "{\"auths\":{\"" + repo.registry() + "\":{\"auth\":\"" + auth + "\"}}}");
   }
 }

@@ -26,7 +26,9 @@ class RegistryConfigTest {
 
   @Test
   void readsEveryKeyAndHostEntries() throws Exception {
-    RegistryConfig c = parse("""
+    RegistryConfig c =
+        parse(
+            """
         [registry]
         platform = "linux/arm64"
         ca_files = ["/etc/ssl/extra.pem"]
@@ -60,7 +62,8 @@ class RegistryConfigTest {
     assertEquals(Duration.ofSeconds(10), c.retry().maxRetryAfter());
     assertEquals(8 << 20, c.maxSkip());
     assertEquals(Path.of("/srv/docker/config.json"), c.dockerConfig());
-    assertEquals(List.of(URI.create("http://127.0.0.1:5001"), URI.create("https://mirror.example:8443")),
+    assertEquals(
+        List.of(URI.create("http://127.0.0.1:5001"), URI.create("https://mirror.example:8443")),
         c.host("docker.io").mirrors());
     assertTrue(c.isPlainHttp("localhost:5000"));
     assertFalse(c.isPlainHttp("docker.io"));
@@ -79,7 +82,8 @@ class RegistryConfigTest {
     assertMessage("[registry]\nplatform = \"amd64\"\n", "registry.platform");
     assertMessage("[registry]\nretries = 99\n", "registry.retries");
     assertMessage("[registry]\nconnect_timeout = \"0s\"\n", "connect_timeout");
-    assertMessage("[registry]\nretry_backoff = \"5s\"\nretry_max_backoff = \"1s\"\n", "retry_max_backoff");
+    assertMessage(
+        "[registry]\nretry_backoff = \"5s\"\nretry_max_backoff = \"1s\"\n", "retry_max_backoff");
     assertMessage("[[registry.host]]\nmirrors = []\n", "name");
     assertMessage("[[registry.host]]\nname = \"a\"\nmirror = []\n", "registry.host[0].mirror");
     assertMessage("[[registry.host]]\nname = \"a\"\nmirrors = [\"ftp://x\"]\n", "http");

@@ -7,12 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.time.Instant;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 class RetryPolicyTest {
   @Test
   void backoffGrowsExponentiallyWithJitterAndIsCapped() {
-    RetryPolicy p = new RetryPolicy(5, Duration.ofMillis(100), Duration.ofMillis(1000), Duration.ofSeconds(30));
+    RetryPolicy p =
+        new RetryPolicy(5, Duration.ofMillis(100), Duration.ofMillis(1000), Duration.ofSeconds(30));
     for (int i = 0; i < 200; i++) {
       long a0 = p.backoff(0).toMillis();
       long a2 = p.backoff(2).toMillis();
@@ -21,7 +23,8 @@ class RetryPolicyTest {
       assertTrue(a2 >= 200 && a2 <= 400, "attempt 2: " + a2);
       assertTrue(a9 >= 500 && a9 <= 1000, "capped: " + a9);
     }
-    long distinct = java.util.stream.IntStream.range(0, 50).mapToLong(i -> p.backoff(3).toMillis()).distinct().count();
+    long distinct =
+        IntStream.range(0, 50).mapToLong(i -> p.backoff(3).toMillis()).distinct().count();
     assertTrue(distinct > 5, "jittered");
   }
 
@@ -39,7 +42,8 @@ class RetryPolicyTest {
   void retryAfterInSecondsOrAsADate() {
     Instant now = Instant.parse("2026-11-21T10:00:00Z");
     assertEquals(Duration.ofSeconds(7), RetryPolicy.parseRetryAfter("7", now));
-    assertEquals(Duration.ofSeconds(30), RetryPolicy.parseRetryAfter("Sat, 21 Nov 2026 10:00:30 GMT", now));
+    assertEquals(
+        Duration.ofSeconds(30), RetryPolicy.parseRetryAfter("Sat, 21 Nov 2026 10:00:30 GMT", now));
     assertEquals(Duration.ZERO, RetryPolicy.parseRetryAfter("Sat, 21 Nov 2026 09:00:00 GMT", now));
     assertNull(RetryPolicy.parseRetryAfter("soon", now));
     assertNull(RetryPolicy.parseRetryAfter("-3", now));

@@ -29,20 +29,55 @@ import mockwebserver3.junit5.StartStop;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** TLS is verified by default; a private CA is trusted only when configured with {@code ca_files}. */
+/**
+ * TLS is verified by default; a private CA is trusted only when configured with {@code ca_files}.
+ */
 class TlsTest {
   @StartStop public final MockWebServer server = new MockWebServer();
   @TempDir Path tmp;
 
-  /** A self-signed certificate for localhost from the JDK's keytool, as a PKCS12 store and a PEM file. */
+  /**
+   * A self-signed certificate for localhost from the JDK's keytool, as a PKCS12 store and a PEM
+   * file.
+   */
   private Path selfSigned(Path ks) throws Exception {
     String keytool = Path.of(System.getProperty("java.home"), "bin", "keytool").toString();
-    run(keytool, "-genkeypair", "-keyalg", "RSA", "-keysize", "2048", "-alias", "srv", "-dname", "CN=localhost",
-        "-ext", "san=dns:localhost,ip:127.0.0.1", "-validity", "2", "-keystore", ks.toString(), "-storetype",
-        "PKCS12", "-storepass", "changeit", "-keypass", "changeit");
+    run(
+        keytool,
+        "-genkeypair",
+        "-keyalg",
+        "RSA",
+        "-keysize",
+        "2048",
+        "-alias",
+        "srv",
+        "-dname",
+        "CN=localhost",
+        "-ext",
+        "san=dns:localhost,ip:127.0.0.1",
+        "-validity",
+        "2",
+        "-keystore",
+        ks.toString(),
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        "changeit",
+        "-keypass",
+        "changeit");
     Path pem = tmp.resolve("ca.pem");
-    run(keytool, "-exportcert", "-rfc", "-alias", "srv", "-keystore", ks.toString(), "-storepass", "changeit",
-        "-file", pem.toString());
+    run(
+        keytool,
+        "-exportcert",
+        "-rfc",
+        "-alias",
+        "srv",
+        "-keystore",
+        ks.toString(),
+        "-storepass",
+        "changeit",
+        "-file",
+        pem.toString());
     return pem;
   }
 
@@ -54,7 +89,10 @@ class TlsTest {
     }
   }
 
-  /** Serves https with a fresh self-signed certificate (for localhost and 127.0.0.1); returns its PEM. */
+  /**
+   * Serves https with a fresh self-signed certificate (for localhost and 127.0.0.1); returns its
+   * PEM.
+   */
   private Path https(FakeRegistry reg) throws Exception {
     Path ks = tmp.resolve("server.p12");
     Path pem = selfSigned(ks);
@@ -80,8 +118,11 @@ class TlsTest {
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
     Repository repo = new Repository("127.0.0.1:" + server.getPort(), "t/app");
     // no plain_http anywhere: the loopback probe finds TLS and stays on it
-    try (RegistryClient client = new RegistryClient(RegistryConfig.defaults().withCaFiles(List.of(pem)),
-        CredentialStore.anonymous(), x -> { })) {
+    try (RegistryClient client =
+        new RegistryClient(
+            RegistryConfig.defaults().withCaFiles(List.of(pem)),
+            CredentialStore.anonymous(),
+            x -> {})) {
       ByteArrayOutputStream out = new ByteArrayOutputStream();
       try (ReadableByteChannel ch = client.openBlob(repo, d, 0, data.length)) {
         Channels.newInputStream(ch).transferTo(out);
@@ -105,14 +146,19 @@ class TlsTest {
     Descriptor d = new Descriptor(MediaTypes.EROFS_BLOB, Digest.of(data), data.length);
     Repository repo = new Repository("localhost:" + server.getPort(), "t/app");
 
-    RegistryClient strict = new RegistryClient(RegistryConfig.defaults(), CredentialStore.anonymous(), x -> { });
+    RegistryClient strict =
+        new RegistryClient(RegistryConfig.defaults(), CredentialStore.anonymous(), x -> {});
     IOException e = assertThrows(IOException.class, () -> strict.openBlob(repo, d, 0, data.length));
-    assertTrue(e.getMessage().contains("https://localhost:" + server.getPort()) && e.getMessage().contains("ca_files"),
+    assertTrue(
+        e.getMessage().contains("https://localhost:" + server.getPort())
+            && e.getMessage().contains("ca_files"),
         e.getMessage());
-    assertFalse(strict.isPlainHttp(repo.registry()), "a loopback TLS server with a refused certificate stays TLS");
+    assertFalse(
+        strict.isPlainHttp(repo.registry()),
+        "a loopback TLS server with a refused certificate stays TLS");
 
     RegistryConfig withCa = RegistryConfig.defaults().withCaFiles(List.of(pem));
-    RegistryClient trusting = new RegistryClient(withCa, CredentialStore.anonymous(), x -> { });
+    RegistryClient trusting = new RegistryClient(withCa, CredentialStore.anonymous(), x -> {});
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     try (ReadableByteChannel ch = trusting.openBlob(repo, d, 0, data.length)) {
       Channels.newInputStream(ch).transferTo(out);
@@ -120,8 +166,14 @@ class TlsTest {
     assertArrayEquals(data, out.toByteArray());
 
     Files.writeString(tmp.resolve("junk.pem"), "not a certificate");
-    IOException bad = assertThrows(IOException.class, () -> new RegistryClient(
-        RegistryConfig.defaults().withCaFiles(List.of(tmp.resolve("junk.pem"))), CredentialStore.anonymous(), x -> { }));
+    IOException bad =
+        assertThrows(
+            IOException.class,
+            () ->
+                new RegistryClient(
+                    RegistryConfig.defaults().withCaFiles(List.of(tmp.resolve("junk.pem"))),
+                    CredentialStore.anonymous(),
+                    x -> {}));
     assertTrue(bad.getMessage().contains("junk.pem"), bad.getMessage());
   }
 }

@@ -5,8 +5,8 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /**
- * Run under fdstore-supervisor by {@link SdNotifyTest}: the first run parks an fd in the store and fails; the
- * restarted run finds it in LISTEN_FDS and prints what it points at.
+ * Run under fdstore-supervisor by {@link SdNotifyTest}: the first run parks an fd in the store and
+ * fails; the restarted run finds it in LISTEN_FDS and prints what it points at.
  */
 public final class NotifyProbe {
   public static void main(String[] args) throws Exception {
@@ -19,7 +19,8 @@ public final class NotifyProbe {
       System.exit(3); // fail: the supervisor restarts us with the stored fd
     }
     int fd = passed.get("probe");
-    System.out.println("PROBE fd=" + fd + " target=" + Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)));
+    System.out.println(
+        "PROBE fd=" + fd + " target=" + Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)));
     notify.send("READY=1\nSTATUS=second run");
   }
 }

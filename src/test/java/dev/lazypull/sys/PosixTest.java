@@ -40,8 +40,10 @@ class PosixTest {
     } finally {
       Posix.close(fd);
     }
-    ErrnoException e = assertThrows(ErrnoException.class, () -> Posix.open(tmp.resolve("none").toString(),
-        Posix.O_RDONLY, 0));
+    ErrnoException e =
+        assertThrows(
+            ErrnoException.class,
+            () -> Posix.open(tmp.resolve("none").toString(), Posix.O_RDONLY, 0));
     assertEquals(Errno.ENOENT, e.errno());
     assertTrue(e.getMessage().contains("No such file"), e.getMessage());
     assertTrue(Files.exists(f));

@@ -13,7 +13,9 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** sd_notify datagrams with SCM_RIGHTS, received by the fd-store supervisor used in failover tests. */
+/**
+ * sd_notify datagrams with SCM_RIGHTS, received by the fd-store supervisor used in failover tests.
+ */
 class SdNotifyTest {
   @TempDir Path tmp;
 
@@ -21,14 +23,29 @@ class SdNotifyTest {
   void fdStoreRoundTripThroughTheSupervisor() throws Exception {
     Requirements.requireTool("gcc");
     Path supervisor = tmp.resolve("fdstore-supervisor");
-    Requirements.run("gcc", "-O2", "-o", supervisor.toString(),
+    Requirements.run(
+        "gcc",
+        "-O2",
+        "-o",
+        supervisor.toString(),
         VmHarness.baseDir().resolve("native-stubs/fdstore/fdstore-supervisor.c").toString());
     Path file = Files.writeString(tmp.resolve("stored-file"), "x");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    Process p = new ProcessBuilder(supervisor.toString(), "--restarts", "1", "--notify-socket",
-        tmp.resolve("notify.sock").toString(), "--", java, "-cp", System.getProperty("java.class.path"),
-        NotifyProbe.class.getName(), file.toString())
-        .redirectErrorStream(true).start();
+    Process p =
+        new ProcessBuilder(
+                supervisor.toString(),
+                "--restarts",
+                "1",
+                "--notify-socket",
+                tmp.resolve("notify.sock").toString(),
+                "--",
+                java,
+                "-cp",
+                System.getProperty("java.class.path"),
+                NotifyProbe.class.getName(),
+                file.toString())
+            .redirectErrorStream(true)
+            .start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertTrue(p.waitFor(60, TimeUnit.SECONDS));
     assertEquals(0, p.exitValue(), out);

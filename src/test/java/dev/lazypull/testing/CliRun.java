@@ -6,8 +6,9 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Runs the CLI in-process and captures what it prints: stdout (digests, results) and stderr (progress,
- * errors) apart. Echoes both to the test's own output for the report. Not thread-safe (swaps System.out/err).
+ * Runs the CLI in-process and captures what it prints: stdout (digests, results) and stderr
+ * (progress, errors) apart. Echoes both to the test's own output for the report. Not thread-safe
+ * (swaps System.out/err).
  */
 public final class CliRun {
   public record Result(int code, String out, String err) {
@@ -35,8 +36,10 @@ public final class CliRun {
       System.setOut(oldOut);
       System.setErr(oldErr);
     }
-    Result r = new Result(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    System.out.println("$ lazypull " + String.join(" ", args) + "  (exit " + rc + ")\n" + r.out + r.err);
+    Result r =
+        new Result(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    System.out.println(
+        "$ lazypull " + String.join(" ", args) + "  (exit " + rc + ")\n" + r.out + r.err);
     return r;
   }
 }

@@ -12,6 +12,7 @@ import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.frontend.Frontend;
 import dev.lazypull.frontend.RequestStats;
 import dev.lazypull.frontend.ServedBlob;
+import dev.lazypull.frontend.SetupException;
 import dev.lazypull.prefetch.PrefetchManager;
 import dev.lazypull.registry.RegistryClient;
 import java.io.IOException;
@@ -23,21 +24,33 @@ import java.util.List;
 import java.util.function.UnaryOperator;
 
 /**
- * A whole daemon ({@link Daemon}, assembled as the command assembles it) over a {@link FakeKernel}, for tests:
- * test-sized settings (small chunks, few threads, a 10 s read deadline, no control socket, no prefetch) that a
- * test edits through {@link #config}. Closing it stops the daemon and the kernel and fails the test on any
- * protocol violation the fake kernel saw.
+ * A whole daemon ({@link Daemon}, assembled as the command assembles it) over a {@link FakeKernel},
+ * for tests: test-sized settings (small chunks, few threads, a 10 s read deadline, no control
+ * socket, no prefetch) that a test edits through {@link #config}. Closing it stops the daemon and
+ * the kernel and fails the test on any protocol violation the fake kernel saw.
  */
 public final class DaemonHarness implements AutoCloseable {
-  /** Test-sized fetch settings: 4 threads, 64 KiB chunks, 256 KiB merges, 128 KiB buffers, 10 s deadline. */
+  /**
+   * Test-sized fetch settings: 4 threads, 64 KiB chunks, 256 KiB merges, 128 KiB buffers, 10 s
+   * deadline.
+   */
   public static final FetchSettings TEST_FETCH =
-      new FetchSettings(4, 64 << 10, 256 << 10, FetchSettings.DEFAULT_READ_AHEAD, Duration.ofSeconds(10), 128 << 10);
+      new FetchSettings(
+          4,
+          64 << 10,
+          256 << 10,
+          FetchSettings.DEFAULT_READ_AHEAD,
+          Duration.ofSeconds(10),
+          128 << 10);
 
   public final Path dir;
+
   /** The fake cachefiles kernel (fscache front end), or null. */
   public final FakeKernel kernel;
+
   /** The fake fanotify group (fanotify front end), or null. */
   public final FakeFanotifyGroup group;
+
   public final Daemon daemon;
 
   private DaemonHarness(Path dir, FakeKernel kernel, FakeFanotifyGroup group, Daemon daemon) {
@@ -61,8 +74,11 @@ public final class DaemonHarness implements AutoCloseable {
 
     private Builder(Path dir) {
       this.dir = dir;
-      this.config = DaemonConfig.builder(dir.resolve("cache"), dir.resolve("state")).cacheTag("t")
-          .fetch(TEST_FETCH).maxOutstandingReads(64);
+      this.config =
+          DaemonConfig.builder(dir.resolve("cache"), dir.resolve("state"))
+              .cacheTag("t")
+              .fetch(TEST_FETCH)
+              .maxOutstandingReads(64);
     }
 
     /** Edits the daemon's config, e.g. {@code c -> c.fetch(f -> f.withReadTimeout(...))}. */
@@ -76,13 +92,19 @@ public final class DaemonHarness implements AutoCloseable {
       return this;
     }
 
-    /** The fanotify front end over a {@link FakeFanotifyGroup} instead of fscache over a fake kernel. */
+    /**
+     * The fanotify front end over a {@link FakeFanotifyGroup} instead of fscache over a fake
+     * kernel.
+     */
     public Builder fanotify() {
       fanotify = true;
       return this;
     }
 
-    /** Images from registries through {@code client} (owned by the caller), instead of local sources. */
+    /**
+     * Images from registries through {@code client} (owned by the caller), instead of local
+     * sources.
+     */
     public Builder registry(RegistryClient client) {
       registry = client;
       return this;
@@ -90,15 +112,17 @@ public final class DaemonHarness implements AutoCloseable {
 
     public DaemonHarness start() {
       try {
-        FakeKernel kernel = fanotify ? null : new FakeKernel(Files.createDirectories(dir.resolve("backing")));
+        FakeKernel kernel =
+            fanotify ? null : new FakeKernel(Files.createDirectories(dir.resolve("backing")));
         FakeFanotifyGroup group = fanotify ? new FakeFanotifyGroup() : null;
         Daemon.Builder b = Daemon.builder(config.build());
         b = fanotify ? b.group(group) : b.devnode(kernel);
-        Daemon daemon = (registry != null ? b.registryClient(registry) : b.sources(sources)).start();
+        Daemon daemon =
+            (registry != null ? b.registryClient(registry) : b.sources(sources)).start();
         return new DaemonHarness(dir, kernel, group, daemon);
       } catch (IOException e) {
         throw new UncheckedIOException(e);
-      } catch (dev.lazypull.frontend.SetupException e) {
+      } catch (SetupException e) {
         throw new IllegalStateException(e);
       }
     }

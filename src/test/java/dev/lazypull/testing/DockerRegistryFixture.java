@@ -2,6 +2,7 @@ package dev.lazypull.testing;
 
 import java.io.IOException;
 import java.net.HttpURLConnection;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -13,10 +14,11 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Debian's {@code docker-registry} (distribution 2.8.2) on 127.0.0.1 and a free port, with a config this
- * fixture writes: no auth, htpasswd Basic, token auth against a {@link TokenServer}, and/or pull-through
- * proxy mode in front of another registry. Storage, config and log live in the given directory; the access
- * log (one combined-format line per request) tells what was served. Stop it with {@link #close}.
+ * Debian's {@code docker-registry} (distribution 2.8.2) on 127.0.0.1 and a free port, with a config
+ * this fixture writes: no auth, htpasswd Basic, token auth against a {@link TokenServer}, and/or
+ * pull-through proxy mode in front of another registry. Storage, config and log live in the given
+ * directory; the access log (one combined-format line per request) tells what was served. Stop it
+ * with {@link #close}.
  *
  * <pre>{@code
  * try (DockerRegistryFixture reg = DockerRegistryFixture.builder(dir).basicAuth("user", "pass").start()) {
@@ -25,7 +27,8 @@ import java.util.regex.Pattern;
  * }</pre>
  */
 public final class DockerRegistryFixture implements AutoCloseable {
-  private static final Pattern ACCESS = Pattern.compile("\"(GET|HEAD|PUT|POST|PATCH|DELETE) (\\S+) HTTP/[0-9.]+\" (\\d{3}) (\\d+|-)");
+  private static final Pattern ACCESS =
+      Pattern.compile("\"(GET|HEAD|PUT|POST|PATCH|DELETE) (\\S+) HTTP/[0-9.]+\" (\\d{3}) (\\d+|-)");
 
   private final Process process;
   private final int port;
@@ -60,7 +63,9 @@ public final class DockerRegistryFixture implements AutoCloseable {
       return this;
     }
 
-    /** Pull-through cache of {@code origin} (read-only), with credentials for it if it needs them. */
+    /**
+     * Pull-through cache of {@code origin} (read-only), with credentials for it if it needs them.
+     */
     public Builder proxyOf(DockerRegistryFixture origin, String user, String password) {
       this.upstream = origin;
       this.upstreamUser = user;
@@ -83,33 +88,53 @@ public final class DockerRegistryFixture implements AutoCloseable {
       StringBuilder yml = new StringBuilder();
       yml.append("version: 0.1\n")
           .append("log:\n  level: info\n  accesslog:\n    disabled: false\n")
-          .append("storage:\n  filesystem:\n    rootdirectory: ").append(root.toAbsolutePath()).append('\n')
+          .append("storage:\n  filesystem:\n    rootdirectory: ")
+          .append(root.toAbsolutePath())
+          .append('\n')
           .append("  delete:\n    enabled: true\n")
-          .append("http:\n  addr: 127.0.0.1:").append(port).append('\n');
+          .append("http:\n  addr: 127.0.0.1:")
+          .append(port)
+          .append('\n');
       if (basicUser != null) {
         Requirements.requireTool("htpasswd");
         Path htpasswd = dir.resolve("htpasswd");
-        Files.writeString(htpasswd, Requirements.run("htpasswd", "-Bbn", basicUser, basicPassword).trim() + "\n");
-        yml.append("auth:\n  htpasswd:\n    realm: lazypull-test\n    path: ").append(htpasswd.toAbsolutePath())
+        Files.writeString(
+            htpasswd, Requirements.run("htpasswd", "-Bbn", basicUser, basicPassword).trim() + "\n");
+        yml.append("auth:\n  htpasswd:\n    realm: lazypull-test\n    path: ")
+            .append(htpasswd.toAbsolutePath())
             .append('\n');
       } else if (tokens != null) {
-        yml.append("auth:\n  token:\n    realm: ").append(tokens.realm()).append('\n')
-            .append("    service: ").append(TokenServer.SERVICE).append('\n')
-            .append("    issuer: ").append(TokenServer.ISSUER).append('\n')
-            .append("    rootcertbundle: ").append(tokens.certificate().toAbsolutePath()).append('\n');
+        yml.append("auth:\n  token:\n    realm: ")
+            .append(tokens.realm())
+            .append('\n')
+            .append("    service: ")
+            .append(TokenServer.SERVICE)
+            .append('\n')
+            .append("    issuer: ")
+            .append(TokenServer.ISSUER)
+            .append('\n')
+            .append("    rootcertbundle: ")
+            .append(tokens.certificate().toAbsolutePath())
+            .append('\n');
       }
       if (upstream != null) {
         yml.append("proxy:\n  remoteurl: ").append(upstream.url()).append('\n');
         if (upstreamUser != null) {
-          yml.append("  username: ").append(upstreamUser).append("\n  password: ").append(upstreamPassword)
+          yml.append("  username: ")
+              .append(upstreamUser)
+              .append("\n  password: ")
+              .append(upstreamPassword)
               .append('\n');
         }
       }
       Path config = dir.resolve("config.yml");
       Files.writeString(config, yml.toString());
       Path log = dir.resolve("registry.log");
-      Process p = new ProcessBuilder("docker-registry", "serve", config.toString())
-          .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+      Process p =
+          new ProcessBuilder("docker-registry", "serve", config.toString())
+              .redirectErrorStream(true)
+              .redirectOutput(log.toFile())
+              .start();
       DockerRegistryFixture f = new DockerRegistryFixture(p, port, dir, log);
       f.awaitUp();
       return f;
@@ -128,7 +153,7 @@ public final class DockerRegistryFixture implements AutoCloseable {
   }
 
   private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }
   }
@@ -137,10 +162,12 @@ public final class DockerRegistryFixture implements AutoCloseable {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (System.nanoTime() < deadline) {
       if (!process.isAlive()) {
-        throw new AssertionError("docker-registry exited " + process.exitValue() + ":\n" + logText());
+        throw new AssertionError(
+            "docker-registry exited " + process.exitValue() + ":\n" + logText());
       }
       try {
-        HttpURLConnection c = (HttpURLConnection) URI.create(url() + "/v2/").toURL().openConnection();
+        HttpURLConnection c =
+            (HttpURLConnection) URI.create(url() + "/v2/").toURL().openConnection();
         c.setConnectTimeout(500);
         c.setReadTimeout(2000);
         int code = c.getResponseCode();
@@ -182,15 +209,30 @@ public final class DockerRegistryFixture implements AutoCloseable {
   public record Access(String method, String uri, int status, long bytes) {}
 
   public List<Access> accessLog() {
-    return logText().lines().map(ACCESS::matcher).filter(Matcher::find)
-        .map(m -> new Access(m.group(1), m.group(2), Integer.parseInt(m.group(3)),
-            m.group(4).equals("-") ? 0 : Long.parseLong(m.group(4)))).toList();
+    return logText()
+        .lines()
+        .map(ACCESS::matcher)
+        .filter(Matcher::find)
+        .map(
+            m ->
+                new Access(
+                    m.group(1),
+                    m.group(2),
+                    Integer.parseInt(m.group(3)),
+                    m.group(4).equals("-") ? 0 : Long.parseLong(m.group(4))))
+        .toList();
   }
 
   /** Body bytes this registry sent for successful blob GETs (200/206). */
   public long blobBytesServed() {
-    return accessLog().stream().filter(a -> a.method.equals("GET") && a.uri.contains("/blobs/sha256:")
-        && (a.status == 200 || a.status == 206)).mapToLong(Access::bytes).sum();
+    return accessLog().stream()
+        .filter(
+            a ->
+                a.method.equals("GET")
+                    && a.uri.contains("/blobs/sha256:")
+                    && (a.status == 200 || a.status == 206))
+        .mapToLong(Access::bytes)
+        .sum();
   }
 
   public boolean isRunning() {

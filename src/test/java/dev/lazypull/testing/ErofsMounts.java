@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageSources;
+import dev.lazypull.compress.ZstdCodec;
 import dev.lazypull.erofs.FlatLayout;
 import dev.lazypull.image.ChunkDigestTable;
 import dev.lazypull.image.Descriptor;
@@ -19,8 +20,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Mounts EROFS images with the host kernel and lists them with src/test/sh/tree-listing.sh. Mount, listing and
- * umount happen inside one shell command: on this host mounts made by one command may not be visible to others.
+ * Mounts EROFS images with the host kernel and lists them with src/test/sh/tree-listing.sh. Mount,
+ * listing and umount happen inside one shell command: on this host mounts made by one command may
+ * not be visible to others.
  */
 public final class ErofsMounts {
   private ErofsMounts() {}
@@ -33,8 +35,10 @@ public final class ErofsMounts {
     Requirements.requireRoot();
     Requirements.requireTool("losetup");
     Requirements.requireTool("getfattr");
-    Requirements.require(Files.isRegularFile(Path.of("/sys/fs/erofs/features/chunked_file"))
-        || Files.isDirectory(Path.of("/sys/fs/erofs")), "EROFS in the host kernel");
+    Requirements.require(
+        Files.isRegularFile(Path.of("/sys/fs/erofs/features/chunked_file"))
+            || Files.isDirectory(Path.of("/sys/fs/erofs")),
+        "EROFS in the host kernel");
   }
 
   /** The canonical listing of a directory tree. */
@@ -42,33 +46,61 @@ public final class ErofsMounts {
     return Requirements.run("bash", listingScript().toString(), dir.toString());
   }
 
-  /** Mounts {@code bootstrap} with each blob on a read-only loop device as {@code device=} and lists it. */
+  /**
+   * Mounts {@code bootstrap} with each blob on a read-only loop device as {@code device=} and lists
+   * it.
+   */
   public static String listWithDevices(Path bootstrap, List<Path> blobs, Path mnt)
       throws IOException, InterruptedException {
     Files.createDirectories(mnt);
-    StringBuilder sh = new StringBuilder("set -euo pipefail\nloops=()\n")
-        .append("cleanup() { umount '").append(mnt).append("' 2>/dev/null || true; ")
-        .append("for l in \"${loops[@]}\"; do losetup -d \"$l\"; done; }\ntrap cleanup EXIT\nopts=ro\n");
+    StringBuilder sh =
+        new StringBuilder("set -euo pipefail\nloops=()\n")
+            .append("cleanup() { umount '")
+            .append(mnt)
+            .append("' 2>/dev/null || true; ")
+            .append(
+                "for l in \"${loops[@]}\"; do losetup -d \"$l\"; done; }\ntrap cleanup EXIT\nopts=ro\n");
     for (Path b : blobs) {
-      sh.append("l=$(losetup -f --show -r '").append(b).append("'); loops+=(\"$l\"); opts=\"$opts,device=$l\"\n");
+      sh.append("l=$(losetup -f --show -r '")
+          .append(b)
+          .append("'); loops+=(\"$l\"); opts=\"$opts,device=$l\"\n");
     }
-    sh.append("mount -t erofs -o \"$opts\" '").append(bootstrap).append("' '").append(mnt).append("'\n")
-        .append("bash '").append(listingScript()).append("' '").append(mnt).append("'\n");
+    sh.append("mount -t erofs -o \"$opts\" '")
+        .append(bootstrap)
+        .append("' '")
+        .append(mnt)
+        .append("'\n")
+        .append("bash '")
+        .append(listingScript())
+        .append("' '")
+        .append(mnt)
+        .append("'\n");
     return Requirements.run("bash", "-c", sh.toString());
   }
 
   /** Mounts a flattened image file (no device= options: the kernel's flatdev mode) and lists it. */
   public static String listFlat(Path flat, Path mnt) throws IOException, InterruptedException {
     Files.createDirectories(mnt);
-    String sh = "set -euo pipefail\ntrap \"umount '" + mnt + "' 2>/dev/null || true\" EXIT\n"
-        + "mount -t erofs -o ro '" + flat + "' '" + mnt + "'\nbash '" + listingScript() + "' '" + mnt + "'\n";
+    String sh =
+        "set -euo pipefail\ntrap \"umount '"
+            + mnt
+            + "' 2>/dev/null || true\" EXIT\n"
+            + "mount -t erofs -o ro '"
+            + flat
+            + "' '"
+            + mnt
+            + "'\nbash '"
+            + listingScript()
+            + "' '"
+            + mnt
+            + "'\n";
     return Requirements.run("bash", "-c", sh);
   }
 
   /**
-   * The local files of an image in an OCI layout: bootstrap first, then its devices. A raw data blob is its
-   * device; a compressed one is decompressed entry by entry through its chunk digest table (each entry verified)
-   * into {@code LAYOUT-devices/HEX}, the bytes the kernel must see.
+   * The local files of an image in an OCI layout: bootstrap first, then its devices. A raw data
+   * blob is its device; a compressed one is decompressed entry by entry through its chunk digest
+   * table (each entry verified) into {@code LAYOUT-devices/HEX}, the bytes the kernel must see.
    */
   public static List<Path> files(Path layout, String tag) throws IOException {
     ImageSource src = ImageSources.localOnly().open("oci:" + layout + ":" + tag);
@@ -84,14 +116,20 @@ public final class ErofsMounts {
       }
       Descriptor t = img.chunkTable(i);
       ChunkDigestTable table = ChunkDigestTable.decode(src.readRange(t, 0, (int) t.size()), d);
-      Path device = Files.createDirectories(layout.resolveSibling(layout.getFileName() + "-devices"))
-          .resolve(d.digest().hex());
-      ByteBuffer frame = ByteBuffer.allocateDirect(table.size() == 0 ? 1 : (int) dev.lazypull.compress.ZstdCodec
-          .maxFrameLength(table.maxLength()));
+      Path device =
+          Files.createDirectories(layout.resolveSibling(layout.getFileName() + "-devices"))
+              .resolve(d.digest().hex());
+      ByteBuffer frame =
+          ByteBuffer.allocateDirect(
+              table.size() == 0 ? 1 : (int) ZstdCodec.maxFrameLength(table.maxLength()));
       ByteBuffer data = ByteBuffer.allocateDirect(Math.max(1, table.maxLength()));
       try (FileChannel in = FileChannel.open(stored);
-          FileChannel o = FileChannel.open(device, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-              StandardOpenOption.WRITE)) {
+          FileChannel o =
+              FileChannel.open(
+                  device,
+                  StandardOpenOption.CREATE,
+                  StandardOpenOption.TRUNCATE_EXISTING,
+                  StandardOpenOption.WRITE)) {
         for (int e = 0; e < table.size(); e++) {
           frame.clear().limit(table.compressedLength(e));
           while (frame.hasRemaining()) {
@@ -112,15 +150,22 @@ public final class ErofsMounts {
     return out;
   }
 
-  /** Writes the flattened device (bootstrap at 0, each blob at its slot's mapped_blkaddr, zeros between). */
+  /**
+   * Writes the flattened device (bootstrap at 0, each blob at its slot's mapped_blkaddr, zeros
+   * between).
+   */
   public static Path flatten(List<Path> files, Path out) throws IOException {
     List<Long> sizes = new ArrayList<>();
     for (Path p : files.subList(1, files.size())) {
       sizes.add(Files.size(p));
     }
     FlatLayout layout = FlatLayout.compute(Files.size(files.get(0)), sizes);
-    try (FileChannel o = FileChannel.open(out, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-        StandardOpenOption.WRITE)) {
+    try (FileChannel o =
+        FileChannel.open(
+            out,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE)) {
       copy(files.get(0), o, 0);
       for (FlatLayout.Extent e : layout.blobs()) {
         copy(files.get(e.index() + 1), o, e.startByte());
@@ -149,7 +194,9 @@ public final class ErofsMounts {
     }
     String[] e = expected.split("\n");
     String[] a = actual.split("\n");
-    StringBuilder sb = new StringBuilder(what + ": listings differ (" + e.length + " vs " + a.length + " lines)\n");
+    StringBuilder sb =
+        new StringBuilder(
+            what + ": listings differ (" + e.length + " vs " + a.length + " lines)\n");
     int shown = 0;
     for (int i = 0; i < Math.max(e.length, a.length) && shown < 10; i++) {
       String x = i < e.length ? e[i] : "<none>";

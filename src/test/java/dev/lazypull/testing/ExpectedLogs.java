@@ -16,18 +16,23 @@ import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * Warnings a test provokes on purpose (bad input, a broken source, a refused peer): a test declares each one
- * with {@link #expect}; a matching record is then kept off the console and counted, and once the test ends it
- * fails unless every declared record was logged — so the error path is asserted, not just tolerated. Every
- * record nobody declared is printed as usual: unexpected problems stay visible.
+ * Warnings a test provokes on purpose (bad input, a broken source, a refused peer): a test declares
+ * each one with {@link #expect}; a matching record is then kept off the console and counted, and
+ * once the test ends it fails unless every declared record was logged — so the error path is
+ * asserted, not just tolerated. Every record nobody declared is printed as usual: unexpected
+ * problems stay visible.
  *
- * <p>Registered for every test by JUnit's extension auto-detection (src/test/resources/META-INF/services and
- * junit-platform.properties). It filters the root logger's handlers, so a test that reconfigures logging
- * in-process (the daemon commands call {@code LogManager.reset()}) prints its expected records again.
+ * <p>Registered for every test by JUnit's extension auto-detection
+ * (src/test/resources/META-INF/services and junit-platform.properties). It filters the root
+ * logger's handlers, so a test that reconfigures logging in-process (the daemon commands call
+ * {@code LogManager.reset()}) prints its expected records again.
  */
 public final class ExpectedLogs implements AfterEachCallback {
-  /** How long the end of a test waits for a declared record still to come from a background thread. */
+  /**
+   * How long the end of a test waits for a declared record still to come from a background thread.
+   */
   private static final Duration LATE = Duration.ofSeconds(10);
+
   private static final Formatter TEXT = new SimpleFormatter();
   private static final List<Expectation> ACTIVE = new CopyOnWriteArrayList<>();
 
@@ -68,21 +73,25 @@ public final class ExpectedLogs implements AfterEachCallback {
   }
 
   /**
-   * Declares a record the running test may provoke or not, depending on a race it does not control (a READ
-   * in flight when its object closes): kept off the console like an expected one, but not required.
+   * Declares a record the running test may provoke or not, depending on a race it does not control
+   * (a READ in flight when its object closes): kept off the console like an expected one, but not
+   * required.
    */
   public static Expectation allowWarning(String fragment) {
     return declare(new Expectation(Level.WARNING, fragment, false));
   }
 
-  /** Like {@link #allowWarning}, at SEVERE (a mock server reporting a client's protocol probe, say). */
+  /**
+   * Like {@link #allowWarning}, at SEVERE (a mock server reporting a client's protocol probe, say).
+   */
   public static Expectation allowSevere(String fragment) {
     return declare(new Expectation(Level.SEVERE, fragment, false));
   }
 
   private static Expectation declare(Expectation e) {
     if (e.level.intValue() < Level.INFO.intValue()) {
-      throw new IllegalArgumentException("only records the console prints can be declared: " + e.level);
+      throw new IllegalArgumentException(
+          "only records the console prints can be declared: " + e.level);
     }
     ACTIVE.add(e);
     for (Handler h : Logger.getLogger("").getHandlers()) {

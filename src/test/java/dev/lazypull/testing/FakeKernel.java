@@ -6,7 +6,9 @@ import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
 import dev.lazypull.sys.Posix;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -21,15 +23,19 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * An in-process stand-in for /dev/cachefiles that behaves like the 6.10+ kernel where it matters and checks
- * every reply: backing files are real sparse files opened O_DIRECT (so misaligned writes fail as they would),
- * each OPEN gets a real anon fd, READ_COMPLETE must come through an fd of the READ's own object and exactly once,
- * and after it the kernel's re-check (SEEK_DATA at the READ's offset) decides between data and EIO; a range
- * present only up to a hole gets a follow-up READ for the rest, as cachefiles sends.
+ * An in-process stand-in for /dev/cachefiles that behaves like the 6.10+ kernel where it matters
+ * and checks every reply: backing files are real sparse files opened O_DIRECT (so misaligned writes
+ * fail as they would), each OPEN gets a real anon fd, READ_COMPLETE must come through an fd of the
+ * READ's own object and exactly once, and after it the kernel's re-check (SEEK_DATA at the READ's
+ * offset) decides between data and EIO; a range present only up to a hole gets a follow-up READ for
+ * the rest, as cachefiles sends.
  */
 public final class FakeKernel implements Devnode {
   /** What a reader gets for one READ. */
-  public enum Outcome { DATA, EIO }
+  public enum Outcome {
+    DATA,
+    EIO
+  }
 
   public static final class FakeObject {
     public final int objectId;
@@ -52,7 +58,11 @@ public final class FakeKernel implements Devnode {
     }
   }
 
-  private record PendingRead(FakeObject object, long offset, long length, CompletableFuture<Outcome> result,
+  private record PendingRead(
+      FakeObject object,
+      long offset,
+      long length,
+      CompletableFuture<Outcome> result,
       long queuedAt) {
     PendingRead(FakeObject object, long offset, long length, CompletableFuture<Outcome> result) {
       this(object, offset, length, result, System.nanoTime());
@@ -68,15 +78,20 @@ public final class FakeKernel implements Devnode {
   private final Map<Integer, PendingRead> pendingReads = new ConcurrentHashMap<>();
   private final Set<Integer> answeredReads = ConcurrentHashMap.newKeySet();
   public final List<String> commands = Collections.synchronizedList(new ArrayList<>());
+
   /** Cache files the fake considers in use by an object (inuse/cull answer EBUSY). */
   public final Set<Path> inUseFiles = ConcurrentHashMap.newKeySet();
+
   public final List<String> violations = Collections.synchronizedList(new ArrayList<>());
   public final AtomicInteger writes = new AtomicInteger();
   public final AtomicInteger readCompletes = new AtomicInteger();
+
   /** Longest time from queueing a READ message to its READ_COMPLETE. */
   public final AtomicLong maxReadNanos = new AtomicLong();
+
   /** READs the fake sent itself for the rest of a range answered with only its start present. */
   public final AtomicInteger followUps = new AtomicInteger();
+
   /** When true, READ_COMPLETE through any anon fd is accepted (kernels before 6.10). */
   public volatile boolean lenientReadComplete;
 
@@ -84,7 +99,8 @@ public final class FakeKernel implements Devnode {
     this.dir = dir;
   }
 
-  // ---- driving the daemon --------------------------------------------------------------------------------
+  // ---- driving the daemon
+  // --------------------------------------------------------------------------------
 
   /** Looks up a cookie: creates the backing file and anon fd, and queues an OPEN. */
   public FakeObject open(String volumeKey, String cookieKey) throws IOException {
@@ -93,12 +109,16 @@ public final class FakeKernel implements Devnode {
     return o;
   }
 
-  /** An OPEN request slot with a live anon fd but no message queued: the test sends its own bytes. */
+  /**
+   * An OPEN request slot with a live anon fd but no message queued: the test sends its own bytes.
+   */
   public FakeObject pendingOpen(String volumeKey, String cookieKey) throws IOException {
     int objectId = nextObjectId.getAndIncrement();
     int msgId = nextMsgId.getAndIncrement();
     Path file = dir.resolve("obj-" + objectId);
-    int fd = Posix.open(file.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_DIRECT | Posix.O_CLOEXEC, 0600);
+    int fd =
+        Posix.open(
+            file.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_DIRECT | Posix.O_CLOEXEC, 0600);
     FakeObject o = new FakeObject(objectId, volumeKey, cookieKey, file, fd, msgId);
     objectsByFd.put(fd, o);
     openRequests.put(msgId, o);
@@ -110,8 +130,8 @@ public final class FakeKernel implements Devnode {
   }
 
   /**
-   * Looks up a cookie whose backing file already exists (a remount, or a daemon restart): same file, new object
-   * id and anon fd, as cachefiles does when the coherency data matches.
+   * Looks up a cookie whose backing file already exists (a remount, or a daemon restart): same
+   * file, new object id and anon fd, as cachefiles does when the coherency data matches.
    */
   public FakeObject reopen(FakeObject old) throws IOException {
     int objectId = nextObjectId.getAndIncrement();
@@ -129,7 +149,10 @@ public final class FakeKernel implements Devnode {
     return read(o, o.objectId, offset, length);
   }
 
-  /** Queues a READ whose header names {@code objectId} (which may not match {@code o}, to test orphans). */
+  /**
+   * Queues a READ whose header names {@code objectId} (which may not match {@code o}, to test
+   * orphans).
+   */
   public CompletableFuture<Outcome> read(FakeObject o, int objectId, long offset, long length) {
     int msgId = nextMsgId.getAndIncrement();
     CompletableFuture<Outcome> f = new CompletableFuture<>();
@@ -167,7 +190,8 @@ public final class FakeKernel implements Devnode {
     return pendingReads.size();
   }
 
-  // ---- Devnode --------------------------------------------------------------------------------------------
+  // ---- Devnode
+  // --------------------------------------------------------------------------------------------
 
   @Override
   public boolean awaitRequest(int timeoutMillis) throws IOException {
@@ -194,7 +218,8 @@ public final class FakeKernel implements Devnode {
     b.clear();
     if (m.length > b.remaining()) {
       queue.addFirst(m);
-      violations.add("read buffer of " + b.remaining() + " bytes for a " + m.length + "-byte message");
+      violations.add(
+          "read buffer of " + b.remaining() + " bytes for a " + m.length + "-byte message");
       return 0;
     }
     b.put(m);
@@ -211,15 +236,15 @@ public final class FakeKernel implements Devnode {
     if (command.startsWith("inuse ") || command.startsWith("cull ")) {
       // like the kernel: the name is looked up in the daemon's current working directory
       String name = command.substring(command.indexOf(' ') + 1);
-      Path file = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/cwd")).resolve(name);
-      if (!java.nio.file.Files.exists(file)) {
+      Path file = Files.readSymbolicLink(Path.of("/proc/self/cwd")).resolve(name);
+      if (!Files.exists(file)) {
         throw new ErrnoException("write", command, Errno.ESTALE);
       }
       if (inUseFiles.contains(file)) {
         throw new ErrnoException("write", command, Errno.EBUSY);
       }
       if (command.startsWith("cull ")) {
-        java.nio.file.Files.delete(file);
+        Files.delete(file);
       }
       return;
     }
@@ -235,7 +260,7 @@ public final class FakeKernel implements Devnode {
       o.copenSize = size;
       if (size >= 0) {
         // cachefiles truncates a new backing file to the size rounded up to a block
-        try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(o.file.toFile(), "rw")) {
+        try (RandomAccessFile raf = new RandomAccessFile(o.file.toFile(), "rw")) {
           if (raf.length() < AlignedBuffers.roundUp(size, 4096)) {
             raf.setLength(AlignedBuffers.roundUp(size, 4096));
           }
@@ -250,7 +275,8 @@ public final class FakeKernel implements Devnode {
     readCompletes.incrementAndGet();
     FakeObject via = objectsByFd.get(anonFd);
     if (via == null || via.fdClosed) {
-      violations.add("READ_COMPLETE " + msgId + " through fd " + anonFd + " which is not an open anon fd");
+      violations.add(
+          "READ_COMPLETE " + msgId + " through fd " + anonFd + " which is not an open anon fd");
       throw new ErrnoException("ioctl", "fd " + anonFd, Errno.EBADF);
     }
     PendingRead r = pendingReads.get(msgId);
@@ -263,7 +289,8 @@ public final class FakeKernel implements Devnode {
       throw new ErrnoException("ioctl", "READ_COMPLETE " + msgId, Errno.EINVAL);
     }
     if (r.object != via && !lenientReadComplete) {
-      throw new ErrnoException("ioctl", "READ_COMPLETE " + msgId + " via another object", Errno.EINVAL);
+      throw new ErrnoException(
+          "ioctl", "READ_COMPLETE " + msgId + " via another object", Errno.EINVAL);
     }
     pendingReads.remove(msgId);
     answeredReads.add(msgId);
@@ -282,12 +309,14 @@ public final class FakeKernel implements Devnode {
   }
 
   /**
-   * Data at the READ's start but a hole before its end (within the cache file): like cachefiles, the reader
-   * gets the bytes up to the hole and a new READ goes out for the rest — the reader's outcome is that READ's.
-   * (cachefiles_prepare_ondemand_read truncates the cached part at SEEK_HOLE; erofs asks again from there.)
+   * Data at the READ's start but a hole before its end (within the cache file): like cachefiles,
+   * the reader gets the bytes up to the hole and a new READ goes out for the rest — the reader's
+   * outcome is that READ's. (cachefiles_prepare_ondemand_read truncates the cached part at
+   * SEEK_HOLE; erofs asks again from there.)
    */
   private boolean followUp(PendingRead r) throws ErrnoException {
-    long fileEnd = r.object.copenSize >= 0 ? AlignedBuffers.roundUp(r.object.copenSize, 4096) : Long.MAX_VALUE;
+    long fileEnd =
+        r.object.copenSize >= 0 ? AlignedBuffers.roundUp(r.object.copenSize, 4096) : Long.MAX_VALUE;
     long end = Math.min(r.offset + r.length, fileEnd);
     long hole = Posix.lseek(r.object.anonFd, r.offset, Posix.SEEK_HOLE);
     if (hole < 0 || hole >= end) {
@@ -312,7 +341,8 @@ public final class FakeKernel implements Devnode {
       throw new ErrnoException("pwrite", "misaligned", Errno.ENOBUFS);
     }
     if (o.copenSize >= 0 && offset + buf.remaining() > AlignedBuffers.roundUp(o.copenSize, 4096)) {
-      violations.add("write past the object's end: " + offset + "+" + buf.remaining() + " > " + o.copenSize);
+      violations.add(
+          "write past the object's end: " + offset + "+" + buf.remaining() + " > " + o.copenSize);
     }
     writes.incrementAndGet();
     return Posix.pwrite(anonFd, buf, offset);

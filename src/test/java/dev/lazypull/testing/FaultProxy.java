@@ -5,6 +5,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.BindException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -26,21 +27,22 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 
 /**
- * A fault-injecting HTTP/1.1 proxy for tests, in front of a real registry ({@link DockerRegistryFixture}, or
- * any HTTP server). Each request it receives is forwarded upstream ({@code Connection: close}, the response read
- * whole into memory) and the response is then sent back as it came — or damaged by the {@link Fault} the
- * {@link Schedule} picks for that request: a reset, a delay, an error status, a cut, lying headers, flipped
- * bits, a stall. {@link #down()} closes the listener and every connection (clients get "connection refused")
- * until {@link #up()}.
+ * A fault-injecting HTTP/1.1 proxy for tests, in front of a real registry ({@link
+ * DockerRegistryFixture}, or any HTTP server). Each request it receives is forwarded upstream
+ * ({@code Connection: close}, the response read whole into memory) and the response is then sent
+ * back as it came — or damaged by the {@link Fault} the {@link Schedule} picks for that request: a
+ * reset, a delay, an error status, a cut, lying headers, flipped bits, a stall. {@link #down()}
+ * closes the listener and every connection (clients get "connection refused") until {@link #up()}.
  *
- * <p>Client connections are kept alive between requests (as a registry's are), one thread per connection. Only
- * requests matching the fault filter (by default blob GETs) are damaged; others always pass. Request bodies are
- * forwarded by {@code Content-Length} only (pulls; push directly to the registry).
+ * <p>Client connections are kept alive between requests (as a registry's are), one thread per
+ * connection. Only requests matching the fault filter (by default blob GETs) are damaged; others
+ * always pass. Request bodies are forwarded by {@code Content-Length} only (pulls; push directly to
+ * the registry).
  *
- * <p>Also runs standalone (the QEMU guest uses it): {@code java -cp target/test-classes
- * dev.lazypull.testing.FaultProxy --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001 [--seed N] [--rate R]
- * [--faults A,B]}; {@code GET /__fault/rate/R} changes the fault rate, {@code GET /__fault/stats} prints
- * the counts, {@code GET /__fault/upstream-errors} the number of requests that found the upstream down.
+ * <p>Also runs standalone (the QEMU guest uses it): {@code java -cp target/test-classes FaultProxy
+ * --listen 127.0.0.1:5000 --upstream 127.0.0.1:5001 [--seed N] [--rate R] [--faults A,B]}; {@code
+ * GET /__fault/rate/R} changes the fault rate, {@code GET /__fault/stats} prints the counts, {@code
+ * GET /__fault/upstream-errors} the number of requests that found the upstream down.
  */
 public final class FaultProxy implements AutoCloseable {
   /** What happens to one request. */
@@ -63,7 +65,10 @@ public final class FaultProxy implements AutoCloseable {
     WRONG_CONTENT_RANGE,
     /** A 206 whose body (and Content-Length) is shorter than its Content-Range promises. */
     SHORT_BODY,
-    /** More body than promised: extra bytes after a Content-Length body, or a close-delimited longer body. */
+    /**
+     * More body than promised: extra bytes after a Content-Length body, or a close-delimited longer
+     * body.
+     */
     LONG_BODY,
     /** One to three bits of the body flipped; everything else intact. */
     CORRUPT,
@@ -72,7 +77,10 @@ public final class FaultProxy implements AutoCloseable {
     /** Headers and half the body, then nothing until the client gives up. */
     STALL_MID_BODY;
 
-    /** Faults whose damage a client can see without knowing the content (everything but {@link #CORRUPT}). */
+    /**
+     * Faults whose damage a client can see without knowing the content (everything but {@link
+     * #CORRUPT}).
+     */
     public static Set<Fault> detectableWithoutDigests() {
       return EnumSet.complementOf(EnumSet.of(NONE, CORRUPT));
     }
@@ -94,13 +102,18 @@ public final class FaultProxy implements AutoCloseable {
       return (m, p) -> f;
     }
 
-    /** With probability {@code rate} one of {@code faults}, uniformly; reproducible for a given seed. */
+    /**
+     * With probability {@code rate} one of {@code faults}, uniformly; reproducible for a given
+     * seed.
+     */
     static Schedule random(long seed, double rate, Set<Fault> faults) {
       Random rnd = new Random(seed);
       Fault[] pick = faults.toArray(Fault[]::new);
       return (m, p) -> {
         synchronized (rnd) {
-          return pick.length > 0 && rnd.nextDouble() < rate ? pick[rnd.nextInt(pick.length)] : Fault.NONE;
+          return pick.length > 0 && rnd.nextDouble() < rate
+              ? pick[rnd.nextInt(pick.length)]
+              : Fault.NONE;
         }
       };
     }
@@ -130,8 +143,10 @@ public final class FaultProxy implements AutoCloseable {
   private volatile Schedule schedule = Schedule.none();
   private volatile Predicate<String> faultable = p -> p.contains("/blobs/");
   private volatile int slowMillis = 200;
+
   /** The faults {@code /__fault/rate/R} schedules (standalone runs). */
   private volatile Set<Fault> controlFaults = Fault.all();
+
   private volatile boolean closed;
 
   private FaultProxy(InetSocketAddress upstream, ServerSocket listener, long seed) {
@@ -146,9 +161,12 @@ public final class FaultProxy implements AutoCloseable {
   }
 
   /** A proxy on 127.0.0.1 and a free port in front of {@code upstreamHost:upstreamPort}. */
-  public static FaultProxy start(String upstreamHost, int upstreamPort, long seed) throws IOException {
-    return start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-        new InetSocketAddress(upstreamHost, upstreamPort), seed);
+  public static FaultProxy start(String upstreamHost, int upstreamPort, long seed)
+      throws IOException {
+    return start(
+        new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+        new InetSocketAddress(upstreamHost, upstreamPort),
+        seed);
   }
 
   /** In front of {@code registry}. */
@@ -157,18 +175,21 @@ public final class FaultProxy implements AutoCloseable {
     return start(hp[0], Integer.parseInt(hp[1]), seed);
   }
 
-  public static FaultProxy start(InetSocketAddress listen, InetSocketAddress upstream, long seed) throws IOException {
+  public static FaultProxy start(InetSocketAddress listen, InetSocketAddress upstream, long seed)
+      throws IOException {
     if (listen.getPort() != 0) {
       return new FaultProxy(upstream, bind(listen), seed);
     }
-    // Not an ephemeral port: while the proxy is down, a client connecting to a free port in the ephemeral range
-    // can be given that same port as its source and connect to itself (TCP self-connect) instead of refused.
-    java.util.Random rnd = new java.util.Random();
+    // Not an ephemeral port: while the proxy is down, a client connecting to a free port in the
+    // ephemeral range
+    // can be given that same port as its source and connect to itself (TCP self-connect) instead of
+    // refused.
+    Random rnd = new Random();
     for (int attempt = 0; ; attempt++) {
       InetSocketAddress at = new InetSocketAddress(listen.getAddress(), 20000 + rnd.nextInt(12000));
       try {
         return new FaultProxy(upstream, bind(at), seed);
-      } catch (java.net.BindException e) {
+      } catch (BindException e) {
         if (attempt >= 100) {
           throw e;
         }
@@ -218,12 +239,18 @@ public final class FaultProxy implements AutoCloseable {
     return requests.get();
   }
 
-  /** Requests the upstream could not answer (refused, reset or closed early): how often an outage was seen. */
+  /**
+   * Requests the upstream could not answer (refused, reset or closed early): how often an outage
+   * was seen.
+   */
   public long upstreamErrors() {
     return upstreamErrors.get();
   }
 
-  /** The registry goes away: the listener closes (connections are refused) and open connections drop. */
+  /**
+   * The registry goes away: the listener closes (connections are refused) and open connections
+   * drop.
+   */
   public synchronized void down() throws IOException {
     listener.close();
     dropConnections();
@@ -258,22 +285,26 @@ public final class FaultProxy implements AutoCloseable {
     dropConnections();
   }
 
-  // ---- connections ---------------------------------------------------------------------------------------
+  // ---- connections
+  // ---------------------------------------------------------------------------------------
 
   private void startAccepting(ServerSocket s) {
-    Thread t = new Thread(() -> {
-      while (!s.isClosed()) {
-        try {
-          Socket c = s.accept();
-          connections.add(c);
-          Thread h = new Thread(() -> serve(c), "fault-proxy-conn");
-          h.setDaemon(true);
-          h.start();
-        } catch (IOException e) {
-          // listener closed (down() or close())
-        }
-      }
-    }, "fault-proxy-accept-" + port);
+    Thread t =
+        new Thread(
+            () -> {
+              while (!s.isClosed()) {
+                try {
+                  Socket c = s.accept();
+                  connections.add(c);
+                  Thread h = new Thread(() -> serve(c), "fault-proxy-conn");
+                  h.setDaemon(true);
+                  h.start();
+                } catch (IOException e) {
+                  // listener closed (down() or close())
+                }
+              }
+            },
+            "fault-proxy-accept-" + port);
     t.setDaemon(true);
     t.start();
   }
@@ -327,7 +358,10 @@ public final class FaultProxy implements AutoCloseable {
     }
     boolean head = req.method.equals("HEAD");
     if (head || r.body.length == 0 || !applies(f, r)) {
-      f = f == Fault.SERVER_ERROR || f == Fault.TOO_MANY_REQUESTS || f == Fault.SLOW_HEADERS ? f : Fault.NONE;
+      f =
+          f == Fault.SERVER_ERROR || f == Fault.TOO_MANY_REQUESTS || f == Fault.SLOW_HEADERS
+              ? f
+              : Fault.NONE;
     }
     count(f);
     byte[] body = r.body;
@@ -344,12 +378,20 @@ public final class FaultProxy implements AutoCloseable {
       }
       case SERVER_ERROR -> {
         int code = pick(2) == 0 ? 500 : 503;
-        write(out, "HTTP/1.1 " + code + (code == 500 ? " Internal Server Error" : " Service Unavailable"),
-            headers("Content-Type", "application/json"), errorBody("UNAVAILABLE", "injected"), head);
+        write(
+            out,
+            "HTTP/1.1 " + code + (code == 500 ? " Internal Server Error" : " Service Unavailable"),
+            headers("Content-Type", "application/json"),
+            errorBody("UNAVAILABLE", "injected"),
+            head);
       }
-      case TOO_MANY_REQUESTS -> write(out, "HTTP/1.1 429 Too Many Requests",
-          headers("Content-Type", "application/json", "Retry-After", Integer.toString(pick(2))),
-          errorBody("TOOMANYREQUESTS", "injected"), head);
+      case TOO_MANY_REQUESTS ->
+          write(
+              out,
+              "HTTP/1.1 429 Too Many Requests",
+              headers("Content-Type", "application/json", "Retry-After", Integer.toString(pick(2))),
+              errorBody("TOOMANYREQUESTS", "injected"),
+              head);
       case CLOSE_MID_BODY -> {
         write(out, r.status, r.headers, body.length, Arrays.copyOf(body, half));
         out.flush();
@@ -358,11 +400,23 @@ public final class FaultProxy implements AutoCloseable {
       case WRONG_CONTENT_RANGE -> {
         ContentRange cr = ContentRange.of(r);
         long shift = cr.first >= 4096 ? -4096 : 4096;
-        write(out, r.status, replace(r.headers, "Content-Range",
-            "bytes " + (cr.first + shift) + "-" + (cr.last + shift) + "/" + cr.total), body, false);
+        write(
+            out,
+            r.status,
+            replace(
+                r.headers,
+                "Content-Range",
+                "bytes " + (cr.first + shift) + "-" + (cr.last + shift) + "/" + cr.total),
+            body,
+            false);
       }
-      case SHORT_BODY -> write(out, r.status, r.headers, Arrays.copyOf(body, body.length - 1 - pick(half + 1)),
-          false);
+      case SHORT_BODY ->
+          write(
+              out,
+              r.status,
+              r.headers,
+              Arrays.copyOf(body, body.length - 1 - pick(half + 1)),
+              false);
       case LONG_BODY -> {
         byte[] extra = new byte[1 + pick(64)];
         synchronized (damage) {
@@ -423,7 +477,9 @@ public final class FaultProxy implements AutoCloseable {
     return ms / 2 + pick(ms + 1);
   }
 
-  /** Keeps the connection open, sending nothing, until the client closes it or the proxy drops it. */
+  /**
+   * Keeps the connection open, sending nothing, until the client closes it or the proxy drops it.
+   */
   private static void hold(Socket client) {
     try {
       client.setSoTimeout(0);
@@ -468,8 +524,12 @@ public final class FaultProxy implements AutoCloseable {
       counts().forEach((k, v) -> b.append(k).append(' ').append(v).append('\n'));
       text = b.toString();
     }
-    write(out, "HTTP/1.1 200 OK", headers("Content-Type", "text/plain"),
-        text.getBytes(StandardCharsets.UTF_8), false);
+    write(
+        out,
+        "HTTP/1.1 200 OK",
+        headers("Content-Type", "text/plain"),
+        text.getBytes(StandardCharsets.UTF_8),
+        false);
     out.flush();
   }
 
@@ -478,14 +538,16 @@ public final class FaultProxy implements AutoCloseable {
         .getBytes(StandardCharsets.UTF_8);
   }
 
-  // ---- upstream ------------------------------------------------------------------------------------------
+  // ---- upstream
+  // ------------------------------------------------------------------------------------------
 
   private Response forward(Request req) throws IOException {
     try (Socket up = new Socket()) {
       up.connect(upstream, 2000);
       up.setSoTimeout(30_000);
       ByteArrayOutputStream head = new ByteArrayOutputStream();
-      head.writeBytes((req.method + " " + req.path + " HTTP/1.1\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      head.writeBytes(
+          (req.method + " " + req.path + " HTTP/1.1\r\n").getBytes(StandardCharsets.ISO_8859_1));
       for (String[] h : req.headers) {
         if (!hopByHop(h[0])) {
           head.writeBytes((h[0] + ": " + h[1] + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
@@ -502,11 +564,16 @@ public final class FaultProxy implements AutoCloseable {
 
   private static boolean hopByHop(String name) {
     String n = name.toLowerCase(Locale.ROOT);
-    return n.equals("connection") || n.equals("keep-alive") || n.equals("proxy-connection") || n.equals("te")
-        || n.equals("upgrade") || n.equals("transfer-encoding");
+    return n.equals("connection")
+        || n.equals("keep-alive")
+        || n.equals("proxy-connection")
+        || n.equals("te")
+        || n.equals("upgrade")
+        || n.equals("transfer-encoding");
   }
 
-  private static void write(OutputStream out, String status, List<String[]> headers, byte[] body, boolean head)
+  private static void write(
+      OutputStream out, String status, List<String[]> headers, byte[] body, boolean head)
       throws IOException {
     writeHead(out, status, headers, head ? declaredLength(headers) : body.length, false);
     if (!head) {
@@ -515,14 +582,16 @@ public final class FaultProxy implements AutoCloseable {
   }
 
   /** A head promising {@code promised} bytes, followed by {@code part} of them. */
-  private static void write(OutputStream out, String status, List<String[]> headers, long promised, byte[] part)
+  private static void write(
+      OutputStream out, String status, List<String[]> headers, long promised, byte[] part)
       throws IOException {
     writeHead(out, status, headers, promised, false);
     out.write(part);
   }
 
-  private static void writeHead(OutputStream out, String status, List<String[]> headers, long contentLength,
-      boolean close) throws IOException {
+  private static void writeHead(
+      OutputStream out, String status, List<String[]> headers, long contentLength, boolean close)
+      throws IOException {
     StringBuilder b = new StringBuilder(status).append("\r\n");
     for (String[] h : headers) {
       String n = h[0].toLowerCase(Locale.ROOT);
@@ -569,9 +638,11 @@ public final class FaultProxy implements AutoCloseable {
     return out;
   }
 
-  // ---- HTTP/1.1 messages ---------------------------------------------------------------------------------
+  // ---- HTTP/1.1 messages
+  // ---------------------------------------------------------------------------------
 
-  private record Request(String method, String path, List<String[]> headers, byte[] body, boolean close) {
+  private record Request(
+      String method, String path, List<String[]> headers, byte[] body, boolean close) {
     /** The next request on a connection, or null at its end. */
     static Request read(InputStream in) throws IOException {
       String line = readLine(in);
@@ -629,7 +700,8 @@ public final class FaultProxy implements AutoCloseable {
       if (a.length != 3) {
         return null;
       }
-      return new ContentRange(Long.parseLong(a[0].trim()), Long.parseLong(a[1].trim()), a[2].trim());
+      return new ContentRange(
+          Long.parseLong(a[0].trim()), Long.parseLong(a[1].trim()), a[2].trim());
     }
   }
 
@@ -706,7 +778,8 @@ public final class FaultProxy implements AutoCloseable {
     }
   }
 
-  // ---- standalone ----------------------------------------------------------------------------------------
+  // ---- standalone
+  // ----------------------------------------------------------------------------------------
 
   public static void main(String[] args) throws Exception {
     InetSocketAddress listen = null;
@@ -732,20 +805,23 @@ public final class FaultProxy implements AutoCloseable {
       }
     }
     if (listen == null || up == null) {
-      System.err.println("usage: FaultProxy --listen HOST:PORT --upstream HOST:PORT [--seed N] [--rate R] "
-          + "[--faults A,B] [--slow-ms MS]");
+      System.err.println(
+          "usage: FaultProxy --listen HOST:PORT --upstream HOST:PORT [--seed N] [--rate R] "
+              + "[--faults A,B] [--slow-ms MS]");
       System.exit(2);
     }
     FaultProxy p = start(listen, up, seed);
     p.slowMillis(slow);
     p.controlFaults = faults;
     p.schedule(Schedule.random(seed, rate, faults));
-    System.out.println("fault proxy on " + p.host() + " -> " + up + ", rate " + rate + ", faults " + faults);
+    System.out.println(
+        "fault proxy on " + p.host() + " -> " + up + ", rate " + rate + ", faults " + faults);
     Thread.currentThread().join();
   }
 
   private static InetSocketAddress address(String hostPort) {
     int colon = hostPort.lastIndexOf(':');
-    return new InetSocketAddress(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+    return new InetSocketAddress(
+        hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
   }
 }

@@ -33,7 +33,10 @@ class FaultProxyTest {
     path = "/v2/test/app/blobs/" + registry.putBlob("test/app", blob);
   }
 
-  /** A raw ranged GET of bytes 4096-12287; returns the head and whatever body arrived before the end or timeout. */
+  /**
+   * A raw ranged GET of bytes 4096-12287; returns the head and whatever body arrived before the end
+   * or timeout.
+   */
   private record Reply(String head, byte[] body, boolean timedOut) {
     String header(String name) {
       for (String line : head.split("\r\n")) {
@@ -50,8 +53,13 @@ class FaultProxyTest {
     try (Socket s = new Socket()) {
       s.connect(new InetSocketAddress(hp[0], Integer.parseInt(hp[1])), 2000);
       s.setSoTimeout(1500);
-      s.getOutputStream().write(("GET " + path + " HTTP/1.1\r\nHost: x\r\nRange: bytes=4096-12287\r\n"
-          + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+      s.getOutputStream()
+          .write(
+              ("GET "
+                      + path
+                      + " HTTP/1.1\r\nHost: x\r\nRange: bytes=4096-12287\r\n"
+                      + "Connection: close\r\n\r\n")
+                  .getBytes(StandardCharsets.ISO_8859_1));
       InputStream in = s.getInputStream();
       ByteArrayOutputStream all = new ByteArrayOutputStream();
       boolean timedOut = false;
@@ -68,7 +76,8 @@ class FaultProxyTest {
       byte[] b = all.toByteArray();
       String text = new String(b, StandardCharsets.ISO_8859_1);
       int end = text.indexOf("\r\n\r\n");
-      return end < 0 ? new Reply(text, new byte[0], timedOut)
+      return end < 0
+          ? new Reply(text, new byte[0], timedOut)
           : new Reply(text.substring(0, end), Arrays.copyOfRange(b, end + 4, b.length), timedOut);
     }
   }

@@ -12,10 +12,10 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code java -jar lazypull.jar ARGS} as a child process (the packaged CLI, as users run it): waits for a line
- * on stdout, stops with SIGTERM, and parses the {@code stats k=v ...} line the nbd command prints at exit.
- * Output goes to files, not pipes: the JDK may close a child's pipe under a reader when the child exits,
- * losing the last lines — which is exactly where the stats line is.
+ * {@code java -jar lazypull.jar ARGS} as a child process (the packaged CLI, as users run it): waits
+ * for a line on stdout, stops with SIGTERM, and parses the {@code stats k=v ...} line the nbd
+ * command prints at exit. Output goes to files, not pipes: the JDK may close a child's pipe under a
+ * reader when the child exits, losing the last lines — which is exactly where the stats line is.
  */
 public final class LazypullProcess implements Closeable {
   private final Process process;
@@ -30,12 +30,17 @@ public final class LazypullProcess implements Closeable {
 
   /** Starts the jar with {@code args}; its stdout and stderr go to {@code logPrefix}.out / .err. */
   public static LazypullProcess start(Path jar, Path logPrefix, String... args) throws IOException {
-    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-jar", jar.toString()));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-jar",
+                jar.toString()));
     cmd.addAll(List.of(args));
     Path out = Path.of(logPrefix + ".out");
     Path err = Path.of(logPrefix + ".err");
-    Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+    Process p =
+        new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
     return new LazypullProcess(p, out, err);
   }
 
@@ -47,7 +52,10 @@ public final class LazypullProcess implements Closeable {
     }
   }
 
-  /** Waits for a stdout line containing {@code text}; fails with the output if the process dies first. */
+  /**
+   * Waits for a stdout line containing {@code text}; fails with the output if the process dies
+   * first.
+   */
   public String awaitLine(String text, int seconds) throws InterruptedException {
     long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
     while (System.nanoTime() < until) {
@@ -61,7 +69,8 @@ public final class LazypullProcess implements Closeable {
       }
       Thread.sleep(20);
     }
-    throw new AssertionError("no '" + text + "' from lazypull (alive " + process.isAlive() + ")\n" + output());
+    throw new AssertionError(
+        "no '" + text + "' from lazypull (alive " + process.isAlive() + ")\n" + output());
   }
 
   /** SIGTERM, wait for exit, and return the stats of the last {@code stats} line on stderr. */
@@ -82,13 +91,32 @@ public final class LazypullProcess implements Closeable {
       }
     }
     if (stats.isEmpty()) {
-      throw new AssertionError("no stats line from lazypull (exit " + process.exitValue() + ")\n" + output());
+      throw new AssertionError(
+          "no stats line from lazypull (exit " + process.exitValue() + ")\n" + output());
     }
     return stats;
   }
 
   public long pid() {
     return process.pid();
+  }
+
+  /**
+   * SIGKILL (kill -9): no shutdown hook runs, nothing is flushed; waits until the process is gone.
+   */
+  public void kill9() throws InterruptedException {
+    process.destroyForcibly(); // SIGKILL on Linux
+    if (!process.waitFor(30, TimeUnit.SECONDS)) {
+      throw new AssertionError("lazypull survived SIGKILL");
+    }
+  }
+
+  /** Waits for the process to exit by itself (e.g. a refused start) and returns its exit code. */
+  public int awaitExit(int seconds) throws InterruptedException {
+    if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+      throw new AssertionError("lazypull did not exit within " + seconds + " s\n" + output());
+    }
+    return process.exitValue();
   }
 
   public String output() {

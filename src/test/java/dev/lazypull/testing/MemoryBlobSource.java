@@ -4,13 +4,14 @@ import dev.lazypull.blob.BlobSource;
 import dev.lazypull.blob.BoundedChannel;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.ReadableByteChannel;
-import java.io.ByteArrayInputStream;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -24,8 +25,10 @@ public final class MemoryBlobSource implements BlobSource {
   public final List<Range> requests = new CopyOnWriteArrayList<>();
   public volatile IOException failWith;
   public volatile long delayMillis;
+
   /** When set, every openRange waits for it (to hold fetches in flight). */
   public volatile CountDownLatch gate;
+
   /** When set, bodies end this many bytes early (a source that lies about its length). */
   public volatile int truncateBy;
 
@@ -35,13 +38,17 @@ public final class MemoryBlobSource implements BlobSource {
     return new Descriptor(mediaType, d, bytes.length);
   }
 
-  /** Serves {@code bytes} under {@code digest} from now on (a source whose content went bad, or was repaired). */
+  /**
+   * Serves {@code bytes} under {@code digest} from now on (a source whose content went bad, or was
+   * repaired).
+   */
   public void serveAs(Digest digest, byte[] bytes) {
     blobs.put(digest, bytes);
   }
 
   @Override
-  public ReadableByteChannel openRange(Descriptor blob, long offset, long length) throws IOException {
+  public ReadableByteChannel openRange(Descriptor blob, long offset, long length)
+      throws IOException {
     requests.add(new Range(blob.digest(), offset, length));
     CountDownLatch g = gate;
     try {
@@ -77,7 +84,7 @@ public final class MemoryBlobSource implements BlobSource {
 
   public static byte[] randomBytes(int n, long seed) {
     byte[] b = new byte[n];
-    new java.util.Random(seed).nextBytes(b);
+    new Random(seed).nextBytes(b);
     return b;
   }
 

@@ -4,7 +4,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
-/** Encodes cachefiles messages the way the kernel lays them out (native order), for feeding the decoder. */
+/**
+ * Encodes cachefiles messages the way the kernel lays them out (native order), for feeding the
+ * decoder.
+ */
 public final class Msgs {
   private Msgs() {}
 

@@ -16,8 +16,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A deliberately low-level NBD client for protocol tests: it sends whatever bytes a test wants (bad magic,
- * unknown commands, oversized lengths) and decodes replies strictly, failing on anything malformed.
+ * A deliberately low-level NBD client for protocol tests: it sends whatever bytes a test wants (bad
+ * magic, unknown commands, oversized lengths) and decodes replies strictly, failing on anything
+ * malformed.
  */
 public final class NbdTestClient implements Closeable {
   public record OptionReply(int option, int type, byte[] data) {}
@@ -57,7 +58,8 @@ public final class NbdTestClient implements Closeable {
     return new NbdTestClient(SocketChannel.open(tcp));
   }
 
-  // ---- raw I/O -------------------------------------------------------------------------------------------
+  // ---- raw I/O
+  // -------------------------------------------------------------------------------------------
 
   public void write(ByteBuffer b) throws IOException {
     while (b.hasRemaining()) {
@@ -98,7 +100,8 @@ public final class NbdTestClient implements Closeable {
     ch.shutdownOutput();
   }
 
-  // ---- handshake -----------------------------------------------------------------------------------------
+  // ---- handshake
+  // -----------------------------------------------------------------------------------------
 
   /** Reads the greeting, checks it, answers with {@code clientFlags}. */
   public void greeting(int clientFlags) throws IOException {
@@ -113,8 +116,13 @@ public final class NbdTestClient implements Closeable {
   }
 
   public void option(int option, byte[] payload) throws IOException {
-    write(ByteBuffer.allocate(16 + payload.length).putLong(Nbd.IHAVEOPT).putInt(option).putInt(payload.length)
-        .put(payload).flip());
+    write(
+        ByteBuffer.allocate(16 + payload.length)
+            .putLong(Nbd.IHAVEOPT)
+            .putInt(option)
+            .putInt(payload.length)
+            .put(payload)
+            .flip());
   }
 
   public OptionReply optionReply() throws IOException {
@@ -148,8 +156,11 @@ public final class NbdTestClient implements Closeable {
   /** An INFO/GO payload asking for {@code infoTypes}. */
   public static byte[] infoPayload(String name, int... infoTypes) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    ByteBuffer b = ByteBuffer.allocate(4 + n.length + 2 + 2 * infoTypes.length).putInt(n.length).put(n)
-        .putShort((short) infoTypes.length);
+    ByteBuffer b =
+        ByteBuffer.allocate(4 + n.length + 2 + 2 * infoTypes.length)
+            .putInt(n.length)
+            .put(n)
+            .putShort((short) infoTypes.length);
     for (int t : infoTypes) {
       b.putShort((short) t);
     }
@@ -195,8 +206,13 @@ public final class NbdTestClient implements Closeable {
   private static void expectAck(List<OptionReply> replies) throws IOException {
     OptionReply last = replies.get(replies.size() - 1);
     if (last.type() != Nbd.REP_ACK) {
-      throw new IOException("option " + last.option() + " answered 0x" + Integer.toHexString(last.type()) + ": "
-          + new String(last.data(), StandardCharsets.UTF_8));
+      throw new IOException(
+          "option "
+              + last.option()
+              + " answered 0x"
+              + Integer.toHexString(last.type())
+              + ": "
+              + new String(last.data(), StandardCharsets.UTF_8));
     }
   }
 
@@ -208,9 +224,11 @@ public final class NbdTestClient implements Closeable {
     return new Export(b.getLong(), b.getShort() & 0xffff);
   }
 
-  // ---- transmission --------------------------------------------------------------------------------------
+  // ---- transmission
+  // --------------------------------------------------------------------------------------
 
-  public void request(int type, int flags, long cookie, long offset, long length) throws IOException {
+  public void request(int type, int flags, long cookie, long offset, long length)
+      throws IOException {
     write(new NbdRequest(flags, type, cookie, offset, length).encode());
   }
 
@@ -260,8 +278,8 @@ public final class NbdTestClient implements Closeable {
   }
 
   /**
-   * Reassembles a structured READ reply of {@code [offset, offset+length)}, checking the spec's rules: chunks
-   * inside the range, no overlaps, full coverage, no error chunks. Returns the bytes.
+   * Reassembles a structured READ reply of {@code [offset, offset+length)}, checking the spec's
+   * rules: chunks inside the range, no overlaps, full coverage, no error chunks. Returns the bytes.
    */
   public static byte[] assemble(List<Chunk> chunks, long offset, int length) throws IOException {
     byte[] out = new byte[length];
@@ -274,7 +292,8 @@ public final class NbdTestClient implements Closeable {
             throw new IOException("bad NONE chunk");
           }
         }
-        case Nbd.REPLY_TYPE_OFFSET_DATA -> mark(seen, p.getLong() - offset, c.payload().length - 8, out, p);
+        case Nbd.REPLY_TYPE_OFFSET_DATA ->
+            mark(seen, p.getLong() - offset, c.payload().length - 8, out, p);
         case Nbd.REPLY_TYPE_OFFSET_HOLE -> {
           long at = p.getLong() - offset;
           int size = p.getInt();
@@ -283,8 +302,12 @@ public final class NbdTestClient implements Closeable {
           }
           mark(seen, at, size, null, null);
         }
-        default -> throw new IOException("unexpected chunk type 0x" + Integer.toHexString(c.type()) + " error "
-            + (c.payload().length >= 4 ? p.getInt(0) : -1));
+        default ->
+            throw new IOException(
+                "unexpected chunk type 0x"
+                    + Integer.toHexString(c.type())
+                    + " error "
+                    + (c.payload().length >= 4 ? p.getInt(0) : -1));
       }
     }
     for (boolean b : seen) {
@@ -295,7 +318,8 @@ public final class NbdTestClient implements Closeable {
     return out;
   }
 
-  private static void mark(boolean[] seen, long at, int n, byte[] out, ByteBuffer data) throws IOException {
+  private static void mark(boolean[] seen, long at, int n, byte[] out, ByteBuffer data)
+      throws IOException {
     if (at < 0 || at + n > seen.length || n <= 0) {
       throw new IOException("chunk " + at + "+" + n + " outside the request");
     }

@@ -16,39 +16,63 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Lazypull images in a test registry ({@link DockerRegistryFixture}): a hermetic config file (an empty docker
- * config, so no credentials of the machine are used), {@code pack --push}, resolving what the registry serves,
- * and the on-disk file of a blob (to alter it behind the registry's back).
+ * Lazypull images in a test registry ({@link DockerRegistryFixture}): a hermetic config file (an
+ * empty docker config, so no credentials of the machine are used), {@code pack --push}, resolving
+ * what the registry serves, and the on-disk file of a blob (to alter it behind the registry's
+ * back).
  */
 public final class RegistryImages {
   private RegistryImages() {}
 
   /**
-   * Writes {@code DIR/docker.json} ({@code {}}) and {@code DIR/lazypull.toml} naming it in {@code [registry]},
-   * followed by {@code extra} TOML; returns the TOML file.
+   * Writes {@code DIR/docker.json} ({@code {}}) and {@code DIR/lazypull.toml} naming it in {@code
+   * [registry]}, followed by {@code extra} TOML; returns the TOML file.
    */
   public static Path config(Path dir, String extra) throws IOException {
     Files.createDirectories(dir);
     Files.writeString(dir.resolve("docker.json"), "{}");
     Path toml = dir.resolve("lazypull.toml");
-    Files.writeString(toml, "[registry]\ndocker_config = \"" + dir.resolve("docker.json") + "\"\n"
-        + (extra == null ? "" : extra));
+    Files.writeString(
+        toml,
+        "[registry]\ndocker_config = \""
+            + dir.resolve("docker.json")
+            + "\"\n"
+            + (extra == null ? "" : extra));
     return toml;
   }
 
-  /** {@code lazypull pack TREE --push REF} (plain HTTP, {@code --mtime 0}); fails the test if it fails. */
-  public static LazyImage packAndPush(Path tree, String ref, Path toml, Path scratch) throws IOException {
-    CliRun.Result r = CliRun.run("pack", tree.toString(), "--push", ref, "--plain-http", "--config", toml.toString(),
-        "--mtime", "0", "--scratch-dir", scratch.toString());
+  /**
+   * {@code lazypull pack TREE --push REF} (plain HTTP, {@code --mtime 0}); fails the test if it
+   * fails.
+   */
+  public static LazyImage packAndPush(Path tree, String ref, Path toml, Path scratch)
+      throws IOException {
+    CliRun.Result r =
+        CliRun.run(
+            "pack",
+            tree.toString(),
+            "--push",
+            ref,
+            "--plain-http",
+            "--config",
+            toml.toString(),
+            "--mtime",
+            "0",
+            "--scratch-dir",
+            scratch.toString());
     assertEquals(0, r.code(), r.err());
     return resolve(ref);
   }
 
   /** The lazypull image {@code ref} as a plain-HTTP registry serves it (anonymously). */
   public static LazyImage resolve(String ref) throws IOException {
-    try (RegistryClient client = new RegistryClient(RegistryConfig.defaults().withPlainHttp(true),
-        CredentialStore.anonymous(), Sleeper.REAL)) {
-      return new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref)).resolve();
+    try (RegistryClient client =
+        new RegistryClient(
+            RegistryConfig.defaults().withPlainHttp(true),
+            CredentialStore.anonymous(),
+            Sleeper.REAL)) {
+      return new RegistryImageSource(client, (ImageReference.Registry) ImageReference.parse(ref))
+          .resolve();
     }
   }
 
@@ -59,7 +83,12 @@ public final class RegistryImages {
 
   /** Where the registry's filesystem storage keeps a blob's bytes. */
   public static Path blobData(DockerRegistryFixture reg, Digest d) {
-    return reg.dir().resolve("storage/docker/registry/v2/blobs/sha256/" + d.hex().substring(0, 2) + "/" + d.hex()
-        + "/data");
+    return reg.dir()
+        .resolve(
+            "storage/docker/registry/v2/blobs/sha256/"
+                + d.hex().substring(0, 2)
+                + "/"
+                + d.hex()
+                + "/data");
   }
 }

@@ -1,14 +1,15 @@
 package dev.lazypull.testing;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.opentest4j.TestAbortedException;
 
 /**
- * Guards for tests that need root, external tools, QEMU or a registry. Outside CI a missing requirement skips
- * the test; under {@code CI=true} it fails it, so CI can never pass by skipping.
+ * Guards for tests that need root, external tools, QEMU or a registry. Outside CI a missing
+ * requirement skips the test; under {@code CI=true} it fails it, so CI can never pass by skipping.
  */
 public final class Requirements {
   private Requirements() {}
@@ -59,9 +60,10 @@ public final class Requirements {
       p.destroyForcibly();
       throw new AssertionError(String.join(" ", command) + ": timed out");
     }
-    String text = new String(out, java.nio.charset.StandardCharsets.UTF_8);
+    String text = new String(out, StandardCharsets.UTF_8);
     if (p.exitValue() != 0) {
-      throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
+      throw new AssertionError(
+          String.join(" ", command) + " exited " + p.exitValue() + ":\n" + text);
     }
     return text;
   }

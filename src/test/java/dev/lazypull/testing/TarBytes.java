@@ -3,7 +3,10 @@ package dev.lazypull.testing;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 
-/** Hand-made tar streams for malformed-input tests: ustar headers with correct (or deliberately wrong) checksums. */
+/**
+ * Hand-made tar streams for malformed-input tests: ustar headers with correct (or deliberately
+ * wrong) checksums.
+ */
 public final class TarBytes {
   private final ByteArrayOutputStream out = new ByteArrayOutputStream();
 
@@ -16,11 +19,19 @@ public final class TarBytes {
   }
 
   public TarBytes entry(String name, char type, String data) {
-    return entry(name.getBytes(StandardCharsets.UTF_8), type, data.getBytes(StandardCharsets.UTF_8), new byte[0]);
+    return entry(
+        name.getBytes(StandardCharsets.UTF_8),
+        type,
+        data.getBytes(StandardCharsets.UTF_8),
+        new byte[0]);
   }
 
   public TarBytes symlink(String name, String target) {
-    return entry(name.getBytes(StandardCharsets.UTF_8), '2', new byte[0], target.getBytes(StandardCharsets.UTF_8));
+    return entry(
+        name.getBytes(StandardCharsets.UTF_8),
+        '2',
+        new byte[0],
+        target.getBytes(StandardCharsets.UTF_8));
   }
 
   /** A pax extended header with these records, applying to the next entry. */
@@ -35,7 +46,10 @@ public final class TarBytes {
       }
       sb.append(total).append(rec);
     }
-    return entry("PaxHeader".getBytes(StandardCharsets.UTF_8), 'x', sb.toString().getBytes(StandardCharsets.UTF_8),
+    return entry(
+        "PaxHeader".getBytes(StandardCharsets.UTF_8),
+        'x',
+        sb.toString().getBytes(StandardCharsets.UTF_8),
         new byte[0]);
   }
 

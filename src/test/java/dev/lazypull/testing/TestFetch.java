@@ -2,10 +2,10 @@ package dev.lazypull.testing;
 
 import dev.lazypull.blob.BlobSource;
 import dev.lazypull.fetch.BlobCacheFile;
-import dev.lazypull.fetch.ChunkFetcher;
-import dev.lazypull.fetch.ChunkSink;
 import dev.lazypull.fetch.BlobRef;
+import dev.lazypull.fetch.ChunkFetcher;
 import dev.lazypull.fetch.ChunkMap;
+import dev.lazypull.fetch.ChunkSink;
 import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.fetch.FetchStats;
@@ -21,7 +21,10 @@ public final class TestFetch {
 
   private TestFetch() {}
 
-  /** 4 threads, {@code chunk}-byte chunks, merges up to {@code merge}, no read-ahead, a 10 s deadline. */
+  /**
+   * 4 threads, {@code chunk}-byte chunks, merges up to {@code merge}, no read-ahead, a 10 s
+   * deadline.
+   */
   public static FetchSettings settings(int chunk, int merge) {
     return new FetchSettings(4, chunk, merge, 0, Duration.ofSeconds(10), chunk);
   }
@@ -41,7 +44,10 @@ public final class TestFetch {
     return BlobRef.data(blob, table, LOCAL);
   }
 
-  /** A sink into a byte array that held nothing before (tests of the fetch path outside a cache file). */
+  /**
+   * A sink into a byte array that held nothing before (tests of the fetch path outside a cache
+   * file).
+   */
   public static final class MemorySink implements ChunkSink {
     public final byte[] file;
 
@@ -71,7 +77,8 @@ public final class TestFetch {
   }
 
   /** The fetcher {@code core} builds for {@code ref} into {@code sink}, once set up. */
-  public static ChunkFetcher fetcher(FetchCore core, BlobRef ref, BlobSource source, ChunkSink sink) {
+  public static ChunkFetcher fetcher(
+      FetchCore core, BlobRef ref, BlobSource source, ChunkSink sink) {
     return core.open(ref, source, sink).join();
   }
 

@@ -14,19 +14,39 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** Builds ordinary (non-lazypull) container images in a local OCI layout, as `docker save`-like inputs. */
+/**
+ * Builds ordinary (non-lazypull) container images in a local OCI layout, as `docker save`-like
+ * inputs.
+ */
 public final class TestImages {
-  /** A layer: the tar file as it will be stored (already compressed or not) and its uncompressed tar. */
+  /**
+   * A layer: the tar file as it will be stored (already compressed or not) and its uncompressed
+   * tar.
+   */
   public record Layer(Path stored, Path tar, String mediaType) {}
 
   private TestImages() {}
 
-  /** tar (pax, with xattrs) of {@code dir}'s contents ("." and everything below), compressed as asked. */
+  /**
+   * tar (pax, with xattrs) of {@code dir}'s contents ("." and everything below), compressed as
+   * asked.
+   */
   public static Layer tarOf(Path dir, Path out, String compression, String... members)
       throws IOException, InterruptedException {
     Path tar = out.resolveSibling(out.getFileName() + ".tar");
-    List<String> cmd = new ArrayList<>(List.of("tar", "--format=pax", "--xattrs", "--xattrs-include=*",
-        "--numeric-owner", "--sort=name", "-C", dir.toString(), "-cf", tar.toString()));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                "tar",
+                "--format=pax",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--numeric-owner",
+                "--sort=name",
+                "-C",
+                dir.toString(),
+                "-cf",
+                tar.toString()));
     cmd.addAll(members.length == 0 ? List.of(".") : List.of(members));
     Requirements.run(cmd.toArray(String[]::new));
     switch (compression) {
@@ -54,7 +74,9 @@ public final class TestImages {
     Map<String, Object> config = new LinkedHashMap<>();
     config.put("architecture", "amd64");
     config.put("os", "linux");
-    config.put("config", Map.of("Env", List.of("PATH=/usr/bin:/bin", "GREETING=hi"), "Cmd", List.of("/app/a")));
+    config.put(
+        "config",
+        Map.of("Env", List.of("PATH=/usr/bin:/bin", "GREETING=hi"), "Cmd", List.of("/app/a")));
     config.put("rootfs", Map.of("type", "layers", "diff_ids", diffIds));
     config.put("history", List.of(Map.of("created_by", "test")));
     Descriptor c = w.putBlob(Json.write(config), MediaTypes.OCI_CONFIG);

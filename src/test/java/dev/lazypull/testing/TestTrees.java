@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -18,8 +19,9 @@ public final class TestTrees {
   private TestTrees() {}
 
   /**
-   * A tree with the shapes that matter for lazy reads: a file spanning several 1 MiB chunks, files of odd sizes,
-   * a file of exactly one chunk, many small files, an empty file, deep nesting, a symlink.
+   * A tree with the shapes that matter for lazy reads: a file spanning several 1 MiB chunks, files
+   * of odd sizes, a file of exactly one chunk, many small files, an empty file, deep nesting, a
+   * symlink.
    */
   public static Path mixed(Path root, long seed) throws IOException {
     Random rnd = new Random(seed);
@@ -61,7 +63,7 @@ public final class TestTrees {
     List<String> lines = new ArrayList<>();
     try (Stream<Path> files = Files.walk(root)) {
       for (Path f : (Iterable<Path>) files.sorted()::iterator) {
-        if (Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        if (Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
           lines.add(md5(f) + "  " + root.relativize(f));
         }
       }

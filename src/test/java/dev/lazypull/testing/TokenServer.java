@@ -28,10 +28,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A docker token server for {@code auth.token} registries (distribution's token spec): issues RS256 JWTs
- * carrying the signing certificate in {@code x5c}, for users given with {@link #user} (Basic credentials on
- * the GET) and, if allowed, anonymous pulls. The key and self-signed certificate come from {@code openssl};
- * point the registry's {@code rootcertbundle} at {@link #certificate()}.
+ * A docker token server for {@code auth.token} registries (distribution's token spec): issues RS256
+ * JWTs carrying the signing certificate in {@code x5c}, for users given with {@link #user} (Basic
+ * credentials on the GET) and, if allowed, anonymous pulls. The key and self-signed certificate
+ * come from {@code openssl}; point the registry's {@code rootcertbundle} at {@link #certificate()}.
  */
 public final class TokenServer implements AutoCloseable {
   public static final String SERVICE = "test-registry";
@@ -53,15 +53,31 @@ public final class TokenServer implements AutoCloseable {
     Files.createDirectories(dir);
     Path k = dir.resolve("token.key");
     Path c = dir.resolve("token.crt");
-    Requirements.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", k.toString(), "-out",
-        c.toString(), "-days", "2", "-subj", "/CN=lazypull-test-token");
+    Requirements.run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        k.toString(),
+        "-out",
+        c.toString(),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=lazypull-test-token");
     return new TokenServer(k, c);
   }
 
   private TokenServer(Path keyFile, Path certFile) throws Exception {
     this.certFile = certFile;
-    String pem = Files.readString(keyFile).replaceAll("-----[A-Z ]+-----", "").replaceAll("\\s", "");
-    this.key = KeyFactory.getInstance("RSA").generatePrivate(new PKCS8EncodedKeySpec(Base64.getDecoder().decode(pem)));
+    String pem =
+        Files.readString(keyFile).replaceAll("-----[A-Z ]+-----", "").replaceAll("\\s", "");
+    this.key =
+        KeyFactory.getInstance("RSA")
+            .generatePrivate(new PKCS8EncodedKeySpec(Base64.getDecoder().decode(pem)));
     try (InputStream in = Files.newInputStream(certFile)) {
       this.cert = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
     }
@@ -117,20 +133,34 @@ public final class TokenServer implements AutoCloseable {
         access.addObject().put("type", "repository").put("name", parts[1]).set("actions", actions);
       }
       long now = System.currentTimeMillis() / 1000;
-      ObjectNode claims = Json.MAPPER.createObjectNode().put("iss", ISSUER).put("sub", subject)
-          .put("aud", SERVICE).put("exp", now + expiresIn).put("nbf", now - 10).put("iat", now)
-          .put("jti", UUID.randomUUID().toString());
+      ObjectNode claims =
+          Json.MAPPER
+              .createObjectNode()
+              .put("iss", ISSUER)
+              .put("sub", subject)
+              .put("aud", SERVICE)
+              .put("exp", now + expiresIn)
+              .put("nbf", now - 10)
+              .put("iat", now)
+              .put("jti", UUID.randomUUID().toString());
       claims.set("access", access);
       ObjectNode header = Json.MAPPER.createObjectNode().put("typ", "JWT").put("alg", "RS256");
       header.putArray("x5c").add(Base64.getEncoder().encodeToString(cert.getEncoded()));
-      String signingInput = b64url(Json.MAPPER.writeValueAsBytes(header)) + "." + b64url(
-          Json.MAPPER.writeValueAsBytes(claims));
+      String signingInput =
+          b64url(Json.MAPPER.writeValueAsBytes(header))
+              + "."
+              + b64url(Json.MAPPER.writeValueAsBytes(claims));
       Signature s = Signature.getInstance("SHA256withRSA");
       s.initSign(key);
       s.update(signingInput.getBytes(StandardCharsets.US_ASCII));
       String jwt = signingInput + "." + b64url(s.sign());
-      byte[] body = Json.MAPPER.writeValueAsBytes(Json.MAPPER.createObjectNode().put("token", jwt)
-          .put("access_token", jwt).put("expires_in", expiresIn));
+      byte[] body =
+          Json.MAPPER.writeValueAsBytes(
+              Json.MAPPER
+                  .createObjectNode()
+                  .put("token", jwt)
+                  .put("access_token", jwt)
+                  .put("expires_in", expiresIn));
       tokensIssued.incrementAndGet();
       ex.getResponseHeaders().add("Content-Type", "application/json");
       ex.sendResponseHeaders(200, body.length);
@@ -148,7 +178,9 @@ public final class TokenServer implements AutoCloseable {
     if (!authorization.startsWith("Basic ")) {
       return null;
     }
-    String decoded = new String(Base64.getDecoder().decode(authorization.substring(6).trim()), StandardCharsets.UTF_8);
+    String decoded =
+        new String(
+            Base64.getDecoder().decode(authorization.substring(6).trim()), StandardCharsets.UTF_8);
     int colon = decoded.indexOf(':');
     String user = decoded.substring(0, Math.max(colon, 0));
     return colon > 0 && decoded.substring(colon + 1).equals(users.get(user)) ? user : null;

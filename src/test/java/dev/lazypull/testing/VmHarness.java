@@ -14,11 +14,12 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs a script inside the QEMU guest (Debian 6.12 with ONDEMAND cachefiles/erofs, see native-stubs/vm) and
- * collects the {@code @@CHECK} and {@code @@RESULT} lines it prints.
+ * Runs a script inside the QEMU guest (Debian 6.12 with ONDEMAND cachefiles/erofs, see
+ * native-stubs/vm) and collects the {@code @@CHECK} and {@code @@RESULT} lines it prints.
  */
 public final class VmHarness {
-  public record Run(int exitCode, List<String> output, Map<String, Boolean> checks, Map<String, String> results) {
+  public record Run(
+      int exitCode, List<String> output, Map<String, Boolean> checks, Map<String, String> results) {
     public String tail(int lines) {
       return String.join("\n", output.subList(Math.max(0, output.size() - lines), output.size()));
     }
@@ -34,11 +35,12 @@ public final class VmHarness {
     /** Asserts the run ended well, every expected check ran, and all checks passed. */
     public void assertPassed(String... expectedChecks) {
       List<String> failed = new ArrayList<>();
-      checks.forEach((k, ok) -> {
-        if (!ok) {
-          failed.add(k);
-        }
-      });
+      checks.forEach(
+          (k, ok) -> {
+            if (!ok) {
+              failed.add(k);
+            }
+          });
       List<String> missing = new ArrayList<>();
       for (String c : expectedChecks) {
         if (!checks.containsKey(c)) {
@@ -46,8 +48,15 @@ public final class VmHarness {
         }
       }
       if (exitCode != 0 || !failed.isEmpty() || !missing.isEmpty()) {
-        throw new AssertionError("guest run: exit " + exitCode + ", failed checks " + failed + ", missing checks "
-            + missing + "\n" + tail(150));
+        throw new AssertionError(
+            "guest run: exit "
+                + exitCode
+                + ", failed checks "
+                + failed
+                + ", missing checks "
+                + missing
+                + "\n"
+                + tail(150));
       }
     }
   }
@@ -59,7 +68,10 @@ public final class VmHarness {
   }
 
   public static Path jar() {
-    Path jar = Path.of(System.getProperty("lazypull.jar", baseDir().resolve("target/lazypull.jar").toString()));
+    Path jar =
+        Path.of(
+            System.getProperty(
+                "lazypull.jar", baseDir().resolve("target/lazypull.jar").toString()));
     Requirements.require(Files.isRegularFile(jar), "built jar " + jar + " (run `mvn verify`)");
     return jar.toAbsolutePath();
   }
@@ -72,15 +84,18 @@ public final class VmHarness {
    * @param extra top-level YAML appended as is (e.g. an {@code auth:} section), or ""
    */
   public static String guestRegistryConfig(int port, boolean accessLog, String extra) {
-    return "version: 0.1\nlog:\n  level: warn\n" + (accessLog ? "  accesslog:\n    disabled: false\n" : "")
-        + "storage:\n  filesystem:\n    rootdirectory: /mnt/registry-storage\nhttp:\n  addr: 127.0.0.1:" + port
-        + "\n" + extra;
+    return "version: 0.1\nlog:\n  level: warn\n"
+        + (accessLog ? "  accesslog:\n    disabled: false\n" : "")
+        + "storage:\n  filesystem:\n    rootdirectory: /mnt/registry-storage\nhttp:\n  addr: 127.0.0.1:"
+        + port
+        + "\n"
+        + extra;
   }
 
   /**
-   * A fresh work dir under target/. The guest sees it at the same path wherever the checkout is: vm-run.sh shares
-   * the checkout back into the guest when the guest's own /tmp, /run, /var/tmp or /mnt would hide it, so paths
-   * written here into configs and scripts hold inside the guest too.
+   * A fresh work dir under target/. The guest sees it at the same path wherever the checkout is:
+   * vm-run.sh shares the checkout back into the guest when the guest's own /tmp, /run, /var/tmp or
+   * /mnt would hide it, so paths written here into configs and scripts hold inside the guest too.
    */
   public static Path workDir(String name) throws IOException, InterruptedException {
     Path dir = baseDir().resolve("target/vm-work").resolve(name);
@@ -96,22 +111,33 @@ public final class VmHarness {
   }
 
   /**
-   * An AppCDS archive of the classes a CLI command loads, made on the host for the same JDK and jar path (both
-   * reach the guest unchanged over 9p): each of the guest's many short CLI runs starts faster under TCG. Null if
-   * it cannot be made (the guest then simply runs without it).
+   * An AppCDS archive of the classes a CLI command loads, made on the host for the same JDK and jar
+   * path (both reach the guest unchanged over 9p): each of the guest's many short CLI runs starts
+   * faster under TCG. Null if it cannot be made (the guest then simply runs without it).
    */
   static synchronized Path classDataArchive() {
     Path jar = jar();
     Path jsa = jar.resolveSibling("lazypull-cli.jsa");
     try {
-      if (Files.exists(jsa) && Files.getLastModifiedTime(jsa).compareTo(Files.getLastModifiedTime(jar)) > 0) {
+      if (Files.exists(jsa)
+          && Files.getLastModifiedTime(jsa).compareTo(Files.getLastModifiedTime(jar)) > 0) {
         return jsa;
       }
       Files.deleteIfExists(jsa);
-      Process p = new ProcessBuilder("/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-XX:ArchiveClassesAtExit=" + jsa,
-          "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-jar", jar.toString(), "status", "--socket",
-          "/nonexistent/lazypull.sock").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
-          .start();
+      Process p =
+          new ProcessBuilder(
+                  "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+                  "-XX:ArchiveClassesAtExit=" + jsa,
+                  "-XX:TieredStopAtLevel=1",
+                  "-XX:+UseSerialGC",
+                  "-jar",
+                  jar.toString(),
+                  "status",
+                  "--socket",
+                  "/nonexistent/lazypull.sock")
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start();
       p.waitFor(120, TimeUnit.SECONDS);
       return Files.exists(jsa) ? jsa : null;
     } catch (IOException | InterruptedException e) {
@@ -120,20 +146,20 @@ public final class VmHarness {
   }
 
   /**
-   * Boots the guest and runs {@code guestScript ARGS...} in it with LAZYPULL_JAR set; echoes the guest console
-   * to stdout as it goes (CI logs show the run).
+   * Boots the guest and runs {@code guestScript ARGS...} in it with LAZYPULL_JAR set; echoes the
+   * guest console to stdout as it goes (CI logs show the run).
    */
   public static Run run(Path workDir, Path guestScript, int timeoutSeconds, String... args)
       throws IOException, InterruptedException {
     requireVm();
     Path wrapper = workDir.resolve("guest-cmd.sh");
-    StringBuilder cmd = new StringBuilder("#!/bin/bash\nexport LAZYPULL_JAR=").append(jar()).append('\n');
+    StringBuilder cmd =
+        new StringBuilder("#!/bin/bash\nexport LAZYPULL_JAR=").append(jar()).append('\n');
     Path cds = classDataArchive();
     if (cds != null) {
       cmd.append("export LAZYPULL_CDS=").append(cds).append('\n');
     }
-    cmd
-        .append("exec bash ").append(guestScript.toAbsolutePath());
+    cmd.append("exec bash ").append(guestScript.toAbsolutePath());
     for (String a : args) {
       cmd.append(" '").append(a.replace("'", "'\\''")).append('\'');
     }
@@ -141,19 +167,25 @@ public final class VmHarness {
     Files.writeString(wrapper, cmd.toString());
     Files.setPosixFilePermissions(wrapper, PosixFilePermissions.fromString("rwxr-xr-x"));
     Path runner = baseDir().resolve("native-stubs/vm/vm-run.sh");
-    Process p = new ProcessBuilder(runner.toString(), "--timeout", Integer.toString(timeoutSeconds),
-        wrapper.toString())
-        .directory(workDir.toFile())
-        .redirectErrorStream(true)
-        .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-        .start();
-    // If this JVM is stopped (Ctrl-C, a killed build), stop the guest too instead of leaving it to its timeout.
+    Process p =
+        new ProcessBuilder(
+                runner.toString(),
+                "--timeout",
+                Integer.toString(timeoutSeconds),
+                wrapper.toString())
+            .directory(workDir.toFile())
+            .redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+            .start();
+    // If this JVM is stopped (Ctrl-C, a killed build), stop the guest too instead of leaving it to
+    // its timeout.
     Thread stopGuest = new Thread(p::destroy, "stop-vm");
     Runtime.getRuntime().addShutdownHook(stopGuest);
     List<String> lines = new ArrayList<>();
     Map<String, Boolean> checks = new LinkedHashMap<>();
     Map<String, String> results = new LinkedHashMap<>();
-    try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+    try (BufferedReader r =
+        new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       String line;
       while ((line = r.readLine()) != null) {
         System.out.println("[vm] " + line);

@@ -1,6 +1,5 @@
 package dev.lazypull.nbd.device;
 
-import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.server.NbdServer;
 import dev.lazypull.sys.Errno;
 import dev.lazypull.sys.ErrnoException;
@@ -15,10 +14,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 
 /**
- * Attaches an export to the kernel's nbd driver ({@code /dev/nbdN}) through the classic ioctls, as nbd-client
- * and nydusd do: block size and count, flags (read-only, flush, multi-connection), one socketpair per
- * connection whose other end our server serves in transmission mode, then {@code NBD_DO_IT}, which blocks (on
- * its own thread) until the device is disconnected. {@link #close} disconnects the device.
+ * Attaches an export to the kernel's nbd driver ({@code /dev/nbdN}) through the classic ioctls, as
+ * nbd-client and nydusd do: block size and count, the export's flags (read-only or writable, flush,
+ * multi-connection), one socketpair per connection whose other end our server serves in
+ * transmission mode, then {@code NBD_DO_IT}, which blocks (on its own thread) until the device is
+ * disconnected. {@link #close} disconnects the device.
  */
 public final class KernelNbdDevice implements Closeable {
   private static final Logger LOG = Logger.getLogger(KernelNbdDevice.class.getName());
@@ -45,28 +45,38 @@ public final class KernelNbdDevice implements Closeable {
   }
 
   /**
-   * Configures {@code devicePath} for {@code server}'s export and starts it. Returns once the kernel has the
-   * device running (its size is visible in sysfs).
+   * Configures {@code devicePath} for {@code server}'s export and starts it. Returns once the
+   * kernel has the device running (its size is visible in sysfs).
    *
    * @param connections sockets (kernel hardware queues) to give the device
-   * @param kernelTimeout after this long without a reply the kernel fails the request and drops the socket; keep
-   *     it above the server's read deadline, which answers slow fetches with EIO first
+   * @param kernelTimeout after this long without a reply the kernel fails the request and drops the
+   *     socket; keep it above the server's read deadline, which answers slow fetches with EIO first
    */
-  public static KernelNbdDevice attach(String devicePath, NbdServer server, int connections, Duration kernelTimeout)
+  public static KernelNbdDevice attach(
+      String devicePath, NbdServer server, int connections, Duration kernelTimeout)
       throws IOException {
     checkAvailable(devicePath);
     long size = server.export().size();
     int blockSize = size % 4096 == 0 ? 4096 : 512;
     if (size % blockSize != 0) {
-      LOG.warning(devicePath + ": the export's last " + (size % blockSize) + " bytes are past the last whole "
-          + "512-byte sector and are not visible through the block device");
+      LOG.warning(
+          devicePath
+              + ": the export's last "
+              + (size % blockSize)
+              + " bytes are past the last whole "
+              + "512-byte sector and are not visible through the block device");
     }
     int fd;
     try {
       fd = Posix.open(devicePath, Posix.O_RDWR | Posix.O_CLOEXEC, 0);
     } catch (ErrnoException e) {
-      throw new IOException("cannot open " + devicePath + ": " + Errno.describe(e.errno())
-          + (e.errno() == Errno.ENOENT ? " (load the nbd module: modprobe nbd)" : ""), e);
+      throw new IOException(
+          "cannot open "
+              + devicePath
+              + ": "
+              + Errno.describe(e.errno())
+              + (e.errno() == Errno.ENOENT ? " (load the nbd module: modprobe nbd)" : ""),
+          e);
     }
     KernelNbdDevice dev = new KernelNbdDevice(devicePath, fd);
     try {
@@ -78,17 +88,25 @@ public final class KernelNbdDevice implements Closeable {
     return dev;
   }
 
-  private void configure(NbdServer server, long blocks, int blockSize, int connections, Duration timeout)
+  private void configure(
+      NbdServer server, long blocks, int blockSize, int connections, Duration timeout)
       throws IOException {
     try {
       Posix.ioctl(fd, NBD_SET_BLKSIZE, blockSize);
       Posix.ioctl(fd, NBD_SET_SIZE_BLOCKS, blocks);
       Posix.ioctl(fd, NBD_SET_TIMEOUT, Math.max(1, timeout.toSeconds()));
-      Posix.ioctl(fd, NBD_SET_FLAGS, Nbd.TFLAG_HAS_FLAGS | Nbd.TFLAG_READ_ONLY | Nbd.TFLAG_SEND_FLUSH
-          | Nbd.TFLAG_CAN_MULTI_CONN);
+      // The kernel client never negotiates structured replies: no DF. Read-only, or
+      // FUA/TRIM/WRITE_ZEROES.
+      Posix.ioctl(fd, NBD_SET_FLAGS, server.export().transmissionFlags(false));
     } catch (ErrnoException e) {
-      throw new IOException(path + ": " + e.getMessage() + (e.errno() == Errno.EBUSY
-          ? " (the device is in use: another nbd client is attached)" : ""), e);
+      throw new IOException(
+          path
+              + ": "
+              + e.getMessage()
+              + (e.errno() == Errno.EBUSY
+                  ? " (the device is in use: another nbd client is attached)"
+                  : ""),
+          e);
     }
     for (int i = 0; i < connections; i++) {
       int[] pair = Posix.socketpair();
@@ -100,10 +118,17 @@ public final class KernelNbdDevice implements Closeable {
         if (i > 0) {
           clearQuietly();
         }
-        throw new IOException(path + ": NBD_SET_SOCK: " + Errno.describe(e.errno()) + (e.errno() == Errno.EBUSY
-            ? " (the device is in use: another nbd client is attached)" : ""), e);
+        throw new IOException(
+            path
+                + ": NBD_SET_SOCK: "
+                + Errno.describe(e.errno())
+                + (e.errno() == Errno.EBUSY
+                    ? " (the device is in use: another nbd client is attached)"
+                    : ""),
+            e);
       }
-      // The kernel holds its own reference now; ours would keep the socket alive after a disconnect.
+      // The kernel holds its own reference now; ours would keep the socket alive after a
+      // disconnect.
       Posix.closeQuietly(pair[0]);
       server.serveKernelSocket(pair[1], path + " socket " + i);
     }
@@ -119,7 +144,8 @@ public final class KernelNbdDevice implements Closeable {
       running.complete(null);
     } catch (ErrnoException e) {
       if (closing) {
-        running.complete(null); // a requested disconnect may end DO_IT with an error on some kernels
+        running.complete(
+            null); // a requested disconnect may end DO_IT with an error on some kernels
       } else {
         running.completeExceptionally(new IOException(path + ": NBD_DO_IT: " + e.getMessage(), e));
       }
@@ -142,8 +168,8 @@ public final class KernelNbdDevice implements Closeable {
   }
 
   /**
-   * Fails if {@code devicePath} is not an nbd device or is running already: configuring a device someone else
-   * runs would resize it under them, so this is checked before any ioctl.
+   * Fails if {@code devicePath} is not an nbd device or is running already: configuring a device
+   * someone else runs would resize it under them, so this is checked before any ioctl.
    */
   public static void checkAvailable(String devicePath) throws IOException {
     if (!Files.exists(Path.of(devicePath))) {
@@ -151,8 +177,11 @@ public final class KernelNbdDevice implements Closeable {
     }
     Path pid = sysfs(devicePath, "pid");
     if (Files.exists(pid)) {
-      throw new IOException(devicePath + " is in use: another nbd client (pid " + Files.readString(pid).strip()
-          + ") is attached");
+      throw new IOException(
+          devicePath
+              + " is in use: another nbd client (pid "
+              + Files.readString(pid).strip()
+              + ") is attached");
     }
   }
 
@@ -186,12 +215,18 @@ public final class KernelNbdDevice implements Closeable {
     return path;
   }
 
-  /** Completes when the device is disconnected (by {@link #close}, {@code nbd-client -d}, or a failure). */
+  /**
+   * Completes when the device is disconnected (by {@link #close}, {@code nbd-client -d}, or a
+   * failure).
+   */
   public CompletableFuture<Void> disconnected() {
     return running;
   }
 
-  /** Disconnects the device (the kernel sends DISC on its sockets) and waits up to 10 s for it to stop. */
+  /**
+   * Disconnects the device (the kernel sends DISC on its sockets) and waits up to 10 s for it to
+   * stop.
+   */
   @Override
   public synchronized void close() {
     if (closed) {

@@ -1,7 +1,7 @@
 package dev.lazypull.nbd.device;
 
-import dev.lazypull.nbd.server.ExportDevice;
 import dev.lazypull.fetch.BlobCacheFile;
+import dev.lazypull.nbd.server.ExportDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -9,9 +9,10 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * An {@link ExportDevice} composed of segments — ranges backed by a blob cache file or by bytes held in memory
- * (a patched bootstrap head) — with zeros everywhere between them. This is how the flattened EROFS device (the
- * bootstrap at block 0, each blob at its mapped block) and the raw single-blob export are both served.
+ * An {@link ExportDevice} composed of segments — ranges backed by a blob cache file or by bytes
+ * held in memory (a patched bootstrap head) — with zeros everywhere between them. This is how the
+ * flattened EROFS device (the bootstrap at block 0, each blob at its mapped block) and the raw
+ * single-blob export are both served.
  */
 public final class SegmentDevice implements ExportDevice {
   private static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
@@ -28,7 +29,8 @@ public final class SegmentDevice implements ExportDevice {
   public record Segment(long start, long length, Backing backing, long backingOffset) {
     public Segment {
       if (start < 0 || length <= 0 || backingOffset < 0) {
-        throw new IllegalArgumentException("segment " + start + "+" + length + " @" + backingOffset);
+        throw new IllegalArgumentException(
+            "segment " + start + "+" + length + " @" + backingOffset);
       }
     }
 
@@ -40,15 +42,26 @@ public final class SegmentDevice implements ExportDevice {
   private final long size;
   private final Segment[] segments;
 
-  /** @param segments sorted by start, not overlapping, inside {@code [0, size)} */
+  /**
+   * @param segments sorted by start, not overlapping, inside {@code [0, size)}
+   */
   public SegmentDevice(long size, List<Segment> segments) {
     this.size = size;
     this.segments = segments.toArray(new Segment[0]);
     long prevEnd = 0;
     for (Segment s : this.segments) {
       if (s.start() < prevEnd || s.end() > size) {
-        throw new IllegalArgumentException("segment " + s.start() + "+" + s.length() + " overlaps or lies outside "
-            + "[" + prevEnd + ", " + size + ")");
+        throw new IllegalArgumentException(
+            "segment "
+                + s.start()
+                + "+"
+                + s.length()
+                + " overlaps or lies outside "
+                + "["
+                + prevEnd
+                + ", "
+                + size
+                + ")");
       }
       prevEnd = s.end();
     }
@@ -106,8 +119,8 @@ public final class SegmentDevice implements ExportDevice {
 
   private void checkRange(long offset, long length) {
     if (offset < 0 || length < 0 || offset > size || length > size - offset) {
-      throw new IllegalArgumentException("range " + offset + "+" + length + " outside the device's " + size
-          + " bytes");
+      throw new IllegalArgumentException(
+          "range " + offset + "+" + length + " outside the device's " + size + " bytes");
     }
   }
 
@@ -153,7 +166,8 @@ public final class SegmentDevice implements ExportDevice {
       Segment s = segments[i];
       long from = Math.max(offset, s.start());
       long to = Math.min(end, s.end());
-      CompletableFuture<Void> f = s.backing().ensure(s.backingOffset() + from - s.start(), to - from);
+      CompletableFuture<Void> f =
+          s.backing().ensure(s.backingOffset() + from - s.start(), to - from);
       if (f.isDone() && !f.isCompletedExceptionally()) {
         continue;
       }
@@ -170,7 +184,9 @@ public final class SegmentDevice implements ExportDevice {
     if (only == null) {
       return DONE;
     }
-    return waits == null ? only : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
+    return waits == null
+        ? only
+        : CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
   }
 
   @Override

@@ -1,12 +1,14 @@
 package dev.lazypull.nbd.protocol;
 
 /**
- * NBD wire constants (NetworkBlockDevice/nbd doc/proto.md). Every integer on the wire is big-endian.
+ * NBD wire constants (NetworkBlockDevice/nbd doc/proto.md). Every integer on the wire is
+ * big-endian.
  */
 public final class Nbd {
   private Nbd() {}
 
-  // ---- handshake -----------------------------------------------------------------------------------------
+  // ---- handshake
+  // -----------------------------------------------------------------------------------------
   public static final long NBDMAGIC = 0x4e42444d41474943L;
   public static final long IHAVEOPT = 0x49484156454F5054L;
   public static final long OPTION_REPLY_MAGIC = 0x0003e889045565a9L;
@@ -16,7 +18,8 @@ public final class Nbd {
   public static final int CLIENT_FLAG_FIXED_NEWSTYLE = 1;
   public static final int CLIENT_FLAG_NO_ZEROES = 2;
 
-  // ---- options -------------------------------------------------------------------------------------------
+  // ---- options
+  // -------------------------------------------------------------------------------------------
   public static final int OPT_EXPORT_NAME = 1;
   public static final int OPT_ABORT = 2;
   public static final int OPT_LIST = 3;
@@ -42,15 +45,20 @@ public final class Nbd {
   public static final int INFO_DESCRIPTION = 2;
   public static final int INFO_BLOCK_SIZE = 3;
 
-  // ---- transmission flags --------------------------------------------------------------------------------
+  // ---- transmission flags
+  // --------------------------------------------------------------------------------
   public static final int TFLAG_HAS_FLAGS = 1;
   public static final int TFLAG_READ_ONLY = 1 << 1;
   public static final int TFLAG_SEND_FLUSH = 1 << 2;
+  public static final int TFLAG_SEND_FUA = 1 << 3;
+  public static final int TFLAG_SEND_TRIM = 1 << 5;
+  public static final int TFLAG_SEND_WRITE_ZEROES = 1 << 6;
   public static final int TFLAG_SEND_DF = 1 << 7;
   public static final int TFLAG_CAN_MULTI_CONN = 1 << 8;
   public static final int TFLAG_SEND_CACHE = 1 << 10;
 
-  // ---- requests ------------------------------------------------------------------------------------------
+  // ---- requests
+  // ------------------------------------------------------------------------------------------
   public static final int REQUEST_MAGIC = 0x25609513;
   public static final int REQUEST_SIZE = 28;
 
@@ -69,7 +77,8 @@ public final class Nbd {
   public static final int CMD_FLAG_REQ_ONE = 1 << 3;
   public static final int CMD_FLAG_FAST_ZERO = 1 << 4;
 
-  // ---- replies -------------------------------------------------------------------------------------------
+  // ---- replies
+  // -------------------------------------------------------------------------------------------
   public static final int SIMPLE_REPLY_MAGIC = 0x67446698;
   public static final int SIMPLE_REPLY_SIZE = 16;
   public static final int STRUCTURED_REPLY_MAGIC = 0x668e33ef;
@@ -86,7 +95,8 @@ public final class Nbd {
   public static final int STATE_HOLE = 1;
   public static final int STATE_ZERO = 2;
 
-  // ---- errors --------------------------------------------------------------------------------------------
+  // ---- errors
+  // --------------------------------------------------------------------------------------------
   public static final int EPERM = 1;
   public static final int EIO = 5;
   public static final int ENOMEM = 12;
@@ -96,15 +106,20 @@ public final class Nbd {
   public static final int ENOTSUP = 95;
   public static final int ESHUTDOWN = 108;
 
-  // ---- our limits ----------------------------------------------------------------------------------------
+  // ---- our limits
+  // ----------------------------------------------------------------------------------------
   /** Largest READ (and WRITE payload) accepted; advertised as the maximum block size. */
   public static final int MAX_PAYLOAD = 32 << 20;
+
   /** Longest export name or query string (the spec's MUST). */
   public static final int MAX_STRING = 4096;
+
   /** Largest option payload read into memory; bigger ones are skipped and answered ERR_TOO_BIG. */
   public static final int MAX_OPTION_PAYLOAD = 64 << 10;
+
   /** Advertised block sizes: any alignment, 4 KiB preferred. */
   public static final int MIN_BLOCK = 1;
+
   public static final int PREFERRED_BLOCK = 4096;
 
   public static final String BASE_ALLOCATION = "base:allocation";

@@ -7,17 +7,19 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
- * The handshake phase's wire format (fixed newstyle): the greeting, client flags, option headers and payloads,
- * and option replies. Pure functions over big-endian ByteBuffers; malformed input is an
- * {@link NbdProtocolException} naming what is wrong.
+ * The handshake phase's wire format (fixed newstyle): the greeting, client flags, option headers
+ * and payloads, and option replies. Pure functions over big-endian ByteBuffers; malformed input is
+ * an {@link NbdProtocolException} naming what is wrong.
  */
 public final class OptionCodec {
   public static final int GREETING_SIZE = 18;
   public static final int OPTION_HEADER_SIZE = 16;
   public static final int OPTION_REPLY_HEADER_SIZE = 20;
+
   /** Zero padding after an EXPORT_NAME reply when the client did not ask for NO_ZEROES. */
   public static final int EXPORT_NAME_PADDING = 124;
 
@@ -34,19 +36,23 @@ public final class OptionCodec {
 
   /** {@code NBDMAGIC, IHAVEOPT, handshake flags (FIXED_NEWSTYLE | NO_ZEROES)}. */
   public static ByteBuffer greeting() {
-    return ByteBuffer.allocate(GREETING_SIZE).putLong(Nbd.NBDMAGIC).putLong(Nbd.IHAVEOPT)
-        .putShort((short) (Nbd.FLAG_FIXED_NEWSTYLE | Nbd.FLAG_NO_ZEROES)).flip();
+    return ByteBuffer.allocate(GREETING_SIZE)
+        .putLong(Nbd.NBDMAGIC)
+        .putLong(Nbd.IHAVEOPT)
+        .putShort((short) (Nbd.FLAG_FIXED_NEWSTYLE | Nbd.FLAG_NO_ZEROES))
+        .flip();
   }
 
   /**
-   * The client's 32-bit flags. Anything but FIXED_NEWSTYLE and NO_ZEROES (the two flags we advertise) must end
-   * the connection, per the spec.
+   * The client's 32-bit flags. Anything but FIXED_NEWSTYLE and NO_ZEROES (the two flags we
+   * advertise) must end the connection, per the spec.
    */
   public static int decodeClientFlags(ByteBuffer buf) throws NbdProtocolException {
     int flags = buf.getInt();
     int known = Nbd.CLIENT_FLAG_FIXED_NEWSTYLE | Nbd.CLIENT_FLAG_NO_ZEROES;
     if ((flags & ~known) != 0) {
-      throw new NbdProtocolException("client sent unknown handshake flags 0x" + Integer.toHexString(flags));
+      throw new NbdProtocolException(
+          "client sent unknown handshake flags 0x" + Integer.toHexString(flags));
     }
     return flags;
   }
@@ -67,8 +73,12 @@ public final class OptionCodec {
       String name = string(payload, lengthPrefix(payload, "export name"), "export name");
       int n = Short.toUnsignedInt(payload.getShort());
       if (payload.remaining() != 2 * n) {
-        throw new NbdProtocolException("INFO/GO payload announces " + n + " information requests but has "
-            + payload.remaining() + " bytes for them");
+        throw new NbdProtocolException(
+            "INFO/GO payload announces "
+                + n
+                + " information requests but has "
+                + payload.remaining()
+                + " bytes for them");
       }
       List<Integer> types = new ArrayList<>(n);
       for (int i = 0; i < n; i++) {
@@ -80,21 +90,30 @@ public final class OptionCodec {
     }
   }
 
-  /** {@code u32 namelen, name, u32 nq, {u32 len, query} x nq} — the whole payload, nothing left over. */
-  public static MetaContextRequest decodeMetaContext(ByteBuffer payload) throws NbdProtocolException {
+  /**
+   * {@code u32 namelen, name, u32 nq, {u32 len, query} x nq} — the whole payload, nothing left
+   * over.
+   */
+  public static MetaContextRequest decodeMetaContext(ByteBuffer payload)
+      throws NbdProtocolException {
     try {
       String name = string(payload, lengthPrefix(payload, "export name"), "export name");
       long n = Integer.toUnsignedLong(payload.getInt());
       if (n > payload.remaining() / 4) { // each query needs at least its length word
-        throw new NbdProtocolException("meta context payload announces " + n + " queries in "
-            + payload.remaining() + " bytes");
+        throw new NbdProtocolException(
+            "meta context payload announces "
+                + n
+                + " queries in "
+                + payload.remaining()
+                + " bytes");
       }
       List<String> queries = new ArrayList<>((int) n);
       for (int i = 0; i < n; i++) {
         queries.add(string(payload, lengthPrefix(payload, "query"), "query"));
       }
       if (payload.hasRemaining()) {
-        throw new NbdProtocolException("meta context payload has " + payload.remaining() + " trailing bytes");
+        throw new NbdProtocolException(
+            "meta context payload has " + payload.remaining() + " trailing bytes");
       }
       return new MetaContextRequest(name, queries);
     } catch (BufferUnderflowException e) {
@@ -110,7 +129,8 @@ public final class OptionCodec {
   private static int lengthPrefix(ByteBuffer buf, String what) throws NbdProtocolException {
     long len = Integer.toUnsignedLong(buf.getInt());
     if (len > Nbd.MAX_STRING) {
-      throw new NbdProtocolException(what + " of " + len + " bytes (at most " + Nbd.MAX_STRING + ")");
+      throw new NbdProtocolException(
+          what + " of " + len + " bytes (at most " + Nbd.MAX_STRING + ")");
     }
     if (len > buf.remaining()) {
       throw new NbdProtocolException(what + " of " + len + " bytes overruns the payload");
@@ -120,14 +140,20 @@ public final class OptionCodec {
 
   private static String string(ByteBuffer buf, int len, String what) throws NbdProtocolException {
     if (len > Nbd.MAX_STRING) {
-      throw new NbdProtocolException(what + " of " + len + " bytes (at most " + Nbd.MAX_STRING + ")");
+      throw new NbdProtocolException(
+          what + " of " + len + " bytes (at most " + Nbd.MAX_STRING + ")");
     }
     ByteBuffer slice = buf.slice().limit(len);
     buf.position(buf.position() + len);
     String s;
     try {
-      s = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT).decode(slice).toString();
+      s =
+          StandardCharsets.UTF_8
+              .newDecoder()
+              .onMalformedInput(CodingErrorAction.REPORT)
+              .onUnmappableCharacter(CodingErrorAction.REPORT)
+              .decode(slice)
+              .toString();
     } catch (CharacterCodingException e) {
       throw new NbdProtocolException(what + " is not UTF-8");
     }
@@ -140,16 +166,22 @@ public final class OptionCodec {
   /** Checks a string we send: UTF-8 of at most 4096 bytes, no NUL. */
   static void checkString(String s, String what) {
     if (s.indexOf('\0') >= 0 || s.getBytes(StandardCharsets.UTF_8).length > Nbd.MAX_STRING) {
-      throw new IllegalArgumentException(what + " must be at most " + Nbd.MAX_STRING + " UTF-8 bytes without NUL");
+      throw new IllegalArgumentException(
+          what + " must be at most " + Nbd.MAX_STRING + " UTF-8 bytes without NUL");
     }
   }
 
-  // ---- replies -------------------------------------------------------------------------------------------
+  // ---- replies
+  // -------------------------------------------------------------------------------------------
 
   /** {@code reply magic, option, type, length, data}. */
   public static ByteBuffer reply(int option, int type, ByteBuffer data) {
     ByteBuffer b = ByteBuffer.allocate(OPTION_REPLY_HEADER_SIZE + data.remaining());
-    b.putLong(Nbd.OPTION_REPLY_MAGIC).putInt(option).putInt(type).putInt(data.remaining()).put(data.duplicate());
+    b.putLong(Nbd.OPTION_REPLY_MAGIC)
+        .putInt(option)
+        .putInt(type)
+        .putInt(data.remaining())
+        .put(data.duplicate());
     return b.flip();
   }
 
@@ -165,41 +197,64 @@ public final class OptionCodec {
   /** Longest message we put in an error reply or chunk. */
   static final int MAX_MESSAGE = 1024;
 
-  /** UTF-8 of {@code text} without NULs, cut at a character boundary to at most {@code max} bytes. */
+  /**
+   * UTF-8 of {@code text} without NULs, cut at a character boundary to at most {@code max} bytes.
+   */
   static byte[] boundedUtf8(String text, int max) {
     CharBuffer in = CharBuffer.wrap(text == null ? "" : text.replace('\0', ' '));
     ByteBuffer out = ByteBuffer.allocate(max);
-    StandardCharsets.UTF_8.newEncoder().onMalformedInput(CodingErrorAction.REPLACE)
-        .onUnmappableCharacter(CodingErrorAction.REPLACE).encode(in, out, true);
-    return java.util.Arrays.copyOf(out.array(), out.position());
+    StandardCharsets.UTF_8
+        .newEncoder()
+        .onMalformedInput(CodingErrorAction.REPLACE)
+        .onUnmappableCharacter(CodingErrorAction.REPLACE)
+        .encode(in, out, true);
+    return Arrays.copyOf(out.array(), out.position());
   }
 
   /** {@code NBD_REP_SERVER}: {@code u32 namelen, name}. */
   public static ByteBuffer server(int option, String name) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    return reply(option, Nbd.REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).flip());
+    return reply(
+        option, Nbd.REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).flip());
   }
 
   public static ByteBuffer infoExport(int option, long size, int transmissionFlags) {
-    return reply(option, Nbd.REP_INFO, ByteBuffer.allocate(12).putShort((short) Nbd.INFO_EXPORT).putLong(size)
-        .putShort((short) transmissionFlags).flip());
+    return reply(
+        option,
+        Nbd.REP_INFO,
+        ByteBuffer.allocate(12)
+            .putShort((short) Nbd.INFO_EXPORT)
+            .putLong(size)
+            .putShort((short) transmissionFlags)
+            .flip());
   }
 
   /** INFO_NAME or INFO_DESCRIPTION: {@code u16 type, text}. */
   public static ByteBuffer infoText(int option, int infoType, String text) {
     byte[] t = text.getBytes(StandardCharsets.UTF_8);
-    return reply(option, Nbd.REP_INFO, ByteBuffer.allocate(2 + t.length).putShort((short) infoType).put(t).flip());
+    return reply(
+        option,
+        Nbd.REP_INFO,
+        ByteBuffer.allocate(2 + t.length).putShort((short) infoType).put(t).flip());
   }
 
   public static ByteBuffer infoBlockSize(int option, int minimum, int preferred, int maximum) {
-    return reply(option, Nbd.REP_INFO, ByteBuffer.allocate(14).putShort((short) Nbd.INFO_BLOCK_SIZE)
-        .putInt(minimum).putInt(preferred).putInt(maximum).flip());
+    return reply(
+        option,
+        Nbd.REP_INFO,
+        ByteBuffer.allocate(14)
+            .putShort((short) Nbd.INFO_BLOCK_SIZE)
+            .putInt(minimum)
+            .putInt(preferred)
+            .putInt(maximum)
+            .flip());
   }
 
   /** {@code NBD_REP_META_CONTEXT}: {@code u32 id, name}. */
   public static ByteBuffer metaContext(int option, int id, String name) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    return reply(option, Nbd.REP_META_CONTEXT, ByteBuffer.allocate(4 + n.length).putInt(id).put(n).flip());
+    return reply(
+        option, Nbd.REP_META_CONTEXT, ByteBuffer.allocate(4 + n.length).putInt(id).put(n).flip());
   }
 
   /** The EXPORT_NAME answer (no reply header): {@code u64 size, u16 flags[, 124 zero bytes]}. */

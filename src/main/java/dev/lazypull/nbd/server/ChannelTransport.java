@@ -14,7 +14,9 @@ final class ChannelTransport implements NbdTransport {
     this.ch = ch;
     this.peer = peer;
     if (ch.supportedOptions().contains(StandardSocketOptions.TCP_NODELAY)) {
-      ch.setOption(StandardSocketOptions.TCP_NODELAY, true); // replies are whole messages; never wait for more
+      ch.setOption(
+          StandardSocketOptions.TCP_NODELAY,
+          true); // replies are whole messages; never wait for more
     }
   }
 

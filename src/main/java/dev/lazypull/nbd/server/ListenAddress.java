@@ -6,9 +6,9 @@ import java.net.UnknownHostException;
 import java.nio.file.Path;
 
 /**
- * Where an NBD server listens: {@code unix:PATH} or {@code tcp:HOST:PORT} ({@code tcp:[::1]:PORT} for IPv6).
- * NBD has no authentication and we offer no TLS, so TCP is refused on anything but loopback unless the
- * caller explicitly allows remote clients.
+ * Where an NBD server listens: {@code unix:PATH} or {@code tcp:HOST:PORT} ({@code tcp:[::1]:PORT}
+ * for IPv6). NBD has no authentication and we offer no TLS, so TCP is refused on anything but
+ * loopback unless the caller explicitly allows remote clients.
  */
 public sealed interface ListenAddress {
   record Unix(Path path) implements ListenAddress {
@@ -55,7 +55,8 @@ public sealed interface ListenAddress {
       }
       return new Tcp(host, port);
     }
-    throw new IllegalArgumentException("listen address must be unix:PATH or tcp:HOST:PORT, not '" + text + "'");
+    throw new IllegalArgumentException(
+        "listen address must be unix:PATH or tcp:HOST:PORT, not '" + text + "'");
   }
 
   /**
@@ -66,9 +67,13 @@ public sealed interface ListenAddress {
   static InetSocketAddress resolve(Tcp tcp, boolean allowRemote) throws UnknownHostException {
     InetAddress addr = InetAddress.getByName(tcp.host());
     if (!allowRemote && !addr.isLoopbackAddress()) {
-      throw new IllegalArgumentException("refusing to serve NBD on " + tcp + " (" + addr.getHostAddress()
-          + "): it is not a loopback address, and NBD offers no authentication or encryption here; use a unix "
-          + "socket, 127.0.0.1, or --allow-remote if the network is trusted");
+      throw new IllegalArgumentException(
+          "refusing to serve NBD on "
+              + tcp
+              + " ("
+              + addr.getHostAddress()
+              + "): it is not a loopback address, and NBD offers no authentication or encryption here; use a unix "
+              + "socket, 127.0.0.1, or --allow-remote if the network is trusted");
     }
     return new InetSocketAddress(addr, tcp.port());
   }

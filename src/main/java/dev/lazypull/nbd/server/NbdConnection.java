@@ -16,19 +16,24 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * One client connection, on its own thread: the fixed-newstyle handshake (skipped for the kernel client, which
- * starts in transmission), then the request loop: bytes from the transport through a {@link RequestDecoder}
- * (framing), each request to a {@link RequestHandler} (dispatch and replies, written through the
- * {@link ReplySink}).
+ * One client connection, on its own thread: the fixed-newstyle handshake (skipped for the kernel
+ * client, which starts in transmission), then the request loop: bytes from the transport through a
+ * {@link RequestDecoder} (framing), each request to a {@link RequestHandler} (dispatch and replies,
+ * written through the {@link ReplySink}).
  *
- * <p>Flow control is here: at most {@link ServerContext#maxInflight()} requests are in progress; with none free
- * the loop stops reading, so a client cannot queue unbounded work (what it sent meanwhile waits in the socket and
- * in one read buffer). Bad requests get error replies and the connection goes on; only a broken stream (bad
- * magic, an oversized WRITE payload, a write failure after a success header) ends it.
+ * <p>Flow control is here: at most {@link ServerContext#maxInflight()} requests are in progress;
+ * with none free the loop stops reading, so a client cannot queue unbounded work (what it sent
+ * meanwhile waits in the socket and in one read buffer). Bad requests get error replies and the
+ * connection goes on; only a broken stream (bad magic, an oversized WRITE payload, a write failure
+ * after a success header) ends it.
  */
 final class NbdConnection implements Runnable {
   private static final Logger LOG = Logger.getLogger(NbdConnection.class.getName());
-  /** Bytes read from the client at once in transmission (requests, and refused WRITE payloads to skip). */
+
+  /**
+   * Bytes read from the client at once in transmission (requests, and refused WRITE payloads to
+   * skip).
+   */
   private static final int READ_BUFFER = 64 << 10;
 
   private final NbdTransport transport;
@@ -65,7 +70,10 @@ final class NbdConnection implements Runnable {
       LOG.fine(() -> peer() + ": closed by the client");
     } catch (NbdProtocolException e) {
       ctx.stats().protocolErrors.increment();
-      ctx.log().warn("proto:" + e.getMessage(), peer() + ": protocol violation, disconnecting: " + e.getMessage());
+      ctx.log()
+          .warn(
+              "proto:" + e.getMessage(),
+              peer() + ": protocol violation, disconnecting: " + e.getMessage());
     } catch (IOException e) {
       LOG.fine(() -> peer() + ": " + e.getMessage());
     } catch (RuntimeException e) {
@@ -87,19 +95,25 @@ final class NbdConnection implements Runnable {
     sink.breakConnection();
   }
 
-  /** How long a reply to this client has been blocked in a write (it stopped reading), 0 if none is. */
+  /**
+   * How long a reply to this client has been blocked in a write (it stopped reading), 0 if none is.
+   */
   long writeBlockedNanos(long now) {
     return sink.writeBlockedNanos(now);
   }
 
-  // ---- handshake -----------------------------------------------------------------------------------------
+  // ---- handshake
+  // -----------------------------------------------------------------------------------------
 
   /** A request handler for the reply mode and metadata context the client negotiated. */
   private RequestHandler handler(boolean structured, int metaContextId) {
-    return new RequestHandler(ctx, sink, new ReplyEncoder(structured), metaContextId, inflight::release, peer());
+    return new RequestHandler(
+        ctx, sink, new ReplyEncoder(structured), metaContextId, inflight::release, peer());
   }
 
-  /** Option haggling; returns the handler for transmission, or null when the connection is to close. */
+  /**
+   * Option haggling; returns the handler for transmission, or null when the connection is to close.
+   */
   private RequestHandler handshake() throws IOException, NbdProtocolException {
     Negotiator neg = new Negotiator(ctx.export());
     ScheduledFuture<?> deadline = ctx.scheduleHandshakeDeadline(this);
@@ -107,7 +121,8 @@ final class NbdConnection implements Runnable {
       sink.send(neg.greeting());
       neg.clientFlags(readFully(4));
       while (true) {
-        OptionCodec.OptionHeader h = OptionCodec.decodeHeader(readFully(OptionCodec.OPTION_HEADER_SIZE));
+        OptionCodec.OptionHeader h =
+            OptionCodec.decodeHeader(readFully(OptionCodec.OPTION_HEADER_SIZE));
         Negotiator.Step step;
         if (h.length() > Nbd.MAX_OPTION_PAYLOAD) {
           skip(h.length());
@@ -125,8 +140,14 @@ final class NbdConnection implements Runnable {
           case CONTINUE:
             break;
           case TRANSMIT:
-            LOG.fine(() -> peer() + ": transmission (structured " + neg.structuredReplies() + ", base:allocation "
-                + (neg.metaContextId() != 0) + ")");
+            LOG.fine(
+                () ->
+                    peer()
+                        + ": transmission (structured "
+                        + neg.structuredReplies()
+                        + ", base:allocation "
+                        + (neg.metaContextId() != 0)
+                        + ")");
             return handler(neg.structuredReplies(), neg.metaContextId());
           default:
             return null;
@@ -160,15 +181,27 @@ final class NbdConnection implements Runnable {
     }
   }
 
-  // ---- transmission --------------------------------------------------------------------------------------
+  // ---- transmission
+  // --------------------------------------------------------------------------------------
 
   /**
-   * Reads requests until the client disconnects or closes its side: bytes go through the decoder (framing),
-   * each whole request takes an in-flight slot (flow control: with none free this loop stops reading) and goes
-   * to the handler (dispatch), which frees the slot with the request's final reply.
+   * Reads requests until the client disconnects or closes its side: bytes go through the decoder
+   * (framing), each whole request takes an in-flight slot (flow control: with none free this loop
+   * stops reading) and goes to the handler (dispatch), which frees the slot with the request's
+   * final reply.
    */
   private void transmission(RequestHandler handler) throws IOException, NbdProtocolException {
-    RequestDecoder decoder = new RequestDecoder();
+    RequestDecoder decoder =
+        new RequestDecoder(ctx.payloads()); // null for a read-only export: skipped
+    try {
+      transmission(handler, decoder);
+    } finally {
+      decoder.close(); // a payload still being read goes back
+    }
+  }
+
+  private void transmission(RequestHandler handler, RequestDecoder decoder)
+      throws IOException, NbdProtocolException {
     ByteBuffer in = ByteBuffer.allocateDirect(READ_BUFFER).flip();
     while (true) {
       NbdRequest r = decoder.decode(in);
@@ -185,6 +218,10 @@ final class NbdConnection implements Runnable {
       if (r.type() == Nbd.CMD_DISC) {
         LOG.fine(() -> peer() + ": DISC");
         return;
+      }
+      if (r.payload() != null
+          && r.type() != Nbd.CMD_WRITE) { // cannot happen: only WRITEs carry payloads
+        ctx.payloads().give(r.payload());
       }
       acquire();
       if (shuttingDown) {
@@ -204,7 +241,9 @@ final class NbdConnection implements Runnable {
     }
   }
 
-  /** Waits (bounded) for the replies still in progress, so a client's half-close does not lose them. */
+  /**
+   * Waits (bounded) for the replies still in progress, so a client's half-close does not lose them.
+   */
   private void drain() {
     int max = ctx.maxInflight();
     try {

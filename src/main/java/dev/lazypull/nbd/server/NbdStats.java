@@ -12,11 +12,24 @@ public final class NbdStats {
   public final LongAdder requests = new LongAdder();
   public final LongAdder reads = new LongAdder();
   public final LongAdder readBytes = new LongAdder();
+
   /** READs answered with data already cached (served on the connection's own thread). */
   public final LongAdder readsWarm = new LongAdder();
+
   public final LongAdder readsFailed = new LongAdder();
   public final LongAdder blockStatus = new LongAdder();
   public final LongAdder writesRefused = new LongAdder();
+
+  /**
+   * Writable exports: WRITEs, their bytes, TRIMs and WRITE_ZEROES, FLUSHes, and write commands that
+   * failed.
+   */
+  public final LongAdder writes = new LongAdder();
+
+  public final LongAdder writeBytes = new LongAdder();
+  public final LongAdder zeroes = new LongAdder();
+  public final LongAdder flushes = new LongAdder();
+  public final LongAdder writesFailed = new LongAdder();
   public final LongAdder invalidRequests = new LongAdder();
 
   public Map<String, Long> snapshot() {
@@ -31,6 +44,11 @@ public final class NbdStats {
     m.put("readsFailed", readsFailed.sum());
     m.put("blockStatus", blockStatus.sum());
     m.put("writesRefused", writesRefused.sum());
+    m.put("writes", writes.sum());
+    m.put("writeBytes", writeBytes.sum());
+    m.put("zeroes", zeroes.sum());
+    m.put("flushes", flushes.sum());
+    m.put("writesFailed", writesFailed.sum());
     m.put("invalidRequests", invalidRequests.sum());
     return m;
   }

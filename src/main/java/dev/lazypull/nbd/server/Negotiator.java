@@ -11,19 +11,24 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The option-haggling state machine of one connection (fixed newstyle), without I/O: each option and its
- * payload go in, the replies to send and what happens next come out. Malformed payloads are answered with
- * {@code ERR_INVALID}, unknown options with {@code ERR_UNSUP}, unknown names with {@code ERR_UNKNOWN}; only an
- * unknown name in EXPORT_NAME (which has no error reply), ABORT, or a client that will not stop haggling ends
- * the connection.
+ * The option-haggling state machine of one connection (fixed newstyle), without I/O: each option
+ * and its payload go in, the replies to send and what happens next come out. Malformed payloads are
+ * answered with {@code ERR_INVALID}, unknown options with {@code ERR_UNSUP}, unknown names with
+ * {@code ERR_UNKNOWN}; only an unknown name in EXPORT_NAME (which has no error reply), ABORT, or a
+ * client that will not stop haggling ends the connection.
  */
 public final class Negotiator {
   /** The id we give {@code base:allocation} when a client selects it. */
   public static final int BASE_ALLOCATION_ID = 1;
+
   /** Options one connection may send before it must pick the export. */
   public static final int MAX_OPTIONS = 256;
 
-  public enum Next { CONTINUE, TRANSMIT, CLOSE }
+  public enum Next {
+    CONTINUE,
+    TRANSMIT,
+    CLOSE
+  }
 
   /**
    * @param replies bytes to send, in order
@@ -67,9 +72,7 @@ public final class Negotiator {
 
   /** The transmission flags of the export as negotiated so far. */
   public int transmissionFlags() {
-    int f = Nbd.TFLAG_HAS_FLAGS | Nbd.TFLAG_READ_ONLY | Nbd.TFLAG_SEND_FLUSH | Nbd.TFLAG_CAN_MULTI_CONN
-        | Nbd.TFLAG_SEND_CACHE;
-    return structured ? f | Nbd.TFLAG_SEND_DF : f;
+    return export.transmissionFlags(structured);
   }
 
   /** An option whose payload was too large to read: it was skipped, and is answered ERR_TOO_BIG. */
@@ -80,8 +83,18 @@ public final class Negotiator {
     if (option == Nbd.OPT_EXPORT_NAME) { // no error reply exists for it
       return new Step(List.of(), Next.CLOSE, "EXPORT_NAME of " + length + " bytes");
     }
-    return new Step(List.of(OptionCodec.error(option, Nbd.REP_ERR_TOO_BIG, Nbd.optionName(option) + " payload of "
-        + length + " bytes exceeds " + Nbd.MAX_OPTION_PAYLOAD)), Next.CONTINUE, "oversized option payload");
+    return new Step(
+        List.of(
+            OptionCodec.error(
+                option,
+                Nbd.REP_ERR_TOO_BIG,
+                Nbd.optionName(option)
+                    + " payload of "
+                    + length
+                    + " bytes exceeds "
+                    + Nbd.MAX_OPTION_PAYLOAD)),
+        Next.CONTINUE,
+        "oversized option payload");
   }
 
   /** One option with its whole payload. */
@@ -93,16 +106,28 @@ public final class Negotiator {
       return switch (option) {
         case Nbd.OPT_EXPORT_NAME -> exportName(payload);
         case Nbd.OPT_ABORT -> Step.of(Next.CLOSE, OptionCodec.ack(option));
-        case Nbd.OPT_LIST -> payload.hasRemaining()
-            ? invalid(option, "LIST takes no data")
-            : Step.of(Next.CONTINUE, OptionCodec.server(option, export.name()), OptionCodec.ack(option));
-        case Nbd.OPT_STARTTLS -> Step.of(Next.CONTINUE,
-            OptionCodec.error(option, Nbd.REP_ERR_UNSUP, "TLS is not supported; use a unix socket or loopback"));
+        case Nbd.OPT_LIST ->
+            payload.hasRemaining()
+                ? invalid(option, "LIST takes no data")
+                : Step.of(
+                    Next.CONTINUE,
+                    OptionCodec.server(option, export.name()),
+                    OptionCodec.ack(option));
+        case Nbd.OPT_STARTTLS ->
+            Step.of(
+                Next.CONTINUE,
+                OptionCodec.error(
+                    option,
+                    Nbd.REP_ERR_UNSUP,
+                    "TLS is not supported; use a unix socket or loopback"));
         case Nbd.OPT_INFO, Nbd.OPT_GO -> info(option, OptionCodec.decodeInfo(payload));
         case Nbd.OPT_STRUCTURED_REPLY -> structuredReply(option, payload);
         case Nbd.OPT_LIST_META_CONTEXT, Nbd.OPT_SET_META_CONTEXT -> metaContext(option, payload);
-        default -> Step.of(Next.CONTINUE, OptionCodec.error(option, Nbd.REP_ERR_UNSUP,
-            Nbd.optionName(option) + " is not supported"));
+        default ->
+            Step.of(
+                Next.CONTINUE,
+                OptionCodec.error(
+                    option, Nbd.REP_ERR_UNSUP, Nbd.optionName(option) + " is not supported"));
       };
     } catch (NbdProtocolException e) {
       return invalid(option, e.getMessage());
@@ -110,11 +135,13 @@ public final class Negotiator {
   }
 
   private Step tooMany() {
-    return new Step(List.of(), Next.CLOSE, "more than " + MAX_OPTIONS + " options without choosing an export");
+    return new Step(
+        List.of(), Next.CLOSE, "more than " + MAX_OPTIONS + " options without choosing an export");
   }
 
   private static Step invalid(int option, String why) {
-    return new Step(List.of(OptionCodec.error(option, Nbd.REP_ERR_INVALID, why)), Next.CONTINUE, why);
+    return new Step(
+        List.of(OptionCodec.error(option, Nbd.REP_ERR_INVALID, why)), Next.CONTINUE, why);
   }
 
   private Step exportName(ByteBuffer payload) throws NbdProtocolException {
@@ -122,13 +149,18 @@ public final class Negotiator {
     if (!export.matches(name)) {
       return new Step(List.of(), Next.CLOSE, "EXPORT_NAME of unknown export '" + name + "'");
     }
-    return Step.of(Next.TRANSMIT, OptionCodec.exportNameReply(export.size(), transmissionFlags(), !noZeroes));
+    return Step.of(
+        Next.TRANSMIT, OptionCodec.exportNameReply(export.size(), transmissionFlags(), !noZeroes));
   }
 
   private Step info(int option, InfoRequest req) {
     if (!export.matches(req.name())) {
-      return Step.of(Next.CONTINUE, OptionCodec.error(option, Nbd.REP_ERR_UNKNOWN,
-          "no export named '" + req.name() + "' (this server has '" + export.name() + "')"));
+      return Step.of(
+          Next.CONTINUE,
+          OptionCodec.error(
+              option,
+              Nbd.REP_ERR_UNKNOWN,
+              "no export named '" + req.name() + "' (this server has '" + export.name() + "')"));
     }
     List<ByteBuffer> out = new ArrayList<>();
     out.add(OptionCodec.infoExport(option, export.size(), transmissionFlags()));
@@ -163,8 +195,9 @@ public final class Negotiator {
     }
     MetaContextRequest req = OptionCodec.decodeMetaContext(payload);
     if (!export.matches(req.name())) {
-      return Step.of(Next.CONTINUE, OptionCodec.error(option, Nbd.REP_ERR_UNKNOWN,
-          "no export named '" + req.name() + "'"));
+      return Step.of(
+          Next.CONTINUE,
+          OptionCodec.error(option, Nbd.REP_ERR_UNKNOWN, "no export named '" + req.name() + "'"));
     }
     boolean list = option == Nbd.OPT_LIST_META_CONTEXT;
     boolean match = list && req.queries().isEmpty(); // listing with no query lists everything

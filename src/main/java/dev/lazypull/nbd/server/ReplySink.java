@@ -4,10 +4,10 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
- * The write side of one connection. Replies from the connection's thread and from the reply pool are
- * serialised here whole (a simple reply with its data, or one structured chunk), so replies to different
- * requests never interleave inside a message. Once a write fails the connection is broken: it is closed (which
- * also stops its reader) and later writes fail at once.
+ * The write side of one connection. Replies from the connection's thread and from the reply pool
+ * are serialised here whole (a simple reply with its data, or one structured chunk), so replies to
+ * different requests never interleave inside a message. Once a write fails the connection is
+ * broken: it is closed (which also stops its reader) and later writes fail at once.
  */
 final class ReplySink {
   /** Work done while holding the write side, e.g. streaming a large READ piece by piece. */
@@ -18,7 +18,11 @@ final class ReplySink {
   private final NbdTransport transport;
   private final Object lock = new Object();
   private volatile boolean broken;
-  /** System.nanoTime() when the write in progress began, 0 when idle: a client that stops reading shows here. */
+
+  /**
+   * System.nanoTime() when the write in progress began, 0 when idle: a client that stops reading
+   * shows here.
+   */
   private volatile long writingSince;
 
   ReplySink(NbdTransport transport) {

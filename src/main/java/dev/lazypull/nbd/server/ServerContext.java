@@ -1,6 +1,7 @@
 package dev.lazypull.nbd.server;
 
 import dev.lazypull.nbd.protocol.ExportInfo;
+import dev.lazypull.nbd.protocol.PayloadBuffers;
 import dev.lazypull.sys.OnceLogger;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -23,6 +24,12 @@ interface ServerContext {
   int maxInflight();
 
   NbdStats stats();
+
+  /**
+   * Where WRITE payloads go (writable exports; null when the export is read-only and payloads are
+   * skipped).
+   */
+  PayloadBuffers payloads();
 
   OnceLogger log();
 

@@ -1,36 +1,35 @@
 package dev.lazypull.nbd.device;
 
-import dev.lazypull.nbd.server.ExportDevice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lazypull.fetch.BlobCacheDir;
-import dev.lazypull.fetch.FetchCore;
-import dev.lazypull.testing.TestFetch;
-import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.erofs.BootstrapHeader;
 import dev.lazypull.erofs.BootstrapHeaderTest;
 import dev.lazypull.erofs.Superblock;
+import dev.lazypull.fetch.BlobCacheDir;
+import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.InvalidImageException;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.MediaTypes;
-import dev.lazypull.sys.AlignedBuffers;
+import dev.lazypull.nbd.server.ExportDevice;
+import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.MemoryBlobSource;
+import dev.lazypull.testing.TestFetch;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -64,10 +63,13 @@ class ImageDevicesTest {
 
   private LazyImage image(byte[] boot, byte[]... blobs) throws Exception {
     Descriptor bootDesc = source.add(boot, MediaTypes.EROFS_BOOTSTRAP);
-    List<Descriptor> data = Arrays.stream(blobs).map(b -> source.add(b, MediaTypes.EROFS_BLOB)).toList();
+    List<Descriptor> data =
+        Arrays.stream(blobs).map(b -> source.add(b, MediaTypes.EROFS_BLOB)).toList();
     Descriptor config = new Descriptor(MediaTypes.OCI_CONFIG, Digest.of(new byte[] {1}), 1);
-    return LazyImage.of("test:image", Digest.of(new byte[] {2}), LazyManifests.manifest(config, bootDesc, data,
-        Map.of()));
+    return LazyImage.of(
+        "test:image",
+        Digest.of(new byte[] {2}),
+        LazyManifests.manifest(config, bootDesc, data, Map.of()));
   }
 
   static byte[] readAll(ExportDevice d, long offset, int length) throws Exception {
@@ -93,10 +95,14 @@ class ImageDevicesTest {
     ImageDevices.Built built = ImageDevices.flattened(img, source, cache, T);
     assertTrue(built.layout().computed());
     ExportDevice d = built.device();
-    assertEquals((256 + 2) * 4096L, d.size(), "blob 0 at block 128 (512 KiB), blob 1 at the next 512 KiB: 256");
+    assertEquals(
+        (256 + 2) * 4096L,
+        d.size(),
+        "blob 0 at block 128 (512 KiB), blob 1 at the next 512 KiB: 256");
 
     byte[] all = readAll(d, 0, (int) d.size());
-    BootstrapHeader served = BootstrapHeader.decode(ByteBuffer.wrap(all, 0, 4096)); // checksum verifies
+    BootstrapHeader served =
+        BootstrapHeader.decode(ByteBuffer.wrap(all, 0, 4096)); // checksum verifies
     assertEquals(128, served.devices().get(0).mappedBlkaddr());
     assertEquals(49, served.devices().get(0).blocks());
     assertEquals(256, served.devices().get(1).mappedBlkaddr());
@@ -106,55 +112,70 @@ class ImageDevicesTest {
     System.arraycopy(blob0, 0, expected, 128 * 4096, blob0.length);
     System.arraycopy(blob1, 0, expected, 256 * 4096, blob1.length);
     int headLen = (int) BootstrapHeader.bytesNeeded(served.superblock());
-    assertArrayEquals(Arrays.copyOfRange(expected, headLen, expected.length),
-        Arrays.copyOfRange(all, headLen, all.length), "everything past the head is the bootstrap, blobs, zeros");
+    assertArrayEquals(
+        Arrays.copyOfRange(expected, headLen, expected.length),
+        Arrays.copyOfRange(all, headLen, all.length),
+        "everything past the head is the bootstrap, blobs, zeros");
 
-    assertEquals(List.of(new ExportDevice.Run(0, 3 * 4096, false),
-        new ExportDevice.Run(3 * 4096, 125 * 4096, true),
-        new ExportDevice.Run(128 * 4096, 49 * 4096, false),
-        new ExportDevice.Run(177 * 4096, 79 * 4096, true),
-        new ExportDevice.Run(256 * 4096, 2 * 4096, false)), d.runs(0, d.size()));
+    assertEquals(
+        List.of(
+            new ExportDevice.Run(0, 3 * 4096, false),
+            new ExportDevice.Run(3 * 4096, 125 * 4096, true),
+            new ExportDevice.Run(128 * 4096, 49 * 4096, false),
+            new ExportDevice.Run(177 * 4096, 79 * 4096, true),
+            new ExportDevice.Run(256 * 4096, 2 * 4096, false)),
+        d.runs(0, d.size()));
   }
 
   @Test
   void aBootstrapNotMatchingItsDigestIsRefusedAndNeverCached() throws Exception {
     byte[] boot = bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 2);
-    LazyImage img = image(boot, MemoryBlobSource.randomBytes(100 * 4096, 4), MemoryBlobSource.randomBytes(
-        101 * 4096 - 7, 5));
+    LazyImage img =
+        image(
+            boot,
+            MemoryBlobSource.randomBytes(100 * 4096, 4),
+            MemoryBlobSource.randomBytes(101 * 4096 - 7, 5));
     byte[] tampered = boot.clone();
     tampered[6000] ^= 1; // outside the head the export reads first
     source.serveAs(img.bootstrap().digest(), tampered);
-    dev.lazypull.testing.ExpectedLogs.severe("integrity: blob " + img.bootstrap().digest() + " bytes 0+");
-    IOException e = assertThrows(IOException.class, () -> ImageDevices.flattened(img, source, cache, T));
+    ExpectedLogs.severe("integrity: blob " + img.bootstrap().digest() + " bytes 0+");
+    IOException e =
+        assertThrows(IOException.class, () -> ImageDevices.flattened(img, source, cache, T));
     assertTrue(e.getMessage().contains("fail their chunk digest"), e.getMessage());
-    int fd = dev.lazypull.sys.Posix.open(cache.pathOf(img.bootstrap().digest()).toString(),
-        dev.lazypull.sys.Posix.O_RDONLY, 0);
+    int fd = Posix.open(cache.pathOf(img.bootstrap().digest()).toString(), Posix.O_RDONLY, 0);
     try {
-      assertEquals(-1, dev.lazypull.sys.Posix.lseek(fd, 0, dev.lazypull.sys.Posix.SEEK_DATA), "nothing cached");
+      assertEquals(-1, Posix.lseek(fd, 0, Posix.SEEK_DATA), "nothing cached");
     } finally {
-      dev.lazypull.sys.Posix.close(fd);
+      Posix.close(fd);
     }
 
     source.serveAs(img.bootstrap().digest(), boot);
     ImageDevices.Built built = ImageDevices.flattened(img, source, cache, T);
-    assertArrayEquals(boot, readAll(built.device(), 0, boot.length), "served whole and verified once repaired");
+    assertArrayEquals(
+        boot, readAll(built.device(), 0, boot.length), "served whole and verified once repaired");
   }
 
   @Test
   void slotsWithTheirOwnMappingAreServedUnchanged() throws Exception {
-    byte[] boot = bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 2); // slots: 100/101 blocks at 1000/2000
-    LazyImage img = image(boot, MemoryBlobSource.randomBytes(100 * 4096, 4), MemoryBlobSource.randomBytes(
-        101 * 4096 - 7, 5));
+    byte[] boot =
+        bootstrap(
+            BootstrapHeaderTest.block0(2, true, "t"), 2); // slots: 100/101 blocks at 1000/2000
+    LazyImage img =
+        image(
+            boot,
+            MemoryBlobSource.randomBytes(100 * 4096, 4),
+            MemoryBlobSource.randomBytes(101 * 4096 - 7, 5));
     ImageDevices.Built built = ImageDevices.flattened(img, source, cache, T);
     assertFalse(built.layout().computed());
     assertEquals((2000 + 101) * 4096L, built.device().size());
-    assertArrayEquals(Arrays.copyOf(boot, 4096), readAll(built.device(), 0, 4096), "no patching needed");
+    assertArrayEquals(
+        Arrays.copyOf(boot, 4096), readAll(built.device(), 0, 4096), "no patching needed");
   }
 
   @Test
   void onlyTheBlobsARangeTouchesAreFetched() throws Exception {
     byte[] boot = bootstrap(BootstrapHeaderTest.block0(1, true, "t"), 2);
-    ByteBuffer h = ByteBuffer.wrap(boot).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer h = ByteBuffer.wrap(boot).order(ByteOrder.LITTLE_ENDIAN);
     h.putInt(9 * 128 + 64, 40).putInt(9 * 128 + 68, 128);
     h.putInt(Superblock.OFFSET + 4, Superblock.computeChecksum(h, 4096));
     byte[] blob = MemoryBlobSource.randomBytes(40 * 4096, 6);
@@ -162,7 +183,8 @@ class ImageDevicesTest {
     ExportDevice d = ImageDevices.flattened(img, source, cache, T).device();
     int afterHeader = source.requests.size();
     assertEquals(1, afterHeader, "opening read the bootstrap head only");
-    assertArrayEquals(Arrays.copyOfRange(blob, 8192, 8192 + 100), readAll(d, 128 * 4096 + 8192, 100));
+    assertArrayEquals(
+        Arrays.copyOfRange(blob, 8192, 8192 + 100), readAll(d, 128 * 4096 + 8192, 100));
     assertEquals(afterHeader + 1, source.requests.size());
     assertEquals(img.blobs().get(0).digest(), source.requests.get(afterHeader).blob());
     assertEquals(0, source.requests.get(afterHeader).offset(), "one 64 KiB chunk of the blob");
@@ -181,19 +203,25 @@ class ImageDevicesTest {
     ImageDevices.Built built = ImageDevices.raw(img, hex.substring(0, 10), source, cache);
     assertEquals(10_001, built.device().size());
     assertArrayEquals(blob, readAll(built.device(), 0, 10_001));
-    assertEquals(img.bootstrap(), ImageDevices.selectBlob(img, img.bootstrap().digest().toString()));
+    assertEquals(
+        img.bootstrap(), ImageDevices.selectBlob(img, img.bootstrap().digest().toString()));
     assertThrows(IOException.class, () -> ImageDevices.selectBlob(img, "abc"), "too short");
-    assertThrows(IOException.class, () -> ImageDevices.selectBlob(img, "0".repeat(64)), "not a layer");
+    assertThrows(
+        IOException.class, () -> ImageDevices.selectBlob(img, "0".repeat(64)), "not a layer");
   }
 
   @Test
   void imagesThatCannotBeFlattenedAreRefusedClearly() throws Exception {
-    LazyImage mismatch = image(bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 1),
-        MemoryBlobSource.randomBytes(4096, 8));
-    InvalidImageException e = assertThrows(InvalidImageException.class,
-        () -> ImageDevices.flattened(mismatch, source, cache, T));
+    LazyImage mismatch =
+        image(
+            bootstrap(BootstrapHeaderTest.block0(2, true, "t"), 1),
+            MemoryBlobSource.randomBytes(4096, 8));
+    InvalidImageException e =
+        assertThrows(
+            InvalidImageException.class, () -> ImageDevices.flattened(mismatch, source, cache, T));
     assertTrue(e.getMessage().contains("device slots"), e.getMessage());
     LazyImage notErofs = image(MemoryBlobSource.randomBytes(8192, 9));
-    assertThrows(InvalidImageException.class, () -> ImageDevices.flattened(notErofs, source, cache, T));
+    assertThrows(
+        InvalidImageException.class, () -> ImageDevices.flattened(notErofs, source, cache, T));
   }
 }

@@ -1,11 +1,11 @@
 package dev.lazypull.nbd.device;
 
-import dev.lazypull.nbd.server.ExportDevice;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lazypull.nbd.server.ExportDevice;
 import java.nio.ByteBuffer;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -17,22 +17,31 @@ class SegmentDeviceTest {
 
   @Test
   void runsMergeNeighboursAndClipToTheRange() {
-    SegmentDevice d = new SegmentDevice(100, List.of(bytes(10, new byte[5]), bytes(15, new byte[5]),
-        bytes(40, new byte[10])));
-    assertEquals(List.of(new ExportDevice.Run(0, 10, true), new ExportDevice.Run(10, 10, false),
-        new ExportDevice.Run(20, 20, true), new ExportDevice.Run(40, 10, false), new ExportDevice.Run(50, 50, true)),
+    SegmentDevice d =
+        new SegmentDevice(
+            100, List.of(bytes(10, new byte[5]), bytes(15, new byte[5]), bytes(40, new byte[10])));
+    assertEquals(
+        List.of(
+            new ExportDevice.Run(0, 10, true),
+            new ExportDevice.Run(10, 10, false),
+            new ExportDevice.Run(20, 20, true),
+            new ExportDevice.Run(40, 10, false),
+            new ExportDevice.Run(50, 50, true)),
         d.runs(0, 100));
     assertEquals(List.of(new ExportDevice.Run(12, 3, false)), d.runs(12, 3));
     assertEquals(List.of(new ExportDevice.Run(60, 40, true)), d.runs(60, 40));
-    assertEquals(List.of(new ExportDevice.Run(45, 5, false), new ExportDevice.Run(50, 1, true)), d.runs(45, 6));
+    assertEquals(
+        List.of(new ExportDevice.Run(45, 5, false), new ExportDevice.Run(50, 1, true)),
+        d.runs(45, 6));
     assertThrows(IllegalArgumentException.class, () -> d.runs(90, 11));
   }
 
   @Test
   void readsFillHolesWithZerosAndHonourBackingOffsets() throws Exception {
     byte[] a = {1, 2, 3, 4, 5, 6, 7, 8};
-    SegmentDevice d = new SegmentDevice(32, List.of(new SegmentDevice.Segment(4, 4, SegmentDevice.bytes(a), 2),
-        bytes(20, a)));
+    SegmentDevice d =
+        new SegmentDevice(
+            32, List.of(new SegmentDevice.Segment(4, 4, SegmentDevice.bytes(a), 2), bytes(20, a)));
     ByteBuffer buf = ByteBuffer.allocate(30);
     d.read(1, buf);
     byte[] expected = new byte[30];
@@ -44,8 +53,11 @@ class SegmentDeviceTest {
 
   @Test
   void overlappingSegmentsAreRejected() {
-    assertThrows(IllegalArgumentException.class, () -> new SegmentDevice(100, List.of(bytes(10, new byte[10]),
-        bytes(15, new byte[10]))));
-    assertThrows(IllegalArgumentException.class, () -> new SegmentDevice(12, List.of(bytes(10, new byte[10]))));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new SegmentDevice(100, List.of(bytes(10, new byte[10]), bytes(15, new byte[10]))));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new SegmentDevice(12, List.of(bytes(10, new byte[10]))));
   }
 }

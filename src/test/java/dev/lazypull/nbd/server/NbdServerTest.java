@@ -8,8 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.lazypull.fetch.BlobCacheDir;
 import dev.lazypull.fetch.BlobCacheFile;
 import dev.lazypull.fetch.FetchCore;
-import dev.lazypull.testing.TestFetch;
-import dev.lazypull.fetch.FetchStats;
 import dev.lazypull.image.Descriptor;
 import dev.lazypull.nbd.device.SegmentDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
@@ -17,10 +15,12 @@ import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.protocol.NbdRequest;
 import dev.lazypull.sys.AlignedBuffers;
 import dev.lazypull.sys.Posix;
+import dev.lazypull.testing.ExpectedLogs;
 import dev.lazypull.testing.MemoryBlobSource;
 import dev.lazypull.testing.NbdTestClient;
 import dev.lazypull.testing.NbdTestClient.Chunk;
 import dev.lazypull.testing.NbdTestClient.SimpleReply;
+import dev.lazypull.testing.TestFetch;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -42,10 +42,10 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The server end to end over a real unix socket, driven by a raw client: the replies real clients rely on,
- * and the robustness cases (bad magic, unknown commands, out-of-range, zero-length and oversized requests,
- * writes to the read-only export, half-closed connections), each answered correctly or with a clean
- * disconnect while other connections keep being served.
+ * The server end to end over a real unix socket, driven by a raw client: the replies real clients
+ * rely on, and the robustness cases (bad magic, unknown commands, out-of-range, zero-length and
+ * oversized requests, writes to the read-only export, half-closed connections), each answered
+ * correctly or with a clean disconnect while other connections keep being served.
  */
 @Timeout(60)
 class NbdServerTest {
@@ -68,20 +68,25 @@ class NbdServerTest {
     Descriptor d = source.add(blob, "x");
     cache = BlobCacheDir.open(dir.resolve("cache"), core);
     file = cache.file(TestFetch.ref(d), source);
-    SegmentDevice device = new SegmentDevice(SIZE, List.of(
-        new SegmentDevice.Segment(0, head.length, SegmentDevice.bytes(head), 0),
-        new SegmentDevice.Segment(BLOB_AT, file.size(), SegmentDevice.file(file), 0)));
+    SegmentDevice device =
+        new SegmentDevice(
+            SIZE,
+            List.of(
+                new SegmentDevice.Segment(0, head.length, SegmentDevice.bytes(head), 0),
+                new SegmentDevice.Segment(BLOB_AT, file.size(), SegmentDevice.file(file), 0)));
     expected = new byte[(int) SIZE];
     System.arraycopy(head, 0, expected, 0, head.length);
     System.arraycopy(blob, 0, expected, (int) BLOB_AT, blob.length);
-    server = newServer(device, NbdServer.Options.defaults().withReadDeadline(Duration.ofSeconds(5)));
+    server =
+        newServer(device, NbdServer.Options.defaults().withReadDeadline(Duration.ofSeconds(5)));
   }
 
   private NbdServer newServer(ExportDevice device, NbdServer.Options options) throws IOException {
     if (server != null) {
       server.close();
     }
-    NbdServer s = new NbdServer(device, new ExportInfo("flat", "test export", device.size()), options);
+    NbdServer s =
+        new NbdServer(device, new ExportInfo("flat", "test export", device.size()), options);
     socket = dir.resolve("nbd-" + System.nanoTime() + ".sock");
     s.listen(new ListenAddress.Unix(socket), false);
     return s;
@@ -117,12 +122,16 @@ class NbdServerTest {
       c.request(Nbd.CMD_READ, 0, 7, 0, 2 << 20);
       List<Chunk> chunks = c.structuredReply(7);
       assertArrayEquals(expected(0, 2 << 20), NbdTestClient.assemble(chunks, 0, 2 << 20));
-      assertTrue(chunks.stream().anyMatch(ch -> ch.type() == Nbd.REPLY_TYPE_OFFSET_HOLE), "gaps go as holes");
+      assertTrue(
+          chunks.stream().anyMatch(ch -> ch.type() == Nbd.REPLY_TYPE_OFFSET_HOLE),
+          "gaps go as holes");
       assertEquals(1, chunks.stream().filter(Chunk::done).count());
 
       c.request(Nbd.CMD_READ, Nbd.CMD_FLAG_DF, 8, 1000, 200_000);
       chunks = c.structuredReply(8);
-      assertEquals(1, chunks.stream().filter(ch -> ch.type() == Nbd.REPLY_TYPE_OFFSET_DATA).count(),
+      assertEquals(
+          1,
+          chunks.stream().filter(ch -> ch.type() == Nbd.REPLY_TYPE_OFFSET_DATA).count(),
           "DF: one data chunk, zeros included");
       assertArrayEquals(expected(1000, 200_000), NbdTestClient.assemble(chunks, 1000, 200_000));
 
@@ -180,7 +189,8 @@ class NbdServerTest {
       };
       for (Object[] k : cases) {
         c.request((int) k[0], (int) k[1], ++cookie, (long) k[2], (long) k[3]);
-        SimpleReply r = c.simpleReply((int) k[4] == 0 && (int) k[0] == Nbd.CMD_READ ? (int) (long) k[3] : 0);
+        SimpleReply r =
+            c.simpleReply((int) k[4] == 0 && (int) k[0] == Nbd.CMD_READ ? (int) (long) k[3] : 0);
         assertEquals(cookie, r.cookie(), (String) k[5]);
         assertEquals((int) k[4], r.error(), (String) k[5]);
       }
@@ -194,23 +204,28 @@ class NbdServerTest {
       assertEquals(0, ok.error());
       assertArrayEquals(head, ok.data());
     }
-    assertEquals(1, server.stats().writesRefused.sum() - 2, "WRITE, TRIM, WRITE_ZEROES all refused");
+    assertEquals(
+        1, server.stats().writesRefused.sum() - 2, "WRITE, TRIM, WRITE_ZEROES all refused");
   }
 
   @Test
   void requestsSharingOneWriteOrSplitOverManyAreAllAnswered() throws Exception {
     try (NbdTestClient c = simple()) {
-      ByteBuffer three = ByteBuffer.allocate(3 * Nbd.REQUEST_SIZE + 5000)
-          .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
-          .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_WRITE, 2, 0, 5000).encode()).put(new byte[5000])
-          .put(new NbdRequest(0, Nbd.CMD_FLUSH, 3, 0, 0).encode()).flip();
+      ByteBuffer three =
+          ByteBuffer.allocate(3 * Nbd.REQUEST_SIZE + 5000)
+              .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
+              .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_WRITE, 2, 0, 5000).encode())
+              .put(new byte[5000])
+              .put(new NbdRequest(0, Nbd.CMD_FLUSH, 3, 0, 0).encode())
+              .flip();
       c.write(three);
       SimpleReply read = c.simpleReply(4096);
       assertEquals(1, read.cookie());
       assertArrayEquals(head, read.data());
       SimpleReply write = c.simpleReply(0);
       assertEquals(2, write.cookie());
-      assertEquals(Nbd.EPERM, write.error(), "the WRITE's payload was skipped, not read as requests");
+      assertEquals(
+          Nbd.EPERM, write.error(), "the WRITE's payload was skipped, not read as requests");
       assertEquals(3, c.simpleReply(0).cookie());
       ByteBuffer dribbled = new NbdRequest(0, Nbd.CMD_READ, 4, BLOB_AT, 1000).encode();
       while (dribbled.hasRemaining()) { // one byte per write
@@ -224,17 +239,22 @@ class NbdServerTest {
     assertEquals(4, server.stats().requests.sum());
   }
 
-  /** A socketpair end as the kernel's nbd driver holds it: no handshake, simple replies, several per read. */
+  /**
+   * A socketpair end as the kernel's nbd driver holds it: no handshake, simple replies, several per
+   * read.
+   */
   @Test
   void kernelSocketsStartInTransmission() throws Exception {
     int[] pair = Posix.socketpair();
     int kernel = pair[0];
     try {
       server.serveKernelSocket(pair[1], "test kernel socket");
-      ByteBuffer out = ByteBuffer.allocateDirect(3 * Nbd.REQUEST_SIZE)
-          .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
-          .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_FLUSH, 2, 0, 0).encode())
-          .put(new NbdRequest(0, Nbd.CMD_DISC, 3, 0, 0).encode()).flip();
+      ByteBuffer out =
+          ByteBuffer.allocateDirect(3 * Nbd.REQUEST_SIZE)
+              .put(new NbdRequest(0, Nbd.CMD_READ, 1, 0, 4096).encode())
+              .put(new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_FLUSH, 2, 0, 0).encode())
+              .put(new NbdRequest(0, Nbd.CMD_DISC, 3, 0, 0).encode())
+              .flip();
       while (out.hasRemaining()) {
         out.position(out.position() + (int) Posix.write(kernel, out));
       }
@@ -254,7 +274,8 @@ class NbdServerTest {
       assertEquals(Nbd.SIMPLE_REPLY_MAGIC, in.getInt());
       assertEquals(0, in.getInt());
       assertEquals(2, in.getLong());
-      assertEquals(0, Posix.read(kernel, ByteBuffer.allocateDirect(1)), "DISC: the server closes its end");
+      assertEquals(
+          0, Posix.read(kernel, ByteBuffer.allocateDirect(1)), "DISC: the server closes its end");
     } finally {
       Posix.closeQuietly(kernel);
     }
@@ -280,19 +301,22 @@ class NbdServerTest {
   @Test
   void protocolViolationsDisconnectOnlyTheirConnection() throws Exception {
     try (NbdTestClient good = structured()) {
-      dev.lazypull.testing.ExpectedLogs.warning("protocol violation, disconnecting: bad request magic 0xdeadbeef");
-      dev.lazypull.testing.ExpectedLogs.warning(
-          "protocol violation, disconnecting: WRITE payload of " + (Nbd.MAX_PAYLOAD + 1L) + " bytes");
-      dev.lazypull.testing.ExpectedLogs.warning(
+      ExpectedLogs.warning("protocol violation, disconnecting: bad request magic 0xdeadbeef");
+      ExpectedLogs.warning(
+          "protocol violation, disconnecting: WRITE payload of "
+              + (Nbd.MAX_PAYLOAD + 1L)
+              + " bytes");
+      ExpectedLogs.warning(
           "protocol violation, disconnecting: client sent unknown handshake flags 0x10");
-      dev.lazypull.testing.ExpectedLogs.warning("protocol violation, disconnecting: bad option magic 0x1234");
+      ExpectedLogs.warning("protocol violation, disconnecting: bad option magic 0x1234");
       try (NbdTestClient bad = structured()) {
         bad.write(ByteBuffer.allocate(28).putInt(0, 0xdeadbeef));
         assertTrue(bad.closedByServer(), "bad request magic: hard disconnect");
       }
       try (NbdTestClient bad = simple()) {
         bad.request(Nbd.CMD_WRITE, 0, 1, 0, Nbd.MAX_PAYLOAD + 1L);
-        assertTrue(bad.closedByServer(), "a WRITE payload over the maximum cannot be skipped safely");
+        assertTrue(
+            bad.closedByServer(), "a WRITE payload over the maximum cannot be skipped safely");
       }
       try (NbdTestClient bad = NbdTestClient.connect(socket)) {
         bad.greeting(0x10);
@@ -309,7 +333,8 @@ class NbdServerTest {
         assertTrue(bad.closedByServer(), "unknown export in EXPORT_NAME");
       }
       good.request(Nbd.CMD_READ, 0, 1, BLOB_AT, 1000);
-      assertArrayEquals(expected(BLOB_AT, 1000), NbdTestClient.assemble(good.structuredReply(1), BLOB_AT, 1000));
+      assertArrayEquals(
+          expected(BLOB_AT, 1000), NbdTestClient.assemble(good.structuredReply(1), BLOB_AT, 1000));
     }
     assertTrue(server.stats().protocolErrors.sum() >= 4);
     try (NbdTestClient again = structured()) {
@@ -323,7 +348,10 @@ class NbdServerTest {
     try (NbdTestClient c = NbdTestClient.connect(socket)) {
       c.greeting(3);
       c.option(Nbd.OPT_GO, new byte[Nbd.MAX_OPTION_PAYLOAD + 1]);
-      assertEquals(Nbd.REP_ERR_TOO_BIG, c.optionReply().type(), "oversized payload skipped, not read into memory");
+      assertEquals(
+          Nbd.REP_ERR_TOO_BIG,
+          c.optionReply().type(),
+          "oversized payload skipped, not read into memory");
       c.option(11, new byte[0]);
       assertEquals(Nbd.REP_ERR_UNSUP, c.optionReply().type(), "EXTENDED_HEADERS");
       c.option(Nbd.OPT_LIST, new byte[0]);
@@ -354,9 +382,10 @@ class NbdServerTest {
 
   @Test
   void fetchFailuresAndDeadlinesAreEioAndNotFatal() throws Exception {
-    try (NbdTestClient c = simple(); NbdTestClient s = structured()) {
+    try (NbdTestClient c = simple();
+        NbdTestClient s = structured()) {
       source.failWith = new IOException("registry says 503");
-      dev.lazypull.testing.ExpectedLogs.warning(" failed: registry says 503");
+      ExpectedLogs.warning(" failed: registry says 503");
       c.request(Nbd.CMD_READ, 0, 1, BLOB_AT, 10);
       assertEquals(Nbd.EIO, c.simpleReply(10).error());
       s.request(Nbd.CMD_READ, 0, 2, BLOB_AT, 10);
@@ -368,9 +397,11 @@ class NbdServerTest {
       c.request(Nbd.CMD_READ, 0, 3, BLOB_AT, 10);
       assertArrayEquals(expected(BLOB_AT, 10), c.simpleReply(10).data());
     }
-    server = newServer(server.device(), NbdServer.Options.defaults().withReadDeadline(Duration.ofMillis(300)));
+    server =
+        newServer(
+            server.device(), NbdServer.Options.defaults().withReadDeadline(Duration.ofMillis(300)));
     source.gate = new CountDownLatch(1);
-    dev.lazypull.testing.ExpectedLogs.warning(" failed: data not fetched within 300 ms");
+    ExpectedLogs.warning(" failed: data not fetched within 300 ms");
     try (NbdTestClient c = simple()) {
       c.request(Nbd.CMD_READ, 0, 4, BLOB_AT + 5 * CHUNK, 10);
       assertEquals(Nbd.EIO, c.simpleReply(10).error(), "not fetched within the read deadline");
@@ -387,20 +418,24 @@ class NbdServerTest {
       for (int i = 0; i < 8; i++) {
         long seed = i;
         boolean structured = i % 2 == 0;
-        done.add(clients.submit(() -> {
-          Random rnd = new Random(seed);
-          try (NbdTestClient c = structured ? structured() : simple()) {
-            for (int k = 0; k < 40; k++) {
-              int len = 1 + rnd.nextInt(300_000);
-              long off = rnd.nextInt((int) SIZE - len);
-              c.request(Nbd.CMD_READ, 0, k, off, len);
-              byte[] got = structured ? NbdTestClient.assemble(c.structuredReply(k), off, len)
-                  : c.simpleReply(len).data();
-              assertArrayEquals(expected(off, len), got, "read " + off + "+" + len);
-            }
-          }
-          return null;
-        }));
+        done.add(
+            clients.submit(
+                () -> {
+                  Random rnd = new Random(seed);
+                  try (NbdTestClient c = structured ? structured() : simple()) {
+                    for (int k = 0; k < 40; k++) {
+                      int len = 1 + rnd.nextInt(300_000);
+                      long off = rnd.nextInt((int) SIZE - len);
+                      c.request(Nbd.CMD_READ, 0, k, off, len);
+                      byte[] got =
+                          structured
+                              ? NbdTestClient.assemble(c.structuredReply(k), off, len)
+                              : c.simpleReply(len).data();
+                      assertArrayEquals(expected(off, len), got, "read " + off + "+" + len);
+                    }
+                  }
+                  return null;
+                }));
       }
       for (Future<?> f : done) {
         f.get();
@@ -413,17 +448,23 @@ class NbdServerTest {
 
   @Test
   void connectionLimitAndHandshakeTimeout() throws Exception {
-    server = newServer(server.device(), NbdServer.Options.defaults().withMaxConnections(2)
-        .withHandshakeTimeout(Duration.ofMillis(500)));
-    dev.lazypull.testing.ExpectedLogs.warning(": 2 connections are open already");
-    dev.lazypull.testing.ExpectedLogs.warning(": no export chosen within PT0.5S; disconnecting");
-    try (NbdTestClient a = structured(); NbdTestClient b = structured(); NbdTestClient c =
-        NbdTestClient.connect(socket)) {
+    server =
+        newServer(
+            server.device(),
+            NbdServer.Options.defaults()
+                .withMaxConnections(2)
+                .withHandshakeTimeout(Duration.ofMillis(500)));
+    ExpectedLogs.warning(": 2 connections are open already");
+    ExpectedLogs.warning(": no export chosen within PT0.5S; disconnecting");
+    try (NbdTestClient a = structured();
+        NbdTestClient b = structured();
+        NbdTestClient c = NbdTestClient.connect(socket)) {
       assertTrue(c.closedByServer(), "a third connection is refused");
       a.request(Nbd.CMD_READ, 0, 1, 0, 10);
       assertArrayEquals(expected(0, 10), NbdTestClient.assemble(a.structuredReply(1), 0, 10));
     }
-    assertTrue(server.awaitConnections(0, Duration.ofSeconds(5)), "the closed clients' connections ended");
+    assertTrue(
+        server.awaitConnections(0, Duration.ofSeconds(5)), "the closed clients' connections ended");
     try (NbdTestClient idle = NbdTestClient.connect(socket)) {
       idle.greeting(3);
       assertTrue(idle.closedByServer(), "no export chosen within the handshake timeout");
@@ -432,17 +473,22 @@ class NbdServerTest {
 
   @Test
   void aClientThatStopsReadingIsDisconnected() throws Exception {
-    server = newServer(server.device(), NbdServer.Options.defaults().withWriteTimeout(Duration.ofMillis(400)));
-    dev.lazypull.testing.ExpectedLogs.warning(
+    server =
+        newServer(
+            server.device(), NbdServer.Options.defaults().withWriteTimeout(Duration.ofMillis(400)));
+    ExpectedLogs.warning(
         ": a reply could not be written for PT0.4S (the client stopped reading); disconnecting it");
-    try (NbdTestClient stuck = simple(); NbdTestClient other = structured()) {
+    try (NbdTestClient stuck = simple();
+        NbdTestClient other = structured()) {
       for (int i = 0; i < 64; i++) { // 64 MiB of replies it never reads: the socket buffers fill up
         stuck.request(Nbd.CMD_READ, 0, i, 2 << 20, 1 << 20);
       }
-      assertTrue(server.awaitConnections(1, Duration.ofSeconds(10)), "the stalled client was dropped");
+      assertTrue(
+          server.awaitConnections(1, Duration.ofSeconds(10)), "the stalled client was dropped");
       other.request(Nbd.CMD_READ, 0, 1, BLOB_AT, 100_000);
-      assertArrayEquals(expected(BLOB_AT, 100_000), NbdTestClient.assemble(other.structuredReply(1), BLOB_AT,
-          100_000));
+      assertArrayEquals(
+          expected(BLOB_AT, 100_000),
+          NbdTestClient.assemble(other.structuredReply(1), BLOB_AT, 100_000));
     }
   }
 
@@ -454,12 +500,16 @@ class NbdServerTest {
       c.request(Nbd.CMD_READ, 0, 1, 0, 100);
       assertArrayEquals(expected(0, 100), NbdTestClient.assemble(c.structuredReply(1), 0, 100));
     }
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> server.listen(ListenAddress.parse("tcp:0.0.0.0:0"), false));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> server.listen(ListenAddress.parse("tcp:0.0.0.0:0"), false));
     assertTrue(e.getMessage().contains("loopback"), e.getMessage());
     assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("udp:1"));
     assertEquals(new ListenAddress.Tcp("::1", 10809), ListenAddress.parse("tcp:[::1]:10809"));
-    assertThrows(IOException.class, () -> server.listen(new ListenAddress.Unix(socket), false),
+    assertThrows(
+        IOException.class,
+        () -> server.listen(new ListenAddress.Unix(socket), false),
         "a live socket is not replaced");
   }
 }

@@ -8,6 +8,7 @@ import dev.lazypull.nbd.device.SegmentDevice;
 import dev.lazypull.nbd.protocol.ExportInfo;
 import dev.lazypull.nbd.protocol.Nbd;
 import dev.lazypull.nbd.protocol.NbdRequest;
+import dev.lazypull.nbd.protocol.PayloadBuffers;
 import dev.lazypull.nbd.protocol.ReplyEncoder;
 import dev.lazypull.sys.OnceLogger;
 import java.io.ByteArrayOutputStream;
@@ -24,8 +25,9 @@ import java.util.logging.Logger;
 import org.junit.jupiter.api.Test;
 
 /**
- * The handler on its own, requests in and reply bytes out (no socket, no threads): dispatch by command type
- * whatever the flags, each command's own flag rules, and exactly one final reply per request.
+ * The handler on its own, requests in and reply bytes out (no socket, no threads): dispatch by
+ * command type whatever the flags, each command's own flag rules, and exactly one final reply per
+ * request.
  */
 class RequestHandlerTest {
   static final int SIZE = 64 << 10;
@@ -40,8 +42,10 @@ class RequestHandlerTest {
     for (int i = 0; i < data.length; i++) {
       data[i] = (byte) (i * 31 + 7);
     }
-    device = new SegmentDevice(SIZE, List.of(new SegmentDevice.Segment(DATA_AT, data.length,
-        SegmentDevice.bytes(data), 0)));
+    device =
+        new SegmentDevice(
+            SIZE,
+            List.of(new SegmentDevice.Segment(DATA_AT, data.length, SegmentDevice.bytes(data), 0)));
   }
 
   /** The connection's write side: keeps what is written. */
@@ -78,58 +82,70 @@ class RequestHandlerTest {
     }
   }
 
-  private final ServerContext ctx = new ServerContext() {
-    private final OnceLogger log = new OnceLogger(Logger.getLogger(RequestHandlerTest.class.getName()));
+  private final ServerContext ctx =
+      new ServerContext() {
+        private final OnceLogger log =
+            new OnceLogger(Logger.getLogger(RequestHandlerTest.class.getName()));
 
-    @Override
-    public ExportDevice device() {
-      return device;
-    }
+        @Override
+        public ExportDevice device() {
+          return device;
+        }
 
-    @Override
-    public ExportInfo export() {
-      return new ExportInfo("t", "", SIZE);
-    }
+        @Override
+        public ExportInfo export() {
+          return new ExportInfo("t", "", SIZE);
+        }
 
-    @Override
-    public Executor replies() {
-      return Runnable::run;
-    }
+        @Override
+        public Executor replies() {
+          return Runnable::run;
+        }
 
-    @Override
-    public Duration readDeadline() {
-      return Duration.ofSeconds(5);
-    }
+        @Override
+        public Duration readDeadline() {
+          return Duration.ofSeconds(5);
+        }
 
-    @Override
-    public int maxInflight() {
-      return 4;
-    }
+        @Override
+        public int maxInflight() {
+          return 4;
+        }
 
-    @Override
-    public NbdStats stats() {
-      return stats;
-    }
+        @Override
+        public NbdStats stats() {
+          return stats;
+        }
 
-    @Override
-    public OnceLogger log() {
-      return log;
-    }
+        @Override
+        public OnceLogger log() {
+          return log;
+        }
 
-    @Override
-    public ScheduledFuture<?> scheduleHandshakeDeadline(NbdConnection c) {
-      throw new AssertionError("no handshake here");
-    }
+        @Override
+        public PayloadBuffers payloads() {
+          return null; // read-only: payloads are skipped
+        }
 
-    @Override
-    public void closed(NbdConnection c) {
-      throw new AssertionError("no connection here");
-    }
-  };
+        @Override
+        public ScheduledFuture<?> scheduleHandshakeDeadline(NbdConnection c) {
+          throw new AssertionError("no handshake here");
+        }
+
+        @Override
+        public void closed(NbdConnection c) {
+          throw new AssertionError("no connection here");
+        }
+      };
 
   private RequestHandler handler(boolean structured, int metaContextId) {
-    return new RequestHandler(ctx, new ReplySink(out), new ReplyEncoder(structured), metaContextId,
-        done::incrementAndGet, "test");
+    return new RequestHandler(
+        ctx,
+        new ReplySink(out),
+        new ReplyEncoder(structured),
+        metaContextId,
+        done::incrementAndGet,
+        "test");
   }
 
   record Simple(int error, long cookie, byte[] data) {}
@@ -166,7 +182,10 @@ class RequestHandlerTest {
       ByteBuffer payload = b.slice().limit(length);
       b.position(b.position() + payload.limit());
       chunks.add(new Chunk(flags, type, cookie, payload));
-      assertEquals((flags & Nbd.REPLY_FLAG_DONE) != 0, !b.hasRemaining(), r + ": DONE on the last chunk only");
+      assertEquals(
+          (flags & Nbd.REPLY_FLAG_DONE) != 0,
+          !b.hasRemaining(),
+          r + ": DONE on the last chunk only");
     }
     return chunks;
   }
@@ -174,8 +193,14 @@ class RequestHandlerTest {
   @Test
   void refusedCommandsAreRefusedWhateverTheirFlags() {
     RequestHandler h = handler(false, 0);
-    int[] flagSets = {0, Nbd.CMD_FLAG_FUA, Nbd.CMD_FLAG_NO_HOLE, Nbd.CMD_FLAG_FUA | Nbd.CMD_FLAG_NO_HOLE
-        | Nbd.CMD_FLAG_FAST_ZERO, Nbd.CMD_FLAG_DF | Nbd.CMD_FLAG_REQ_ONE, 0xffff};
+    int[] flagSets = {
+      0,
+      Nbd.CMD_FLAG_FUA,
+      Nbd.CMD_FLAG_NO_HOLE,
+      Nbd.CMD_FLAG_FUA | Nbd.CMD_FLAG_NO_HOLE | Nbd.CMD_FLAG_FAST_ZERO,
+      Nbd.CMD_FLAG_DF | Nbd.CMD_FLAG_REQ_ONE,
+      0xffff
+    };
     long cookie = 0;
     for (int type : new int[] {Nbd.CMD_WRITE, Nbd.CMD_TRIM, Nbd.CMD_WRITE_ZEROES}) {
       for (int flags : flagSets) {
@@ -196,8 +221,12 @@ class RequestHandlerTest {
     assertEquals(0, read.error());
     assertArrayEquals(Arrays.copyOf(data, 100), read.data());
     assertEquals(0, simple(h, new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_FLUSH, 2, 0, 0)).error());
-    assertEquals(0, simple(h, new NbdRequest(0xffff, Nbd.CMD_FLUSH, 3, 0, 0)).error(), "FLUSH takes any flags");
-    assertEquals(0, simple(h, new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_CACHE, 4, DATA_AT, 10)).error());
+    assertEquals(
+        0,
+        simple(h, new NbdRequest(0xffff, Nbd.CMD_FLUSH, 3, 0, 0)).error(),
+        "FLUSH takes any flags");
+    assertEquals(
+        0, simple(h, new NbdRequest(Nbd.CMD_FLAG_FUA, Nbd.CMD_CACHE, 4, DATA_AT, 10)).error());
     Object[][] invalid = {
       {Nbd.CMD_READ, Nbd.CMD_FLAG_NO_HOLE, "NO_HOLE on a READ"},
       {Nbd.CMD_READ, Nbd.CMD_FLAG_DF, "DF without structured replies"},
@@ -218,7 +247,9 @@ class RequestHandlerTest {
   @Test
   void structuredRepliesTakeDfAndReqOneBesideFua() {
     RequestHandler h = handler(true, Negotiator.BASE_ALLOCATION_ID);
-    List<Chunk> df = chunks(h, new NbdRequest(Nbd.CMD_FLAG_DF | Nbd.CMD_FLAG_FUA, Nbd.CMD_READ, 1, 0, 2 * DATA_AT));
+    List<Chunk> df =
+        chunks(
+            h, new NbdRequest(Nbd.CMD_FLAG_DF | Nbd.CMD_FLAG_FUA, Nbd.CMD_READ, 1, 0, 2 * DATA_AT));
     assertEquals(1, df.size(), "DF: one chunk, zeros included");
     assertEquals(Nbd.REPLY_TYPE_OFFSET_DATA, df.get(0).type());
     assertEquals(0, df.get(0).payload().getLong(0));
@@ -229,11 +260,16 @@ class RequestHandlerTest {
     assertArrayEquals(want, got);
 
     List<Chunk> holes = chunks(h, new NbdRequest(0, Nbd.CMD_READ, 2, 0, 2 * DATA_AT));
-    assertEquals(List.of(Nbd.REPLY_TYPE_OFFSET_HOLE, Nbd.REPLY_TYPE_OFFSET_DATA),
-        holes.stream().map(Chunk::type).toList(), "without DF the zeros go as a hole");
+    assertEquals(
+        List.of(Nbd.REPLY_TYPE_OFFSET_HOLE, Nbd.REPLY_TYPE_OFFSET_DATA),
+        holes.stream().map(Chunk::type).toList(),
+        "without DF the zeros go as a hole");
 
-    List<Chunk> bs = chunks(h, new NbdRequest(Nbd.CMD_FLAG_REQ_ONE | Nbd.CMD_FLAG_FUA, Nbd.CMD_BLOCK_STATUS, 3,
-        0, SIZE));
+    List<Chunk> bs =
+        chunks(
+            h,
+            new NbdRequest(
+                Nbd.CMD_FLAG_REQ_ONE | Nbd.CMD_FLAG_FUA, Nbd.CMD_BLOCK_STATUS, 3, 0, SIZE));
     assertEquals(1, bs.size());
     assertEquals(Nbd.REPLY_TYPE_BLOCK_STATUS, bs.get(0).type());
     ByteBuffer p = bs.get(0).payload();
@@ -242,15 +278,18 @@ class RequestHandlerTest {
     assertEquals(DATA_AT, p.getInt());
     assertEquals(Nbd.STATE_HOLE | Nbd.STATE_ZERO, p.getInt());
 
-    List<Chunk> refused = chunks(h, new NbdRequest(Nbd.CMD_FLAG_NO_HOLE, Nbd.CMD_WRITE_ZEROES, 4, 0, 10));
+    List<Chunk> refused =
+        chunks(h, new NbdRequest(Nbd.CMD_FLAG_NO_HOLE, Nbd.CMD_WRITE_ZEROES, 4, 0, 10));
     assertEquals(Nbd.REPLY_TYPE_ERROR, refused.get(0).type());
     ByteBuffer error = refused.get(0).payload();
     assertEquals(Nbd.EPERM, error.getInt());
     byte[] why = new byte[Short.toUnsignedInt(error.getShort())];
     error.get(why);
-    assertTrue(new String(why, StandardCharsets.UTF_8).contains("read-only"), "the reason goes along");
-    assertEquals(List.of(2L, 1L, 1L), List.of(stats.reads.sum(), stats.blockStatus.sum(),
-        stats.writesRefused.sum()));
+    assertTrue(
+        new String(why, StandardCharsets.UTF_8).contains("read-only"), "the reason goes along");
+    assertEquals(
+        List.of(2L, 1L, 1L),
+        List.of(stats.reads.sum(), stats.blockStatus.sum(), stats.writesRefused.sum()));
   }
 
   @Test
@@ -259,7 +298,10 @@ class RequestHandlerTest {
     for (int type : new int[] {Nbd.CMD_READ, Nbd.CMD_CACHE, Nbd.CMD_BLOCK_STATUS}) {
       for (long[] range : new long[][] {{0, 0}, {SIZE - 1, 2}, {-4096, 4096}}) {
         List<Chunk> c = chunks(h, new NbdRequest(0, type, 7, range[0], range[1]));
-        assertEquals(Nbd.REPLY_TYPE_ERROR, c.get(0).type(), Nbd.commandName(type) + " " + Arrays.toString(range));
+        assertEquals(
+            Nbd.REPLY_TYPE_ERROR,
+            c.get(0).type(),
+            Nbd.commandName(type) + " " + Arrays.toString(range));
         assertEquals(Nbd.EINVAL, c.get(0).payload().getInt(0));
       }
     }
