@@ -75,8 +75,14 @@ class ProfileArtifactIT {
                 .withDockerConfig(work.resolve("docker.json")));
     ref = reg.host() + "/prof/app:v1";
     img =
-        RegistryImages.packAndPush(
-            TestTrees.mixed(work.resolve("tree"), 41), ref, toml, work.resolve("scratch"));
+        RegistryImages
+            .packAndPush( // raw chunks: the test compares the cache file with the blob as stored
+                TestTrees.mixed(work.resolve("tree"), 41),
+                ref,
+                toml,
+                work.resolve("scratch"),
+                "--compression",
+                "none");
   }
 
   @AfterAll

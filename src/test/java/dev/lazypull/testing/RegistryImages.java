@@ -14,6 +14,8 @@ import dev.lazypull.registry.Sleeper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Lazypull images in a test registry ({@link DockerRegistryFixture}): a hermetic config file (an
@@ -45,21 +47,24 @@ public final class RegistryImages {
    * {@code lazypull pack TREE --push REF} (plain HTTP, {@code --mtime 0}); fails the test if it
    * fails.
    */
-  public static LazyImage packAndPush(Path tree, String ref, Path toml, Path scratch)
-      throws IOException {
-    CliRun.Result r =
-        CliRun.run(
-            "pack",
-            tree.toString(),
-            "--push",
-            ref,
-            "--plain-http",
-            "--config",
-            toml.toString(),
-            "--mtime",
-            "0",
-            "--scratch-dir",
-            scratch.toString());
+  public static LazyImage packAndPush(
+      Path tree, String ref, Path toml, Path scratch, String... extra) throws IOException {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "pack",
+                tree.toString(),
+                "--push",
+                ref,
+                "--plain-http",
+                "--config",
+                toml.toString(),
+                "--mtime",
+                "0",
+                "--scratch-dir",
+                scratch.toString()));
+    args.addAll(List.of(extra));
+    CliRun.Result r = CliRun.run(args.toArray(String[]::new));
     assertEquals(0, r.code(), r.err());
     return resolve(ref);
   }
