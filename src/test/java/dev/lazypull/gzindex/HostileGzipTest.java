@@ -13,7 +13,9 @@ import java.io.InputStream;
 import java.io.SequenceInputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -194,69 +196,83 @@ class HostileGzipTest {
 
   @Test
   void indexerReadsInBoundedMemoryWhateverTheStreamLength() throws Exception {
-    // 256 MiB of uncompressed output through a stream that never holds it: the indexer's memory is
-    // its buffers.
-    Deflater d = new Deflater(1, true);
-    byte[] chunk = GzipSamples.data(1 << 20, 16);
-    CRC32 crc = new CRC32();
-    ByteArrayOutputStream bo = new ByteArrayOutputStream();
-    bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
-    byte[] buf = new byte[1 << 16];
-    d.setInput(chunk);
-    int n;
-    do { // full flush: byte-aligned, no history — the body can be repeated
-      n = d.deflate(buf, 0, buf.length, Deflater.FULL_FLUSH);
-      bo.write(buf, 0, n);
-    } while (n == buf.length || !d.needsInput());
-    byte[] body = Arrays.copyOfRange(bo.toByteArray(), 10, bo.size());
-    int copies = 256; // 256 MiB out
-    for (int i = 0; i < copies; i++) {
-      crc.update(chunk);
+    // 256 MiB of uncompressed output, indexed in a JVM whose heap is 48 MiB: an indexer that held
+    // its output (or a growing part of it) dies with OutOfMemoryError instead of printing the
+    // count.
+    Process p =
+        new ProcessBuilder(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx48m",
+                "-cp",
+                System.getProperty("java.class.path"),
+                LongStreamChild.class.getName())
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    assertEquals(0, p.waitFor(), out);
+    String[] f = out.split(" ");
+    assertEquals(Long.toString(256L << 20), f[0], out);
+    assertTrue(Integer.parseInt(f[1]) >= 60, f[1] + " checkpoints for 256 MiB at 4 MiB");
+    assertEquals(f[1], f[2], "every checkpoint reached the sink");
+  }
+
+  /** Indexes a 256 MiB gzip stream generated on the fly; prints size, checkpoints, sink calls. */
+  static final class LongStreamChild {
+    public static void main(String[] args) throws IOException {
+      Deflater d = new Deflater(1, true);
+      byte[] chunk = GzipSamples.data(1 << 20, 16);
+      CRC32 crc = new CRC32();
+      ByteArrayOutputStream bo = new ByteArrayOutputStream();
+      bo.write(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, 0, 10);
+      byte[] buf = new byte[1 << 16];
+      d.setInput(chunk);
+      int n;
+      do { // full flush: byte-aligned, no history — the body can be repeated
+        n = d.deflate(buf, 0, buf.length, Deflater.FULL_FLUSH);
+        bo.write(buf, 0, n);
+      } while (n == buf.length || !d.needsInput());
+      byte[] body = Arrays.copyOfRange(bo.toByteArray(), 10, bo.size());
+      int copies = 256; // 256 MiB out
+      for (int i = 0; i < copies; i++) {
+        crc.update(chunk);
+      }
+      byte[] tail = {3, 0}; // an empty final fixed block
+      InputStream stream =
+          new SequenceInputStream(
+              Collections.enumeration(
+                  List.of(
+                      new ByteArrayInputStream(Arrays.copyOf(bo.toByteArray(), 10)),
+                      new InputStream() {
+                        int n;
+                        int pos;
+
+                        @Override
+                        public int read() {
+                          throw new UnsupportedOperationException();
+                        }
+
+                        @Override
+                        public int read(byte[] b, int off, int len) {
+                          if (n == copies) {
+                            return -1;
+                          }
+                          int k = Math.min(len, body.length - pos);
+                          System.arraycopy(body, pos, b, off, k);
+                          pos += k;
+                          if (pos == body.length) {
+                            pos = 0;
+                            n++;
+                          }
+                          return k;
+                        }
+                      },
+                      new ByteArrayInputStream(tail),
+                      new ByteArrayInputStream(trailer(crc.getValue(), (long) copies << 20)))));
+      int[] count = {0};
+      GzipIndexer.Result res =
+          GzipIndexer.index(stream, GzipIndexer.Options.defaults(), (i, cp, w) -> count[0]++);
+      System.out.println(res.uncompressedSize() + " " + res.checkpoints().size() + " " + count[0]);
     }
-    byte[] tail = {3, 0}; // an empty final fixed block
-    InputStream stream =
-        new SequenceInputStream(
-            Collections.enumeration(
-                List.of(
-                    new ByteArrayInputStream(Arrays.copyOf(bo.toByteArray(), 10)),
-                    new InputStream() {
-                      int n;
-                      int pos;
-
-                      @Override
-                      public int read() {
-                        throw new UnsupportedOperationException();
-                      }
-
-                      @Override
-                      public int read(byte[] b, int off, int len) {
-                        if (n == copies) {
-                          return -1;
-                        }
-                        int k = Math.min(len, body.length - pos);
-                        System.arraycopy(body, pos, b, off, k);
-                        pos += k;
-                        if (pos == body.length) {
-                          pos = 0;
-                          n++;
-                        }
-                        return k;
-                      }
-                    },
-                    new ByteArrayInputStream(tail),
-                    new ByteArrayInputStream(trailer(crc.getValue(), (long) copies << 20)))));
-    Runtime rt = Runtime.getRuntime();
-    int[] count = {0};
-    GzipIndexer.Result res =
-        GzipIndexer.index(stream, GzipIndexer.Options.defaults(), (i, cp, w) -> count[0]++);
-    assertEquals((long) copies << 20, res.uncompressedSize());
-    assertEquals(res.checkpoints().size(), count[0]);
-    assertTrue(
-        res.checkpoints().size() >= 60,
-        res.checkpoints().size() + " checkpoints for 256 MiB at 4 MiB");
-    assertTrue(
-        rt.totalMemory() - rt.freeMemory() < 256L << 20,
-        "heap use stays far below the output size");
   }
 
   private static byte[] trailer(long crc, long size) {
