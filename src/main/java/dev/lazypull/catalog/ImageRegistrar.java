@@ -109,10 +109,10 @@ public final class ImageRegistrar {
                     r.manifestDigest().equals(image.manifestDigest())
                         && r.reference().equals(image.reference())
                         && Objects.equals(r.domainId(), domainId)
-                        && Objects.equals(r.pull(), used));
+                        && r.pullOptions().equals(used != null ? used : PullOptions.DEFAULT));
     // the same image under the same names and settings again (a remount): its record holds what the
-    // header would
-    // say, and reading the header again would cost a registry request per mount
+    // header would say, and reading the header again would cost a registry request per mount (a
+    // record keeps default settings as null: compare with pullOptions())
     ImageRecord record =
         known.isPresent()
             ? known.get()

@@ -343,6 +343,7 @@ class FanotifyMountIT {
 
       ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "registry image, cold");
       long cold = reg.blobBytesServed();
+      int coldAccesses = reg.accessLog().size();
 
       HostReads.dropCaches();
       ErofsMounts.assertSameListing(
@@ -354,7 +355,11 @@ class FanotifyMountIT {
       daemon.mount(ref, mnt);
       ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "registry image, remounted");
       assertEquals(
-          cold, reg.blobBytesServed(), "a re-read after umount + mount moves no registry bytes");
+          cold,
+          reg.blobBytesServed(),
+          () ->
+              "a re-read after umount + mount moves no registry bytes: "
+                  + reg.accessLog().subList(coldAccesses, reg.accessLog().size()));
       assertEquals(
           List.of(img.blobs().get(0).digest().toString()),
           objectsOf(fsid),
