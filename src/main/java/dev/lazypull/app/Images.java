@@ -7,6 +7,7 @@ import dev.lazypull.image.DiskImage;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.LazyImage;
 import dev.lazypull.image.Manifest;
+import dev.lazypull.index.IndexedImages;
 import dev.lazypull.oci.OciLayout;
 import dev.lazypull.registry.RawManifest;
 import dev.lazypull.registry.RegistryImageSource;
@@ -34,11 +35,14 @@ public final class Images {
   public static Resolved resolve(ImageSource source, String reference) throws IOException {
     Digest digest;
     byte[] bytes;
-    if (source instanceof OciLayout oci) {
+    // The index-aware wrapper (ordinary images through side-car indexes) hides the layout or
+    // registry it reads: a disk image is told from its own manifest, so look through it.
+    ImageSource base = source instanceof IndexedImages.Source indexed ? indexed.base() : source;
+    if (base instanceof OciLayout oci) {
       Descriptor d = oci.findManifest();
       bytes = oci.readVerified(d);
       digest = d.digest();
-    } else if (source instanceof RegistryImageSource registry) {
+    } else if (base instanceof RegistryImageSource registry) {
       RawManifest m = registry.resolveManifest();
       bytes = m.bytes();
       digest = m.digest();
