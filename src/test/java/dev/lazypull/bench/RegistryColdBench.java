@@ -465,8 +465,15 @@ class RegistryColdBench {
       } while (s.path("running").asBoolean());
       ctl.add(seconds(t0));
       ctlCpu.add(round2(cpuSeconds(daemonPid) - c0));
-      if (s.path("readyBytes").asLong() != s.path("totalBytes").asLong()) {
-        throw new AssertionError("prefetch through the daemon incomplete: " + s);
+      if (s.path("jobs").isEmpty()) {
+        throw new AssertionError("no prefetch job in the daemon: " + s);
+      }
+      for (JsonNode job : s.path("jobs")) { // as `prefetch --wait` judges it, and all done
+        if (job.path("failedBytes").asLong() != 0
+            || job.has("error")
+            || job.path("doneBytes").asLong() != job.path("plannedBytes").asLong()) {
+          throw new AssertionError("prefetch through the daemon failed: " + s);
+        }
       }
       // a cold sequential read through the mount
       remountCold(i, socket, mnt);
