@@ -66,7 +66,8 @@ import org.junit.jupiter.api.TestMethodOrder;
  * Runs alternate ours/peer so load drift hits both; medians are reported. One table at the end,
  * also written to {@code target/fanotify-bench.txt}. Run as root after {@code mvn package
  * -DskipTests}: {@code mvn -Pbench test -Dtest=FanotifyHostBench}; {@code -Dbench.runs=N} sets the
- * runs per figure (default 5).
+ * runs per figure (default 5); {@code -Dbench.daemonOpts="-Xmx..."} gives the daemons JVM options
+ * (through JAVA_TOOL_OPTIONS; default none).
  */
 @Tag("bench")
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -106,12 +107,14 @@ class FanotifyHostBench {
     notes.add(
         String.format(
             Locale.ROOT,
-            "kernel %s, %d CPUs, work dir %s on %s, runs per figure %d, load average at start: %s",
+            "kernel %s, %d CPUs, work dir %s on %s, runs per figure %d, daemon JVM options %s,"
+                + " load average at start: %s",
             Requirements.run("uname", "-r").trim(),
             Runtime.getRuntime().availableProcessors(),
             work,
             Requirements.run("stat", "-f", "-c", "%T", work.toString()).trim(),
             RUNS,
+            System.getProperty("bench.daemonOpts", "(none: JVM defaults)"),
             loadAvg()));
   }
 
@@ -579,7 +582,12 @@ class FanotifyHostBench {
   private static HostDaemon daemon(String name) throws Exception {
     Path root = work.resolve(name);
     Requirements.run("rm", "-rf", root.toString());
-    HostDaemon d = HostDaemon.in(root, toml, "--read-timeout", "120s");
+    String opts = System.getProperty("bench.daemonOpts", "").trim();
+    HostDaemon d =
+        opts.isEmpty()
+            ? HostDaemon.in(root, toml, "--read-timeout", "120s")
+            : HostDaemon.under(
+                root, toml, List.of("env", "JAVA_TOOL_OPTIONS=" + opts), "--read-timeout", "120s");
     daemons.add(d);
     return d.start();
   }

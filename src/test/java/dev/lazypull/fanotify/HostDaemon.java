@@ -101,7 +101,7 @@ public final class HostDaemon implements AutoCloseable {
   }
 
   /** Same, run as {@code prefix... java -jar lazypull.jar daemon ...} (a supervisor). */
-  static HostDaemon under(Path root, Path config, List<String> prefix, String... extra)
+  public static HostDaemon under(Path root, Path config, List<String> prefix, String... extra)
       throws IOException {
     return new HostDaemon(root, config, prefix, List.of(extra));
   }
