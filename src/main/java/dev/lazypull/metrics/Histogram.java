@@ -13,6 +13,16 @@ public final class Histogram {
     30, 60
   };
 
+  /**
+   * 5 µs to 60 s, for the time the daemon takes per kernel request: a request answered from the
+   * chunk map (no fetch) takes microseconds, so the low end is finer than {@link #LATENCY_BUCKETS};
+   * from 100 µs up the bounds are the same.
+   */
+  public static final double[] EVENT_BUCKETS = {
+    0.000005, 0.00001, 0.00002, 0.00003, 0.00005, 0.000075, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+  };
+
   private final double[] bounds;
   private final LongAdder[] counts;
   private final LongAdder count = new LongAdder();
@@ -28,6 +38,11 @@ public final class Histogram {
 
   public static Histogram latency() {
     return new Histogram(LATENCY_BUCKETS);
+  }
+
+  /** With {@link #EVENT_BUCKETS}: the time the daemon takes to answer one kernel request. */
+  public static Histogram eventLatency() {
+    return new Histogram(EVENT_BUCKETS);
   }
 
   public void observeNanos(long nanos) {

@@ -31,21 +31,22 @@ import java.util.regex.Pattern;
  * all under one work directory — which must be on a filesystem that takes pre-content marks (ext4
  * here; not tmpfs). Started directly (the daemon then starts its own fd keeper) or under a command
  * prefix (the fd-store supervisor). Knows how to leave nothing behind: {@link #cleanUp} detaches
- * every mount under the work directory before it stops the daemon and its keeper.
+ * every mount under the work directory before it stops the daemon and its keeper. Public for the
+ * benchmarks ({@code dev.lazypull.bench.FanotifyHostBench}).
  */
-final class HostDaemon implements AutoCloseable {
+public final class HostDaemon implements AutoCloseable {
   private static final Pattern METRIC =
       Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{[^}]*\\})?) (\\S+)$");
 
   /**
    * The test's directory: its mounts live under it; the daemon's files under {@code root/daemon}.
    */
-  final Path root;
+  public final Path root;
 
   final Path work;
   final Path cache;
   final Path state;
-  final Path socket;
+  public final Path socket;
   final Path config;
   final int metricsPort;
   private final List<String> prefix;
@@ -71,7 +72,7 @@ final class HostDaemon implements AutoCloseable {
   /**
    * What a host test of the fanotify front end needs: root, the tools, and a work dir off tmpfs.
    */
-  static void requireHost(Path work) throws Exception {
+  public static void requireHost(Path work) throws Exception {
     Requirements.requireRoot();
     for (String tool : List.of("mkfs.erofs", "md5sum", "timeout", "stat", "docker-registry")) {
       Requirements.requireTool(tool);
@@ -95,17 +96,17 @@ final class HostDaemon implements AutoCloseable {
    * A daemon for the test whose directory is {@code root}, not started yet; {@code extra} flags go
    * last.
    */
-  static HostDaemon in(Path root, Path config, String... extra) throws IOException {
+  public static HostDaemon in(Path root, Path config, String... extra) throws IOException {
     return new HostDaemon(root, config, List.of(), List.of(extra));
   }
 
   /** Same, run as {@code prefix... java -jar lazypull.jar daemon ...} (a supervisor). */
-  static HostDaemon under(Path root, Path config, List<String> prefix, String... extra)
+  public static HostDaemon under(Path root, Path config, List<String> prefix, String... extra)
       throws IOException {
     return new HostDaemon(root, config, prefix, List.of(extra));
   }
 
-  static Path jar() {
+  public static Path jar() {
     return VmHarness.jar();
   }
 
@@ -138,7 +139,7 @@ final class HostDaemon implements AutoCloseable {
    * Starts it (again) and waits until it says it is ready; its output goes to {@code
    * work/daemon-N.log}.
    */
-  HostDaemon start() throws IOException, InterruptedException {
+  public HostDaemon start() throws IOException, InterruptedException {
     Files.createDirectories(work);
     log = work.resolve("daemon-" + (++starts) + ".log");
     process =
@@ -185,7 +186,7 @@ final class HostDaemon implements AutoCloseable {
     }
   }
 
-  Process process() {
+  public Process process() {
     return process;
   }
 
@@ -208,7 +209,7 @@ final class HostDaemon implements AutoCloseable {
     return process.exitValue();
   }
 
-  boolean isAlive() {
+  public boolean isAlive() {
     return process != null && process.isAlive();
   }
 
@@ -216,7 +217,7 @@ final class HostDaemon implements AutoCloseable {
    * {@code lazypull ARGS --socket SOCKET} in this JVM (mount(2) happens here, in the test's
    * namespace).
    */
-  CliRun.Result cli(String... args) {
+  public CliRun.Result cli(String... args) {
     List<String> a = new ArrayList<>(List.of(args));
     a.add("--socket");
     a.add(socket.toString());
@@ -224,7 +225,7 @@ final class HostDaemon implements AutoCloseable {
   }
 
   /** {@code lazypull mount IMAGE DIR}; fails the test unless it mounted. */
-  Path mount(String image, Path dir, String... flags) throws IOException {
+  public Path mount(String image, Path dir, String... flags) throws IOException {
     Files.createDirectories(dir);
     List<String> a = new ArrayList<>(List.of("mount"));
     a.addAll(List.of(flags));
@@ -236,13 +237,13 @@ final class HostDaemon implements AutoCloseable {
     return dir;
   }
 
-  void umount(Path dir) {
+  public void umount(Path dir) {
     CliRun.Result r = cli("umount", dir.toString());
     assertEquals(0, r.code(), "lazypull umount " + dir + ":\n" + r.err());
   }
 
   /** The daemon's Prometheus metrics: {@code name} or {@code name{labels}} → value. */
-  Map<String, Double> metrics() throws IOException {
+  public Map<String, Double> metrics() throws IOException {
     HttpURLConnection c =
         (HttpURLConnection)
             URI.create("http://127.0.0.1:" + metricsPort + "/metrics").toURL().openConnection();
@@ -263,7 +264,7 @@ final class HostDaemon implements AutoCloseable {
     }
   }
 
-  double metric(String name) throws IOException {
+  public double metric(String name) throws IOException {
     Double v = metrics().get(name);
     if (v == null) {
       throw new AssertionError("no metric " + name);
@@ -272,7 +273,7 @@ final class HostDaemon implements AutoCloseable {
   }
 
   /** Mount points under the test's directory (this test's mounts only). */
-  List<String> mountsUnderWork() throws IOException {
+  public List<String> mountsUnderWork() throws IOException {
     String under = root.toAbsolutePath().toString() + "/";
     return MountInfo.read().stream()
         .map(MountInfo.Mount::mountPoint)
@@ -296,7 +297,7 @@ final class HostDaemon implements AutoCloseable {
    * Leaves nothing behind: detaches every mount under the work directory (newest first), stops the
    * daemon (SIGTERM, then SIGKILL), and ends a keeper still holding the group. Never throws.
    */
-  void cleanUp() {
+  public void cleanUp() {
     try {
       List<String> mounts = new ArrayList<>(mountsUnderWork());
       for (int i = mounts.size() - 1; i >= 0; i--) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -131,6 +132,33 @@ class HistogramTest {
       }
       assertEquals(2, cumulative.get(bounds.length), "+Inf counts everything");
     }
+  }
+
+  @Test
+  void eventBucketsResolveMicrosecondsAndMatchTheLatencyBucketsFrom100Microseconds() {
+    double[] ev = Histogram.EVENT_BUCKETS;
+    for (int i = 1; i < ev.length; i++) {
+      assertTrue(ev[i] > ev[i - 1], "ascending at " + i);
+    }
+    assertEquals(0.000005, ev[0]);
+    int at = Arrays.binarySearch(ev, 0.0001);
+    assertEquals(
+        List.of(Arrays.stream(Histogram.LATENCY_BUCKETS).boxed().toArray(Double[]::new)),
+        List.of(Arrays.stream(ev, at, ev.length).boxed().toArray(Double[]::new)));
+    Histogram h = Histogram.eventLatency();
+    h.observeNanos(4_000); // 4 µs
+    h.observeNanos(25_000); // 25 µs
+    h.observeNanos(30_000); // 30 µs: on the bound
+    h.observeNanos(90_000); // 90 µs
+    PrometheusText out = new PrometheusText();
+    h.write(out, "t", "h", "");
+    Map<Double, Long> b = buckets(out.toString(), "t");
+    assertEquals(1, b.get(0.000005));
+    assertEquals(1, b.get(0.00002));
+    assertEquals(3, b.get(0.00003));
+    assertEquals(3, b.get(0.000075));
+    assertEquals(4, b.get(0.0001));
+    assertEquals(4, b.get(Double.POSITIVE_INFINITY));
   }
 
   @Test
