@@ -1,11 +1,16 @@
 #!/bin/bash
-# tree-listing.sh DIR: a canonical listing of a tree, to compare a source tree with a mounted image of it byte
+# tree-listing.sh DIR [--links-in-tree]: a canonical listing of a tree, to compare a source tree with a mounted image of it byte
 # for byte. One line per entry, sorted by path: path, type, mode, uid, gid, mtime (ns), size (not for
 # directories: file systems differ), link count, hard-link group (the first path with that inode), symlink
 # target, md5 of the content, device major:minor, xattrs (name=hex, sorted). Files over 1 GiB are summed over five 1 MiB windows
 # (0, 1 GiB, 2 GiB, 4 GiB - 1 MiB, the end) so sparse multi-GiB files stay cheap to compare.
+# --links-in-tree: the link count of a non-directory is the number of its paths inside DIR — what an image of
+# DIR can hold — rather than st_nlink, which also counts links from outside (dpkg files hard-linked into perf's
+# ~/.debug build-id cache have st_nlink 2). Use it for source trees, never for the mounted image under test.
 # Names must not contain newlines, tabs or backslashes (md5sum/getfattr would escape them).
 set -euo pipefail
+in_tree=0
+if [[ ${2:-} == --links-in-tree ]]; then in_tree=1; fi
 cd "$1"
 export LC_ALL=C
 tmp=$(mktemp -d)
@@ -21,11 +26,13 @@ done >> "$tmp/sums"
 find . \( -type c -o -type b \) -exec stat -c '%n	%t:%T' {} + > "$tmp/rdev"
 getfattr -R -h -d -m - -e hex --absolute-names . 2>/dev/null |
   awk '/^# file: / { f = substr($0, 9); next } /./ { print f "\t" $0 }' | sort > "$tmp/xattrs" || true
-awk -F'\t' 'BEGIN { OFS = "\t" }
+awk -F'\t' -v in_tree="$in_tree" 'BEGIN { OFS = "\t" }
   FILENAME == ARGV[1] { sum[$1] = $2; next }
   FILENAME == ARGV[2] { x[$1] = x[$1] $2 " "; next }
   FILENAME == ARGV[3] { rdev[$1] = $2; next }
+  pass == 1 { if ($2 != "d") paths[$9]++; next }
   {
+    if (in_tree && $2 != "d") $8 = paths[$9]
     if ($2 == "d") { $7 = "-"; $9 = "-" } else { if (!($9 in first)) first[$9] = $1; $9 = first[$9] }
     print $0, ($1 in sum ? sum[$1] : "-"), ($1 in rdev ? rdev[$1] : "-"), x[$1]
-  }' "$tmp/sums" "$tmp/xattrs" "$tmp/rdev" "$tmp/meta"
+  }' "$tmp/sums" "$tmp/xattrs" "$tmp/rdev" pass=1 "$tmp/meta" pass=2 "$tmp/meta"

@@ -41,9 +41,13 @@ public final class ErofsMounts {
         "EROFS in the host kernel");
   }
 
-  /** The canonical listing of a directory tree. */
+  /**
+   * The canonical listing of a source tree, the expectation for an image of it: link counts are
+   * those inside the tree (an outside hard link, such as perf's build-id cache linking a dpkg file
+   * into ~/.debug, is not part of the tree and no image can hold it).
+   */
   public static String list(Path dir) throws IOException, InterruptedException {
-    return Requirements.run("bash", listingScript().toString(), dir.toString());
+    return Requirements.run("bash", listingScript().toString(), dir.toString(), "--links-in-tree");
   }
 
   /**
