@@ -221,9 +221,7 @@ public final class ChunkDigestTable {
     if (data.remaining() != lengths[i]) {
       return false;
     }
-    MessageDigest md = Digest.sha256();
-    md.update(data.duplicate());
-    byte[] got = md.digest();
+    byte[] got = Digest.sha256Of(data);
     for (int k = 0; k < 32; k++) {
       if (got[k] != digests[i * 32 + k]) {
         return false;

@@ -2,6 +2,8 @@ package dev.lazypull.image;
 
 import com.fasterxml.jackson.annotation.JsonCreator;
 import com.fasterxml.jackson.annotation.JsonValue;
+import dev.lazypull.sys.NativeSha256;
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -38,6 +40,20 @@ public record Digest(String hex) {
 
   public static Digest of(byte[] bytes) {
     return new Digest(HexFormat.of().formatHex(sha256().digest(bytes)));
+  }
+
+  /**
+   * The sha256 of {@code data}'s remaining bytes, its position unchanged: through libcrypto for a
+   * direct buffer where it is available (full speed from a process's first byte, see {@link
+   * NativeSha256}), else the JDK's.
+   */
+  public static byte[] sha256Of(ByteBuffer data) {
+    if (data.isDirect() && NativeSha256.available()) {
+      return NativeSha256.digest(data);
+    }
+    MessageDigest md = sha256();
+    md.update(data.duplicate());
+    return md.digest();
   }
 
   public static MessageDigest sha256() {
