@@ -27,6 +27,10 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /** The daemon's control API operations (docs/control-api.md). */
 public final class DaemonApi implements ControlServer.Handler {
@@ -217,7 +221,13 @@ public final class DaemonApi implements ControlServer.Handler {
           return out;
         }
       case "prefetch-status":
-        return prefetchStatus(prefetchManager(), findImage(text(req, "image", true)));
+        {
+          ImageRecord r = findImage(text(req, "image", true));
+          PrefetchManager pm = prefetchManager();
+          long start = System.nanoTime();
+          awaitJobs(pm, r, req.path("waitMillis").asLong(0));
+          return prefetchStatus(pm, r).put("waitedMillis", (System.nanoTime() - start) / 1_000_000);
+        }
       case "prefetch-stop":
         {
           ImageRecord r = findImage(text(req, "image", true));
@@ -367,6 +377,34 @@ public final class DaemonApi implements ControlServer.Handler {
       throw new IllegalArgumentException("prefetch is not enabled in this daemon");
     }
     return pm;
+  }
+
+  /** Longest {@code waitMillis} of one {@code prefetch-status} call (a client asks again). */
+  private static final long MAX_STATUS_WAIT_MILLIS = 60_000;
+
+  /**
+   * Blocks this control connection's thread until the image's prefetch jobs are all done or {@code
+   * waitMillis} (capped) has passed, so {@code prefetch --wait} returns the moment its job ends
+   * rather than at its next poll.
+   */
+  private static void awaitJobs(PrefetchManager pm, ImageRecord r, long waitMillis)
+      throws InterruptedException {
+    long wait = Math.min(Math.max(0, waitMillis), MAX_STATUS_WAIT_MILLIS);
+    if (wait == 0) {
+      return;
+    }
+    CompletableFuture<?>[] running =
+        pm.prefetcher().jobsOf(r.fsid()).stream()
+            .map(j -> j.done)
+            .filter(f -> !f.isDone())
+            .toArray(CompletableFuture<?>[]::new);
+    try {
+      CompletableFuture.allOf(running).get(wait, TimeUnit.MILLISECONDS);
+    } catch (TimeoutException e) {
+      // still running: the caller shows progress and asks again
+    } catch (ExecutionException e) {
+      // a job's outcome is in its status (done never completes exceptionally)
+    }
   }
 
   private ObjectNode prefetchStatus(PrefetchManager pm, ImageRecord r) {

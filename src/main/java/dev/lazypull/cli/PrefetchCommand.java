@@ -181,8 +181,16 @@ final class PrefetchCommand implements Callable<Integer> {
     Console console = System.console();
     while (s.path("running").asBoolean()) {
       print(s, console != null);
-      Thread.sleep(500);
-      s = client.call(ControlClient.request("prefetch-status").put("image", image));
+      // The daemon answers when the jobs end or after this long (progress): no poll interval is
+      // added to the command's time. Terminals redraw often; logs get a line every few seconds.
+      s =
+          client.call(
+              ControlClient.request("prefetch-status")
+                  .put("image", image)
+                  .put("waitMillis", console != null ? 500 : 5000));
+      if (!s.has("waitedMillis")) {
+        Thread.sleep(500); // a daemon from before waitMillis answers at once: poll it
+      }
     }
     print(s, console != null);
     if (console != null) {

@@ -151,6 +151,39 @@ class PrefetchTest {
     assertEquals(fetched, source.requests.size(), "nothing left to fetch after prefetch");
   }
 
+  /**
+   * {@code prefetch --wait} blocks in {@code prefetch-status} with {@code waitMillis}: the answer
+   * comes when the job ends (not at the next poll), or after waitMillis with the job still running.
+   */
+  @Test
+  void statusWithWaitMillisAnswersWhenTheJobEndsOrTheWaitRunsOut() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 1, 0, Duration.ZERO));
+    source.delayMillis = 40; // 33 chunks one after another: over a second in all
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    d.copen.get(5, TimeUnit.SECONDS);
+    call("prefetch");
+    JsonNode brief =
+        api.handle(
+            "prefetch-status",
+            Json.MAPPER.createObjectNode().put("image", "img").put("waitMillis", 50));
+    assertTrue(brief.path("running").asBoolean(), "still running after 50 ms");
+    assertTrue(brief.path("waitedMillis").asLong() >= 50, brief.toString());
+    JsonNode end =
+        api.handle(
+            "prefetch-status",
+            Json.MAPPER.createObjectNode().put("image", "img").put("waitMillis", 60_000));
+    assertFalse(end.path("running").asBoolean(), end.toString());
+    assertEquals("done", end.path("jobs").get(0).path("state").asText());
+    assertTrue(
+        end.path("waitedMillis").asLong() < 30_000,
+        "answered when the job ended, not at the wait's end: " + end);
+    JsonNode idle =
+        api.handle(
+            "prefetch-status",
+            Json.MAPPER.createObjectNode().put("image", "img").put("waitMillis", 60_000));
+    assertTrue(idle.path("waitedMillis").asLong() < 1_000, "nothing running: no wait");
+  }
+
   @Test
   void onDemandReadsDoNotQueueBehindPrefetch() throws Exception {
     start(new PrefetchConfig(PrefetchPolicy.NONE, 1, 0, Duration.ZERO));
