@@ -61,9 +61,10 @@ import org.junit.jupiter.api.TestMethodOrder;
  * paths at the end. Run after {@code mvn package -DskipTests}: {@code mvn -Pbench test
  * -Dtest=RegistryColdBench}; {@code -Dbench.mib=N} sets the data size (default 512), {@code
  * -Dbench.runs=N} the runs per path (default 5), {@code -Dbench.jfr=DIR} adds one untimed
- * JFR-recorded run of each standalone prefetch and of one daemon prefetch (files in DIR), and
- * {@code -Dbench.daemon=false} skips the daemon paths (they need root and EROFS with fanotify
- * pre-content events on this host).
+ * JFR-recorded run of each standalone prefetch and of one daemon prefetch (files in DIR), {@code
+ * -Dbench.prefetchThreads=N} sets the daemon's {@code [prefetch] threads}, and {@code
+ * -Dbench.daemon=false} skips the daemon paths (they need root and EROFS with fanotify pre-content
+ * events on this host).
  */
 @Tag("bench")
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -109,7 +110,14 @@ class RegistryColdBench {
     Requirements.run("rm", "-rf", work.toString());
     Files.createDirectories(work);
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
-    toml = RegistryImages.config(work, "[nbd]\nlog_level = \"warn\"\n");
+    String prefetchThreads = System.getProperty("bench.prefetchThreads");
+    toml =
+        RegistryImages.config(
+            work,
+            "[nbd]\nlog_level = \"warn\"\n"
+                + (prefetchThreads == null
+                    ? ""
+                    : "[prefetch]\nthreads = " + prefetchThreads + "\n"));
     Path tree = Files.createDirectories(work.resolve("tree"));
     TestTrees.write(tree.resolve("big.bin"), (long) mib << 20, new Random(1));
     raw = push("raw", tree, "--compression", "none");
