@@ -8,13 +8,13 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.LazyManifests;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.image.Sha256Stream;
 import dev.lazypull.sys.DaemonThreads;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HexFormat;
@@ -91,7 +91,6 @@ public final class ChunkStore implements AutoCloseable {
   private final ExecutorService hashers;
   private final Thread committer;
   private final ByteBuffer zeros;
-  private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(Digest::sha256);
   private final Compression compression;
   private final int level;
 
@@ -111,8 +110,9 @@ public final class ChunkStore implements AutoCloseable {
   private final class OpenBlob {
     final Path path;
     final FileChannel channel;
-    final MessageDigest digest = Digest.sha256();
-    final MessageDigest uncompressed = Digest.sha256();
+    // An aborted pack leaves these to the Cleaner: the committer may still be using them.
+    final Sha256Stream digest = new Sha256Stream();
+    final Sha256Stream uncompressed = compression == Compression.NONE ? null : new Sha256Stream();
     final ChunkDigestTable.Builder table = new ChunkDigestTable.Builder(compression);
     final int device;
 
@@ -262,9 +262,7 @@ public final class ChunkStore implements AutoCloseable {
     byte[] digest = null;
     ByteBuffer frame = null;
     if (!zero) {
-      MessageDigest md = sha.get();
-      md.update(buf.duplicate());
-      digest = md.digest();
+      digest = Digest.sha256Of(buf);
       if (compression != Compression.NONE) {
         frame = frameBuffers.get(buf).clear();
         compressor.get().compress(buf.duplicate(), frame);

@@ -2,6 +2,8 @@ package dev.lazypull.sys;
 
 import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
+import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 import java.nio.ByteBuffer;
 import java.util.HexFormat;
 import java.util.logging.Level;
@@ -36,6 +38,99 @@ public final class NativeSha256 {
 
     /** {@code int EVP_Digest(data, count, md, size, type, impl)}: 1 on success. */
     static native int EVP_Digest(long data, long count, byte[] md, long size, long type, long impl);
+
+    static native long EVP_MD_CTX_new();
+
+    static native void EVP_MD_CTX_free(long ctx);
+
+    static native int EVP_DigestInit_ex(long ctx, long type, long impl);
+
+    static native int EVP_DigestUpdate(long ctx, long data, long count);
+
+    static native int EVP_DigestFinal_ex(long ctx, byte[] md, long size);
+  }
+
+  private static final Cleaner CLEANER =
+      Cleaner.create(DaemonThreads.named("lazypull-sha256-cleaner"));
+
+  /**
+   * A running SHA-256 over direct buffers. Its libcrypto context is freed by {@link #digest} or
+   * {@link #close}, or when it becomes unreachable (an abandoned pack).
+   */
+  public static final class Context implements AutoCloseable {
+    /** Owns the native context; run once, by whichever comes first. */
+    private static final class Free implements Runnable {
+      private long ctx;
+
+      Free(long ctx) {
+        this.ctx = ctx;
+      }
+
+      @Override
+      public synchronized void run() {
+        if (ctx != 0) {
+          Crypto.EVP_MD_CTX_free(ctx);
+          ctx = 0;
+        }
+      }
+    }
+
+    private final long ctx;
+    private final Cleaner.Cleanable cleanable;
+    private boolean done;
+
+    /**
+     * @throws IllegalStateException when not {@link #available()}
+     */
+    public Context() {
+      if (MD == 0) {
+        throw new IllegalStateException("libcrypto SHA-256 is not available");
+      }
+      long c = Crypto.EVP_MD_CTX_new();
+      if (c == 0) {
+        throw new OutOfMemoryError("EVP_MD_CTX_new");
+      }
+      this.ctx = c;
+      this.cleanable = CLEANER.register(this, new Free(c));
+      if (Crypto.EVP_DigestInit_ex(c, MD, 0) != 1) {
+        cleanable.clean();
+        throw new IllegalStateException("libcrypto EVP_DigestInit_ex(SHA256) failed");
+      }
+    }
+
+    /** Adds {@code data}'s remaining bytes (a direct buffer); its position does not move. */
+    public void update(ByteBuffer data) {
+      if (done) {
+        throw new IllegalStateException("digest already taken");
+      }
+      if (Crypto.EVP_DigestUpdate(ctx, Posix.address(data), data.remaining()) != 1) {
+        throw new IllegalStateException("libcrypto EVP_DigestUpdate failed");
+      }
+      Reference.reachabilityFence(this);
+    }
+
+    /** The digest of everything added; the context is freed. */
+    public byte[] digest() {
+      if (done) {
+        throw new IllegalStateException("digest already taken");
+      }
+      done = true;
+      byte[] out = new byte[32];
+      try {
+        if (Crypto.EVP_DigestFinal_ex(ctx, out, 0) != 1) {
+          throw new IllegalStateException("libcrypto EVP_DigestFinal_ex failed");
+        }
+      } finally {
+        cleanable.clean();
+      }
+      return out;
+    }
+
+    @Override
+    public void close() {
+      done = true;
+      cleanable.clean();
+    }
   }
 
   private static long load() {

@@ -3,8 +3,10 @@ package dev.lazypull.sys;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.lazypull.image.Digest;
+import dev.lazypull.image.Sha256Stream;
 import dev.lazypull.testing.Requirements;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
@@ -60,5 +62,32 @@ class NativeSha256Test {
     assertArrayEquals(jdk(heap), Digest.sha256Of(heap));
     assertEquals(10, heap.position());
     assertEquals(10, direct.position());
+  }
+
+  @Test
+  void aContextFedInPiecesGivesTheDigestOfTheWhole() {
+    Requirements.require(NativeSha256.available(), "libcrypto.so.3 (libssl3)");
+    byte[] bytes = new byte[3 * 65_536 + 101];
+    new Random(5).nextBytes(bytes);
+    ByteBuffer all = ByteBuffer.allocateDirect(bytes.length).put(bytes).flip();
+    NativeSha256.Context c = new NativeSha256.Context();
+    int[] cuts = {0, 1, 64, 4097, 65_536, 131_073, bytes.length};
+    for (int k = 1; k < cuts.length; k++) {
+      c.update(all.duplicate().position(cuts[k - 1]).limit(cuts[k]));
+    }
+    assertArrayEquals(jdk(all), c.digest());
+    assertThrows(IllegalStateException.class, c::digest, "a context gives one digest");
+    new NativeSha256.Context().close(); // never digested: freed, nothing else
+  }
+
+  @Test
+  void aStreamTakesHeapAndDirectBuffersAlike() {
+    byte[] bytes = new byte[70_000];
+    new Random(8).nextBytes(bytes);
+    try (Sha256Stream s = new Sha256Stream()) {
+      s.update(ByteBuffer.wrap(bytes, 0, 30_000));
+      s.update(ByteBuffer.allocateDirect(40_000).put(bytes, 30_000, 40_000).flip());
+      assertArrayEquals(jdk(ByteBuffer.wrap(bytes)), s.digest());
+    }
   }
 }
