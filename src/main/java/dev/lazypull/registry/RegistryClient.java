@@ -7,6 +7,7 @@ import dev.lazypull.image.Descriptor;
 import dev.lazypull.image.Digest;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.MediaTypes;
+import dev.lazypull.image.Sha256Stream;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.IOException;
@@ -14,7 +15,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SeekableByteChannel;
 import java.nio.channels.WritableByteChannel;
-import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
@@ -449,9 +449,9 @@ public final class RegistryClient implements Closeable {
       boolean originOnly,
       boolean[] fromMirror)
       throws IOException {
-    MessageDigest sha = Digest.sha256();
-    ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-    try (ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false, originOnly)) {
+    ByteBuffer buf = ByteBuffer.allocateDirect(1 << 20);
+    try (Sha256Stream sha = new Sha256Stream();
+        ReadableByteChannel in = openBlob(repo, blob, 0, blob.size(), false, originOnly)) {
       while (in.read(buf.clear()) >= 0) {
         buf.flip();
         sha.update(buf.duplicate());
@@ -460,8 +460,8 @@ public final class RegistryClient implements Closeable {
         }
       }
       fromMirror[0] = in instanceof BlobSource.Served s && s.fromMirror();
+      return new Digest(HexFormat.of().formatHex(sha.digest()));
     }
-    return new Digest(HexFormat.of().formatHex(sha.digest()));
   }
 
   // ---- endpoints and errors
