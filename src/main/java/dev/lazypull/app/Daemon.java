@@ -254,13 +254,19 @@ public final class Daemon implements AutoCloseable {
           .cap(); // event fd numbers stay below EventFdLimit.MAX: what a successor sweeps after a
       // crash
       Integer stored = ListenFds.fromEnvironment().get(FANOTIFY_FDNAME);
+      // a keeper holds the group when the daemon was started by hand, or when a clean stop under a
+      // service manager left busy mounts (the fd store does not outlive a stopped service)
       Optional<Integer> kept =
-          stored == null && !n.active()
-              ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME)
-              : Optional.empty();
+          stored == null ? FdKeeper.takeBack(config.runDir(), FANOTIFY_FDNAME) : Optional.empty();
       try {
         if (stored != null || kept.isPresent()) {
           int fd = stored != null ? stored : kept.get();
+          if (n.active()) { // the service manager keeps it from now on: the keeper may end
+            if (kept.isPresent()) {
+              n.storeFd(FANOTIFY_FDNAME, fd);
+            }
+            FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);
+          }
           LOG.info(
               "took over the fanotify group (fd "
                   + fd
@@ -479,6 +485,26 @@ public final class Daemon implements AutoCloseable {
     System.err.flush();
   }
 
+  /** Where the group of busy mounts stays after this stop, said in the stop's warning. */
+  private String keepGroupForBusyMounts() {
+    if (!notifier.active()) {
+      return "with its keeper";
+    }
+    if (groupFd < 0) {
+      return "in the service manager's fd store";
+    }
+    try {
+      return FdKeeper.keepBeyondTheService(config.runDir(), FANOTIFY_FDNAME, groupFd)
+          ? "with a keeper in a systemd scope of its own (the fd store ends with the service)"
+          : "with a keeper (no systemd scope: a service manager that ends the service's processes"
+              + " ends it too)";
+    } catch (IOException | RuntimeException e) {
+      return "only in the service manager's fd store, which ends with the service (no keeper: "
+          + e.getMessage()
+          + "): their reads could then see holes — unmount them before stopping";
+    }
+  }
+
   private void collectCache() {
     try {
       CacheKeeper.Report r = keeper.collect(keeper.budget());
@@ -603,19 +629,18 @@ public final class Daemon implements AutoCloseable {
     }
     // a clean stop leaves no mount without its daemon: it would read holes once the group is gone
     List<String> busy = fanotify != null ? fanotify.unmountAll() : List.of();
+    // their readers must wait for the next daemon, never read holes: the group stays kept, and
+    // under a service manager by a keeper of its own — the fd store ends with the service (taken
+    // while the daemon's own descriptor is still open)
+    String keptBy = busy.isEmpty() ? null : keepGroupForBusyMounts();
     frontend.close();
     if (fanotify != null) {
       if (!busy.isEmpty()) {
-        // their readers must wait for the next daemon, never read holes: the group stays where it
-        // is kept
         shutdownNotice(
             "mounts still in use stay mounted: "
                 + String.join(", ", busy)
                 + "; the fanotify group stays "
-                + (notifier.active()
-                    ? "in the service manager's fd store (FileDescriptorStorePreserve=yes keeps it "
-                        + "across a stop)"
-                    : "with its keeper")
+                + keptBy
                 + ", so their reads of data not cached yet wait for the next "
                 + "`lazypull daemon` (or fail with EIO once it runs); unmount them, then stop again to end it");
       } else if (notifier.active()) {

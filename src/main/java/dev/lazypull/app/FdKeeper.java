@@ -83,10 +83,54 @@ public final class FdKeeper {
    * @throws IOException if it cannot be started or does not take the descriptor in time
    */
   public static void keep(Path runDir, String name, int fd) throws IOException {
+    keep(runDir, name, fd, List.of());
+  }
+
+  /**
+   * Starts a keeper that outlives the service the daemon runs in: systemd releases a service's fd
+   * store when the service stops (Debian 12's systemd 252 has no FileDescriptorStorePreserve=) and
+   * ends every process of its control group, so a clean stop that must leave a busy mount's group
+   * open puts the keeper in a transient scope of its own ({@code systemd-run --scope}). Where
+   * systemd is not the init system — or the scope cannot be made — a plain keeper is started.
+   *
+   * @return whether the keeper runs in a scope of its own
+   * @throws IOException if no keeper could be started
+   */
+  public static boolean keepBeyondTheService(Path runDir, String name, int fd) throws IOException {
+    Path systemdRun = Path.of("/usr/bin/systemd-run");
+    if (Files.isDirectory(Path.of("/run/systemd/system")) && Files.isExecutable(systemdRun)) {
+      try {
+        keep(runDir, name, fd, scopePrefix(systemdRun, name));
+        return true;
+      } catch (IOException e) {
+        LOG.warning(
+            "no scope for the "
+                + name
+                + " keeper ("
+                + e.getMessage()
+                + "); a plain keeper instead");
+      }
+    }
+    keep(runDir, name, fd, List.of());
+    return false;
+  }
+
+  /** {@code systemd-run} in scope mode: it moves itself to a new scope and exec()s the keeper. */
+  static List<String> scopePrefix(Path systemdRun, String name) {
+    return List.of(
+        systemdRun.toString(),
+        "--scope",
+        "--quiet",
+        "--collect",
+        "--description=lazypull: keeps the " + name + " descriptor of a stopped daemon");
+  }
+
+  private static void keep(Path runDir, String name, int fd, List<String> prefix)
+      throws IOException {
     Files.createDirectories(runDir);
     Path state = stateFile(runDir, name);
     Files.deleteIfExists(state);
-    List<String> cmd = new ArrayList<>();
+    List<String> cmd = new ArrayList<>(prefix);
     if (Files.isExecutable(Path.of("/usr/bin/setsid"))) {
       cmd.add(
           "/usr/bin/setsid"); // its own session: signals to the daemon's terminal do not reach it

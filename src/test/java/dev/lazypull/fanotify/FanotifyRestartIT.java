@@ -12,6 +12,7 @@ import dev.lazypull.testing.RegistryImages;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.TestTrees;
 import dev.lazypull.testing.VmHarness;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -203,8 +204,8 @@ class FanotifyRestartIT {
     }
   }
 
-  @Test
-  void killNineUnderTheFdStoreSupervisorLosesNoByteAndHangsNoReader() throws Exception {
+  /** The fd-store supervisor (a stand-in for systemd), built into the work dir. */
+  private Path supervisor() throws Exception {
     Requirements.requireTool("gcc");
     Path supervisor = work.resolve("fdstore-supervisor");
     Requirements.run(
@@ -213,18 +214,27 @@ class FanotifyRestartIT {
         "-o",
         supervisor.toString(),
         VmHarness.baseDir().resolve("native-stubs/fdstore/fdstore-supervisor.c").toString());
+    return supervisor;
+  }
+
+  private HostDaemon underSupervisor(Path supervisor) throws IOException {
+    return HostDaemon.under(
+        work,
+        toml,
+        List.of(
+            supervisor.toString(),
+            "--restarts",
+            "1",
+            "--notify-socket",
+            work.resolve("notify.sock").toString(),
+            "--"));
+  }
+
+  @Test
+  void killNineUnderTheFdStoreSupervisorLosesNoByteAndHangsNoReader() throws Exception {
+    Path supervisor = supervisor();
     try (FaultProxy proxy = FaultProxy.in(reg, 2)) {
-      HostDaemon d =
-          HostDaemon.under(
-              work,
-              toml,
-              List.of(
-                  supervisor.toString(),
-                  "--restarts",
-                  "1",
-                  "--notify-socket",
-                  work.resolve("notify.sock").toString(),
-                  "--"));
+      HostDaemon d = underSupervisor(supervisor);
       try {
         d.start();
         d.awaitLog("@@SUPERVISOR stored name=fanotify", 10);
@@ -362,6 +372,56 @@ class FanotifyRestartIT {
         assertTrue(
             keeper.onExit().orTimeout(30, TimeUnit.SECONDS).handle((p, t) -> t == null).join(),
             "and the keeper ends");
+      } finally {
+        if (holder != null) {
+          holder.destroyForcibly();
+        }
+        d.cleanUp();
+      }
+    }
+  }
+
+  /**
+   * A service manager releases its fd store when the service stops (the supervisor exits, as
+   * systemd 252 closes the store of a stopped unit): a clean stop with a busy mount hands the group
+   * to a keeper first, and the next daemon takes it back into the store.
+   */
+  @Test
+  void aCleanStopUnderTheFdStoreSupervisorWithAMountInUseHandsTheGroupToAKeeper() throws Exception {
+    Path supervisor = supervisor();
+    try (FaultProxy proxy = FaultProxy.in(reg, 7)) {
+      HostDaemon d = underSupervisor(supervisor);
+      Process holder = null;
+      try {
+        d.start();
+        assertTrue(d.keeper().isEmpty(), "the fd store keeps the group while the daemon runs");
+        Path mnt = d.mount(proxy.host() + repo, work.resolve("mnt"));
+        holder = new ProcessBuilder("sleep", "600").directory(mnt.toFile()).start();
+        d.stop(); // SIGTERM through the supervisor, which then exits and closes its store
+        assertFalse(d.isAlive(), "the supervisor ended with the daemon: its store is closed");
+        assertTrue(d.logText().contains("mounts still in use stay mounted: " + mnt), d.logText());
+        assertEquals(List.of(mnt.toString()), d.mountsUnderWork(), "a busy mount is not detached");
+        ProcessHandle keeper = d.keeper().orElseThrow(() -> new AssertionError(d.logText()));
+        // with no daemon and no store, a cold read waits: it is not let through over a hole
+        HostReads.Reader reader =
+            HostReads.start(
+                mnt.resolve("big1.bin"), tree.resolve("big1.bin"), work.resolve("svc-big1.copy"));
+        Await.until(
+            reader::waitsOnFanotify, Duration.ofSeconds(30), "the reader waiting on its event");
+        d.start();
+        assertTrue(d.logText().contains("from the keeper"), d.logText());
+        d.awaitLog("@@SUPERVISOR stored name=fanotify", 10); // back in the store
+        assertTrue(
+            keeper.onExit().orTimeout(30, TimeUnit.SECONDS).handle((p, t) -> t == null).join(),
+            "the keeper ends once the store holds the group again");
+        HostReads.Outcome o = HostReads.finish(reader, true);
+        System.out.println("read across a clean stop of a supervised daemon, mount in use: " + o);
+        everyFileReadsRight(mnt, "svc");
+        holder.destroy();
+        holder.waitFor(10, TimeUnit.SECONDS);
+        d.stop();
+        assertEquals(List.of(), d.mountsUnderWork(), "no longer in use: unmounted");
+        assertTrue(d.keeper().isEmpty(), "and no keeper is left");
       } finally {
         if (holder != null) {
           holder.destroyForcibly();
