@@ -1,6 +1,7 @@
 package dev.lazypull.snapshotter;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.FieldMask;
 import dev.lazypull.containerd.api.content.ContentGrpc;
 import dev.lazypull.containerd.api.content.Info;
 import dev.lazypull.containerd.api.content.UpdateRequest;
@@ -219,7 +220,7 @@ public final class Containerd implements AutoCloseable {
     UpdateRequest.Builder r =
         UpdateRequest.newBuilder()
             .setInfo(Info.newBuilder().setDigest(digest).putAllLabels(labels));
-    com.google.protobuf.FieldMask.Builder mask = com.google.protobuf.FieldMask.newBuilder();
+    FieldMask.Builder mask = FieldMask.newBuilder();
     labels.keySet().forEach(k -> mask.addPaths("labels." + k));
     content().update(r.setUpdateMask(mask).build());
   }

@@ -45,7 +45,7 @@ import org.junit.jupiter.api.Test;
  *   <li>a live snapshot through the control socket at a flush point;
  *   <li>forks: separate processes on one cache fetch each base byte once; in one server through the
  *       control socket ({@code lazypull fork}), each fork its own device (the latency is measured
- *       by ForkBench);
+ *       by WritableNbdBench);
  *   <li>a damaged diff map or diff chunk: a clear error, never wrong bytes.
  * </ul>
  */
