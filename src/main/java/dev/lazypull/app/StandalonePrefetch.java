@@ -10,7 +10,10 @@ import dev.lazypull.fetch.BlobRef;
 import dev.lazypull.fetch.FetchCore;
 import dev.lazypull.fetch.FetchSettings;
 import dev.lazypull.fetch.FetchStats;
+import dev.lazypull.image.ChunkDigestTable;
+import dev.lazypull.image.DiskImage;
 import dev.lazypull.image.LazyImage;
+import dev.lazypull.nbd.device.ImageDevices;
 import dev.lazypull.prefetch.CachePrefetch;
 import dev.lazypull.prefetch.PathRanges;
 import dev.lazypull.registry.RegistryClient;
@@ -75,11 +78,18 @@ public final class StandalonePrefetch implements AutoCloseable {
     StandalonePrefetch p = null;
     try {
       ImageSource source = Sources.over(registry, cacheDir).open(image);
-      LazyImage img = source.resolve();
+      Images.Resolved resolved = Images.resolve(source, image);
+      if (resolved.disk() != null && !paths.isEmpty()) {
+        throw new IOException(
+            image + " is a disk image (a block device, no files): prefetch it with --all");
+      }
       p = new StandalonePrefetch(registry, core, BlobCacheDir.open(cacheDir, core));
+      Duration timeout = fetch.readTimeout().multipliedBy(4);
       p.prefetch =
           new CachePrefetch(
-              p.targets(img, source.blobs(), paths, fetch.readTimeout().multipliedBy(4)));
+              resolved.disk() != null
+                  ? p.diskTargets(resolved.disk(), source.blobs(), timeout)
+                  : p.targets(resolved.lazy(), source.blobs(), paths, timeout));
     } catch (IOException | RuntimeException e) {
       if (p != null) {
         p.close();
@@ -152,6 +162,29 @@ public final class StandalonePrefetch implements AutoCloseable {
                 targets.add(new CachePrefetch.Target(data.get(device - 1), rs));
               }
             });
+    return targets;
+  }
+
+  /**
+   * A disk image (an imported disk or a snapshot): its base disk's chunks that are not all zero,
+   * and every diff layer's data whole — what `lazypull nbd` of it would fetch.
+   */
+  private List<CachePrefetch.Target> diskTargets(DiskImage disk, BlobSource blobs, Duration timeout)
+      throws IOException {
+    BlobCacheFile base =
+        cache.file(BlobRef.data(disk.disk(), disk.diskTable(), disk.reference()), blobs);
+    ChunkDigestTable table =
+        await(base.fetcher(), timeout, "the chunk digest table of " + disk.disk().digest()).table();
+    List<CachePrefetch.Target> targets = new ArrayList<>();
+    targets.add(new CachePrefetch.Target(base, ImageDevices.nonZeroRanges(table, disk.size())));
+    for (DiskImage.Diff d : disk.diffs()) {
+      if (d.data() == null) {
+        continue; // a diff of zeros and trims only
+      }
+      BlobCacheFile f = cache.file(BlobRef.data(d.data(), d.table(), disk.reference()), blobs);
+      await(f.fetcher(), timeout, "the chunk digest table of " + d.data().digest());
+      targets.add(new CachePrefetch.Target(f, null));
+    }
     return targets;
   }
 

@@ -3,6 +3,7 @@ package dev.lazypull.cli;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lazypull.app.BlobByteSource;
+import dev.lazypull.app.Images;
 import dev.lazypull.blob.ImageSource;
 import dev.lazypull.catalog.ImageRecord;
 import dev.lazypull.catalog.ImageRegistrar;
@@ -55,7 +56,12 @@ final class InspectCommand implements Callable<Integer> {
       return 2;
     }
     ImageSource source = RegistryOptions.sources(client).open(image);
-    LazyImage img = source.resolve();
+    Images.Resolved resolved = Images.resolve(source, image);
+    if (resolved.disk() != null) {
+      DiskInspection.print(resolved.disk(), json, System.out);
+      return 0;
+    }
+    LazyImage img = resolved.lazy();
     BootstrapHeader header = ImageRegistrar.readHeader(source, img);
     ImageRecord record = ImageRegistrar.describe(img, header, null, null);
     Superblock sb = header.superblock();

@@ -14,6 +14,7 @@ import dev.lazypull.image.DiskImage;
 import dev.lazypull.image.Json;
 import dev.lazypull.image.Manifest;
 import dev.lazypull.oci.OciLayout;
+import dev.lazypull.testing.CliRun;
 import dev.lazypull.testing.DockerRegistryFixture;
 import dev.lazypull.testing.LazypullProcess;
 import dev.lazypull.testing.NbdFuseMount;
@@ -318,6 +319,49 @@ class SnapshotForkIT {
           expected, copyOf("reg-snap"), "served from the registry alone, from a cold cache");
       Map<String, Long> stats = p.stop();
       assertEquals(0, stats.get("integrityFailures"));
+    }
+
+    // inspect shows the snapshot from its manifest; a standalone prefetch fills a cache from which
+    // an export then fetches nothing
+    CliRun.Result shown = CliRun.run(concat(new String[] {"inspect", snapRef}, regFlags));
+    assertEquals(0, shown.code(), shown.err());
+    assertTrue(
+        shown.out().contains("kind:         snapshot image")
+            && shown.out().contains("diff 1: ")
+            && shown.out().contains("taken over "),
+        shown.out());
+    Path preCache = work.resolve("cache-pre-snap");
+    CliRun.Result pre =
+        CliRun.run(
+            concat(
+                new String[] {
+                  "prefetch", snapRef, "--standalone", "--all", "--cache-dir", preCache.toString()
+                },
+                regFlags));
+    assertEquals(0, pre.code(), pre.out() + pre.err());
+    CliRun.Result noPaths =
+        CliRun.run(
+            concat(
+                new String[] {
+                  "prefetch",
+                  snapRef,
+                  "--standalone",
+                  "--path",
+                  "/etc/*",
+                  "--cache-dir",
+                  preCache.toString()
+                },
+                regFlags));
+    assertEquals(1, noPaths.code());
+    assertTrue(noPaths.err().contains("is a disk image (a block device, no files)"), noPaths.err());
+    try (LazypullProcess p =
+        serve(
+            snapRef,
+            "pre-snap",
+            concat(new String[] {"--cache-dir", preCache.toString()}, regFlags))) {
+      assertArrayEquals(expected, copyOf("pre-snap"), "served from the prefetched cache");
+      Map<String, Long> stats = p.stop();
+      assertEquals(0, stats.get("bytesFetched"), "everything was prefetched: " + stats);
     }
   }
 

@@ -168,23 +168,7 @@ public final class ImageDevices {
     BlobCacheFile base =
         cache.file(BlobRef.data(image.disk(), image.diskTable(), image.reference()), source);
     ChunkDigestTable table = await(base.fetcher(), timeout, image.disk()).table();
-    List<long[]> baseData =
-        new ArrayList<>(); // [start, end) of the disk's chunks that are not all zero
-    for (int i = 0; i < table.size(); i++) {
-      if (isZeroChunk(table, i)) {
-        continue;
-      }
-      long a = table.offset(i);
-      long z = Math.min(a + table.length(i), image.size());
-      if (a >= z) {
-        continue;
-      }
-      if (!baseData.isEmpty() && baseData.get(baseData.size() - 1)[1] == a) {
-        baseData.get(baseData.size() - 1)[1] = z;
-      } else {
-        baseData.add(new long[] {a, z});
-      }
-    }
+    List<long[]> baseData = nonZeroRanges(table, image.size());
     List<DiffLayers.Layer> diffs = new ArrayList<>();
     for (DiskImage.Diff d : image.diffs()) {
       BlockMap map;
@@ -234,6 +218,30 @@ public final class ImageDevices {
                 ? ""
                 : " (" + diffs.size() + " diff" + (diffs.size() == 1 ? "" : "s") + ")");
     return new Built(device, null, description);
+  }
+
+  /**
+   * The [start, end) ranges of a disk's chunks that are not all zero (merged where adjacent): the
+   * only ones ever fetched — an all-zero chunk reads as zeros from its hole.
+   */
+  public static List<long[]> nonZeroRanges(ChunkDigestTable table, long diskSize) {
+    List<long[]> ranges = new ArrayList<>();
+    for (int i = 0; i < table.size(); i++) {
+      if (isZeroChunk(table, i)) {
+        continue;
+      }
+      long a = table.offset(i);
+      long z = Math.min(a + table.length(i), diskSize);
+      if (a >= z) {
+        continue;
+      }
+      if (!ranges.isEmpty() && ranges.get(ranges.size() - 1)[1] == a) {
+        ranges.get(ranges.size() - 1)[1] = z;
+      } else {
+        ranges.add(new long[] {a, z});
+      }
+    }
+    return ranges;
   }
 
   /**
