@@ -24,6 +24,7 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -45,26 +46,27 @@ import org.junit.jupiter.api.TestMethodOrder;
  *       1.0x. Whole-process wall time and CPU on both sides (our JVM start included), both images.
  *   <li><b>through the daemon</b> (issue 15): {@code lazypull daemon --frontend fanotify} on this
  *       host, the image mounted, then {@code lazypull prefetch IMAGE --all --wait} (the client
- *       command, its JVM start and 0.5 s status polls included; goal ≥ 1.5x), the same job started
- *       over the control socket from the bench and polled every 10 ms (the daemon's own time), and
- *       a cold {@code cat} of the file through the mount (goal ≥ 1.0x); versus {@code curl} of the
- *       image's data blob. CPU: the daemon's, from /proc (the client's separately).
+ *       command, its JVM start included; goal ≥ 1.5x), the same job started over the control socket
+ *       from the bench and polled every 10 ms (the daemon's own time), and a cold {@code cat} of
+ *       the file through the mount (goal ≥ 1.0x); versus {@code curl} of the image's data blob.
+ *       CPU: the daemon's, from /proc (the client's separately).
  *   <li><b>NBD cold</b> (issues 5, 15): {@code nbdcopy} of one data blob exported raw by {@code
  *       lazypull nbd --blob} with a fresh cache, versus {@code nbdkit curl} pointing at the same
  *       blob's URL; goal ≥ 3x with server CPU ≤ 2x nbdkit's (raw image only: nbdkit would export
  *       the compressed blob).
  * </ul>
  *
- * The CPU goal of every path is ≤ 2x the peer's CPU per byte moved (here: per GiB of blob bytes on
- * the wire, the same bytes for both sides; for zstd our side also decompresses them). Runs
- * alternate ours/peer so load drift hits both; medians are reported, and a markdown table of all
- * paths at the end. Run after {@code mvn package -DskipTests}: {@code mvn -Pbench test
- * -Dtest=RegistryColdBench}; {@code -Dbench.mib=N} sets the data size (default 512), {@code
- * -Dbench.runs=N} the runs per path (default 5), {@code -Dbench.jfr=DIR} adds one untimed
- * JFR-recorded run of each standalone prefetch and of one daemon prefetch (files in DIR), {@code
- * -Dbench.prefetchThreads=N} sets the daemon's {@code [prefetch] threads}, and {@code
- * -Dbench.daemon=false} skips the daemon paths (they need root and EROFS with fanotify pre-content
- * events on this host).
+ * Our commands run through the release's launcher ({@code src/main/dist/bin/lazypull}) over the
+ * built jar, with the JVM options it picks for them, as users run them. The CPU goal of every path
+ * is ≤ 2x the peer's CPU per byte moved (here: per GiB of blob bytes on the wire, the same bytes
+ * for both sides; for zstd our side also decompresses them). Runs alternate ours/peer so load drift
+ * hits both; medians are reported, and a markdown table of all paths at the end. Run after {@code
+ * mvn package -DskipTests}: {@code mvn -Pbench test -Dtest=RegistryColdBench}; {@code
+ * -Dbench.mib=N} sets the data size (default 512), {@code -Dbench.runs=N} the runs per path
+ * (default 5), {@code -Dbench.jfr=DIR} adds one untimed JFR-recorded run of each standalone
+ * prefetch and of one daemon prefetch (files in DIR), {@code -Dbench.prefetchThreads=N} sets the
+ * daemon's {@code [prefetch] threads}, and {@code -Dbench.daemon=false} skips the daemon paths
+ * (they need root and EROFS with fanotify pre-content events on this host).
  */
 @Tag("bench")
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -303,17 +305,25 @@ class RegistryColdBench {
             bytes));
   }
 
+  /**
+   * The {@code lazypull} launcher of the release (src/main/dist/bin/lazypull) over the built jar
+   * and this JDK: the command as users run it, with the JVM options the launcher picks for it.
+   */
+  private static List<String> launcher(String javaOpts) {
+    List<String> cmd = new ArrayList<>(List.of("/usr/bin/env"));
+    cmd.add("LAZYPULL_JAR=" + jar);
+    cmd.add("LAZYPULL_JAVA=" + Path.of(System.getProperty("java.home"), "bin", "java"));
+    cmd.add("LAZYPULL_JAVA_OPTS=" + (javaOpts == null ? "" : javaOpts));
+    cmd.addAll(List.of("sh", VmHarness.baseDir().resolve("src/main/dist/bin/lazypull").toString()));
+    return cmd;
+  }
+
   private static String[] standaloneCommand(Image i, Path cache, Path jfr) {
     List<String> cmd =
-        new ArrayList<>(
-            List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-    if (jfr != null) {
-      cmd.add("-XX:StartFlightRecording=filename=" + jfr + ",settings=profile");
-    }
+        launcher(
+            jfr == null ? null : "-XX:StartFlightRecording=filename=" + jfr + ",settings=profile");
     cmd.addAll(
         List.of(
-            "-jar",
-            jar.toString(),
             "prefetch",
             i.ref(),
             "--standalone",
@@ -449,15 +459,16 @@ class RegistryColdBench {
       String out =
           Requirements.run(
               timed(
-                  Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                  "-jar",
-                  jar.toString(),
-                  "prefetch",
-                  i.ref(),
-                  "--all",
-                  "--wait",
-                  "--socket",
-                  socket.toString()));
+                  Stream.concat(
+                          launcher(null).stream(),
+                          Stream.of(
+                              "prefetch",
+                              i.ref(),
+                              "--all",
+                              "--wait",
+                              "--socket",
+                              socket.toString()))
+                      .toArray(String[]::new)));
       cli.add(seconds(t0));
       cliCpu.add(round2(cpuSeconds(daemonPid) - c0));
       clientCpu.add(cpu(out));

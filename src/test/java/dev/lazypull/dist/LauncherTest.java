@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -47,8 +48,14 @@ class LauncherTest {
   }
 
   private String launch(Path java) throws Exception {
+    return launch(java, "--version");
+  }
+
+  private String launch(Path java, String... args) throws Exception {
+    List<String> cmd = new ArrayList<>(List.of("sh", "src/main/dist/bin/lazypull"));
+    cmd.addAll(List.of(args));
     ProcessBuilder pb =
-        new ProcessBuilder("sh", Path.of("src/main/dist/bin/lazypull").toString(), "--version")
+        new ProcessBuilder(cmd)
             .redirectErrorStream(true)
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
     pb.environment().put("LAZYPULL_JAVA", java.toString());
@@ -71,6 +78,24 @@ class LauncherTest {
     List<String> calls = calls();
     assertEquals(1, calls.size(), calls.toString());
     assertTrue(calls.get(0).endsWith("--version"), calls.toString());
+  }
+
+  @Test
+  void shortCommandsRunOnC1WithTheSerialCollectorAndServersKeepTheDefaults() throws Exception {
+    Path java = fakeJdk("jdk17", "17.0.15", 0);
+    for (String cmd : List.of("prefetch", "mount", "inspect", "status", "pull", "copy", "--help")) {
+      launch(java, cmd, "x");
+    }
+    for (String cmd : List.of("daemon", "nbd", "snapshotter", "pack", "index")) {
+      launch(java, cmd, "x");
+    }
+    List<String> calls = calls();
+    assertEquals(12, calls.size(), calls.toString());
+    for (String call : calls) {
+      boolean server = call.matches(".* -jar \\S+ (daemon|nbd|snapshotter|pack|index) x$");
+      assertEquals(!server, call.contains(" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "), call);
+      assertTrue(call.contains("-XX:+ExitOnOutOfMemoryError"), call);
+    }
   }
 
   @Test
