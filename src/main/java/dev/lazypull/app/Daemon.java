@@ -38,6 +38,7 @@ import java.time.Duration;
 import java.time.LocalTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -210,6 +211,15 @@ public final class Daemon implements AutoCloseable {
         return new KernelSide(bindDevnode(n), null, false, null);
       }
       if (want.equals("fanotify")) {
+        return fanotifyGroup(n);
+      }
+      // auto, after a crash: the front end the predecessor ran, whose mounts are waiting for us (a
+      // kernel with both must not switch to fscache under live fanotify mounts); with both kept, as
+      // before, fscache first
+      Map<String, Integer> stored = ListenFds.fromEnvironment();
+      if (stored.get(ServiceNotifier.DEVNODE_FDNAME) == null
+          && (stored.get(FANOTIFY_FDNAME) != null
+              || FdKeeper.holds(config.runDir(), FANOTIFY_FDNAME))) {
         return fanotifyGroup(n);
       }
       try { // auto: the kernel's own cache files where it has them, else pre-content events

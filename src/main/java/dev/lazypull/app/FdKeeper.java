@@ -54,6 +54,11 @@ public final class FdKeeper {
     }
   }
 
+  /** Whether a live keeper holds {@code name}'s descriptor. */
+  public static boolean holds(Path runDir, String name) {
+    return read(runDir, name).isPresent();
+  }
+
   /**
    * A duplicate of the descriptor a live keeper holds for {@code name}, or empty when there is
    * none.

@@ -66,7 +66,8 @@ class FanotifyMountIT {
     Requirements.requireTool("setcap");
     reg = DockerRegistryFixture.builder(work.resolve("registry")).start();
     toml = RegistryImages.config(work.resolve("conf"), null);
-    daemon = HostDaemon.in(work, toml, "--read-timeout", "20s").start();
+    // the default front-end choice: no cachefiles on this kernel, so pre-content events
+    daemon = HostDaemon.in(work, toml, "--frontend", "auto", "--read-timeout", "20s").start();
     synthetic = SyntheticTree.create(work.resolve("synthetic"), false);
     syntheticListing = HostReads.listing(synthetic);
     assertTrue(syntheticListing.contains("security.capability="), "the tree has a file capability");
@@ -106,6 +107,17 @@ class FanotifyMountIT {
       daemon.umount(mnt);
     }
     assertEquals(List.of(), daemon.mountsUnderWork(), "no mount left");
+  }
+
+  @Test
+  void frontendAutoPicksFanotifyWhereTheKernelHasNoCachefiles() throws Exception {
+    CliRun.Result status = daemon.cli("status");
+    assertEquals(0, status.code(), status.err());
+    assertTrue(status.out().contains("front end:         fanotify"), status.out());
+    assertEquals(
+        1.0,
+        daemon.metric("lazypull_frontend_info{frontend=\"fanotify\"}"),
+        "the metric says so too");
   }
 
   @Test

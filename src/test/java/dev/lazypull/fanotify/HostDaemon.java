@@ -118,8 +118,6 @@ public final class HostDaemon implements AutoCloseable {
             "-jar",
             jar().toString(),
             "daemon",
-            "--frontend",
-            "fanotify",
             "--cache-dir",
             cache.toString(),
             "--state-dir",
@@ -131,6 +129,9 @@ public final class HostDaemon implements AutoCloseable {
             "--plain-http",
             "--config",
             config.toString()));
+    if (!extra.contains("--frontend")) {
+      cmd.addAll(List.of("--frontend", "fanotify"));
+    }
     cmd.addAll(extra);
     return cmd;
   }
