@@ -62,6 +62,10 @@ public final class DaemonMetrics implements Consumer<PrometheusText> {
     out.counter(
         "lazypull_fetched_bytes_total", "Bytes fetched from blob sources.", f.bytesFetched.sum());
     out.counter(
+        "lazypull_decompressed_bytes_total",
+        "Bytes of compressed chunks after decompression (verified before they are written).",
+        f.bytesDecompressed.sum());
+    out.counter(
         "lazypull_written_bytes_total",
         "Bytes written into cache files (block padded).",
         f.bytesWritten.sum());

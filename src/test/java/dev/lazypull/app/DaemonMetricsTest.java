@@ -117,6 +117,7 @@ class DaemonMetricsTest {
           value(text, "lazypull_read_requested_bytes_total"),
           "invalid READs are not counted");
       assertEquals(3 * 65536, value(text, "lazypull_fetched_bytes_total"));
+      assertEquals(0, value(text, "lazypull_decompressed_bytes_total"), "a raw image");
       assertEquals(3, value(text, "lazypull_fetch_duration_seconds_count"));
       assertEquals(4, value(text, "lazypull_read_duration_seconds_count"));
       assertEquals(0, value(text, "lazypull_reads_inflight"));

@@ -134,8 +134,14 @@ class FanotifyMountIT {
                   "--output",
                   "oci:" + layout + ":" + compression)
               .code());
+      double decompressed = daemon.metric("lazypull_decompressed_bytes_total");
       mountAndCompare(
           "oci:" + layout + ":" + compression, syntheticListing, "pack " + compression, true);
+      double added = daemon.metric("lazypull_decompressed_bytes_total") - decompressed;
+      assertEquals(
+          compression.equals("zstd"),
+          added > 0,
+          compression + ": " + added + " bytes decompressed by the reads");
     }
   }
 
