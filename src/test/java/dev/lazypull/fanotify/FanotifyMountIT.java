@@ -167,6 +167,15 @@ class FanotifyMountIT {
         exclude,
         single.toString(),
         synthetic.toString());
+    Path lz4 = dir.resolve("single-lz4hc.erofs"); // EROFS-compressed: the kernel decompresses
+    Requirements.run(
+        "mkfs.erofs",
+        "--quiet",
+        "--preserve-mtime",
+        "-zlz4hc",
+        exclude,
+        lz4.toString(),
+        synthetic.toString());
     Path boot = dir.resolve("boot.erofs");
     Path blob = dir.resolve("data.blob");
     Requirements.run(
@@ -184,6 +193,8 @@ class FanotifyMountIT {
     Path layout = work.resolve("layout-import");
     assertEquals(
         0, CliRun.run("import", single.toString(), "--output", "oci:" + layout + ":single").code());
+    assertEquals(
+        0, CliRun.run("import", lz4.toString(), "--output", "oci:" + layout + ":lz4hc").code());
     assertEquals(
         0,
         CliRun.run(
@@ -205,6 +216,7 @@ class FanotifyMountIT {
                 "oci:" + layout + ":blobdev-raw")
             .code());
     mountAndCompare("oci:" + layout + ":single", expected, "import single device", false);
+    mountAndCompare("oci:" + layout + ":lz4hc", expected, "import single device -zlz4hc", false);
     mountAndCompare("oci:" + layout + ":blobdev", expected, "import blobdev zstd", true);
     mountAndCompare("oci:" + layout + ":blobdev-raw", expected, "import blobdev raw", true);
   }
