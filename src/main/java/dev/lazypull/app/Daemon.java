@@ -415,6 +415,13 @@ public final class Daemon implements AutoCloseable {
               config.fetch().mergeLimit(),
               () -> frontend.inflightRequests(config.hungThreshold())[0],
               config.stateDir().resolve("tmp"));
+      prefetcher.afterEachJob(
+          () -> {
+            if (fanotify
+                != null) { // files the job completed lose their marks now, not at the next sweep
+              fanotify.unmarkComplete();
+            }
+          });
       this.prefetch =
           new PrefetchManager(
               prefetcher,

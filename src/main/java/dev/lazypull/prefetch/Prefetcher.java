@@ -95,6 +95,8 @@ public final class Prefetcher implements AutoCloseable {
    * @param runBytes the largest range one prefetch fetch covers (the fetch core's merge limit)
    * @param inflightReads kernel requests in flight: prefetch waits (a little) while there are any
    */
+  private volatile Runnable afterJob = () -> {};
+
   public Prefetcher(
       int concurrency,
       long bytesPerSecond,
@@ -123,6 +125,14 @@ public final class Prefetcher implements AutoCloseable {
    * Starts a job (replacing a finished one with the same id; a running one is returned as is). Its
    * planned bytes are counted once the targets' fetchers are ready, on the job's driver thread.
    */
+  /**
+   * Runs {@code hook} when a job ends, before anyone waiting on it hears so (the fanotify front end
+   * unmarks the files it completed: reads after {@code prefetch --wait} raise no event).
+   */
+  public void afterEachJob(Runnable hook) {
+    this.afterJob = hook;
+  }
+
   public Job start(String id, String fsid, List<Target> targets) {
     Job existing = jobs.get(id);
     if (existing != null && !existing.done.isDone()) {
@@ -264,6 +274,11 @@ public final class Prefetcher implements AutoCloseable {
     } catch (RuntimeException e) {
       job.error = e.toString();
     } finally {
+      try {
+        afterJob.run();
+      } catch (RuntimeException e) {
+        LOG.warning("after prefetch job " + job.id + ": " + e);
+      }
       job.done.complete(null);
     }
   }

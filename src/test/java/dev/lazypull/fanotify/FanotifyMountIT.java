@@ -329,6 +329,32 @@ class FanotifyMountIT {
   }
 
   @Test
+  void prefetchWaitThroughTheDaemonFillsTheMountSoReadsMoveNoRegistryBytes() throws Exception {
+    Path tree = largeTree(work.resolve("prefetch-tree"), 32);
+    String expected = HostReads.listing(tree);
+    String ref = push(tree, reg.host() + "/fan/prefetch:v1");
+    Path mnt = work.resolve("mnt-prefetch");
+    daemon.mount(ref, mnt);
+    try {
+      long before = reg.blobBytesServed();
+      CliRun.Result r = daemon.cli("prefetch", ref, "--all", "--wait");
+      assertEquals(0, r.code(), r.out() + r.err());
+      long prefetched = reg.blobBytesServed() - before;
+      LazyImage img = RegistryImages.resolve(ref);
+      long dataBytes = img.blobs().stream().mapToLong(Descriptor::size).sum();
+      assertTrue(
+          prefetched >= dataBytes, "the data blobs came whole: " + prefetched + " of " + dataBytes);
+      double reads = okReads();
+      ErofsMounts.assertSameListing(expected, HostReads.listing(mnt), "prefetched image");
+      assertEquals(
+          before + prefetched, reg.blobBytesServed(), "reading it all moved no registry bytes");
+      assertEquals(reads, okReads(), "and no read waited on an event: the marks are gone");
+    } finally {
+      daemon.umount(mnt);
+    }
+  }
+
+  @Test
   void registryImageReadsLazilyThenWarmWithoutRegistryBytesAndIsReleasedOnUmount()
       throws Exception {
     Path tree = largeTree(work.resolve("reg-tree"), 31);
