@@ -20,6 +20,17 @@ done
 install -d "$prefix/bin" "$prefix/lib/lazypull" "$prefix/share/doc/lazypull/examples" "$sbin"
 install -m 0644 "$here/lib/lazypull.jar" "$prefix/lib/lazypull/lazypull.jar"
 install -m 0755 "$here/bin/lazypull" "$prefix/bin/lazypull"
+# Start-up: a class-data archive (AppCDS) of what the short commands load, made with this host's JDK for this jar
+# (`lazypull train-cds` runs them once on a scratch tree, offline). Optional: without it they start slower.
+jsa=$prefix/lib/lazypull/lazypull.jsa
+rm -f "$jsa"
+train=$(mktemp -d)
+if ! LAZYPULL_JAVA_OPTS="-XX:ArchiveClassesAtExit=$jsa -Xlog:cds=off -Xlog:cds+dynamic=off" \
+  "$prefix/bin/lazypull" train-cds "$train/scratch" >/dev/null 2>&1; then
+  rm -f "$jsa"
+  echo "note: no class-data archive made (commands start a little slower)" >&2
+fi
+rm -rf "$train"
 # mount(8) runs /sbin/mount.TYPE for `mount -t TYPE`, fstab lines and systemd .mount units of that type.
 sed "s#/usr/local/bin/lazypull#$prefix/bin/lazypull#g" "$here/sbin/mount.lazypull" >"$sbin/mount.lazypull"
 chmod 0755 "$sbin/mount.lazypull"

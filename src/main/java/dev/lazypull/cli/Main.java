@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
       SnapshotterCommand.class,
       PullCommand.class,
       ProfileCommand.class,
+      TrainCdsCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -99,6 +99,24 @@ class LauncherTest {
   }
 
   @Test
+  void aClassDataArchiveNextToTheJarIsGivenToShortCommandsOnly() throws Exception {
+    Path java = fakeJdk("jdk17", "17.0.15", 0);
+    Files.writeString(tmp.resolve("lazypull.jar"), "jar");
+    launch(java, "status", "x"); // no archive yet
+    Path jsa = tmp.resolve("lazypull.jsa");
+    Files.writeString(jsa, "archive");
+    launch(java, "status", "x");
+    launch(java, "daemon", "x");
+    List<String> calls = calls();
+    assertEquals(3, calls.size(), calls.toString());
+    assertTrue(!calls.get(0).contains("SharedArchiveFile"), calls.get(0));
+    assertTrue(
+        calls.get(1).contains(" -XX:SharedArchiveFile=" + jsa.toRealPath() + " -Xlog:cds=off "),
+        calls.get(1));
+    assertTrue(!calls.get(2).contains("SharedArchiveFile"), "servers start once: " + calls.get(2));
+  }
+
+  @Test
   void anOlderJdkIsPassedOverUnstarted() throws Exception {
     Path java = fakeJdk("jdk11", "11.0.2", 17); // its probe would lie: the release file decides
     String out = launch(java);

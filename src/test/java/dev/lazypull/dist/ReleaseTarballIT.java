@@ -1,10 +1,12 @@
 package dev.lazypull.dist;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lazypull.Version;
 import dev.lazypull.testing.Requirements;
 import dev.lazypull.testing.VmHarness;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -60,6 +62,18 @@ class ReleaseTarballIT {
         sbin.toString(),
         "--no-systemd");
     assertTrue(Files.isExecutable(prefix.resolve("bin/lazypull")));
+    // install.sh made a class-data archive with this JDK, and short commands load classes from it
+    assertTrue(Files.isRegularFile(prefix.resolve("lib/lazypull/lazypull.jsa")), "AppCDS archive");
+    ProcessBuilder traced =
+        new ProcessBuilder(prefix.resolve("bin/lazypull").toString(), "--version")
+            .redirectErrorStream(true);
+    traced.environment().put("LAZYPULL_JAVA_OPTS", "-Xlog:class+load=info");
+    Process p = traced.start();
+    String loads = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, p.waitFor());
+    assertTrue(
+        loads.contains("dev.lazypull.cli.Main source: shared objects file (top)"),
+        "lazypull's classes come from the archive");
     assertTrue(Files.isRegularFile(prefix.resolve("share/doc/lazypull/examples/opt-app.mount")));
     // The helper runs the installed launcher; -f says what it would run and mounts nothing
     // (MountHelperIT mounts).
