@@ -89,7 +89,9 @@ public final class StandalonePrefetch implements AutoCloseable {
           new CachePrefetch(
               resolved.disk() != null
                   ? p.diskTargets(resolved.disk(), source.blobs(), timeout)
-                  : p.targets(resolved.lazy(), source.blobs(), paths, timeout));
+                  : p.targets(resolved.lazy(), source.blobs(), paths, timeout),
+              fetch.mergeLimit(),
+              fetch.threadsPerOrigin());
     } catch (IOException | RuntimeException e) {
       if (p != null) {
         p.close();
@@ -167,7 +169,8 @@ public final class StandalonePrefetch implements AutoCloseable {
 
   /**
    * A disk image (an imported disk or a snapshot): its base disk's chunks that are not all zero,
-   * and every diff layer's data whole — what `lazypull nbd` of it would fetch.
+   * and every diff layer's data whole — everything `lazypull nbd` of it could read, including base
+   * chunks that a diff overwrites (more than a reader of the export would fetch).
    */
   private List<CachePrefetch.Target> diskTargets(DiskImage disk, BlobSource blobs, Duration timeout)
       throws IOException {

@@ -32,12 +32,30 @@ public final class CachePrefetch {
   }
 
   private final List<Target> targets;
-  private final List<CompletableFuture<Void>> running = new ArrayList<>();
+  private final int pieceBytes;
+  private final AdaptiveLimit inFlight;
   private final List<String> errors = new ArrayList<>();
   private CompletableFuture<Void> all;
 
+  /** Every range at once, split and spread by the files' fetch cores alone. */
   public CachePrefetch(List<Target> targets) {
     this.targets = List.copyOf(targets);
+    this.pieceBytes = 0;
+    this.inFlight = null;
+  }
+
+  /**
+   * Ranges cut into pieces of {@code pieceBytes} (the merge limit: one ranged read each), of which
+   * between 1 and {@code maxInFlight} are fetched at a time — as many as make the transfer faster
+   * ({@link AdaptiveLimit}).
+   */
+  public CachePrefetch(List<Target> targets, int pieceBytes, int maxInFlight) {
+    if (pieceBytes < 4096) {
+      throw new IllegalArgumentException("prefetch piece must be at least 4 KiB: " + pieceBytes);
+    }
+    this.targets = List.copyOf(targets);
+    this.pieceBytes = pieceBytes;
+    this.inFlight = AdaptiveLimit.upTo(Math.max(1, maxInFlight));
   }
 
   /**
@@ -48,38 +66,90 @@ public final class CachePrefetch {
     if (all != null) {
       return all;
     }
-    for (Target t : targets) {
-      for (long[] r : t.effectiveRanges()) {
-        CompletableFuture<Void> f =
-            t.file()
-                .ensure(r[0], r[1])
-                .handle(
-                    (v, e) -> {
-                      if (e != null) {
-                        Throwable c =
-                            e instanceof CompletionException && e.getCause() != null
-                                ? e.getCause()
-                                : e;
-                        synchronized (errors) {
-                          if (errors.size() < 100) {
-                            errors.add(
-                                t.file().ref().blob().digest()
-                                    + " "
-                                    + r[0]
-                                    + "+"
-                                    + r[1]
-                                    + ": "
-                                    + c.getMessage());
-                          }
-                        }
-                      }
-                      return null;
-                    });
-        running.add(f);
+    if (inFlight == null) {
+      List<CompletableFuture<Void>> running = new ArrayList<>();
+      for (Target t : targets) {
+        for (long[] r : t.effectiveRanges()) {
+          running.add(fetch(t, r[0], r[1]));
+        }
+      }
+      all = CompletableFuture.allOf(running.toArray(new CompletableFuture<?>[0]));
+      return all;
+    }
+    all = new CompletableFuture<>();
+    Thread driver = new Thread(this::drive, "lazypull-prefetch-driver");
+    driver.setDaemon(true);
+    driver.start();
+    return all;
+  }
+
+  /** Starts the pieces in order, each once the adaptive limit has room for it. */
+  private void drive() {
+    List<CompletableFuture<Void>> running = new ArrayList<>();
+    try {
+      for (Target t : targets) {
+        for (long[] r : t.effectiveRanges()) {
+          long end = r[0] + r[1];
+          for (long pos = r[0]; pos < end; ) {
+            long next = Math.min(end, (pos / pieceBytes + 1) * pieceBytes);
+            long len = next - pos;
+            inFlight.acquire();
+            CompletableFuture<Void> f = fetch(t, pos, len);
+            if (f.isDone()) {
+              inFlight.releaseUncounted(); // cached already (or refused at once): no transfer
+            } else {
+              f.whenComplete((v, e) -> inFlight.release(e == null ? len : 0));
+            }
+            running.add(f);
+            pos = next;
+          }
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      addError("prefetch interrupted");
+    } catch (RuntimeException e) {
+      addError(String.valueOf(e));
+    }
+    CompletableFuture.allOf(running.toArray(new CompletableFuture<?>[0]))
+        .whenComplete((v, e) -> all.complete(null));
+  }
+
+  /**
+   * Makes [offset, offset + length) of the target's file present; never completes exceptionally.
+   */
+  private CompletableFuture<Void> fetch(Target t, long offset, long length) {
+    return t.file()
+        .ensure(offset, length)
+        .handle(
+            (v, e) -> {
+              if (e != null) {
+                Throwable c =
+                    e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+                addError(
+                    t.file().ref().blob().digest()
+                        + " "
+                        + offset
+                        + "+"
+                        + length
+                        + ": "
+                        + c.getMessage());
+              }
+              return null;
+            });
+  }
+
+  private void addError(String line) {
+    synchronized (errors) {
+      if (errors.size() < 100) {
+        errors.add(line);
       }
     }
-    all = CompletableFuture.allOf(running.toArray(new CompletableFuture<?>[0]));
-    return all;
+  }
+
+  /** Fetches allowed in flight now (adapted), or 0 when every range is started at once. */
+  public int concurrency() {
+    return inFlight == null ? 0 : inFlight.limit();
   }
 
   /** Failures so far (at most 100), one line each naming the blob and range. */

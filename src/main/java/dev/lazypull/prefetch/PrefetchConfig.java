@@ -6,7 +6,8 @@ import java.time.Duration;
  * Prefetch settings ({@code [prefetch]} in the config file).
  *
  * @param policy what to prefetch when an image's objects open, unless the image has its own policy
- * @param threads most prefetch fetches in flight at once (all images together)
+ * @param threads most prefetch fetches in flight at once (all images together); how many run is
+ *     adapted below this to what the link and the CPU give
  * @param bytesPerSecond bandwidth cap for prefetch, 0 = none
  * @param profileWindow how long after the first mount reads are recorded into the access profile
  */
@@ -22,6 +23,6 @@ public record PrefetchConfig(
   }
 
   public static PrefetchConfig defaults() {
-    return new PrefetchConfig(PrefetchPolicy.PROFILE, 2, 0, Duration.ofSeconds(30));
+    return new PrefetchConfig(PrefetchPolicy.PROFILE, 8, 0, Duration.ofSeconds(30));
   }
 }

@@ -23,7 +23,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Semaphore;
+import java.util.concurrent.Phaser;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -82,7 +82,7 @@ public final class Prefetcher implements AutoCloseable {
 
   private final ThreadPoolExecutor prefetchPool;
   private final ExecutorService drivers;
-  private final int concurrency;
+  private final AdaptiveLimit inFlight;
   private final BandwidthLimiter limiter;
   private final LongSupplier inflightReads;
   private final int runBytes;
@@ -91,20 +91,23 @@ public final class Prefetcher implements AutoCloseable {
   /** Where whole blobs without digest tables are staged and checked during a full prefetch. */
   private final Path scratchDir;
 
+  private volatile Runnable afterJob = () -> {};
+
   /**
+   * @param maxConcurrency most prefetch fetches in flight (all jobs together); how many run is
+   *     adapted between 1 and this to what the link and the CPU give ({@link AdaptiveLimit})
    * @param runBytes the largest range one prefetch fetch covers (the fetch core's merge limit)
    * @param inflightReads kernel requests in flight: prefetch waits (a little) while there are any
    */
-  private volatile Runnable afterJob = () -> {};
-
   public Prefetcher(
-      int concurrency,
+      int maxConcurrency,
       long bytesPerSecond,
       int runBytes,
       LongSupplier inflightReads,
       Path scratchDir) {
     this.scratchDir = scratchDir;
-    this.concurrency = Math.max(1, concurrency);
+    int max = Math.max(1, maxConcurrency);
+    this.inFlight = AdaptiveLimit.upTo(max);
     this.limiter = new BandwidthLimiter(bytesPerSecond);
     this.inflightReads = inflightReads;
     this.runBytes = runBytes;
@@ -112,7 +115,7 @@ public final class Prefetcher implements AutoCloseable {
     this.prefetchPool =
         (ThreadPoolExecutor)
             Executors.newFixedThreadPool(
-                this.concurrency,
+                max,
                 r -> {
                   Thread t = numbered.newThread(r);
                   t.setPriority(Thread.MIN_PRIORITY);
@@ -122,10 +125,6 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   /**
-   * Starts a job (replacing a finished one with the same id; a running one is returned as is). Its
-   * planned bytes are counted once the targets' fetchers are ready, on the job's driver thread.
-   */
-  /**
    * Runs {@code hook} when a job ends, before anyone waiting on it hears so (the fanotify front end
    * unmarks the files it completed: reads after {@code prefetch --wait} raise no event).
    */
@@ -133,6 +132,20 @@ public final class Prefetcher implements AutoCloseable {
     this.afterJob = hook;
   }
 
+  /** Prefetch fetches allowed in flight now (adapted). */
+  public int concurrency() {
+    return inFlight.limit();
+  }
+
+  /** Prefetch fetches in flight now. */
+  public int inFlightNow() {
+    return inFlight.inFlight();
+  }
+
+  /**
+   * Starts a job (replacing a finished one with the same id; a running one is returned as is). Its
+   * planned bytes are counted once the targets' fetchers are ready, on the job's driver thread.
+   */
   public Job start(String id, String fsid, List<Target> targets) {
     Job existing = jobs.get(id);
     if (existing != null && !existing.done.isDone()) {
@@ -186,7 +199,7 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   private void run(Job job, List<Target> targets) {
-    Semaphore permits = new Semaphore(concurrency);
+    Phaser started = new Phaser(1); // the driver, plus one party per fetch in flight
     try {
       List<ChunkFetcher> fetchers = new ArrayList<>();
       for (Target t :
@@ -233,15 +246,17 @@ public final class Prefetcher implements AutoCloseable {
             long len = map.chunkDataEnd(runEnd) - off;
             yieldToReads();
             limiter.acquire(len);
-            permits.acquire();
+            inFlight.acquire();
             if (o.isClosed()) {
-              permits.release();
+              inFlight.release(0);
               break; // no longer served (umount): nothing left to write through
             }
+            started.register();
             fetcher
                 .ensure(off, len, prefetchPool)
                 .whenComplete(
                     (v, e) -> {
+                      inFlight.release(e == null ? len : 0);
                       if (e == null) {
                         job.doneBytes.addAndGet(len);
                       } else {
@@ -250,13 +265,13 @@ public final class Prefetcher implements AutoCloseable {
                             String.valueOf(
                                 e.getCause() != null ? e.getCause().getMessage() : e.getMessage());
                       }
-                      permits.release();
+                      started.arriveAndDeregister();
                     });
             c = runEnd + 1;
           }
         }
       }
-      permits.acquire(concurrency); // every started fetch has finished
+      started.awaitAdvanceInterruptibly(started.arrive()); // every started fetch has finished
       LOG.info(
           "prefetch "
               + job.id

@@ -14,8 +14,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class CachePrefetchTest {
   private static final int CHUNK = 64 << 10;
@@ -28,8 +29,15 @@ class CachePrefetchTest {
     core.close();
   }
 
-  @Test
-  void fillsWholeFilesAndRangesCountingEachChunkOnceAndSkippingCachedOnes() throws Exception {
+  /** Unpaced (every range at once) or paced (pieces of two chunks, at most three in flight). */
+  private static CachePrefetch prefetch(boolean paced, List<CachePrefetch.Target> targets) {
+    return paced ? new CachePrefetch(targets, 2 * CHUNK, 3) : new CachePrefetch(targets);
+  }
+
+  @ParameterizedTest(name = "paced={0}")
+  @ValueSource(booleans = {false, true})
+  void fillsWholeFilesAndRangesCountingEachChunkOnceAndSkippingCachedOnes(boolean paced)
+      throws Exception {
     Descriptor a = source.add(MemoryBlobSource.randomBytes(5 * CHUNK + 100, 1), "x");
     Descriptor b = source.add(MemoryBlobSource.randomBytes(8 * CHUNK, 2), "x");
     try (BlobCacheDir cache = BlobCacheDir.open(dir, core)) {
@@ -39,7 +47,8 @@ class CachePrefetchTest {
       int before = source.requests.size();
       // Two files' ranges in chunks 0 and 1 of b (overlapping): chunks 0..1 once each.
       CachePrefetch p =
-          new CachePrefetch(
+          prefetch(
+              paced,
               List.of(
                   new CachePrefetch.Target(fa, null),
                   new CachePrefetch.Target(
@@ -57,22 +66,30 @@ class CachePrefetchTest {
           source.requests.subList(before, source.requests.size()).stream()
               .noneMatch(r -> r.blob().equals(b.digest()) && r.offset() == 0),
           "cached chunk 0 not fetched again");
+      if (paced) {
+        assertTrue(
+            source.requests.subList(before, source.requests.size()).stream()
+                .allMatch(r -> r.length() <= 2 * CHUNK),
+            "one ranged read per piece at most: " + source.requests);
+        assertTrue(p.concurrency() >= 1 && p.concurrency() <= 3, "" + p.concurrency());
+      }
     }
   }
 
-  @Test
-  void failuresAreListedAndLeaveTheirChunksMissing() throws Exception {
+  @ParameterizedTest(name = "paced={0}")
+  @ValueSource(booleans = {false, true})
+  void failuresAreListedAndLeaveTheirChunksMissing(boolean paced) throws Exception {
     Descriptor a = source.add(MemoryBlobSource.randomBytes(3 * CHUNK, 3), "x");
     try (BlobCacheDir cache = BlobCacheDir.open(dir, core)) {
       source.failWith = new IOException("registry down");
       CachePrefetch p =
-          new CachePrefetch(
-              List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
+          prefetch(
+              paced, List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
       p.start().get(5, TimeUnit.SECONDS);
-      assertEquals(1, p.errors().size());
+      assertEquals(paced ? 2 : 1, p.errors().size(), "one line per failed read: " + p.errors());
       assertTrue(
-          p.errors().get(0).contains(a.digest().toString())
-              && p.errors().get(0).contains("registry down"),
+          p.errors().stream()
+              .allMatch(e -> e.contains(a.digest().toString()) && e.contains("registry down")),
           p.errors().toString());
       assertEquals(0, p.readyBytes());
     }

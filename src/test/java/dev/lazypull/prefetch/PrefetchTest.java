@@ -35,6 +35,7 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -149,6 +150,45 @@ class PrefetchTest {
     int fetched = source.requests.size();
     assertEquals(Outcome.DATA, kernel.read(d, 0, blob.length).get(5, TimeUnit.SECONDS));
     assertEquals(fetched, source.requests.size(), "nothing left to fetch after prefetch");
+  }
+
+  /**
+   * {@code [prefetch] threads} is a ceiling: a job starts with four fetches in flight (not the
+   * ceiling of eight) and adapts from there; with the source held, no more than that start.
+   */
+  @Test
+  void prefetchStartsWithFourFetchesInFlightBelowItsCeiling() throws Exception {
+    start(new PrefetchConfig(PrefetchPolicy.NONE, 8, 0, Duration.ZERO));
+    FakeObject b = kernel.open("erofs,img", "img");
+    FakeObject d = kernel.open("erofs,img", blobDesc.digest().hex());
+    b.copen.get(5, TimeUnit.SECONDS);
+    d.copen.get(5, TimeUnit.SECONDS);
+    // tables and first chunks in first: with the source held, only prefetch fetches ask it
+    assertEquals(Outcome.DATA, kernel.read(b, 0, 1).get(5, TimeUnit.SECONDS));
+    assertEquals(Outcome.DATA, kernel.read(d, 0, 1).get(5, TimeUnit.SECONDS));
+    int before = source.requests.size();
+    CountDownLatch gate = new CountDownLatch(1);
+    source.gate = gate;
+    call("prefetch");
+    Await.until(() -> source.requests.size() - before == 4, "four prefetch fetches started");
+    assertEquals(4, harness.daemon.prefetch().prefetcher().concurrency());
+    // the driver is blocked in the limit: no fifth request can have been issued meanwhile
+    Await.until(
+        () -> harness.daemon.prefetch().prefetcher().inFlightNow() == 4,
+        "four fetches counted in flight");
+    assertEquals(4, source.requests.size() - before, "no fifth fetch while four are held");
+    gate.countDown();
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        "prefetch done");
+    assertEquals("done", call("prefetch-status").path("jobs").get(0).path("state").asText());
+    assertArrayEquals(blob, Arrays.copyOf(Files.readAllBytes(d.file), blob.length));
   }
 
   /**
