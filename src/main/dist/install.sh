@@ -22,12 +22,16 @@ install -m 0644 "$here/lib/lazypull.jar" "$prefix/lib/lazypull/lazypull.jar"
 install -m 0755 "$here/bin/lazypull" "$prefix/bin/lazypull"
 # Start-up: a class-data archive (AppCDS) of what the short commands load, made with this host's JDK for this jar
 # (`lazypull train-cds` runs them once on a scratch tree, offline). Optional: without it they start slower.
+# Written under a temporary name and moved into place only once complete: the launcher never sees a half-written one.
 jsa=$prefix/lib/lazypull/lazypull.jsa
-rm -f "$jsa"
+jsa_tmp=$jsa.tmp.$$
+rm -f "$jsa" "$jsa_tmp"
 train=$(mktemp -d)
-if ! LAZYPULL_JAVA_OPTS="-XX:ArchiveClassesAtExit=$jsa -Xlog:cds=off -Xlog:cds+dynamic=off" \
-  "$prefix/bin/lazypull" train-cds "$train/scratch" >/dev/null 2>&1; then
-  rm -f "$jsa"
+if LAZYPULL_JAVA_OPTS="-XX:ArchiveClassesAtExit=$jsa_tmp -Xlog:cds=off -Xlog:cds+dynamic=off" \
+  "$prefix/bin/lazypull" train-cds "$train/scratch" >/dev/null 2>&1 && [ -s "$jsa_tmp" ]; then
+  mv -f "$jsa_tmp" "$jsa"
+else
+  rm -f "$jsa_tmp"
   echo "note: no class-data archive made (commands start a little slower)" >&2
 fi
 rm -rf "$train"

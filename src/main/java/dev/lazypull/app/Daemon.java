@@ -271,11 +271,10 @@ public final class Daemon implements AutoCloseable {
       try {
         if (stored != null || kept.isPresent()) {
           int fd = stored != null ? stored : kept.get();
-          if (n.active()) { // the service manager keeps it from now on: the keeper may end
-            if (kept.isPresent()) {
-              n.storeFd(FANOTIFY_FDNAME, fd);
-            }
-            FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);
+          if (n.active()
+              && kept.isPresent()) { // the service manager keeps it from now on: the keeper ends
+            // once the daemon serves (startServing), so a start that fails before leaves it held
+            n.storeFd(FANOTIFY_FDNAME, fd);
           }
           LOG.info(
               "took over the fanotify group (fd "
@@ -487,6 +486,11 @@ public final class Daemon implements AutoCloseable {
     LOG.info("ready: " + status + (control != null ? ", control " + config.socket() : ""));
     notifier.ready(status);
     notifier.startWatchdog(frontend::isRunning);
+    if (adopted && notifier.active()) {
+      // the group taken over is the service manager's now (fd store, stored at start-up): a keeper
+      // that held it may end — only now that the daemon serves, as storeFd never reports failure
+      FdKeeper.stop(config.runDir(), FANOTIFY_FDNAME);
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 package dev.lazypull.cli;
 
 import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.InetAddress;
@@ -11,6 +12,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -23,11 +25,18 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "train-cds", hidden = true, description = "Run the short commands once (AppCDS).")
 final class TrainCdsCommand implements Callable<Integer> {
-  @Parameters(index = "0", paramLabel = "DIR", description = "An empty scratch directory.")
+  @Parameters(index = "0", paramLabel = "DIR", description = "A new (or empty) scratch directory.")
   Path dir;
 
   @Override
   public Integer call() throws Exception {
+    if (Files.exists(dir) && !isEmptyDirectory(dir)) { // it unmounts DIR/mnt: only its own scratch
+      System.err.println(
+          "lazypull train-cds: "
+              + dir
+              + " exists and is not an empty directory; give a new (or empty) scratch directory");
+      return 2;
+    }
     Files.createDirectories(dir);
     Path tree = Files.createDirectories(dir.resolve("tree"));
     byte[] data = new byte[(3 << 20) + 123];
@@ -36,8 +45,11 @@ final class TrainCdsCommand implements Callable<Integer> {
     Files.writeString(tree.resolve("small.txt"), "small\n");
     Files.createDirectories(tree.resolve("d"));
     Files.writeString(tree.resolve("d/text"), "x".repeat(100_000));
+    // every command that reads a config file gets this one: never the host's
+    // /etc/lazypull/config.toml
     Path config = dir.resolve("config.toml");
     Files.writeString(config, "[nbd]\nlog_level = \"error\"\n");
+    String cfg = config.toString();
     String layout = "oci:" + dir.resolve("layout") + ":v1";
     String none = dir.resolve("no-daemon.sock").toString();
     HttpServer server =
@@ -67,36 +79,51 @@ final class TrainCdsCommand implements Callable<Integer> {
       List<String[]> runs =
           List.of(
               new String[] {"--help"},
-              new String[] {"pack", tree.toString(), "--output", layout},
-              new String[] {"inspect", layout},
-              new String[] {"inspect", layout, "--json"},
+              new String[] {"pack", tree.toString(), "--output", layout, "--config", cfg},
+              new String[] {"inspect", layout, "--config", cfg},
+              new String[] {"inspect", layout, "--json", "--config", cfg},
               new String[] {
                 "prefetch",
                 layout,
                 "--standalone",
                 "--all",
                 "--config",
-                config.toString(),
+                cfg,
                 "--cache-dir",
                 dir.resolve("cache").toString()
               },
-              new String[] {"inspect", registry, "--plain-http", "--config", config.toString()},
+              new String[] {"inspect", registry, "--plain-http", "--config", cfg},
               new String[] {"status", "--socket", none},
               new String[] {"mount", layout, dir.resolve("mnt").toString(), "--socket", none},
-              new String[] {"prefetch", "train", "--all", "--wait", "--socket", none},
+              new String[] {
+                "prefetch", "train", "--all", "--wait", "--socket", none, "--config", cfg
+              },
               new String[] {"umount", dir.resolve("mnt").toString(), "--socket", none});
       for (String[] args : runs) {
         Main.run(args); // the failing ones (no daemon, no such image) load their error paths
       }
-      for (String c : List.of("mount", "prefetch", "inspect", "status", "pull", "copy", "umount")) {
+      for (String c : List.of("mount", "status", "umount")) { // no --config: they read none
         Main.run(c, "--help");
       }
-      failed = Main.run("inspect", layout) == 0 ? 0 : 1; // the layout it packed reads back
+      for (String c : List.of("prefetch", "inspect", "pull", "copy")) {
+        Main.run(c, "--help", "--config", cfg);
+      }
+      // the layout it packed reads back
+      failed = Main.run("inspect", layout, "--config", cfg) == 0 ? 0 : 1;
     } finally {
       System.setOut(out);
       System.setErr(err);
       server.stop(0);
     }
     return failed;
+  }
+
+  private static boolean isEmptyDirectory(Path p) throws IOException {
+    if (!Files.isDirectory(p)) {
+      return false;
+    }
+    try (Stream<Path> entries = Files.list(p)) {
+      return entries.findAny().isEmpty();
+    }
   }
 }

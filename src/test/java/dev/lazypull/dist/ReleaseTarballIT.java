@@ -64,6 +64,11 @@ class ReleaseTarballIT {
     assertTrue(Files.isExecutable(prefix.resolve("bin/lazypull")));
     // install.sh made a class-data archive with this JDK, and short commands load classes from it
     assertTrue(Files.isRegularFile(prefix.resolve("lib/lazypull/lazypull.jsa")), "AppCDS archive");
+    try (Stream<Path> lib = Files.list(prefix.resolve("lib/lazypull"))) {
+      assertEquals( // made under a temporary name, moved into place: none of those is left
+          List.of("lazypull.jar", "lazypull.jsa"),
+          lib.map(f -> f.getFileName().toString()).sorted().toList());
+    }
     ProcessBuilder traced =
         new ProcessBuilder(prefix.resolve("bin/lazypull").toString(), "--version")
             .redirectErrorStream(true);
