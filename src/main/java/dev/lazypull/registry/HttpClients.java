@@ -25,7 +25,8 @@ import okhttp3.OkHttpClient;
 /**
  * Builds the one shared {@link OkHttpClient}: redirects off (we follow them ourselves, see {@link
  * RegistryTransport}), OkHttp's own auth off, idle pool sized to the fetch threads, timeouts from
- * the config, and TLS verified against the system's trust store plus any extra CA files.
+ * the config, sockets that read ahead ({@link ReadAheadSockets}), and TLS verified against the
+ * system's trust store plus any extra CA files.
  */
 final class HttpClients {
   private HttpClients() {}
@@ -40,6 +41,7 @@ final class HttpClients {
         new OkHttpClient.Builder()
             .followRedirects(false)
             .followSslRedirects(false)
+            .socketFactory(new ReadAheadSockets())
             .connectTimeout(config.connectTimeout())
             .readTimeout(config.readTimeout())
             .writeTimeout(config.readTimeout())
