@@ -65,8 +65,9 @@ import org.junit.jupiter.api.TestMethodOrder;
  * -Dbench.mib=N} sets the data size (default 512), {@code -Dbench.runs=N} the runs per path
  * (default 5), {@code -Dbench.jfr=DIR} adds one untimed JFR-recorded run of each standalone
  * prefetch and of one daemon prefetch (files in DIR), {@code -Dbench.prefetchThreads=N} sets the
- * daemon's {@code [prefetch] threads}, and {@code -Dbench.daemon=false} skips the daemon paths
- * (they need root and EROFS with fanotify pre-content events on this host).
+ * daemon's {@code [prefetch] threads} (the ceiling of its adaptive concurrency), and {@code
+ * -Dbench.daemon=false} skips the daemon paths (they need root and EROFS with fanotify pre-content
+ * events on this host).
  */
 @Tag("bench")
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
