@@ -120,6 +120,19 @@ class PrefetchTest {
     }
   }
 
+  /** Waits until the image has no prefetch job running. */
+  private void awaitNoPrefetchRunning(String what) throws InterruptedException {
+    Await.until(
+        () -> {
+          try {
+            return !call("prefetch-status").path("running").asBoolean();
+          } catch (Exception e) {
+            throw new RuntimeException(e);
+          }
+        },
+        what);
+  }
+
   private JsonNode call(String op) throws Exception {
     return api.handle(op, Json.MAPPER.createObjectNode().put("image", "img"));
   }
@@ -133,15 +146,7 @@ class PrefetchTest {
     b.copen.get(5, TimeUnit.SECONDS);
     d.copen.get(5, TimeUnit.SECONDS);
     call("prefetch");
-    Await.until(
-        () -> {
-          try {
-            return !call("prefetch-status").path("running").asBoolean();
-          } catch (Exception e) {
-            throw new RuntimeException(e);
-          }
-        },
-        "prefetch done");
+    awaitNoPrefetchRunning("prefetch done");
     JsonNode s = call("prefetch-status");
     assertEquals(boot.length + blob.length, s.path("readyBytes").asLong());
     assertEquals("done", s.path("jobs").get(0).path("state").asText());
@@ -178,15 +183,7 @@ class PrefetchTest {
         "four fetches counted in flight");
     assertEquals(4, source.requests.size() - before, "no fifth fetch while four are held");
     gate.countDown();
-    Await.until(
-        () -> {
-          try {
-            return !call("prefetch-status").path("running").asBoolean();
-          } catch (Exception e) {
-            throw new RuntimeException(e);
-          }
-        },
-        "prefetch done");
+    awaitNoPrefetchRunning("prefetch done");
     assertEquals("done", call("prefetch-status").path("jobs").get(0).path("state").asText());
     assertArrayEquals(blob, Arrays.copyOf(Files.readAllBytes(d.file), blob.length));
   }
@@ -255,15 +252,7 @@ class PrefetchTest {
     source.serveAs(blobDesc.digest(), blob); // bytes that do not hash to the descriptor's digest
     ExpectedLogs.warning("blob " + blobDesc.digest() + " from memory hashes to " + Digest.of(blob));
     call("prefetch");
-    Await.until(
-        () -> {
-          try {
-            return !call("prefetch-status").path("running").asBoolean();
-          } catch (Exception e) {
-            throw new RuntimeException(e);
-          }
-        },
-        "prefetch finished");
+    awaitNoPrefetchRunning("prefetch finished");
     JsonNode s = call("prefetch-status");
     assertEquals("failed", s.path("jobs").get(0).path("state").asText());
     assertTrue(s.path("jobs").get(0).path("error").asText().contains(blobDesc.digest().toString()));
@@ -273,15 +262,7 @@ class PrefetchTest {
         blobDesc.digest(),
         good); // the source is fixed: the same prefetch now verifies and fills the file
     call("prefetch");
-    Await.until(
-        () -> {
-          try {
-            return !call("prefetch-status").path("running").asBoolean();
-          } catch (Exception e) {
-            throw new RuntimeException(e);
-          }
-        },
-        "prefetch finished");
+    awaitNoPrefetchRunning("prefetch finished");
     assertEquals("done", call("prefetch-status").path("jobs").get(0).path("state").asText());
     assertArrayEquals(good, Arrays.copyOf(Files.readAllBytes(d.file), good.length));
   }
@@ -294,15 +275,7 @@ class PrefetchTest {
     d.copen.get(5, TimeUnit.SECONDS);
     long t0 = System.nanoTime();
     call("prefetch");
-    Await.until(
-        () -> {
-          try {
-            return !call("prefetch-status").path("running").asBoolean();
-          } catch (Exception e) {
-            throw new RuntimeException(e);
-          }
-        },
-        "prefetch done");
+    awaitNoPrefetchRunning("prefetch done");
     long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
     assertTrue(ms >= 700, "2.1 MiB at 2 MiB/s (250 ms burst) finished in " + ms + " ms");
   }
