@@ -248,25 +248,30 @@ public final class Prefetcher implements AutoCloseable {
             limiter.acquire(len);
             inFlight.acquire();
             if (o.isClosed()) {
-              inFlight.release(0);
+              inFlight.releaseUncounted();
               break; // no longer served (umount): nothing left to write through
             }
             started.register();
-            fetcher
-                .ensure(off, len, prefetchPool)
-                .whenComplete(
-                    (v, e) -> {
-                      inFlight.release(e == null ? len : 0);
-                      if (e == null) {
-                        job.doneBytes.addAndGet(len);
-                      } else {
-                        job.failedBytes.addAndGet(len);
-                        job.error =
-                            String.valueOf(
-                                e.getCause() != null ? e.getCause().getMessage() : e.getMessage());
-                      }
-                      started.arriveAndDeregister();
-                    });
+            CompletableFuture<Void> fetch = fetcher.ensure(off, len, prefetchPool);
+            boolean atOnce = fetch.isDone(); // fetched meanwhile by a READ: not a fast link
+            if (atOnce) {
+              inFlight.releaseUncounted();
+            }
+            fetch.whenComplete(
+                (v, e) -> {
+                  if (!atOnce) {
+                    inFlight.release(e == null ? len : 0);
+                  }
+                  if (e == null) {
+                    job.doneBytes.addAndGet(len);
+                  } else {
+                    job.failedBytes.addAndGet(len);
+                    job.error =
+                        String.valueOf(
+                            e.getCause() != null ? e.getCause().getMessage() : e.getMessage());
+                  }
+                  started.arriveAndDeregister();
+                });
             c = runEnd + 1;
           }
         }
