@@ -1,5 +1,6 @@
 package dev.lazypull.prefetch;
 
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -120,6 +121,19 @@ final class AdaptiveLimit {
       roomFreed.signalAll();
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * Releases the place {@code fetch} took once it ends, with its {@code bytes} if it succeeded. A
+   * fetch already done when handed over (its chunks were cached, or fetched meanwhile by a reader)
+   * moved nothing over the link: its place is freed uncounted at once.
+   */
+  void releaseWhenDone(CompletableFuture<?> fetch, long bytes) {
+    if (fetch.isDone()) {
+      releaseUncounted();
+    } else {
+      fetch.whenComplete((v, e) -> release(e == null ? bytes : 0));
     }
   }
 

@@ -37,13 +37,6 @@ public final class CachePrefetch {
   private final List<String> errors = new ArrayList<>();
   private CompletableFuture<Void> all;
 
-  /** Every range at once, split and spread by the files' fetch cores alone. */
-  public CachePrefetch(List<Target> targets) {
-    this.targets = List.copyOf(targets);
-    this.pieceBytes = 0;
-    this.inFlight = null;
-  }
-
   /**
    * Ranges cut into pieces of {@code pieceBytes} (the merge limit: one ranged read each), of which
    * between 1 and {@code maxInFlight} are fetched at a time — as many as make the transfer faster
@@ -66,16 +59,6 @@ public final class CachePrefetch {
     if (all != null) {
       return all;
     }
-    if (inFlight == null) {
-      List<CompletableFuture<Void>> running = new ArrayList<>();
-      for (Target t : targets) {
-        for (long[] r : t.effectiveRanges()) {
-          running.add(fetch(t, r[0], r[1]));
-        }
-      }
-      all = CompletableFuture.allOf(running.toArray(new CompletableFuture<?>[0]));
-      return all;
-    }
     all = new CompletableFuture<>();
     Thread driver = new Thread(this::drive, "lazypull-prefetch-driver");
     driver.setDaemon(true);
@@ -95,11 +78,7 @@ public final class CachePrefetch {
             long len = next - pos;
             inFlight.acquire();
             CompletableFuture<Void> f = fetch(t, pos, len);
-            if (f.isDone()) {
-              inFlight.releaseUncounted(); // cached already (or refused at once): no transfer
-            } else {
-              f.whenComplete((v, e) -> inFlight.release(e == null ? len : 0));
-            }
+            inFlight.releaseWhenDone(f, len);
             running.add(f);
             pos = next;
           }
@@ -147,9 +126,9 @@ public final class CachePrefetch {
     }
   }
 
-  /** Fetches allowed in flight now (adapted), or 0 when every range is started at once. */
+  /** Fetches allowed in flight now (adapted). */
   public int concurrency() {
-    return inFlight == null ? 0 : inFlight.limit();
+    return inFlight.limit();
   }
 
   /** Failures so far (at most 100), one line each naming the blob and range. */

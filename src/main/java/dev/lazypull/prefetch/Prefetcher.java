@@ -253,15 +253,9 @@ public final class Prefetcher implements AutoCloseable {
             }
             started.register();
             CompletableFuture<Void> fetch = fetcher.ensure(off, len, prefetchPool);
-            boolean atOnce = fetch.isDone(); // fetched meanwhile by a READ: not a fast link
-            if (atOnce) {
-              inFlight.releaseUncounted();
-            }
+            inFlight.releaseWhenDone(fetch, len);
             fetch.whenComplete(
                 (v, e) -> {
-                  if (!atOnce) {
-                    inFlight.release(e == null ? len : 0);
-                  }
                   if (e == null) {
                     job.doneBytes.addAndGet(len);
                   } else {

@@ -14,9 +14,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 class CachePrefetchTest {
   private static final int CHUNK = 64 << 10;
@@ -29,15 +28,13 @@ class CachePrefetchTest {
     core.close();
   }
 
-  /** Unpaced (every range at once) or paced (pieces of two chunks, at most three in flight). */
-  private static CachePrefetch prefetch(boolean paced, List<CachePrefetch.Target> targets) {
-    return paced ? new CachePrefetch(targets, 2 * CHUNK, 3) : new CachePrefetch(targets);
+  /** Pieces of two chunks, at most three in flight. */
+  private static CachePrefetch prefetch(List<CachePrefetch.Target> targets) {
+    return new CachePrefetch(targets, 2 * CHUNK, 3);
   }
 
-  @ParameterizedTest(name = "paced={0}")
-  @ValueSource(booleans = {false, true})
-  void fillsWholeFilesAndRangesCountingEachChunkOnceAndSkippingCachedOnes(boolean paced)
-      throws Exception {
+  @Test
+  void fillsWholeFilesAndRangesCountingEachChunkOnceAndSkippingCachedOnes() throws Exception {
     Descriptor a = source.add(MemoryBlobSource.randomBytes(5 * CHUNK + 100, 1), "x");
     Descriptor b = source.add(MemoryBlobSource.randomBytes(8 * CHUNK, 2), "x");
     try (BlobCacheDir cache = BlobCacheDir.open(dir, core)) {
@@ -48,7 +45,6 @@ class CachePrefetchTest {
       // Two files' ranges in chunks 0 and 1 of b (overlapping): chunks 0..1 once each.
       CachePrefetch p =
           prefetch(
-              paced,
               List.of(
                   new CachePrefetch.Target(fa, null),
                   new CachePrefetch.Target(
@@ -66,27 +62,23 @@ class CachePrefetchTest {
           source.requests.subList(before, source.requests.size()).stream()
               .noneMatch(r -> r.blob().equals(b.digest()) && r.offset() == 0),
           "cached chunk 0 not fetched again");
-      if (paced) {
-        assertTrue(
-            source.requests.subList(before, source.requests.size()).stream()
-                .allMatch(r -> r.length() <= 2 * CHUNK),
-            "one ranged read per piece at most: " + source.requests);
-        assertTrue(p.concurrency() >= 1 && p.concurrency() <= 3, "" + p.concurrency());
-      }
+      assertTrue(
+          source.requests.subList(before, source.requests.size()).stream()
+              .allMatch(r -> r.length() <= 2 * CHUNK),
+          "one ranged read per piece at most: " + source.requests);
+      assertTrue(p.concurrency() >= 1 && p.concurrency() <= 3, "" + p.concurrency());
     }
   }
 
-  @ParameterizedTest(name = "paced={0}")
-  @ValueSource(booleans = {false, true})
-  void failuresAreListedAndLeaveTheirChunksMissing(boolean paced) throws Exception {
+  @Test
+  void failuresAreListedAndLeaveTheirChunksMissing() throws Exception {
     Descriptor a = source.add(MemoryBlobSource.randomBytes(3 * CHUNK, 3), "x");
     try (BlobCacheDir cache = BlobCacheDir.open(dir, core)) {
       source.failWith = new IOException("registry down");
       CachePrefetch p =
-          prefetch(
-              paced, List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
+          prefetch(List.of(new CachePrefetch.Target(cache.file(TestFetch.ref(a), source), null)));
       p.start().get(5, TimeUnit.SECONDS);
-      assertEquals(paced ? 2 : 1, p.errors().size(), "one line per failed read: " + p.errors());
+      assertEquals(2, p.errors().size(), "one line per failed read: " + p.errors());
       assertTrue(
           p.errors().stream()
               .allMatch(e -> e.contains(a.digest().toString()) && e.contains("registry down")),
